@@ -1,0 +1,15 @@
+"""minibroker: a faithful, instant, pure-Python message broker.
+
+Reading map (in order):
+
+1. ``minibroker/core/message.py`` — what a message is.
+2. ``minibroker/core/broker.py`` — commands in, replies and effects out; the life of a message.
+3. ``minibroker/core/exchanges.py``, ``topic.py``, ``headers.py`` — routing.
+4. ``minibroker/core/queues.py``, ``channels.py`` — storage, delivery tags, prefetch, acks.
+5. ``minibroker/protocols/`` — codecs: bytes in, frames out, no I/O.
+6. ``minibroker/server/`` — the thin asyncio shell that joins sockets to the core.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

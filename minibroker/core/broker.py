@@ -1,0 +1,683 @@
+"""The broker core: one object that takes commands and returns replies and effects. No I/O.
+
+Rules:
+
+1. ``Broker.handle(command, now=...)`` processes one command completely and returns an
+   :class:`~minibroker.core.effects.Outcome`. Errors are *raised* (``ChannelError`` subclasses
+   close the channel, ``ConnectionError_`` subclasses the connection) before any state changes,
+   so a refused command leaves the broker exactly as it was. After a ``ChannelError`` the
+   adapter sends ``CloseChannel`` so the channel's deliveries are requeued.
+2. Time arrives as the keyword argument ``now`` (seconds, any epoch); the core never reads a
+   clock. ``next_deadline()`` / ``handle_timeout(now=...)`` are where timers (TTL, expiry) live.
+3. A published message is routed to a *set* of queues and enqueued once in each; delivery is
+   pushed at once to the next consumer of the queue, round-robin, that has prefetch credit.
+4. Every delivery that needs an acknowledgement is recorded on its channel until it is acked
+   (gone), rejected (gone, or back to its queue) or the channel closes (back to its queue, in its
+   original position, ``redelivered=True``). Nothing else removes it: no message is lost or
+   duplicated silently.
+5. The core never invents names with randomness: ``make_name(prefix)`` is injected by the shell
+   (server-named queues ``amq.gen-…``, consumer tags ``amq.ctag-…``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from minibroker.core import commands as c
+from minibroker.core.channels import Channel, ConnectionState, Consumer, TxBuffer, Unacked
+from minibroker.core.effects import (
+    GET_EMPTY,
+    CancelOk,
+    Confirm,
+    ConsumeOk,
+    ConsumerCancelled,
+    Deliver,
+    Effect,
+    GetOk,
+    Outcome,
+    QueueDeclareOk,
+    QueueDeleteOk,
+    QueuePurgeOk,
+    Return,
+)
+from minibroker.core.exchanges import Destination, DestinationKind
+from minibroker.core.message import Message
+from minibroker.core.queues import Queue
+from minibroker.core.statistics import StatisticsMixin
+from minibroker.core.topology import Topology, queue_text
+from minibroker.errors import (
+    AccessRefused,
+    ChannelStateError,
+    InternalError,
+    NotAllowed,
+    NotFound,
+    NotImplementedFeature,
+    PreconditionFailed,
+    ResourceLocked,
+)
+
+__all__ = ["Broker", "SequentialNames"]
+
+
+
+class _ChannelAddress(Protocol):
+    """What every channel command has: the connection and channel it came from."""
+
+    @property
+    def connection(self) -> int: ...
+
+    @property
+    def channel(self) -> int: ...
+
+_ACK, _REQUEUE, _DISCARD = "ack", "requeue", "discard"
+_EMPTY_OUTCOME_EFFECTS: list[Effect] = []
+
+
+class SequentialNames:
+    """Deterministic name maker (the default; the server injects a random one).
+
+    Names look like RabbitMQ's: the prefix and 22 URL-safe characters."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def __call__(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}{self._count:022d}"
+
+
+class Broker(StatisticsMixin):
+    """All broker state of one virtual host, changed only through :meth:`handle`."""
+
+    def __init__(self, *, make_name: Callable[[str], str] | None = None) -> None:
+        self.topology = Topology()
+        self.connections: dict[int, ConnectionState] = {}
+        self.make_name: Callable[[str], str] = make_name or SequentialNames()
+        self.published = 0
+        self.delivered = 0
+        self.acked = 0
+        self.returned = 0
+        self._handlers: dict[type, Callable[..., Outcome]] = {
+            c.Publish: self.publish,
+            c.Ack: self.ack,
+            c.Nack: self._nack,
+            c.Reject: self._reject,
+            c.OpenConnection: self._open_connection,
+            c.CloseConnection: self._close_connection,
+            c.SetWritable: self._set_writable,
+            c.OpenChannel: self._open_channel,
+            c.CloseChannel: self._close_channel_command,
+            c.DeclareExchange: self._declare_exchange,
+            c.DeleteExchange: self._delete_exchange,
+            c.BindExchange: self._bind_exchange,
+            c.UnbindExchange: self._unbind_exchange,
+            c.DeclareQueue: self._declare_queue,
+            c.DeleteQueue: self._delete_queue,
+            c.BindQueue: self._bind_queue,
+            c.UnbindQueue: self._unbind_queue,
+            c.PurgeQueue: self._purge_queue,
+            c.Qos: self._qos,
+            c.Consume: self._consume,
+            c.Cancel: self._cancel,
+            c.Get: self._get,
+            c.Recover: self._recover,
+            c.ConfirmSelect: self._confirm_select,
+            c.TxSelect: self._tx_select,
+            c.TxCommit: self._tx_commit,
+            c.TxRollback: self._tx_rollback,
+        }
+
+    # -- entry points -----------------------------------------------------------------------
+
+    def handle(self, command: c.Command, *, now: float) -> Outcome:
+        """Carry out ``command``; raise an ``AMQPError`` (state unchanged) if it is refused."""
+        return self._handlers[type(command)](command, now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which :meth:`handle_timeout` has work to do (none yet)."""
+        return None
+
+    def handle_timeout(self, *, now: float) -> list[Effect]:
+        """Fire every timer due at ``now``."""
+        return []
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def _connection(self, connection_id: int) -> ConnectionState:
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            raise ChannelStateError(f"connection {connection_id} is not open")
+        return connection
+
+    def _channel(self, command: _ChannelAddress) -> Channel:
+        connection = self.connections.get(command.connection)
+        if connection is None:
+            raise ChannelStateError(f"connection {command.connection} is not open")
+        channel = connection.channels.get(command.channel)
+        if channel is None:
+            raise ChannelStateError(f"expected 'channel.open' on channel {command.channel}")
+        return channel
+
+    def _queue_name(self, channel: Channel, name: str) -> str:
+        # AMQP 0-9-1 queue.bind etc.: "If the queue name is empty, the server uses the last
+        # queue declared on the channel."
+        if name:
+            return name
+        if channel.last_queue is None:
+            raise NotFound("no previously declared queue")
+        return channel.last_queue
+
+    @staticmethod
+    def _check_exclusive(connection: ConnectionState, queue: Queue) -> None:
+        if queue.exclusive_owner is not None and queue.exclusive_owner != connection.id:
+            raise ResourceLocked(
+                f"cannot obtain exclusive access to locked {queue_text(queue.name)}. It could be "
+                "originally declared on another connection or the exclusive property value does "
+                "not match that of the original declaration."
+            )
+
+    def _usable_queue(self, channel: Channel, name: str) -> Queue:
+        queue = self.topology.queue(self._queue_name(channel, name))
+        self._check_exclusive(channel.connection, queue)
+        return queue
+
+    # -- connections and channels -----------------------------------------------------------
+
+    def _open_connection(self, command: c.OpenConnection, now: float) -> Outcome:
+        if command.connection in self.connections:
+            raise InternalError(f"connection id {command.connection} is already in use")
+        self.connections[command.connection] = ConnectionState(
+            command.connection, command.user, command.peer
+        )
+        return Outcome()
+
+    def _close_connection(self, command: c.CloseConnection, now: float) -> Outcome:
+        connection = self.connections.get(command.connection)
+        effects: list[Effect] = []
+        if connection is None:
+            return Outcome()
+        for channel in list(connection.channels.values()):
+            self._close_channel(channel, effects)
+        # "Exclusive queues [...] are deleted when the connection that declared them closes."
+        for name in sorted(connection.exclusive_queues):
+            queue = self.topology.queues.get(name)
+            if queue is not None:
+                self._remove_queue(queue, effects)
+        del self.connections[command.connection]
+        return Outcome(None, effects)
+
+    def _set_writable(self, command: c.SetWritable, now: float) -> Outcome:
+        connection = self._connection(command.connection)
+        connection.writable = command.writable
+        effects: list[Effect] = []
+        if command.writable:
+            for channel in connection.channels.values():
+                self._dispatch_all(_consumed_queues(channel), effects)
+        return Outcome(None, effects)
+
+    def _open_channel(self, command: c.OpenChannel, now: float) -> Outcome:
+        connection = self._connection(command.connection)
+        if command.channel in connection.channels:
+            raise ChannelStateError("second 'channel.open' seen")
+        connection.channels[command.channel] = Channel(connection, command.channel)
+        return Outcome()
+
+    def _close_channel_command(self, command: c.CloseChannel, now: float) -> Outcome:
+        effects: list[Effect] = []
+        self._close_channel(self._channel(command), effects)
+        return Outcome(None, effects)
+
+    def _close_channel(self, channel: Channel, effects: list[Effect]) -> None:
+        """Remove the channel's consumers, requeue its unacked deliveries (AMQP §4.5: "closing
+        a channel [...] requeues unacknowledged messages"), delete emptied auto-delete queues."""
+        del channel.connection.channels[channel.number]
+        emptied: list[Queue] = []
+        for consumer in channel.consumers.values():
+            queue = consumer.queue
+            queue.remove_consumer(consumer)
+            if queue.auto_delete and not queue.consumers and not queue.deleted:
+                emptied.append(queue)
+        channel.consumers.clear()
+        pending = list(channel.unacked.values())
+        channel.unacked.clear()
+        if channel.tx is not None:
+            pending.extend(unacked for _, unacked, _ in channel.tx.settlements)
+            channel.tx = None
+        touched = self._requeue(pending)
+        for queue in emptied:
+            if not queue.deleted:
+                self._remove_queue(queue, effects)
+        self._dispatch_all(touched, effects)
+
+    # -- exchanges and bindings -------------------------------------------------------------
+
+    def _declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
+        self._channel(command)
+        self.topology.declare_exchange(
+            command.exchange, command.type, passive=command.passive, durable=command.durable,
+            auto_delete=command.auto_delete, internal=command.internal,
+            arguments=command.arguments or {},
+        )
+        return Outcome()
+
+    def _delete_exchange(self, command: c.DeleteExchange, now: float) -> Outcome:
+        self._channel(command)
+        self.topology.delete_exchange(command.exchange, if_unused=command.if_unused)
+        return Outcome()
+
+    def _bind_exchange(self, command: c.BindExchange, now: float) -> Outcome:
+        self._channel(command)
+        destination = Destination(DestinationKind.EXCHANGE, command.destination)
+        self.topology.bind(
+            command.source, destination, command.routing_key, command.arguments or {}
+        )
+        return Outcome()
+
+    def _unbind_exchange(self, command: c.UnbindExchange, now: float) -> Outcome:
+        self._channel(command)
+        destination = Destination(DestinationKind.EXCHANGE, command.destination)
+        self.topology.unbind(
+            command.source, destination, command.routing_key, command.arguments or {}
+        )
+        return Outcome()
+
+    def _bind_queue(self, command: c.BindQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        if command.exchange == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        self.topology.exchange(command.exchange)
+        queue = self._usable_queue(channel, command.queue)
+        self.topology.bind(
+            command.exchange, Destination(DestinationKind.QUEUE, queue.name),
+            command.routing_key, command.arguments or {},
+        )
+        return Outcome()
+
+    def _unbind_queue(self, command: c.UnbindQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        name = self._queue_name(channel, command.queue)
+        queue = self.topology.queues.get(name)
+        if queue is not None:
+            self._check_exclusive(channel.connection, queue)
+        self.topology.unbind(
+            command.exchange, Destination(DestinationKind.QUEUE, name), command.routing_key,
+            command.arguments or {},
+        )
+        return Outcome()
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def _declare_queue(self, command: c.DeclareQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        connection = channel.connection
+        topology = self.topology
+        arguments = command.arguments or {}
+        if command.passive:
+            name = command.queue or channel.last_queue or ""
+            queue = topology.queues.get(name)
+            if queue is None:
+                raise NotFound(f"no {queue_text(name)}")
+            self._check_exclusive(connection, queue)
+        else:
+            name = command.queue or topology.new_queue_name(self.make_name)
+            existing = topology.queues.get(name)
+            if existing is not None:
+                # Errata: exclusivity is checked before equivalence.
+                self._check_exclusive(connection, existing)
+                topology.check_queue_equivalent(
+                    existing, durable=command.durable, exclusive=command.exclusive,
+                    auto_delete=command.auto_delete, arguments=arguments,
+                )
+                queue = existing
+            else:
+                if command.queue.startswith("amq."):
+                    raise AccessRefused(
+                        f"queue name '{command.queue}' contains reserved prefix 'amq.*'"
+                    )
+                queue = Queue(
+                    name, durable=command.durable,
+                    exclusive_owner=connection.id if command.exclusive else None,
+                    auto_delete=command.auto_delete, arguments=arguments,
+                )
+                topology.add_queue(queue)
+                if command.exclusive:
+                    connection.exclusive_queues.add(name)
+        channel.last_queue = name
+        return Outcome(QueueDeclareOk(name, len(queue.ready), len(queue.consumers)))
+
+    def _delete_queue(self, command: c.DeleteQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        name = self._queue_name(channel, command.queue)
+        queue = self.topology.queues.get(name)
+        if queue is None:
+            return Outcome(QueueDeleteOk(0))  # RabbitMQ: deleting a missing queue succeeds
+        self._check_exclusive(channel.connection, queue)
+        if command.if_unused and queue.consumers:
+            raise PreconditionFailed(f"{queue_text(name)} in use")
+        if command.if_empty and queue.ready:
+            raise PreconditionFailed(f"{queue_text(name)} not empty")
+        effects: list[Effect] = []
+        count = self._remove_queue(queue, effects)
+        return Outcome(QueueDeleteOk(count), effects)
+
+    def _remove_queue(self, queue: Queue, effects: list[Effect]) -> int:
+        """Delete ``queue``, telling each of its consumers (RabbitMQ's consumer cancel notify)."""
+        for consumer in queue.consumers:
+            channel = consumer.channel
+            del channel.consumers[consumer.consumer_tag]
+            effects.append(
+                ConsumerCancelled(channel.connection.id, channel.number, consumer.consumer_tag)
+            )
+        queue.consumers.clear()
+        if queue.exclusive_owner is not None:
+            owner = self.connections.get(queue.exclusive_owner)
+            if owner is not None:
+                owner.exclusive_queues.discard(queue.name)
+        return self.topology.remove_queue(queue)
+
+    def _purge_queue(self, command: c.PurgeQueue, now: float) -> Outcome:
+        queue = self._usable_queue(self._channel(command), command.queue)
+        return Outcome(QueuePurgeOk(queue.purge()))
+
+    # -- consumers --------------------------------------------------------------------------
+
+    def _qos(self, command: c.Qos, now: float) -> Outcome:
+        channel = self._channel(command)
+        if not 0 <= command.prefetch_count <= 0xFFFF:
+            raise PreconditionFailed(
+                f"invalid prefetch_count {command.prefetch_count}: must be 0..65535"
+            )
+        effects: list[Effect] = []
+        if command.global_:
+            channel.global_prefetch = command.prefetch_count
+            self._dispatch_all(_consumed_queues(channel), effects)
+        else:
+            channel.prefetch_count = command.prefetch_count
+        return Outcome(None, effects)
+
+    def _consume(self, command: c.Consume, now: float) -> Outcome:
+        channel = self._channel(command)
+        tag = command.consumer_tag
+        if tag in channel.consumers:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        queue = self._usable_queue(channel, command.queue)
+        if queue.consumers and (command.exclusive or queue.has_exclusive_consumer()):
+            raise AccessRefused(f"{queue_text(queue.name)} in exclusive use")
+        if not tag:
+            tag = self.make_name("amq.ctag-")
+            while tag in channel.consumers:
+                tag = self.make_name("amq.ctag-")
+        consumer = Consumer(
+            channel, queue, tag, no_ack=command.no_ack, exclusive=command.exclusive,
+            prefetch_count=channel.prefetch_count, arguments=dict(command.arguments or {}),
+        )
+        channel.consumers[tag] = consumer
+        queue.add_consumer(consumer)
+        effects: list[Effect] = []
+        self._dispatch(queue, effects)
+        return Outcome(ConsumeOk(tag), effects)
+
+    def _cancel(self, command: c.Cancel, now: float) -> Outcome:
+        channel = self._channel(command)
+        consumer = channel.consumers.pop(command.consumer_tag, None)
+        effects: list[Effect] = []
+        if consumer is not None:
+            queue = consumer.queue
+            queue.remove_consumer(consumer)
+            # Its unacked deliveries stay unacked on the channel until acked or closed.
+            if queue.auto_delete and not queue.consumers and not queue.deleted:
+                self._remove_queue(queue, effects)
+        # An unknown tag is not an error (RabbitMQ answers cancel-ok).
+        return Outcome(CancelOk(command.consumer_tag), effects)
+
+    # -- publish and deliver ----------------------------------------------------------------
+
+    def publish(self, command: c.Publish, now: float) -> Outcome:
+        """``basic.publish``: route, enqueue, deliver, confirm. The hot path."""
+        channel = self._channel(command)
+        message = command.message
+        exchange = self.topology.exchanges.get(message.exchange)
+        if exchange is None:
+            raise NotFound(f"no exchange '{message.exchange}' in vhost '/'")
+        if exchange.internal:
+            raise AccessRefused(
+                f"cannot publish to internal exchange '{message.exchange}' in vhost '/'"
+            )
+        user_id = message.properties.user_id
+        if user_id is not None and user_id != channel.connection.user:
+            raise PreconditionFailed(
+                f"user_id property set to '{user_id}' but authenticated user was "
+                f"'{channel.connection.user}'"
+            )
+        if channel.tx is not None:
+            channel.tx.publishes.append((message, command.mandatory))
+            return Outcome()
+        effects: list[Effect] = []
+        self._route(channel, message, command.mandatory, effects)
+        if channel.confirm:
+            seq = channel.next_publish_seq
+            channel.next_publish_seq = seq + 1
+            effects.append(Confirm(channel.connection.id, channel.number, seq))
+        return Outcome(None, effects)
+
+    def _route(
+        self, channel: Channel, message: Message, mandatory: bool, effects: list[Effect]
+    ) -> None:
+        self.published += 1
+        exchange = self.topology.exchanges[message.exchange]
+        queues = self.topology.route(exchange, message.routing_key, message.properties.headers)
+        for queue in queues:
+            queue.enqueue(message)
+            if queue.consumers:
+                self._dispatch(queue, effects)
+        if not queues and mandatory:
+            # AMQP: "This flag tells the server how to react if the message cannot be routed to
+            # a queue. If this flag is set, the server will return an unroutable message."
+            self.returned += 1
+            effects.append(
+                Return(channel.connection.id, channel.number, 312, "NO_ROUTE", message)
+            )
+
+    def _dispatch(self, queue: Queue, effects: list[Effect]) -> None:
+        """Push ready messages to the queue's consumers, round-robin, while any has credit."""
+        consumers = queue.consumers
+        ready = queue.ready
+        while ready and consumers:
+            count = len(consumers)
+            start = queue.round_robin
+            for step in range(count):
+                index = (start + step) % count
+                consumer = consumers[index]
+                if consumer.has_credit():
+                    break
+            else:
+                return
+            queue.round_robin = (index + 1) % count
+            entry = queue.checkout()
+            assert entry is not None
+            channel = consumer.channel
+            tag = channel.next_delivery_tag
+            channel.next_delivery_tag = tag + 1
+            if consumer.no_ack:
+                queue.settle(entry)
+            else:
+                channel.unacked[tag] = Unacked(queue, entry, consumer)
+                consumer.unacked += 1
+                channel.consumer_unacked += 1
+            self.delivered += 1
+            effects.append(
+                Deliver(
+                    channel.connection.id, channel.number, consumer.consumer_tag, tag,
+                    entry.redelivered, entry.message,
+                )
+            )
+
+    def _dispatch_all(self, queues: Iterable[Queue], effects: list[Effect]) -> None:
+        for queue in queues:
+            if not queue.deleted and queue.consumers:
+                self._dispatch(queue, effects)
+
+    def _get(self, command: c.Get, now: float) -> Outcome:
+        channel = self._channel(command)
+        queue = self._usable_queue(channel, command.queue)
+        entry = queue.checkout()
+        if entry is None:
+            return Outcome(GET_EMPTY)
+        tag = channel.take_delivery_tag()
+        if command.no_ack:
+            queue.settle(entry)
+        else:
+            channel.unacked[tag] = Unacked(queue, entry, None)
+        self.delivered += 1
+        message = entry.message
+        return Outcome(
+            GetOk(tag, entry.redelivered, message.exchange, message.routing_key,
+                  len(queue.ready), message)
+        )
+
+    # -- acknowledgements -------------------------------------------------------------------
+
+    @staticmethod
+    def _take_unacked(
+        channel: Channel, delivery_tag: int, multiple: bool
+    ) -> list[tuple[int, Unacked]]:
+        """Remove and return the deliveries an ack/nack/reject names, validating first."""
+        unacked = channel.unacked
+        if multiple and delivery_tag == 0:
+            # "If the multiple field is 1, and the delivery tag is zero, this indicates
+            # acknowledgement of all outstanding messages."
+            taken = list(unacked.items())
+            unacked.clear()
+            return taken
+        if delivery_tag not in unacked:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+        if not multiple:
+            return [(delivery_tag, unacked.pop(delivery_tag))]
+        tags = []
+        for tag in unacked:  # insertion order is tag order
+            if tag > delivery_tag:
+                break
+            tags.append(tag)
+        return [(tag, unacked.pop(tag)) for tag in tags]
+
+    def ack(self, command: c.Ack, now: float) -> Outcome:
+        """``basic.ack``: settle, free credit, deliver more. The other hot path."""
+        channel = self._channel(command)
+        taken = self._take_unacked(channel, command.delivery_tag, command.multiple)
+        return self._settle(channel, taken, _ACK)
+
+    def _nack(self, command: c.Nack, now: float) -> Outcome:
+        channel = self._channel(command)
+        taken = self._take_unacked(channel, command.delivery_tag, command.multiple)
+        return self._settle(channel, taken, _REQUEUE if command.requeue else _DISCARD)
+
+    def _reject(self, command: c.Reject, now: float) -> Outcome:
+        channel = self._channel(command)
+        taken = self._take_unacked(channel, command.delivery_tag, False)
+        return self._settle(channel, taken, _REQUEUE if command.requeue else _DISCARD)
+
+    def _settle(self, channel: Channel, taken: list[tuple[int, Unacked]], action: str) -> Outcome:
+        if channel.tx is not None:
+            # Transactional: settled at commit; credit stays taken until then (RabbitMQ).
+            channel.tx.settlements.extend((tag, unacked, action) for tag, unacked in taken)
+            return Outcome()
+        effects: list[Effect] = []
+        self._apply_settlements(channel, [unacked for _, unacked in taken], action, effects)
+        return Outcome(None, effects)
+
+    def _apply_settlements(
+        self, channel: Channel, settled: list[Unacked], action: str, effects: list[Effect]
+    ) -> None:
+        touched: dict[Queue, None] = {}
+        for unacked in settled:
+            consumer = unacked.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                channel.consumer_unacked -= 1
+            if action == _ACK:
+                unacked.queue.settle(unacked.entry)
+                self.acked += 1
+                touched[unacked.queue] = None
+            elif action == _DISCARD:
+                unacked.queue.discard(unacked.entry)
+                touched[unacked.queue] = None
+        if action == _REQUEUE:
+            touched = dict.fromkeys(self._requeue(settled))
+        if channel.global_prefetch:
+            touched.update(dict.fromkeys(_consumed_queues(channel)))
+        self._dispatch_all(touched, effects)
+
+    @staticmethod
+    def _requeue(pending: Iterable[Unacked]) -> list[Queue]:
+        """Return deliveries to their queues (original positions); the queues touched."""
+        by_queue: dict[Queue, list[Unacked]] = {}
+        for unacked in pending:
+            by_queue.setdefault(unacked.queue, []).append(unacked)
+        for queue, group in by_queue.items():
+            for unacked in group:
+                if unacked.consumer is not None:
+                    unacked.consumer.unacked -= 1
+                    unacked.consumer.channel.consumer_unacked -= 1
+            queue.requeue(unacked.entry for unacked in group)
+        return list(by_queue)
+
+    def _recover(self, command: c.Recover, now: float) -> Outcome:
+        channel = self._channel(command)
+        if not command.requeue:
+            # RabbitMQ does not implement redelivery to the original recipient.
+            raise NotImplementedFeature("requeue=false")
+        pending = list(channel.unacked.values())
+        channel.unacked.clear()
+        effects: list[Effect] = []
+        self._dispatch_all(self._requeue(pending), effects)
+        return Outcome(None, effects)
+
+    # -- confirms and transactions ----------------------------------------------------------
+
+    def _confirm_select(self, command: c.ConfirmSelect, now: float) -> Outcome:
+        channel = self._channel(command)
+        if channel.tx is not None:
+            raise PreconditionFailed("cannot switch from tx to confirm mode")
+        channel.confirm = True
+        return Outcome()
+
+    def _tx_select(self, command: c.TxSelect, now: float) -> Outcome:
+        channel = self._channel(command)
+        if channel.confirm:
+            raise PreconditionFailed("cannot switch from confirm to tx mode")
+        if channel.tx is None:
+            channel.tx = TxBuffer([], [])
+        return Outcome()
+
+    def _tx_channel(self, command: c.TxCommit | c.TxRollback) -> tuple[Channel, TxBuffer]:
+        channel = self._channel(command)
+        if channel.tx is None:
+            raise PreconditionFailed("channel is not transactional")
+        return channel, channel.tx
+
+    def _tx_commit(self, command: c.TxCommit, now: float) -> Outcome:
+        channel, tx = self._tx_channel(command)
+        channel.tx = TxBuffer([], [])
+        effects: list[Effect] = []
+        for action in (_ACK, _REQUEUE, _DISCARD):
+            group = [unacked for _, unacked, kind in tx.settlements if kind == action]
+            if group:
+                self._apply_settlements(channel, group, action, effects)
+        for message, mandatory in tx.publishes:
+            if message.exchange in self.topology.exchanges:
+                self._route(channel, message, mandatory, effects)
+        return Outcome(None, effects)
+
+    def _tx_rollback(self, command: c.TxRollback, now: float) -> Outcome:
+        channel, tx = self._tx_channel(command)
+        # RabbitMQ puts the acknowledged-but-uncommitted deliveries back as unacked.
+        restored = dict(channel.unacked)
+        restored.update((tag, unacked) for tag, unacked, _ in tx.settlements)
+        channel.unacked = dict(sorted(restored.items()))
+        channel.tx = TxBuffer([], [])
+        return Outcome()
+
+
+def _consumed_queues(channel: Channel) -> list[Queue]:
+    return list(dict.fromkeys(consumer.queue for consumer in channel.consumers.values()))

@@ -1,0 +1,139 @@
+"""Connections, channels and consumers as the core tracks them.
+
+Rules:
+
+1. A channel owns its delivery tags: they start at 1 and increase by one per delivery or get-ok
+   on that channel, shared by ``basic.deliver`` and ``basic.get-ok`` (RabbitMQ: "delivery tags
+   are scoped per channel").
+2. A channel owns its unacknowledged deliveries, in delivery-tag order (a ``dict`` keeps
+   insertion order, and tags are inserted increasing), so ``multiple`` acks walk a prefix.
+3. Prefetch follows RabbitMQ, not the letter of AMQP: ``basic.qos(global=False)`` sets the limit
+   for each consumer created *afterwards* on the channel; ``global=True`` limits the channel as a
+   whole. A consumer may take a delivery only when neither limit is reached. No-ack consumers
+   ignore both (their deliveries are acknowledged on sending).
+4. A connection owns its channels and its exclusive queues; it can be made unwritable by the
+   shell (socket buffer full), which stops deliveries to all its consumers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minibroker.core.message import FieldTable, Message
+from minibroker.core.queues import Queue, QueueEntry
+
+__all__ = ["Channel", "ConnectionState", "Consumer", "TxBuffer", "Unacked"]
+
+
+class Consumer:
+    """A subscription of one channel to one queue."""
+
+    __slots__ = (
+        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "prefetch_count", "queue",
+        "unacked",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        queue: Queue,
+        consumer_tag: str,
+        *,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch_count: int,
+        arguments: FieldTable,
+    ) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.consumer_tag = consumer_tag
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        #: Per-consumer limit fixed at subscription time (0 = unlimited).
+        self.prefetch_count = prefetch_count
+        self.arguments = arguments
+        #: Deliveries to this consumer not yet acknowledged.
+        self.unacked = 0
+
+    def has_credit(self) -> bool:
+        """May this consumer take one more delivery now?"""
+        channel = self.channel
+        if not channel.connection.writable:
+            return False
+        if self.no_ack:
+            return True
+        if self.prefetch_count and self.unacked >= self.prefetch_count:
+            return False
+        return not (channel.global_prefetch and channel.consumer_unacked >= channel.global_prefetch)
+
+    def __repr__(self) -> str:
+        return f"Consumer({self.consumer_tag!r}, queue={self.queue.name!r})"
+
+
+class Unacked:
+    """A delivery waiting for ack/nack/reject on its channel."""
+
+    __slots__ = ("consumer", "entry", "queue")
+
+    def __init__(self, queue: Queue, entry: QueueEntry, consumer: Consumer | None) -> None:
+        self.queue = queue
+        self.entry = entry
+        #: The consumer it was delivered to; ``None`` for ``basic.get``.
+        self.consumer = consumer
+
+
+@dataclass(slots=True)
+class TxBuffer:
+    """What a transactional channel has done since its last commit or rollback."""
+
+    publishes: list[tuple[Message, bool]]
+    #: Settlements taken out of the unacked map, applied at commit: (tag, unacked, action)
+    #: where action is "ack", "requeue" or "discard".
+    settlements: list[tuple[int, Unacked, str]]
+
+
+class Channel:
+    __slots__ = (
+        "confirm", "connection", "consumer_unacked", "consumers", "global_prefetch",
+        "last_queue", "next_delivery_tag", "next_publish_seq", "number", "prefetch_count", "tx",
+        "unacked",
+    )
+
+    def __init__(self, connection: ConnectionState, number: int) -> None:
+        self.connection = connection
+        self.number = number
+        self.next_delivery_tag = 1
+        self.unacked: dict[int, Unacked] = {}
+        self.consumers: dict[str, Consumer] = {}
+        #: basic.qos(global=False): the limit given to consumers created from now on.
+        self.prefetch_count = 0
+        #: basic.qos(global=True): the limit shared by all consumers of this channel.
+        self.global_prefetch = 0
+        #: Unacked deliveries to consumers (``basic.get`` ones do not count against prefetch).
+        self.consumer_unacked = 0
+        self.confirm = False
+        self.next_publish_seq = 1
+        self.tx: TxBuffer | None = None
+        #: The queue named by the last queue.declare on this channel: AMQP lets later methods
+        #: leave the queue name empty to mean it.
+        self.last_queue: str | None = None
+
+    def take_delivery_tag(self) -> int:
+        tag = self.next_delivery_tag
+        self.next_delivery_tag = tag + 1
+        return tag
+
+    def __repr__(self) -> str:
+        return f"Channel({self.connection.id}, {self.number})"
+
+
+class ConnectionState:
+    __slots__ = ("channels", "exclusive_queues", "id", "peer", "user", "writable")
+
+    def __init__(self, connection_id: int, user: str, peer: str) -> None:
+        self.id = connection_id
+        self.user = user
+        self.peer = peer
+        self.channels: dict[int, Channel] = {}
+        self.exclusive_queues: set[str] = set()
+        self.writable = True

@@ -1,0 +1,255 @@
+"""Commands: what a protocol adapter asks the broker core to do.
+
+Rules:
+
+1. One frozen value per AMQP method the core implements, named imperatively after it
+   (``DeclareQueue`` for ``queue.declare``). ``Broker.handle`` takes any of them.
+2. Every command names the ``connection`` (an id the shell chose) and the ``channel`` (the
+   channel number on that connection) it came from; connection-level commands have no channel.
+3. ``arguments`` is ``None`` when the peer sent no table; the core treats ``None`` and ``{}``
+   alike. Commands never carry protocol details (frame sizes, class ids, nowait flags).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minibroker.core.message import FieldTable, Message
+
+__all__ = [
+    "Ack", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection", "Command",
+    "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue", "DeleteExchange",
+    "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish", "PurgeQueue", "Qos",
+    "Recover", "Reject", "SetWritable", "TxCommit", "TxRollback", "TxSelect", "UnbindExchange",
+    "UnbindQueue",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConnection:
+    connection: int
+    user: str = "guest"
+    #: Free-form description for introspection (peer address, client name).
+    peer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    connection: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetWritable:
+    """Backpressure from the shell: stop (``writable=False``) or resume pushing deliveries to
+    this connection's consumers while its socket buffer is full."""
+
+    connection: int
+    writable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenChannel:
+    connection: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseChannel:
+    connection: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareExchange:
+    connection: int
+    channel: int
+    exchange: str
+    type: str = "direct"
+    passive: bool = False
+    durable: bool = False
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExchange:
+    connection: int
+    channel: int
+    exchange: str
+    if_unused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BindExchange:
+    connection: int
+    channel: int
+    destination: str
+    source: str
+    routing_key: str = ""
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnbindExchange:
+    connection: int
+    channel: int
+    destination: str
+    source: str
+    routing_key: str = ""
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareQueue:
+    connection: int
+    channel: int
+    queue: str = ""
+    passive: bool = False
+    durable: bool = False
+    exclusive: bool = False
+    auto_delete: bool = False
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteQueue:
+    connection: int
+    channel: int
+    queue: str
+    if_unused: bool = False
+    if_empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BindQueue:
+    connection: int
+    channel: int
+    queue: str
+    exchange: str
+    routing_key: str = ""
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnbindQueue:
+    connection: int
+    channel: int
+    queue: str
+    exchange: str
+    routing_key: str = ""
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeQueue:
+    connection: int
+    channel: int
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Qos:
+    connection: int
+    channel: int
+    prefetch_count: int
+    global_: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Consume:
+    connection: int
+    channel: int
+    queue: str
+    consumer_tag: str = ""
+    no_ack: bool = False
+    exclusive: bool = False
+    arguments: FieldTable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    connection: int
+    channel: int
+    consumer_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    connection: int
+    channel: int
+    message: Message
+    mandatory: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    connection: int
+    channel: int
+    queue: str
+    no_ack: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    connection: int
+    channel: int
+    delivery_tag: int
+    multiple: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    connection: int
+    channel: int
+    delivery_tag: int
+    multiple: bool = False
+    requeue: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    connection: int
+    channel: int
+    delivery_tag: int
+    requeue: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    connection: int
+    channel: int
+    requeue: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmSelect:
+    connection: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxSelect:
+    connection: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxCommit:
+    connection: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxRollback:
+    connection: int
+    channel: int
+
+
+Command = (
+    OpenConnection | CloseConnection | SetWritable | OpenChannel | CloseChannel
+    | DeclareExchange | DeleteExchange | BindExchange | UnbindExchange
+    | DeclareQueue | DeleteQueue | BindQueue | UnbindQueue | PurgeQueue
+    | Qos | Consume | Cancel | Publish | Get | Ack | Nack | Reject | Recover
+    | ConfirmSelect | TxSelect | TxCommit | TxRollback
+)

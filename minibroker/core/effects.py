@@ -1,0 +1,140 @@
+"""Replies and effects: what the broker core hands back to the shell.
+
+Rules:
+
+1. ``Broker.handle`` returns an :class:`Outcome`: the ``reply`` to the command (``None`` when the
+   command has no reply or its reply carries no data, e.g. ``exchange.declare-ok``) and a list of
+   ``effects`` the shell must carry out *in order, after sending the reply* (AMQP §4.6: a
+   consumer's deliveries must not start before its consume-ok).
+2. Effects name what the shell must do (``Deliver``, ``Confirm``...) and which connection and
+   channel it concerns; they may concern connections other than the one that sent the command.
+3. Everything here is a frozen value; messages inside are shared, never copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from minibroker.core.message import Message
+
+__all__ = [
+    "GET_EMPTY",
+    "CancelOk",
+    "Confirm",
+    "ConsumeOk",
+    "ConsumerCancelled",
+    "Deliver",
+    "Effect",
+    "GetEmpty",
+    "GetOk",
+    "Outcome",
+    "QueueDeclareOk",
+    "QueueDeleteOk",
+    "QueuePurgeOk",
+    "Reply",
+    "Return",
+]
+
+
+# -- replies ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class QueueDeclareOk:
+    queue: str
+    message_count: int  #: ready messages only (RabbitMQ: unacknowledged ones are not counted)
+    consumer_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePurgeOk:
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDeleteOk:
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeOk:
+    consumer_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOk:
+    consumer_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetOk:
+    delivery_tag: int
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    message_count: int  #: messages still ready in the queue after this one
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class GetEmpty:
+    pass
+
+
+GET_EMPTY = GetEmpty()
+
+Reply = QueueDeclareOk | QueuePurgeOk | QueueDeleteOk | ConsumeOk | CancelOk | GetOk | GetEmpty
+
+
+# -- effects ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Push ``message`` to a consumer (``basic.deliver``)."""
+
+    connection: int
+    channel: int
+    consumer_tag: str
+    delivery_tag: int
+    redelivered: bool
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """Publisher confirm (``basic.ack`` / ``basic.nack`` from the broker) for ``delivery_tag``,
+    or for every publish up to it when ``multiple``."""
+
+    connection: int
+    channel: int
+    delivery_tag: int
+    multiple: bool = False
+    ack: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    """Hand an unroutable mandatory message back to its publisher (``basic.return``)."""
+
+    connection: int
+    channel: int
+    reply_code: int
+    reply_text: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerCancelled:
+    """The broker cancelled a consumer (its queue was deleted): ``basic.cancel`` to the client."""
+
+    connection: int
+    channel: int
+    consumer_tag: str
+
+
+Effect = Deliver | Confirm | Return | ConsumerCancelled
+
+
+@dataclass(slots=True)
+class Outcome:
+    reply: Reply | None = None
+    effects: list[Effect] = field(default_factory=list)

@@ -1,0 +1,65 @@
+"""Messages as the core sees them: protocol-neutral, immutable, never copied.
+
+Rules:
+
+1. A :class:`Message` is created once per publish and shared by every queue it is routed to;
+   the body is kept as the ``bytes`` object the codec produced and is never decoded or copied.
+2. :class:`Properties` holds the 14 basic properties of AMQP 0-9-1 (§4.2.6.1) under their AMQP
+   names. ``None`` means "absent": a property that was not sent is re-emitted as not sent.
+3. Header values are :data:`FieldValue`: the types an AMQP field table can carry. Both
+   protocols convert to and from these exact Python types, so a message crosses protocols intact.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from dataclasses import dataclass
+from typing import TypeAlias
+
+__all__ = ["EMPTY_PROPERTIES", "FieldTable", "FieldValue", "Message", "Properties"]
+
+#: A value in an AMQP field table: bool, int, float, str, bytes (AMQP byte array 'x'),
+#: Decimal ('D'), datetime ('T', UTC), None ('V'), nested arrays ('A') and tables ('F').
+FieldValue: TypeAlias = (
+    "bool | int | float | str | bytes | decimal.Decimal | datetime.datetime"
+    " | list[FieldValue] | dict[str, FieldValue] | None"
+)
+FieldTable: TypeAlias = "dict[str, FieldValue]"
+
+
+@dataclass(frozen=True, slots=True)
+class Properties:
+    """The basic properties of a message (AMQP 0-9-1 class ``basic``), in spec order."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: FieldTable | None = None
+    delivery_mode: int | None = None  #: 1 transient, 2 persistent
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None  #: milliseconds, as a decimal string (RabbitMQ's rule)
+    message_id: str | None = None
+    timestamp: int | None = None  #: seconds since the epoch
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    cluster_id: str | None = None
+
+
+EMPTY_PROPERTIES = Properties()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One published message: where it was published and what it carries."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: Properties = EMPTY_PROPERTIES
+
+    @property
+    def persistent(self) -> bool:
+        return self.properties.delivery_mode == 2

@@ -1,0 +1,171 @@
+"""Queues: ordered storage of ready messages, with the verbs of RabbitMQ's ``rabbit_fifo``.
+
+Rules:
+
+1. Each queue numbers the messages it receives with an increasing ``msg_id`` (the future storage
+   key). The ready messages are kept in ``msg_id`` order, so a requeued message goes back to its
+   original position, ahead of everything published after it (AMQP §4.7, RabbitMQ's behaviour).
+2. A message leaves ``ready`` only through :meth:`Queue.checkout` (it becomes *unacked*, owned by
+   a channel), :meth:`Queue.purge` or deletion. An unacked message comes back only through
+   :meth:`Queue.requeue` (marked redelivered) or goes away through :meth:`Queue.settle` (acked)
+   or :meth:`Queue.discard` (rejected without requeue). Every transition updates the counters,
+   so ``ready + unacked`` is always exact.
+3. A queue knows its consumers (in subscription order) but not how deliveries are chosen: the
+   broker's dispatcher decides who gets the next message.
+4. A deleted queue keeps answering ``settle``/``discard``/``requeue`` for messages that were out
+   when it died, without resurrecting them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from minibroker.core.message import FieldTable, Message
+
+if TYPE_CHECKING:
+    from minibroker.core.channels import Consumer
+
+__all__ = ["Queue", "QueueEntry"]
+
+
+class QueueEntry:
+    """One message's life in one queue."""
+
+    __slots__ = ("delivery_count", "message", "msg_id", "redelivered")
+
+    def __init__(self, msg_id: int, message: Message) -> None:
+        self.msg_id = msg_id
+        self.message = message
+        self.redelivered = False
+        #: How many times this entry has been handed out (deliveries and gets).
+        self.delivery_count = 0
+
+    def __repr__(self) -> str:
+        return f"QueueEntry({self.msg_id}, redelivered={self.redelivered})"
+
+
+def _msg_id(entry: QueueEntry) -> int:
+    return entry.msg_id
+
+
+class Queue:
+    """A classic queue: FIFO by ``msg_id``, requeue to original position."""
+
+    __slots__ = (
+        "acked", "arguments", "auto_delete", "consumers", "deleted", "delivered", "durable",
+        "exclusive_owner", "had_consumer", "name", "next_msg_id", "published", "ready",
+        "redelivered", "round_robin", "unacked_count",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        durable: bool = False,
+        exclusive_owner: int | None = None,
+        auto_delete: bool = False,
+        arguments: FieldTable | None = None,
+    ) -> None:
+        self.name = name
+        self.durable = durable
+        #: The connection id that owns an exclusive queue, else ``None``.
+        self.exclusive_owner = exclusive_owner
+        self.auto_delete = auto_delete
+        self.arguments: FieldTable = dict(arguments or {})
+        self.ready: deque[QueueEntry] = deque()
+        self.next_msg_id = 1
+        self.unacked_count = 0
+        self.consumers: list[Consumer] = []
+        #: Index into ``consumers`` where the next round-robin search starts.
+        self.round_robin = 0
+        #: An auto-delete queue is deleted only once it has had a consumer (RabbitMQ's rule).
+        self.had_consumer = False
+        self.deleted = False
+        self.published = 0
+        self.delivered = 0
+        self.acked = 0
+        self.redelivered = 0
+
+    @property
+    def exclusive(self) -> bool:
+        return self.exclusive_owner is not None
+
+    @property
+    def message_count(self) -> int:
+        """Ready messages (what ``queue.declare-ok`` reports)."""
+        return len(self.ready)
+
+    # -- the verbs --------------------------------------------------------------------------
+
+    def enqueue(self, message: Message) -> QueueEntry:
+        entry = QueueEntry(self.next_msg_id, message)
+        self.next_msg_id += 1
+        self.ready.append(entry)
+        self.published += 1
+        return entry
+
+    def checkout(self) -> QueueEntry | None:
+        """Take the head message out of ``ready``; it is now unacked until settled."""
+        if not self.ready:
+            return None
+        entry = self.ready.popleft()
+        entry.delivery_count += 1
+        self.unacked_count += 1
+        self.delivered += 1
+        return entry
+
+    def settle(self, entry: QueueEntry) -> None:
+        """The consumer acknowledged ``entry``: it is gone for good."""
+        self.unacked_count -= 1
+        self.acked += 1
+
+    def discard(self, entry: QueueEntry) -> None:
+        """``entry`` was rejected without requeue (dead-lettering hooks in here later)."""
+        self.unacked_count -= 1
+
+    def requeue(self, entries: Iterable[QueueEntry]) -> None:
+        """Return unacked entries to ``ready`` at their original positions, as redelivered."""
+        batch = sorted(entries, key=_msg_id)
+        if not batch:
+            return
+        self.unacked_count -= len(batch)
+        for entry in batch:
+            entry.redelivered = True
+        self.redelivered += len(batch)
+        if self.deleted:
+            return
+        ready = self.ready
+        if not ready or batch[-1].msg_id < ready[0].msg_id:
+            # The common case: everything returned is older than the head.
+            ready.extendleft(reversed(batch))
+            return
+        for entry in batch:
+            ready.insert(bisect_left(ready, entry.msg_id, key=_msg_id), entry)
+
+    def purge(self) -> int:
+        count = len(self.ready)
+        self.ready.clear()
+        return count
+
+    # -- consumers --------------------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.consumers.append(consumer)
+        self.had_consumer = True
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        index = self.consumers.index(consumer)
+        del self.consumers[index]
+        if index < self.round_robin:
+            self.round_robin -= 1
+        if self.round_robin >= len(self.consumers):
+            self.round_robin = 0
+
+    def has_exclusive_consumer(self) -> bool:
+        return any(consumer.exclusive for consumer in self.consumers)
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r}, ready={len(self.ready)}, unacked={self.unacked_count})"

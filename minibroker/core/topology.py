@@ -1,0 +1,300 @@
+"""Topology: exchanges, queues and bindings of one virtual host, and the rules that change them.
+
+Rules:
+
+1. Every check happens before any change, so a refused command leaves the topology untouched.
+   Error texts follow RabbitMQ's wording (``"no queue 'q' in vhost '/'"``) because clients and
+   their users recognise them.
+2. The default exchange ``""`` routes to the queue named by the routing key (AMQP §3.1.3.1, "The
+   default exchange [...] every queue is automatically bound to it by its queue name"); it cannot
+   be declared, bound, unbound or deleted (403, RabbitMQ's rule).
+3. Names starting with ``amq.`` are reserved: declaring a new one is refused with 403, while
+   redeclaring an existing ``amq.*`` exchange with identical properties succeeds.
+4. Deleting a queue or an exchange removes every binding that leads to it; an auto-delete exchange
+   goes away when its last binding as a source is removed (and that can cascade).
+5. Routing through exchange-to-exchange bindings walks each exchange at most once per message, so
+   cycles terminate, and reaches each queue at most once however many paths lead to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+
+from minibroker.core.exchanges import (
+    Binding,
+    Destination,
+    DestinationKind,
+    DirectExchange,
+    Exchange,
+    exchange_class,
+)
+from minibroker.core.message import FieldTable, FieldValue
+from minibroker.core.queues import Queue
+from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
+
+__all__ = ["VHOST", "Topology", "exchange_text", "queue_text"]
+
+VHOST = "/"
+
+#: Queue arguments RabbitMQ compares on redeclare; other ``x-`` arguments are accepted and ignored.
+EQUIVALENCE_CHECKED_QUEUE_ARGS = (
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-expires", "x-max-length",
+    "x-max-length-bytes", "x-max-priority", "x-message-ttl", "x-overflow", "x-queue-type",
+    "x-single-active-consumer", "x-delivery-limit", "x-queue-mode",
+)
+#: Exchange arguments RabbitMQ compares on redeclare (``rabbit_exchange:assert_equivalence``).
+EQUIVALENCE_CHECKED_EXCHANGE_ARGS = ("alternate-exchange",)
+
+#: Exchanges every virtual host starts with: (name, type, internal).
+PREDECLARED_EXCHANGES = (
+    ("amq.direct", "direct", False),
+    ("amq.fanout", "fanout", False),
+    ("amq.topic", "topic", False),
+    ("amq.headers", "headers", False),
+    ("amq.match", "headers", False),
+    ("amq.rabbitmq.trace", "topic", True),
+)
+
+
+def queue_text(name: str) -> str:
+    return f"queue '{name}' in vhost '{VHOST}'"
+
+
+def exchange_text(name: str) -> str:
+    return f"exchange '{name}' in vhost '{VHOST}'"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _value_text(value: FieldValue | None) -> str:
+    """RabbitMQ's rendering of an argument value in an inequivalence message."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int):
+        kind = "long"
+    elif isinstance(value, str | bytes):
+        kind = "longstr"
+    else:
+        kind = type(value).__name__
+    shown = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return f"the value '{shown}' of type '{kind}'"
+
+
+def _same_value(a: FieldValue | None, b: FieldValue | None) -> bool:
+    # bool is an int in Python; in AMQP tables they are different types.
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def _check_flag(what: str, prop: str, received: bool, current: bool) -> None:
+    if received != current:
+        raise PreconditionFailed(
+            f"inequivalent arg '{prop}' for {what}: received '{_flag(received)}' "
+            f"but current is '{_flag(current)}'"
+        )
+
+
+def _check_args(what: str, keys: Sequence[str], received: FieldTable, current: FieldTable) -> None:
+    for key in keys:
+        new, old = received.get(key), current.get(key)
+        if not _same_value(new, old):
+            raise PreconditionFailed(
+                f"inequivalent arg '{key}' for {what}: received {_value_text(new)} "
+                f"but current is {_value_text(old)}"
+            )
+
+
+class Topology:
+    """Exchanges and queues by name, with the bindings between them."""
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, Exchange] = {"": DirectExchange("", durable=True)}
+        self.queues: dict[str, Queue] = {}
+        #: How many exchange-to-exchange bindings exist; 0 lets routing skip the graph walk.
+        self.exchange_bindings = 0
+        for name, type_name, internal in PREDECLARED_EXCHANGES:
+            cls = exchange_class(type_name)
+            assert cls is not None
+            self.exchanges[name] = cls(name, durable=True, internal=internal)
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no {exchange_text(name)}")
+        return exchange
+
+    def queue(self, name: str) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no {queue_text(name)}")
+        return queue
+
+    # -- exchanges --------------------------------------------------------------------------
+
+    def declare_exchange(
+        self, name: str, type_name: str, *, passive: bool, durable: bool, auto_delete: bool,
+        internal: bool, arguments: FieldTable,
+    ) -> Exchange:
+        if name == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        if passive:
+            return self.exchange(name)
+        cls = exchange_class(type_name)
+        if cls is None:
+            # RabbitMQ >= 3.13 (PR #11214); 3.10 closed the connection with 503 instead.
+            raise PreconditionFailed(f"unknown exchange type '{type_name}'")
+        existing = self.exchanges.get(name)
+        if existing is None:
+            if name.startswith("amq."):
+                raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            exchange = cls(
+                name, durable=durable, auto_delete=auto_delete, internal=internal,
+                arguments=arguments,
+            )
+            self.exchanges[name] = exchange
+            return exchange
+        what = exchange_text(name)
+        if existing.type_name != type_name:
+            raise PreconditionFailed(
+                f"inequivalent arg 'type' for {what}: received '{type_name}' "
+                f"but current is '{existing.type_name}'"
+            )
+        _check_flag(what, "durable", durable, existing.durable)
+        _check_flag(what, "auto_delete", auto_delete, existing.auto_delete)
+        _check_flag(what, "internal", internal, existing.internal)
+        _check_args(what, EQUIVALENCE_CHECKED_EXCHANGE_ARGS, arguments, existing.arguments)
+        return existing
+
+    def delete_exchange(self, name: str, *, if_unused: bool) -> None:
+        if name == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return  # AMQP: deleting a missing exchange succeeds (RabbitMQ answers delete-ok)
+        if name.startswith("amq."):
+            raise AccessRefused(f"deletion of system {exchange_text(name)} not allowed")
+        if if_unused and exchange.binding_count:
+            raise PreconditionFailed(f"{exchange_text(name)} in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        del self.exchanges[exchange.name]
+        for binding in exchange.bindings():
+            if binding.destination.kind is DestinationKind.EXCHANGE:
+                self.exchange_bindings -= 1
+        self._unbind_everywhere(Destination(DestinationKind.EXCHANGE, exchange.name))
+
+    def _unbind_everywhere(self, destination: Destination) -> None:
+        """Remove every binding leading to ``destination``; auto-delete emptied sources."""
+        emptied = []
+        for source in self.exchanges.values():
+            removed = source.unbind_destination(destination)
+            if removed:
+                if destination.kind is DestinationKind.EXCHANGE:
+                    self.exchange_bindings -= removed
+                if source.auto_delete and not source.binding_count:
+                    emptied.append(source)
+        for source in emptied:
+            if source.name in self.exchanges:
+                self._remove_exchange(source)
+
+    # -- bindings ---------------------------------------------------------------------------
+
+    def bind(
+        self, source_name: str, destination: Destination, routing_key: str, arguments: FieldTable,
+    ) -> None:
+        if source_name == "" or (destination.kind is DestinationKind.EXCHANGE and
+                                 destination.name == ""):
+            raise AccessRefused("operation not permitted on the default exchange")
+        if destination.kind is DestinationKind.EXCHANGE:
+            self.exchange(destination.name)
+        source = self.exchange(source_name)
+        source.validate_binding(routing_key, arguments)
+        if source.bind(destination, routing_key, arguments) and (
+            destination.kind is DestinationKind.EXCHANGE
+        ):
+            self.exchange_bindings += 1
+
+    def unbind(
+        self, source_name: str, destination: Destination, routing_key: str, arguments: FieldTable,
+    ) -> None:
+        if source_name == "" or (destination.kind is DestinationKind.EXCHANGE and
+                                 destination.name == ""):
+            raise AccessRefused("operation not permitted on the default exchange")
+        source = self.exchanges.get(source_name)
+        if source is None:
+            return  # unbinding what does not exist succeeds, as in RabbitMQ
+        if source.unbind(destination, routing_key, arguments):
+            if destination.kind is DestinationKind.EXCHANGE:
+                self.exchange_bindings -= 1
+            if source.auto_delete and not source.binding_count:
+                self._remove_exchange(source)
+
+    def bindings(self) -> list[Binding]:
+        result: list[Binding] = []
+        for exchange in self.exchanges.values():
+            result.extend(exchange.bindings())
+        return result
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def check_queue_equivalent(
+        self, queue: Queue, *, durable: bool, exclusive: bool, auto_delete: bool,
+        arguments: FieldTable,
+    ) -> None:
+        what = queue_text(queue.name)
+        _check_flag(what, "durable", durable, queue.durable)
+        _check_flag(what, "exclusive", exclusive, queue.exclusive)
+        _check_flag(what, "auto_delete", auto_delete, queue.auto_delete)
+        _check_args(what, EQUIVALENCE_CHECKED_QUEUE_ARGS, arguments, queue.arguments)
+
+    def add_queue(self, queue: Queue) -> None:
+        self.queues[queue.name] = queue
+
+    def remove_queue(self, queue: Queue) -> int:
+        """Delete ``queue`` and its bindings; return how many ready messages died with it.
+        The caller cancels its consumers."""
+        count = queue.purge()
+        queue.deleted = True
+        del self.queues[queue.name]
+        self._unbind_everywhere(Destination(DestinationKind.QUEUE, queue.name))
+        return count
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def route(
+        self, exchange: Exchange, routing_key: str, headers: FieldTable | None,
+    ) -> Collection[Queue]:
+        """The queues a message published to ``exchange`` with ``routing_key`` reaches."""
+        if exchange.name == "":
+            queue = self.queues.get(routing_key)
+            return (queue,) if queue is not None else ()
+        destinations = exchange.route(routing_key, headers)
+        queues = self.queues
+        if not self.exchange_bindings:
+            # Without exchange-to-exchange bindings every destination is a queue.
+            return [queues[destination.name] for destination in destinations]
+        found: dict[str, Queue] = {}
+        visited = {exchange.name}
+        pending: list[Collection[Destination]] = [destinations]
+        while pending:
+            for destination in pending.pop():
+                if destination.kind is DestinationKind.QUEUE:
+                    found[destination.name] = queues[destination.name]
+                elif destination.name not in visited:
+                    visited.add(destination.name)
+                    pending.append(
+                        self.exchanges[destination.name].route(routing_key, headers)
+                    )
+        return found.values()
+
+    def new_queue_name(self, make_name: Callable[[str], str]) -> str:
+        while True:
+            name = make_name("amq.gen-")
+            if name not in self.queues:
+                return name

@@ -1,0 +1,217 @@
+"""The one error hierarchy of minibroker, carrying AMQP 0-9-1 reply codes.
+
+Rules:
+
+1. Every error a peer can cause carries an AMQP reply code (``reply_code``) and a human text
+   (``text``). ``reply_text`` renders them the way RabbitMQ does: ``"NOT_FOUND - no queue 'q'
+   in vhost '/'"``. Both protocols send exactly these codes and texts.
+2. :class:`ChannelError` subclasses (soft errors, AMQP §4.8 / the XML's ``soft-error`` class)
+   close only the channel that caused them; the connection keeps running.
+3. :class:`ConnectionError_` subclasses (hard errors) close the whole connection.
+   :class:`ProtocolError` is the one a codec raises on bytes it cannot accept; it is a hard
+   error too, with 501 (frame error) unless a more specific code applies.
+4. :class:`ClientError` is raised by the client library for its own misuse, never by the broker.
+5. The core raises these before it changes any state, so a failed command leaves the broker
+   exactly as it was.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "REPLY_NAMES",
+    "AMQPError",
+    "AccessRefused",
+    "ChannelError",
+    "ChannelStateError",
+    "ClientError",
+    "CommandInvalid",
+    "ConnectionClosed",
+    "ConnectionError_",
+    "ConnectionForced",
+    "ContentTooLarge",
+    "FrameError",
+    "FrameSyntaxError",
+    "InternalError",
+    "MinibrokerError",
+    "NotAllowed",
+    "NotFound",
+    "NotImplementedFeature",
+    "PreconditionFailed",
+    "ProtocolError",
+    "ResourceError",
+    "ResourceLocked",
+    "UnexpectedFrame",
+    "error_for_code",
+]
+
+#: Reply code -> the constant name AMQP 0-9-1 gives it (used as the reply-text prefix).
+REPLY_NAMES: dict[int, str] = {
+    200: "REPLY_SUCCESS",
+    311: "CONTENT_TOO_LARGE",
+    312: "NO_ROUTE",
+    313: "NO_CONSUMERS",
+    320: "CONNECTION_FORCED",
+    402: "INVALID_PATH",
+    403: "ACCESS_REFUSED",
+    404: "NOT_FOUND",
+    405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED",
+    501: "FRAME_ERROR",
+    502: "SYNTAX_ERROR",
+    503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR",
+    505: "UNEXPECTED_FRAME",
+    506: "RESOURCE_ERROR",
+    530: "NOT_ALLOWED",
+    540: "NOT_IMPLEMENTED",
+    541: "INTERNAL_ERROR",
+}
+
+
+class MinibrokerError(Exception):
+    """Base of every error minibroker raises on purpose."""
+
+
+class AMQPError(MinibrokerError):
+    """An error with an AMQP reply code. ``class_id``/``method_id`` name the offending method
+    when the protocol adapter knows it (0 otherwise)."""
+
+    reply_code: ClassVar[int] = 541
+    is_channel_error: ClassVar[bool] = False
+
+    def __init__(self, text: str, *, class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(text)
+        self.text = text
+        self.class_id = class_id
+        self.method_id = method_id
+
+    @property
+    def reply_text(self) -> str:
+        """The text as RabbitMQ words it: ``"<NAME> - <detail>"``."""
+        return f"{REPLY_NAMES.get(self.reply_code, 'ERROR')} - {self.text}"
+
+    def __str__(self) -> str:
+        return f"{self.reply_code} {self.reply_text}"
+
+
+class ChannelError(AMQPError):
+    """A soft error: the channel closes, the connection lives."""
+
+    is_channel_error = True
+    reply_code = 406
+
+
+class ContentTooLarge(ChannelError):
+    reply_code = 311
+
+
+class AccessRefused(ChannelError):
+    reply_code = 403
+
+
+class NotFound(ChannelError):
+    reply_code = 404
+
+
+class ResourceLocked(ChannelError):
+    reply_code = 405
+
+
+class PreconditionFailed(ChannelError):
+    reply_code = 406
+
+
+class ConnectionError_(AMQPError):  # the builtin ConnectionError is an OSError
+    """A hard error: the connection closes."""
+
+    reply_code = 541
+
+
+class ConnectionForced(ConnectionError_):
+    reply_code = 320
+
+
+class ProtocolError(ConnectionError_):
+    """Raised by a codec on bytes it cannot accept (the only exception a codec raises)."""
+
+    reply_code = 501
+
+
+class FrameError(ProtocolError):
+    reply_code = 501
+
+
+class FrameSyntaxError(ProtocolError):
+    reply_code = 502
+
+
+class UnexpectedFrame(ProtocolError):
+    reply_code = 505
+
+
+class CommandInvalid(ConnectionError_):
+    reply_code = 503
+
+
+class ChannelStateError(ConnectionError_):
+    """504 CHANNEL_ERROR: a method on a channel that is not open, a second open, ..."""
+
+    reply_code = 504
+
+
+class ResourceError(ConnectionError_):
+    reply_code = 506
+
+
+class NotAllowed(ConnectionError_):
+    reply_code = 530
+
+
+class NotImplementedFeature(ConnectionError_):
+    reply_code = 540
+
+
+class InternalError(ConnectionError_):
+    reply_code = 541
+
+
+_BY_CODE: dict[int, type[AMQPError]] = {
+    cls.reply_code: cls
+    for cls in (
+        ContentTooLarge, AccessRefused, NotFound, ResourceLocked, PreconditionFailed,
+        ConnectionForced, FrameError, FrameSyntaxError, UnexpectedFrame, CommandInvalid,
+        ChannelStateError, ResourceError, NotAllowed, NotImplementedFeature, InternalError,
+    )
+}
+
+
+def error_for_code(
+    reply_code: int, text: str, *, class_id: int = 0, method_id: int = 0
+) -> AMQPError:
+    """Rebuild the error a peer reported (used by clients to raise the matching class).
+
+    ``text`` is the detail without the ``NAME - `` prefix when the peer sent one."""
+    name = REPLY_NAMES.get(reply_code)
+    if name and text.startswith(name + " - "):
+        text = text[len(name) + 3 :]
+    cls = _BY_CODE.get(reply_code)
+    if cls is None:
+        cls = ChannelError if 300 <= reply_code < 500 else ConnectionError_
+        err = cls(text, class_id=class_id, method_id=method_id)
+        err.reply_code = reply_code  # type: ignore[misc]  # an unlisted code keeps its number
+        return err
+    return cls(text, class_id=class_id, method_id=method_id)
+
+
+class ClientError(MinibrokerError):
+    """Misuse of the client library (e.g. using a closed channel), never sent by the broker."""
+
+
+class ConnectionClosed(ClientError):
+    """The connection is closed; ``error`` holds the broker's error when it closed it."""
+
+    def __init__(self, text: str, error: AMQPError | None = None) -> None:
+        super().__init__(text)
+        self.error = error
