@@ -1,0 +1,378 @@
+"""The AMQP 0-9-1 codec: a sans-IO state machine from received octets to frame events.
+
+``AMQPCodec`` does no I/O and knows nothing about connection states; the connection state
+machine feeds it with :meth:`AMQPCodec.receive_data` and reads events with
+:meth:`AMQPCodec.frames` (every complete event in one pass, the server's hot path) or
+:meth:`AMQPCodec.next_frame`. Encoders return ``bytes``.
+
+Rules:
+
+1. A server-side codec first expects ``AMQP 0 0 9 1`` (AMQP §4.2.2) and emits
+   :class:`ProtocolHeader`; anything else raises :class:`BadProtocolHeader` as soon as the
+   octets received cannot be a prefix of it. A client-side codec raises the same error when
+   the server answers with a protocol header (its refusal of our version).
+2. Every frame is checked in this order: known frame type (1, 2, 3, 8) else 501
+   ``unknown_frame``; payload size against the limit (rule 3) else 501 ``frame_too_large`` —
+   checked from the 7-octet frame header, before the payload is buffered; then the frame-end
+   octet 0xCE (AMQP §4.2.3: "If the frame-end octet is not correct, the peer MUST treat this as
+   a fatal frame error") else 501 ``invalid_frame_end_marker`` — all before decoding.
+3. Size limits: until :attr:`AMQPCodec.frame_max` is set (after tune/tune-ok) every frame may
+   be at most 4096 octets (frame-min-size). After negotiation body frames must respect
+   frame-max (payload <= frame_max - 8); method and content header frames are not held to it
+   (RabbitMQ ignores frame-max for them, errata #11) but to :data:`CONTROL_FRAME_LIMIT` so a
+   peer cannot make us buffer gigabytes. ``frame_max = 0`` means "no limit" for bodies.
+4. Content assembly is per channel (AMQP §4.2.6): a content method, exactly one content header
+   (weight 0), then body frames adding up to the body size; frames of other channels may
+   interleave. Violations are 505 UNEXPECTED_FRAME with RabbitMQ's wording; a body frame
+   that overshoots the declared body size is also 505 (a content framing violation; RabbitMQ
+   drops the socket). Content frames on channel 0 and heartbeats on a non-zero channel are 505.
+5. One event per content: :class:`ContentMethod` once the whole body is there; body chunks
+   are joined once. A heartbeat must have an empty payload (501 otherwise).
+6. Errors never lose work: :meth:`frames` returns the events decoded before a bad frame and
+   raises on the next call. After an error the codec is dead and raises it again.
+7. The codec raises only :class:`~minibroker.errors.ProtocolError` for anything a peer sends
+   (a hypothesis fuzz test enforces it). ``receive_data(b"")`` marks end of stream: events still
+   buffered are returned, and a frame cut off by the end raises a 501.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Literal
+
+from minibroker.core.message import Properties
+from minibroker.errors import FrameError, ProtocolError, UnexpectedFrame
+from minibroker.protocols.amqp091.content import decode_properties, encode_content
+from minibroker.protocols.amqp091.frames import (
+    DECODERS,
+    FRAME_HEAD,
+    METHOD_KEY,
+    BadProtocolHeader,
+    ContentMethod,
+    Frame,
+    Heartbeat,
+    MethodFrame,
+    ProtocolHeader,
+    encode_heartbeat,
+    encode_method,
+    method_error,
+    octets,
+)
+from minibroker.protocols.amqp091.methods import Method
+from minibroker.protocols.amqp091.spec import FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER
+
+__all__ = ["CONTROL_FRAME_LIMIT", "AMQPCodec"]
+
+#: Largest method / content header frame accepted after negotiation (rule 3).
+CONTROL_FRAME_LIMIT = 16 * 1024 * 1024
+_NO_LIMIT = 2**32
+_HEARTBEAT = Heartbeat()
+_HEADER_FIXED = struct.Struct(">HHQ")  # class id, weight, body size
+_HEADER_MIN_SIZE = 14  # ... and the property flags
+
+
+class _Content:
+    """A content method waiting for its header (``properties is None``) or its body."""
+
+    __slots__ = ("body_size", "chunks", "method", "properties", "received")
+
+    def __init__(self, method: Method) -> None:
+        self.method = method
+        self.properties: Properties | None = None
+        self.body_size = 0
+        self.received = 0
+        self.chunks: list[bytes] = []
+
+
+def _bad_frame_header(
+    data: bytes, pos: int, end: int, ftype: int, size: int, limit: int | None
+) -> FrameError:
+    if limit is None:
+        return FrameError(
+            f"type {ftype}, first 16 octets = {octets(data[pos + 7 : end])}: unknown_frame"
+        )
+    return FrameError(f"type {ftype}, first 16 octets = <<>>: {{frame_too_large,{size},{limit}}}")
+
+
+def _unexpected(ftype: int, channel: int, content: _Content | None) -> UnexpectedFrame:
+    """The 505 for a frame that breaks content framing (AMQP §4.2.6), in RabbitMQ's words."""
+    if ftype != 1 and channel == 0:
+        return UnexpectedFrame(f"type {ftype}, content frame on channel 0")
+    if content is None:
+        return UnexpectedFrame("expected method frame, got non method frame instead")
+    method = content.method
+    if content.properties is None:
+        expected, got = f"content header for class {method.CLASS_ID}", "non content header"
+    else:
+        expected, got = "content body", "non content body"
+    return UnexpectedFrame(
+        f"expected {expected}, got {got} frame instead",
+        class_id=method.CLASS_ID, method_id=method.METHOD_ID,
+    )
+
+
+def _body_too_long(content: _Content) -> UnexpectedFrame:
+    return UnexpectedFrame(
+        f"content body of {content.received} octets exceeds the declared body size"
+        f" {content.body_size}",
+        class_id=content.method.CLASS_ID, method_id=content.method.METHOD_ID,
+    )
+
+
+def _content_header(content: _Content, data: bytes, start: int, end: int) -> Properties:
+    """Check a content header frame; store its properties and body size in ``content``."""
+    method = content.method
+    if end - start < _HEADER_MIN_SIZE:
+        raise FrameError(f"cannot decode content header {octets(data[start:end])}")
+    class_id, weight, body_size = _HEADER_FIXED.unpack_from(data, start)
+    if class_id != method.CLASS_ID or weight != 0:
+        # RabbitMQ's rabbit_command_assembler words both cases this way
+        got = f"one for class {class_id}" if class_id != method.CLASS_ID else (
+            "non content header frame")
+        raise UnexpectedFrame(
+            f"expected content header for class {method.CLASS_ID}, got {got} instead",
+            class_id=method.CLASS_ID, method_id=method.METHOD_ID,
+        )
+    properties = content.properties = decode_properties(data, start + 12, end)
+    content.body_size = body_size
+    return properties
+
+
+class AMQPCodec:
+    """Octets in, :data:`~.frames.Frame` events out, for one AMQP 0-9-1 connection."""
+
+    def __init__(self, role: Literal["server", "client"] = "server") -> None:
+        if role not in ("server", "client"):
+            raise ValueError(f"role must be 'server' or 'client', not {role!r}")
+        self.role = role
+        self._frame_max = FRAME_MIN_SIZE
+        #: frame type -> largest payload accepted; a type missing from it is unknown (rule 3)
+        self._limits = dict.fromkeys((1, 2, 3, 8), FRAME_MIN_SIZE - FRAME_OVERHEAD)
+        self._data = b""  # octets being parsed; self._pos is the next unparsed one
+        self._pos = 0
+        self._parts: list[bytes] = []  # received but not yet appended to self._data
+        self._parts_size = 0
+        self._need = len(PROTOCOL_HEADER) if role == "server" else 7
+        self._awaiting_header = role == "server"
+        self._first_frame = role == "client"
+        self._contents: dict[int, _Content] = {}
+        self._events: deque[Frame] = deque()
+        self._error: ProtocolError | None = None
+        self._eof = False
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @property
+    def frame_max(self) -> int:
+        """The negotiated frame-max (frame size including the 8 octets of overhead)."""
+        return self._frame_max
+
+    @frame_max.setter
+    def frame_max(self, value: int) -> None:
+        if value and value < FRAME_MIN_SIZE:
+            raise ValueError(f"frame_max {value} is below frame-min-size {FRAME_MIN_SIZE}")
+        self._frame_max = value
+        body_limit = value - FRAME_OVERHEAD if value else _NO_LIMIT
+        control_limit = max(body_limit, CONTROL_FRAME_LIMIT)
+        self._limits = {1: control_limit, 2: control_limit, 3: body_limit, 8: control_limit}
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add octets read from the peer; ``b""`` means the peer closed its side."""
+        if self._eof:
+            raise RuntimeError("receive_data() after end of stream")
+        if not data:
+            self._eof = True
+            return
+        self._parts.append(bytes(data))
+        self._parts_size += len(data)
+
+    def next_frame(self) -> Frame | None:
+        """The next complete event, or ``None`` when more octets are needed."""
+        if not self._events:
+            self._events.extend(self.frames())
+            if not self._events:
+                return None
+        return self._events.popleft()
+
+    def frames(self) -> list[Frame]:
+        """Every complete event buffered, in order.
+
+        Rule 6: when a bad frame follows good ones, the good events are returned and the error
+        is raised by the *next* call — so drain with ``while events := codec.frames(): ...``
+        (or call :meth:`next_frame` until ``None``); a single call per read would leave the
+        error unseen until the peer sends more."""
+        out: list[Frame] = list(self._events)
+        self._events.clear()
+        if self._error is not None:
+            if out:
+                return out
+            raise self._error
+        try:
+            self._parse(out)
+        except ProtocolError as exc:
+            self._error = exc
+            if not out:
+                raise
+        return out
+
+    # -- parsing -----------------------------------------------------------------------------------
+
+    def _take_parts(self) -> bool:
+        """Move received parts into ``self._data`` once enough octets are there to progress
+        (joining only then keeps a large frame arriving in many reads linear, not quadratic).
+        While awaiting the protocol header every octet counts: a bad one fails at once."""
+        available = len(self._data) - self._pos + self._parts_size
+        if available < self._need and not self._awaiting_header:
+            return False
+        if self._pos == len(self._data) and len(self._parts) == 1:
+            self._data = self._parts[0]  # the common case: no copy at all
+        else:
+            self._parts.insert(0, self._data[self._pos :])
+            self._data = b"".join(self._parts)
+        self._pos = 0
+        self._parts = []
+        self._parts_size = 0
+        return True
+
+    def _parse(self, out: list[Frame]) -> None:
+        if self._parts and not self._take_parts():
+            self._check_eof()
+            return
+        if self._awaiting_header and not self._parse_protocol_header(out):
+            return
+        if self._first_frame and not self._check_first_frame():
+            self._check_eof()
+            return
+        # The hot loop: locals only, one dict lookup per frame for its size limit, errors
+        # built out of line.
+        data = self._data
+        pos = self._pos
+        end = len(data)
+        contents = self._contents
+        limits = self._limits
+        decoders = DECODERS
+        append = out.append
+        self._need = 7
+        try:
+            while end - pos >= 7:
+                ftype, channel, size = FRAME_HEAD.unpack_from(data, pos)
+                limit = limits.get(ftype)
+                if limit is None or size > limit:
+                    raise _bad_frame_header(data, pos, end, ftype, size, limit)
+                frame_end = pos + 7 + size
+                if frame_end >= end:
+                    self._need = frame_end + 1 - pos
+                    break
+                if data[frame_end] != 0xCE:
+                    raise FrameError(
+                        f"type {ftype}, all octets = {octets(data[pos + 7 : frame_end])}:"
+                        f" {{invalid_frame_end_marker,{data[frame_end]}}}"
+                    )
+                start = pos + 7
+                pos = frame_end + 1
+                if ftype == 1:
+                    if contents and channel in contents:
+                        raise _unexpected(1, channel, contents[channel])
+                    if size < 4:
+                        raise method_error(data, start, frame_end)
+                    try:
+                        method = decoders[METHOD_KEY.unpack_from(data, start)[0]](
+                            data, start, frame_end
+                        )
+                    except (KeyError, IndexError, struct.error, UnicodeDecodeError):
+                        raise method_error(data, start, frame_end) from None
+                    if method.SPEC.content:
+                        contents[channel] = _Content(method)
+                    else:
+                        append(MethodFrame(channel, method))
+                elif ftype == 3:
+                    content = contents.get(channel)
+                    if content is None or content.properties is None or not channel:
+                        raise _unexpected(3, channel, content)
+                    chunk = data[start:frame_end]
+                    content.received += size
+                    if content.received < content.body_size:
+                        content.chunks.append(chunk)
+                        continue
+                    if content.received > content.body_size:
+                        raise _body_too_long(content)
+                    if content.chunks:
+                        content.chunks.append(chunk)
+                        chunk = b"".join(content.chunks)
+                    del contents[channel]
+                    append(ContentMethod(channel, content.method, content.properties, chunk))
+                elif ftype == 2:
+                    content = contents.get(channel)
+                    if content is None or content.properties is not None or not channel:
+                        raise _unexpected(2, channel, content)
+                    properties = _content_header(content, data, start, frame_end)
+                    if not content.body_size:
+                        del contents[channel]
+                        append(ContentMethod(channel, content.method, properties, b""))
+                else:
+                    if channel != 0:
+                        raise UnexpectedFrame(f"type 8, heartbeat frame on channel {channel}")
+                    if size:
+                        raise FrameError(f"type 8, heartbeat frame with a {size}-octet payload")
+                    append(_HEARTBEAT)
+        finally:
+            self._pos = pos
+        self._check_eof()
+
+    def _parse_protocol_header(self, out: list[Frame]) -> bool:
+        received = self._data[self._pos : self._pos + len(PROTOCOL_HEADER)]
+        if not PROTOCOL_HEADER.startswith(received):
+            raise BadProtocolHeader(received)
+        if len(received) < len(PROTOCOL_HEADER):
+            self._need = len(PROTOCOL_HEADER)
+            self._check_eof()
+            return False
+        self._pos += len(PROTOCOL_HEADER)
+        self._awaiting_header = False
+        out.append(ProtocolHeader())
+        return True
+
+    def _check_first_frame(self) -> bool:
+        """Client side: a server refusing our protocol version answers with its own header
+        where the first frame should be (AMQP §4.2.2). False = wait for more octets."""
+        head = self._data[self._pos : self._pos + len(PROTOCOL_HEADER)]
+        if head[:4] == PROTOCOL_HEADER[:4]:
+            if len(head) < len(PROTOCOL_HEADER):
+                self._need = len(PROTOCOL_HEADER)
+                return False
+            raise BadProtocolHeader(head)
+        self._first_frame = False
+        return True
+
+    def _check_eof(self) -> None:
+        if self._eof and (self._pos < len(self._data) or self._parts):
+            raise FrameError("connection closed in the middle of a frame")
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def send(self, event: Frame) -> bytes:
+        """Encode an event the way :meth:`frames` would have produced it from the wire."""
+        if isinstance(event, MethodFrame):
+            return encode_method(event.channel, event.method)
+        if isinstance(event, ContentMethod):
+            return encode_content(
+                event.channel, event.method, event.properties, event.body, self._frame_max
+            )
+        if isinstance(event, Heartbeat):
+            return encode_heartbeat()
+        return PROTOCOL_HEADER
+
+    def encode_method(self, channel: int, method: Method) -> bytes:
+        return encode_method(channel, method)
+
+    def encode_content(
+        self, channel: int, method: Method, properties: Properties, body: bytes
+    ) -> bytes:
+        """Content split at this connection's negotiated frame-max."""
+        return encode_content(channel, method, properties, body, self._frame_max)
+
+    def encode_heartbeat(self) -> bytes:
+        return encode_heartbeat()

@@ -1,0 +1,224 @@
+"""AMQP 0-9-1 content: basic properties, content header frames and body frames.
+
+Content is a content-bearing method frame, then one content header frame (class id, weight 0,
+64-bit body size, property flags, property list), then body frames whose payloads add up to
+the body size (AMQP §4.2.6).
+
+Rules:
+
+1. Properties are the 14 basic properties in spec order; property *i* is flagged by bit
+   15 - *i*, bit 0 is the continuation flag (AMQP §4.2.6.1). Class basic has no 15th property,
+   so a set continuation or reserved bit 1 is a 501 "cannot decode".
+2. Absent stays absent: a property the publisher did not send is ``None`` and is re-emitted as
+   not sent, so a delivery carries exactly the publisher's properties.
+3. Decoded properties without headers are cached by their raw octets (publishers repeat the
+   same few); :class:`~minibroker.core.message.Properties` is immutable, so sharing is safe.
+   Encoded properties are cached by identity for the fan-out case (one message delivered to
+   many consumers) — which relies on nobody mutating a ``headers`` dict after publishing.
+4. Bodies are split at ``frame_max - 8`` octets (frame-max counts the 8 octets of frame
+   overhead); body size 0 means no body frame at all.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from minibroker.core.message import EMPTY_PROPERTIES, Properties
+from minibroker.errors import FrameError, FrameSyntaxError
+from minibroker.protocols.amqp091.fields import decode_table, encode_table
+from minibroker.protocols.amqp091.frames import (
+    FRAME_HEAD,
+    encode_method,
+    octets,
+)
+from minibroker.protocols.amqp091.methods import BasicDeliver, Method
+from minibroker.protocols.amqp091.spec import BASIC_PROPERTIES, FRAME_OVERHEAD
+
+__all__ = [
+    "decode_properties",
+    "encode_content",
+    "encode_deliver",
+    "encode_properties",
+]
+
+_H = struct.Struct(">H")
+_B = struct.Struct(">B")
+_Q = struct.Struct(">Q")
+_HEADER_HEAD = struct.Struct(">BHIHHQ")  # type, channel, size, class id, weight, body size
+_HEADER_FIXED = 12  # class id, weight, body size: the header payload before the flags
+_DELIVER_HEAD = struct.Struct(">BHIIB")  # type, channel, size, method key, consumer_tag length
+_TAG_BITS = struct.Struct(">QB")
+_END = b"\xce"
+_NAMES = tuple(p.name for p in BASIC_PROPERTIES)
+_KINDS = tuple(p.type for p in BASIC_PROPERTIES)
+_HEADERS_FLAG = 1 << 13  # bit 15 - 2: headers is the third property
+_CACHE_LIMIT = 512
+
+_decoded: dict[bytes, Properties] = {}
+_encoded: dict[int, tuple[Properties, bytes]] = {}
+
+
+# -- properties --------------------------------------------------------------------------------
+
+
+def decode_properties(buf: bytes, start: int, end: int) -> Properties:
+    """Decode property flags + property list from ``buf[start:end]``."""
+    raw = buf[start:end]
+    cached = _decoded.get(raw)
+    if cached is not None:
+        return cached
+    try:
+        properties = _decode_properties(raw)
+    except (IndexError, struct.error):
+        raise FrameError(f"cannot decode content header properties {octets(raw)}") from None
+    except UnicodeDecodeError:
+        raise FrameSyntaxError("content header property is not valid UTF-8") from None
+    if len(raw) >= 2 and not raw[0] & (_HEADERS_FLAG >> 8):
+        if len(_decoded) >= _CACHE_LIMIT:
+            _decoded.clear()
+        _decoded[raw] = properties
+    return properties
+
+
+def _decode_properties(raw: bytes) -> Properties:
+    (flags,) = _H.unpack_from(raw, 0)
+    if flags == 0 and len(raw) == 2:
+        return EMPTY_PROPERTIES
+    if flags & 0b11:
+        raise FrameError(f"cannot decode content header property flags {flags:#06x}")
+    values: list[Any] = [None] * 14
+    off = 2
+    for i in range(14):
+        if not flags & (0x8000 >> i):
+            continue
+        kind = _KINDS[i]
+        if kind == "shortstr":
+            nxt = off + 1 + raw[off]
+            if nxt > len(raw):
+                raise IndexError
+            values[i] = raw[off + 1 : nxt].decode()
+            off = nxt
+        elif kind == "octet":
+            values[i] = raw[off]
+            off += 1
+        elif kind == "timestamp":
+            (values[i],) = _Q.unpack_from(raw, off)
+            off += 8
+        else:  # headers table
+            values[i], off = decode_table(raw, off)
+    if off != len(raw):
+        raise FrameError(f"cannot decode content header properties {octets(raw)}")
+    return Properties(*values)
+
+
+def encode_properties(properties: Properties) -> bytes:
+    """Property flags + property list (rule 2: only the properties that are set)."""
+    if properties is EMPTY_PROPERTIES:
+        return b"\x00\x00"
+    cached = _encoded.get(id(properties))
+    if cached is not None and cached[0] is properties:
+        return cached[1]
+    flags = 0
+    parts = [b""]
+    for i, name in enumerate(_NAMES):
+        value = getattr(properties, name)
+        if value is None:
+            continue
+        flags |= 0x8000 >> i
+        kind = _KINDS[i]
+        if kind == "shortstr":
+            raw = value.encode()
+            if len(raw) > 255:
+                raise ValueError(f"property {name} longer than 255 octets")
+            parts.append(_B.pack(len(raw)) + raw)
+        elif kind == "octet":
+            if not 0 <= value <= 255:
+                raise ValueError(f"property {name}={value} does not fit an octet")
+            parts.append(_B.pack(value))
+        elif kind == "timestamp":
+            if not 0 <= value < 2**64:
+                raise ValueError(f"property timestamp={value} does not fit 64 unsigned bits")
+            parts.append(_Q.pack(value))
+        else:
+            parts.append(encode_table(value))
+    parts[0] = _H.pack(flags)
+    encoded = b"".join(parts)
+    if len(_encoded) >= _CACHE_LIMIT:
+        _encoded.clear()
+    _encoded[id(properties)] = (properties, encoded)
+    return encoded
+
+
+# -- content frames ----------------------------------------------------------------------------
+
+
+def _header_and_body(
+    channel: int, class_id: int, properties: Properties, body: bytes, frame_max: int
+) -> list[bytes | memoryview]:
+    props = encode_properties(properties)
+    size = len(body)
+    parts: list[bytes | memoryview] = [
+        _HEADER_HEAD.pack(2, channel, _HEADER_FIXED + len(props), class_id, 0, size), props, _END
+    ]
+    if not size:
+        return parts
+    chunk = frame_max - FRAME_OVERHEAD if frame_max else size
+    if size <= chunk:
+        parts += (FRAME_HEAD.pack(3, channel, size), body, _END)
+        return parts
+    view = memoryview(body)  # slice without copying; join copies each octet once
+    for offset in range(0, size, chunk):
+        piece = view[offset : offset + chunk]
+        parts += (FRAME_HEAD.pack(3, channel, len(piece)), piece, _END)
+    return parts
+
+
+def encode_content(
+    channel: int, method: Method, properties: Properties, body: bytes, frame_max: int
+) -> bytes:
+    """A content-bearing method frame, its content header and its body frames, as one
+    uninterrupted sequence (AMQP §4.2.6: no other frame of this channel may come between).
+
+    ``frame_max`` is the negotiated maximum frame size (0 = no limit)."""
+    if not method.SPEC.content:
+        raise ValueError(f"{method.NAME} does not carry content")
+    if frame_max and frame_max <= FRAME_OVERHEAD:
+        raise ValueError(f"frame_max {frame_max} leaves no room for a body")
+    if isinstance(method, BasicDeliver):
+        return encode_deliver(
+            channel, method.consumer_tag, method.delivery_tag, method.redelivered,
+            method.exchange, method.routing_key, properties, body, frame_max,
+        )
+    parts: list[bytes | memoryview] = [encode_method(channel, method)]
+    parts += _header_and_body(channel, method.CLASS_ID, properties, body, frame_max)
+    return b"".join(parts)
+
+
+def encode_deliver(
+    channel: int,
+    consumer_tag: str,
+    delivery_tag: int,
+    redelivered: bool,
+    exchange: str,
+    routing_key: str,
+    properties: Properties,
+    body: bytes,
+    frame_max: int,
+) -> bytes:
+    """basic.deliver + content header + body without building a method object: the broker's
+    per-delivery hot path."""
+    tag = consumer_tag.encode()
+    ex = exchange.encode()
+    rk = routing_key.encode()
+    if len(tag) > 255 or len(ex) > 255 or len(rk) > 255:
+        raise ValueError("consumer_tag, exchange and routing_key must be at most 255 octets")
+    size = 4 + 1 + len(tag) + 9 + 1 + len(ex) + 1 + len(rk)
+    parts: list[bytes | memoryview] = [
+        _DELIVER_HEAD.pack(1, channel, size, BasicDeliver.KEY, len(tag)), tag,
+        _TAG_BITS.pack(delivery_tag, 1 if redelivered else 0),
+        _B.pack(len(ex)), ex, _B.pack(len(rk)), rk, _END,
+    ]
+    parts += _header_and_body(channel, 60, properties, body, frame_max)
+    return b"".join(parts)
+

@@ -1,0 +1,377 @@
+"""AMQP 0-9-1 frame events, codec errors, and method-frame encoding/decoding.
+
+Rules:
+
+1. The codec emits exactly four event types: :class:`ProtocolHeader` (server side, once),
+   :class:`Heartbeat`, :class:`MethodFrame` (a method without content) and
+   :class:`ContentMethod` (basic.publish/return/deliver/get-ok with its properties and the
+   whole body). Like the methods they are values that are slotted but not frozen, for speed
+   (see ``methods.py`` rule 4): never mutate one.
+2. Method decoders are compiled once from the table in :mod:`.spec`; the hot ones
+   (basic.publish, basic.ack, basic.nack, basic.reject) have hand-written struct-based fast
+   paths. A decoder reads only inside its frame: arguments that end early or leave octets
+   unread are ``501 FRAME_ERROR - cannot decode ...`` (RabbitMQ's wording); text that is not
+   UTF-8 is 502 SYNTAX_ERROR ("illegal values for one or more fields", AMQP §1.2).
+3. An unknown class/method id is :class:`UnknownMethod`, reply code **540 NOT_IMPLEMENTED**:
+   the ids a peer can send that are not in the table belong to classes AMQP 0-9-1 deprecated
+   and RabbitMQ never implemented (access, file, stream, dtx, tunnel) or to newer extensions —
+   "functionality that is not implemented in the server" (540), not a method sent out of order
+   (503 COMMAND_INVALID, the connection state machine's business).
+4. Encoders are ours to get right: a shortstr over 255 octets or a number out of range is a
+   ``ValueError``, never a frame on the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+from minibroker.core.message import Properties
+from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError
+from minibroker.protocols.amqp091.fields import decode_table, encode_table
+from minibroker.protocols.amqp091.methods import (
+    METHOD_CLASSES,
+    BasicAck,
+    BasicNack,
+    BasicPublish,
+    BasicReject,
+    Method,
+)
+from minibroker.protocols.amqp091.spec import FRAME_HEARTBEAT, METHODS_BY_ID, Argument
+
+__all__ = [
+    "DECODERS",
+    "METHOD_KEY",
+    "BadProtocolHeader",
+    "ContentMethod",
+    "Frame",
+    "Heartbeat",
+    "MethodFrame",
+    "ProtocolHeader",
+    "UnknownMethod",
+    "decode_method",
+    "encode_basic_ack",
+    "encode_basic_nack",
+    "encode_heartbeat",
+    "encode_method",
+    "method_error",
+    "octets",
+]
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class BadProtocolHeader(ProtocolError):
+    """The peer did not open with ``AMQP 0 0 9 1`` (AMQP §4.2.2). A server answers with its
+    own protocol header and closes the socket; ``received`` holds what the peer sent."""
+
+    def __init__(self, received: bytes) -> None:
+        super().__init__(f"bad protocol header {received!r}")
+        self.received = received
+
+
+class UnknownMethod(ProtocolError):
+    """A method frame with a class/method id pair not in the table (rule 3)."""
+
+    reply_code = 540
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ProtocolHeader:
+    """The client's valid ``AMQP 0 0 9 1`` header arrived: the server sends connection.start."""
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    channel: int = 0
+
+
+@dataclass(slots=True)
+class MethodFrame:
+    channel: int
+    method: Method
+
+
+@dataclass(slots=True)
+class ContentMethod:
+    """A content-bearing method with its content header's properties and the whole body."""
+
+    channel: int
+    method: Method
+    properties: Properties
+    body: bytes
+
+
+Frame = ProtocolHeader | Heartbeat | MethodFrame | ContentMethod
+
+# -- shared structs ----------------------------------------------------------------------------
+
+FRAME_HEAD = struct.Struct(">BHI")  # type, channel, payload size
+METHOD_KEY = struct.Struct(">I")  # class id << 16 | method id, read in one go
+_ACK_FRAME = struct.Struct(">BHIIQBB")  # whole basic.ack/nack frame incl. frame-end
+_QB = struct.Struct(">QB")
+_HEARTBEAT = FRAME_HEAD.pack(FRAME_HEARTBEAT, 0, 0) + b"\xce"
+
+
+def octets(data: bytes, limit: int = 16) -> str:
+    """Erlang-style ``<<1,0,0,...>>`` rendering, the way RabbitMQ quotes bad frames (bounded so
+    the reply text stays a shortstr)."""
+    shown = ",".join(str(b) for b in data[:limit])
+    return f"<<{shown}{',...' if len(data) > limit else ''}>>"
+
+
+def _cannot_decode(key: int, payload: bytes) -> FrameError:
+    spec = METHODS_BY_ID[key]
+    return FrameError(
+        f"cannot decode {spec.name} arguments {octets(payload)}",
+        class_id=spec.class_id, method_id=spec.method_id,
+    )
+
+
+# -- compiled generic decoders/encoders --------------------------------------------------------
+
+_NUMBER = {"octet": "B", "short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}
+_FIXED, _BITS, _SHORTSTR, _LONGSTR, _TABLE = range(5)
+Step = tuple[int, Any, int]  # kind, Struct / binary flag, number of arguments consumed
+
+
+def _steps(arguments: tuple[Argument, ...]) -> list[Step]:
+    """Group arguments into wire steps: runs of numbers become one Struct, runs of up to 8
+    bits one octet (AMQP §4.2.5.2)."""
+    steps: list[Step] = []
+    i = 0
+    while i < len(arguments):
+        kind = arguments[i].type
+        j = i + 1
+        if kind in _NUMBER:
+            while j < len(arguments) and arguments[j].type in _NUMBER:
+                j += 1
+            fmt = ">" + "".join(_NUMBER[a.type] for a in arguments[i:j])
+            steps.append((_FIXED, struct.Struct(fmt), j - i))
+        elif kind == "bit":
+            while j < len(arguments) and arguments[j].type == "bit" and j - i < 8:
+                j += 1
+            steps.append((_BITS, None, j - i))
+        elif kind == "shortstr":
+            steps.append((_SHORTSTR, None, 1))
+        elif kind == "longstr":
+            steps.append((_LONGSTR, arguments[i].binary, 1))
+        elif kind == "table":
+            steps.append((_TABLE, None, 1))
+        else:  # pragma: no cover - the table only uses the types above
+            raise AssertionError(kind)
+        i = j
+    return steps
+
+
+Decoder = Callable[[bytes, int, int], Method]
+
+
+def _generic_decoder(cls: type[Method]) -> Decoder:
+    steps = _steps(cls.SPEC.arguments)
+    key = cls.KEY
+
+    def decode(buf: bytes, start: int, end: int) -> Method:
+        payload = buf[start:end]  # small; slicing makes len(payload) the hard bound
+        off = 4
+        values: list[Any] = []
+        for kind, arg, count in steps:
+            if kind == _FIXED:
+                values.extend(arg.unpack_from(payload, off))
+                off += arg.size
+            elif kind == _BITS:
+                octet = payload[off]
+                off += 1
+                values.extend([bool(octet & (1 << bit)) for bit in range(count)])
+            elif kind == _SHORTSTR:
+                nxt = off + 1 + payload[off]
+                if nxt > len(payload):
+                    raise _cannot_decode(key, payload)
+                values.append(payload[off + 1 : nxt].decode())
+                off = nxt
+            elif kind == _LONGSTR:
+                nxt = off + 4 + METHOD_KEY.unpack_from(payload, off)[0]
+                if nxt > len(payload):
+                    raise _cannot_decode(key, payload)
+                raw = payload[off + 4 : nxt]
+                values.append(raw if arg else raw.decode())
+                off = nxt
+            else:
+                table, off = decode_table(payload, off)
+                values.append(table)
+        if off != len(payload):
+            raise _cannot_decode(key, payload)
+        return cls(*values)
+
+    return decode
+
+
+Encoder = Callable[[Method], bytes]
+
+
+def _shortstr(value: str) -> bytes:
+    raw = value.encode()
+    if len(raw) > 255:
+        raise ValueError(f"shortstr longer than 255 octets: {value[:32]!r}...")
+    return bytes((len(raw),)) + raw
+
+
+def _generic_encoder(cls: type[Method]) -> Encoder:
+    steps = _steps(cls.SPEC.arguments)
+    head = METHOD_KEY.pack(cls.KEY)
+    names = [a.name for a in cls.SPEC.arguments]
+    getter = attrgetter(*names) if len(names) > 1 else None
+
+    def encode(method: Method) -> bytes:
+        if getter is not None:
+            values = getter(method)
+        elif names:
+            values = (getattr(method, names[0]),)
+        else:
+            return head
+        parts = [head]
+        i = 0
+        for kind, arg, count in steps:
+            if kind == _FIXED:
+                parts.append(arg.pack(*values[i : i + count]))
+            elif kind == _BITS:
+                octet = 0
+                for bit, flag in enumerate(values[i : i + count]):
+                    if flag:
+                        octet |= 1 << bit
+                parts.append(bytes((octet,)))
+            elif kind == _SHORTSTR:
+                parts.append(_shortstr(values[i]))
+            elif kind == _LONGSTR:
+                raw = values[i] if isinstance(values[i], bytes) else values[i].encode()
+                parts.append(METHOD_KEY.pack(len(raw)) + raw)
+            else:
+                parts.append(encode_table(values[i]))
+            i += count
+        return b"".join(parts)
+
+    return encode
+
+
+# -- hot-path decoders (rule 2) ----------------------------------------------------------------
+
+
+def _decode_publish(buf: bytes, start: int, end: int) -> Method:
+    # class(2) method(2) ticket(2) exchange:shortstr routing_key:shortstr bits(1)
+    (ticket,) = struct.unpack_from(">H", buf, start + 4)
+    off = start + 6
+    nxt = off + 1 + buf[off]
+    exchange = buf[off + 1 : nxt]
+    off = nxt + 1 + buf[nxt]
+    routing_key = buf[nxt + 1 : off]
+    if off + 1 != end:
+        raise _cannot_decode(BasicPublish.KEY, buf[start:end])
+    bits = buf[off]
+    return BasicPublish(ticket, exchange.decode(), routing_key.decode(), bool(bits & 1),
+                        bool(bits & 2))
+
+
+def _decode_ack(buf: bytes, start: int, end: int) -> Method:
+    if end - start != 13:
+        raise _cannot_decode(BasicAck.KEY, buf[start:end])
+    tag, bits = _QB.unpack_from(buf, start + 4)
+    return BasicAck(tag, bool(bits & 1))
+
+
+def _decode_nack(buf: bytes, start: int, end: int) -> Method:
+    if end - start != 13:
+        raise _cannot_decode(BasicNack.KEY, buf[start:end])
+    tag, bits = _QB.unpack_from(buf, start + 4)
+    return BasicNack(tag, bool(bits & 1), bool(bits & 2))
+
+
+def _decode_reject(buf: bytes, start: int, end: int) -> Method:
+    if end - start != 13:
+        raise _cannot_decode(BasicReject.KEY, buf[start:end])
+    tag, bits = _QB.unpack_from(buf, start + 4)
+    return BasicReject(tag, bool(bits & 1))
+
+
+#: method key -> decoder(buf, start, end). The codec calls these inline on its hot path and
+#: asks :func:`method_error` for the precise error when one fails.
+DECODERS: dict[int, Decoder] = {key: _generic_decoder(cls) for key, cls in METHOD_CLASSES.items()}
+DECODERS.update({
+    BasicPublish.KEY: _decode_publish, BasicAck.KEY: _decode_ack,
+    BasicNack.KEY: _decode_nack, BasicReject.KEY: _decode_reject,
+})
+_ENCODERS: dict[int, Encoder] = {key: _generic_encoder(cls) for key, cls in METHOD_CLASSES.items()}
+
+
+def decode_method(buf: bytes, start: int, end: int) -> Method:
+    """Decode the method frame payload ``buf[start:end]`` (class id, method id, arguments)."""
+    if end - start < 4:
+        raise FrameError(f"cannot decode method frame payload {octets(buf[start:end])}")
+    (key,) = METHOD_KEY.unpack_from(buf, start)
+    decoder = DECODERS.get(key)
+    if decoder is None:
+        class_id, method_id = key >> 16, key & 0xFFFF
+        raise UnknownMethod(
+            f"unknown method class {class_id} method {method_id}",
+            class_id=class_id, method_id=method_id,
+        )
+    try:
+        return decoder(buf, start, end)
+    except (IndexError, struct.error):
+        raise _cannot_decode(key, buf[start:end]) from None
+    except UnicodeDecodeError:
+        spec = METHODS_BY_ID[key]
+        raise FrameSyntaxError(
+            f"{spec.name} argument is not valid UTF-8",
+            class_id=spec.class_id, method_id=spec.method_id,
+        ) from None
+
+
+def method_error(buf: bytes, start: int, end: int) -> ProtocolError:
+    """The error :func:`decode_method` raises for this payload."""
+    try:
+        decode_method(buf, start, end)
+    except ProtocolError as exc:
+        return exc
+    raise AssertionError("method_error() called for a payload that decodes")  # pragma: no cover
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def encode_method_payload(method: Method) -> bytes:
+    """Class id, method id and arguments of ``method`` (a method frame's payload)."""
+    try:
+        return _ENCODERS[method.KEY](method)
+    except struct.error as exc:
+        raise ValueError(f"cannot encode {method.NAME}: {exc}") from None
+
+
+def encode_method(channel: int, method: Method) -> bytes:
+    """One complete method frame."""
+    payload = encode_method_payload(method)
+    return FRAME_HEAD.pack(1, channel, len(payload)) + payload + b"\xce"
+
+
+def encode_heartbeat() -> bytes:
+    """A heartbeat frame: type 8, channel 0, no payload (AMQP §4.2.7)."""
+    return _HEARTBEAT
+
+
+def encode_basic_ack(channel: int, delivery_tag: int, multiple: bool = False) -> bytes:
+    """basic.ack frame in one ``struct.pack`` (publisher confirms, the server's hot path)."""
+    return _ACK_FRAME.pack(1, channel, 13, BasicAck.KEY, delivery_tag, multiple, 0xCE)
+
+
+def encode_basic_nack(
+    channel: int, delivery_tag: int, multiple: bool = False, requeue: bool = True
+) -> bytes:
+    """basic.nack frame in one ``struct.pack``."""
+    bits = (1 if multiple else 0) | (2 if requeue else 0)
+    return _ACK_FRAME.pack(1, channel, 13, BasicNack.KEY, delivery_tag, bits, 0xCE)
