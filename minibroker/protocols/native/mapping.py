@@ -1,0 +1,246 @@
+"""The native protocol's mapping: frames to core commands, core replies and effects to frames.
+
+Pure functions, no state and no I/O: the server's :class:`~minibroker.server.native_session.
+NativeSession` runs them around ``Broker.handle``. Connection and channel lifecycle frames
+(``Hello``, ``Tune``, ``ChannelOpen``, ``ChannelClose`` ...) are the session's business and do
+not appear here.
+
+Rules:
+
+1. Each request frame maps to exactly one core command (:func:`command_for`) and its answer to
+   exactly one reply frame, or none (:func:`reply_for`). Field names are the same on both sides
+   (AMQP vocabulary), so the mapping is a copy; an empty ``arguments`` table becomes ``None``.
+2. ``Publish`` builds the core :class:`~minibroker.core.message.Message` around the very
+   ``bytes`` object the codec produced: the body is never copied (DESIGN.md, hot path).
+3. Every effect maps to one frame (:func:`frame_for_effect`); a ``Confirm`` becomes
+   ``ConfirmAck`` or ``ConfirmNack``. :class:`ConfirmCoalescer` may hold back a run of positive
+   confirms and send it as one ``ConfirmAck`` with ``multiple=True``: it only does so when every
+   tag up to the run's last one is settled, so the meaning is unchanged (RabbitMQ: "multiple ...
+   all messages up to and including the one with the delivery tag").
+4. Texts that travel as ``ShortStr`` are cut to 255 UTF-8 bytes (:func:`short`), never refused:
+   an error text must not turn into a second error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from minibroker.core import commands as c
+from minibroker.core import effects as e
+from minibroker.core.message import EMPTY_PROPERTIES, Message
+from minibroker.protocols.native import frames as f
+
+__all__ = [
+    "COMMANDS", "ConfirmCoalescer", "command_for", "describe", "frame_for_effect", "reply_for",
+    "short",
+]
+
+_SHORTSTR_MAX = 255
+
+
+def short(text: str) -> str:
+    """``text`` cut to fit a ShortStr (255 UTF-8 bytes) without splitting a character."""
+    if len(text) <= _SHORTSTR_MAX // 4:
+        return text
+    raw = text.encode()
+    if len(raw) <= _SHORTSTR_MAX:
+        return text
+    return raw[:_SHORTSTR_MAX].decode(errors="ignore")
+
+
+# --- frame -> command ----------------------------------------------------------------------
+
+_ToCommand = Callable[[Any, int], c.Command]
+
+
+def _publish(frame: f.Publish, connection: int) -> c.Publish:
+    message = Message(frame.exchange, frame.routing_key, frame.body, frame.properties)
+    return c.Publish(connection, frame.channel, message, frame.mandatory)
+
+
+#: Request frame type -> builder of the core command (the connection id is the session's).
+COMMANDS: dict[type[f.Frame], _ToCommand] = {
+    f.ExchangeDeclare: lambda fr, cid: c.DeclareExchange(
+        cid, fr.channel, fr.exchange, fr.type, fr.passive, fr.durable, fr.auto_delete,
+        fr.internal, fr.arguments or None,
+    ),
+    f.ExchangeDelete: lambda fr, cid: c.DeleteExchange(cid, fr.channel, fr.exchange, fr.if_unused),
+    f.ExchangeBind: lambda fr, cid: c.BindExchange(
+        cid, fr.channel, fr.destination, fr.source, fr.routing_key, fr.arguments or None
+    ),
+    f.ExchangeUnbind: lambda fr, cid: c.UnbindExchange(
+        cid, fr.channel, fr.destination, fr.source, fr.routing_key, fr.arguments or None
+    ),
+    f.QueueDeclare: lambda fr, cid: c.DeclareQueue(
+        cid, fr.channel, fr.queue, fr.passive, fr.durable, fr.exclusive, fr.auto_delete,
+        fr.arguments or None,
+    ),
+    f.QueueBind: lambda fr, cid: c.BindQueue(
+        cid, fr.channel, fr.queue, fr.exchange, fr.routing_key, fr.arguments or None
+    ),
+    f.QueueUnbind: lambda fr, cid: c.UnbindQueue(
+        cid, fr.channel, fr.queue, fr.exchange, fr.routing_key, fr.arguments or None
+    ),
+    f.QueuePurge: lambda fr, cid: c.PurgeQueue(cid, fr.channel, fr.queue),
+    f.QueueDelete: lambda fr, cid: c.DeleteQueue(
+        cid, fr.channel, fr.queue, fr.if_unused, fr.if_empty
+    ),
+    f.Qos: lambda fr, cid: c.Qos(cid, fr.channel, fr.prefetch_count, fr.global_),
+    f.Consume: lambda fr, cid: c.Consume(
+        cid, fr.channel, fr.queue, fr.consumer_tag, fr.no_ack, fr.exclusive,
+        fr.arguments or None,
+    ),
+    f.Cancel: lambda fr, cid: c.Cancel(cid, fr.channel, fr.consumer_tag),
+    f.Publish: _publish,
+    f.Get: lambda fr, cid: c.Get(cid, fr.channel, fr.queue, fr.no_ack),
+    f.Ack: lambda fr, cid: c.Ack(cid, fr.channel, fr.delivery_tag, fr.multiple),
+    f.Nack: lambda fr, cid: c.Nack(cid, fr.channel, fr.delivery_tag, fr.multiple, fr.requeue),
+    f.Reject: lambda fr, cid: c.Reject(cid, fr.channel, fr.delivery_tag, fr.requeue),
+    f.Recover: lambda fr, cid: c.Recover(cid, fr.channel, fr.requeue),
+    f.ConfirmSelect: lambda fr, cid: c.ConfirmSelect(cid, fr.channel),
+}
+
+
+def command_for(frame: f.Frame, connection: int) -> c.Command:
+    """The core command a channel request frame asks for (KeyError: not a request frame)."""
+    return COMMANDS[type(frame)](frame, connection)
+
+
+# --- reply -> frame --------------------------------------------------------------------------
+
+# Requests whose answer carries nothing but the channel number.
+_PLAIN_REPLIES: dict[type[f.Frame], Callable[[int], f.Frame]] = {
+    f.ExchangeDeclare: f.ExchangeDeclareOk,
+    f.ExchangeDelete: f.ExchangeDeleteOk,
+    f.ExchangeBind: f.ExchangeBindOk,
+    f.ExchangeUnbind: f.ExchangeUnbindOk,
+    f.QueueBind: f.QueueBindOk,
+    f.QueueUnbind: f.QueueUnbindOk,
+    f.Qos: f.QosOk,
+    f.Recover: f.RecoverOk,
+    f.ConfirmSelect: f.ConfirmSelectOk,
+}
+
+
+def reply_for(frame: f.Frame, reply: e.Reply | None) -> f.Frame | None:
+    """The frame answering ``frame`` given the core's reply; None for frames with no answer."""
+    plain = _PLAIN_REPLIES.get(type(frame))
+    if plain is not None:
+        return plain(frame.channel)
+    channel = frame.channel
+    match reply:
+        case e.QueueDeclareOk(queue, message_count, consumer_count):
+            return f.QueueDeclareOk(channel, queue, message_count, consumer_count)
+        case e.QueuePurgeOk(message_count):
+            return f.QueuePurgeOk(channel, message_count)
+        case e.QueueDeleteOk(message_count):
+            return f.QueueDeleteOk(channel, message_count)
+        case e.ConsumeOk(consumer_tag):
+            return f.ConsumeOk(channel, consumer_tag)
+        case e.CancelOk(consumer_tag):
+            return f.CancelOk(channel, consumer_tag)
+        case e.GetOk(delivery_tag, redelivered, exchange, routing_key, message_count, message):
+            return f.GetOk(
+                channel, delivery_tag, redelivered, exchange, routing_key, message_count,
+                message.properties, message.body,
+            )
+        case e.GetEmpty():
+            return f.GetEmpty(channel)
+    return None  # Publish, Ack, Nack, Reject: no reply
+
+
+# --- effect -> frame -------------------------------------------------------------------------
+
+
+def frame_for_effect(effect: e.Effect) -> f.Frame:
+    """The frame that carries out ``effect`` on its connection."""
+    if type(effect) is e.Deliver:  # the hot path first
+        message = effect.message
+        return f.Deliver(
+            effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
+            message.exchange, message.routing_key, message.properties, message.body,
+        )
+    if isinstance(effect, e.Confirm):
+        confirm = f.ConfirmAck if effect.ack else f.ConfirmNack
+        return confirm(effect.channel, effect.delivery_tag, effect.multiple)
+    if isinstance(effect, e.Return):
+        message = effect.message
+        return f.Return(
+            effect.channel, effect.reply_code, short(effect.reply_text), message.exchange,
+            message.routing_key, message.properties, message.body,
+        )
+    if isinstance(effect, e.ConsumerCancelled):
+        return f.ConsumerCancelled(effect.channel, effect.consumer_tag)
+    raise TypeError(f"no native frame for effect {effect!r}")
+
+
+class ConfirmCoalescer:
+    """Per-channel runs of consecutive positive confirms, held back to be sent as one frame.
+
+    ``add`` returns the frame to send now, or None when the confirm joined a held run; the
+    caller must send ``take(channel)`` before any other frame of that channel (``take(0)``:
+    every channel), and at the latest when it flushes its output."""
+
+    __slots__ = ("_next", "pending")
+
+    def __init__(self) -> None:
+        #: Channel -> the tag whose confirm would extend the settled prefix 1..tag-1.
+        self._next: dict[int, int] = {}
+        #: Channel -> (first, last) tag of the run held back.
+        self.pending: dict[int, tuple[int, int]] = {}
+
+    def reset(self, channel: int) -> None:
+        """A channel was (re)opened: the core numbers its publishes from 1 again."""
+        self._next.pop(channel, None)
+        self.pending.pop(channel, None)
+
+    def add(self, confirm: e.Confirm) -> f.Frame | None:
+        channel, tag = confirm.channel, confirm.delivery_tag
+        expected = self._next.get(channel, 1)
+        if tag == expected and confirm.ack and not confirm.multiple:
+            self._next[channel] = tag + 1
+            run = self.pending.get(channel)
+            self.pending[channel] = (run[0] if run else tag, tag)
+            return None
+        if tag >= expected and (confirm.multiple or tag == expected):
+            self._next[channel] = tag + 1
+        return frame_for_effect(confirm)
+
+    def take(self, channel: int) -> list[f.Frame]:
+        """The held runs of ``channel`` (of every channel when it is 0) as frames."""
+        pending = self.pending
+        frames: list[f.Frame] = []
+        for number in list(pending) if channel == 0 else [channel] if channel in pending else []:
+            first, last = pending.pop(number)
+            frames.append(f.ConfirmAck(number, last, multiple=last != first))
+        return frames
+
+
+# --- tracing ---------------------------------------------------------------------------------
+
+_BODY_PREVIEW = 64
+
+
+def describe(frame: f.Frame) -> str:
+    """A readable one-line rendering of a frame for the trace log (bodies shortened)."""
+    cls = type(frame)
+    parts: list[str] = []
+    if isinstance(frame, f.ConnectionFrame):
+        parts.append("channel=0")
+    for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        value = getattr(frame, name)
+        if name == "body":
+            preview = value[:_BODY_PREVIEW]
+            more = "..." if len(value) > _BODY_PREVIEW else ""
+            parts.append(f"body=<{len(value)} bytes {preview!r}{more}>")
+        elif name == "properties":
+            if value is not EMPTY_PROPERTIES:
+                present = (f"{key}={getattr(value, key)!r}" for key in value.__dataclass_fields__
+                           if getattr(value, key) is not None)
+                parts.append(f"properties=({', '.join(present)})")
+        elif name == "password" and value is not None:
+            parts.append("password='***'")
+        else:
+            parts.append(f"{name}={value!r}")
+    return f"{cls.__name__}({', '.join(parts)})"

@@ -1,0 +1,399 @@
+"""The server side of one native-protocol connection: bytes in, core commands, frames out.
+
+The wire format is ``protocols/native/codec.py``, frames <-> commands ``mapping.py``; this module
+keeps the connection's state: handshake, open channels, heartbeats, closing, order of writes.
+
+Rules:
+
+1. Handshake: preamble, ``Hello`` (credentials, when sent, checked against ``config.users``:
+   403 if wrong), ``HelloOk`` with our limits, ``Tune`` (may only lower them; 0 frame size or
+   channel max = ours), ``TuneOk``; only then does the core learn about the connection. Any
+   other frame before that is 505 UNEXPECTED_FRAME.
+2. Every read is decoded in one pass (``codec.frames()``) and each frame is run to completion:
+   command, reply frame, then the command's effects (the reply precedes what it caused).
+3. A core ``ChannelError`` closes the channel: ``ChannelClose`` with its code, and the core
+   channel is closed at once (unacked messages return to their queues). Until the client's
+   ``ChannelCloseOk`` other frames on that channel are ignored; AMQP channel.close: "After
+   sending this method, any received methods except Close and Close-OK MUST be discarded. The
+   response to receiving a Close after sending Close must be to send Close-Ok."
+4. Hard errors (bad bytes 501/502/503, a frame on a channel that is not open 504, a frame out of
+   place 505, a core ``ConnectionError_``) send ``ConnectionClose`` with the code and a text
+   naming the problem, release the connection in the core, and wait briefly for the client's
+   ``ConnectionCloseOk`` before closing the socket. Nothing else is read after bad bytes. Each is
+   logged at warning level with the peer address; other connections never notice.
+5. Heartbeats: send one when nothing was sent for half the negotiated interval; a peer that sent
+   no bytes at all for two intervals is dropped (the core then requeues its unacked messages).
+6. Runs of positive confirms go out as one ``ConfirmAck(multiple=True)`` (mapping's
+   ``ConfirmCoalescer``) before any other frame of their channel, at the latest at the flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from minibroker import __version__
+from minibroker.core import commands as c
+from minibroker.core import effects as e
+from minibroker.core.message import Message
+from minibroker.errors import (
+    AccessRefused,
+    AMQPError,
+    ChannelError,
+    ChannelStateError,
+    ConnectionError_,
+    ConnectionForced,
+    NotAllowed,
+    ProtocolError,
+    UnexpectedFrame,
+)
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import mapping
+from minibroker.protocols.native.codec import MIN_FRAME_SIZE, NativeCodec
+from minibroker.server.session import Session
+
+if TYPE_CHECKING:
+    from minibroker.server.server import BrokerServer
+
+__all__ = ["NativeSession", "State"]
+
+log = logging.getLogger("minibroker.server")
+trace_log = logging.getLogger("minibroker.trace")
+
+_PREAMBLE_SIZE = 8
+#: Channel states in ``NativeSession.channels``: open, or closed by us and awaiting close-ok.
+OPEN, CLOSING = True, False
+
+
+class State(enum.Enum):
+    PREAMBLE = "preamble"  #: waiting for the 8-byte preamble
+    HELLO = "hello"  #: waiting for Hello
+    TUNE = "tune"  #: HelloOk sent, waiting for Tune
+    OPEN = "open"  #: channels may be used
+    CLOSING = "closing"  #: ConnectionClose sent, waiting for ConnectionCloseOk
+    CLOSED = "closed"  #: socket closed or closing
+
+
+class NativeSession(Session):
+    """One client connection speaking the native msgpack protocol."""
+
+    protocol_name = "native"
+
+    def __init__(
+        self, server: BrokerServer, connection_id: int, transport: asyncio.Transport, peer: str
+    ) -> None:
+        super().__init__(server, connection_id, transport, peer)
+        config = server.config
+        self.state = State.PREAMBLE
+        self.user = "guest"
+        self.client_name = ""
+        self.channel_max = config.channel_max
+        self.heartbeat = config.heartbeat
+        #: Channel number -> OPEN, or CLOSING after we sent ChannelClose.
+        self.channels: dict[int, bool] = {}
+        self._codec = NativeCodec(role="server", max_frame_size=config.max_frame_size)
+        self._trace = config.trace
+        self._input_broken = False
+        self._grace: asyncio.TimerHandle | None = None
+        self._last_heard = self._last_sent = 0.0
+        self._confirms = mapping.ConfirmCoalescer()  # rule 6
+
+    # -- input ------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state is State.CLOSED or self._input_broken:
+            return
+        self._last_heard = self.server.now()
+        if state is State.PREAMBLE:
+            if not _preamble_ok(data[:_PREAMBLE_SIZE]):
+                # Like AMQP §4.2.2: answer with the protocol version we speak, then close.
+                log.warning("%s: bad native preamble %r; answering with ours and closing",
+                            self.peer, data[:_PREAMBLE_SIZE])
+                self.write(self._codec.send_preamble())
+                self._close_now()
+                return
+            self.state = State.HELLO
+        codec = self._codec
+        try:
+            codec.receive_data(data)
+        except ProtocolError as err:
+            self._refuse_input(err)
+            return
+        while True:
+            try:
+                frames = codec.frames()
+            except ProtocolError as err:
+                self._refuse_input(err)
+                return
+            if not frames:
+                return
+            try:
+                self._process(frames)
+            except ConnectionError_ as err:
+                self._fail(err)
+            if self.state is State.CLOSED:
+                return
+
+    def _process(self, frames: list[f.Frame]) -> None:
+        """Run each frame to completion (DESIGN.md "one loop, run to completion")."""
+        server, cid, channels, trace = self.server, self.id, self.channels, self._trace
+        execute, apply_effects = server.execute, server.apply_effects
+        commands, reply_for = mapping.COMMANDS, mapping.reply_for
+        for frame in frames:
+            if trace:
+                trace_log.info("%s #%d <- %s", self.peer, cid, mapping.describe(frame))
+            if self.state is not State.OPEN:
+                if self.state is State.CLOSED:
+                    return
+                self._outside_open(frame)
+                continue
+            if type(frame) is f.Publish:  # the hot path: no reply, body shared, not copied
+                channel = frame.channel
+                if channels.get(channel) is not OPEN and self._skip(frame):
+                    continue
+                message = Message(frame.exchange, frame.routing_key, frame.body,
+                                  frame.properties)
+                try:
+                    outcome = execute(c.Publish(cid, channel, message, frame.mandatory))
+                except ChannelError as err:
+                    self._channel_error(channel, err)
+                    continue
+                if outcome.effects:
+                    apply_effects(outcome.effects)
+                continue
+            to_command = commands.get(type(frame))
+            if to_command is None:
+                self._lifecycle(frame)
+                continue
+            channel = frame.channel
+            if channels.get(channel) is not OPEN and self._skip(frame):
+                continue
+            try:
+                outcome = execute(to_command(frame, cid))
+            except ChannelError as err:
+                self._channel_error(channel, err)
+                continue
+            reply = reply_for(frame, outcome.reply)
+            if reply is not None:
+                self._send(reply)
+            if outcome.effects:
+                apply_effects(outcome.effects)
+
+    def _skip(self, frame: f.Frame) -> bool:
+        """For a frame on a channel that is not OPEN: True to ignore it (rule 3), else raise."""
+        if self.channels.get(frame.channel) is CLOSING:
+            return True
+        raise ChannelStateError(f"{type(frame).__name__} on channel {frame.channel}, which is "
+                                "not open")
+
+    def _lifecycle(self, frame: f.Frame) -> None:
+        """Frames of an open connection that are not core commands."""
+        kind = type(frame)
+        channel = frame.channel
+        if kind is f.Heartbeat:
+            return  # any bytes count as life: _last_heard is already updated
+        if kind is f.ChannelOpen:
+            self._open_channel(channel)
+        elif kind is f.ChannelClose:
+            state = self.channels.get(channel)
+            if state is CLOSING:  # both sides closed at once: answer, still await close-ok
+                self._send(f.ChannelCloseOk(channel))
+                return
+            if state is None:
+                self._skip(frame)  # raises 504
+            outcome = self.server.execute(c.CloseChannel(self.id, channel))
+            del self.channels[channel]
+            self._send(f.ChannelCloseOk(channel))
+            self.server.apply_effects(outcome.effects)
+        elif kind is f.ChannelCloseOk:
+            if self.channels.get(channel) is OPEN:
+                raise UnexpectedFrame(f"ChannelCloseOk on channel {channel}: we did not close it")
+            self._skip(frame)  # raises 504 unless the channel is CLOSING
+            del self.channels[channel]
+        elif kind is f.ConnectionClose:
+            log.debug("%s: client closed native connection %d", self.peer, self.id)
+            self._release()
+            self._send(f.ConnectionCloseOk())
+            self._close_now()
+        else:  # Hello, Tune, ConnectionCloseOk
+            raise UnexpectedFrame(f"{kind.__name__} on a connection that is already open")
+
+    def _open_channel(self, channel: int) -> None:
+        if not 1 <= channel <= self.channel_max:
+            raise ChannelStateError(f"channel {channel} is not in 1..{self.channel_max}")
+        state = self.channels.get(channel)
+        if state is CLOSING:
+            return  # ignored until the client's close-ok (rule 3)
+        if state is OPEN:
+            raise ChannelStateError(f"second ChannelOpen on channel {channel}, already open")
+        self.server.execute(c.OpenChannel(self.id, channel))
+        self.channels[channel] = OPEN
+        self._confirms.reset(channel)
+        self._send(f.ChannelOpenOk(channel))
+
+    def _channel_error(self, channel: int, err: ChannelError) -> None:
+        log.info("%s: closing channel %d of native connection %d: %s", self.peer, channel,
+                 self.id, err.reply_text)
+        self._send(f.ChannelClose(channel, err.reply_code, mapping.short(err.reply_text)))
+        self.channels[channel] = CLOSING
+        outcome = self.server.execute(c.CloseChannel(self.id, channel))
+        self.server.apply_effects(outcome.effects)
+
+    # -- handshake and closing ----------------------------------------------------------------
+
+    def _outside_open(self, frame: f.Frame) -> None:
+        """A frame while the connection is not (or no longer) open."""
+        kind, state = type(frame), self.state
+        if state is State.CLOSING:
+            # Rule 3's quote, for connection.close.
+            if kind is f.ConnectionClose:
+                self._send(f.ConnectionCloseOk())
+                self._close_now()
+            elif kind is f.ConnectionCloseOk:
+                self._close_now()
+        elif state is State.HELLO and isinstance(frame, f.Hello):
+            self._hello(frame)
+        elif state is State.TUNE and isinstance(frame, f.Tune):
+            self._tune(frame)
+        elif kind is f.ConnectionClose:  # the client gives up during the handshake
+            self._send(f.ConnectionCloseOk())
+            self._close_now()
+        else:
+            expected = "Hello" if state is State.HELLO else "Tune"
+            raise UnexpectedFrame(f"expected {expected}, got {kind.__name__}")
+
+    def _hello(self, hello: f.Hello) -> None:
+        self.client_name = hello.client_name
+        if hello.username is not None:
+            if self.server.config.users.get(hello.username) != hello.password:
+                self._fail(AccessRefused(f"login refused for user '{hello.username}'"))
+                return
+            self.user = hello.username
+        config = self.server.config
+        self._send(f.HelloOk(__version__, config.max_frame_size, config.channel_max,
+                             config.heartbeat))
+        self.state = State.TUNE
+
+    def _tune(self, tune: f.Tune) -> None:
+        config = self.server.config
+        # The client may lower the server's limits, never raise them (0 = "no preference").
+        frame_max = min(tune.max_frame_size or config.max_frame_size, config.max_frame_size)
+        if frame_max < MIN_FRAME_SIZE:
+            raise NotAllowed(f"max_frame_size {frame_max} is below the minimum {MIN_FRAME_SIZE}")
+        self._codec.max_frame_size = frame_max
+        self.channel_max = min(tune.channel_max or config.channel_max, config.channel_max)
+        self.heartbeat = min(tune.heartbeat, config.heartbeat)
+        if self.server.closing:
+            raise ConnectionForced("broker shutdown")
+        self._send(f.TuneOk())
+        self.server.execute(c.OpenConnection(self.id, user=self.user, peer=self.peer))
+        self.server.register(self)
+        self.registered = True
+        self.state = State.OPEN
+        self._last_sent = self._last_heard = self.server.now()
+        log.debug("%s: native connection %d open (user %r, client %r)", self.peer, self.id,
+                  self.user, self.client_name)
+
+    def _refuse_input(self, err: ProtocolError) -> None:
+        """The codec refused the bytes: nothing after them can be trusted (rule 4)."""
+        self._input_broken = True
+        if self.state is not State.CLOSING:
+            return self._fail(err)
+        self._close_now()
+
+    def _fail(self, err: AMQPError) -> None:
+        log.warning("%s: closing native connection %d: %d %s", self.peer, self.id,
+                    err.reply_code, err.reply_text)
+        self._begin_close(err.reply_code, err.reply_text)
+
+    def _begin_close(self, reply_code: int, reply_text: str) -> None:
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        self.state = State.CLOSING
+        self._send(f.ConnectionClose(reply_code, mapping.short(reply_text)))
+        self._release()
+        self._grace = self.server.loop.call_later(self.server.config.shutdown_grace,
+                                                  self._close_now)
+
+    def _close_now(self) -> None:
+        self.state = State.CLOSED
+        if self._grace is not None:
+            self._grace.cancel()  # idempotent
+        if not self.closed:
+            self.close_transport()
+
+    def _release(self) -> None:
+        """Forget the connection in the core: its unacked messages go back to their queues."""
+        if not self.registered:
+            return
+        self.registered = False
+        outcome = self.server.execute(c.CloseConnection(self.id))
+        self.server.unregister(self)
+        self.server.apply_effects(outcome.effects)
+
+    def shutdown(self, reply_code: int, reply_text: str) -> None:
+        log.info("%s: closing native connection %d: %d %s", self.peer, self.id, reply_code,
+                 reply_text)
+        self._begin_close(reply_code, reply_text)
+
+    def connection_lost(self) -> None:
+        self._close_now()  # the socket is gone already: this only cancels the grace timer
+        self._release()
+
+    def check_heartbeat(self, now: float) -> None:
+        heartbeat = self.heartbeat
+        if self.state is not State.OPEN or not heartbeat:
+            return
+        if now - self._last_heard > 2 * heartbeat:
+            log.warning("%s: native connection %d sent nothing for %.1f s (heartbeat %d s); "
+                        "closing it", self.peer, self.id, now - self._last_heard, heartbeat)
+            self._close_now()
+        elif now - self._last_sent >= heartbeat / 2:
+            self._send(f.Heartbeat())
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _send(self, frame: f.Frame) -> None:
+        pending = self._confirms.pending
+        if pending and (frame.channel in pending or frame.channel == 0):
+            for held in self._confirms.take(frame.channel):  # rule 6: keep per-channel order
+                self._write_frame(held)
+        self._write_frame(frame)
+
+    def _write_frame(self, frame: f.Frame) -> None:
+        if self._trace:
+            trace_log.info("%s #%d -> %s", self.peer, self.id, mapping.describe(frame))
+        self.write(self._codec.send(frame))
+
+    def on_effect(self, effect: e.Effect) -> None:
+        if type(effect) is not e.Confirm:
+            self._send(mapping.frame_for_effect(effect))
+            return
+        frame = self._confirms.add(effect)
+        if frame is not None:
+            self._send(frame)
+        elif not self._flush_scheduled:  # held back: make sure it goes out this iteration
+            self._flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        if self._confirms.pending:
+            for held in self._confirms.take(0):
+                self._write_frame(held)
+        if self._out:
+            self._last_sent = self.server.now()
+        super().flush()
+
+
+def _preamble_ok(header: bytes) -> bool:
+    """Does the codec accept these 8 bytes as a preamble? (It alone knows our versions.)"""
+    probe = NativeCodec(role="server")
+    try:
+        probe.receive_data(header)
+        probe.frames()
+    except ProtocolError:
+        return False
+    return True

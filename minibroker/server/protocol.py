@@ -1,0 +1,96 @@
+"""The ``asyncio.Protocol`` of every client socket: pick a session by the first 8 bytes.
+
+Rules:
+
+1. The first 8 bytes choose the protocol (``minibroker.protocols.detect``). Bytes that name no
+   protocol we speak are answered with our native preamble and the socket is closed.
+2. TCP_NODELAY is set on every socket: brokers send many small frames and must not wait.
+3. ``pause_writing``/``resume_writing`` (the transport's buffer passed its high-water mark)
+   become backpressure in the core: no deliveries to this connection until it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING, cast
+
+from minibroker.protocols import PROTOCOL_HEADER_SIZE, detect
+
+if TYPE_CHECKING:
+    from minibroker.server.server import BrokerServer
+    from minibroker.server.session import Session
+
+__all__ = ["BrokerProtocol"]
+
+log = logging.getLogger("minibroker.server")
+
+
+class BrokerProtocol(asyncio.Protocol):
+    def __init__(self, server: BrokerServer, only: str | None = None) -> None:
+        self.server = server
+        #: Restrict this listener to one protocol (the optional AMQP-only port).
+        self.only = only
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.peer = "?"
+        self._head = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peername = transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
+        self.server.protocols.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is not None:
+            try:
+                session.data_received(data)
+            except Exception as exc:  # an internal error closes this connection only
+                session.internal_error(exc)
+                session.shutdown(541, "INTERNAL_ERROR")
+            return
+        self._head += data
+        if len(self._head) < PROTOCOL_HEADER_SIZE:
+            return
+        assert self.transport is not None
+        name = detect(self._head[:PROTOCOL_HEADER_SIZE])
+        factory = self.server.session_factories.get(name) if name else None
+        if factory is None or (self.only is not None and name != self.only):
+            log.warning(
+                "%s: unknown protocol header %r; answering with ours and closing",
+                self.peer, self._head[:PROTOCOL_HEADER_SIZE],
+            )
+            self.transport.write(self.server.default_header(self.only))
+            self.transport.close()
+            return
+        self.session = factory(self.server, self.server.next_connection_id(), self.transport,
+                               self.peer)
+        head, self._head = self._head, b""
+        self.data_received(head)
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.protocols.discard(self)
+        session = self.session
+        if session is not None:
+            session.closed = True
+            try:
+                session.connection_lost()
+            except Exception as error:
+                session.internal_error(error)
+
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.session is not None:
+            self.session.resume_writing()

@@ -1,0 +1,252 @@
+"""The broker server: one core, one event loop, the listeners and the sessions.
+
+Rules:
+
+1. One loop, run to completion (DESIGN.md): one input — a frame or a timer — is processed
+   completely, and every write it causes is queued, before the next input. No locks, no task per
+   queue or consumer.
+2. ``execute(command)`` runs one command in the core with the server clock's ``now``;
+   ``apply_effects(effects)`` hands each effect to the session of the connection it names.
+   Sessions send their reply between the two.
+3. One timer: after every input, the core's ``next_deadline()`` re-arms a single clock timer.
+   Heartbeats are checked by one periodic sweep over the sessions.
+4. Shutdown: stop accepting, tell every client the broker is closing (320 CONNECTION_FORCED),
+   give them ``shutdown_grace`` seconds to close, then drop what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from minibroker.config import ServerConfig
+from minibroker.core.broker import Broker
+from minibroker.core.commands import Command
+from minibroker.core.effects import Effect, Outcome
+from minibroker.server.clock import Clock, LoopClock
+from minibroker.server.protocol import BrokerProtocol
+
+if TYPE_CHECKING:
+    from minibroker.server.session import Session
+
+__all__ = ["BrokerServer", "SessionFactory"]
+
+log = logging.getLogger("minibroker.server")
+
+SessionFactory = Callable[["BrokerServer", int, asyncio.Transport, str], "Session"]
+
+#: How often heartbeats are checked, in seconds of the server clock.
+HEARTBEAT_SWEEP_INTERVAL = 0.5
+
+
+def random_name(prefix: str) -> str:
+    """RabbitMQ-style generated names: prefix + 22 URL-safe base64 characters."""
+    return prefix + secrets.token_urlsafe(16)
+
+
+def _default_session_factories() -> dict[str, SessionFactory]:
+    factories: dict[str, SessionFactory] = {}
+    try:
+        from minibroker.server.native_session import NativeSession
+    except ImportError:  # pragma: no cover - during development of the protocols
+        pass
+    else:
+        factories["native"] = NativeSession
+    try:
+        from minibroker.server.amqp_session import AMQPSession
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        factories["amqp"] = AMQPSession
+    return factories
+
+
+class BrokerServer:
+    """Serve one :class:`~minibroker.core.broker.Broker` over TCP."""
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        broker: Broker | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config or ServerConfig()
+        self.broker = broker or Broker(make_name=random_name)
+        self._clock = clock
+        self.sessions: dict[int, Session] = {}
+        self.protocols: set[BrokerProtocol] = set()
+        self.session_factories = _default_session_factories()
+        #: Internal errors logged so far (the test toolkit fails a test that caused one).
+        self.internal_errors = 0
+        self._next_id = 0
+        self._listeners: list[asyncio.Server] = []
+        self._cancel_timer: Callable[[], None] | None = None
+        self._timer_at: float | None = None
+        self._sweep: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the server is not started"
+        return self._loop
+
+    @property
+    def clock(self) -> Clock:
+        assert self._clock is not None, "the server is not started"
+        return self._clock
+
+    async def start(self) -> None:
+        """Listen; returns once the sockets accept connections."""
+        self._loop = asyncio.get_running_loop()
+        if self._clock is None:
+            self._clock = LoopClock(self._loop)
+        config = self.config
+        self._listeners.append(
+            await self._loop.create_server(
+                lambda: BrokerProtocol(self), config.host, config.port, reuse_address=True,
+                backlog=1024,
+            )
+        )
+        if config.amqp_port is not None:
+            self._listeners.append(
+                await self._loop.create_server(
+                    lambda: BrokerProtocol(self, only="amqp"), config.host, config.amqp_port,
+                    reuse_address=True, backlog=1024,
+                )
+            )
+        self._schedule_sweep()
+
+    def _bound_port(self, index: int) -> int | None:
+        if len(self._listeners) <= index:
+            return None
+        sockets = self._listeners[index].sockets
+        port: int = sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def port(self) -> int:
+        port = self._bound_port(0)
+        assert port is not None, "the server is not started"
+        return port
+
+    @property
+    def amqp_port(self) -> int:
+        """The port AMQP clients use: the dedicated one if configured, else the shared one."""
+        return self._bound_port(1) or self.port
+
+    @property
+    def url(self) -> str:
+        return f"minibroker://{self.config.host}:{self.port}"
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@{self.config.host}:{self.amqp_port}/"
+
+    async def close(self, reply_code: int = 320, reply_text: str = "broker shutdown") -> None:
+        """Graceful shutdown: stop accepting, tell clients, wait briefly, drop the rest."""
+        if self.closing:
+            return
+        self.closing = True
+        for listener in self._listeners:
+            listener.close()
+        for session in list(self.sessions.values()):
+            session.shutdown(reply_code, reply_text)
+        deadline = self.loop.time() + self.config.shutdown_grace
+        while self.protocols and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)  # waiting on peers' sockets, not on our own readiness
+        for protocol in list(self.protocols):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        if self._sweep is not None:
+            self._sweep.cancel()
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def next_connection_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def register(self, session: Session) -> None:
+        self.sessions[session.id] = session
+
+    def unregister(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+
+    def default_header(self, only: str | None) -> bytes:
+        """What an unknown protocol header is answered with before the socket closes."""
+        if only == "amqp" or "native" not in self.session_factories:
+            from minibroker.protocols import AMQP_HEADER
+
+            return AMQP_HEADER
+        from minibroker.protocols import NATIVE_HEADER
+
+        return NATIVE_HEADER
+
+    # -- the core -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def execute(self, command: Command) -> Outcome:
+        """Run one command in the core (raises its ``AMQPError``); effects are *not* applied."""
+        outcome = self.broker.handle(command, now=self.clock.now())
+        self._rearm()
+        return outcome
+
+    def apply_effects(self, effects: list[Effect]) -> None:
+        sessions = self.sessions
+        for effect in effects:
+            session = sessions.get(effect.connection)
+            if session is not None:
+                session.on_effect(effect)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        deadline = self.broker.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+            self._cancel_timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._cancel_timer = self.clock.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._cancel_timer = None
+        self._timer_at = None
+        self.fire_timers()
+
+    def fire_timers(self) -> None:
+        """Run everything due on the clock (the core's deadlines and heartbeat checks)."""
+        now = self.clock.now()
+        effects = self.broker.handle_timeout(now=now)
+        self.apply_effects(effects)
+        for session in list(self.sessions.values()):
+            session.check_heartbeat(now)
+        self._rearm()
+
+    def _schedule_sweep(self) -> None:
+        self._sweep = self.loop.call_later(HEARTBEAT_SWEEP_INTERVAL, self._on_sweep)
+
+    def _on_sweep(self) -> None:
+        now = self.clock.now()
+        for session in list(self.sessions.values()):
+            try:
+                session.check_heartbeat(now)
+            except Exception as exc:
+                session.internal_error(exc)
+        if not self.closing:
+            self._schedule_sweep()

@@ -1,0 +1,104 @@
+"""``python -m minibroker`` as a user runs it: a subprocess, its ready line, signals, exit codes.
+
+The ready line on stdout is the readiness signal; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minibroker.protocols.native import frames as f
+from tests.integration.rawclient import RawClient
+
+ROOT = Path(__file__).resolve().parents[2]
+READY = re.compile(r"^minibroker listening on minibroker://127\.0\.0\.1:(\d+) \(native\)")
+TIMEOUT = 10
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "minibroker", *args]
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture
+def broker_process() -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        _command("--port", "0", "--heartbeat", "0"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=_environment(),
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=TIMEOUT)
+
+
+def test_ready_line_then_sigterm_exits_zero(broker_process: subprocess.Popen[str]) -> None:
+    assert broker_process.stdout is not None
+    line = broker_process.stdout.readline()  # blocks until the broker is ready (or dies)
+    found = READY.match(line)
+    assert found, f"unexpected ready line {line!r}"
+    assert line.count("\n") == 1
+    port = int(found.group(1))
+
+    async def session() -> None:
+        client = await RawClient.connect(port)
+        await client.open_channel()
+        await client.declare_queue("cli")
+        broker_process.send_signal(signal.SIGTERM)
+        close = await client.expect(f.ConnectionClose)  # graceful: clients are told
+        assert close.reply_code == 320
+        client.send(f.ConnectionCloseOk())
+        assert await client.frames_until_eof() == []
+
+    asyncio.run(asyncio.wait_for(session(), TIMEOUT))
+    assert broker_process.wait(timeout=TIMEOUT) == 0
+
+
+def test_sigint_exits_zero(broker_process: subprocess.Popen[str]) -> None:
+    assert broker_process.stdout is not None
+    assert READY.match(broker_process.stdout.readline())
+    broker_process.send_signal(signal.SIGINT)
+    assert broker_process.wait(timeout=TIMEOUT) == 0
+
+
+def test_port_in_use_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            _command("--port", str(port)), capture_output=True, text=True, timeout=TIMEOUT,
+            env=_environment(),
+        )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and str(port) in lines[0], result.stderr
+
+
+def test_help_explains_every_option() -> None:
+    result = subprocess.run(
+        _command("--help"), capture_output=True, text=True, timeout=TIMEOUT, env=_environment()
+    )
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--amqp-port", "--log-level", "--loop", "--heartbeat",
+                   "--trace"):
+        assert option in result.stdout
+    assert "5680" in result.stdout

@@ -1,0 +1,431 @@
+"""The broker on a real socket, through the native protocol, one frame at a time (rawclient).
+
+Every scenario runs on a server at 127.0.0.1:0 (see conftest.py) and is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import struct
+
+import msgpack
+import pytest
+
+from minibroker import __version__
+from minibroker.config import ServerConfig
+from minibroker.core.message import Properties
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import PREAMBLE
+from minibroker.server import BrokerServer
+from tests.integration.conftest import TEST_CONFIG, ManualClock, RunBroker
+from tests.integration.rawclient import RawClient
+
+QUEUE = "q1"
+
+
+def confirmed(frames: list[f.Frame], already: set[int] | None = None) -> set[int]:
+    """Publish sequence numbers acknowledged by ConfirmAck frames (``multiple`` expanded)."""
+    tags = set(already or ())
+    for frame in frames:
+        if isinstance(frame, f.ConfirmAck):
+            tags |= set(range(1, frame.delivery_tag + 1)) if frame.multiple else {
+                frame.delivery_tag}
+    return tags
+
+
+# -- handshake ----------------------------------------------------------------------------------
+
+
+def test_handshake_reports_version_and_limits_and_registers(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        assert client.hello_ok == f.HelloOk(__version__, 131072, 2047, 60)
+        assert server.broker.statistics().connections == 1
+        await client.close()
+        assert server.broker.statistics().connections == 0
+
+    run_broker(scenario)
+
+
+def test_wrong_password_is_refused_with_403(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, handshake=False)
+        client.send_raw(PREAMBLE)
+        client.send(f.Hello("t", "guest", "wrong"))
+        close = await client.expect(f.ConnectionClose)
+        assert close.reply_code == 403
+        assert "guest" in close.reply_text
+        client.send(f.ConnectionCloseOk())
+        assert await client.frames_until_eof() == []
+        assert server.broker.statistics().connections == 0
+
+    run_broker(scenario)
+
+
+def test_hello_without_credentials_is_accepted(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, username=None, password=None)
+        await client.open_channel()
+        await client.close()
+
+    run_broker(scenario)
+
+
+def test_tune_lowers_the_frame_size(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, max_frame_size=8192)
+        await client.open_channel()
+        client.codec.max_frame_size = 1 << 20  # let our side send what the server refuses
+        client.publish(b"x" * 10_000, QUEUE)
+        close = await client.expect(f.ConnectionClose)
+        assert close.reply_code == 501
+        assert "8192" in close.reply_text
+
+    run_broker(scenario)
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+
+def test_declare_bind_publish_consume_ack_round_trip(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        ok = await client.declare_queue(QUEUE)
+        assert ok == f.QueueDeclareOk(1, QUEUE, 0, 0)
+        await client.call(f.QueueBind(1, QUEUE, "amq.direct", "key", {}), f.QueueBindOk)
+        await client.call(f.Qos(1, 10, False), f.QosOk)
+        tag = await client.consume(QUEUE, tag="c1")
+        assert tag == "c1"
+        properties = Properties(content_type="text/plain", headers={"n": 1}, delivery_mode=2)
+        client.publish(b"hello", "key", exchange="amq.direct", properties=properties)
+        deliver = await client.expect(f.Deliver)
+        assert deliver == f.Deliver(1, "c1", 1, False, "amq.direct", "key", properties, b"hello")
+        assert server.broker.queue_statistics(QUEUE).unacked == 1
+        client.send(f.Ack(1, deliver.delivery_tag))
+        await client.call(f.Cancel(1, "c1"), f.CancelOk)  # a round trip: the ack went first
+        stats = server.broker.queue_statistics(QUEUE)
+        assert (stats.ready, stats.unacked, stats.acked) == (0, 0, 1)
+        await client.close()
+
+    run_broker(scenario)
+
+
+def test_get_empty_then_get_ok(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        assert await client.call(f.Get(1, QUEUE, False), f.GetEmpty) == f.GetEmpty(1)
+        client.publish(b"a", QUEUE)
+        client.publish(b"b", QUEUE)
+        got = await client.call(f.Get(1, QUEUE, False), f.GetOk)
+        assert (got.body, got.delivery_tag, got.message_count, got.routing_key) == (
+            b"a", 1, 1, QUEUE)
+        client.send(f.Reject(1, got.delivery_tag, requeue=True))
+        purged = await client.call(f.QueuePurge(1, QUEUE), f.QueuePurgeOk)
+        assert purged.message_count == 2
+        await client.close()
+
+    run_broker(scenario)
+
+
+def test_confirm_numbering_and_mandatory_return(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        await client.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        for n in range(3):
+            client.publish(b"%d" % n, QUEUE)
+        frames: list[f.Frame] = []
+        while confirmed(frames) != {1, 2, 3}:
+            frames.append(await client.recv())
+        assert all(isinstance(frame, f.ConfirmAck) for frame in frames)
+        # An unroutable mandatory message: Return first, then its confirm (RabbitMQ's order).
+        client.publish(b"lost", "no-such-queue", mandatory=True)
+        returned = await client.expect(f.Return)
+        assert (returned.reply_code, returned.reply_text, returned.body) == (
+            312, "NO_ROUTE", b"lost")
+        assert await client.expect(f.ConfirmAck) == f.ConfirmAck(1, 4, False)
+        # A new channel numbers its publishes from 1 again.
+        await client.open_channel(2)
+        await client.call(f.ConfirmSelect(2), f.ConfirmSelectOk)
+        client.publish(b"x", QUEUE, channel=2)
+        assert await client.expect(f.ConfirmAck) == f.ConfirmAck(2, 1, False)
+        await client.close()
+
+    run_broker(scenario)
+
+
+def test_channel_error_closes_only_the_channel(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel(1)
+        await client.open_channel(2)
+        await client.declare_queue(QUEUE, channel=2)
+        client.publish(b"m", QUEUE, channel=2)
+        got = await client.call(f.Get(2, QUEUE, False), f.GetOk)
+        client.send(f.QueueDeclare(2, "missing", True, False, False, False, {}))
+        close = await client.expect(f.ChannelClose)
+        assert (close.channel, close.reply_code) == (2, 404)
+        assert close.reply_text.startswith("NOT_FOUND - ") and "missing" in close.reply_text
+        # The closed channel's unacked message is back in its queue at once.
+        assert server.broker.queue_statistics(QUEUE).ready == 1
+        # Until our close-ok, frames on that channel are ignored (no reply, no error), except
+        # a crossing ChannelClose, which gets its close-ok ...
+        client.send(f.Ack(2, got.delivery_tag), f.Get(2, QUEUE, False), f.ChannelOpen(2),
+                    f.ChannelClose(2, 200, "crossing"))
+        assert await client.recv() == f.ChannelCloseOk(2)
+        # ... while channel 1 keeps working.
+        assert (await client.call(f.Get(1, QUEUE, True), f.GetOk)).redelivered
+        client.send(f.ChannelCloseOk(2))
+        await client.open_channel(2)
+        assert await client.call(f.Get(2, QUEUE, False), f.GetEmpty) == f.GetEmpty(2)
+        await client.close()
+
+    run_broker(scenario)
+
+
+def test_client_close_requeues_unacked(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        await client.consume(QUEUE)
+        client.publish(b"m", QUEUE)
+        await client.expect(f.Deliver)
+        await client.call(f.ChannelClose(1, 200, "bye"), f.ChannelCloseOk)
+        assert server.broker.queue_statistics(QUEUE).ready == 1
+        await client.open_channel()
+        await client.consume(QUEUE)
+        assert (await client.expect(f.Deliver)).redelivered
+        await client.close()
+        assert server.broker.queue_statistics(QUEUE).ready == 1
+
+    run_broker(scenario)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def _raw_frame(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + payload
+
+
+# name -> (bytes sent after the handshake and ChannelOpen(1), expected code, word in the text)
+BAD_INPUT = {
+    "malformed frame": (_raw_frame(b"\xc1\xc1"), 502, "msgpack"),
+    "wrong arity": (_raw_frame(msgpack.packb([f.QueueDelete.opcode, 1, "q"])), 502, "QueueDelete"),
+    "unknown opcode": (_raw_frame(msgpack.packb([0x7E, 1])), 503, "0x7e"),
+    "server-only opcode": (_raw_frame(msgpack.packb([f.Deliver.opcode, 1])), 503, "Deliver"),
+    "oversized frame": (struct.pack(">I", 1 << 30), 501, "max_frame_size"),
+    "channel not open": (
+        _raw_frame(msgpack.packb([f.Get.opcode, 9, QUEUE, False])), 504, "channel 9"),
+    "second channel open": (_raw_frame(msgpack.packb([f.ChannelOpen.opcode, 1])), 504, "second"),
+    "channel above channel_max": (
+        _raw_frame(msgpack.packb([f.ChannelOpen.opcode, 4000])), 504, "2047"),
+    "hello after open": (
+        _raw_frame(msgpack.packb([f.Hello.opcode, 0, "again", None, None, {}])), 505, "Hello"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_closes_only_that_connection(
+    run_broker: RunBroker, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    data, code, word = BAD_INPUT[case]
+
+    async def scenario(server: BrokerServer) -> None:
+        bystander = await RawClient.connect(server.port)
+        await bystander.open_channel()
+        await bystander.declare_queue(QUEUE)
+        bystander.publish(b"kept", QUEUE)
+        got = await bystander.call(f.Get(1, QUEUE, False), f.GetOk)
+
+        offender = await RawClient.connect(server.port)
+        await offender.open_channel()
+        offender.send_raw(data)
+        close = await offender.expect(f.ConnectionClose)
+        assert close.reply_code == code
+        assert word.lower() in close.reply_text.lower()
+        offender.send(f.ConnectionCloseOk())
+        assert await offender.frames_until_eof() == []
+
+        # The bystander never noticed: its delivery is still unacked and it still works.
+        assert server.broker.queue_statistics(QUEUE).unacked == 1
+        client_ack = f.Ack(1, got.delivery_tag)
+        bystander.send(client_ack)
+        assert await bystander.call(f.Get(1, QUEUE, False), f.GetEmpty) == f.GetEmpty(1)
+        await bystander.close()
+
+    with caplog.at_level(logging.WARNING, logger="minibroker.server"):
+        run_broker(scenario)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(code) in message and "127.0.0.1:" in message for message in warnings)
+
+
+def test_unknown_preamble_version_is_answered_with_ours(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        bystander = await RawClient.connect(server.port)
+        client = await RawClient.connect(server.port, handshake=False)
+        client.send_raw(b"MBRK\x00\x09\x00\x00")
+        assert await client.raw_until_eof() == PREAMBLE
+        await bystander.open_channel()
+        await bystander.close()
+
+    run_broker(scenario)
+
+
+def test_frames_before_the_handshake_are_unexpected(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, handshake=False)
+        client.send_raw(PREAMBLE)
+        client.send(f.ChannelOpen(1))
+        close = await client.expect(f.ConnectionClose)
+        assert close.reply_code == 505 and "Hello" in close.reply_text
+        # Without our close-ok the server still closes, after its grace period.
+        assert await client.frames_until_eof() == []
+
+    run_broker(scenario)
+
+
+# -- heartbeats ---------------------------------------------------------------------------------
+
+
+def test_heartbeat_sent_when_idle_and_silent_peer_dropped(run_broker: RunBroker) -> None:
+    clock = ManualClock()
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, heartbeat=10)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        await client.consume(QUEUE)
+        client.publish(b"m", QUEUE)
+        await client.expect(f.Deliver)
+        clock.advance(6)  # more than half an interval without sending anything
+        server.fire_timers()
+        assert await client.expect(f.Heartbeat) == f.Heartbeat()
+        assert server.broker.queue_statistics(QUEUE).unacked == 1
+        clock.advance(15)  # 21 s of silence from the client: more than two intervals
+        server.fire_timers()
+        assert await client.frames_until_eof() == []
+        stats = server.broker.queue_statistics(QUEUE)
+        assert (stats.ready, stats.unacked) == (1, 0)
+
+    run_broker(scenario, clock=clock)
+
+
+def test_heartbeat_timeout_in_real_time(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, heartbeat=1)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        await client.consume(QUEUE)
+        client.publish(b"m", QUEUE)
+        await client.expect(f.Deliver)
+        frames = await client.frames_until_eof(timeout=4)  # silent from here on
+        assert frames and all(frame == f.Heartbeat() for frame in frames)
+        assert server.broker.queue_statistics(QUEUE).ready == 1
+
+    run_broker(scenario, config=dataclasses.replace(TEST_CONFIG, heartbeat=1))
+
+
+def test_heartbeat_zero_disables(run_broker: RunBroker) -> None:
+    clock = ManualClock()
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, heartbeat=0)
+        clock.advance(1000)
+        server.fire_timers()
+        await client.open_channel()
+        await client.close()
+
+    run_broker(scenario, clock=clock)
+
+
+# -- backpressure -------------------------------------------------------------------------------
+
+
+def test_slow_consumer_cannot_make_the_broker_buffer_without_bound(run_broker: RunBroker) -> None:
+    body = b"x" * 16384
+    count = 2000  # 32 MB: far beyond the socket buffers of the stalled consumer
+
+    async def scenario(server: BrokerServer) -> None:
+        stalled = await RawClient.connect(server.port, receive_buffer=4096)
+        await stalled.open_channel()
+        await stalled.declare_queue(QUEUE)
+        await stalled.consume(QUEUE, no_ack=True)
+        # From now on the stalled client reads nothing.
+        publisher = await RawClient.connect(server.port)
+        await publisher.open_channel()
+        await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        acked: set[int] = set()
+        for start in range(0, count, 100):
+            for _ in range(100):
+                publisher.publish(body, QUEUE)
+            await publisher.drain()
+            while len(acked) < start + 100:
+                acked = confirmed([await publisher.recv()], acked)
+        assert acked == set(range(1, count + 1))  # the publisher was never held up
+        stats = server.broker.queue_statistics(QUEUE)
+        assert stats.ready > count // 2  # the broker stopped delivering ...
+        session = server.sessions[min(server.sessions)]  # the stalled client came first
+        # ... and what it holds for the stalled client stays near the transport's high-water
+        # mark instead of growing with the backlog.
+        assert session.transport.get_write_buffer_size() < 2 * 1024 * 1024
+        stalled.abort()
+
+    run_broker(scenario, timeout=30)
+
+
+# -- shutdown -----------------------------------------------------------------------------------
+
+
+def test_shutdown_sends_connection_forced(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        closing = asyncio.create_task(server.close())
+        close = await client.expect(f.ConnectionClose)
+        assert close.reply_code == 320
+        client.send(f.ConnectionCloseOk())
+        assert await client.frames_until_eof() == []
+        await closing
+        assert not server.sessions
+
+    run_broker(scenario)
+
+
+def test_trace_logs_frames_both_ways(
+    run_broker: RunBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        client.publish(b"traced body", "nowhere")
+        await client.close()
+
+    with caplog.at_level(logging.INFO, logger="minibroker.trace"):
+        run_broker(scenario, config=ServerConfig(port=0, trace=True))
+    lines = [r.getMessage() for r in caplog.records if r.name == "minibroker.trace"]
+    assert any("<- Publish(" in line and "traced body" in line for line in lines)
+    assert any("-> ChannelOpenOk(channel=1)" in line for line in lines)
+
+
+def test_confirm_coalescer_only_merges_settled_prefixes() -> None:
+    from minibroker.core.effects import Confirm
+    from minibroker.protocols.native.mapping import ConfirmCoalescer
+
+    confirms = ConfirmCoalescer()
+    assert confirms.add(Confirm(1, 1, 1)) is None
+    assert confirms.add(Confirm(1, 1, 2)) is None
+    assert confirms.add(Confirm(1, 1, 3, ack=False)) == f.ConfirmNack(1, 3, False)
+    assert confirms.take(1) == [f.ConfirmAck(1, 2, True)]  # the caller sends this first
+    assert confirms.add(Confirm(1, 1, 5)) == f.ConfirmAck(1, 5, False)  # 4 is not settled
+    assert confirms.add(Confirm(1, 1, 4)) is None
+    assert confirms.take(0) == [f.ConfirmAck(1, 4, False)]
+    confirms.reset(1)  # a reopened channel numbers from 1 again
+    assert confirms.add(Confirm(1, 1, 1)) is None

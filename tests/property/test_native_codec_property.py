@@ -1,0 +1,209 @@
+"""Native codec properties: round trips, split reads, fuzzing (only ProtocolError escapes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+from typing import Any
+
+import msgpack
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibroker.core.message import FieldValue, Properties
+from minibroker.errors import FrameError, ProtocolError
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import _SCHEMAS, MIN_FRAME_SIZE, PREAMBLE, NativeCodec
+from minibroker.protocols.native.values import ext_hook
+
+# --- strategies ---------------------------------------------------------------------------
+
+scalars: st.SearchStrategy[FieldValue] = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    # naive and aware; ``fold`` only disambiguates local times and does not travel
+    st.datetimes().map(lambda d: d.replace(fold=0)),
+    st.datetimes(timezones=st.just(datetime.UTC)).map(lambda d: d.replace(fold=0)),
+)
+field_values: st.SearchStrategy[FieldValue] = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+field_tables = st.dictionaries(st.text(max_size=10), field_values, max_size=5)
+short_strs = st.text(max_size=30) | st.text(alphabet="abc.#*", min_size=200, max_size=255)
+opt_str = st.none() | st.text(max_size=20)
+properties = st.builds(
+    Properties,
+    content_type=opt_str, content_encoding=opt_str, headers=st.none() | field_tables,
+    delivery_mode=st.none() | st.integers(0, 255), priority=st.none() | st.integers(0, 255),
+    correlation_id=opt_str, reply_to=opt_str, expiration=opt_str, message_id=opt_str,
+    timestamp=st.none() | st.integers(0, 2**64 - 1), type=opt_str, user_id=opt_str,
+    app_id=opt_str, cluster_id=opt_str,
+)
+KINDS: dict[str, st.SearchStrategy[Any]] = {
+    "UInt16": st.integers(0, 0xFFFF),
+    "UInt32": st.integers(0, 0xFFFF_FFFF),
+    "UInt64": st.integers(0, 2**64 - 1),
+    "ShortStr": short_strs,
+    "str | None": opt_str,
+    "bool": st.booleans(),
+    "bytes": st.binary(max_size=100),
+    "FieldTable": field_tables,
+    "Properties": properties,
+}
+
+
+def frames_of(cls: type[f.Frame]) -> st.SearchStrategy[f.Frame]:
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    return st.builds(cls, *(KINDS[str(field.type)] for field in fields))
+
+
+any_frame = st.sampled_from(f.FRAME_TYPES).flatmap(frames_of)
+
+
+def receiver_for(frame: f.Frame, *, reverse: bool = False) -> tuple[NativeCodec, NativeCodec]:
+    """(sender, receiver) codecs for a frame; ``reverse`` picks server->client for "both"."""
+    from_server = frame.sender == "server" or (frame.sender == "both" and reverse)
+    if from_server:
+        return NativeCodec(role="server"), NativeCodec(role="client")
+    receiver = NativeCodec(role="server")
+    receiver.receive_data(PREAMBLE)
+    return NativeCodec(role="client"), receiver
+
+
+def same(a: object, b: object) -> bool:
+    """Equality that also tells Decimal('1.0') from Decimal('1.00') and 1 from True."""
+    return type(a) is type(b) and repr(a) == repr(b)
+
+
+# --- round trips --------------------------------------------------------------------------
+
+
+@given(any_frame, st.booleans())
+def test_every_frame_round_trips(frame: f.Frame, reverse: bool) -> None:
+    sender, receiver = receiver_for(frame, reverse=reverse)
+    receiver.receive_data(sender.send(frame))
+    got = receiver.frames()
+    assert got == [frame]
+    assert same(got[0], frame)
+
+
+@given(field_tables)
+def test_header_values_round_trip_with_exact_types(headers: dict[str, FieldValue]) -> None:
+    frame = f.Publish(1, "", "q", False, Properties(headers=headers), b"")
+    sender, receiver = receiver_for(frame)
+    receiver.receive_data(sender.send(frame))
+    got = receiver.next_frame()
+    assert isinstance(got, f.Publish)
+    assert same(got.properties.headers, headers)
+
+
+@given(any_frame)
+def test_fast_path_and_checked_path_agree(frame: f.Frame) -> None:
+    sender, _ = receiver_for(frame)
+    values = msgpack.unpackb(sender.send(frame)[4:], timestamp=3, ext_hook=ext_hook)
+    schema = _SCHEMAS[frame.opcode]
+    assert schema.decode(list(values)) == schema.check(list(values)) == frame
+
+
+@given(st.lists(any_frame.filter(lambda fr: fr.sender != "server"), min_size=1, max_size=6),
+       st.data())
+def test_split_reads_decode_the_same(sent: list[f.Frame], data: st.DataObject) -> None:
+    wire = PREAMBLE + NativeCodec(role="client").send_many(sent)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    codec = NativeCodec(role="server")
+    got: list[f.Frame] = []
+    for start, stop in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        if start < stop:  # b"" would mean end of stream
+            codec.receive_data(wire[start:stop])
+        got.extend(codec.frames())
+    codec.receive_data(b"")
+    assert codec.next_frame() is None and codec.closed
+    assert got == sent
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+@given(st.integers(MIN_FRAME_SIZE, 2**20), st.integers(1, 2**32 - 1 - 2**20))
+def test_oversized_length_prefix_is_refused_before_the_body(limit: int, excess: int) -> None:
+    codec = NativeCodec(role="server", max_frame_size=limit)
+    codec.receive_data(PREAMBLE + (limit + excess).to_bytes(4, "big"))
+    try:
+        codec.frames()
+    except FrameError as exc:
+        assert exc.reply_code == 501 and str(limit) in exc.text
+    else:
+        raise AssertionError("an oversized frame was not refused")
+
+
+# --- fuzzing: only ProtocolError ever escapes ----------------------------------------------
+
+
+def feed_all(codec: NativeCodec, chunks: list[bytes]) -> None:
+    try:
+        for chunk in [*chunks, b""]:
+            codec.receive_data(chunk)
+            codec.frames()
+            codec.next_frame()
+    except ProtocolError:
+        pass
+
+
+@given(st.lists(st.binary(max_size=64), max_size=6), st.sampled_from(["client", "server"]))
+def test_arbitrary_bytes_raise_only_protocol_errors(chunks: list[bytes], role: str) -> None:
+    feed_all(NativeCodec(role=role), chunks)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.binary(max_size=64), max_size=6))
+def test_arbitrary_bytes_after_the_preamble_raise_only_protocol_errors(
+    chunks: list[bytes],
+) -> None:
+    feed_all(NativeCodec(role="server"), [PREAMBLE, *chunks])
+
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text()
+    | st.binary() | st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=16)),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text(max_size=5) | st.binary(max_size=5), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(st.sampled_from(sorted(_SCHEMAS)), st.integers(-2, 70000),
+       st.lists(msgpack_values, max_size=10), st.sampled_from(["client", "server"]))
+def test_wellformed_arrays_with_bad_fields_raise_only_protocol_errors(
+    opcode: int, channel: int, fields: list[Any], role: str
+) -> None:
+    payload = msgpack.packb([opcode, channel, *fields], use_bin_type=True)
+    codec = NativeCodec(role=role)  # type: ignore[arg-type]
+    feed_all(codec, [PREAMBLE if role == "server" else b"",
+                     len(payload).to_bytes(4, "big") + payload])
+
+
+@given(any_frame, st.data())
+def test_corrupted_frames_raise_only_protocol_errors(frame: f.Frame, data: st.DataObject) -> None:
+    sender, receiver = receiver_for(frame)
+    wire = bytearray(sender.send(frame))
+    for _ in range(data.draw(st.integers(1, 4))):
+        wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
+    feed_all(receiver, [bytes(wire)])
+
+
+def test_decimal_exponents_survive() -> None:
+    frame = f.Publish(1, "", "q", False,
+                      Properties(headers={"d": decimal.Decimal("1.5E+3")}), b"")
+    sender, receiver = receiver_for(frame)
+    receiver.receive_data(sender.send(frame))
+    got = receiver.next_frame()
+    assert isinstance(got, f.Publish) and got.properties.headers is not None
+    assert str(got.properties.headers["d"]) == "1.5E+3"
