@@ -12,4 +12,6 @@ Reading map (in order):
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from minibroker.client import connect
+
+__all__ = ["__version__", "connect"]

@@ -197,6 +197,9 @@ class Broker(StatisticsMixin):
         effects: list[Effect] = []
         if connection is None:
             return Outcome()
+        # Requeued messages must not be redelivered to another channel of this same, closing
+        # connection (checklist item 99): it takes no more deliveries from here on.
+        connection.writable = False
         for channel in list(connection.channels.values()):
             self._close_channel(channel, effects)
         # "Exclusive queues [...] are deleted when the connection that declared them closes."
@@ -590,20 +593,22 @@ class Broker(StatisticsMixin):
         self, channel: Channel, settled: list[Unacked], action: str, effects: list[Effect]
     ) -> None:
         touched: dict[Queue, None] = {}
-        for unacked in settled:
-            consumer = unacked.consumer
-            if consumer is not None:
-                consumer.unacked -= 1
-                channel.consumer_unacked -= 1
-            if action == _ACK:
-                unacked.queue.settle(unacked.entry)
-                self.acked += 1
-                touched[unacked.queue] = None
-            elif action == _DISCARD:
-                unacked.queue.discard(unacked.entry)
-                touched[unacked.queue] = None
         if action == _REQUEUE:
+            # _requeue releases the consumers' credit itself; releasing it here too would let
+            # a consumer exceed its prefetch.
             touched = dict.fromkeys(self._requeue(settled))
+        else:
+            for unacked in settled:
+                consumer = unacked.consumer
+                if consumer is not None:
+                    consumer.unacked -= 1
+                    channel.consumer_unacked -= 1
+                if action == _ACK:
+                    unacked.queue.settle(unacked.entry)
+                    self.acked += 1
+                else:
+                    unacked.queue.discard(unacked.entry)
+                touched[unacked.queue] = None
         if channel.global_prefetch:
             touched.update(dict.fromkeys(_consumed_queues(channel)))
         self._dispatch_all(touched, effects)
@@ -630,7 +635,11 @@ class Broker(StatisticsMixin):
         pending = list(channel.unacked.values())
         channel.unacked.clear()
         effects: list[Effect] = []
-        self._dispatch_all(self._requeue(pending), effects)
+        touched = self._requeue(pending)
+        if channel.global_prefetch:
+            # The freed channel-wide credit may unblock consumers of other queues too.
+            touched = list(dict.fromkeys([*touched, *_consumed_queues(channel)]))
+        self._dispatch_all(touched, effects)
         return Outcome(None, effects)
 
     # -- confirms and transactions ----------------------------------------------------------

@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 
 from minibroker.core.exchanges import (
     Binding,
@@ -236,9 +237,14 @@ class Topology:
                 self._remove_exchange(source)
 
     def bindings(self) -> list[Binding]:
+        """Every binding, with its own copy of the arguments: introspection must not hand out
+        the live table (statistics rule 1)."""
         result: list[Binding] = []
         for exchange in self.exchanges.values():
-            result.extend(exchange.bindings())
+            result.extend(
+                replace(binding, arguments=dict(binding.arguments))
+                for binding in exchange.bindings()
+            )
         return result
 
     # -- queues -----------------------------------------------------------------------------

@@ -1,0 +1,402 @@
+"""A channel of the native client: topology, publishing, consuming, acknowledgements.
+
+Rules:
+
+1. Synchronous requests are answered in order (the broker runs each channel's frames in order),
+   so pending requests wait in a FIFO: each reply resolves the oldest request, after checking it
+   is one of that request's reply types (``frames.REPLIES``). A reply that needs bookkeeping
+   before the next frame is decoded (consume-ok, cancel-ok) carries a callback run at decode time.
+2. ``publish`` pipelines: outside confirm mode it writes and returns, waiting only when the
+   transport asked us to pause writing. In confirm mode it waits for the broker's confirm.
+3. Publisher confirms: after ``confirm.select`` each publish waits for its confirm; which
+   confirm or return settles which publish is ``confirms.py``'s business.
+4. A broker ``channel.close`` (a soft error, 403/404/405/406) is answered with close-ok and
+   closes this channel only: the request that caused it raises the matching ``AMQPError``, every
+   later use raises :class:`ChannelClosed`. The connection keeps working.
+5. AMQP §1.5.2.5 (channel.close): "After sending this method, any received methods except Close
+   and Close-OK MUST be discarded."
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+from minibroker.client.confirms import ConfirmTracker
+from minibroker.client.consumer import Consumer
+from minibroker.client.delivery import Delivery, ReturnedMessage
+from minibroker.client.errors import ChannelClosed
+from minibroker.client.publish import encode_publish, message_properties
+from minibroker.core.message import FieldTable, Properties
+from minibroker.errors import AMQPError, ClientError, error_for_code
+from minibroker.protocols.native import frames as f
+
+if TYPE_CHECKING:
+    from minibroker.client.connection import Connection
+
+__all__ = ["Channel", "QueueInfo"]
+
+log = logging.getLogger("minibroker.client")
+
+_F = TypeVar("_F", bound=f.Frame)
+_OnReply = Callable[[f.Frame], None]
+
+
+class ChannelState(Enum):
+    OPENING = "opening"
+    OPEN = "open"
+    #: We sent channel.close and wait for close-ok (rule 5).
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class QueueInfo:
+    """What ``queue.declare-ok`` reports: the queue's name (server-generated for ``""``), its
+    ready messages and its consumers."""
+
+    __slots__ = ("consumer_count", "message_count", "name")
+
+    def __init__(self, name: str, message_count: int, consumer_count: int) -> None:
+        self.name = name
+        self.message_count = message_count
+        self.consumer_count = consumer_count
+
+    def __repr__(self) -> str:
+        return (f"QueueInfo(name={self.name!r}, message_count={self.message_count}, "
+                f"consumer_count={self.consumer_count})")
+
+
+class Channel:
+    """One AMQP channel on a :class:`Connection`; create it with ``await conn.channel()``."""
+
+    def __init__(self, connection: Connection, number: int) -> None:
+        self.connection = connection
+        self.number = number
+        self.state = ChannelState.OPENING
+        #: Called with each ``basic.return`` outside confirm mode (inside it, publish raises).
+        self.on_return: Callable[[ReturnedMessage], object] | None = None
+        self._loop = connection._loop
+        self._pending: deque[tuple[tuple[type[f.Frame], ...], asyncio.Future[f.Frame],
+                                   _OnReply | None]] = deque()
+        self._consumers: dict[str, Consumer] = {}
+        self._confirms: ConfirmTracker | None = None  # set by confirm_select
+        self._closed: ClientError | None = None
+        self._close_ok: asyncio.Future[None] | None = None
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is ChannelState.CLOSED or self.state is ChannelState.CLOSING
+
+    @property
+    def confirm_mode(self) -> bool:
+        return self._confirms is not None
+
+    def _check_open(self) -> None:
+        if self._closed is not None:
+            raise _copy(self._closed)
+        if self.state is ChannelState.CLOSING:
+            raise ChannelClosed(f"channel {self.number} is closing")
+
+    def _call(self, frame: f.Frame, replies: tuple[type[_F], ...],
+              on_reply: _OnReply | None = None) -> asyncio.Future[_F]:
+        """Send a synchronous request; the future resolves with its reply (rule 1)."""
+        self._check_open()
+        future: asyncio.Future[f.Frame] = self._loop.create_future()
+        self._pending.append((replies, future, on_reply))
+        self.connection._send(frame)
+        return future  # type: ignore[return-value]  # resolved only with one of `replies`
+
+    async def _open(self) -> None:
+        await self._call(f.ChannelOpen(self.number), (f.ChannelOpenOk,))
+        self.state = ChannelState.OPEN
+
+    async def __aenter__(self) -> Channel:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the channel (``channel.close`` 200); the broker requeues its unacked messages."""
+        if self.state is ChannelState.CLOSED:
+            return
+        if self._close_ok is None:
+            self._close_ok = self._loop.create_future()
+            self.state = ChannelState.CLOSING
+            self.connection._send(f.ChannelClose(self.number, 200, "Normal shutdown"))
+        await asyncio.shield(self._close_ok)
+
+    close = aclose
+
+    # -- exchanges ----------------------------------------------------------------------------
+
+    async def declare_exchange(
+        self, exchange: str, type: str = "direct", *, passive: bool = False,
+        durable: bool = False, auto_delete: bool = False, internal: bool = False,
+        arguments: FieldTable | None = None,
+    ) -> None:
+        await self._call(f.ExchangeDeclare(self.number, exchange, type, passive, durable,
+                                           auto_delete, internal, arguments or {}),
+                         (f.ExchangeDeclareOk,))
+
+    async def delete_exchange(self, exchange: str, *, if_unused: bool = False) -> None:
+        await self._call(f.ExchangeDelete(self.number, exchange, if_unused),
+                         (f.ExchangeDeleteOk,))
+
+    async def bind_exchange(self, destination: str, source: str, routing_key: str = "",
+                            arguments: FieldTable | None = None) -> None:
+        """Route what ``source`` routes with ``routing_key`` on to ``destination``."""
+        await self._call(f.ExchangeBind(self.number, destination, source, routing_key,
+                                        arguments or {}), (f.ExchangeBindOk,))
+
+    async def unbind_exchange(self, destination: str, source: str, routing_key: str = "",
+                              arguments: FieldTable | None = None) -> None:
+        await self._call(f.ExchangeUnbind(self.number, destination, source, routing_key,
+                                          arguments or {}), (f.ExchangeUnbindOk,))
+
+    # -- queues -------------------------------------------------------------------------------
+
+    async def declare_queue(
+        self, queue: str = "", *, passive: bool = False, durable: bool = False,
+        exclusive: bool = False, auto_delete: bool = False, arguments: FieldTable | None = None,
+    ) -> QueueInfo:
+        """Declare a queue; ``""`` asks the broker to name it (see ``QueueInfo.name``)."""
+        ok = await self._call(f.QueueDeclare(self.number, queue, passive, durable, exclusive,
+                                             auto_delete, arguments or {}), (f.QueueDeclareOk,))
+        return QueueInfo(ok.queue, ok.message_count, ok.consumer_count)
+
+    async def bind_queue(self, queue: str, exchange: str, routing_key: str = "",
+                         arguments: FieldTable | None = None) -> None:
+        await self._call(f.QueueBind(self.number, queue, exchange, routing_key, arguments or {}),
+                         (f.QueueBindOk,))
+
+    async def unbind_queue(self, queue: str, exchange: str, routing_key: str = "",
+                           arguments: FieldTable | None = None) -> None:
+        await self._call(f.QueueUnbind(self.number, queue, exchange, routing_key,
+                                       arguments or {}), (f.QueueUnbindOk,))
+
+    async def purge_queue(self, queue: str) -> int:
+        """Drop the queue's ready messages; returns how many."""
+        ok = await self._call(f.QueuePurge(self.number, queue), (f.QueuePurgeOk,))
+        return ok.message_count
+
+    async def delete_queue(self, queue: str, *, if_unused: bool = False,
+                           if_empty: bool = False) -> int:
+        """Delete the queue; returns how many messages it held."""
+        ok = await self._call(f.QueueDelete(self.number, queue, if_unused, if_empty),
+                              (f.QueueDeleteOk,))
+        return ok.message_count
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def qos(self, prefetch_count: int = 0, *, global_: bool = False) -> None:
+        """At most ``prefetch_count`` unacked deliveries per consumer (per channel when
+        ``global_``, RabbitMQ's reading of the flag); 0 means no limit."""
+        await self._call(f.Qos(self.number, prefetch_count, global_), (f.QosOk,))
+
+    def consume(self, queue: str, *, consumer_tag: str = "", no_ack: bool = False,
+                exclusive: bool = False, arguments: FieldTable | None = None) -> Consumer:
+        """A consumer of ``queue``: use ``async with ch.consume(q) as consumer`` (cancels on
+        exit) or ``consumer = await ch.consume(q)``."""
+        self._check_open()
+        return Consumer(self, queue, consumer_tag=consumer_tag, no_ack=no_ack,
+                        exclusive=exclusive, arguments=arguments)
+
+    async def cancel(self, consumer_tag: str) -> None:
+        """Cancel a consumer by tag (``basic.cancel``); unknown tags are not an error."""
+        consumer = self._consumers.get(consumer_tag)
+        if consumer is not None:
+            await consumer.cancel()
+        else:
+            await self._call(f.Cancel(self.number, consumer_tag), (f.CancelOk,))
+
+    async def get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
+        """Fetch one message (``basic.get``); None when the queue is empty."""
+        reply = await self._call(f.Get(self.number, queue, no_ack), (f.GetOk, f.GetEmpty))
+        if not isinstance(reply, f.GetOk):
+            return None
+        return Delivery(self, "", reply.delivery_tag, reply.redelivered, reply.exchange,
+                        reply.routing_key, reply.properties, reply.body, no_ack=no_ack,
+                        message_count=reply.message_count)
+
+    async def ack(self, delivery_tag: int, *, multiple: bool = False) -> None:
+        self._check_open()
+        await self.connection._send_and_drain(f.Ack(self.number, delivery_tag, multiple))
+
+    async def nack(self, delivery_tag: int, *, requeue: bool = True,
+                   multiple: bool = False) -> None:
+        self._check_open()
+        await self.connection._send_and_drain(
+            f.Nack(self.number, delivery_tag, multiple, requeue))
+
+    async def reject(self, delivery_tag: int, *, requeue: bool = True) -> None:
+        self._check_open()
+        await self.connection._send_and_drain(f.Reject(self.number, delivery_tag, requeue))
+
+    async def recover(self, *, requeue: bool = True) -> None:
+        """Requeue every unacked delivery of this channel (``basic.recover``)."""
+        await self._call(f.Recover(self.number, requeue), (f.RecoverOk,))
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def confirm_select(self) -> None:
+        """Enter confirm mode: from now on ``publish`` waits for the broker's confirm."""
+        future = self._call(f.ConfirmSelect(self.number), (f.ConfirmSelectOk,))
+        if self._confirms is None:
+            # Publishes written after confirm.select are numbered by the broker, including
+            # those other tasks write while we wait for select-ok.
+            self._confirms = ConfirmTracker(self._loop)
+        await future
+
+    async def publish(
+        self, exchange: str, routing_key: str, body: bytes | str, *, mandatory: bool = False,
+        properties: Properties | None = None, content_type: str | None = None,
+        content_encoding: str | None = None, headers: FieldTable | None = None,
+        delivery_mode: int | None = None, priority: int | None = None,
+        correlation_id: str | None = None, reply_to: str | None = None,
+        expiration: str | None = None, message_id: str | None = None,
+        timestamp: int | None = None, type: str | None = None, user_id: str | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        """Publish ``body`` (a ``str`` is sent as UTF-8) to ``exchange`` with ``routing_key``.
+
+        The message properties are keyword arguments, or a whole ``properties`` object."""
+        self._check_open()
+        if properties is None:
+            properties = message_properties(
+                content_type, content_encoding, headers, delivery_mode, priority, correlation_id,
+                reply_to, expiration, message_id, timestamp, type, user_id, app_id)
+        connection = self.connection
+        data, body = encode_publish(connection._codec, self.number, exchange, routing_key, body,
+                                    mandatory, properties)
+        confirms = self._confirms
+        if confirms is None:
+            connection._write(data)
+            if not connection._writable.is_set():
+                await connection._drain()
+            return
+        confirmed = confirms.track(exchange, routing_key, body, mandatory)
+        connection._write(data)
+        await confirmed
+
+    # -- frames from the broker (called by the connection, in wire order) ---------------------
+
+    def _on_frame(self, frame: f.Frame) -> None:
+        kind = type(frame)
+        if kind is f.Deliver:
+            if self.state is ChannelState.CLOSING:
+                return  # rule 5
+            deliver: f.Deliver = frame  # type: ignore[assignment]
+            consumer = self._consumers.get(deliver.consumer_tag)
+            if consumer is None:
+                log.warning("channel %d: delivery for unknown consumer %r dropped",
+                            self.number, deliver.consumer_tag)
+                return
+            consumer._push(Delivery(self, deliver.consumer_tag, deliver.delivery_tag,
+                                    deliver.redelivered, deliver.exchange, deliver.routing_key,
+                                    deliver.properties, deliver.body, no_ack=consumer.no_ack))
+        elif kind is f.ConfirmAck or kind is f.ConfirmNack:
+            if self._confirms is not None:
+                confirm: f.ConfirmAck = frame  # type: ignore[assignment]
+                self._confirms.on_confirm(confirm.delivery_tag, multiple=confirm.multiple,
+                                          ack=kind is f.ConfirmAck)
+        elif kind is f.Return:
+            self._on_return(frame)  # type: ignore[arg-type]
+        elif kind is f.ChannelClose:
+            self._on_close(frame)  # type: ignore[arg-type]
+        elif kind is f.ChannelCloseOk:
+            self._finish(ChannelClosed(f"channel {self.number} is closed"),
+                         lambda: ChannelClosed(f"channel {self.number} was closed"))
+        elif kind is f.ConsumerCancelled:
+            tag = frame.consumer_tag  # type: ignore[attr-defined]
+            consumer = self._consumers.pop(tag, None)
+            if consumer is not None:
+                consumer._end(None)
+        elif self.state is not ChannelState.CLOSING:
+            self._on_reply(frame)
+
+    def _on_reply(self, frame: f.Frame) -> None:
+        if not self._pending:
+            self.connection._protocol_violation(
+                f"unexpected {type(frame).__name__} on channel {self.number}")
+            return
+        replies, future, on_reply = self._pending[0]
+        if type(frame) not in replies:  # the request stays pending: the close fails it
+            self.connection._protocol_violation(
+                f"{type(frame).__name__} on channel {self.number} does not answer a "
+                f"pending request (expected {' or '.join(r.__name__ for r in replies)})")
+            return
+        self._pending.popleft()
+        if on_reply is not None:
+            on_reply(frame)
+        if not future.done():  # a request whose caller was cancelled still takes its reply
+            future.set_result(frame)
+
+    def _on_return(self, frame: f.Return) -> None:
+        message = ReturnedMessage(frame.reply_code, frame.reply_text, frame.exchange,
+                                  frame.routing_key, frame.properties, frame.body)
+        if self._confirms is not None and self._confirms.on_return(message):
+            return  # its publish raises MessageReturned
+        if self.on_return is not None:
+            self.on_return(message)
+        else:
+            log.warning("channel %d: message returned by the broker: %d %s (exchange %r, "
+                        "routing key %r)", self.number, message.reply_code, message.reply_text,
+                        message.exchange, message.routing_key)
+
+    def _on_close(self, frame: f.ChannelClose) -> None:
+        """The broker closed the channel (rule 4)."""
+        code, text = frame.reply_code, frame.reply_text
+        self.connection._send(f.ChannelCloseOk(self.number))
+        error = error_for_code(code, text)
+        closed = ChannelClosed(f"channel {self.number} was closed by the broker: {error}", error)
+        self._finish(closed, lambda: error_for_code(code, text), error=closed)
+
+    def _finish(self, closed: ClientError, make_error: Callable[[], BaseException], *,
+                error: BaseException | None = None) -> None:
+        """The channel is closed: fail what waits, end the consumers, free the number."""
+        if self.state is ChannelState.CLOSED:
+            return
+        self.state = ChannelState.CLOSED
+        self._closed = closed
+        self.connection._channels.pop(self.number, None)
+        pending, self._pending = self._pending, deque()
+        for _, future, _ in pending:
+            if not future.done():
+                future.set_exception(make_error())
+        if self._confirms is not None:
+            self._confirms.fail_all(make_error)
+        consumers, self._consumers = self._consumers, {}
+        for consumer in consumers.values():
+            consumer._end(_copy(error) if error is not None else None, channel_closed=True)
+        if self._close_ok is not None and not self._close_ok.done():
+            self._close_ok.set_result(None)
+
+    def _on_connection_closed(self, closed: ClientError, requested: bool) -> None:
+        self._finish(closed, lambda: _copy(closed), error=None if requested else closed)
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.number} {self.state.value}>"
+
+
+def _copy(error: BaseException) -> BaseException:
+    """A fresh instance of a stored error, so each raise gets its own traceback."""
+    from minibroker.errors import ConnectionClosed
+
+    if isinstance(error, ConnectionClosed):
+        return ConnectionClosed(str(error), error.error)
+    if isinstance(error, ChannelClosed):
+        return ChannelClosed(str(error), error.error)
+    if isinstance(error, AMQPError):
+        return error_for_code(error.reply_code, error.text)
+    return error

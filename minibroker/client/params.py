@@ -1,0 +1,73 @@
+"""Connection parameters, parsed from a ``minibroker://`` URL.
+
+Rules:
+
+1. The URL is ``minibroker://[user[:password]@]host[:port][/][?option=value&...]``; the port
+   defaults to 5680 (``minibroker.config.DEFAULT_PORT``) and the host to 127.0.0.1. Options:
+   ``heartbeat``, ``max_frame_size``, ``channel_max`` (integers), ``connect_timeout``,
+   ``close_timeout`` (seconds) and ``client_name``.
+2. Keyword arguments given to ``connect()`` override what the URL says.
+3. ``None`` for a negotiated limit means "take the broker's proposal"; a value asks for at most
+   that much (the broker's proposal is the ceiling, docs/protocol.md's Tune rule).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from minibroker.config import DEFAULT_PORT
+
+__all__ = ["DEFAULT_URL", "ConnectionParameters"]
+
+DEFAULT_URL = f"minibroker://127.0.0.1:{DEFAULT_PORT}"
+
+_INT_OPTIONS = ("heartbeat", "max_frame_size", "channel_max")
+_FLOAT_OPTIONS = ("connect_timeout", "close_timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionParameters:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    username: str | None = None
+    password: str | None = None
+    #: Heartbeat interval to ask for, in seconds (0 disables); None takes the broker's.
+    heartbeat: int | None = None
+    max_frame_size: int | None = None
+    channel_max: int | None = None
+    client_name: str = "minibroker-python"
+    #: Seconds allowed for the TCP connect plus the handshake.
+    connect_timeout: float = 10.0
+    #: Seconds to wait for the broker's close-ok before dropping the socket.
+    close_timeout: float = 5.0
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: object) -> ConnectionParameters:
+        """Parse ``url`` (rule 1), then apply the non-None ``overrides`` (rule 2)."""
+        parts = urlsplit(url)
+        if parts.scheme != "minibroker":
+            raise ValueError(f"expected a minibroker:// URL, got {url!r}")
+        values: dict[str, object] = {
+            "host": parts.hostname or "127.0.0.1",
+            "port": parts.port or DEFAULT_PORT,
+        }
+        if parts.username is not None:
+            values["username"] = unquote(parts.username)
+            values["password"] = unquote(parts.password) if parts.password is not None else ""
+        for key, raw in parse_qsl(parts.query):
+            if key in _INT_OPTIONS:
+                values[key] = int(raw)
+            elif key in _FLOAT_OPTIONS:
+                values[key] = float(raw)
+            elif key == "client_name":
+                values[key] = raw
+            else:
+                raise ValueError(f"unknown connection option {key!r} in {url!r}")
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise TypeError(f"unknown connection parameters: {', '.join(sorted(unknown))}")
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,58 @@
+"""Events the AMQP connection state machine hands to its owner (see ``connection.py``).
+
+Rule: work for an open channel is not wrapped — the owner receives the codec's own
+:class:`MethodFrame` / :class:`ContentMethod` objects; these classes are the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minibroker.core.message import FieldTable
+from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame
+
+__all__ = [
+    "ChannelClosed", "ChannelOpened", "CloseSocket", "ConnectionClosing", "ConnectionOpened",
+    "Event",
+]
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    user: str
+    virtual_host: str
+    client_properties: FieldTable
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpened:
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed:
+    """The client closed an open channel (close-ok already written)."""
+
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosing:
+    """We wrote connection.close: release the core, close after close-ok or a grace period."""
+
+    reply_code: int
+    reply_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSocket:
+    reason: str
+
+
+Event = (
+    MethodFrame | ContentMethod | ConnectionOpened | ChannelOpened | ChannelClosed
+    | ConnectionClosing | CloseSocket
+)

@@ -1,0 +1,90 @@
+"""The AMQP 0-9-1 handshake's vocabulary: what the server announces and how it reads logins.
+
+Rules:
+
+1. Advertise only what works end to end (``CAPABILITIES``): clients switch features on from
+   this table (pika needs ``publisher_confirms`` and ``basic.nack`` for confirms, aiormq's
+   default channel needs ``publisher_confirms``).
+2. Logins: SASL PLAIN (RFC 4616, ``authzid NUL authcid NUL passwd``) and RabbitMQ's AMQPLAIN
+   (a field table without its length prefix, keys ``LOGIN`` and ``PASSWORD``). Anything
+   unreadable is "no credentials", never an exception.
+3. Reply texts are RabbitMQ's ``"NAME - detail"`` and always fit a shortstr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from minibroker import __version__
+from minibroker.core.message import FieldTable
+from minibroker.errors import REPLY_NAMES, ProtocolError
+from minibroker.protocols.amqp091.fields import decode_table
+
+__all__ = ["CAPABILITIES", "LOGIN_REFUSED", "credentials", "reply_text", "server_properties"]
+
+#: What the broker advertises in connection.start. Only what works end to end: the core has
+#: no consumer priorities and no direct reply-to yet, so those two are not claimed.
+CAPABILITIES: FieldTable = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+}
+
+LOGIN_REFUSED = (
+    "Login was refused using authentication mechanism {}. For details see the broker logfile."
+)
+
+
+def server_properties() -> FieldTable:
+    return {
+        "product": "minibroker",
+        "version": __version__,
+        "platform": f"Python {sys.version.split()[0]}",
+        "copyright": "Copyright (c) the minibroker authors",
+        "information": "Licensed under the MIT license",
+        "capabilities": dict(CAPABILITIES),
+    }
+
+
+def reply_text(reply_code: int, text: str) -> str:
+    """``"NAME - text"`` (RabbitMQ's convention), cut to fit a shortstr."""
+    name = REPLY_NAMES.get(reply_code)
+    if name and not text.startswith(name):
+        text = f"{name} - {text}"
+    raw = text.encode()
+    if len(raw) > 255:
+        text = raw[:255].decode(errors="ignore")
+    return text
+
+
+
+def credentials(mechanism: str, response: bytes) -> tuple[str, str] | None:
+    """(user, password) from a SASL response, or ``None`` when unusable."""
+    if mechanism == "PLAIN":
+        # RFC 4616: [authzid] NUL authcid NUL passwd.
+        parts = response.split(b"\x00")
+        if len(parts) != 3:
+            return None
+        try:
+            return parts[1].decode(), parts[2].decode()
+        except UnicodeDecodeError:
+            return None
+    if mechanism == "AMQPLAIN":
+        # A field table without its 4-octet length prefix: LOGIN and PASSWORD.
+        try:
+            table, _ = decode_table(len(response).to_bytes(4, "big") + response, 0)
+        except ProtocolError:
+            return None
+        login, password = table.get("LOGIN"), table.get("PASSWORD")
+        if isinstance(login, bytes):
+            login = login.decode(errors="replace")
+        if isinstance(password, bytes):
+            password = password.decode(errors="replace")
+        if not isinstance(login, str) or not isinstance(password, str):
+            return None
+        return login, password
+    return None

@@ -1,0 +1,87 @@
+"""Every runnable example in ``examples/`` exits 0 by itself and prints what it promises.
+
+Each runs as a subprocess (``python examples/<name>.py URL``) against a broker on port 0.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minibroker.server import BrokerServer
+from tests.integration.test_client import running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+TIMEOUT = 30
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    server: BrokerServer
+    with running_server() as server:
+        yield server.url
+
+
+def run_example(name: str, url: str) -> list[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), url], capture_output=True, text=True,
+        timeout=TIMEOUT, env=env, cwd=ROOT, check=False)
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout.splitlines()
+
+
+def test_work_queue(url: str) -> None:
+    lines = run_example("work_queue", url)
+    assert lines[-1] == "All 6 tasks done by 2 workers."
+    done = [line.split(" done with ")[1] for line in lines if " done with " in line]
+    assert sorted(done) == sorted(f"'{task}'" for task in (
+        "first task.", "second task...", "third task.", "fourth task....", "fifth task.",
+        "sixth task.."))
+    assert sum(line.endswith("stopping") for line in lines) == 2
+
+
+def test_pubsub(url: str) -> None:
+    lines = run_example("pubsub", url)
+    assert lines[-1] == "Each of 2 subscribers received all 3 messages."
+    for number in (1, 2):
+        got = [line for line in lines if line.startswith(f"[subscriber {number}]")]
+        assert [line.split("] ", 1)[1] for line in got] == [
+            "info: service started", "warning: disk 91% full", "error: payment timeout"]
+
+
+def test_topic_routing(url: str) -> None:
+    lines = run_example("topic_routing", url)
+    assert lines[-1] == "Every subscriber got exactly the messages its binding keys match."
+    assert "critical (*.critical) got 2 messages" in lines
+    assert "kernel (kern.#) got 2 messages" in lines
+    assert "everything (# kern.*) got 4 messages" in lines
+
+
+def test_rpc(url: str) -> None:
+    lines = run_example("rpc", url)
+    assert lines[-1] == "All RPC calls answered."
+    for answer in ("fib(10) = 55", "fib(20) = 6765", "fib(30) = 832040"):
+        assert f"[client] {answer}" in lines
+
+
+def test_examples_can_run_again_on_the_same_broker(url: str) -> None:
+    """Examples clean up after themselves: a second run starts from a clean broker."""
+    for name in ("work_queue", "rpc"):
+        run_example(name, url)
+        run_example(name, url)
+
+
+def test_readme_lists_every_example() -> None:
+    readme = (EXAMPLES / "README.md").read_text()
+    scripts = sorted(path.name for path in EXAMPLES.glob("*.py"))
+    assert scripts, "no examples found"
+    for script in scripts:
+        assert script in readme, f"examples/README.md does not mention {script}"

@@ -1,0 +1,351 @@
+"""The sans-IO AMQP connection state machine, driven with octets; its output decoded with a
+client-side codec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from minibroker.protocols.amqp091.codec import AMQPCodec
+from minibroker.protocols.amqp091.connection import (
+    AMQPConnection,
+    ChannelClosed,
+    ChannelOpened,
+    CloseSocket,
+    ConnectionClosing,
+    ConnectionOpened,
+    Event,
+    State,
+)
+from minibroker.protocols.amqp091.fields import encode_table
+from minibroker.protocols.amqp091.frames import Frame, MethodFrame, encode_heartbeat, encode_method
+from minibroker.protocols.amqp091.methods import (
+    ChannelClose,
+    ChannelCloseOk,
+    ChannelFlow,
+    ChannelFlowOk,
+    ChannelOpen,
+    ChannelOpenOk,
+    ConnectionClose,
+    ConnectionCloseOk,
+    ConnectionOpen,
+    ConnectionOpenOk,
+    ConnectionStart,
+    ConnectionStartOk,
+    ConnectionTune,
+    ConnectionTuneOk,
+    Method,
+    QueueDeclare,
+)
+from minibroker.protocols.amqp091.spec import PROTOCOL_HEADER
+
+CAPS: dict[str, Any] = {"capabilities": {"authentication_failure_close": True,
+                                         "consumer_cancel_notify": True}}
+
+
+class Peer:
+    """A client talking to one :class:`AMQPConnection` through octets only."""
+
+    def __init__(self, heartbeat: int = 60) -> None:
+        self.out: list[bytes] = []
+        self.connection = AMQPConnection(
+            self.out.append, users={"guest": "guest"}, heartbeat=heartbeat, now=0.0
+        )
+        self.codec = AMQPCodec("client")
+
+    def send(self, data: bytes) -> list[Event]:
+        self.connection.receive_data(data)
+        return list(self.connection.events())
+
+    def call(self, channel: int, method: Method) -> list[Event]:
+        return self.send(encode_method(channel, method))
+
+    def received(self) -> list[Frame]:
+        data = b"".join(self.out)
+        self.out.clear()
+        if not data:
+            return []
+        self.codec.receive_data(data)
+        return self.codec.frames()
+
+    def methods(self) -> list[tuple[int, Method]]:
+        frames = self.received()
+        assert all(isinstance(frame, MethodFrame) for frame in frames)
+        return [(frame.channel, frame.method) for frame in frames]  # type: ignore[union-attr]
+
+    def open(self, *, properties: dict[str, Any] | None = None, tune: ConnectionTuneOk | None = None
+             ) -> list[Event]:
+        self.send(PROTOCOL_HEADER)
+        self.call(0, ConnectionStartOk(properties or CAPS, "PLAIN", b"\x00guest\x00guest"))
+        self.call(0, tune or ConnectionTuneOk(2047, 131072, 60))
+        events = self.call(0, ConnectionOpen("/"))
+        self.received()
+        return events
+
+
+def plain(user: str, password: str) -> bytes:
+    return f"\x00{user}\x00{password}".encode()
+
+
+def test_bad_protocol_header_is_answered_with_ours_then_closed() -> None:
+    peer = Peer()
+    events = peer.send(b"AMQP\x01\x01\x00\x0a")
+    assert b"".join(peer.out) == b"AMQP\x00\x00\x09\x01"
+    assert [type(event) for event in events] == [CloseSocket]
+
+
+def test_handshake_start_tune_open() -> None:
+    peer = Peer()
+    assert peer.send(PROTOCOL_HEADER) == []
+    [(channel, start)] = peer.methods()
+    assert channel == 0 and isinstance(start, ConnectionStart)
+    assert (start.version_major, start.version_minor) == (0, 9)
+    assert (start.mechanisms, start.locales) == ("AMQPLAIN PLAIN", "en_US")
+    properties = start.server_properties
+    assert properties["product"] == "minibroker"
+    for key in ("version", "platform", "copyright", "information"):
+        assert isinstance(properties[key], str)
+    capabilities = properties["capabilities"]
+    assert isinstance(capabilities, dict)
+    assert capabilities["publisher_confirms"] is True and capabilities["basic.nack"] is True
+    assert "direct_reply_to" not in capabilities and "consumer_priorities" not in capabilities
+
+    assert peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "guest"))) == []
+    assert peer.methods() == [(0, ConnectionTune(2047, 131072, 60))]
+    assert peer.call(0, ConnectionTuneOk(0, 131072, 30)) == []
+    assert peer.methods() == []
+    events = peer.call(0, ConnectionOpen("/"))
+    assert peer.methods() == [(0, ConnectionOpenOk(""))]
+    assert events == [ConnectionOpened("guest", "/", CAPS)]
+    assert peer.connection.state is State.OPEN
+    assert (peer.connection.heartbeat, peer.connection.channel_max) == (30, 2047)
+    assert peer.connection.consumer_cancel_notify is True
+
+
+def test_amqplain_login() -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    response = encode_table({"LOGIN": "guest", "PASSWORD": "guest"})[4:]  # no length prefix
+    peer.received()
+    assert peer.call(0, ConnectionStartOk({}, "AMQPLAIN", response)) == []
+    assert peer.methods() == [(0, ConnectionTune(2047, 131072, 60))]
+
+
+def test_bad_credentials_close_403_when_the_client_asked_for_it() -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    peer.received()
+    events = peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "nope")))
+    assert [type(event) for event in events] == [ConnectionClosing]
+    assert peer.methods() == [(0, ConnectionClose(
+        403, "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For"
+        " details see the broker logfile.", 10, 11,
+    ))]
+    assert [type(event) for event in peer.call(0, ConnectionCloseOk())] == [CloseSocket]
+
+
+def test_bad_credentials_just_close_without_the_capability() -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    peer.received()
+    events = peer.call(0, ConnectionStartOk({}, "PLAIN", plain("mallory", "guest")))
+    assert [type(event) for event in events] == [CloseSocket]
+    assert peer.received() == []
+
+
+def test_unoffered_mechanism_closes_without_a_word() -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    peer.received()
+    events = peer.call(0, ConnectionStartOk(CAPS, "EXTERNAL", b""))
+    assert [type(event) for event in events] == [CloseSocket]
+    assert peer.received() == []
+
+
+@pytest.mark.parametrize("frame_max", [262144, 2048, 0])
+def test_tune_ok_frame_max_out_of_range_closes(frame_max: int) -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "guest")))
+    peer.received()
+    events = peer.call(0, ConnectionTuneOk(2047, frame_max, 60))
+    assert [type(event) for event in events] == [CloseSocket]
+    assert peer.received() == []
+
+
+def test_unknown_vhost_is_530() -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "guest")))
+    peer.call(0, ConnectionTuneOk(2047, 131072, 60))
+    peer.received()
+    events = peer.call(0, ConnectionOpen("no-such-vhost"))
+    assert [type(event) for event in events] == [ConnectionClosing]
+    assert peer.methods() == [
+        (0, ConnectionClose(530, "NOT_ALLOWED - vhost no-such-vhost not found", 10, 40))
+    ]
+
+
+def test_method_before_the_handshake_is_done_closes() -> None:
+    peer = Peer()
+    peer.send(PROTOCOL_HEADER)
+    peer.received()
+    events = peer.call(1, ChannelOpen())
+    assert [type(event) for event in events] == [CloseSocket]
+    assert peer.received() == []
+
+
+def test_method_on_unopened_channel_is_504() -> None:
+    peer = Peer()
+    peer.open()
+    events = peer.call(3, QueueDeclare(queue="q"))
+    assert [type(event) for event in events] == [ConnectionClosing]
+    assert peer.methods() == [
+        (0, ConnectionClose(504, "CHANNEL_ERROR - expected 'channel.open'", 50, 10))
+    ]
+
+
+def test_second_channel_open_is_504() -> None:
+    peer = Peer()
+    peer.open()
+    assert peer.call(1, ChannelOpen()) == [ChannelOpened(1)]
+    assert peer.methods() == [(1, ChannelOpenOk(""))]
+    peer.call(1, ChannelOpen())
+    assert peer.methods() == [
+        (0, ConnectionClose(504, "CHANNEL_ERROR - second 'channel.open' seen", 20, 10))
+    ]
+
+
+def test_bad_frame_end_is_501() -> None:
+    peer = Peer()
+    peer.open()
+    frame = bytearray(encode_method(1, ChannelOpen()))
+    frame[-1] = 0x00
+    events = peer.send(bytes(frame))
+    assert [type(event) for event in events] == [ConnectionClosing]
+    [(channel, close)] = peer.methods()
+    assert channel == 0 and isinstance(close, ConnectionClose)
+    assert close.reply_code == 501 and close.reply_text.startswith("FRAME_ERROR - ")
+    assert "invalid_frame_end_marker" in close.reply_text
+
+
+def test_channel_method_on_channel_zero_is_504_and_connection_method_elsewhere_503() -> None:
+    peer = Peer()
+    peer.open()
+    peer.call(0, QueueDeclare(queue="q"))
+    [(_, close)] = peer.methods()
+    assert isinstance(close, ConnectionClose) and close.reply_code == 504
+    other = Peer()
+    other.open()
+    other.call(1, ChannelOpen())
+    other.received()
+    other.call(1, ConnectionOpen("/"))
+    [(_, close)] = other.methods()
+    assert isinstance(close, ConnectionClose)
+    assert (close.reply_code, close.class_id, close.method_id) == (503, 10, 40)
+
+
+def test_channel_flow() -> None:
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.received()
+    assert peer.call(1, ChannelFlow(True)) == []
+    assert peer.methods() == [(1, ChannelFlowOk(True))]
+    peer.call(1, ChannelFlow(False))
+    assert peer.methods() == [
+        (0, ConnectionClose(540, "NOT_IMPLEMENTED - active=false", 20, 20))
+    ]
+
+
+def test_work_frames_pass_through_and_client_close_is_an_event() -> None:
+    peer = Peer()
+    peer.open()
+    pipelined = (
+        encode_method(1, ChannelOpen()) + encode_method(1, QueueDeclare(queue="q"))
+        + encode_method(1, ChannelClose(200, "bye"))
+    )
+    peer.connection.receive_data(pipelined)
+    seen = []
+    for event in peer.connection.events():
+        seen.append(event)
+        if isinstance(event, MethodFrame):
+            # The owner's reply goes out before the close-ok of the next frame (rule 1).
+            peer.out.append(encode_method(1, ChannelFlowOk(True)))
+    assert seen == [ChannelOpened(1), MethodFrame(1, QueueDeclare(queue="q")), ChannelClosed(1)]
+    assert peer.methods() == [
+        (1, ChannelOpenOk("")), (1, ChannelFlowOk(True)), (1, ChannelCloseOk())
+    ]
+    assert peer.call(1, ChannelOpen()) == [ChannelOpened(1)]  # the number is free again
+
+
+def test_after_server_channel_close_input_is_ignored_until_close_ok() -> None:
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.received()
+    peer.connection.close_channel(1, 404, "NOT_FOUND - no queue 'q'", 50, 10)
+    assert peer.methods() == [(1, ChannelClose(404, "NOT_FOUND - no queue 'q'", 50, 10))]
+    assert peer.call(1, QueueDeclare(queue="ignored")) == []
+    assert peer.received() == []
+    assert peer.call(1, ChannelCloseOk()) == []
+    assert peer.call(1, ChannelOpen()) == [ChannelOpened(1)]
+
+
+def test_channel_open_before_close_ok_is_504() -> None:
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.connection.close_channel(1, 406, "PRECONDITION_FAILED - x", 50, 10)
+    peer.received()
+    peer.call(1, ChannelOpen())
+    [(_, close)] = peer.methods()
+    assert isinstance(close, ConnectionClose) and close.reply_code == 504
+
+
+def test_client_close_and_close_during_closing() -> None:
+    peer = Peer()
+    peer.open()
+    events = peer.call(0, ConnectionClose(200, "bye"))
+    assert [type(event) for event in events] == [CloseSocket]
+    assert peer.methods() == [(0, ConnectionCloseOk())]
+
+    closing = Peer()
+    closing.open()
+    closing.call(1, ChannelOpen())
+    closed = closing.connection.close_connection(320, "broker shutdown")
+    assert isinstance(closed, ConnectionClosing)
+    assert closing.methods()[-1] == (0, ConnectionClose(320, "CONNECTION_FORCED - broker shutdown"))
+    assert closing.call(1, QueueDeclare(queue="ignored")) == []
+    assert [type(e) for e in closing.call(0, ConnectionClose(200, "bye"))] == [CloseSocket]
+    assert closing.methods() == [(0, ConnectionCloseOk())]
+
+
+def test_channel_max_is_enforced() -> None:
+    peer = Peer()
+    peer.open(tune=ConnectionTuneOk(1, 131072, 0))
+    assert peer.call(1, ChannelOpen()) == [ChannelOpened(1)]
+    peer.received()
+    peer.call(2, ChannelOpen())
+    [(_, close)] = peer.methods()
+    assert isinstance(close, ConnectionClose) and close.reply_code == 530
+
+
+def test_heartbeats_sent_when_idle_and_silent_peer_is_dead() -> None:
+    peer = Peer(heartbeat=2)
+    peer.open(tune=ConnectionTuneOk(2047, 131072, 2))
+    connection = peer.connection
+    assert connection.tick(0.5, sent=True, received=True)
+    assert peer.out == []
+    assert connection.tick(1.6, sent=False, received=True)  # idle for 1.1 s >= 2 / 2
+    assert peer.out == [encode_heartbeat()]
+    assert connection.tick(4.5, sent=False, received=False)  # silent 2.9 s: not yet
+    assert not connection.tick(5.7, sent=False, received=False)  # silent 4.1 s > 2 * 2
+
+
+def test_heartbeat_zero_in_tune_ok_disables_them() -> None:
+    peer = Peer(heartbeat=60)
+    peer.open(tune=ConnectionTuneOk(2047, 131072, 0))
+    assert peer.connection.tick(1000.0, sent=False, received=False)
+    assert peer.out == []
