@@ -1,0 +1,683 @@
+"""Property: random command sequences against the broker core keep every message accounted for.
+
+A hypothesis ``RuleBasedStateMachine`` drives ``Broker.handle`` with declare/bind/unbind/publish/
+consume/qos/ack/nack/reject/cancel/get/recover/purge/delete and channel/connection churn, over a
+few connections, channels, queues and exchanges (direct, fanout, topic with ``#``, and an
+exchange-to-exchange cycle). A model follows along, learning where each delivery went from the
+``Deliver`` effects and ``GetOk`` replies, and predicting every error.
+
+Rules (the invariants, checked after every step):
+
+1. Conservation: every routed copy (message, queue) is in exactly one place — ready in its
+   queue, unacked on exactly one channel, or gone by a stated rule (acked, rejected without
+   requeue, purged, queue deleted, no-ack delivery). The broker's queues and unacked maps
+   hold exactly the model's copies, in the model's order.
+2. Delivery tags strictly increase per channel; a delivery takes the head of its queue, so
+   first deliveries (``redelivered=False``) leave each queue in publish order.
+3. No consumer holds more unacked deliveries than its prefetch, nor a channel more than its
+   global prefetch; and no queue keeps a ready message while one of its consumers has credit.
+4. ``statistics()`` agrees with the model. A refused command changes nothing, and the adapter
+   then closes the channel (channel error) or the connection (connection error).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from minibroker.core import commands as c
+from minibroker.core.broker import Broker
+from minibroker.core.effects import (
+    CancelOk,
+    Confirm,
+    ConsumeOk,
+    ConsumerCancelled,
+    Deliver,
+    Effect,
+    GetEmpty,
+    GetOk,
+    Outcome,
+    QueueDeclareOk,
+    QueueDeleteOk,
+    QueuePurgeOk,
+    Return,
+)
+from minibroker.core.message import Message
+from minibroker.core.topic import reference_match
+from minibroker.errors import ChannelError, ConnectionError_
+from tests.unit.core.helpers import fingerprint
+
+ChannelKey = tuple[int, int]
+EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
+#: Exchange-to-exchange bindings, source -> [(destination, binding key)]: a cycle on purpose.
+E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
+#: Queue name -> (exclusive, auto_delete) it is normally declared with.
+QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False)}
+QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
+BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
+ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *QUEUES])
+PICK = st.integers(0, 9)
+
+
+@dataclass(eq=False)
+class Copy:
+    """One routed copy of a message in one incarnation of a queue."""
+
+    seq: int
+    body: bytes
+    queue: str
+    incarnation: int
+    redelivered: bool = False
+
+
+@dataclass(eq=False)
+class MConsumer:
+    tag: str
+    queue: str
+    channel: ChannelKey
+    no_ack: bool
+    exclusive: bool
+    limit: int
+
+
+@dataclass(eq=False)
+class MQueue:
+    incarnation: int
+    owner: int | None
+    auto_delete: bool
+    ready: list[Copy] = field(default_factory=list)
+    consumers: list[MConsumer] = field(default_factory=list)
+    last_first_seq: int = 0
+
+
+@dataclass(eq=False)
+class MChannel:
+    prefetch: int = 0
+    global_prefetch: int = 0
+    last_tag: int = 0
+    last_queue: str | None = None
+    confirm_seq: int | None = None
+    consumers: dict[str, MConsumer] = field(default_factory=dict)
+    unacked: dict[int, tuple[Copy, MConsumer | None]] = field(default_factory=dict)
+
+
+class Expected(Exception):
+    """The model predicts that the command is refused with this reply code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class BrokerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.broker = Broker()
+        self.queues: dict[str, MQueue] = {}
+        self.bindings: set[tuple[str, str, str]] = set()
+        self.channels: dict[ChannelKey, MChannel] = {}
+        self.connections: set[int] = set()
+        self.copies: list[Copy] = []
+        self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
+        self.incarnations = itertools.count(1)
+        self.counters = Counter[str]()
+
+    # -- driving the broker -----------------------------------------------------------------
+
+    def send(self, command: c.Command) -> Outcome:
+        return self.broker.handle(command, now=0.0)
+
+    def attempt(self, command: c.Command, key: ChannelKey, predict: int | None
+                ) -> Outcome | None:
+        """Run ``command`` from channel ``key``; a refusal must match ``predict``, change
+        nothing, and is followed by the close an adapter would send."""
+        before = fingerprint(self.broker)
+        try:
+            outcome = self.send(command)
+        except (ChannelError, ConnectionError_) as err:
+            assert predict == err.reply_code, f"{command}: got {err}, model expected {predict}"
+            assert fingerprint(self.broker) == before, f"{command} changed state and failed"
+            # The adapter closes; the client reopens (as aio-pika's robust channels do).
+            if isinstance(err, ChannelError):
+                self.close_channel(key)
+            else:
+                self.close_connection(key[0])
+            self.open_channel(*key)
+            return None
+        assert predict is None, f"{command}: succeeded, model expected {predict}"
+        return outcome
+
+    def pick_channel(self, index: int) -> tuple[ChannelKey, MChannel]:
+        key = sorted(self.channels)[index % len(self.channels)]
+        return key, self.channels[key]
+
+    def resolve(self, chan: MChannel, name: str, key: ChannelKey, *, must_exist: bool = True
+                ) -> tuple[str, MQueue | None]:
+        """The queue a command names, raising the error the broker should give."""
+        if not name:
+            if chan.last_queue is None:
+                raise Expected(404)
+            name = chan.last_queue
+        queue = self.queues.get(name)
+        if queue is None:
+            if must_exist:
+                raise Expected(404)
+            return name, None
+        if queue.owner is not None and queue.owner != key[0]:
+            raise Expected(405)
+        return name, queue
+
+    # -- model transitions ------------------------------------------------------------------
+
+    def drop(self, copy: Copy, reason: str) -> None:
+        assert id(copy) not in self.gone
+        self.gone[id(copy)] = reason
+
+    def requeue(self, copy: Copy) -> None:
+        queue = self.queues.get(copy.queue)
+        if queue is None or queue.incarnation != copy.incarnation:
+            self.drop(copy, "queue deleted")
+            return
+        copy.redelivered = True
+        bisect.insort(queue.ready, copy, key=lambda entry: entry.seq)
+
+    def delete_queue(self, name: str) -> tuple[int, set[tuple[int, int, str]]]:
+        queue = self.queues.pop(name)
+        for copy in queue.ready:
+            self.drop(copy, "queue deleted")
+        cancelled = set()
+        for consumer in queue.consumers:
+            del self.channels[consumer.channel].consumers[consumer.tag]
+            cancelled.add((*consumer.channel, consumer.tag))
+        self.bindings = {b for b in self.bindings if b[1] != name}
+        return len(queue.ready), cancelled
+
+    def remove_consumer(self, consumer: MConsumer) -> None:
+        queue = self.queues[consumer.queue]
+        queue.consumers.remove(consumer)
+        if queue.auto_delete and not queue.consumers:
+            self.delete_queue(consumer.queue)
+
+    def close_channel(self, key: ChannelKey, *, send: bool = True) -> Outcome:
+        outcome = self.send(c.CloseChannel(*key)) if send else Outcome()
+        chan = self.channels.pop(key)
+        emptied = []
+        for consumer in chan.consumers.values():
+            queue = self.queues[consumer.queue]
+            queue.consumers.remove(consumer)
+            if queue.auto_delete and not queue.consumers:
+                emptied.append(consumer.queue)
+        for _, (copy, _) in sorted(chan.unacked.items()):
+            self.requeue(copy)
+        for name in emptied:
+            self.delete_queue(name)
+        if send:
+            self.apply(outcome.effects)
+        return outcome
+
+    def close_connection(self, connection: int) -> None:
+        outcome = self.send(c.CloseConnection(connection))
+        for key in [k for k in sorted(self.channels) if k[0] == connection]:
+            self.close_channel(key, send=False)
+        for name in [n for n, q in self.queues.items() if q.owner == connection]:
+            self.delete_queue(name)
+        self.connections.discard(connection)
+        # Several channels were requeued before the deliveries: heads may have moved on.
+        self.apply(outcome.effects, strict_head=False)
+
+    def settle(self, chan: MChannel, tag: int, multiple: bool, action: str) -> None:
+        if multiple and tag == 0:
+            tags = sorted(chan.unacked)
+        elif tag not in chan.unacked:
+            raise Expected(406)
+        else:
+            tags = [t for t in sorted(chan.unacked) if t <= tag] if multiple else [tag]
+        for t in tags:
+            copy, _ = chan.unacked.pop(t)
+            if action == "requeue":
+                self.requeue(copy)
+            else:
+                self.drop(copy, action)
+                self.counters["acked"] += action == "acked"
+
+    def apply(self, effects: list[Effect], *, strict_head: bool = True,
+              returns: int = 0, confirm: Confirm | None = None) -> None:
+        """Follow the effects of a command; Return/Confirm must be exactly the expected ones."""
+        seen_returns = 0
+        for index, effect in enumerate(effects):
+            if isinstance(effect, Deliver):
+                self.delivered(effect, strict_head)
+            elif isinstance(effect, Return):
+                assert (effect.reply_code, effect.reply_text) == (312, "NO_ROUTE")
+                seen_returns += 1
+            elif isinstance(effect, Confirm):
+                assert effect == confirm and index == len(effects) - 1
+                confirm = None
+            else:
+                raise AssertionError(f"unexpected effect {effect}")
+        assert seen_returns == returns and confirm is None
+
+    def delivered(self, effect: Deliver, strict_head: bool) -> None:
+        chan = self.channels[(effect.connection, effect.channel)]
+        consumer = chan.consumers[effect.consumer_tag]
+        queue = self.queues[consumer.queue]
+        bodies = [copy.body for copy in queue.ready]
+        position = 0 if strict_head else bodies.index(effect.message.body)
+        assert bodies[position] == effect.message.body, "delivery did not take the queue head"
+        copy = queue.ready.pop(position)
+        assert effect.redelivered == copy.redelivered
+        if not copy.redelivered:
+            assert copy.seq > queue.last_first_seq, "first deliveries out of publish order"
+            queue.last_first_seq = copy.seq
+        assert effect.delivery_tag > chan.last_tag
+        chan.last_tag = effect.delivery_tag
+        self.counters["delivered"] += 1
+        if consumer.no_ack:
+            self.drop(copy, "no-ack delivery")
+            return
+        # A delivery needs credit under both limits (a lowered global limit does not take
+        # deliveries back, so the check is at delivery time).
+        owners = [owner for _, owner in chan.unacked.values()]
+        assert not consumer.limit or sum(o is consumer for o in owners) < consumer.limit, (
+            f"consumer {consumer.tag} over its prefetch {consumer.limit}")
+        assert not chan.global_prefetch or sum(o is not None for o in owners) < (
+            chan.global_prefetch), "channel over its global prefetch"
+        chan.unacked[effect.delivery_tag] = (copy, consumer)
+
+    def route(self, exchange: str, routing_key: str) -> set[str]:
+        if exchange == "":
+            return {routing_key} if routing_key in self.queues else set()
+        found: set[str] = set()
+        visited, pending = {exchange}, [exchange]
+        while pending:
+            source = pending.pop()
+            kind = EXCHANGES[source]
+
+            def matches(binding_key: str, kind: str = kind) -> bool:
+                return kind == "fanout" or (kind == "direct" and binding_key == routing_key) or (
+                    kind == "topic" and reference_match(binding_key, routing_key))
+            found |= {q for x, q, k in self.bindings if x == source and matches(k)}
+            for destination, key in E2E.get(source, []):
+                if matches(key) and destination not in visited:
+                    visited.add(destination)
+                    pending.append(destination)
+        return found
+
+    # -- rules ------------------------------------------------------------------------------
+
+    @initialize(prefetch=st.sampled_from([1, 2, 3, 0]), global_prefetch=st.sampled_from([0, 3, 2]),
+                no_ack=st.booleans(), messages=st.integers(2, 5), second=st.booleans())
+    def setup(self, prefetch: int, global_prefetch: int, no_ack: bool, messages: int,
+              second: bool) -> None:
+        self.send(c.OpenConnection(0))
+        self.send(c.OpenChannel(0, 1))
+        for name, kind in EXCHANGES.items():
+            self.send(c.DeclareExchange(0, 1, name, kind))
+        for source, edges in E2E.items():
+            for destination, key in edges:
+                self.send(c.BindExchange(0, 1, destination, source, key))
+        self.send(c.CloseConnection(0))
+        for connection in (1, 2):
+            self.open_channel(connection, 1)
+        for index, name in enumerate(sorted(QUEUES)):
+            self.declare_queue(0, name, passive=False, odd=9)
+            self.bind(index, name, "x.topic", "a.#" if index else "#", unbind=False)
+        # A consumer on another connection, so most runs start with traffic.
+        self.qos(1, prefetch, global_=False)
+        self.qos(1, global_prefetch, global_=True)
+        self.consume(1, "q0", "c1", no_ack, exclusive=False)
+        if second:  # a second consumer on another channel of the same connection
+            self.open_channel(2, 2)
+            self.qos(2, prefetch, global_=False)
+            self.consume(2, "q0", "c2", False, exclusive=False)
+        for _ in range(messages):
+            self.publish_one(0, "x.topic", "a.b", mandatory=False)
+
+    def open_connection(self, connection: int) -> None:
+        if connection not in self.connections:
+            self.send(c.OpenConnection(connection))
+            self.connections.add(connection)
+
+    @rule(connection=st.integers(1, 2), number=st.integers(1, 2))
+    def open_channel(self, connection: int, number: int) -> None:
+        self.open_connection(connection)
+        if (connection, number) not in self.channels:
+            self.send(c.OpenChannel(connection, number))
+            self.channels[(connection, number)] = MChannel()
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, whole_connection=st.booleans(), reopen=st.booleans())
+    def close(self, ch: int, whole_connection: bool, reopen: bool) -> None:
+        key = self.pick_channel(ch)[0]
+        if whole_connection:
+            self.close_connection(key[0])
+        else:
+            self.close_channel(key)
+        if reopen:
+            self.open_channel(*key)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, name=st.sampled_from(sorted(QUEUES)), passive=st.booleans(), odd=PICK)
+    def declare_queue(self, ch: int, name: str, passive: bool, odd: int) -> None:
+        key, chan = self.pick_channel(ch)
+        exclusive, auto_delete = QUEUES[name]
+        exclusive ^= odd == 7  # now and then a mismatching redeclare
+        auto_delete ^= odd == 8
+        queue = self.queues.get(name)
+        predict = None
+        if passive and queue is None:
+            predict = 404
+        elif queue is not None and queue.owner is not None and queue.owner != key[0]:
+            predict = 405
+        elif queue is not None and not passive and (
+                (queue.owner is not None, queue.auto_delete) != (exclusive, auto_delete)):
+            predict = 406
+        outcome = self.attempt(
+            c.DeclareQueue(*key, name, passive, False, exclusive, auto_delete), key, predict
+        )
+        if outcome is None:
+            return
+        if queue is None:
+            queue = self.queues[name] = MQueue(
+                next(self.incarnations), key[0] if exclusive else None, auto_delete
+            )
+        chan.last_queue = name
+        assert outcome.reply == QueueDeclareOk(name, len(queue.ready), len(queue.consumers))
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, name=QUEUE_ARG, exchange=st.sampled_from(sorted(EXCHANGES)),
+          binding_key=BINDING_KEYS, unbind=st.booleans())
+    def bind(self, ch: int, name: str, exchange: str, binding_key: str, unbind: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        try:
+            name, _ = self.resolve(chan, name, key, must_exist=not unbind)
+            predict = None
+        except Expected as expected:
+            predict = expected.code
+        command = (c.UnbindQueue if unbind else c.BindQueue)(*key, name, exchange, binding_key)
+        if self.attempt(command, key, predict) is not None:
+            if unbind:
+                self.bindings.discard((exchange, name, binding_key))
+            else:
+                self.bindings.add((exchange, name, binding_key))
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, exchange=st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]),
+          routing_key=ROUTING_KEYS,
+          mandatory=st.booleans(), count=st.integers(1, 3))
+    def publish(self, ch: int, exchange: str, routing_key: str, mandatory: bool, count: int
+                ) -> None:
+        for _ in range(count):
+            self.publish_one(ch, exchange, routing_key, mandatory)
+
+    def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        seq = len(self.copies) + 1
+        body = f"m{self.counters['published']}".encode()
+        self.counters["published"] += 1
+        targets = sorted(self.route(exchange, routing_key))
+        for offset, name in enumerate(targets):
+            queue = self.queues[name]
+            copy = Copy(seq + offset, body, name, queue.incarnation)
+            self.copies.append(copy)
+            queue.ready.append(copy)
+        outcome = self.send(c.Publish(*key, Message(exchange, routing_key, body), mandatory))
+        confirm = None
+        if chan.confirm_seq is not None:
+            chan.confirm_seq += 1
+            confirm = Confirm(*key, chan.confirm_seq)
+        returns = int(mandatory and not targets)
+        self.counters["returned"] += returns
+        self.apply(outcome.effects, returns=returns, confirm=confirm)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK)
+    def confirm_select(self, ch: int) -> None:
+        key, chan = self.pick_channel(ch)
+        self.send(c.ConfirmSelect(*key))
+        if chan.confirm_seq is None:
+            chan.confirm_seq = 0
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, count=st.sampled_from([1, 2, 0, 3]), global_=st.booleans())
+    def qos(self, ch: int, count: int, global_: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        outcome = self.send(c.Qos(*key, count, global_))
+        if global_:
+            chan.global_prefetch = count
+        else:
+            chan.prefetch = count
+        self.apply(outcome.effects)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, name=QUEUE_ARG, tag=st.sampled_from(["", "c1", "c2"]), no_ack=st.booleans(),
+          exclusive=st.sampled_from([False, False, False, True]))
+    def consume(self, ch: int, name: str, tag: str, no_ack: bool, exclusive: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        predict = None
+        queue = None
+        try:
+            if tag in chan.consumers:
+                raise Expected(530)
+            name, queue = self.resolve(chan, name, key)
+            assert queue is not None
+            if queue.consumers and (exclusive or any(x.exclusive for x in queue.consumers)):
+                raise Expected(403)
+        except Expected as expected:
+            predict = expected.code
+        outcome = self.attempt(c.Consume(*key, name, tag, no_ack, exclusive), key, predict)
+        if outcome is None or queue is None:
+            return
+        assert isinstance(outcome.reply, ConsumeOk)
+        tag = outcome.reply.consumer_tag
+        assert tag and tag not in chan.consumers
+        consumer = MConsumer(tag, name, key, no_ack, exclusive, chan.prefetch)
+        chan.consumers[tag] = consumer
+        queue.consumers.append(consumer)
+        self.apply(outcome.effects)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, pick=PICK)
+    def cancel(self, ch: int, pick: int) -> None:
+        key, chan = self.pick_channel(ch)
+        tags = sorted(chan.consumers)
+        tag = tags[pick % len(tags)] if tags and pick < 8 else "unknown"
+        outcome = self.send(c.Cancel(*key, tag))
+        assert outcome.reply == CancelOk(tag) and outcome.effects == []
+        if tag in chan.consumers:
+            self.remove_consumer(chan.consumers.pop(tag))
+
+    def pick_tag(self, chan: MChannel, pick: int) -> int:
+        tags = sorted(chan.unacked)
+        if pick == 8:
+            return 0  # "all outstanding" with multiple, else unknown
+        if pick == 9 or not tags:
+            return chan.last_tag + pick  # not outstanding (never given out, or already settled)
+        return tags[pick % len(tags)]
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, pick=PICK, verb=st.sampled_from(["ack", "nack", "reject"]),
+          multiple=st.booleans(), requeue=st.booleans())
+    def settle_rule(self, ch: int, pick: int, verb: str, multiple: bool, requeue: bool) -> None:
+        holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+        if holding and pick != 9:  # mostly a channel with something to settle
+            key = holding[ch % len(holding)]
+            chan = self.channels[key]
+        else:
+            key, chan = self.pick_channel(ch)
+        tag = self.pick_tag(chan, pick)
+        command: c.Command
+        if verb == "ack":
+            command, action = c.Ack(*key, tag, multiple), "acked"
+        elif verb == "nack":
+            command = c.Nack(*key, tag, multiple, requeue)
+            action = "requeue" if requeue else "rejected"
+        else:
+            command, multiple = c.Reject(*key, tag, requeue), False
+            action = "requeue" if requeue else "rejected"
+        try:
+            self.settle(chan, tag, multiple, action)
+            predict = None
+        except Expected as expected:
+            predict = expected.code
+        outcome = self.attempt(command, key, predict)
+        if outcome is not None:
+            self.apply(outcome.effects)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, name=QUEUE_ARG, no_ack=st.booleans())
+    def get(self, ch: int, name: str, no_ack: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        try:
+            name, queue = self.resolve(chan, name, key)
+            predict = None
+        except Expected as expected:
+            predict, queue = expected.code, None
+        outcome = self.attempt(c.Get(*key, name, no_ack), key, predict)
+        if outcome is None or queue is None:
+            return
+        if not queue.ready:
+            assert isinstance(outcome.reply, GetEmpty)
+            return
+        copy = queue.ready.pop(0)
+        reply = outcome.reply
+        assert isinstance(reply, GetOk)
+        assert (reply.message.body, reply.redelivered) == (copy.body, copy.redelivered)
+        assert reply.message_count == len(queue.ready) and reply.delivery_tag > chan.last_tag
+        if not copy.redelivered:
+            assert copy.seq > queue.last_first_seq
+            queue.last_first_seq = copy.seq
+        chan.last_tag = reply.delivery_tag
+        self.counters["delivered"] += 1
+        if no_ack:
+            self.drop(copy, "no-ack delivery")
+        else:
+            chan.unacked[reply.delivery_tag] = (copy, None)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, requeue=st.sampled_from([True, True, True, False]))
+    def recover(self, ch: int, requeue: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        outcome = self.attempt(c.Recover(*key, requeue), key, None if requeue else 540)
+        if outcome is not None:
+            for tag in sorted(chan.unacked):
+                self.requeue(chan.unacked.pop(tag)[0])
+            self.apply(outcome.effects)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, name=QUEUE_ARG)
+    def purge(self, ch: int, name: str) -> None:
+        key, chan = self.pick_channel(ch)
+        try:
+            name, queue = self.resolve(chan, name, key)
+            predict = None
+        except Expected as expected:
+            predict, queue = expected.code, None
+        outcome = self.attempt(c.PurgeQueue(*key, name), key, predict)
+        if outcome is not None and queue is not None:
+            assert outcome.reply == QueuePurgeOk(len(queue.ready))
+            for copy in queue.ready:
+                self.drop(copy, "purged")
+            queue.ready.clear()
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, name=QUEUE_ARG, if_unused=st.booleans(), if_empty=st.booleans())
+    def delete_queue_rule(self, ch: int, name: str, if_unused: bool, if_empty: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        predict = None
+        queue = None
+        try:
+            name, queue = self.resolve(chan, name, key, must_exist=False)
+            if queue is not None and if_unused and queue.consumers:
+                raise Expected(406)
+            if queue is not None and if_empty and queue.ready:
+                raise Expected(406)
+        except Expected as expected:
+            predict = expected.code
+        outcome = self.attempt(c.DeleteQueue(*key, name, if_unused, if_empty), key, predict)
+        if outcome is None:
+            return
+        count, cancelled = self.delete_queue(name) if queue is not None else (0, set())
+        assert outcome.reply == QueueDeleteOk(count)
+        assert all(isinstance(e, ConsumerCancelled) for e in outcome.effects)
+        assert {(e.connection, e.channel, e.consumer_tag) for e in outcome.effects
+                if isinstance(e, ConsumerCancelled)} == cancelled
+        assert len(outcome.effects) == len(cancelled)
+
+    # -- invariants -------------------------------------------------------------------------
+
+    def has_credit(self, consumer: MConsumer) -> bool:
+        chan = self.channels[consumer.channel]
+        if consumer.no_ack:
+            return True
+        owners = [owner for _, owner in chan.unacked.values()]
+        if consumer.limit and sum(o is consumer for o in owners) >= consumer.limit:
+            return False
+        held = sum(o is not None for o in owners)
+        return not (chan.global_prefetch and held >= chan.global_prefetch)
+
+    @invariant()
+    def conservation(self) -> None:
+        places = Counter[int]()
+        for queue in self.queues.values():
+            places.update(id(copy) for copy in queue.ready)
+        for chan in self.channels.values():
+            places.update(id(copy) for copy, _ in chan.unacked.values())
+        places.update(self.gone.keys())
+        assert places == Counter(id(copy) for copy in self.copies), "a copy vanished or doubled"
+        # The broker holds exactly the model's copies, in the model's order.
+        assert set(self.broker.topology.queues) == set(self.queues)
+        for name, real in self.broker.topology.queues.items():
+            assert [(e.message.body, e.redelivered) for e in real.ready] == [
+                (copy.body, copy.redelivered) for copy in self.queues[name].ready
+            ], f"ready messages of {name} differ"
+            assert len(real.consumers) == len(self.queues[name].consumers)
+        live = {
+            (conn.id, ch.number): ch
+            for conn in self.broker.connections.values() for ch in conn.channels.values()
+        }
+        assert set(live) == set(self.channels)
+        for key, chan in self.channels.items():
+            assert {t: (u.entry.message.body, u.queue.name) for t, u in live[key].unacked.items()
+                    } == {t: (copy.body, copy.queue) for t, (copy, _) in chan.unacked.items()}
+
+    @invariant()
+    def credit_and_liveness(self) -> None:
+        for chan in self.channels.values():
+            for consumer in chan.consumers.values():
+                held = sum(1 for _, owner in chan.unacked.values() if owner is consumer)
+                assert not consumer.limit or held <= consumer.limit
+        for name, queue in self.queues.items():
+            if queue.ready:
+                stuck = [x.tag for x in queue.consumers if self.has_credit(x)]
+                assert not stuck, f"{name} keeps ready messages from consumers {stuck}"
+
+    @invariant()
+    def statistics_agree(self) -> None:
+        stats = self.broker.statistics()
+        alive = {name: queue.incarnation for name, queue in self.queues.items()}
+        unacked = sum(
+            1 for chan in self.channels.values() for copy, _ in chan.unacked.values()
+            if alive.get(copy.queue) == copy.incarnation
+        )
+        assert (stats.messages_ready, stats.messages_unacked) == (
+            sum(len(queue.ready) for queue in self.queues.values()), unacked
+        )
+        assert (stats.published, stats.delivered, stats.acked, stats.returned) == (
+            self.counters["published"], self.counters["delivered"], self.counters["acked"],
+            self.counters["returned"],
+        )
+        assert (stats.connections, stats.channels, stats.queues) == (
+            len(self.connections), len(self.channels), len(self.queues)
+        )
+
+
+# Inherits the suite's profile (max_examples from tests/conftest.py); a short run per example.
+BrokerMachine.TestCase.settings = settings(stateful_step_count=50)
+TestBrokerStateMachine = BrokerMachine.TestCase
