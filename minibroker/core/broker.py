@@ -10,7 +10,8 @@ Rules:
 2. Time arrives as the keyword argument ``now`` (seconds, any epoch); the core never reads a
    clock. ``next_deadline()`` / ``handle_timeout(now=...)`` are where timers (TTL, expiry) live.
 3. A published message is routed to a *set* of queues and enqueued once in each; delivery is
-   pushed at once to the next consumer of the queue, round-robin, that has prefetch credit.
+   pushed at once to the next consumer of the queue, round-robin, that has prefetch credit
+   (``delivery.py`` holds dispatch and settlement).
 4. Every delivery that needs an acknowledgement is recorded on its channel until it is acked
    (gone), rejected (gone, or back to its queue) or the channel closes (back to its queue, in its
    original position, ``redelivered=True``). Nothing else removes it: no message is lost or
@@ -22,17 +23,23 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from minibroker.core import commands as c
-from minibroker.core.channels import Channel, ConnectionState, Consumer, TxBuffer, Unacked
+from minibroker.core import delivery
+from minibroker.core.channels import (
+    Channel,
+    ChannelAddress,
+    ConnectionState,
+    Consumer,
+    TxBuffer,
+    Unacked,
+)
 from minibroker.core.effects import (
     GET_EMPTY,
     CancelOk,
     Confirm,
     ConsumeOk,
     ConsumerCancelled,
-    Deliver,
     Effect,
     GetOk,
     Outcome,
@@ -59,19 +66,6 @@ from minibroker.errors import (
 
 __all__ = ["Broker", "SequentialNames"]
 
-
-
-class _ChannelAddress(Protocol):
-    """What every channel command has: the connection and channel it came from."""
-
-    @property
-    def connection(self) -> int: ...
-
-    @property
-    def channel(self) -> int: ...
-
-_ACK, _REQUEUE, _DISCARD = "ack", "requeue", "discard"
-_EMPTY_OUTCOME_EFFECTS: list[Effect] = []
 
 
 class SequentialNames:
@@ -150,7 +144,7 @@ class Broker(StatisticsMixin):
             raise ChannelStateError(f"connection {connection_id} is not open")
         return connection
 
-    def _channel(self, command: _ChannelAddress) -> Channel:
+    def _channel(self, command: ChannelAddress) -> Channel:
         connection = self.connections.get(command.connection)
         if connection is None:
             raise ChannelStateError(f"connection {command.connection} is not open")
@@ -216,7 +210,7 @@ class Broker(StatisticsMixin):
         effects: list[Effect] = []
         if command.writable:
             for channel in connection.channels.values():
-                self._dispatch_all(_consumed_queues(channel), effects)
+                self._dispatch_all(delivery.consumed_queues(channel), effects)
         return Outcome(None, effects)
 
     def _open_channel(self, command: c.OpenChannel, now: float) -> Outcome:
@@ -247,7 +241,7 @@ class Broker(StatisticsMixin):
         if channel.tx is not None:
             pending.extend(unacked for _, unacked, _ in channel.tx.settlements)
             channel.tx = None
-        touched = self._requeue(pending)
+        touched = delivery.requeue(pending)
         for queue in emptied:
             if not queue.deleted:
                 self._remove_queue(queue, effects)
@@ -394,7 +388,7 @@ class Broker(StatisticsMixin):
         effects: list[Effect] = []
         if command.global_:
             channel.global_prefetch = command.prefetch_count
-            self._dispatch_all(_consumed_queues(channel), effects)
+            self._dispatch_all(delivery.consumed_queues(channel), effects)
         else:
             channel.prefetch_count = command.prefetch_count
         return Outcome(None, effects)
@@ -483,38 +477,7 @@ class Broker(StatisticsMixin):
             )
 
     def _dispatch(self, queue: Queue, effects: list[Effect]) -> None:
-        """Push ready messages to the queue's consumers, round-robin, while any has credit."""
-        consumers = queue.consumers
-        ready = queue.ready
-        while ready and consumers:
-            count = len(consumers)
-            start = queue.round_robin
-            for step in range(count):
-                index = (start + step) % count
-                consumer = consumers[index]
-                if consumer.has_credit():
-                    break
-            else:
-                return
-            queue.round_robin = (index + 1) % count
-            entry = queue.checkout()
-            assert entry is not None
-            channel = consumer.channel
-            tag = channel.next_delivery_tag
-            channel.next_delivery_tag = tag + 1
-            if consumer.no_ack:
-                queue.settle(entry)
-            else:
-                channel.unacked[tag] = Unacked(queue, entry, consumer)
-                consumer.unacked += 1
-                channel.consumer_unacked += 1
-            self.delivered += 1
-            effects.append(
-                Deliver(
-                    channel.connection.id, channel.number, consumer.consumer_tag, tag,
-                    entry.redelivered, entry.message,
-                )
-            )
+        self.delivered += delivery.dispatch(queue, effects)
 
     def _dispatch_all(self, queues: Iterable[Queue], effects: list[Effect]) -> None:
         for queue in queues:
@@ -541,44 +504,21 @@ class Broker(StatisticsMixin):
 
     # -- acknowledgements -------------------------------------------------------------------
 
-    @staticmethod
-    def _take_unacked(
-        channel: Channel, delivery_tag: int, multiple: bool
-    ) -> list[tuple[int, Unacked]]:
-        """Remove and return the deliveries an ack/nack/reject names, validating first."""
-        unacked = channel.unacked
-        if multiple and delivery_tag == 0:
-            # "If the multiple field is 1, and the delivery tag is zero, this indicates
-            # acknowledgement of all outstanding messages."
-            taken = list(unacked.items())
-            unacked.clear()
-            return taken
-        if delivery_tag not in unacked:
-            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
-        if not multiple:
-            return [(delivery_tag, unacked.pop(delivery_tag))]
-        tags = []
-        for tag in unacked:  # insertion order is tag order
-            if tag > delivery_tag:
-                break
-            tags.append(tag)
-        return [(tag, unacked.pop(tag)) for tag in tags]
-
     def ack(self, command: c.Ack, now: float) -> Outcome:
         """``basic.ack``: settle, free credit, deliver more. The other hot path."""
         channel = self._channel(command)
-        taken = self._take_unacked(channel, command.delivery_tag, command.multiple)
-        return self._settle(channel, taken, _ACK)
+        taken = delivery.take_unacked(channel, command.delivery_tag, command.multiple)
+        return self._settle(channel, taken, delivery.ACK)
 
     def _nack(self, command: c.Nack, now: float) -> Outcome:
         channel = self._channel(command)
-        taken = self._take_unacked(channel, command.delivery_tag, command.multiple)
-        return self._settle(channel, taken, _REQUEUE if command.requeue else _DISCARD)
+        taken = delivery.take_unacked(channel, command.delivery_tag, command.multiple)
+        return self._settle(channel, taken, _requeue_or_discard(command.requeue))
 
     def _reject(self, command: c.Reject, now: float) -> Outcome:
         channel = self._channel(command)
-        taken = self._take_unacked(channel, command.delivery_tag, False)
-        return self._settle(channel, taken, _REQUEUE if command.requeue else _DISCARD)
+        taken = delivery.take_unacked(channel, command.delivery_tag, False)
+        return self._settle(channel, taken, _requeue_or_discard(command.requeue))
 
     def _settle(self, channel: Channel, taken: list[tuple[int, Unacked]], action: str) -> Outcome:
         if channel.tx is not None:
@@ -592,40 +532,9 @@ class Broker(StatisticsMixin):
     def _apply_settlements(
         self, channel: Channel, settled: list[Unacked], action: str, effects: list[Effect]
     ) -> None:
-        touched: dict[Queue, None] = {}
-        if action == _REQUEUE:
-            # _requeue releases the consumers' credit itself; releasing it here too would let
-            # a consumer exceed its prefetch.
-            touched = dict.fromkeys(self._requeue(settled))
-        else:
-            for unacked in settled:
-                consumer = unacked.consumer
-                if consumer is not None:
-                    consumer.unacked -= 1
-                    channel.consumer_unacked -= 1
-                if action == _ACK:
-                    unacked.queue.settle(unacked.entry)
-                    self.acked += 1
-                else:
-                    unacked.queue.discard(unacked.entry)
-                touched[unacked.queue] = None
-        if channel.global_prefetch:
-            touched.update(dict.fromkeys(_consumed_queues(channel)))
+        touched, acked = delivery.settle(channel, settled, action)
+        self.acked += acked
         self._dispatch_all(touched, effects)
-
-    @staticmethod
-    def _requeue(pending: Iterable[Unacked]) -> list[Queue]:
-        """Return deliveries to their queues (original positions); the queues touched."""
-        by_queue: dict[Queue, list[Unacked]] = {}
-        for unacked in pending:
-            by_queue.setdefault(unacked.queue, []).append(unacked)
-        for queue, group in by_queue.items():
-            for unacked in group:
-                if unacked.consumer is not None:
-                    unacked.consumer.unacked -= 1
-                    unacked.consumer.channel.consumer_unacked -= 1
-            queue.requeue(unacked.entry for unacked in group)
-        return list(by_queue)
 
     def _recover(self, command: c.Recover, now: float) -> Outcome:
         channel = self._channel(command)
@@ -635,11 +544,7 @@ class Broker(StatisticsMixin):
         pending = list(channel.unacked.values())
         channel.unacked.clear()
         effects: list[Effect] = []
-        touched = self._requeue(pending)
-        if channel.global_prefetch:
-            # The freed channel-wide credit may unblock consumers of other queues too.
-            touched = list(dict.fromkeys([*touched, *_consumed_queues(channel)]))
-        self._dispatch_all(touched, effects)
+        self._apply_settlements(channel, pending, delivery.REQUEUE, effects)
         return Outcome(None, effects)
 
     # -- confirms and transactions ----------------------------------------------------------
@@ -669,7 +574,7 @@ class Broker(StatisticsMixin):
         channel, tx = self._tx_channel(command)
         channel.tx = TxBuffer([], [])
         effects: list[Effect] = []
-        for action in (_ACK, _REQUEUE, _DISCARD):
+        for action in (delivery.ACK, delivery.REQUEUE, delivery.DISCARD):
             group = [unacked for _, unacked, kind in tx.settlements if kind == action]
             if group:
                 self._apply_settlements(channel, group, action, effects)
@@ -688,5 +593,5 @@ class Broker(StatisticsMixin):
         return Outcome()
 
 
-def _consumed_queues(channel: Channel) -> list[Queue]:
-    return list(dict.fromkeys(consumer.queue for consumer in channel.consumers.values()))
+def _requeue_or_discard(requeue: bool) -> str:
+    return delivery.REQUEUE if requeue else delivery.DISCARD

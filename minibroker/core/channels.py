@@ -18,11 +18,22 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from minibroker.core.message import FieldTable, Message
 from minibroker.core.queues import Queue, QueueEntry
 
-__all__ = ["Channel", "ConnectionState", "Consumer", "TxBuffer", "Unacked"]
+__all__ = ["Channel", "ChannelAddress", "ConnectionState", "Consumer", "TxBuffer", "Unacked"]
+
+
+class ChannelAddress(Protocol):
+    """What every channel command has: the connection and channel it came from."""
+
+    @property
+    def connection(self) -> int: ...
+
+    @property
+    def channel(self) -> int: ...
 
 
 class Consumer:

@@ -1,0 +1,135 @@
+"""Delivery and settlement: how ready messages reach consumers and how acks bring them back.
+
+Rules:
+
+1. :func:`dispatch` pushes a queue's ready messages to its consumers round-robin, skipping
+   consumers without credit (``Consumer.has_credit``), and stops when no consumer has any. A
+   delivery that needs an ack is recorded on its channel under the next delivery tag; a no-ack
+   delivery is settled at once.
+2. :func:`take_unacked` validates before it removes anything: an unknown tag raises 406 and the
+   channel keeps every delivery (``errors.py`` rule 5).
+3. Credit is released exactly once per delivery: by :func:`settle` for ack/discard, by
+   :func:`requeue` for requeue. Releasing it twice would let a consumer exceed its prefetch.
+4. Requeued deliveries go back to their queues at their original positions, redelivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from minibroker.core.channels import Channel, Unacked
+from minibroker.core.effects import Deliver, Effect
+from minibroker.core.queues import Queue
+from minibroker.errors import PreconditionFailed
+
+__all__ = [
+    "ACK", "DISCARD", "REQUEUE", "consumed_queues", "dispatch", "requeue", "settle",
+    "take_unacked",
+]
+
+#: What happens to a settled delivery.
+ACK, REQUEUE, DISCARD = "ack", "requeue", "discard"
+
+
+def dispatch(queue: Queue, effects: list[Effect]) -> int:
+    """Deliver while the queue has ready messages and a consumer with credit; return how many."""
+    consumers = queue.consumers
+    ready = queue.ready
+    delivered = 0
+    while ready and consumers:
+        count = len(consumers)
+        start = queue.round_robin
+        for step in range(count):
+            index = (start + step) % count
+            consumer = consumers[index]
+            if consumer.has_credit():
+                break
+        else:
+            return delivered
+        queue.round_robin = (index + 1) % count
+        entry = queue.checkout()
+        assert entry is not None
+        channel = consumer.channel
+        tag = channel.next_delivery_tag
+        channel.next_delivery_tag = tag + 1
+        if consumer.no_ack:
+            queue.settle(entry)
+        else:
+            channel.unacked[tag] = Unacked(queue, entry, consumer)
+            consumer.unacked += 1
+            channel.consumer_unacked += 1
+        delivered += 1
+        effects.append(
+            Deliver(
+                channel.connection.id, channel.number, consumer.consumer_tag, tag,
+                entry.redelivered, entry.message,
+            )
+        )
+    return delivered
+
+
+def take_unacked(channel: Channel, delivery_tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
+    """Remove and return the deliveries an ack/nack/reject names, validating first."""
+    unacked = channel.unacked
+    if multiple and delivery_tag == 0:
+        # "If the multiple field is 1, and the delivery tag is zero, this indicates
+        # acknowledgement of all outstanding messages."
+        taken = list(unacked.items())
+        unacked.clear()
+        return taken
+    if delivery_tag not in unacked:
+        # RabbitMQ: also for multiple=true when the named tag itself is not outstanding.
+        raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+    if not multiple:
+        return [(delivery_tag, unacked.pop(delivery_tag))]
+    tags = []
+    for tag in unacked:  # insertion order is tag order
+        if tag > delivery_tag:
+            break
+        tags.append(tag)
+    return [(tag, unacked.pop(tag)) for tag in tags]
+
+
+def settle(channel: Channel, settled: list[Unacked], action: str) -> tuple[list[Queue], int]:
+    """Ack, discard or requeue deliveries of ``channel``; return the queues that may now
+    deliver more (credit was freed) and how many deliveries were acked."""
+    acked = 0
+    if action == REQUEUE:
+        touched = dict.fromkeys(requeue(settled))
+    else:
+        touched = {}
+        for unacked in settled:
+            consumer = unacked.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                channel.consumer_unacked -= 1
+            if action == ACK:
+                unacked.queue.settle(unacked.entry)
+                acked += 1
+            else:
+                unacked.queue.discard(unacked.entry)
+            touched[unacked.queue] = None
+    if channel.global_prefetch:
+        # Channel-wide credit was freed: every queue this channel consumes may go on.
+        touched.update(dict.fromkeys(consumed_queues(channel)))
+    return list(touched), acked
+
+
+def requeue(pending: Iterable[Unacked]) -> list[Queue]:
+    """Return deliveries to their queues (original positions), releasing their credit; return
+    the queues touched."""
+    by_queue: dict[Queue, list[Unacked]] = {}
+    for unacked in pending:
+        by_queue.setdefault(unacked.queue, []).append(unacked)
+    for queue, group in by_queue.items():
+        for unacked in group:
+            if unacked.consumer is not None:
+                unacked.consumer.unacked -= 1
+                unacked.consumer.channel.consumer_unacked -= 1
+        queue.requeue(unacked.entry for unacked in group)
+    return list(by_queue)
+
+
+def consumed_queues(channel: Channel) -> list[Queue]:
+    """The queues ``channel`` has consumers on, each once, in subscription order."""
+    return list(dict.fromkeys(consumer.queue for consumer in channel.consumers.values()))
