@@ -43,3 +43,6 @@ class ServerConfig:
     trace: bool = False
     #: Seconds to wait for clients to close after telling them the broker is shutting down.
     shutdown_grace: float = 1.0
+    #: Seconds a new socket has to complete its protocol handshake before it is dropped
+    #: (RabbitMQ's ``handshake_timeout`` is 10 s): half-open connections must not pile up.
+    handshake_timeout: float = 10.0

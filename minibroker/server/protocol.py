@@ -7,6 +7,8 @@ Rules:
 2. TCP_NODELAY is set on every socket: brokers send many small frames and must not wait.
 3. ``pause_writing``/``resume_writing`` (the transport's buffer passed its high-water mark)
    become backpressure in the core: no deliveries to this connection until it drains.
+4. A socket that has not completed a handshake within ``handshake_timeout`` is dropped by the
+   server's sweep (:meth:`handshake_expired`), whatever protocol it chose, if any.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class BrokerProtocol(asyncio.Protocol):
         self.session: Session | None = None
         self.peer = "?"
         self._head = b""
+        #: When the socket was accepted, on the server clock (for the handshake timeout).
+        self.opened_at = server.now()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -73,6 +77,20 @@ class BrokerProtocol(asyncio.Protocol):
                                self.peer)
         head, self._head = self._head, b""
         self.data_received(head)
+
+    def handshake_expired(self, now: float) -> bool:
+        """Drop this socket if it is still not a registered connection after the timeout."""
+        if self.session is not None and self.session.registered:
+            return False
+        if now - self.opened_at < self.server.config.handshake_timeout:
+            return False
+        log.warning(
+            "%s: handshake not completed within %.1f s; closing",
+            self.peer, self.server.config.handshake_timeout,
+        )
+        if self.transport is not None:
+            self.transport.abort()
+        return True
 
     def eof_received(self) -> bool | None:
         return False  # close our side too

@@ -9,7 +9,7 @@ Rules:
    ``apply_effects(effects)`` hands each effect to the session of the connection it names.
    Sessions send their reply between the two.
 3. One timer: after every input, the core's ``next_deadline()`` re-arms a single clock timer.
-   Heartbeats are checked by one periodic sweep over the sessions.
+   Heartbeats and handshake timeouts are checked by one periodic sweep over the sockets.
 4. Shutdown: stop accepting, tell every client the broker is closing (320 CONNECTION_FORCED),
    give them ``shutdown_grace`` seconds to close, then drop what is left.
 """
@@ -230,23 +230,26 @@ class BrokerServer:
         self.fire_timers()
 
     def fire_timers(self) -> None:
-        """Run everything due on the clock (the core's deadlines and heartbeat checks)."""
+        """Run everything due on the clock (the core's deadlines, heartbeats, handshakes)."""
         now = self.clock.now()
         effects = self.broker.handle_timeout(now=now)
         self.apply_effects(effects)
-        for session in list(self.sessions.values()):
-            session.check_heartbeat(now)
+        self._sweep_sockets(now)
         self._rearm()
 
     def _schedule_sweep(self) -> None:
         self._sweep = self.loop.call_later(HEARTBEAT_SWEEP_INTERVAL, self._on_sweep)
 
     def _on_sweep(self) -> None:
-        now = self.clock.now()
+        self._sweep_sockets(self.clock.now())
+        if not self.closing:
+            self._schedule_sweep()
+
+    def _sweep_sockets(self, now: float) -> None:
+        for protocol in list(self.protocols):
+            protocol.handshake_expired(now)
         for session in list(self.sessions.values()):
             try:
                 session.check_heartbeat(now)
             except Exception as exc:
                 session.internal_error(exc)
-        if not self.closing:
-            self._schedule_sweep()

@@ -292,6 +292,28 @@ def test_frames_before_the_handshake_are_unexpected(run_broker: RunBroker) -> No
     run_broker(scenario)
 
 
+def test_a_socket_that_never_completes_the_handshake_is_dropped(run_broker: RunBroker) -> None:
+    clock = ManualClock()
+
+    async def scenario(server: BrokerServer) -> None:
+        bystander = await RawClient.connect(server.port)
+        silent = await RawClient.connect(server.port, handshake=False)
+        half = await RawClient.connect(server.port, handshake=False)
+        half.send_raw(PREAMBLE)  # a protocol was chosen, but no Hello follows
+        clock.advance(server.config.handshake_timeout - 1)
+        server.fire_timers()
+        await bystander.open_channel()  # a round trip: the sweep ran, nobody was dropped yet
+        assert len(server.protocols) == 3
+        clock.advance(2)
+        server.fire_timers()
+        assert await silent.raw_until_eof() == b""
+        assert await half.raw_until_eof() == b""
+        await bystander.declare_queue(QUEUE)  # the registered connection is untouched
+        await bystander.close()
+
+    run_broker(scenario, clock=clock)
+
+
 # -- heartbeats ---------------------------------------------------------------------------------
 
 
