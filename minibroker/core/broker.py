@@ -22,37 +22,34 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from minibroker.core import commands as c
 from minibroker.core import delivery
 from minibroker.core.channels import (
     Channel,
-    ChannelAddress,
     ConnectionState,
     Consumer,
     TxBuffer,
     Unacked,
 )
+from minibroker.core.declarations import Declarations
 from minibroker.core.effects import (
     GET_EMPTY,
     CancelOk,
     Confirm,
     ConsumeOk,
-    ConsumerCancelled,
     Effect,
     GetOk,
     Outcome,
-    QueueDeclareOk,
-    QueueDeleteOk,
-    QueuePurgeOk,
     Return,
 )
-from minibroker.core.exchanges import Destination, DestinationKind
+from minibroker.core.fates import Fate
 from minibroker.core.message import Message
 from minibroker.core.queues import Queue
+from minibroker.core.state import SequentialNames
 from minibroker.core.statistics import StatisticsMixin
-from minibroker.core.topology import Topology, queue_text
+from minibroker.core.topology import queue_text
 from minibroker.errors import (
     AccessRefused,
     ChannelStateError,
@@ -61,37 +58,18 @@ from minibroker.errors import (
     NotFound,
     NotImplementedFeature,
     PreconditionFailed,
-    ResourceLocked,
 )
 
 __all__ = ["Broker", "SequentialNames"]
 
 
 
-class SequentialNames:
-    """Deterministic name maker (the default; the server injects a random one).
 
-    Names look like RabbitMQ's: the prefix and 22 URL-safe characters."""
-
-    def __init__(self) -> None:
-        self._count = 0
-
-    def __call__(self, prefix: str) -> str:
-        self._count += 1
-        return f"{prefix}{self._count:022d}"
-
-
-class Broker(StatisticsMixin):
+class Broker(Declarations, StatisticsMixin):
     """All broker state of one virtual host, changed only through :meth:`handle`."""
 
     def __init__(self, *, make_name: Callable[[str], str] | None = None) -> None:
-        self.topology = Topology()
-        self.connections: dict[int, ConnectionState] = {}
-        self.make_name: Callable[[str], str] = make_name or SequentialNames()
-        self.published = 0
-        self.delivered = 0
-        self.acked = 0
-        self.returned = 0
+        super().__init__(make_name=make_name)
         self._handlers: dict[type, Callable[..., Outcome]] = {
             c.Publish: self.publish,
             c.Ack: self.ack,
@@ -137,44 +115,6 @@ class Broker(StatisticsMixin):
         return []
 
     # -- lookups ----------------------------------------------------------------------------
-
-    def _connection(self, connection_id: int) -> ConnectionState:
-        connection = self.connections.get(connection_id)
-        if connection is None:
-            raise ChannelStateError(f"connection {connection_id} is not open")
-        return connection
-
-    def _channel(self, command: ChannelAddress) -> Channel:
-        connection = self.connections.get(command.connection)
-        if connection is None:
-            raise ChannelStateError(f"connection {command.connection} is not open")
-        channel = connection.channels.get(command.channel)
-        if channel is None:
-            raise ChannelStateError(f"expected 'channel.open' on channel {command.channel}")
-        return channel
-
-    def _queue_name(self, channel: Channel, name: str) -> str:
-        # AMQP 0-9-1 queue.bind etc.: "If the queue name is empty, the server uses the last
-        # queue declared on the channel."
-        if name:
-            return name
-        if channel.last_queue is None:
-            raise NotFound("no previously declared queue")
-        return channel.last_queue
-
-    @staticmethod
-    def _check_exclusive(connection: ConnectionState, queue: Queue) -> None:
-        if queue.exclusive_owner is not None and queue.exclusive_owner != connection.id:
-            raise ResourceLocked(
-                f"cannot obtain exclusive access to locked {queue_text(queue.name)}. It could be "
-                "originally declared on another connection or the exclusive property value does "
-                "not match that of the original declaration."
-            )
-
-    def _usable_queue(self, channel: Channel, name: str) -> Queue:
-        queue = self.topology.queue(self._queue_name(channel, name))
-        self._check_exclusive(channel.connection, queue)
-        return queue
 
     # -- connections and channels -----------------------------------------------------------
 
@@ -241,6 +181,13 @@ class Broker(StatisticsMixin):
         if channel.tx is not None:
             pending.extend(unacked for _, unacked, _ in channel.tx.settlements)
             channel.tx = None
+        if self.observer is not None:
+            for unacked in pending:
+                self.observer(Fate(
+                    "requeued", unacked.entry.message, queue=unacked.queue.name,
+                    connection=channel.connection.id, channel=channel.number, requeue=True,
+                    reason="channel closed",
+                ))
         touched = delivery.requeue(pending)
         for queue in emptied:
             if not queue.deleted:
@@ -249,133 +196,7 @@ class Broker(StatisticsMixin):
 
     # -- exchanges and bindings -------------------------------------------------------------
 
-    def _declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
-        self._channel(command)
-        self.topology.declare_exchange(
-            command.exchange, command.type, passive=command.passive, durable=command.durable,
-            auto_delete=command.auto_delete, internal=command.internal,
-            arguments=command.arguments or {},
-        )
-        return Outcome()
-
-    def _delete_exchange(self, command: c.DeleteExchange, now: float) -> Outcome:
-        self._channel(command)
-        self.topology.delete_exchange(command.exchange, if_unused=command.if_unused)
-        return Outcome()
-
-    def _bind_exchange(self, command: c.BindExchange, now: float) -> Outcome:
-        self._channel(command)
-        destination = Destination(DestinationKind.EXCHANGE, command.destination)
-        self.topology.bind(
-            command.source, destination, command.routing_key, command.arguments or {}
-        )
-        return Outcome()
-
-    def _unbind_exchange(self, command: c.UnbindExchange, now: float) -> Outcome:
-        self._channel(command)
-        destination = Destination(DestinationKind.EXCHANGE, command.destination)
-        self.topology.unbind(
-            command.source, destination, command.routing_key, command.arguments or {}
-        )
-        return Outcome()
-
-    def _bind_queue(self, command: c.BindQueue, now: float) -> Outcome:
-        channel = self._channel(command)
-        if command.exchange == "":
-            raise AccessRefused("operation not permitted on the default exchange")
-        self.topology.exchange(command.exchange)
-        queue = self._usable_queue(channel, command.queue)
-        self.topology.bind(
-            command.exchange, Destination(DestinationKind.QUEUE, queue.name),
-            command.routing_key, command.arguments or {},
-        )
-        return Outcome()
-
-    def _unbind_queue(self, command: c.UnbindQueue, now: float) -> Outcome:
-        channel = self._channel(command)
-        name = self._queue_name(channel, command.queue)
-        queue = self.topology.queues.get(name)
-        if queue is not None:
-            self._check_exclusive(channel.connection, queue)
-        self.topology.unbind(
-            command.exchange, Destination(DestinationKind.QUEUE, name), command.routing_key,
-            command.arguments or {},
-        )
-        return Outcome()
-
     # -- queues -----------------------------------------------------------------------------
-
-    def _declare_queue(self, command: c.DeclareQueue, now: float) -> Outcome:
-        channel = self._channel(command)
-        connection = channel.connection
-        topology = self.topology
-        arguments = command.arguments or {}
-        if command.passive:
-            name = command.queue or channel.last_queue or ""
-            queue = topology.queues.get(name)
-            if queue is None:
-                raise NotFound(f"no {queue_text(name)}")
-            self._check_exclusive(connection, queue)
-        else:
-            name = command.queue or topology.new_queue_name(self.make_name)
-            existing = topology.queues.get(name)
-            if existing is not None:
-                # Errata: exclusivity is checked before equivalence.
-                self._check_exclusive(connection, existing)
-                topology.check_queue_equivalent(
-                    existing, durable=command.durable, exclusive=command.exclusive,
-                    auto_delete=command.auto_delete, arguments=arguments,
-                )
-                queue = existing
-            else:
-                if command.queue.startswith("amq."):
-                    raise AccessRefused(
-                        f"queue name '{command.queue}' contains reserved prefix 'amq.*'"
-                    )
-                queue = Queue(
-                    name, durable=command.durable,
-                    exclusive_owner=connection.id if command.exclusive else None,
-                    auto_delete=command.auto_delete, arguments=arguments,
-                )
-                topology.add_queue(queue)
-                if command.exclusive:
-                    connection.exclusive_queues.add(name)
-        channel.last_queue = name
-        return Outcome(QueueDeclareOk(name, len(queue.ready), len(queue.consumers)))
-
-    def _delete_queue(self, command: c.DeleteQueue, now: float) -> Outcome:
-        channel = self._channel(command)
-        name = self._queue_name(channel, command.queue)
-        queue = self.topology.queues.get(name)
-        if queue is None:
-            return Outcome(QueueDeleteOk(0))  # RabbitMQ: deleting a missing queue succeeds
-        self._check_exclusive(channel.connection, queue)
-        if command.if_unused and queue.consumers:
-            raise PreconditionFailed(f"{queue_text(name)} in use")
-        if command.if_empty and queue.ready:
-            raise PreconditionFailed(f"{queue_text(name)} not empty")
-        effects: list[Effect] = []
-        count = self._remove_queue(queue, effects)
-        return Outcome(QueueDeleteOk(count), effects)
-
-    def _remove_queue(self, queue: Queue, effects: list[Effect]) -> int:
-        """Delete ``queue``, telling each of its consumers (RabbitMQ's consumer cancel notify)."""
-        for consumer in queue.consumers:
-            channel = consumer.channel
-            del channel.consumers[consumer.consumer_tag]
-            effects.append(
-                ConsumerCancelled(channel.connection.id, channel.number, consumer.consumer_tag)
-            )
-        queue.consumers.clear()
-        if queue.exclusive_owner is not None:
-            owner = self.connections.get(queue.exclusive_owner)
-            if owner is not None:
-                owner.exclusive_queues.discard(queue.name)
-        return self.topology.remove_queue(queue)
-
-    def _purge_queue(self, command: c.PurgeQueue, now: float) -> Outcome:
-        queue = self._usable_queue(self._channel(command), command.queue)
-        return Outcome(QueuePurgeOk(queue.purge()))
 
     # -- consumers --------------------------------------------------------------------------
 
@@ -464,6 +285,11 @@ class Broker(StatisticsMixin):
         self.published += 1
         exchange = self.topology.exchanges[message.exchange]
         queues = self.topology.route(exchange, message.routing_key, message.properties.headers)
+        if self.observer is not None:
+            self.observer(Fate(
+                "routed", message, queues=tuple(queue.name for queue in queues),
+                connection=channel.connection.id, channel=channel.number,
+            ))
         for queue in queues:
             queue.enqueue(message)
             if queue.consumers:
@@ -475,14 +301,9 @@ class Broker(StatisticsMixin):
             effects.append(
                 Return(channel.connection.id, channel.number, 312, "NO_ROUTE", message)
             )
-
-    def _dispatch(self, queue: Queue, effects: list[Effect]) -> None:
-        self.delivered += delivery.dispatch(queue, effects)
-
-    def _dispatch_all(self, queues: Iterable[Queue], effects: list[Effect]) -> None:
-        for queue in queues:
-            if not queue.deleted and queue.consumers:
-                self._dispatch(queue, effects)
+            if self.observer is not None:
+                self.observer(Fate("returned", message, connection=channel.connection.id,
+                                   channel=channel.number, reason="312 NO_ROUTE"))
 
     def _get(self, command: c.Get, now: float) -> Outcome:
         channel = self._channel(command)
@@ -497,6 +318,12 @@ class Broker(StatisticsMixin):
             channel.unacked[tag] = Unacked(queue, entry, None)
         self.delivered += 1
         message = entry.message
+        if self.observer is not None:
+            self.observer(Fate(
+                "delivered", message, queue=queue.name, connection=channel.connection.id,
+                channel=channel.number, delivery_tag=tag, redelivered=entry.redelivered,
+                no_ack=command.no_ack,
+            ))
         return Outcome(
             GetOk(tag, entry.redelivered, message.exchange, message.routing_key,
                   len(queue.ready), message)
@@ -508,33 +335,28 @@ class Broker(StatisticsMixin):
         """``basic.ack``: settle, free credit, deliver more. The other hot path."""
         channel = self._channel(command)
         taken = delivery.take_unacked(channel, command.delivery_tag, command.multiple)
-        return self._settle(channel, taken, delivery.ACK)
+        return self._settle(channel, taken, delivery.ACK, "acked")
 
     def _nack(self, command: c.Nack, now: float) -> Outcome:
         channel = self._channel(command)
         taken = delivery.take_unacked(channel, command.delivery_tag, command.multiple)
-        return self._settle(channel, taken, _requeue_or_discard(command.requeue))
+        return self._settle(channel, taken, _requeue_or_discard(command.requeue), "nacked")
 
     def _reject(self, command: c.Reject, now: float) -> Outcome:
         channel = self._channel(command)
         taken = delivery.take_unacked(channel, command.delivery_tag, False)
-        return self._settle(channel, taken, _requeue_or_discard(command.requeue))
+        return self._settle(channel, taken, _requeue_or_discard(command.requeue), "rejected")
 
-    def _settle(self, channel: Channel, taken: list[tuple[int, Unacked]], action: str) -> Outcome:
+    def _settle(
+        self, channel: Channel, taken: list[tuple[int, Unacked]], action: str, verb: str
+    ) -> Outcome:
         if channel.tx is not None:
             # Transactional: settled at commit; credit stays taken until then (RabbitMQ).
             channel.tx.settlements.extend((tag, unacked, action) for tag, unacked in taken)
             return Outcome()
         effects: list[Effect] = []
-        self._apply_settlements(channel, [unacked for _, unacked in taken], action, effects)
+        self._apply_settlements(channel, [unacked for _, unacked in taken], action, effects, verb)
         return Outcome(None, effects)
-
-    def _apply_settlements(
-        self, channel: Channel, settled: list[Unacked], action: str, effects: list[Effect]
-    ) -> None:
-        touched, acked = delivery.settle(channel, settled, action)
-        self.acked += acked
-        self._dispatch_all(touched, effects)
 
     def _recover(self, command: c.Recover, now: float) -> Outcome:
         channel = self._channel(command)
@@ -544,7 +366,7 @@ class Broker(StatisticsMixin):
         pending = list(channel.unacked.values())
         channel.unacked.clear()
         effects: list[Effect] = []
-        self._apply_settlements(channel, pending, delivery.REQUEUE, effects)
+        self._apply_settlements(channel, pending, delivery.REQUEUE, effects, "requeued")
         return Outcome(None, effects)
 
     # -- confirms and transactions ----------------------------------------------------------

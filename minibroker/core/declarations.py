@@ -1,0 +1,136 @@
+"""Declarations: the handlers that change the topology (exchanges, queues, bindings, purge).
+
+Rules:
+
+1. Each handler checks everything (channel, names, exclusivity, equivalence) through
+   ``Topology`` and ``BrokerState`` lookups before it changes anything.
+2. Texts follow RabbitMQ's wording; the rules themselves are documented in ``topology.py``.
+"""
+
+from __future__ import annotations
+
+from minibroker.core import commands as c
+from minibroker.core.effects import Effect, Outcome, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk
+from minibroker.core.exchanges import Destination, DestinationKind
+from minibroker.core.queues import Queue
+from minibroker.core.state import BrokerState
+from minibroker.core.topology import queue_text
+from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
+
+__all__ = ["Declarations"]
+
+
+class Declarations(BrokerState):
+    """exchange.declare/delete/bind/unbind and queue.declare/delete/bind/unbind/purge."""
+
+    def _declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
+        self._channel(command)
+        self.topology.declare_exchange(
+            command.exchange, command.type, passive=command.passive, durable=command.durable,
+            auto_delete=command.auto_delete, internal=command.internal,
+            arguments=command.arguments or {},
+        )
+        return Outcome()
+
+    def _delete_exchange(self, command: c.DeleteExchange, now: float) -> Outcome:
+        self._channel(command)
+        self.topology.delete_exchange(command.exchange, if_unused=command.if_unused)
+        return Outcome()
+
+    def _bind_exchange(self, command: c.BindExchange, now: float) -> Outcome:
+        self._channel(command)
+        destination = Destination(DestinationKind.EXCHANGE, command.destination)
+        self.topology.bind(
+            command.source, destination, command.routing_key, command.arguments or {}
+        )
+        return Outcome()
+
+    def _unbind_exchange(self, command: c.UnbindExchange, now: float) -> Outcome:
+        self._channel(command)
+        destination = Destination(DestinationKind.EXCHANGE, command.destination)
+        self.topology.unbind(
+            command.source, destination, command.routing_key, command.arguments or {}
+        )
+        return Outcome()
+
+    def _bind_queue(self, command: c.BindQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        if command.exchange == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        self.topology.exchange(command.exchange)
+        queue = self._usable_queue(channel, command.queue)
+        self.topology.bind(
+            command.exchange, Destination(DestinationKind.QUEUE, queue.name),
+            command.routing_key, command.arguments or {},
+        )
+        return Outcome()
+
+    def _unbind_queue(self, command: c.UnbindQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        name = self._queue_name(channel, command.queue)
+        queue = self.topology.queues.get(name)
+        if queue is not None:
+            self._check_exclusive(channel.connection, queue)
+        self.topology.unbind(
+            command.exchange, Destination(DestinationKind.QUEUE, name), command.routing_key,
+            command.arguments or {},
+        )
+        return Outcome()
+
+    def _declare_queue(self, command: c.DeclareQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        connection = channel.connection
+        topology = self.topology
+        arguments = command.arguments or {}
+        if command.passive:
+            name = command.queue or channel.last_queue or ""
+            queue = topology.queues.get(name)
+            if queue is None:
+                raise NotFound(f"no {queue_text(name)}")
+            self._check_exclusive(connection, queue)
+        else:
+            name = command.queue or topology.new_queue_name(self.make_name)
+            existing = topology.queues.get(name)
+            if existing is not None:
+                # Errata: exclusivity is checked before equivalence.
+                self._check_exclusive(connection, existing)
+                topology.check_queue_equivalent(
+                    existing, durable=command.durable, exclusive=command.exclusive,
+                    auto_delete=command.auto_delete, arguments=arguments,
+                )
+                queue = existing
+            else:
+                if command.queue.startswith("amq."):
+                    raise AccessRefused(
+                        f"queue name '{command.queue}' contains reserved prefix 'amq.*'"
+                    )
+                queue = Queue(
+                    name, durable=command.durable,
+                    exclusive_owner=connection.id if command.exclusive else None,
+                    auto_delete=command.auto_delete, arguments=arguments,
+                )
+                topology.add_queue(queue)
+                if command.exclusive:
+                    connection.exclusive_queues.add(name)
+        channel.last_queue = name
+        return Outcome(QueueDeclareOk(name, len(queue.ready), len(queue.consumers)))
+
+    def _delete_queue(self, command: c.DeleteQueue, now: float) -> Outcome:
+        channel = self._channel(command)
+        name = self._queue_name(channel, command.queue)
+        queue = self.topology.queues.get(name)
+        if queue is None:
+            return Outcome(QueueDeleteOk(0))  # RabbitMQ: deleting a missing queue succeeds
+        self._check_exclusive(channel.connection, queue)
+        if command.if_unused and queue.consumers:
+            raise PreconditionFailed(f"{queue_text(name)} in use")
+        if command.if_empty and queue.ready:
+            raise PreconditionFailed(f"{queue_text(name)} not empty")
+        effects: list[Effect] = []
+        count = self._remove_queue(queue, effects)
+        return Outcome(QueueDeleteOk(count), effects)
+
+    def _purge_queue(self, command: c.PurgeQueue, now: float) -> Outcome:
+        queue = self._usable_queue(self._channel(command), command.queue)
+        self._observe_ready(queue, "purged")
+        return Outcome(QueuePurgeOk(queue.purge()))
