@@ -22,10 +22,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import replace
 
 from minibroker.core import commands as c
-from minibroker.core import delivery
+from minibroker.core import deadletter, delivery
+from minibroker.core.arguments import consumer_priority, parse_expiration
 from minibroker.core.channels import (
     Channel,
     ConnectionState,
@@ -33,6 +35,7 @@ from minibroker.core.channels import (
     TxBuffer,
     Unacked,
 )
+from minibroker.core.consumers import with_delivery_count
 from minibroker.core.declarations import Declarations
 from minibroker.core.effects import (
     GET_EMPTY,
@@ -44,9 +47,11 @@ from minibroker.core.effects import (
     Outcome,
     Return,
 )
+from minibroker.core.exchanges import Exchange
 from minibroker.core.fates import Fate
 from minibroker.core.message import Message
 from minibroker.core.queues import Queue
+from minibroker.core.replyto import REPLY_PREFIX, REPLY_QUEUE, DirectReplyTo
 from minibroker.core.state import SequentialNames
 from minibroker.core.statistics import StatisticsMixin
 from minibroker.core.topology import queue_text
@@ -63,13 +68,17 @@ from minibroker.errors import (
 __all__ = ["Broker", "SequentialNames"]
 
 
+class Broker(Declarations, DirectReplyTo, StatisticsMixin):
+    """All broker state of one virtual host, changed only through :meth:`handle`.
 
+    ``wall_time`` maps ``now`` to seconds since the Unix epoch, for the ``x-death`` time of
+    dead-lettered messages; it must be a pure function (``lifecycle.py`` rule 5)."""
 
-class Broker(Declarations, StatisticsMixin):
-    """All broker state of one virtual host, changed only through :meth:`handle`."""
-
-    def __init__(self, *, make_name: Callable[[str], str] | None = None) -> None:
-        super().__init__(make_name=make_name)
+    def __init__(
+        self, *, make_name: Callable[[str], str] | None = None,
+        wall_time: Callable[[float], float] | None = None,
+    ) -> None:
+        super().__init__(make_name=make_name, wall_time=wall_time)
         self._handlers: dict[type, Callable[..., Outcome]] = {
             c.Publish: self.publish,
             c.Ack: self.ack,
@@ -104,17 +113,10 @@ class Broker(Declarations, StatisticsMixin):
 
     def handle(self, command: c.Command, *, now: float) -> Outcome:
         """Carry out ``command``; raise an ``AMQPError`` (state unchanged) if it is refused."""
+        self.now = now
         return self._handlers[type(command)](command, now)
 
-    def next_deadline(self) -> float | None:
-        """The earliest time at which :meth:`handle_timeout` has work to do (none yet)."""
-        return None
-
-    def handle_timeout(self, *, now: float) -> list[Effect]:
-        """Fire every timer due at ``now``."""
-        return []
-
-    # -- lookups ----------------------------------------------------------------------------
+    # ``next_deadline()`` and ``handle_timeout(now=...)`` live in ``lifecycle.py``.
 
     # -- connections and channels -----------------------------------------------------------
 
@@ -169,12 +171,14 @@ class Broker(Declarations, StatisticsMixin):
         """Remove the channel's consumers, requeue its unacked deliveries (AMQP §4.5: "closing
         a channel [...] requeues unacknowledged messages"), delete emptied auto-delete queues."""
         del channel.connection.channels[channel.number]
+        self._cancel_reply_to(channel)
         emptied: list[Queue] = []
         for consumer in channel.consumers.values():
             queue = consumer.queue
             queue.remove_consumer(consumer)
             if queue.auto_delete and not queue.consumers and not queue.deleted:
                 emptied.append(queue)
+            self._queue_used(queue)
         channel.consumers.clear()
         pending = list(channel.unacked.values())
         channel.unacked.clear()
@@ -217,11 +221,14 @@ class Broker(Declarations, StatisticsMixin):
     def _consume(self, command: c.Consume, now: float) -> Outcome:
         channel = self._channel(command)
         tag = command.consumer_tag
-        if tag in channel.consumers:
+        if command.queue == REPLY_QUEUE:
+            return self._consume_reply_to(channel, tag, command.no_ack)
+        if tag in channel.consumers or (tag and tag == channel.reply_consumer):
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
         queue = self._usable_queue(channel, command.queue)
         if queue.consumers and (command.exclusive or queue.has_exclusive_consumer()):
             raise AccessRefused(f"{queue_text(queue.name)} in exclusive use")
+        priority = consumer_priority(command.arguments)
         if not tag:
             tag = self.make_name("amq.ctag-")
             while tag in channel.consumers:
@@ -229,9 +236,13 @@ class Broker(Declarations, StatisticsMixin):
         consumer = Consumer(
             channel, queue, tag, no_ack=command.no_ack, exclusive=command.exclusive,
             prefetch_count=channel.prefetch_count, arguments=dict(command.arguments or {}),
+            priority=priority,
         )
+        if priority and queue.features is None:
+            self._give_features(queue)  # consumer priorities need the feature dispatcher
         channel.consumers[tag] = consumer
         queue.add_consumer(consumer)
+        self._queue_used(queue)
         effects: list[Effect] = []
         self._dispatch(queue, effects)
         return Outcome(ConsumeOk(tag), effects)
@@ -240,9 +251,14 @@ class Broker(Declarations, StatisticsMixin):
         channel = self._channel(command)
         consumer = channel.consumers.pop(command.consumer_tag, None)
         effects: list[Effect] = []
+        if command.consumer_tag and command.consumer_tag == channel.reply_consumer:
+            self._cancel_reply_to(channel)
         if consumer is not None:
             queue = consumer.queue
             queue.remove_consumer(consumer)
+            self._queue_used(queue)
+            if queue.features is not None and not queue.deleted:
+                self._dispatch_special(queue, effects)  # a single active consumer hands over
             # Its unacked deliveries stay unacked on the channel until acked or closed.
             if queue.auto_delete and not queue.consumers and not queue.deleted:
                 self._remove_queue(queue, effects)
@@ -262,38 +278,93 @@ class Broker(Declarations, StatisticsMixin):
             raise AccessRefused(
                 f"cannot publish to internal exchange '{message.exchange}' in vhost '/'"
             )
-        user_id = message.properties.user_id
+        properties = message.properties
+        user_id = properties.user_id
         if user_id is not None and user_id != channel.connection.user:
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was "
                 f"'{channel.connection.user}'"
             )
+        if properties.expiration is not None or properties.reply_to is not None:
+            if properties.expiration is not None:
+                parse_expiration(properties.expiration)  # RabbitMQ refuses a bad one: 406
+            if properties.reply_to == REPLY_QUEUE:
+                message = self._reply_address(channel, message)
         if channel.tx is not None:
             channel.tx.publishes.append((message, command.mandatory))
             return Outcome()
         effects: list[Effect] = []
-        self._route(channel, message, command.mandatory, effects)
+        accepted = self._route(channel, message, command.mandatory, effects)
         if channel.confirm:
             seq = channel.next_publish_seq
             channel.next_publish_seq = seq + 1
-            effects.append(Confirm(channel.connection.id, channel.number, seq))
+            # A queue with x-overflow reject-publish refused it: basic.nack (RabbitMQ).
+            effects.append(Confirm(channel.connection.id, channel.number, seq, ack=accepted))
         return Outcome(None, effects)
 
     def _route(
         self, channel: Channel, message: Message, mandatory: bool, effects: list[Effect]
-    ) -> None:
+    ) -> bool:
+        """Route and enqueue; False if a queue refused the message (``reject-publish``)."""
         self.published += 1
         exchange = self.topology.exchanges[message.exchange]
-        queues = self.topology.route(exchange, message.routing_key, message.properties.headers)
+        properties = message.properties
+        headers = properties.headers
+        if headers or properties.expiration is not None:
+            return self._route_special(channel, exchange, message, mandatory, effects)
+        queues = self.topology.route(exchange, message.routing_key, headers)
+        if not queues:
+            return self._route_special(channel, exchange, message, mandatory, effects)
         if self.observer is not None:
             self.observer(Fate(
                 "routed", message, queues=tuple(queue.name for queue in queues),
                 connection=channel.connection.id, channel=channel.number,
             ))
+        accepted = True
         for queue in queues:
-            queue.enqueue(message)
-            if queue.consumers:
-                self._dispatch(queue, effects)
+            if queue.features is None:
+                queue.enqueue(message)
+                if queue.consumers:
+                    self._dispatch(queue, effects)
+            elif not self._enqueue_special(queue, message, None, effects):
+                accepted = False
+        return accepted
+
+    def _route_special(
+        self, channel: Channel, exchange: Exchange, message: Message, mandatory: bool,
+        effects: list[Effect],
+    ) -> bool:
+        """``_route`` for messages with headers (CC/BCC), an expiration, or no queue (direct
+        reply-to, alternate exchange, mandatory return)."""
+        properties = message.properties
+        headers = properties.headers
+        queues: Collection[Queue]
+        if headers and ("CC" in headers or "BCC" in headers):
+            message, queues = self._route_cc(exchange, message)
+        else:
+            queues = self.topology.route(exchange, message.routing_key, headers)
+            if not queues:
+                if message.exchange == "" and message.routing_key.startswith(REPLY_PREFIX) and (
+                        self._deliver_reply(message, effects)):
+                    return True
+                if "alternate-exchange" in exchange.arguments:
+                    queues = self._route_keys(exchange, (message.routing_key,), headers)
+        if self.observer is not None:
+            self.observer(Fate(
+                "routed", message, queues=tuple(queue.name for queue in queues),
+                connection=channel.connection.id, channel=channel.number,
+            ))
+        accepted = True
+        ttl = None
+        if properties.expiration is not None:
+            ttl = parse_expiration(properties.expiration) / 1000
+        for queue in queues:
+            if queue.features is None and ttl is None:
+                queue.enqueue(message)
+                if queue.consumers:
+                    self._dispatch(queue, effects)
+            elif not self._enqueue_special(queue, message, ttl, effects):
+                accepted = False
         if not queues and mandatory:
             # AMQP: "This flag tells the server how to react if the message cannot be routed to
             # a queue. If this flag is set, the server will return an unroutable message."
@@ -304,13 +375,34 @@ class Broker(Declarations, StatisticsMixin):
             if self.observer is not None:
                 self.observer(Fate("returned", message, connection=channel.connection.id,
                                    channel=channel.number, reason="312 NO_ROUTE"))
+        return accepted
+
+    def _route_cc(self, exchange: Exchange, message: Message) -> tuple[Message, list[Queue]]:
+        """Sender-selected distribution (RabbitMQ): "CC" and "BCC" headers add routing keys
+        on the same exchange; "BCC" is removed before delivery."""
+        headers = message.properties.headers
+        assert headers is not None
+        keys = [message.routing_key, *deadletter.routing_keys(message)[1:],
+                *_string_list(headers.get("BCC"))]
+        queues = list(self._route_keys(exchange, keys, headers))
+        if "BCC" in headers:
+            kept = {key: value for key, value in headers.items() if key != "BCC"}
+            message = replace(message, properties=replace(message.properties, headers=kept))
+        return message, queues
 
     def _get(self, command: c.Get, now: float) -> Outcome:
         channel = self._channel(command)
         queue = self._usable_queue(channel, command.queue)
-        entry = queue.checkout()
+        features = queue.features
+        effects: list[Effect] = []
+        if features is None:
+            entry = queue.checkout()
+        else:
+            self._queue_used(queue)
+            entry = features.checkout(queue, now)
+            self._after_change(queue, effects)
         if entry is None:
-            return Outcome(GET_EMPTY)
+            return Outcome(GET_EMPTY, effects)
         tag = channel.take_delivery_tag()
         if command.no_ack:
             queue.settle(entry)
@@ -318,6 +410,8 @@ class Broker(Declarations, StatisticsMixin):
             channel.unacked[tag] = Unacked(queue, entry, None)
         self.delivered += 1
         message = entry.message
+        if features is not None and features.limits.quorum:
+            message = with_delivery_count(entry)
         if self.observer is not None:
             self.observer(Fate(
                 "delivered", message, queue=queue.name, connection=channel.connection.id,
@@ -326,7 +420,7 @@ class Broker(Declarations, StatisticsMixin):
             ))
         return Outcome(
             GetOk(tag, entry.redelivered, message.exchange, message.routing_key,
-                  len(queue.ready), message)
+                  len(queue.ready), message), effects,
         )
 
     # -- acknowledgements -------------------------------------------------------------------
@@ -417,3 +511,10 @@ class Broker(Declarations, StatisticsMixin):
 
 def _requeue_or_discard(requeue: bool) -> str:
     return delivery.REQUEUE if requeue else delivery.DISCARD
+
+
+def _string_list(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [item.decode(errors="replace") if isinstance(item, bytes) else item
+            for item in value if isinstance(item, str | bytes)]

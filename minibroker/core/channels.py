@@ -40,8 +40,8 @@ class Consumer:
     """A subscription of one channel to one queue."""
 
     __slots__ = (
-        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "prefetch_count", "queue",
-        "unacked",
+        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "prefetch_count",
+        "priority", "queue", "unacked",
     )
 
     def __init__(
@@ -54,6 +54,7 @@ class Consumer:
         exclusive: bool,
         prefetch_count: int,
         arguments: FieldTable,
+        priority: int = 0,
     ) -> None:
         self.channel = channel
         self.queue = queue
@@ -63,6 +64,8 @@ class Consumer:
         #: Per-consumer limit fixed at subscription time (0 = unlimited).
         self.prefetch_count = prefetch_count
         self.arguments = arguments
+        #: The ``x-priority`` consumer argument (``consumers.py``).
+        self.priority = priority
         #: Deliveries to this consumer not yet acknowledged.
         self.unacked = 0
 
@@ -106,8 +109,8 @@ class TxBuffer:
 class Channel:
     __slots__ = (
         "confirm", "connection", "consumer_unacked", "consumers", "global_prefetch",
-        "last_queue", "next_delivery_tag", "next_publish_seq", "number", "prefetch_count", "tx",
-        "unacked",
+        "last_queue", "next_delivery_tag", "next_publish_seq", "number", "prefetch_count",
+        "reply_consumer", "reply_token", "tx", "unacked",
     )
 
     def __init__(self, connection: ConnectionState, number: int) -> None:
@@ -128,6 +131,10 @@ class Channel:
         #: The queue named by the last queue.declare on this channel: AMQP lets later methods
         #: leave the queue name empty to mean it.
         self.last_queue: str | None = None
+        #: Direct reply-to (``replyto.py``): the consumer tag on ``amq.rabbitmq.reply-to`` and
+        #: the token that names this channel in reply addresses.
+        self.reply_consumer: str | None = None
+        self.reply_token: str | None = None
 
     def take_delivery_tag(self) -> int:
         tag = self.next_delivery_tag

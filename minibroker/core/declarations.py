@@ -10,17 +10,19 @@ Rules:
 from __future__ import annotations
 
 from minibroker.core import commands as c
+from minibroker.core.arguments import queue_limits
 from minibroker.core.effects import Effect, Outcome, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk
 from minibroker.core.exchanges import Destination, DestinationKind
+from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.queues import Queue
-from minibroker.core.state import BrokerState
+from minibroker.core.replyto import REPLY_QUEUE
 from minibroker.core.topology import queue_text
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
 
 __all__ = ["Declarations"]
 
 
-class Declarations(BrokerState):
+class Declarations(QueueLifecycle):
     """exchange.declare/delete/bind/unbind and queue.declare/delete/bind/unbind/purge."""
 
     def _declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
@@ -84,10 +86,13 @@ class Declarations(BrokerState):
         arguments = command.arguments or {}
         if command.passive:
             name = command.queue or channel.last_queue or ""
+            if name == REPLY_QUEUE:
+                return Outcome(QueueDeclareOk(name, 0, 0))  # the pseudo-queue "exists"
             queue = topology.queues.get(name)
             if queue is None:
                 raise NotFound(f"no {queue_text(name)}")
             self._check_exclusive(connection, queue)
+            self._queue_used(queue)
         else:
             name = command.queue or topology.new_queue_name(self.make_name)
             existing = topology.queues.get(name)
@@ -99,17 +104,24 @@ class Declarations(BrokerState):
                     auto_delete=command.auto_delete, arguments=arguments,
                 )
                 queue = existing
+                self._queue_used(queue)
             else:
                 if command.queue.startswith("amq."):
                     raise AccessRefused(
                         f"queue name '{command.queue}' contains reserved prefix 'amq.*'"
                     )
+                limits = queue_limits(
+                    name, arguments, durable=command.durable, exclusive=command.exclusive,
+                    auto_delete=command.auto_delete,
+                )
                 queue = Queue(
                     name, durable=command.durable,
                     exclusive_owner=connection.id if command.exclusive else None,
                     auto_delete=command.auto_delete, arguments=arguments,
                 )
                 topology.add_queue(queue)
+                if limits is not None:
+                    self._give_features(queue, limits)
                 if command.exclusive:
                     connection.exclusive_queues.add(name)
         channel.last_queue = name

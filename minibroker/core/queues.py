@@ -12,7 +12,9 @@ Rules:
    so ``ready + unacked`` is always exact.
 3. A queue knows its consumers (in subscription order) but not how deliveries are chosen: the
    broker's dispatcher decides who gets the next message.
-4. A deleted queue keeps answering ``settle``/``discard``/``requeue`` for messages that were out
+4. Queue features (TTL, limits, priorities, dead-lettering; ``features.py``) hang off
+   ``Queue.features``; a plain queue has ``None`` there and runs exactly the code below.
+5. A deleted queue keeps answering ``settle``/``discard``/``requeue`` for messages that were out
    when it died, without resurrecting them.
 """
 
@@ -27,6 +29,7 @@ from minibroker.core.message import FieldTable, Message
 
 if TYPE_CHECKING:
     from minibroker.core.channels import Consumer
+    from minibroker.core.features import QueueFeatures
 
 __all__ = ["Queue", "QueueEntry"]
 
@@ -34,7 +37,7 @@ __all__ = ["Queue", "QueueEntry"]
 class QueueEntry:
     """One message's life in one queue."""
 
-    __slots__ = ("delivery_count", "message", "msg_id", "redelivered")
+    __slots__ = ("delivery_count", "expires_at", "message", "msg_id", "redelivered")
 
     def __init__(self, msg_id: int, message: Message) -> None:
         self.msg_id = msg_id
@@ -42,6 +45,8 @@ class QueueEntry:
         self.redelivered = False
         #: How many times this entry has been handed out (deliveries and gets).
         self.delivery_count = 0
+        #: When the message expires (``now`` scale; message TTL), ``None`` = never.
+        self.expires_at: float | None = None
 
     def __repr__(self) -> str:
         return f"QueueEntry({self.msg_id}, redelivered={self.redelivered})"
@@ -56,8 +61,8 @@ class Queue:
 
     __slots__ = (
         "acked", "arguments", "auto_delete", "consumers", "deleted", "delivered", "durable",
-        "exclusive_owner", "had_consumer", "name", "next_msg_id", "published", "ready",
-        "redelivered", "round_robin", "unacked_count",
+        "exclusive_owner", "features", "had_consumer", "name", "next_msg_id", "published",
+        "ready", "redelivered", "round_robin", "unacked_count",
     )
 
     def __init__(
@@ -88,6 +93,9 @@ class Queue:
         self.delivered = 0
         self.acked = 0
         self.redelivered = 0
+        #: TTL, limits, priorities, dead-lettering... (``features.py``); ``None`` for a plain
+        #: queue, so the hot path pays one attribute test for all of them.
+        self.features: QueueFeatures | None = None
 
     @property
     def exclusive(self) -> bool:
@@ -123,8 +131,11 @@ class Queue:
         self.acked += 1
 
     def discard(self, entry: QueueEntry) -> None:
-        """``entry`` was rejected without requeue (dead-lettering hooks in here later)."""
+        """``entry`` was rejected without requeue: gone, or dead-lettered (reason ``rejected``)
+        when the queue has a dead-letter exchange."""
         self.unacked_count -= 1
+        if self.features is not None and not self.deleted:
+            self.features.discarded(entry)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Return unacked entries to ``ready`` at their original positions, as redelivered."""
@@ -137,6 +148,9 @@ class Queue:
         self.redelivered += len(batch)
         if self.deleted:
             return
+        if self.features is not None:
+            self.features.requeue(self, batch)
+            return
         ready = self.ready
         if not ready or batch[-1].msg_id < ready[0].msg_id:
             # The common case: everything returned is older than the head.
@@ -148,6 +162,8 @@ class Queue:
     def purge(self) -> int:
         count = len(self.ready)
         self.ready.clear()
+        if self.features is not None:
+            self.features.ready_bytes = 0
         return count
 
     # -- consumers --------------------------------------------------------------------------

@@ -52,6 +52,11 @@ class BrokerState:
         self.returned = 0
         #: Told the fate of every message when set (``fates.py``); ``None`` costs nothing.
         self.observer: Observer | None = None
+        #: ``now`` of the command (or timeout) being handled: the timers and TTLs of queue
+        #: features read it where no ``now`` is passed down.
+        self.now = 0.0
+        #: Direct reply-to: token -> the channel whose reply consumer it names (``replyto.py``).
+        self.reply_channels: dict[str, Channel] = {}
 
     def _connection(self, connection_id: int) -> ConnectionState:
         connection = self.connections.get(connection_id)
@@ -114,11 +119,22 @@ class BrokerState:
                 self.observer(Fate(kind, entry.message, queue=queue.name))
 
     def _dispatch(self, queue: Queue, effects: list[Effect]) -> None:
+        if queue.features is not None:
+            self._dispatch_special(queue, effects)
+            return
         if self.observer is None:
             self.delivered += delivery.dispatch(queue, effects)
             return
         start = len(effects)
         self.delivered += delivery.dispatch(queue, effects)
+        self._observe_deliveries(queue, effects, start)
+
+    def _dispatch_special(self, queue: Queue, effects: list[Effect]) -> None:
+        """Dispatch for a queue with features (implemented by ``lifecycle.QueueLifecycle``)."""
+        raise NotImplementedError
+
+    def _observe_deliveries(self, queue: Queue, effects: list[Effect], start: int) -> None:
+        assert self.observer is not None
         for effect in effects[start:]:
             if isinstance(effect, Deliver):
                 self.observer(Fate(
@@ -133,7 +149,13 @@ class BrokerState:
 
     def _dispatch_all(self, queues: Iterable[Queue], effects: list[Effect]) -> None:
         for queue in queues:
-            if not queue.deleted and queue.consumers:
+            if queue.deleted:
+                continue
+            if queue.features is not None:
+                # Requeues and rejections change a queue with features even without
+                # consumers (TTL head, dead-lettering, delivery limits).
+                self._dispatch_special(queue, effects)
+            elif queue.consumers:
                 self._dispatch(queue, effects)
 
     def _apply_settlements(

@@ -73,7 +73,7 @@ def test_server_properties_advertise_what_pika_needs(connection: pika.BlockingCo
     for cap in ("basic.nack", "consumer_cancel_notify", "exchange_exchange_bindings",
                 "publisher_confirms", "authentication_failure_close", "per_consumer_qos"):
         assert caps[cap] is True
-    assert "direct_reply_to" not in caps
+    assert caps["direct_reply_to"] is True and caps["consumer_priorities"] is True
 
 
 def test_declare_bind_publish_consume_with_acks_and_prefetch(channel: BlockingChannel) -> None:

@@ -18,6 +18,12 @@ Rules (the invariants, checked after every step):
    global prefetch; and no queue keeps a ready message while one of its consumers has credit.
 4. ``statistics()`` agrees with the model. A refused command changes nothing, and the adapter
    then closes the channel (channel error) or the connection (connection error).
+5. Queue features: ``q3`` has a message TTL, a max length and a dead-letter exchange (the
+   default exchange, to ``dlq``). The clock advances by rule; expired heads, heads dropped over
+   the length limit and messages rejected without requeue leave ``q3`` only by dead-lettering
+   into ``dlq`` (or are dropped when ``dlq`` is gone), and the broker's next deadline is never
+   later than the model's oldest ``q3`` message. (``q3`` has no consumers in this machine: its
+   deliveries would interleave with dead-lettering inside one command.)
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from minibroker.core.effects import (
     QueuePurgeOk,
     Return,
 )
-from minibroker.core.message import Message
+from minibroker.core.message import FieldTable, Message
 from minibroker.core.topic import reference_match
 from minibroker.errors import ChannelError, ConnectionError_
 from tests.unit.core.helpers import fingerprint
@@ -58,10 +64,20 @@ EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
 #: Exchange-to-exchange bindings, source -> [(destination, binding key)]: a cycle on purpose.
 E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
-QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False)}
+QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
+          "dlq": (False, False)}
+#: The queue with features, its arguments and where it dead-letters to (rule 5).
+TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
+QUEUE_ARGS: dict[str, FieldTable] = {TTL_QUEUE: {
+    "x-message-ttl": int(TTL * 1000), "x-max-length": MAX_LENGTH,
+    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ,
+}}
+#: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
+ROUTED = [name for name in QUEUES if name != DLQ]
 QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
+BIND_QUEUE_ARG = st.sampled_from([*ROUTED, ""])
 BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
-ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *QUEUES])
+ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *ROUTED])
 PICK = st.integers(0, 9)
 
 
@@ -74,6 +90,7 @@ class Copy:
     queue: str
     incarnation: int
     redelivered: bool = False
+    expires_at: float | None = None
 
 
 @dataclass(eq=False)
@@ -127,11 +144,12 @@ class BrokerMachine(RuleBasedStateMachine):
         self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
         self.incarnations = itertools.count(1)
         self.counters = Counter[str]()
+        self.now = 0.0
 
     # -- driving the broker -----------------------------------------------------------------
 
     def send(self, command: c.Command) -> Outcome:
-        return self.broker.handle(command, now=0.0)
+        return self.broker.handle(command, now=self.now)
 
     def attempt(self, command: c.Command, key: ChannelKey, predict: int | None
                 ) -> Outcome | None:
@@ -179,6 +197,29 @@ class BrokerMachine(RuleBasedStateMachine):
         assert id(copy) not in self.gone
         self.gone[id(copy)] = reason
 
+    def dead_letter(self, copy: Copy, reason: str) -> None:
+        """``copy`` leaves q3 by dead-lettering: a new copy at the tail of dlq, if it exists."""
+        self.drop(copy, f"dead-lettered ({reason})")
+        dlq = self.queues.get(DLQ)
+        if dlq is not None:
+            new = Copy(len(self.copies) + 1, copy.body, DLQ, dlq.incarnation)
+            self.copies.append(new)
+            dlq.ready.append(new)
+
+    def sweep(self) -> None:
+        """What the broker does after each change to q3: expired heads, then drop-head."""
+        queue = self.queues.get(TTL_QUEUE)
+        if queue is None:
+            return
+        while queue.ready and (queue.ready[0].expires_at or 0.0) <= self.now:
+            self.dead_letter(queue.ready.pop(0), "expired")
+        while len(queue.ready) > MAX_LENGTH:
+            self.dead_letter(queue.ready.pop(0), "maxlen")
+
+    def in_live_queue(self, copy: Copy) -> bool:
+        queue = self.queues.get(copy.queue)
+        return queue is not None and queue.incarnation == copy.incarnation
+
     def requeue(self, copy: Copy) -> None:
         queue = self.queues.get(copy.queue)
         if queue is None or queue.incarnation != copy.incarnation:
@@ -215,6 +256,7 @@ class BrokerMachine(RuleBasedStateMachine):
                 emptied.append(consumer.queue)
         for _, (copy, _) in sorted(chan.unacked.items()):
             self.requeue(copy)
+        self.sweep()
         for name in emptied:
             self.delete_queue(name)
         if send:
@@ -242,9 +284,12 @@ class BrokerMachine(RuleBasedStateMachine):
             copy, _ = chan.unacked.pop(t)
             if action == "requeue":
                 self.requeue(copy)
+            elif action == "rejected" and copy.queue == TTL_QUEUE and self.in_live_queue(copy):
+                self.dead_letter(copy, "rejected")
             else:
                 self.drop(copy, action)
                 self.counters["acked"] += action == "acked"
+        self.sweep()
 
     def apply(self, effects: list[Effect], *, strict_head: bool = True,
               returns: int = 0, confirm: Confirm | None = None) -> None:
@@ -327,7 +372,8 @@ class BrokerMachine(RuleBasedStateMachine):
             self.open_channel(connection, 1)
         for index, name in enumerate(sorted(QUEUES)):
             self.declare_queue(0, name, passive=False, odd=9)
-            self.bind(index, name, "x.topic", "a.#" if index else "#", unbind=False)
+            if name != DLQ:
+                self.bind(index, name, "x.topic", "a.#" if index else "#", unbind=False)
         # A consumer on another connection, so most runs start with traffic.
         self.qos(1, prefetch, global_=False)
         self.qos(1, global_prefetch, global_=True)
@@ -379,7 +425,8 @@ class BrokerMachine(RuleBasedStateMachine):
                 (queue.owner is not None, queue.auto_delete) != (exclusive, auto_delete)):
             predict = 406
         outcome = self.attempt(
-            c.DeclareQueue(*key, name, passive, False, exclusive, auto_delete), key, predict
+            c.DeclareQueue(*key, name, passive, False, exclusive, auto_delete,
+                           QUEUE_ARGS.get(name)), key, predict
         )
         if outcome is None:
             return
@@ -391,10 +438,12 @@ class BrokerMachine(RuleBasedStateMachine):
         assert outcome.reply == QueueDeclareOk(name, len(queue.ready), len(queue.consumers))
 
     @precondition(lambda self: self.channels)
-    @rule(ch=PICK, name=QUEUE_ARG, exchange=st.sampled_from(sorted(EXCHANGES)),
+    @rule(ch=PICK, name=BIND_QUEUE_ARG, exchange=st.sampled_from(sorted(EXCHANGES)),
           binding_key=BINDING_KEYS, unbind=st.booleans())
     def bind(self, ch: int, name: str, exchange: str, binding_key: str, unbind: bool) -> None:
         key, chan = self.pick_channel(ch)
+        if not name and chan.last_queue == DLQ:
+            return  # dlq only receives dead letters (rule 5)
         try:
             name, _ = self.resolve(chan, name, key, must_exist=not unbind)
             predict = None
@@ -425,8 +474,11 @@ class BrokerMachine(RuleBasedStateMachine):
         for offset, name in enumerate(targets):
             queue = self.queues[name]
             copy = Copy(seq + offset, body, name, queue.incarnation)
+            if name == TTL_QUEUE:
+                copy.expires_at = self.now + TTL
             self.copies.append(copy)
             queue.ready.append(copy)
+        self.sweep()
         outcome = self.send(c.Publish(*key, Message(exchange, routing_key, body), mandatory))
         confirm = None
         if chan.confirm_seq is not None:
@@ -467,6 +519,8 @@ class BrokerMachine(RuleBasedStateMachine):
                 raise Expected(530)
             name, queue = self.resolve(chan, name, key)
             assert queue is not None
+            if name == TTL_QUEUE:
+                return  # rule 5: no consumers on q3
             if queue.consumers and (exclusive or any(x.exclusive for x in queue.consumers)):
                 raise Expected(403)
         except Expected as expected:
@@ -568,6 +622,7 @@ class BrokerMachine(RuleBasedStateMachine):
         if outcome is not None:
             for tag in sorted(chan.unacked):
                 self.requeue(chan.unacked.pop(tag)[0])
+            self.sweep()
             self.apply(outcome.effects)
 
     @precondition(lambda self: self.channels)
@@ -610,7 +665,24 @@ class BrokerMachine(RuleBasedStateMachine):
                 if isinstance(e, ConsumerCancelled)} == cancelled
         assert len(outcome.effects) == len(cancelled)
 
+    @rule(step=st.sampled_from([0.25, 0.5, 1.0, 1.5]))
+    def advance_time(self, step: float) -> None:
+        """The shell's timer fires: everything due at the new ``now`` happens."""
+        self.now += step
+        effects = self.broker.handle_timeout(now=self.now)
+        self.sweep()
+        self.apply(effects, strict_head=True)
+
     # -- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def deadlines(self) -> None:
+        queue = self.queues.get(TTL_QUEUE)
+        deadline = self.broker.next_deadline()
+        if queue is not None and queue.ready:
+            head = queue.ready[0].expires_at
+            assert head is not None and head > self.now, "an expired head outlived its sweep"
+            assert deadline is not None and deadline <= head, "the broker would expire late"
 
     def has_credit(self, consumer: MConsumer) -> bool:
         chan = self.channels[consumer.channel]

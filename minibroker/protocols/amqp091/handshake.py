@@ -22,8 +22,7 @@ from minibroker.protocols.amqp091.fields import decode_table
 
 __all__ = ["CAPABILITIES", "LOGIN_REFUSED", "credentials", "reply_text", "server_properties"]
 
-#: What the broker advertises in connection.start. Only what works end to end: the core has
-#: no consumer priorities and no direct reply-to yet, so those two are not claimed.
+#: What the broker advertises in connection.start. Only what works end to end.
 CAPABILITIES: FieldTable = {
     "publisher_confirms": True,
     "exchange_exchange_bindings": True,
@@ -32,6 +31,8 @@ CAPABILITIES: FieldTable = {
     "connection.blocked": True,
     "authentication_failure_close": True,
     "per_consumer_qos": True,
+    "consumer_priorities": True,
+    "direct_reply_to": True,
 }
 
 LOGIN_REFUSED = (

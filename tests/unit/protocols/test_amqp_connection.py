@@ -109,7 +109,7 @@ def test_handshake_start_tune_open() -> None:
     capabilities = properties["capabilities"]
     assert isinstance(capabilities, dict)
     assert capabilities["publisher_confirms"] is True and capabilities["basic.nack"] is True
-    assert "direct_reply_to" not in capabilities and "consumer_priorities" not in capabilities
+    assert capabilities["direct_reply_to"] is True and capabilities["consumer_priorities"] is True
 
     assert peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "guest"))) == []
     assert peer.methods() == [(0, ConnectionTune(2047, 131072, 60))]

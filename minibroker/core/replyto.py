@@ -1,0 +1,78 @@
+"""Direct reply-to: RPC replies that go straight to a consuming channel, without a queue.
+
+RabbitMQ (direct-reply-to docs): "consume from the pseudo-queue amq.rabbitmq.reply-to in
+no-ack mode [...] set the reply-to property to amq.rabbitmq.reply-to [...] the server will
+rewrite it to amq.rabbitmq.reply-to.<token>. The RPC server publishes the reply to the default
+exchange with that routing key."
+
+Rules:
+
+1. Consuming ``amq.rabbitmq.reply-to`` needs ``no_ack`` (else 406 "reply consumer cannot
+   acknowledge"); one such consumer per channel. It gets a token (from ``make_name``) that names
+   the channel in reply addresses; the token dies with the consumer (cancel, channel close).
+2. Publishing with ``reply_to=amq.rabbitmq.reply-to`` needs that consumer on the publishing
+   channel (else 406 "fast reply consumer does not exist"); the copy routed carries the
+   rewritten address.
+3. A publish to the default exchange with routing key ``amq.rabbitmq.reply-to.<token>`` is one
+   ``Deliver`` to that consumer (no queue, no ack); an unknown token is unroutable (a mandatory
+   publish is returned, as RabbitMQ does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from minibroker.core.channels import Channel
+from minibroker.core.effects import ConsumeOk, Deliver, Effect, Outcome
+from minibroker.core.message import Message
+from minibroker.core.state import BrokerState
+from minibroker.errors import NotAllowed, PreconditionFailed
+
+__all__ = ["REPLY_PREFIX", "REPLY_QUEUE", "DirectReplyTo"]
+
+REPLY_QUEUE = "amq.rabbitmq.reply-to"
+REPLY_PREFIX = REPLY_QUEUE + "."
+
+
+class DirectReplyTo(BrokerState):
+    """The direct reply-to handlers; ``BrokerState.reply_channels`` maps tokens to channels."""
+
+    def _consume_reply_to(self, channel: Channel, consumer_tag: str, no_ack: bool) -> Outcome:
+        if consumer_tag in channel.consumers or consumer_tag == channel.reply_consumer:
+            raise NotAllowed(f"attempt to reuse consumer tag '{consumer_tag}'")
+        if not no_ack:
+            raise PreconditionFailed("reply consumer cannot acknowledge")
+        if channel.reply_consumer is not None:
+            raise PreconditionFailed("reply consumer already set")
+        tag = consumer_tag or self.make_name("amq.ctag-")
+        token = self.make_name("")
+        while token in self.reply_channels:
+            token = self.make_name("")
+        channel.reply_consumer, channel.reply_token = tag, token
+        self.reply_channels[token] = channel
+        return Outcome(ConsumeOk(tag))
+
+    def _cancel_reply_to(self, channel: Channel) -> None:
+        if channel.reply_token is not None:
+            self.reply_channels.pop(channel.reply_token, None)
+        channel.reply_consumer = channel.reply_token = None
+
+    def _reply_address(self, channel: Channel, message: Message) -> Message:
+        """Rule 2: the message with its reply-to rewritten to this channel's address."""
+        if channel.reply_token is None:
+            raise PreconditionFailed("fast reply consumer does not exist")
+        return replace(message, properties=replace(
+            message.properties, reply_to=REPLY_PREFIX + channel.reply_token
+        ))
+
+    def _deliver_reply(self, message: Message, effects: list[Effect]) -> bool:
+        """Rule 3: deliver a reply; False if the address names no live consumer."""
+        channel = self.reply_channels.get(message.routing_key[len(REPLY_PREFIX):])
+        if channel is None or channel.reply_consumer is None:
+            return False
+        tag = channel.take_delivery_tag()
+        self.delivered += 1
+        effects.append(Deliver(
+            channel.connection.id, channel.number, channel.reply_consumer, tag, False, message,
+        ))
+        return True

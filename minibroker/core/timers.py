@@ -1,0 +1,63 @@
+"""Timers: the core's deadlines (message TTL at queue heads, queue expiry) in one heap.
+
+Rules:
+
+1. The heap holds (deadline, sequence, kind, queue). Entries are never removed when they stop
+   being true: an entry is *live* only while its queue is alive and still has that deadline
+   recorded for that kind (``QueueFeatures.ttl_deadline`` / ``expiry_deadline``). Stale entries
+   are skipped when they reach the top (lazy invalidation), so rescheduling costs one push.
+2. :meth:`Timers.next_deadline` returns the earliest live deadline; :meth:`Timers.due` pops
+   every live entry due at ``now``. Neither reads a clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from minibroker.core.queues import Queue
+
+__all__ = ["EXPIRY", "TTL", "Timers"]
+
+#: Kinds of deadline.
+TTL, EXPIRY = "ttl", "expiry"
+
+
+def _live(kind: str, queue: Queue, deadline: float) -> bool:
+    features = queue.features
+    if queue.deleted or features is None:
+        return False
+    recorded = features.ttl_deadline if kind == TTL else features.expiry_deadline
+    return recorded == deadline
+
+
+class Timers:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, str, Queue]] = []
+        self._sequence = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, deadline: float, kind: str, queue: Queue) -> None:
+        """Record ``deadline`` for ``queue`` (the caller stores it on the queue's features)."""
+        heapq.heappush(self._heap, (deadline, next(self._sequence), kind, queue))
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            deadline, _, kind, queue = heap[0]
+            if _live(kind, queue, deadline):
+                return deadline
+            heapq.heappop(heap)
+        return None
+
+    def due(self, now: float) -> list[tuple[str, Queue]]:
+        """Pop and return every live (kind, queue) whose deadline is ``<= now``."""
+        heap = self._heap
+        fired: list[tuple[str, Queue]] = []
+        while heap and heap[0][0] <= now:
+            deadline, _, kind, queue = heapq.heappop(heap)
+            if _live(kind, queue, deadline):
+                fired.append((kind, queue))
+        return fired

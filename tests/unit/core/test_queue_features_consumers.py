@@ -1,0 +1,209 @@
+"""Consumer features, routing extras and argument validation: single active consumer, consumer
+priorities, quorum delivery limits, direct reply-to, CC/BCC, alternate exchange, x-arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from minibroker.core.effects import Deliver, GetOk, Return
+from minibroker.core.message import FieldTable, FieldValue, Properties
+from minibroker.errors import NotAllowed, PreconditionFailed
+from tests.unit.core.helpers import Chan, Harness, bodies, delivered
+
+
+@pytest.fixture
+def harness() -> Harness:
+    return Harness()
+
+
+@pytest.fixture
+def ch(harness: Harness) -> Chan:
+    return harness.open()
+
+
+def take_all(ch: Chan, queue: str) -> list[bytes]:
+    out: list[bytes] = []
+    while True:
+        reply = ch.get(queue, no_ack=True).reply
+        if not isinstance(reply, GetOk):
+            return out
+        out.append(reply.message.body)
+
+
+# -- single active consumer and consumer priorities --------------------------------------------
+
+def test_single_active_consumer_and_hand_over(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("q", arguments={"x-single-active-consumer": True})
+    ch.consume("q", "first", no_ack=True)
+    ch.consume("q", "second", no_ack=True)
+    tags = [d.consumer_tag for i in range(6)
+            for d in delivered(ch.publish("", "q", str(i).encode()))]
+    assert tags == ["first"] * 6
+    ch.qos(1)
+    ch.cancel("first")
+    assert [d.consumer_tag for d in delivered(ch.publish("", "q", b"x"))] == ["second"]
+
+
+def test_highest_priority_consumer_with_credit_wins(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("q")
+    ch.qos(2)
+    ch.consume("q", "low", arguments={"x-priority": 1})
+    ch.consume("q", "high", arguments={"x-priority": 10})
+    tags = [d.consumer_tag for i in range(3) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["high", "high", "low"]  # high has prefetch 2, then low gets the third
+
+
+def test_round_robin_among_equal_priorities(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("q")
+    for tag in ("a", "b"):
+        ch.consume("q", tag, no_ack=True, arguments={"x-priority": 5})
+    ch.consume("q", "c", no_ack=True)
+    tags = [d.consumer_tag for i in range(4) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b", "a", "b"]
+
+
+# -- quorum queues ---------------------------------------------------------------------------------
+
+def test_quorum_delivery_count_header_and_delivery_limit(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("dl")
+    ch.declare_queue("qq", durable=True, arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "dl"})
+    ch.publish("", "qq", b"q")
+    counts: list[FieldValue] = []
+    for _ in range(3):
+        got = ch.get_ok("qq")
+        assert got.message.properties.headers is not None
+        counts.append(got.message.properties.headers["x-delivery-count"])
+        ch.nack(got.delivery_tag, requeue=True)
+    assert counts == [0, 1, 2]  # RabbitMQ 3.10's observed values
+    headers = ch.get_ok("dl", no_ack=True).message.properties.headers
+    assert headers is not None and headers["x-first-death-reason"] == "delivery_limit"
+
+
+@pytest.mark.parametrize(("flags", "prop"), [
+    ({"durable": False}, "non-durable"),
+    ({"durable": True, "exclusive": True}, "exclusive-owner"),
+    ({"durable": True, "auto_delete": True}, "auto-delete"),
+])
+def test_quorum_preconditions(ch: Chan, flags: dict[str, bool], prop: str) -> None:
+    with pytest.raises(PreconditionFailed) as info:
+        ch.declare_queue("qq", arguments={"x-queue-type": "quorum"}, **flags)
+    assert info.value.text == f"invalid property '{prop}' for queue 'qq' in vhost '/'"
+
+
+def test_stream_queues_are_refused_clearly(ch: Chan) -> None:
+    with pytest.raises(PreconditionFailed, match="stream"):
+        ch.declare_queue("s", durable=True, arguments={"x-queue-type": "stream"})
+
+
+# -- argument validation ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("arguments", "detail"), [
+    ({"x-message-ttl": -5}, "{value_negative,-5}"),
+    ({"x-message-ttl": "abc"}, '"expected integer, got longstr"'),
+    ({"x-message-ttl": True}, '"expected integer, got bool"'),
+    ({"x-message-ttl": 2**40}, "{value_too_large,1099511627776}"),
+    ({"x-expires": 0}, "{value_zero,0}"),
+    ({"x-max-length": -1}, "{value_negative,-1}"),
+    ({"x-overflow": "foo"}, "invalid_overflow"),
+    ({"x-overflow": 5}, "{unacceptable_type,signedint}"),
+    ({"x-max-priority": 300}, "{max_value_exceeded,300}"),
+    ({"x-max-priority": -1}, "{value_negative,-1}"),
+    ({"x-dead-letter-routing-key": "rk"}, "routing_key_but_no_dlx_defined"),
+    ({"x-single-active-consumer": 1}, "{unacceptable_type,signedint}"),
+])
+def test_invalid_arguments_are_refused_with_rabbitmq_texts(
+    harness: Harness, ch: Chan, arguments: FieldTable, detail: str
+) -> None:
+    key = next(iter(arguments))
+    with pytest.raises(PreconditionFailed) as info:
+        ch.declare_queue("q", arguments=arguments)
+    assert info.value.text == f"invalid arg '{key}' for queue 'q' in vhost '/': {detail}"
+    assert "q" not in harness.broker.topology.queues
+
+
+def test_delivery_limit_is_refused_on_classic_queues(ch: Chan) -> None:
+    with pytest.raises(PreconditionFailed) as info:
+        ch.declare_queue("q", arguments={"x-delivery-limit": 3})
+    assert info.value.text == (
+        "invalid arg 'x-delivery-limit' for queue 'q' in vhost '/' of queue type "
+        "rabbit_classic_queue")
+
+
+def test_unknown_arguments_keep_a_queue_plain(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("q", arguments={"x-whatever": 1, "x-queue-type": "classic"})
+    assert harness.broker.topology.queues["q"].features is None
+
+
+# -- direct reply-to -----------------------------------------------------------------------------
+
+def test_direct_reply_to_round_trip(harness: Harness, ch: Chan) -> None:
+    server = harness.open(2)
+    server.declare_queue("rpc")
+    ch.consume("amq.rabbitmq.reply-to", "replies", no_ack=True)
+    ch.publish("", "rpc", b"request", properties=Properties(reply_to="amq.rabbitmq.reply-to"))
+    request = server.get_ok("rpc", no_ack=True).message
+    address = request.properties.reply_to
+    assert address is not None and address.startswith("amq.rabbitmq.reply-to.")
+    out = server.publish("", address, b"reply")
+    assert [(d.connection, d.consumer_tag, d.message.body) for d in delivered(out)] == [
+        (1, "replies", b"reply")]
+    ch.cancel("replies")
+    returned = server.publish("", address, b"late", mandatory=True).effects
+    assert [type(effect) for effect in returned] == [Return]
+
+
+def test_direct_reply_to_errors(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("rpc")
+    with pytest.raises(PreconditionFailed, match="fast reply consumer does not exist"):
+        ch.publish("", "rpc", b"x", properties=Properties(reply_to="amq.rabbitmq.reply-to"))
+    with pytest.raises(PreconditionFailed, match="reply consumer cannot acknowledge"):
+        ch.consume("amq.rabbitmq.reply-to")
+    ch.consume("amq.rabbitmq.reply-to", "r", no_ack=True)
+    with pytest.raises(NotAllowed):
+        ch.consume("rpc", "r")
+
+
+# -- CC/BCC and alternate exchange --------------------------------------------------------------
+
+def test_cc_and_bcc_add_routing_keys_and_bcc_is_hidden(harness: Harness, ch: Chan) -> None:
+    ch.declare_exchange("x", "direct")
+    for key in ("to", "cc", "bcc"):
+        ch.declare_queue(key)
+        ch.bind(key, "x", key)
+    ch.publish("x", "to", b"m", properties=Properties(
+        headers={"CC": ["cc", "nobody"], "BCC": ["bcc"], "other": 1}))
+    for key in ("to", "cc", "bcc"):
+        message = ch.get_ok(key, no_ack=True).message
+        assert message.properties.headers == {"CC": ["cc", "nobody"], "other": 1}
+        assert message.routing_key == "to"
+
+
+def test_alternate_exchange_takes_unroutable_messages(harness: Harness, ch: Chan) -> None:
+    ch.declare_exchange("ae", "fanout")
+    ch.declare_queue("unrouted")
+    ch.bind("unrouted", "ae")
+    ch.declare_exchange("main", "direct", arguments={"alternate-exchange": "ae"})
+    ch.declare_queue("routed")
+    ch.bind("routed", "main", "known")
+    out = ch.publish("main", "unknown", b"lost?", mandatory=True)
+    assert out.effects == []  # not returned: the alternate exchange routed it
+    ch.publish("main", "known", b"kept")
+    assert take_all(ch, "unrouted") == [b"lost?"]
+    assert take_all(ch, "routed") == [b"kept"]
+
+
+def test_unroutable_by_the_alternate_exchange_too_is_returned(ch: Chan) -> None:
+    ch.declare_exchange("ae", "direct")
+    ch.declare_exchange("main", "direct", arguments={"alternate-exchange": "ae"})
+    out = ch.publish("main", "k", b"m", mandatory=True)
+    assert [type(effect) for effect in out.effects] == [Return]
+
+
+def test_consumer_of_plain_queue_unaffected(harness: Harness, ch: Chan) -> None:
+    ch.declare_queue("q")
+    ch.consume("q", "c", no_ack=True)
+    assert bodies(ch.publish("", "q", b"m")) == [b"m"]
+    assert isinstance(delivered(ch.publish("", "q", b"n"))[0], Deliver)
+    assert harness.broker.topology.queues["q"].features is None
