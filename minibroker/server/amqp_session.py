@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from minibroker.core.commands import (
@@ -52,7 +53,13 @@ from minibroker.protocols.amqp091.mapping import (
     publish_command,
     reply_bytes,
 )
-from minibroker.protocols.amqp091.methods import BasicAck, BasicPublish, Method
+from minibroker.protocols.amqp091.methods import (
+    BasicAck,
+    BasicPublish,
+    ConnectionBlocked,
+    ConnectionUnblocked,
+    Method,
+)
 from minibroker.server.session import Session
 
 if TYPE_CHECKING:
@@ -146,6 +153,10 @@ class AMQPSession(Session):
                 return
             outcome = server.execute(generic)
             out = reply_bytes(frame.channel, method, outcome.reply, self.connection.frame_max)
+            hook = server.reply_hook
+            if hook is not None and hook(self, generic,
+                                         partial(self._finish, out, outcome.effects)):
+                return
             if out is not None:
                 self.write(out)
                 if self._tracing:
@@ -156,6 +167,37 @@ class AMQPSession(Session):
             self._channel_error(frame.channel, err, method)
         except AMQPError as err:
             self._connection_error(err, method)
+
+    def _finish(self, out: bytes | None, effects: list[Effect]) -> None:
+        """Send a reply and apply its effects (held back by ``server.reply_hook``)."""
+        if self.connection.state is not State.OPEN:
+            return
+        if out is not None:
+            self.write(out)
+        if effects:
+            self.server.apply_effects(effects)
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> bool:
+        state = self.connection.channels.get(channel)
+        if self.connection.state is not State.OPEN or state is None or state.name != "OPEN":
+            return False
+        self.connection.close_channel(channel, reply_code, reply_text)
+        outcome = self.server.execute(CloseChannel(self.id, channel))
+        self.server.apply_effects(outcome.effects)
+        return True
+
+    def set_blocked(self, reason: str | None) -> bool:
+        # RabbitMQ sends connection.blocked / unblocked only to clients that announced the
+        # "connection.blocked" capability in connection.start-ok.
+        connection = self.connection
+        if (connection.state is not State.OPEN
+                or connection.client_capabilities.get("connection.blocked") is not True):
+            return False
+        if reason is None:
+            connection.send_method(0, ConnectionUnblocked())
+        else:
+            connection.send_method(0, ConnectionBlocked(reason))
+        return True
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from minibroker import __version__
@@ -171,12 +172,17 @@ class NativeSession(Session):
             channel = frame.channel
             if channels.get(channel) is not OPEN and self._skip(frame):
                 continue
+            command = to_command(frame, cid)
             try:
-                outcome = execute(to_command(frame, cid))
+                outcome = execute(command)
             except ChannelError as err:
                 self._channel_error(channel, err)
                 continue
             reply = reply_for(frame, outcome.reply)
+            hook = server.reply_hook
+            if hook is not None and hook(self, command,
+                                         partial(self._finish, reply, outcome.effects)):
+                continue
             if reply is not None:
                 self._send(reply)
             if outcome.effects:
@@ -233,6 +239,26 @@ class NativeSession(Session):
         self.channels[channel] = OPEN
         self._confirms.reset(channel)
         self._send(f.ChannelOpenOk(channel))
+
+    def _finish(self, reply: f.Frame | None, effects: list[e.Effect]) -> None:
+        """Send a reply and apply its effects (held back by ``server.reply_hook``)."""
+        if self.state is not State.OPEN:
+            return
+        if reply is not None:
+            self._send(reply)
+        if effects:
+            self.server.apply_effects(effects)
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> bool:
+        if self.state is not State.OPEN or self.channels.get(channel) is not OPEN:
+            return False
+        log.info("%s: closing channel %d of native connection %d: %d %s", self.peer, channel,
+                 self.id, reply_code, reply_text)
+        self._send(f.ChannelClose(channel, reply_code, mapping.short(reply_text)))
+        self.channels[channel] = CLOSING
+        outcome = self.server.execute(c.CloseChannel(self.id, channel))
+        self.server.apply_effects(outcome.effects)
+        return True
 
     def _channel_error(self, channel: int, err: ChannelError) -> None:
         log.info("%s: closing channel %d of native connection %d: %s", self.peer, channel,

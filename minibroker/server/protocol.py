@@ -58,6 +58,8 @@ class BrokerProtocol(asyncio.Protocol):
             except Exception as exc:  # an internal error closes this connection only
                 session.internal_error(exc)
                 session.shutdown(541, "INTERNAL_ERROR")
+            if self.server.input_hooks:
+                self.server.run_input_hooks()
             return
         self._head += data
         if len(self._head) < PROTOCOL_HEADER_SIZE:
@@ -104,6 +106,8 @@ class BrokerProtocol(asyncio.Protocol):
                 session.connection_lost()
             except Exception as error:
                 session.internal_error(error)
+        if self.server.input_hooks:
+            self.server.run_input_hooks()
 
     def pause_writing(self) -> None:
         if self.session is not None:

@@ -12,6 +12,9 @@ Rules:
    Heartbeats and handshake timeouts are checked by one periodic sweep over the sockets.
 4. Shutdown: stop accepting, tell every client the broker is closing (320 CONNECTION_FORCED),
    give them ``shutdown_grace`` seconds to close, then drop what is left.
+5. Hooks for the test toolkit cost nothing when unused: ``input_hooks`` run after every processed
+   input (a read, a timer, a lost socket) only when the list is not empty; ``reply_hook`` (when
+   set) may hold back or drop the reply to a command.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,11 +36,14 @@ from minibroker.server.protocol import BrokerProtocol
 if TYPE_CHECKING:
     from minibroker.server.session import Session
 
-__all__ = ["BrokerServer", "SessionFactory"]
+__all__ = ["BrokerServer", "ReplyHook", "SessionFactory"]
 
 log = logging.getLogger("minibroker.server")
 
 SessionFactory = Callable[["BrokerServer", int, asyncio.Transport, str], "Session"]
+#: ``reply_hook(session, command, send)``: return True to take over sending the reply and the
+#: command's effects (``send()`` does both, later or never); False to let the session send them.
+ReplyHook = Callable[["Session", Command, Callable[[], None]], bool]
 
 #: How often heartbeats are checked, in seconds of the server clock.
 HEARTBEAT_SWEEP_INTERVAL = 0.5
@@ -75,13 +82,17 @@ class BrokerServer:
         clock: Clock | None = None,
     ) -> None:
         self.config = config or ServerConfig()
-        self.broker = broker or Broker(make_name=random_name)
+        self.broker = broker or self.new_broker()
         self._clock = clock
         self.sessions: dict[int, Session] = {}
         self.protocols: set[BrokerProtocol] = set()
         self.session_factories = _default_session_factories()
         #: Internal errors logged so far (the test toolkit fails a test that caused one).
         self.internal_errors = 0
+        #: Called after every processed input when not empty (the toolkit's waiters).
+        self.input_hooks: list[Callable[[], None]] = []
+        #: Fault injection on replies (``ReplyHook``); ``None`` = send every reply at once.
+        self.reply_hook: ReplyHook | None = None
         self._next_id = 0
         self._listeners: list[asyncio.Server] = []
         self._cancel_timer: Callable[[], None] | None = None
@@ -89,8 +100,19 @@ class BrokerServer:
         self._sweep: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
+        #: Wall-clock seconds minus server-clock seconds, fixed at start (see ``wall_time``).
+        self._wall_offset = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def new_broker(self) -> Broker:
+        """A fresh core wired to this server: random names, wall time for ``x-death``."""
+        return Broker(make_name=random_name, wall_time=self.wall_time)
+
+    def wall_time(self, now: float) -> float:
+        """Epoch seconds for a server-clock reading (the core records dead-letter times with it;
+        under a manual clock, wall time moves with the clock)."""
+        return now + self._wall_offset
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -107,6 +129,7 @@ class BrokerServer:
         self._loop = asyncio.get_running_loop()
         if self._clock is None:
             self._clock = LoopClock(self._loop)
+        self._wall_offset = time.time() - self._clock.now()
         config = self.config
         self._listeners.append(
             await self._loop.create_server(
@@ -170,6 +193,36 @@ class BrokerServer:
             self._sweep.cancel()
         if self._cancel_timer is not None:
             self._cancel_timer()
+
+    async def abort(self) -> None:
+        """Stop at once, like a killed process: no close frames, every socket reset."""
+        self.closing = True
+        for listener in self._listeners:
+            listener.close()
+        for protocol in list(self.protocols):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        if self._sweep is not None:
+            self._sweep.cancel()
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+            self._cancel_timer = None
+        await asyncio.sleep(0)  # let the aborted sockets' connection_lost callbacks run
+
+    def replace_broker(self, broker: Broker) -> None:
+        """Serve ``broker`` from now on (the toolkit's reset); the old core's timer is dropped."""
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+            self._cancel_timer = None
+        self._timer_at = None
+        self.broker = broker
+        self._rearm()
+
+    def run_input_hooks(self) -> None:
+        for hook in list(self.input_hooks):
+            hook()
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -236,6 +289,8 @@ class BrokerServer:
         self.apply_effects(effects)
         self._sweep_sockets(now)
         self._rearm()
+        if self.input_hooks:
+            self.run_input_hooks()
 
     def _schedule_sweep(self) -> None:
         self._sweep = self.loop.call_later(HEARTBEAT_SWEEP_INTERVAL, self._on_sweep)

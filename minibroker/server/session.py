@@ -111,6 +111,17 @@ class Session(ABC):
     def check_heartbeat(self, now: float) -> None:  # noqa: B027 - optional hook
         """Called periodically: send a heartbeat when idle, drop a silent peer."""
 
+    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> bool:
+        """Close an open channel from the broker side (fault injection): the protocol's
+        channel-close with ``reply_code``, and the core channel is closed at once (its unacked
+        messages are requeued). Returns False when ``channel`` is not open."""
+        raise NotImplementedError(f"{type(self).__name__} cannot close a channel")
+
+    def set_blocked(self, reason: str | None) -> bool:
+        """Tell the peer that publishing is blocked (``reason``) or unblocked (``None``).
+        Returns False when the protocol or the peer has no such notification."""
+        return False
+
     # -- helpers ------------------------------------------------------------------------------
 
     def internal_error(self, exc: BaseException) -> None:

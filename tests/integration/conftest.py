@@ -6,7 +6,8 @@ Rules:
    ``asyncio.run`` with a started :class:`BrokerServer` (``start()`` returns once it accepts:
    that is the readiness signal, nothing sleeps). The whole scenario is bounded by ``timeout``.
 2. Afterwards the server is closed, and a test fails if the broker logged an internal error.
-3. :class:`ManualClock` drives heartbeat checks without waiting in real time.
+3. :class:`ManualClock` (the test toolkit's, ``minibroker.testing``) drives heartbeat checks
+   without waiting in real time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from minibroker.config import ServerConfig
 from minibroker.server import BrokerServer
+from minibroker.testing import ManualClock
 
 __all__ = ["ManualClock", "RunBroker"]
 
@@ -33,31 +35,6 @@ class RunBroker(Protocol):
         self, scenario: Scenario, *, config: ServerConfig = ..., clock: ManualClock | None = ...,
         timeout: float = ...,
     ) -> None: ...
-
-
-class ManualClock:
-    """A clock that moves only when told (``advance``); due timers fire on the way."""
-
-    def __init__(self) -> None:
-        self.time = 0.0
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
-        self._count = 0
-
-    def now(self) -> float:
-        return self.time
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Callable[[], None]:
-        self._count += 1
-        entry = (when, self._count, callback)
-        self._timers.append(entry)
-        return lambda: self._timers.remove(entry) if entry in self._timers else None
-
-    def advance(self, seconds: float) -> None:
-        self.time += seconds
-        for entry in sorted(self._timers):
-            if entry[0] <= self.time and entry in self._timers:
-                self._timers.remove(entry)
-                entry[2]()
 
 
 @pytest.fixture

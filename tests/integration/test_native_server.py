@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import struct
 
@@ -451,3 +452,34 @@ def test_confirm_coalescer_only_merges_settled_prefixes() -> None:
     assert confirms.take(0) == [f.ConfirmAck(1, 4, False)]
     confirms.reset(1)  # a reopened channel numbers from 1 again
     assert confirms.add(Confirm(1, 1, 1)) is None
+
+
+# -- dead-letter times --------------------------------------------------------------------------
+
+
+def test_x_death_time_is_wall_clock_time(run_broker: RunBroker) -> None:
+    """The core only sees the server clock (monotonic); x-death must still carry epoch time."""
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue("dead")
+        await client.call(
+            f.QueueDeclare(1, "work", False, False, False, False,
+                           {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}),
+            f.QueueDeclareOk,
+        )
+        client.publish(b"m", "work")
+        got = await client.call(f.Get(1, "work", False), f.GetOk)
+        client.send(f.Reject(1, got.delivery_tag, False))
+        dead = await client.call(f.Get(1, "dead", True), f.GetOk)
+        headers = dead.properties.headers or {}
+        deaths = headers["x-death"]
+        assert isinstance(deaths, list) and isinstance(deaths[0], dict)
+        when = deaths[0]["time"]
+        assert isinstance(when, datetime.datetime)
+        now = datetime.datetime.now(datetime.UTC)
+        assert abs((now - when.astimezone(datetime.UTC)).total_seconds()) < 60
+        await client.close()
+
+    run_broker(scenario)

@@ -1,0 +1,210 @@
+"""The loop-side half of a test broker: the server, its history, faults, waiters and lifecycle.
+
+Rules:
+
+1. Everything here runs on the broker's event loop thread; the handles (``handles.py``) are
+   the only callers, and the thread handle marshals every call onto the loop first.
+2. Waiting never sleeps: a waiter's condition is checked when it is added and then after every
+   input the server processes (``server.input_hooks``: a read, a timer, a lost socket) and after
+   every toolkit action. The hook is installed only while someone waits.
+3. ``reset()`` tells every client connection 320 CONNECTION_FORCED and swaps in a fresh core
+   ``Broker``: topology, messages, history and faults are gone, the port and the clock stay.
+   It does not wait for the clients to go: they are already forgotten by the new core.
+4. ``stop()`` is abrupt (every socket reset, no close frames, like a killed process);
+   ``start()`` listens again on the same port, with the same core state — as a RabbitMQ node
+   whose queues and messages were all durable comes back. ``reset()`` empties it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from minibroker.config import ServerConfig
+from minibroker.core.broker import Broker
+from minibroker.server.clock import Clock
+from minibroker.server.server import BrokerServer
+from minibroker.testing.clock import ManualClock
+from minibroker.testing.faults import FaultInjector
+from minibroker.testing.history import Recorder
+
+__all__ = ["Check", "Controller", "WaitTimeout"]
+
+log = logging.getLogger("minibroker.testing")
+
+#: A waiter's condition: ``(done, what it saw)``; runs on the loop thread.
+Check = Callable[[], tuple[bool, str]]
+
+RESET_TEXT = "CONNECTION_FORCED - broker reset by the test toolkit"
+
+
+class WaitTimeout(AssertionError):
+    """A ``wait_for`` ran out of time; the text says what it waited for and what it saw."""
+
+
+class _Waiter:
+    __slots__ = ("check", "future", "seen")
+
+    def __init__(self, check: Check, future: asyncio.Future[None]) -> None:
+        self.check = check
+        self.future = future
+        self.seen = ""
+
+
+class Controller:
+    """One test broker on the current loop (rule 1)."""
+
+    def __init__(self, config: ServerConfig, clock: Clock | None, history_size: int) -> None:
+        self.config = config
+        self.clock = clock
+        self.recorder = Recorder(history_size)
+        self.server = BrokerServer(config, clock=clock)
+        self.broker = self.server.broker
+        self.broker.observer = self.recorder
+        self.faults = FaultInjector(self.server, self.recorder)
+        self._waiters: list[_Waiter] = []
+        self._old_errors = 0
+        self.running = False
+
+    def _new_broker(self) -> Broker:
+        broker = self.server.new_broker()
+        broker.observer = self.recorder
+        return broker
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.running:
+            raise RuntimeError("the broker is already running")
+        if self.server.closing:  # started before: a new server on the same port, same core
+            self._old_errors += self.server.internal_errors
+            self.server = BrokerServer(self.config, broker=self.broker, clock=self.clock)
+            self.faults.server = self.server
+            self.faults.clear()
+        await self.server.start()
+        self.running = True
+        # A restart must find the same ports again, even when 0 ("any free port") was asked.
+        server = self.server
+        self.config = dataclasses.replace(
+            self.config, port=server.port,
+            amqp_port=None if self.config.amqp_port is None else server.amqp_port,
+        )
+        if isinstance(self.clock, ManualClock):
+            self.clock.attach(self.server)
+        if self._waiters:
+            self.server.input_hooks.append(self.check_waiters)
+
+    async def stop(self) -> None:
+        """Abrupt stop (rule 4)."""
+        self._stopped()
+        await self.server.abort()
+
+    async def close(self) -> None:
+        """Graceful: clients are told 320 and given ``shutdown_grace`` seconds."""
+        self._stopped()
+        await self.server.close()
+
+    def _stopped(self) -> None:
+        if not self.running:
+            raise RuntimeError("the broker is not running")
+        self.running = False
+        self.faults.unblock()
+        if isinstance(self.clock, ManualClock):
+            self.clock.detach(self.server)
+
+    @property
+    def internal_errors(self) -> int:
+        return self._old_errors + self.server.internal_errors
+
+    def reset(self) -> None:
+        """Rule 3."""
+        server = self.server
+        for protocol in list(server.protocols):
+            session = protocol.session
+            if session is not None and session.registered:
+                session.shutdown(320, RESET_TEXT)
+            elif protocol.transport is not None:  # still in its handshake: just drop it
+                protocol.transport.abort()
+        self.faults.clear()
+        self.recorder.clear()
+        self.broker = self._new_broker()
+        server.replace_broker(self.broker)
+        self.check_waiters()
+
+    # -- connections and channels -----------------------------------------------------------
+
+    def close_connections(self, connection: int | None, reply_code: int,
+                          reply_text: str) -> int:
+        sessions = [session for session in list(self.server.sessions.values())
+                    if connection is None or session.id == connection]
+        for session in sessions:
+            session.shutdown(reply_code, reply_text)
+        self.check_waiters()
+        return len(sessions)
+
+    def close_channels(self, connection: int | None, channel: int, reply_code: int,
+                       reply_text: str) -> int:
+        closed = 0
+        for session in list(self.server.sessions.values()):
+            if connection is None or session.id == connection:
+                closed += session.close_channel(channel, reply_code, reply_text)
+        self.check_waiters()
+        return closed
+
+    def cancel_consumers(self, consumer_tag: str, queue: str | None) -> int:
+        from minibroker.core.commands import Cancel
+        from minibroker.core.effects import ConsumerCancelled
+
+        server = self.server
+        found = [info for info in self.broker.snapshot().consumers
+                 if info.consumer_tag == consumer_tag and (queue is None or info.queue == queue)]
+        for info in found:
+            outcome = server.execute(Cancel(info.connection, info.channel, consumer_tag))
+            session = server.sessions.get(info.connection)
+            if session is not None:  # the protocol's broker-initiated basic.cancel
+                session.on_effect(ConsumerCancelled(info.connection, info.channel, consumer_tag))
+            server.apply_effects(outcome.effects)
+        self.check_waiters()
+        return len(found)
+
+    # -- waiting --------------------------------------------------------------------------------
+
+    async def wait_for(self, check: Check, description: str, timeout: float) -> None:
+        done, seen = check()
+        if done:
+            return
+        waiter = _Waiter(check, asyncio.get_running_loop().create_future())
+        waiter.seen = seen
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1 and self.running:
+            self.server.input_hooks.append(self.check_waiters)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter.future
+        except TimeoutError:
+            _, seen = check()
+            raise WaitTimeout(
+                f"timed out after {timeout:g} s waiting for {description}; saw {seen}"
+            ) from None
+        finally:
+            self._forget(waiter)
+
+    def _forget(self, waiter: _Waiter) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+        if not self._waiters and self.check_waiters in self.server.input_hooks:
+            self.server.input_hooks.remove(self.check_waiters)
+
+    def check_waiters(self) -> None:
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                continue
+            try:
+                done, waiter.seen = waiter.check()
+            except Exception as exc:  # a broken condition fails its own wait, nothing else
+                waiter.future.set_exception(exc)
+                continue
+            if done:
+                waiter.future.set_result(None)

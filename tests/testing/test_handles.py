@@ -1,0 +1,112 @@
+"""running_broker and broker_in_thread: ready on entry, independent, gone on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+import pytest
+
+import minibroker
+import minibroker.blocking
+from minibroker.testing import ManualClock, broker_in_thread, running_broker
+
+
+def test_running_broker_accepts_connections_on_entry_on_both_protocols() -> None:
+    async def main() -> None:
+        async with running_broker() as broker:
+            assert broker.host == "127.0.0.1" and broker.port > 0
+            assert broker.url == f"minibroker://127.0.0.1:{broker.port}"
+            assert broker.amqp_url == f"amqp://guest:guest@127.0.0.1:{broker.port}/"
+            async with minibroker.connect(broker.url) as conn:
+                channel = await conn.channel()
+                await channel.declare_queue("jobs")
+            # The AMQP protocol header is answered on the same port.
+            reader, writer = await asyncio.open_connection(broker.host, broker.port)
+            writer.write(b"AMQP\x00\x00\x09\x01")
+            frame_type = await reader.readexactly(1)
+            assert frame_type == b"\x01"  # a method frame: connection.start
+            writer.close()
+            assert [q.name for q in broker.queues()] == ["jobs"]
+
+    asyncio.run(main())
+
+
+def test_two_brokers_at_once_are_independent() -> None:
+    async def main() -> None:
+        async with running_broker() as one, running_broker() as two:
+            assert one.port != two.port
+            async with minibroker.connect(one.url) as conn:
+                channel = await conn.channel()
+                await channel.declare_queue("only-in-one")
+            assert [q.name for q in one.queues()] == ["only-in-one"]
+            assert two.queues() == ()
+
+    asyncio.run(main())
+
+
+def test_the_port_is_released_on_exit() -> None:
+    async def main() -> int:
+        async with running_broker() as broker:
+            return broker.port
+
+    port = asyncio.run(main())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # nothing listens there any more
+
+
+def test_options_are_server_config_fields() -> None:
+    async def main() -> None:
+        async with running_broker(heartbeat=0, users={"ann": "secret"}) as broker:
+            assert broker.server.config.heartbeat == 0
+            url = f"minibroker://ann:secret@127.0.0.1:{broker.port}"
+            async with minibroker.connect(url) as conn:
+                await conn.channel()
+
+    asyncio.run(main())
+
+
+def test_broker_in_thread_serves_blocking_clients_and_leaves_no_thread() -> None:
+    before = set(threading.enumerate())
+    with broker_in_thread() as broker:
+        with minibroker.blocking.connect(broker.url) as conn:
+            channel = conn.channel()
+            channel.declare_queue("jobs")
+            channel.publish("", "jobs", b"hello")
+            broker.wait_for_queue("jobs", ready=1)
+        assert [m.body for m in broker.messages("jobs")] == [b"hello"]
+    assert set(threading.enumerate()) == before
+
+
+def test_no_files_are_left_behind(tmp_path: os.PathLike[str]) -> None:
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with broker_in_thread() as broker, minibroker.blocking.connect(broker.url) as conn:
+            conn.channel().declare_queue("q")
+    finally:
+        os.chdir(cwd)
+    assert os.listdir(tmp_path) == []
+
+
+def test_start_failure_is_raised_in_the_test_thread() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError), broker_in_thread(port=port):
+            pass
+
+
+def test_a_manual_clock_can_serve_a_thread_broker_from_the_test_thread() -> None:
+    clock = ManualClock()
+    with broker_in_thread(clock=clock) as broker:
+        fired: list[float] = []
+        broker._call(lambda: clock.call_at(5.0, lambda: fired.append(clock.now())))
+        clock.advance(4.0)
+        assert fired == []
+        clock.advance(2.0)  # returns once the loop thread has fired it
+        assert fired == [5.0]
+        assert clock.now() == 6.0
