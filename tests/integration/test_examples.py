@@ -72,9 +72,18 @@ def test_rpc(url: str) -> None:
         assert f"[client] {answer}" in lines
 
 
+def test_retry_with_delay(url: str) -> None:
+    lines = run_example("retry_with_delay", url)
+    assert lines[-1] == "Task done on attempt 3 after 2 delayed retries."
+    assert "[worker] attempt 1 of 'resize image 42' failed: retrying in 200 ms" in lines
+    assert "[worker] attempt 2 of 'resize image 42' failed: retrying in 200 ms" in lines
+    assert ("[worker] attempt 3 of 'resize image 42' succeeded (x-death: rejected 2x from "
+            "retry_work, expired 2x in retry_delay)") in lines
+
+
 def test_examples_can_run_again_on_the_same_broker(url: str) -> None:
     """Examples clean up after themselves: a second run starts from a clean broker."""
-    for name in ("work_queue", "rpc"):
+    for name in ("work_queue", "rpc", "retry_with_delay"):
         run_example(name, url)
         run_example(name, url)
 

@@ -1,0 +1,95 @@
+"""Differential tests for RabbitMQ's queue features (TTL, dead-lettering, x-expires, length
+limits, priorities, alternate exchanges, single active consumer, consumer priorities, quorum
+declarations, direct reply-to, CC/BCC, argument validation): the same pika scenario against
+minibroker and against RabbitMQ must give the same observable outcome.
+
+Rules:
+
+1. Same contract as ``test_differential.py``: RabbitMQ's outcomes are recorded in
+   ``rabbitmq_outcomes.json`` (one entry per scenario, next to the core scenarios' entries);
+   minibroker is checked against them on every run. With ``MINIBROKER_RABBITMQ_URL`` set every
+   scenario also runs against that RabbitMQ and must still give the recorded outcome; add
+   ``MINIBROKER_RECORD_OUTCOMES=1`` to re-record these scenarios' entries (only theirs).
+2. A scenario whose feature the core does not have yet is ``xfail(strict=True)`` with the
+   feature named in the reason (``PENDING``): it fails loudly once the feature lands, so whoever
+   lands it removes the mark. Nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pika = pytest.importorskip("pika")
+
+from tests.compat import (  # noqa: E402, F401 - importing registers parts 2 and 3
+    differential_features_limits,
+    differential_features_routing,
+)
+from tests.compat.conftest import ServerThread, make_server  # noqa: E402
+from tests.compat.differential_features import FEATURE_SCENARIOS, run_feature  # noqa: E402
+from tests.compat.test_differential import RECORDED, normalize, recorded  # noqa: E402
+
+#: scenario -> the missing core feature that makes minibroker fail it today.
+PENDING: dict[str, str] = {}
+
+
+def params() -> list[Any]:
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(
+            strict=True, reason=f"{PENDING[name]} not implemented in the core yet"))
+        if name in PENDING else name
+        for name in FEATURE_SCENARIOS
+    ]
+
+
+@pytest.fixture(scope="module")
+def minibroker() -> Iterator[ServerThread]:
+    running = make_server()
+    try:
+        yield running
+    finally:
+        running.stop()
+    assert running.server.internal_errors == 0
+
+
+@pytest.fixture(scope="module")
+def rabbitmq() -> str:
+    """The reference RabbitMQ's URL, or skip."""
+    url = os.environ.get("MINIBROKER_RABBITMQ_URL")
+    if not url:
+        pytest.skip("MINIBROKER_RABBITMQ_URL is not set: no reference RabbitMQ to compare with")
+    params = pika.URLParameters(url)
+    params.socket_timeout = 3
+    params.connection_attempts = 1
+    try:
+        pika.BlockingConnection(params).close()
+    except pika.exceptions.AMQPError as err:
+        pytest.skip(f"RabbitMQ at MINIBROKER_RABBITMQ_URL is unreachable: {err!r}")
+    return url
+
+
+@pytest.mark.parametrize("name", params())
+def test_minibroker_matches_rabbitmq(name: str, minibroker: ServerThread) -> None:
+    expected = recorded().get(name)
+    assert expected is not None, (
+        f"no recorded RabbitMQ outcome for {name}: run with MINIBROKER_RABBITMQ_URL and "
+        "MINIBROKER_RECORD_OUTCOMES=1"
+    )
+    assert normalize(run_feature(name, minibroker.url)) == expected
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("name", list(FEATURE_SCENARIOS))
+def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: str) -> None:
+    outcome = normalize(run_feature(name, rabbitmq))
+    if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
+        data = recorded()
+        data[name] = outcome
+        RECORDED.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+        return
+    assert outcome == recorded().get(name)
