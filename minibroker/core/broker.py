@@ -82,6 +82,8 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         self._handlers: dict[type, Callable[..., Outcome]] = {
             c.Publish: self.publish,
             c.Ack: self.ack,
+            c.PublishMany: self._publish_many,
+            c.AckMany: self._ack_many,
             c.Nack: self._nack,
             c.Reject: self._reject,
             c.OpenConnection: self._open_connection,
@@ -270,7 +272,26 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
     def publish(self, command: c.Publish, now: float) -> Outcome:
         """``basic.publish``: route, enqueue, deliver, confirm. The hot path."""
         channel = self._channel(command)
-        message = command.message
+        message = self._accept(channel, command.message)
+        effects: list[Effect] = []
+        self._publish_accepted(channel, message, command.mandatory, effects)
+        return Outcome(None, effects)
+
+    def _publish_many(self, command: c.PublishMany, now: float) -> Outcome:
+        """Several publishes on one channel as one input: all are checked before the first is
+        carried out, so a refused batch changes nothing (the adapter then replays it one
+        publish at a time to fail at the right one)."""
+        channel = self._channel(command)
+        accepted = [(self._accept(channel, message), mandatory)
+                    for message, mandatory in command.messages]
+        effects: list[Effect] = []
+        for message, mandatory in accepted:
+            self._publish_accepted(channel, message, mandatory, effects)
+        return Outcome(None, effects)
+
+    def _accept(self, channel: Channel, message: Message) -> Message:
+        """Every check a publish must pass, before anything changes; the message to route
+        (with its direct reply-to address filled in)."""
         exchange = self.topology.exchanges.get(message.exchange)
         if exchange is None:
             raise NotFound(f"no exchange '{message.exchange}' in vhost '/'")
@@ -290,17 +311,20 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
                 parse_expiration(properties.expiration)  # RabbitMQ refuses a bad one: 406
             if properties.reply_to == REPLY_QUEUE:
                 message = self._reply_address(channel, message)
+        return message
+
+    def _publish_accepted(
+        self, channel: Channel, message: Message, mandatory: bool, effects: list[Effect]
+    ) -> None:
         if channel.tx is not None:
-            channel.tx.publishes.append((message, command.mandatory))
-            return Outcome()
-        effects: list[Effect] = []
-        accepted = self._route(channel, message, command.mandatory, effects)
+            channel.tx.publishes.append((message, mandatory))
+            return
+        accepted = self._route(channel, message, mandatory, effects)
         if channel.confirm:
             seq = channel.next_publish_seq
             channel.next_publish_seq = seq + 1
             # A queue with x-overflow reject-publish refused it: basic.nack (RabbitMQ).
             effects.append(Confirm(channel.connection.id, channel.number, seq, ack=accepted))
-        return Outcome(None, effects)
 
     def _route(
         self, channel: Channel, message: Message, mandatory: bool, effects: list[Effect]
@@ -429,6 +453,25 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         """``basic.ack``: settle, free credit, deliver more. The other hot path."""
         channel = self._channel(command)
         taken = delivery.take_unacked(channel, command.delivery_tag, command.multiple)
+        return self._settle(channel, taken, delivery.ACK, "acked")
+
+    def _ack_many(self, command: c.AckMany, now: float) -> Outcome:
+        """Several single acks on one channel as one input, settled together and followed by
+        one dispatch. Every tag is checked before any is taken, so a refused batch changes
+        nothing (the adapter then replays it one ack at a time)."""
+        channel = self._channel(command)
+        unacked = channel.unacked
+        tags = command.delivery_tags
+        for tag in tags:
+            if tag not in unacked:
+                raise PreconditionFailed(f"unknown delivery tag {tag}")
+        if len(set(tags)) != len(tags):
+            seen: set[int] = set()
+            for tag in tags:  # the second ack of the same tag is the unknown one
+                if tag in seen:
+                    raise PreconditionFailed(f"unknown delivery tag {tag}")
+                seen.add(tag)
+        taken = [(tag, unacked.pop(tag)) for tag in tags]
         return self._settle(channel, taken, delivery.ACK, "acked")
 
     def _nack(self, command: c.Nack, now: float) -> Outcome:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from minibroker.core.message import FieldTable, Message
 
 __all__ = [
-    "Ack", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection", "Command",
-    "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue", "DeleteExchange",
-    "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish", "PurgeQueue", "Qos",
-    "Recover", "Reject", "SetWritable", "TxCommit", "TxRollback", "TxSelect", "UnbindExchange",
-    "UnbindQueue",
+    "Ack", "AckMany", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection",
+    "Command", "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue", "DeleteExchange",
+    "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish", "PublishMany",
+    "PurgeQueue", "Qos", "Recover", "Reject", "SetWritable", "TxCommit", "TxRollback", "TxSelect",
+    "UnbindExchange", "UnbindQueue",
 ]
 
 
@@ -183,6 +183,17 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishMany:
+    """Consecutive publishes of one channel, handled as one input: the same outcome as the
+    ``Publish`` commands one after another, except that a batch with a refused publish is
+    refused whole, before anything changes (adapters replay it one by one)."""
+
+    connection: int
+    channel: int
+    messages: tuple[tuple[Message, bool], ...]  #: (message, mandatory) pairs
+
+
+@dataclass(frozen=True, slots=True)
 class Get:
     connection: int
     channel: int
@@ -196,6 +207,17 @@ class Ack:
     channel: int
     delivery_tag: int
     multiple: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AckMany:
+    """Consecutive single (``multiple=False``) acks of one channel as one input: settled
+    together, then one dispatch. Refused whole if any tag is not outstanding (adapters then
+    replay the acks one by one, to apply those before the bad one)."""
+
+    connection: int
+    channel: int
+    delivery_tags: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +272,6 @@ Command = (
     OpenConnection | CloseConnection | SetWritable | OpenChannel | CloseChannel
     | DeclareExchange | DeleteExchange | BindExchange | UnbindExchange
     | DeclareQueue | DeleteQueue | BindQueue | UnbindQueue | PurgeQueue
-    | Qos | Consume | Cancel | Publish | Get | Ack | Nack | Reject | Recover
+    | Qos | Consume | Cancel | Publish | PublishMany | Get | Ack | AckMany | Nack | Reject | Recover
     | ConfirmSelect | TxSelect | TxCommit | TxRollback
 )

@@ -33,7 +33,7 @@ import asyncio
 import enum
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from minibroker import __version__
 from minibroker.core import commands as c
@@ -143,7 +143,10 @@ class NativeSession(Session):
         server, cid, channels, trace = self.server, self.id, self.channels, self._trace
         execute, apply_effects = server.execute, server.apply_effects
         commands, reply_for = mapping.COMMANDS, mapping.reply_for
-        for frame in frames:
+        index, count = 0, len(frames)
+        while index < count:
+            frame = frames[index]
+            index += 1
             if trace:
                 trace_log.info("%s #%d <- %s", self.peer, cid, mapping.describe(frame))
             if self.state is not State.OPEN:
@@ -151,21 +154,25 @@ class NativeSession(Session):
                     return
                 self._outside_open(frame)
                 continue
-            if type(frame) is f.Publish:  # the hot path: no reply, body shared, not copied
-                channel = frame.channel
-                if channels.get(channel) is not OPEN and self._skip(frame):
+            kind = type(frame)
+            if kind is f.Publish or (kind is f.Ack and not cast(f.Ack, frame).multiple):
+                # The hot path: a run of publishes (or single acks) of one channel becomes
+                # one core input, so the bookkeeping per input is paid once per read, not
+                # once per message.
+                end = _run_end(frames, index - 1, count)
+                if end - index > 0 and channels.get(frame.channel) is OPEN:
+                    run = frames[index - 1:end]
+                    if trace:
+                        for later in run[1:]:
+                            trace_log.info("%s #%d <- %s", self.peer, cid,
+                                           mapping.describe(later))
+                    index = end
+                    self._run(run)
                     continue
-                message = Message(frame.exchange, frame.routing_key, frame.body,
-                                  frame.properties)
-                try:
-                    outcome = execute(c.Publish(cid, channel, message, frame.mandatory))
-                except ChannelError as err:
-                    self._channel_error(channel, err)
+                if kind is f.Publish:
+                    self._publish(cast(f.Publish, frame))
                     continue
-                if outcome.effects:
-                    apply_effects(outcome.effects)
-                continue
-            to_command = commands.get(type(frame))
+            to_command = commands.get(kind)
             if to_command is None:
                 self._lifecycle(frame)
                 continue
@@ -187,6 +194,62 @@ class NativeSession(Session):
                 self._send(reply)
             if outcome.effects:
                 apply_effects(outcome.effects)
+
+    def _publish(self, frame: f.Publish) -> None:
+        """One publish: no reply, the body shared with the core, never copied."""
+        channel = frame.channel
+        if self.channels.get(channel) is not OPEN and self._skip(frame):
+            return
+        message = Message(frame.exchange, frame.routing_key, frame.body, frame.properties)
+        try:
+            outcome = self.server.execute(c.Publish(self.id, channel, message, frame.mandatory))
+        except ChannelError as err:
+            self._channel_error(channel, err)
+            return
+        if outcome.effects:
+            self.server.apply_effects(outcome.effects)
+
+    def _run(self, run: list[f.Frame]) -> None:
+        """A run of publishes or single acks of one open channel, as one core command. If the
+        core refuses it (it checks the whole batch first and changes nothing), replay it frame
+        by frame: the ones before the faulty frame take effect, then the channel closes."""
+        first = run[0]
+        command: c.PublishMany | c.AckMany
+        if type(first) is f.Publish:
+            command = c.PublishMany(self.id, first.channel, tuple(
+                (Message(frame.exchange, frame.routing_key, frame.body, frame.properties),
+                 frame.mandatory)
+                for frame in cast(list[f.Publish], run)
+            ))
+        else:
+            command = c.AckMany(self.id, first.channel, tuple(
+                frame.delivery_tag for frame in cast(list[f.Ack], run)
+            ))
+        try:
+            outcome = self.server.execute(command)
+        except ChannelError:
+            self._process_one_by_one(run)
+            return
+        if outcome.effects:
+            self.server.apply_effects(outcome.effects)
+
+    def _process_one_by_one(self, run: list[f.Frame]) -> None:
+        for frame in run:
+            if self.state is not State.OPEN:
+                return
+            if isinstance(frame, f.Publish):
+                self._publish(frame)
+                continue
+            channel = frame.channel
+            if self.channels.get(channel) is not OPEN and self._skip(frame):
+                continue
+            try:
+                outcome = self.server.execute(mapping.COMMANDS[type(frame)](frame, self.id))
+            except ChannelError as err:
+                self._channel_error(channel, err)
+                continue
+            if outcome.effects:
+                self.server.apply_effects(outcome.effects)
 
     def _skip(self, frame: f.Frame) -> bool:
         """For a frame on a channel that is not OPEN: True to ignore it (rule 3), else raise."""
@@ -412,6 +475,22 @@ class NativeSession(Session):
         if self._out:
             self._last_sent = self.server.now()
         super().flush()
+
+
+def _run_end(frames: list[f.Frame], start: int, count: int) -> int:
+    """Where the run of frames like ``frames[start]`` (publishes, or single acks, of the
+    same channel) ends."""
+    first = frames[start]
+    kind, channel = type(first), first.channel
+    end = start + 1
+    if kind is f.Publish:
+        while end < count and type(frames[end]) is kind and frames[end].channel == channel:
+            end += 1
+    else:
+        while (end < count and type(ack := frames[end]) is kind and ack.channel == channel
+               and not cast(f.Ack, ack).multiple):
+            end += 1
+    return end
 
 
 def _preamble_ok(header: bytes) -> bool:

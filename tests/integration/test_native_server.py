@@ -190,6 +190,47 @@ def test_channel_error_closes_only_the_channel(run_broker: RunBroker) -> None:
     run_broker(scenario)
 
 
+def test_a_bad_ack_inside_a_batch_applies_the_acks_before_it(run_broker: RunBroker) -> None:
+    """Acks sent in one write are handled as one core input; an unknown tag among them must
+    still behave as if they were handled one by one."""
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        for body in (b"1", b"2", b"3"):
+            client.publish(body, QUEUE)
+        await client.consume(QUEUE)
+        tags = [(await client.expect(f.Deliver)).delivery_tag for _ in range(3)]
+        client.send(f.Ack(1, tags[0]), f.Ack(1, tags[1]), f.Ack(1, 99), f.Ack(1, tags[2]))
+        close = await client.expect(f.ChannelClose)
+        assert close.reply_code == 406 and "unknown delivery tag 99" in close.reply_text
+        stats = server.broker.queue_statistics(QUEUE)
+        # Two acks took effect; the third message went back when the channel closed.
+        assert (stats.acked, stats.ready, stats.unacked) == (2, 1, 0)
+        await client.close()
+
+    run_broker(scenario)
+
+
+def test_a_bad_publish_inside_a_batch_publishes_the_ones_before_it(run_broker: RunBroker) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        client.send(
+            f.Publish(1, "", QUEUE, False, Properties(), b"1"),
+            f.Publish(1, "missing", QUEUE, False, Properties(), b"2"),
+            f.Publish(1, "", QUEUE, False, Properties(), b"3"),
+        )
+        close = await client.expect(f.ChannelClose)
+        assert close.reply_code == 404 and "missing" in close.reply_text
+        assert server.broker.queue_statistics(QUEUE).ready == 1  # only the first got in
+        await client.close()
+
+    run_broker(scenario)
+
+
 def test_client_close_requeues_unacked(run_broker: RunBroker) -> None:
     async def scenario(server: BrokerServer) -> None:
         client = await RawClient.connect(server.port)

@@ -1,0 +1,81 @@
+"""PublishMany and AckMany: one input for a run of publishes or acks, with the outcome of the
+same commands one by one, and refused whole (state unchanged) when any part would fail."""
+
+import pytest
+
+from minibroker.core import commands as c
+from minibroker.core.effects import Confirm, Deliver
+from minibroker.core.message import Message
+from minibroker.errors import NotFound, PreconditionFailed
+from tests.unit.core.helpers import Harness, fingerprint
+
+
+def _setup() -> Harness:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.confirm_select()
+    ch.qos(2)
+    ch.consume("q", consumer_tag="c")
+    return harness
+
+
+def _messages(*bodies: bytes, exchange: str = "") -> tuple[tuple[Message, bool], ...]:
+    return tuple((Message(exchange, "q", body), False) for body in bodies)
+
+
+def test_publish_many_has_the_outcome_of_publishes_one_by_one() -> None:
+    batched, single = _setup(), _setup()
+    outcome = batched.handle(c.PublishMany(1, 1, _messages(b"1", b"2", b"3")))
+    effects = []
+    for message, mandatory in _messages(b"1", b"2", b"3"):
+        effects.extend(single.handle(c.Publish(1, 1, message, mandatory)).effects)
+    assert outcome.effects == effects
+    assert [type(effect) for effect in effects] == [Deliver, Confirm, Deliver, Confirm, Confirm]
+    assert fingerprint(batched.broker) == fingerprint(single.broker)
+
+
+def test_publish_many_with_a_refused_publish_changes_nothing() -> None:
+    harness = _setup()
+    before = fingerprint(harness.broker)
+    batch = (*_messages(b"1"), (Message("missing", "q", b"2"), False), *_messages(b"3"))
+    with pytest.raises(NotFound, match="no exchange 'missing'"):
+        harness.handle(c.PublishMany(1, 1, batch))
+    assert fingerprint(harness.broker) == before
+
+
+def test_ack_many_has_the_outcome_of_acks_one_by_one() -> None:
+    batched, single = _setup(), _setup()
+    for harness in (batched, single):
+        harness.handle(c.PublishMany(1, 1, _messages(b"1", b"2", b"3", b"4")))
+    outcome = batched.handle(c.AckMany(1, 1, (1, 2)))
+    effects = [*single.handle(c.Ack(1, 1, 1)).effects, *single.handle(c.Ack(1, 1, 2)).effects]
+    assert outcome.effects == effects
+    assert [effect.message.body for effect in effects if isinstance(effect, Deliver)] == [
+        b"3", b"4"
+    ]
+    assert fingerprint(batched.broker) == fingerprint(single.broker)
+
+
+@pytest.mark.parametrize("tags", [(1, 9), (1, 1), (0,)])
+def test_ack_many_with_an_unknown_or_repeated_tag_changes_nothing(tags: tuple[int, ...]) -> None:
+    harness = _setup()
+    harness.handle(c.PublishMany(1, 1, _messages(b"1", b"2")))
+    before = fingerprint(harness.broker)
+    bad = next(tag for index, tag in enumerate(tags) if tag not in (1, 2) or tag in tags[:index])
+    with pytest.raises(PreconditionFailed, match=f"unknown delivery tag {bad}"):
+        harness.handle(c.AckMany(1, 1, tags))
+    assert fingerprint(harness.broker) == before
+
+
+def test_ack_many_on_a_transactional_channel_waits_for_commit() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.consume("q", consumer_tag="c")
+    harness.handle(c.PublishMany(1, 1, _messages(b"1", b"2")))
+    ch.tx_select()
+    harness.handle(c.AckMany(1, 1, (1, 2)))
+    assert harness.broker.queue_statistics("q").unacked == 2
+    ch.tx_commit()
+    assert harness.broker.queue_statistics("q").unacked == 0
