@@ -458,6 +458,16 @@ class NativeSession(Session):
         self.write(self._codec.send(frame))
 
     def on_effect(self, effect: e.Effect) -> None:
+        if type(effect) is e.Deliver and not self._trace and (
+                effect.channel not in self._confirms.pending):
+            # The hot path: encode straight from the effect (no frame object). Held confirms
+            # of this channel would have to go first (rule 6), hence the test.
+            message = effect.message
+            self.write(self._codec.send_deliver(
+                effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
+                message.exchange, message.routing_key, message.properties, message.body,
+            ))
+            return
         if type(effect) is not e.Confirm:
             self._send(mapping.frame_for_effect(effect))
             return

@@ -353,3 +353,11 @@ def test_every_request_is_answered_by_the_other_side() -> None:
     for request, replies in f.REPLIES.items():
         for reply in replies:
             assert request.sender != "server" and reply.sender != "client", (request, reply)
+
+
+def test_send_deliver_is_the_same_bytes_as_sending_a_deliver_frame() -> None:
+    codec = NativeCodec(role="server")
+    for properties in (Properties(), Properties(content_type="text/plain", headers={"k": [1]})):
+        direct = codec.send_deliver(3, "ctag", 7, True, "x", "rk", properties, b"body")
+        framed = codec.send(f.Deliver(3, "ctag", 7, True, "x", "rk", properties, b"body"))
+        assert direct == framed
