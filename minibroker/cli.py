@@ -66,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="heartbeat interval proposed to clients; 0 disables heartbeats "
         "(default: %(default)s)",
     )
+    defaults = ServerConfig()
+    parser.add_argument(
+        "--memory-high-water", type=_positive, default=defaults.memory_high_water,
+        metavar="BYTES",
+        help="block publishers while ready messages hold about this many bytes; resume them "
+        "below 80%% of it (default: %(default)s = 256 MiB)",
+    )
+    parser.add_argument(
+        "--queue-high-water", type=_positive, default=defaults.queue_high_water, metavar="N",
+        help="block publishers while one queue has more than N ready messages; resume them "
+        "at 80%% of it (default: %(default)s)",
+    )
     parser.add_argument(
         "--trace", action="store_true",
         help="log every frame in both directions, decoded (logger minibroker.trace, stderr)",
@@ -77,6 +89,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0..65535)")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
     return value
 
 
@@ -97,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("minibroker.trace").setLevel(logging.INFO)
     config = ServerConfig(
         host=args.host, port=args.port, amqp_port=args.amqp_port, heartbeat=args.heartbeat,
-        trace=args.trace,
+        trace=args.trace, memory_high_water=args.memory_high_water,
+        queue_high_water=args.queue_high_water,
     )
     try:
         return run(_serve(config), args.loop)

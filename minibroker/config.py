@@ -6,6 +6,9 @@ Rules:
    collide with a RabbitMQ on the same host (never 5672).
 2. Limits that a peer can lower during the handshake (frame size, channels, heartbeat) are the
    server's proposal; the protocol sessions negotiate them.
+3. Overload marks come in high/low pairs (``server/flow.py``): publishers are blocked above the
+   high-water mark and resumed below the low one; a low mark left at ``None`` is 80% of its high
+   mark. A pair that cannot work (low above high, marks below 1) is refused at construction.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["DEFAULT_PORT", "LoopKind", "ServerConfig"]
+__all__ = ["DEFAULT_MEMORY_HIGH_WATER", "DEFAULT_PORT", "LoopKind", "ServerConfig"]
 
 #: The default listening port: next to RabbitMQ's 5672 without colliding with it.
 DEFAULT_PORT = 5680
+
+#: Ready messages may hold about this many bytes before publishers are blocked (256 MiB).
+DEFAULT_MEMORY_HIGH_WATER = 256 * 1024 * 1024
 
 LoopKind = Literal["auto", "asyncio", "uvloop"]
 
@@ -46,3 +52,26 @@ class ServerConfig:
     #: Seconds a new socket has to complete its protocol handshake before it is dropped
     #: (RabbitMQ's ``handshake_timeout`` is 10 s): half-open connections must not pile up.
     handshake_timeout: float = 10.0
+    #: Block publishers when ready messages hold about this many bytes (bodies plus a fixed
+    #: per-message overhead); resume them below ``memory_low_water`` (``None``: 80%).
+    memory_high_water: int = DEFAULT_MEMORY_HIGH_WATER
+    memory_low_water: int | None = None
+    #: Block publishers when one queue has this many ready messages; resume them when it is
+    #: at or below ``queue_low_water`` (``None``: 80%).
+    queue_high_water: int = 1_000_000
+    queue_low_water: int | None = None
+    #: File descriptors wanted (the ``RLIMIT_NOFILE`` soft limit is raised towards the hard
+    #: limit at start; a warning names the limit when it stays below this): 10,000 idle
+    #: connections plus listeners and spares.
+    open_files: int = 10_240
+
+    def __post_init__(self) -> None:
+        for high, low, what in (
+            (self.memory_high_water, self.memory_low_water, "memory"),
+            (self.queue_high_water, self.queue_low_water, "queue"),
+        ):
+            if high < 1:
+                raise ValueError(f"{what}_high_water must be at least 1, not {high}")
+            if low is not None and not 0 <= low <= high:
+                raise ValueError(f"{what}_low_water must be in 0..{what}_high_water ({high}), "
+                                 f"not {low}")

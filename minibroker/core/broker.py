@@ -153,6 +153,7 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         connection.writable = command.writable
         effects: list[Effect] = []
         if command.writable:
+            connection.burst = 0  # the shell flushed: a new burst may go out
             for channel in connection.channels.values():
                 self._dispatch_all(delivery.consumed_queues(channel), effects)
         return Outcome(None, effects)

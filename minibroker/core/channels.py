@@ -13,6 +13,11 @@ Rules:
    ignore both (their deliveries are acknowledged on sending).
 4. A connection owns its channels and its exclusive queues; it can be made unwritable by the
    shell (socket buffer full), which stops deliveries to all its consumers.
+5. A consumer without a window (no-ack, or no prefetch limit at all) could take a whole backlog
+   in one input, before the socket has a chance to push back. So a connection may receive at
+   most :data:`DELIVERY_BURST` body bytes to such consumers until the shell reports a flush
+   (``SetWritable(True)``): the broker never buffers more than a window, or one burst, beyond
+   the socket's high-water mark.
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from typing import Protocol
 from minibroker.core.message import FieldTable, Message
 from minibroker.core.queues import Queue, QueueEntry
 
-__all__ = ["Channel", "ChannelAddress", "ConnectionState", "Consumer", "TxBuffer", "Unacked"]
+#: Body bytes a connection may receive for window-less consumers between two flushes (rule 5):
+#: twice asyncio's default write high-water mark.
+DELIVERY_BURST = 128 * 1024
+
+__all__ = [
+    "DELIVERY_BURST", "Channel", "ChannelAddress", "ConnectionState", "Consumer", "TxBuffer",
+    "Unacked",
+]
 
 
 class ChannelAddress(Protocol):
@@ -72,12 +84,17 @@ class Consumer:
     def has_credit(self) -> bool:
         """May this consumer take one more delivery now?"""
         channel = self.channel
-        if not channel.connection.writable:
+        connection = channel.connection
+        if not connection.writable:
             return False
         if self.no_ack:
-            return True
-        if self.prefetch_count and self.unacked >= self.prefetch_count:
-            return False
+            return connection.burst < DELIVERY_BURST
+        if self.prefetch_count:
+            if self.unacked >= self.prefetch_count:
+                return False
+        elif not channel.global_prefetch:
+            # No window at all: pace it like a no-ack consumer (rule 5).
+            return connection.burst < DELIVERY_BURST
         return not (channel.global_prefetch and channel.consumer_unacked >= channel.global_prefetch)
 
     def __repr__(self) -> str:
@@ -146,7 +163,7 @@ class Channel:
 
 
 class ConnectionState:
-    __slots__ = ("channels", "exclusive_queues", "id", "peer", "user", "writable")
+    __slots__ = ("burst", "channels", "exclusive_queues", "id", "peer", "user", "writable")
 
     def __init__(self, connection_id: int, user: str, peer: str) -> None:
         self.id = connection_id
@@ -155,3 +172,5 @@ class ConnectionState:
         self.channels: dict[int, Channel] = {}
         self.exclusive_queues: set[str] = set()
         self.writable = True
+        #: Body bytes delivered on this connection since the shell last reported a flush.
+        self.burst = 0

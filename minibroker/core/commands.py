@@ -41,7 +41,9 @@ class CloseConnection:
 @dataclass(frozen=True, slots=True)
 class SetWritable:
     """Backpressure from the shell: stop (``writable=False``) or resume pushing deliveries to
-    this connection's consumers while its socket buffer is full."""
+    this connection's consumers while its socket buffer is full. ``writable=True`` also says
+    "what was delivered has been flushed": it renews the connection's delivery burst
+    (``channels.py`` rule 5)."""
 
     connection: int
     writable: bool

@@ -69,6 +69,7 @@ def dispatch_features(
         if entry is None:
             break
         channel = consumer.channel
+        channel.connection.burst += len(entry.message.body)
         tag = channel.next_delivery_tag
         channel.next_delivery_tag = tag + 1
         if consumer.no_ack:

@@ -117,7 +117,7 @@ class Declarations(QueueLifecycle):
                 queue = Queue(
                     name, durable=command.durable,
                     exclusive_owner=connection.id if command.exclusive else None,
-                    auto_delete=command.auto_delete, arguments=arguments,
+                    auto_delete=command.auto_delete, arguments=arguments, meter=self.meter,
                 )
                 topology.add_queue(queue)
                 if limits is not None:

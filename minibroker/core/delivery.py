@@ -50,6 +50,7 @@ def dispatch(queue: Queue, effects: list[Effect]) -> int:
         entry = queue.checkout()
         assert entry is not None
         channel = consumer.channel
+        channel.connection.burst += len(entry.message.body)
         tag = channel.next_delivery_tag
         channel.next_delivery_tag = tag + 1
         if consumer.no_ack:

@@ -16,6 +16,8 @@ Rules:
    ``Queue.features``; a plain queue has ``None`` there and runs exactly the code below.
 5. A deleted queue keeps answering ``settle``/``discard``/``requeue`` for messages that were out
    when it died, without resurrecting them.
+6. Plain-queue verbs keep the broker's ready meter (``flow.py``) current: one integer add each,
+   and one length comparison on enqueue. The meter is the only thing they tell.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from minibroker.core.flow import MESSAGE_OVERHEAD, UNMETERED, ReadyMeter
 from minibroker.core.message import FieldTable, Message
 
 if TYPE_CHECKING:
@@ -61,8 +64,8 @@ class Queue:
 
     __slots__ = (
         "acked", "arguments", "auto_delete", "consumers", "deleted", "delivered", "durable",
-        "exclusive_owner", "features", "had_consumer", "name", "next_msg_id", "published",
-        "ready", "redelivered", "round_robin", "unacked_count",
+        "exclusive_owner", "features", "had_consumer", "meter", "name", "next_msg_id",
+        "published", "ready", "redelivered", "round_robin", "unacked_count", "weight",
     )
 
     def __init__(
@@ -73,6 +76,7 @@ class Queue:
         exclusive_owner: int | None = None,
         auto_delete: bool = False,
         arguments: FieldTable | None = None,
+        meter: ReadyMeter = UNMETERED,
     ) -> None:
         self.name = name
         self.durable = durable
@@ -96,6 +100,10 @@ class Queue:
         #: TTL, limits, priorities, dead-lettering... (``features.py``); ``None`` for a plain
         #: queue, so the hot path pays one attribute test for all of them.
         self.features: QueueFeatures | None = None
+        #: The broker's ready meter (rule 6) and this queue's share of it: body bytes +
+        #: overhead of the ready messages counted by the verbs.
+        self.meter: ReadyMeter = meter
+        self.weight = 0
 
     @property
     def exclusive(self) -> bool:
@@ -111,8 +119,15 @@ class Queue:
     def enqueue(self, message: Message) -> QueueEntry:
         entry = QueueEntry(self.next_msg_id, message)
         self.next_msg_id += 1
-        self.ready.append(entry)
+        ready = self.ready
+        ready.append(entry)
         self.published += 1
+        weight = len(message.body) + MESSAGE_OVERHEAD
+        self.weight += weight
+        meter = self.meter
+        meter.weight += weight
+        if len(ready) > meter.queue_high_water:
+            meter.long_queues.add(self)
         return entry
 
     def checkout(self) -> QueueEntry | None:
@@ -123,6 +138,9 @@ class Queue:
         entry.delivery_count += 1
         self.unacked_count += 1
         self.delivered += 1
+        weight = len(entry.message.body) + MESSAGE_OVERHEAD
+        self.weight -= weight
+        self.meter.weight -= weight
         return entry
 
     def settle(self, entry: QueueEntry) -> None:
@@ -151,6 +169,12 @@ class Queue:
         if self.features is not None:
             self.features.requeue(self, batch)
             return
+        weight = 0
+        for entry in batch:
+            weight += len(entry.message.body)
+        weight += len(batch) * MESSAGE_OVERHEAD
+        self.weight += weight
+        self.meter.weight += weight
         ready = self.ready
         if not ready or batch[-1].msg_id < ready[0].msg_id:
             # The common case: everything returned is older than the head.
@@ -162,6 +186,8 @@ class Queue:
     def purge(self) -> int:
         count = len(self.ready)
         self.ready.clear()
+        self.meter.weight -= self.weight
+        self.weight = 0
         if self.features is not None:
             self.features.ready_bytes = 0
         return count

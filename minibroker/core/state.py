@@ -19,6 +19,7 @@ from minibroker.core import delivery
 from minibroker.core.channels import Channel, ChannelAddress, ConnectionState, Unacked
 from minibroker.core.effects import ConsumerCancelled, Deliver, Effect
 from minibroker.core.fates import Fate, Observer
+from minibroker.core.flow import ReadyMeter
 from minibroker.core.queues import Queue
 from minibroker.core.topology import Topology, queue_text
 from minibroker.errors import ChannelStateError, NotFound, ResourceLocked
@@ -52,6 +53,8 @@ class BrokerState:
         self.returned = 0
         #: Told the fate of every message when set (``fates.py``); ``None`` costs nothing.
         self.observer: Observer | None = None
+        #: What the ready messages weigh (``flow.py``): the shell's flow control reads it.
+        self.meter = ReadyMeter()
         #: ``now`` of the command (or timeout) being handled: the timers and TTLs of queue
         #: features read it where no ``now`` is passed down.
         self.now = 0.0

@@ -7,7 +7,9 @@ Rules:
 2. TCP_NODELAY is set on every socket: brokers send many small frames and must not wait.
 3. ``pause_writing``/``resume_writing`` (the transport's buffer passed its high-water mark)
    become backpressure in the core: no deliveries to this connection until it drains.
-4. A socket that has not completed a handshake within ``handshake_timeout`` is dropped by the
+4. After every input (a read, a lost socket, a drained output buffer) the server's flow
+   controller checks the ready meter (``flow.py``); it is told whether the read published.
+5. A socket that has not completed a handshake within ``handshake_timeout`` is dropped by the
    server's sweep (:meth:`handshake_expired`), whatever protocol it chose, if any.
 """
 
@@ -53,11 +55,13 @@ class BrokerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         session = self.session
         if session is not None:
+            published = self.server.broker.published
             try:
                 session.data_received(data)
             except Exception as exc:  # an internal error closes this connection only
                 session.internal_error(exc)
                 session.shutdown(541, "INTERNAL_ERROR")
+            self.server.flow.after_input(session, published)
             if self.server.input_hooks:
                 self.server.run_input_hooks()
             return
@@ -106,6 +110,7 @@ class BrokerProtocol(asyncio.Protocol):
                 session.connection_lost()
             except Exception as error:
                 session.internal_error(error)
+            self.server.flow.check()
         if self.server.input_hooks:
             self.server.run_input_hooks()
 
@@ -116,3 +121,4 @@ class BrokerProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.session is not None:
             self.session.resume_writing()
+            self.server.flow.check()  # no-ack deliveries may have drained the backlog

@@ -12,7 +12,11 @@ Rules:
    Heartbeats and handshake timeouts are checked by one periodic sweep over the sockets.
 4. Shutdown: stop accepting, tell every client the broker is closing (320 CONNECTION_FORCED),
    give them ``shutdown_grace`` seconds to close, then drop what is left.
-5. Hooks for the test toolkit cost nothing when unused: ``input_hooks`` run after every processed
+5. Overload (``flow.py``): the flow controller checks the core's ready meter after every input
+   and blocks publishers during a resource alarm; the periodic sweep re-measures the meter and
+   skips the heartbeat check of blocked connections (they cannot be read). ``start`` raises the
+   file-descriptor limit and names it when ``accept`` runs out.
+6. Hooks for the test toolkit cost nothing when unused: ``input_hooks`` run after every processed
    input (a read, a timer, a lost socket) only when the list is not empty; ``reply_hook`` (when
    set) may hold back or drop the reply to a command.
 """
@@ -31,6 +35,11 @@ from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
 from minibroker.server.clock import Clock, LoopClock
+from minibroker.server.flow import (
+    FlowController,
+    install_accept_error_handler,
+    raise_open_file_limit,
+)
 from minibroker.server.protocol import BrokerProtocol
 
 if TYPE_CHECKING:
@@ -83,6 +92,8 @@ class BrokerServer:
     ) -> None:
         self.config = config or ServerConfig()
         self.broker = broker or self.new_broker()
+        #: Resource alarms: blocks flooding publishers (``flow.py``).
+        self.flow = FlowController(self)
         self._clock = clock
         self.sessions: dict[int, Session] = {}
         self.protocols: set[BrokerProtocol] = set()
@@ -131,6 +142,8 @@ class BrokerServer:
             self._clock = LoopClock(self._loop)
         self._wall_offset = time.time() - self._clock.now()
         config = self.config
+        raise_open_file_limit(config.open_files)
+        install_accept_error_handler(self._loop)
         self._listeners.append(
             await self._loop.create_server(
                 lambda: BrokerProtocol(self), config.host, config.port, reuse_address=True,
@@ -218,6 +231,7 @@ class BrokerServer:
             self._cancel_timer = None
         self._timer_at = None
         self.broker = broker
+        self.flow.replace_broker()
         self._rearm()
 
     def run_input_hooks(self) -> None:
@@ -303,8 +317,12 @@ class BrokerServer:
     def _sweep_sockets(self, now: float) -> None:
         for protocol in list(self.protocols):
             protocol.handshake_expired(now)
+        blocked = self.flow.blocked
         for session in list(self.sessions.values()):
+            if session in blocked:
+                continue  # not read while blocked: no heartbeats can arrive (flow.py rule 4)
             try:
                 session.check_heartbeat(now)
             except Exception as exc:
                 session.internal_error(exc)
+        self.flow.recount()

@@ -5,7 +5,8 @@ Rules:
 1. A session turns bytes into core commands and core effects into bytes. It never holds broker
    state of its own beyond what its protocol needs (handshake state, open channels, frame sizes).
 2. Output is buffered and written once per event-loop iteration (:meth:`write` schedules one
-   :meth:`flush`), so a burst of deliveries becomes one ``transport.write``.
+   :meth:`flush`), so a burst of deliveries becomes one ``transport.write``. After a write the
+   session renews the core's delivery burst for window-less consumers (:meth:`_renew_burst`).
 3. To run a command: ``outcome = self.server.execute(command)``; send the reply frame; *then*
    ``self.server.apply_effects(outcome.effects)`` — the reply must precede the effects it caused
    (a consume-ok before the first delivery, AMQP §4.6).
@@ -20,6 +21,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
+from minibroker.core.channels import DELIVERY_BURST
 from minibroker.core.commands import SetWritable
 from minibroker.core.effects import Effect
 
@@ -49,6 +51,8 @@ class Session(ABC):
         self.closed = False
         #: True once the core knows this connection (OpenConnection was executed).
         self.registered = False
+        #: The transport's buffer is past its high-water mark (between pause/resume_writing).
+        self._writing_paused = False
 
     # -- output -----------------------------------------------------------------------------
 
@@ -67,8 +71,22 @@ class Session(ABC):
             out = self._out
             self._out = []
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self._renew_burst()
         else:
             self._out.clear()
+
+    def _renew_burst(self) -> None:
+        """After a write: if the core paused window-less consumers of this connection at their
+        burst (``core/channels.py`` rule 5) and the socket still takes data, let the next burst
+        go — at most one burst per loop iteration, so a consumer that stops reading is caught by
+        ``pause_writing`` within one burst."""
+        if not self.registered or self._writing_paused:
+            return
+        state = self.server.broker.connections.get(self.id)
+        if state is not None and state.burst >= DELIVERY_BURST:
+            self.server.apply_effects(
+                self.server.execute(SetWritable(self.id, writable=True)).effects
+            )
 
     def close_transport(self) -> None:
         """Write what is queued, then close the socket."""
@@ -79,12 +97,14 @@ class Session(ABC):
     # -- backpressure -----------------------------------------------------------------------
 
     def pause_writing(self) -> None:
+        self._writing_paused = True
         if self.registered:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=False)).effects
             )
 
     def resume_writing(self) -> None:
+        self._writing_paused = False
         if self.registered:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=True)).effects

@@ -79,3 +79,21 @@ def test_ack_many_on_a_transactional_channel_waits_for_commit() -> None:
     assert harness.broker.queue_statistics("q").unacked == 2
     ch.tx_commit()
     assert harness.broker.queue_statistics("q").unacked == 0
+
+
+def test_a_window_less_consumer_gets_one_burst_until_the_shell_reports_a_flush() -> None:
+    from minibroker.core.channels import DELIVERY_BURST
+
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    body = b"x" * 1024
+    total = 2 * DELIVERY_BURST // len(body) + 10
+    for _ in range(total):
+        ch.publish("", "q", body)
+    first = ch.consume("q", consumer_tag="c", no_ack=True)
+    burst = sum(isinstance(effect, Deliver) for effect in first.effects)
+    assert burst == DELIVERY_BURST // len(body)  # stops at the burst, not at the backlog
+    renewed = harness.handle(c.SetWritable(1, True))  # "flushed": the next burst goes
+    assert sum(isinstance(effect, Deliver) for effect in renewed.effects) == burst
+    assert harness.broker.queue_statistics("q").ready == total - 2 * burst
