@@ -127,7 +127,7 @@ class AMQPSession(Session):
             self._timer = None
         self.server.execute(OpenConnection(self.id, user=event.user, peer=self.peer))
         self.server.register(self)
-        self.registered = True
+        self.registered = self.handshake_done = True
 
     def _frame(self, frame: MethodFrame | ContentMethod) -> None:
         method = frame.method

@@ -380,7 +380,7 @@ class NativeSession(Session):
         self._send(f.TuneOk())
         self.server.execute(c.OpenConnection(self.id, user=self.user, peer=self.peer))
         self.server.register(self)
-        self.registered = True
+        self.registered = self.handshake_done = True
         self.state = State.OPEN
         self._last_sent = self._last_heard = self.server.now()
         log.debug("%s: native connection %d open (user %r, client %r)", self.peer, self.id,

@@ -86,7 +86,7 @@ class BrokerProtocol(asyncio.Protocol):
 
     def handshake_expired(self, now: float) -> bool:
         """Drop this socket if it is still not a registered connection after the timeout."""
-        if self.session is not None and self.session.registered:
+        if self.session is not None and self.session.handshake_done:
             return False
         if now - self.opened_at < self.server.config.handshake_timeout:
             return False

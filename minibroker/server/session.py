@@ -51,6 +51,8 @@ class Session(ABC):
         self.closed = False
         #: True once the core knows this connection (OpenConnection was executed).
         self.registered = False
+        #: True once the handshake completed (stays True after the connection is released).
+        self.handshake_done = False
         #: The transport's buffer is past its high-water mark (between pause/resume_writing).
         self._writing_paused = False
 

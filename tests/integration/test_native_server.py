@@ -356,6 +356,26 @@ def test_a_socket_that_never_completes_the_handshake_is_dropped(run_broker: RunB
     run_broker(scenario, clock=clock)
 
 
+def test_a_closing_connection_is_not_mistaken_for_an_unfinished_handshake(
+    run_broker: RunBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection released after its handshake (here: closing after a protocol error, waiting
+    for the client's close-ok) must not be reported as a handshake that never completed."""
+    clock = ManualClock()
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        client.send_raw(struct.pack(">I", 3) + b"\xc1\xc1\xc1")  # not msgpack
+        assert (await client.expect(f.ConnectionClose)).reply_code in (501, 502)
+        clock.advance(server.config.handshake_timeout + 1)
+        server.fire_timers()
+        assert await client.frames_until_eof() == []
+
+    with caplog.at_level(logging.WARNING, logger="minibroker.server"):
+        run_broker(scenario, clock=clock)
+    assert not [r for r in caplog.records if "handshake not completed" in r.getMessage()]
+
+
 # -- heartbeats ---------------------------------------------------------------------------------
 
 
