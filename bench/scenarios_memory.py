@@ -1,0 +1,237 @@
+"""Memory scenarios: queued messages, a publisher flood, a stalled consumer, idle connections.
+
+Rules:
+
+1. Memory is the broker process's ``VmRSS``; growth is measured against a reading taken on the
+   same broker just before the load, and peaks come from sampling /proc every 20 ms
+   (``harness.RssSampler``).
+2. Flow control (``--memory-high-water`` / ``--queue-high-water``), when the CLI offers it:
+   the flood and the slow consumer set the memory high water to :data:`MEMORY_HIGH_WATER`
+   (without flow control they run anyway and the flood's row says "flow control not
+   available"); the memory scenario lifts both marks above its load.
+3. Publishers honour TCP backpressure (``Conn.writable``): when the broker stops reading, the
+   load stays in the broker's socket buffers, not in this process.
+4. "Bounded" means the second half of a run added less than 10% of the RSS the first half did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+
+from clients import Conn, open_native
+from harness import Context, Row, RssSampler, cli_help, mib, start_minibroker
+from scenarios_throughput import single_queue
+
+QUEUE = "minibroker-bench-memory"
+MEMORY_HIGH_WATER = 128 * 2**20
+STALL = 30.0  #: seconds without a confirm before a must-finish publisher gives up
+
+
+async def publish_confirmed(conn: Conn, frame: bytes, count: int, window: int = 1000,
+                            until: float | None = None) -> int:
+    """Pipelined confirmed publishing; stops at ``count`` or at ``until``; returns how many
+    publishes were confirmed."""
+    confirmed = 0
+    can_send = asyncio.Event()
+
+    def on_confirm(tag: int) -> None:
+        nonlocal confirmed
+        confirmed = max(confirmed, tag)
+        can_send.set()
+
+    conn.on_confirm = on_confirm
+    sent = 0
+    while sent < count:
+        if until is not None and time.perf_counter() >= until:
+            break
+        room = min(window - (sent - confirmed), count - sent)
+        if room <= 0:
+            can_send.clear()
+            timeout = STALL if until is None else max(0.0, until - time.perf_counter())
+            try:
+                await asyncio.wait_for(can_send.wait(), timeout)
+            except TimeoutError:
+                if until is None:
+                    raise RuntimeError(f"no confirm for {STALL} s after {confirmed:,} "
+                                       "publishes: is flow control blocking?") from None
+                break  # the broker stopped confirming (flow control): that is the answer
+            continue
+        conn.write(frame * room)
+        sent += room
+        await asyncio.sleep(0)
+    if until is None:
+        while confirmed < sent:
+            can_send.clear()
+            await asyncio.wait_for(can_send.wait(), STALL)
+    return confirmed
+
+
+async def memory(ctx: Context) -> list[Row]:
+    """Scenario 6: 1,000,000 queued 16-byte messages, no consumer; RSS per message."""
+    count = ctx.n(1_000_000, 100_000)
+    # Flow control would block the publisher before the millionth message: lift it (rule 2).
+    help_text = cli_help()
+    extra = ["--memory-high-water", str(2**34)] if "--memory-high-water" in help_text else []
+    if "--queue-high-water" in help_text:
+        extra += ["--queue-high-water", str(10 * count)]
+    broker = start_minibroker("uvloop", extra)
+    try:
+        conn = await open_native(broker)
+        await conn.declare_queue(QUEUE)
+        await conn.confirm_select()
+        before = broker.rss()
+        await publish_confirmed(conn, conn.publish_frame("", QUEUE, b"x" * 16), count)
+        after = broker.rss()
+        assert conn.transport is not None
+        conn.transport.abort()
+    finally:
+        broker.stop()
+    per = (after - before) / count - 16
+    return [Row("6 memory", "minibroker", f"RSS growth, {count:,} queued 16 B messages",
+                mib(after - before)),
+            Row("6 memory", "minibroker", "bytes per message beyond the body", f"{per:,.0f}",
+                "≤ 250", per <= 250)]
+
+
+async def flood(ctx: Context) -> list[Row]:
+    """Scenario 7: a publisher without confirms as fast as TCP allows, and an acking consumer."""
+    extra: list[str] = []
+    if "--memory-high-water" in cli_help():
+        extra += ["--memory-high-water", str(MEMORY_HIGH_WATER)]
+    broker = start_minibroker("uvloop", extra)
+    duration = ctx.n(10, 4)
+    try:
+        balanced = await single_queue(ctx, broker, "native", ctx.n(50_000, 10_000))
+        publisher, consumer = await open_native(broker), await open_native(broker)
+        await publisher.declare_queue(QUEUE)
+        delivered = 0
+
+        def on_deliver(tags: list[int], bodies: list[bytes]) -> None:
+            nonlocal delivered
+            delivered += len(tags)
+            consumer.write(consumer.acks(tags))
+
+        consumer.on_deliver = on_deliver
+        await consumer.consume(QUEUE, 100, False)
+        batch = publisher.publish_frame("", QUEUE, b"x" * 16) * 1000
+        sampler = RssSampler(broker.pid)
+        sampler.start()
+        published, t0 = 0, time.perf_counter()
+        end = t0 + duration
+        while time.perf_counter() < end:
+            if not publisher.writable.is_set():
+                try:
+                    await asyncio.wait_for(publisher.writable.wait(), end - time.perf_counter())
+                except TimeoutError:
+                    break
+                continue
+            publisher.write(batch)
+            published += 1000
+            await asyncio.sleep(0)
+        seconds = time.perf_counter() - t0
+        consumed = delivered
+        await sampler.stop()
+        for conn in (publisher, consumer):
+            assert conn.transport is not None
+            conn.transport.abort()
+    finally:
+        broker.stop()
+    rate = consumed / seconds
+    ratio = rate / balanced.rate
+    flow = (f"high water {mib(MEMORY_HIGH_WATER)}" if "--memory-high-water" in extra
+            else "flow control not available")
+    peak_met = sampler.peak <= MEMORY_HIGH_WATER * 1.25 if extra else None
+    return [
+        Row("7 flood", "minibroker", "publishes written (no confirms)",
+            f"{published / seconds:,.0f}/s"),
+        Row("7 flood", "minibroker", "consumer msgs/s during flood vs balanced",
+            f"{rate:,.0f} / {balanced.rate:,.0f} = {ratio:.2f}x", "≥ 0.5x", ratio >= 0.5),
+        Row("7 flood", "minibroker", f"broker RSS peak ({flow})", mib(sampler.peak),
+            f"≤ 1.25 x {mib(MEMORY_HIGH_WATER)}" if extra else "bounded by high water",
+            peak_met),
+    ]
+
+
+async def _stalled(ctx: Context, no_ack: bool) -> Row:
+    fc = "--memory-high-water" in cli_help()
+    broker = start_minibroker("uvloop", ["--memory-high-water", str(MEMORY_HIGH_WATER)] if fc
+                              else [])
+    duration = ctx.n(10, 4)
+    try:
+        publisher, consumer = await open_native(broker), await open_native(broker)
+        await publisher.declare_queue(QUEUE)
+        await publisher.confirm_select()
+
+        def on_deliver(tags: list[int], bodies: list[bytes]) -> None:
+            assert consumer.transport is not None
+            consumer.transport.pause_reading()  # the consumer stops reading, never acks
+
+        consumer.on_deliver = on_deliver
+        await consumer.consume(QUEUE, 100, no_ack)
+        sampler = RssSampler(broker.pid)
+        sampler.start()
+        before = broker.rss()
+        published = await publish_confirmed(
+            publisher, publisher.publish_frame("", QUEUE, b"x" * 16), 10**9,
+            until=time.perf_counter() + duration)
+        await sampler.stop()
+        for conn in (publisher, consumer):
+            assert conn.transport is not None
+            conn.transport.abort()
+    finally:
+        broker.stop()
+    first, second = sampler.at(0.5) - before, sampler.samples[-1][1] - sampler.at(0.5)
+    bounded = second < 0.1 * max(first, 1)
+    growth = sampler.samples[-1][1] - before
+    kind = "no-ack (deliveries pile up in its socket)" if no_ack else "ack, prefetch 100"
+    kind += f", high water {mib(MEMORY_HIGH_WATER)}" if fc else ", no flow control"
+    return Row("8 slow consumer", "minibroker", f"RSS growth, consumer {kind}",
+               f"{mib(growth)} over {published:,} msgs ({growth / max(published, 1):,.0f} B/msg;"
+               f" 2nd half {mib(second)})", "bounded", bounded)
+
+
+async def slow_consumer(ctx: Context) -> list[Row]:
+    """Scenario 8: a consumer that stops reading while a publisher keeps publishing."""
+    return [await _stalled(ctx, no_ack=True), await _stalled(ctx, no_ack=False)]
+
+
+async def idle_connections(ctx: Context) -> list[Row]:
+    """Scenario 9: 10,000 idle native connections (one open channel each)."""
+    count = ctx.n(10_000, 2_000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = count + 1000  # the broker subprocess inherits this limit too
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    broker = start_minibroker("uvloop")
+    conns: list[Conn] = []
+    failures: list[str] = []
+    try:
+        before = broker.rss()
+        gate = asyncio.Semaphore(200)  # below the listen backlog, so no SYN is dropped
+
+        async def one() -> None:
+            async with gate:
+                try:
+                    conns.append(await asyncio.wait_for(open_native(broker), 30))
+                except (OSError, TimeoutError, RuntimeError) as exc:
+                    failures.append(repr(exc))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(count)))
+        seconds = time.perf_counter() - t0
+        after = broker.rss()
+        for conn in conns:
+            assert conn.transport is not None
+            conn.transport.abort()
+    finally:
+        broker.stop()
+    per = (after - before) / max(len(conns), 1)
+    note = f" (first failure: {failures[0]})" if failures else ""
+    return [
+        Row("9 idle connections", "minibroker", "connections accepted",
+            f"{len(conns):,} / {count:,} in {seconds:.1f} s{note}", "all", not failures),
+        Row("9 idle connections", "minibroker", "RSS per idle connection",
+            f"{per / 1024:,.1f} KiB"),
+    ]
