@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from minibroker.core.arguments import QueueLimits
 from minibroker.core.message import Message
-from minibroker.core.queues import QueueEntry
+from minibroker.core.queues import QueueEntry, TimedEntry
 
 if TYPE_CHECKING:
     from minibroker.core.queues import Queue
@@ -83,13 +83,12 @@ class QueueFeatures:
 
     def enqueue(self, queue: Queue, message: Message, now: float, ttl: float | None) -> None:
         """Add ``message`` (``ttl``: the message's own TTL in seconds, if any)."""
-        entry = QueueEntry(queue.next_msg_id, message)
-        queue.next_msg_id += 1
-        queue.published += 1
         if self.ttl is not None and (ttl is None or self.ttl < ttl):
             ttl = self.ttl
-        if ttl is not None:
-            entry.expires_at = now + ttl
+        entry = (QueueEntry(queue.next_msg_id, message) if ttl is None
+                 else TimedEntry(queue.next_msg_id, message, now + ttl))
+        queue.next_msg_id += 1
+        queue.published += 1
         self._insert(queue, entry)
 
     def enforce_length(self, queue: Queue) -> None:

@@ -34,13 +34,20 @@ if TYPE_CHECKING:
     from minibroker.core.channels import Consumer
     from minibroker.core.features import QueueFeatures
 
-__all__ = ["Queue", "QueueEntry"]
+__all__ = ["Queue", "QueueEntry", "TimedEntry"]
 
 
 class QueueEntry:
-    """One message's life in one queue."""
+    """One message's life in one queue.
 
-    __slots__ = ("delivery_count", "expires_at", "message", "msg_id", "redelivered")
+    Every queued message has one, so it stays small: four slots (a million queued messages
+    cost about 72 MB less for every slot left out). An entry that can expire is a
+    :class:`TimedEntry`; for the others ``expires_at`` reads the class default ``None``."""
+
+    __slots__ = ("delivery_count", "message", "msg_id", "redelivered")
+
+    #: When the message expires (``now`` scale; message TTL); ``None`` = never.
+    expires_at: float | None = None
 
     def __init__(self, msg_id: int, message: Message) -> None:
         self.msg_id = msg_id
@@ -48,11 +55,19 @@ class QueueEntry:
         self.redelivered = False
         #: How many times this entry has been handed out (deliveries and gets).
         self.delivery_count = 0
-        #: When the message expires (``now`` scale; message TTL), ``None`` = never.
-        self.expires_at: float | None = None
 
     def __repr__(self) -> str:
         return f"QueueEntry({self.msg_id}, redelivered={self.redelivered})"
+
+
+class TimedEntry(QueueEntry):
+    """An entry with a deadline (queue or message TTL)."""
+
+    __slots__ = ("expires_at",)
+
+    def __init__(self, msg_id: int, message: Message, expires_at: float) -> None:
+        super().__init__(msg_id, message)
+        self.expires_at = expires_at
 
 
 def _msg_id(entry: QueueEntry) -> int:

@@ -100,6 +100,7 @@ class NativeSession(Session):
         self._grace: asyncio.TimerHandle | None = None
         self._last_heard = self._last_sent = 0.0
         self._confirms = mapping.ConfirmCoalescer()  # rule 6
+        self._names: dict[str, str] = {}
 
     # -- input ------------------------------------------------------------------------------
 
@@ -200,7 +201,8 @@ class NativeSession(Session):
         channel = frame.channel
         if self.channels.get(channel) is not OPEN and self._skip(frame):
             return
-        message = Message(frame.exchange, frame.routing_key, frame.body, frame.properties)
+        message = Message(self._name(frame.exchange), self._name(frame.routing_key), frame.body,
+                          frame.properties)
         try:
             outcome = self.server.execute(c.Publish(self.id, channel, message, frame.mandatory))
         except ChannelError as err:
@@ -209,6 +211,19 @@ class NativeSession(Session):
         if outcome.effects:
             self.server.apply_effects(outcome.effects)
 
+    def _name(self, text: str) -> str:
+        """The one ``str`` object this connection uses for an exchange or routing key: the
+        codec makes a new one per frame, and a queued message keeps its own for as long as it
+        is queued (a million queued messages with the same 5-character routing key held 54 MB
+        of copies)."""
+        names = self._names
+        known = names.get(text)
+        if known is None:
+            if len(names) >= _NAME_CACHE_SIZE:
+                names.clear()  # bounded: ever new keys gain nothing and cost nothing
+            names[text] = known = text
+        return known
+
     def _run(self, run: list[f.Frame]) -> None:
         """A run of publishes or single acks of one open channel, as one core command. If the
         core refuses it (it checks the whole batch first and changes nothing), replay it frame
@@ -216,9 +231,10 @@ class NativeSession(Session):
         first = run[0]
         command: c.PublishMany | c.AckMany
         if type(first) is f.Publish:
+            name = self._name
             command = c.PublishMany(self.id, first.channel, tuple(
-                (Message(frame.exchange, frame.routing_key, frame.body, frame.properties),
-                 frame.mandatory)
+                (Message(name(frame.exchange), name(frame.routing_key), frame.body,
+                         frame.properties), frame.mandatory)
                 for frame in cast(list[f.Publish], run)
             ))
         else:
@@ -485,6 +501,10 @@ class NativeSession(Session):
         if self._out:
             self._last_sent = self.server.now()
         super().flush()
+
+
+#: Distinct exchange names and routing keys a connection keeps shared (``_name``).
+_NAME_CACHE_SIZE = 1024
 
 
 def _run_end(frames: list[f.Frame], start: int, count: int) -> int:

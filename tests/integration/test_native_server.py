@@ -544,3 +544,24 @@ def test_x_death_time_is_wall_clock_time(run_broker: RunBroker) -> None:
         await client.close()
 
     run_broker(scenario)
+
+
+def test_queued_messages_share_their_routing_key_strings(run_broker: RunBroker) -> None:
+    """Memory: a million queued messages must not each keep a copy of the same routing key."""
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        client.publish(b"1", QUEUE)  # a single publish in one read
+        await client.declare_queue(QUEUE)  # a round trip, so the next two come in one read
+        client.send(f.Publish(1, "", QUEUE, False, Properties(), b"2"),
+                    f.Publish(1, "", QUEUE, False, Properties(), b"3"))
+        await client.declare_queue(QUEUE)
+        ready = server.broker.topology.queues[QUEUE].ready
+        keys = [entry.message.routing_key for entry in ready]
+        assert keys == [QUEUE] * 3
+        assert keys[0] is keys[1] is keys[2]
+        await client.close()
+
+    run_broker(scenario)

@@ -186,3 +186,19 @@ def test_timers_of_a_deleted_queue_are_dropped() -> None:
     ch.delete_queue("q")
     assert harness.broker.next_deadline() is None
     assert harness.broker.handle_timeout(now=10.0) == []
+
+
+def test_only_entries_that_can_expire_carry_a_deadline() -> None:
+    """Memory: a plain queue's entries have no deadline slot; a TTL queue's entries do."""
+    from minibroker.core.queues import QueueEntry, TimedEntry
+
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("plain")
+    ch.declare_queue("ttl", arguments={"x-message-ttl": 1000})
+    ch.publish("", "plain", b"p")
+    ch.publish("", "ttl", b"t")
+    plain = harness.broker.topology.queues["plain"].ready[0]
+    timed = harness.broker.topology.queues["ttl"].ready[0]
+    assert type(plain) is QueueEntry and plain.expires_at is None
+    assert type(timed) is TimedEntry and timed.expires_at is not None
