@@ -198,10 +198,12 @@ class ConfirmCoalescer:
     def add(self, confirm: e.Confirm) -> f.Frame | None:
         channel, tag = confirm.channel, confirm.delivery_tag
         expected = self._next.get(channel, 1)
-        if tag == expected and confirm.ack and not confirm.multiple:
+        if confirm.ack and (tag == expected or (confirm.multiple and tag > expected)):
+            # It extends the confirmed prefix (a multiple confirm covers every tag up to its
+            # own, and every tag before ``expected`` is confirmed already): hold it in the run.
             self._next[channel] = tag + 1
             run = self.pending.get(channel)
-            self.pending[channel] = (run[0] if run else tag, tag)
+            self.pending[channel] = (run[0] if run else expected, tag)
             return None
         if tag >= expected and (confirm.multiple or tag == expected):
             self._next[channel] = tag + 1

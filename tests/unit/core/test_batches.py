@@ -30,9 +30,32 @@ def test_publish_many_has_the_outcome_of_publishes_one_by_one() -> None:
     effects = []
     for message, mandatory in _messages(b"1", b"2", b"3"):
         effects.extend(single.handle(c.Publish(1, 1, message, mandatory)).effects)
-    assert outcome.effects == effects
     assert [type(effect) for effect in effects] == [Deliver, Confirm, Deliver, Confirm, Confirm]
+
+    def deliveries(found: list[object]) -> list[object]:
+        return [effect for effect in found if isinstance(effect, Deliver)]
+
+    assert deliveries(outcome.effects) == deliveries(effects)
+    # The batch is confirmed at once: one multiple confirm covering publishes 1..3.
+    assert [effect for effect in outcome.effects if isinstance(effect, Confirm)] == [
+        Confirm(1, 1, 3, multiple=True)
+    ]
     assert fingerprint(batched.broker) == fingerprint(single.broker)
+
+
+def test_publish_many_confirms_each_publish_when_a_queue_refuses_one() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    ch.confirm_select()
+    outcome = harness.handle(c.PublishMany(1, 1, _messages(b"1", b"2", b"3")))
+    assert [effect for effect in outcome.effects if isinstance(effect, Confirm)] == [
+        Confirm(1, 1, 1, ack=True), Confirm(1, 1, 2, ack=False), Confirm(1, 1, 3, ack=False),
+    ]
+    later = ch.publish("", "other", b"4")  # numbering goes on after the batch
+    assert [effect for effect in later.effects if isinstance(effect, Confirm)] == [
+        Confirm(1, 1, 4)
+    ]
 
 
 def test_publish_many_with_a_refused_publish_changes_nothing() -> None:

@@ -361,3 +361,17 @@ def test_send_deliver_is_the_same_bytes_as_sending_a_deliver_frame() -> None:
         direct = codec.send_deliver(3, "ctag", 7, True, "x", "rk", properties, b"body")
         framed = codec.send(f.Deliver(3, "ctag", 7, True, "x", "rk", properties, b"body"))
         assert direct == framed
+
+
+def test_the_confirm_coalescer_merges_a_multiple_confirm_into_its_run() -> None:
+    from minibroker.core.effects import Confirm
+    from minibroker.protocols.native.mapping import ConfirmCoalescer
+
+    coalescer = ConfirmCoalescer()
+    assert coalescer.add(Confirm(1, 1, 1)) is None
+    assert coalescer.add(Confirm(1, 1, 50, multiple=True)) is None  # publishes 2..50 at once
+    assert coalescer.take(1) == [f.ConfirmAck(1, 50, multiple=True)]
+    assert coalescer.add(Confirm(1, 1, 51, multiple=True)) is None  # only 51 was open
+    assert coalescer.take(1) == [f.ConfirmAck(1, 51, multiple=False)]
+    nack = coalescer.add(Confirm(1, 1, 52, ack=False))
+    assert nack == f.ConfirmNack(1, 52, multiple=False)
