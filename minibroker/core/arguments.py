@@ -18,12 +18,10 @@ Rules:
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import re
 from dataclasses import dataclass
 
-from minibroker.core.message import FieldTable, FieldValue
+from minibroker.core.message import FieldTable, FieldValue, field_type_name
 from minibroker.core.topology import queue_text
 from minibroker.errors import PreconditionFailed
 
@@ -59,26 +57,7 @@ class QueueLimits:
 
 
 def _type_name(value: FieldValue) -> str:
-    """The AMQP field type RabbitMQ names in its messages."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "signedint"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "longstr"
-    if isinstance(value, bytes):
-        return "binary"
-    if isinstance(value, decimal.Decimal):
-        return "decimal"
-    if isinstance(value, datetime.datetime):
-        return "timestamp"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    return "void"
+    return field_type_name(value, integer="signedint")
 
 
 def _invalid(queue: str, key: str, detail: str) -> PreconditionFailed:

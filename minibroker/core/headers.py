@@ -30,7 +30,7 @@ import decimal
 import enum
 from collections.abc import Hashable
 
-from minibroker.core.message import FieldTable, FieldValue
+from minibroker.core.message import FieldTable, FieldValue, field_type_name
 from minibroker.errors import PreconditionFailed
 
 __all__ = [
@@ -96,29 +96,6 @@ def _erlang_term(value: FieldValue) -> str:
     return repr(value)
 
 
-def _amqp_type_name(value: FieldValue) -> str:
-    """RabbitMQ's atom for the AMQP type a value is sent as."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, bytes):
-        return "binary"
-    if isinstance(value, decimal.Decimal):
-        return "decimal"
-    if isinstance(value, datetime.datetime):
-        return "timestamp"
-    if value is None:
-        return "void"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    return "longstr"
-
-
 def parse_x_match(arguments: FieldTable) -> XMatch:
     """The binding's match mode; raises PreconditionFailed (406) like RabbitMQ (rule 2)."""
     if _X_MATCH not in arguments:
@@ -135,7 +112,7 @@ def parse_x_match(arguments: FieldTable) -> XMatch:
             "expected all, any, all-with-x, or any-with-x"
         )
     raise PreconditionFailed(
-        f"Invalid x-match field type {_amqp_type_name(raw)} (value {_erlang_term(raw)}); "
+        f"Invalid x-match field type {field_type_name(raw)} (value {_erlang_term(raw)}); "
         "expected longstr"
     )
 

@@ -17,7 +17,9 @@ import decimal
 from dataclasses import dataclass
 from typing import TypeAlias
 
-__all__ = ["EMPTY_PROPERTIES", "FieldTable", "FieldValue", "Message", "Properties"]
+__all__ = [
+    "EMPTY_PROPERTIES", "FieldTable", "FieldValue", "Message", "Properties", "field_type_name",
+]
 
 #: A value in an AMQP field table: bool, int, float, str, bytes (AMQP byte array 'x'),
 #: Decimal ('D'), datetime ('T', UTC), None ('V'), nested arrays ('A') and tables ('F').
@@ -26,6 +28,30 @@ FieldValue: TypeAlias = (
     " | list[FieldValue] | dict[str, FieldValue] | None"
 )
 FieldTable: TypeAlias = "dict[str, FieldValue]"
+
+
+def field_type_name(value: FieldValue, *, integer: str = "long") -> str:
+    """The AMQP field type RabbitMQ names for ``value`` in its error texts. RabbitMQ says
+    ``long`` or ``signedint`` for an integer depending on the message, hence ``integer``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return integer
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "longstr"
+    if isinstance(value, bytes):
+        return "binary"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    return "void"
 
 
 @dataclass(frozen=True, slots=True)
