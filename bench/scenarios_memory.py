@@ -17,15 +17,23 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import resource
+import socket
 import time
+from typing import Any
 
 from clients import Conn, open_native
 from harness import Context, Row, RssSampler, cli_help, mib, start_minibroker
 from scenarios_throughput import single_queue
 
+from minibroker.core.message import Properties
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import NativeCodec
+
 QUEUE = "minibroker-bench-memory"
 MEMORY_HIGH_WATER = 128 * 2**20
+FLOOD_QUEUE_HIGH_WATER = 100_000
 STALL = 30.0  #: seconds without a confirm before a must-finish publisher gives up
 
 
@@ -95,17 +103,61 @@ async def memory(ctx: Context) -> list[Row]:
                 "≤ 250", per <= 250)]
 
 
+def flood_publisher(host: str, port: int, duration: float, written: Any) -> None:
+    """A native publisher in its own process: 1,000 publishes per write, no confirms, as fast
+    as the socket takes them, for ``duration`` seconds; ``written`` counts the publishes."""
+    codec = NativeCodec(role="client")
+    sock = socket.create_connection((host, port))
+    sock.sendall(codec.send_preamble() + codec.send(f.Hello(client_name="flood")))
+
+    def expect(kind: type[f.Frame]) -> f.Frame:
+        while True:
+            frame = codec.next_frame()
+            if frame is not None:
+                assert isinstance(frame, kind), frame
+                return frame
+            codec.receive_data(sock.recv(65536))
+
+    hello = expect(f.HelloOk)
+    assert isinstance(hello, f.HelloOk)
+    sock.sendall(codec.send(f.Tune(hello.max_frame_size, hello.channel_max, 0))
+                 + codec.send(f.ChannelOpen(1)))
+    expect(f.TuneOk)
+    expect(f.ChannelOpenOk)
+    batch = codec.send(f.Publish(1, "", QUEUE, False, Properties(), b"x" * 16)) * 1000
+    sock.settimeout(0.2)
+    end = time.perf_counter() + duration
+    view = memoryview(batch)
+    while time.perf_counter() < end:
+        sent = 0
+        while sent < len(batch) and time.perf_counter() < end:
+            try:
+                sent += sock.send(view[sent:])
+            except TimeoutError:
+                continue  # blocked by flow control: the broker is not reading us
+        if sent == len(batch):
+            written.value += 1000
+    sock.close()
+
+
 async def flood(ctx: Context) -> list[Row]:
-    """Scenario 7: a publisher without confirms as fast as TCP allows, and an acking consumer."""
+    """Scenario 7: a publisher without confirms as fast as TCP allows, and an acking consumer.
+
+    The broker is configured with a 128 MiB memory mark and a 100,000-message queue mark
+    (:data:`FLOOD_QUEUE_HIGH_WATER`): the queue mark is what keeps the backlog, and so the work
+    per message, small. With only the memory mark (the queue mark left at its default of
+    1,000,000) the backlog grows to about 325,000 messages and the consumer kept 0.68x of the
+    balanced rate in our runs, against 0.85x with the queue mark."""
     extra: list[str] = []
     if "--memory-high-water" in cli_help():
-        extra += ["--memory-high-water", str(MEMORY_HIGH_WATER)]
+        extra += ["--memory-high-water", str(MEMORY_HIGH_WATER),
+                  "--queue-high-water", str(FLOOD_QUEUE_HIGH_WATER)]
     broker = start_minibroker("uvloop", extra)
     duration = ctx.n(10, 4)
     try:
         balanced = await single_queue(ctx, broker, "native", ctx.n(50_000, 10_000))
-        publisher, consumer = await open_native(broker), await open_native(broker)
-        await publisher.declare_queue(QUEUE)
+        consumer = await open_native(broker)
+        await consumer.declare_queue(QUEUE)
         delivered = 0
 
         def on_deliver(tags: list[int], bodies: list[bytes]) -> None:
@@ -115,41 +167,40 @@ async def flood(ctx: Context) -> list[Row]:
 
         consumer.on_deliver = on_deliver
         await consumer.consume(QUEUE, 100, False)
-        batch = publisher.publish_frame("", QUEUE, b"x" * 16) * 1000
+        # The flooding publisher runs in its own process: in this one it would take the CPU
+        # the consumer needs, and the scenario would measure the bench, not the broker.
+        context = multiprocessing.get_context("spawn")
+        written = context.Value("q", 0)
+        flooder = context.Process(target=flood_publisher,
+                                  args=(broker.host, broker.port, duration, written))
         sampler = RssSampler(broker.pid)
         sampler.start()
-        published, t0 = 0, time.perf_counter()
-        end = t0 + duration
-        while time.perf_counter() < end:
-            if not publisher.writable.is_set():
-                try:
-                    await asyncio.wait_for(publisher.writable.wait(), end - time.perf_counter())
-                except TimeoutError:
-                    break
-                continue
-            publisher.write(batch)
-            published += 1000
-            await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        flooder.start()
+        while flooder.is_alive():
+            await asyncio.sleep(0.05)
         seconds = time.perf_counter() - t0
         consumed = delivered
+        published = written.value
         await sampler.stop()
-        for conn in (publisher, consumer):
-            assert conn.transport is not None
-            conn.transport.abort()
+        assert consumer.transport is not None
+        consumer.transport.abort()
     finally:
         broker.stop()
     rate = consumed / seconds
     ratio = rate / balanced.rate
     flow = (f"high water {mib(MEMORY_HIGH_WATER)}" if "--memory-high-water" in extra
             else "flow control not available")
-    peak_met = sampler.peak <= MEMORY_HIGH_WATER * 1.25 if extra else None
+    # The issue's goals: consumer throughput stays >= 80% of the balanced rate, and RSS stays
+    # below the configured limit (the memory high-water mark).
+    peak_met = sampler.peak <= MEMORY_HIGH_WATER if extra else None
     return [
         Row("7 flood", "minibroker", "publishes written (no confirms)",
             f"{published / seconds:,.0f}/s"),
         Row("7 flood", "minibroker", "consumer msgs/s during flood vs balanced",
-            f"{rate:,.0f} / {balanced.rate:,.0f} = {ratio:.2f}x", "≥ 0.5x", ratio >= 0.5),
+            f"{rate:,.0f} / {balanced.rate:,.0f} = {ratio:.2f}x", "≥ 0.8x", ratio >= 0.8),
         Row("7 flood", "minibroker", f"broker RSS peak ({flow})", mib(sampler.peak),
-            f"≤ 1.25 x {mib(MEMORY_HIGH_WATER)}" if extra else "bounded by high water",
+            f"≤ {mib(MEMORY_HIGH_WATER)}" if extra else "bounded by high water",
             peak_met),
     ]
 

@@ -366,7 +366,13 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         for queue in queues:
             if queue.features is None:
                 queue.enqueue(message)
-                if queue.consumers:
+                # Dispatch only into a queue that was empty: messages already waiting mean no
+                # consumer had credit at the end of the last dispatch, and everything that gives
+                # credit back (ack, qos, a new consumer, a drained socket) dispatches itself.
+                # Under a publisher flood this saves one futile dispatch per publish (the
+                # consumer's window is full; measured: 690,000 dispatches for 360,000
+                # deliveries before).
+                if queue.consumers and len(queue.ready) == 1:
                     self._dispatch(queue, effects)
             elif not self._enqueue_special(queue, message, None, effects):
                 accepted = False
