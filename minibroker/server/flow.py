@@ -157,7 +157,7 @@ class FlowController:
         if session.closed:
             return
         self.blocked.add(session)
-        session.transport.pause_reading()
+        session.hold_reading("flow")
         assert self.alarm is not None
         told = session.set_blocked(self.alarm[:255])  # AMQP shortstr
         log.debug("%s: blocked %s connection %d (publishing during the alarm%s)", session.peer,
@@ -171,7 +171,7 @@ class FlowController:
         for session in blocked:
             if session.closed:
                 continue
-            session.transport.resume_reading()
+            session.release_reading("flow")
             session.set_blocked(None)
         meter = self.meter
         queues = self.server.broker.topology.queues.values()

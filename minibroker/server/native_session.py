@@ -101,6 +101,8 @@ class NativeSession(Session):
         self._last_heard = self._last_sent = 0.0
         self._confirms = mapping.ConfirmCoalescer()  # rule 6
         self._names: dict[str, str] = {}
+        #: Frames of a large read still to process (``FAIR_SHARE`` per loop iteration).
+        self._backlog: list[f.Frame] = []
 
     # -- input ------------------------------------------------------------------------------
 
@@ -132,12 +134,45 @@ class NativeSession(Session):
                 return
             if not frames:
                 return
+            if len(frames) > FAIR_SHARE:
+                # Fairness: a read of thousands of publishes would keep every other connection
+                # (a consumer's acks, above all) waiting until it is all done. Take a share now,
+                # the rest in later loop iterations, and read no more meanwhile.
+                self._backlog = frames[FAIR_SHARE:]
+                frames = frames[:FAIR_SHARE]
+                self.hold_reading("fairness")
+                self.server.loop.call_soon(self._continue)
             try:
                 self._process(frames)
             except ConnectionError_ as err:
                 self._fail(err)
-            if self.state is State.CLOSED:
+            if self.state is State.CLOSED or self._backlog:
                 return
+
+    def _continue(self) -> None:
+        """The next share of a large read (see ``data_received``)."""
+        backlog = self._backlog
+        if self.closed or self.state is State.CLOSED:
+            self._backlog = []
+            return
+        frames, self._backlog = backlog[:FAIR_SHARE], backlog[FAIR_SHARE:]
+        server = self.server
+        published = server.broker.published
+        try:
+            self._process(frames)
+        except ConnectionError_ as err:
+            self._fail(err)
+        except Exception as exc:  # an internal error closes this connection only
+            self.internal_error(exc)
+            self.shutdown(541, "INTERNAL_ERROR")
+        server.flow.after_input(self, published)
+        if server.input_hooks:
+            server.run_input_hooks()
+        if self._backlog and not self.closed:
+            server.loop.call_soon(self._continue)
+            return
+        self._backlog = []
+        self.release_reading("fairness")
 
     def _process(self, frames: list[f.Frame]) -> None:
         """Run each frame to completion (DESIGN.md "one loop, run to completion")."""
@@ -502,6 +537,9 @@ class NativeSession(Session):
             self._last_sent = self.server.now()
         super().flush()
 
+
+#: Frames one connection may have processed per loop iteration before others get their turn.
+FAIR_SHARE = 1024
 
 #: Distinct exchange names and routing keys a connection keeps shared (``_name``).
 _NAME_CACHE_SIZE = 1024

@@ -55,6 +55,8 @@ class Session(ABC):
         self.handshake_done = False
         #: The transport's buffer is past its high-water mark (between pause/resume_writing).
         self._writing_paused = False
+        #: Why reading is paused ("flow", "fault", "fairness"...): read only when empty.
+        self._reading_holds: set[str] = set()
 
     # -- output -----------------------------------------------------------------------------
 
@@ -95,6 +97,22 @@ class Session(ABC):
         self.flush()
         self.closed = True
         self.transport.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def hold_reading(self, reason: str) -> None:
+        """Stop reading this socket for ``reason``; several reasons may hold it at once (flow
+        control, fault injection, fairness), and reading resumes when the last lets go."""
+        if not self._reading_holds and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._reading_holds.add(reason)
+
+    def release_reading(self, reason: str) -> None:
+        if reason not in self._reading_holds:
+            return
+        self._reading_holds.discard(reason)
+        if not self._reading_holds and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     # -- backpressure -----------------------------------------------------------------------
 

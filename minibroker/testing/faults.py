@@ -113,7 +113,7 @@ class FaultInjector:
         self.blocked = None
         for session in self._paused:
             if not session.closed:
-                session.transport.resume_reading()
+                session.release_reading("fault")
         self._paused.clear()
         told = sum(session.set_blocked(None) for session in list(self.server.sessions.values()))
         self._install()
@@ -148,7 +148,7 @@ class FaultInjector:
         if self.blocked is not None:
             session = server.sessions.get(command.connection)
             if session is not None and session not in self._paused:
-                session.transport.pause_reading()  # rule 4: read no more from a publisher
+                session.hold_reading("fault")  # rule 4: read no more from a publisher
                 self._paused.add(session)
         return outcome
 

@@ -1,0 +1,69 @@
+"""Fairness: one connection's huge read is processed a share per loop iteration, with its
+socket not read meanwhile, so other connections are served in between."""
+
+from __future__ import annotations
+
+import asyncio
+
+from minibroker.config import ServerConfig
+from minibroker.core.message import Properties
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import NativeCodec
+from minibroker.server import BrokerServer
+from minibroker.server.native_session import FAIR_SHARE, NativeSession
+
+
+class FakeTransport:
+    """Just what a session uses, recording whether reading is paused."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.reading = True
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+
+def test_a_huge_read_is_processed_a_share_per_loop_iteration() -> None:
+    async def scenario() -> None:
+        server = BrokerServer(ServerConfig(port=0, heartbeat=0))
+        await server.start()
+        transport = FakeTransport()
+        session = NativeSession(server, server.next_connection_id(), transport, "test")  # type: ignore[arg-type]
+        client = NativeCodec(role="client")
+        session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
+        session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
+            f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False, {})))
+        total = 3 * FAIR_SHARE + 10
+        one = client.send(f.Publish(1, "", "q", False, Properties(), b"m"))
+        session.data_received(one * total)
+        # The first share is done at once; the socket is not read until the rest is.
+        assert server.broker.queue_statistics("q").ready == FAIR_SHARE
+        assert not transport.reading
+        iterations = 0
+        while server.broker.queue_statistics("q").ready < total:
+            await asyncio.sleep(0)  # one loop iteration: the next share
+            iterations += 1
+        assert iterations == 3
+        assert transport.reading
+        await server.close()
+
+    asyncio.run(scenario())
