@@ -195,7 +195,7 @@ class NativeSession(Session):
                 # The hot path: a run of publishes (or single acks) of one channel becomes
                 # one core input, so the bookkeeping per input is paid once per read, not
                 # once per message.
-                end = _run_end(frames, index - 1, count)
+                end = _run_end(frames, index - 1, count) if server.batch_inputs else index
                 if end - index > 0 and channels.get(frame.channel) is OPEN:
                     run = frames[index - 1:end]
                     if trace:

@@ -100,6 +100,10 @@ class BrokerServer:
         self.session_factories = _default_session_factories()
         #: Internal errors logged so far (the test toolkit fails a test that caused one).
         self.internal_errors = 0
+        #: Sessions may hand a run of publishes or acks to the core as one command
+        #: (``PublishMany``/``AckMany``); the test toolkit's fault injector turns this off while
+        #: it needs to see every publish on its own.
+        self.batch_inputs = True
         #: Called after every processed input when not empty (the toolkit's waiters).
         self.input_hooks: list[Callable[[], None]] = []
         #: Fault injection on replies (``ReplyHook``); ``None`` = send every reply at once.

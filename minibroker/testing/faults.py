@@ -130,8 +130,11 @@ class FaultInjector:
         server = self.server
         if self._nacks or self.blocked is not None:
             server.execute = self._execute  # type: ignore[method-assign]
-        elif "execute" in vars(server):
-            del server.execute
+            server.batch_inputs = False  # every publish must come through _execute on its own
+        else:
+            server.batch_inputs = True
+            if "execute" in vars(server):
+                del server.execute
         server.reply_hook = self._reply_hook if self._replies else None
 
     # -- publishes --------------------------------------------------------------------------

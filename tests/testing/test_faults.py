@@ -109,6 +109,28 @@ def test_nacked_publishes_by_exchange_native_and_without_confirms() -> None:
     asyncio.run(main())
 
 
+def test_nacked_publishes_are_counted_even_when_several_arrive_in_one_read() -> None:
+    """The native session hands a read's run of publishes to the core as one command; with a
+    nack fault armed, each publish must still be seen (and counted) on its own."""
+
+    async def main() -> None:
+        async with running_broker() as broker, minibroker.connect(broker.url) as conn:
+            channel = await conn.channel()
+            await channel.declare_queue("q")
+            await channel.confirm_select()
+            broker.nack_publishes(2, queue="q")
+            results = await asyncio.gather(
+                *(channel.publish("", "q", body) for body in (b"1", b"2", b"3", b"4")),
+                return_exceptions=True,
+            )
+            assert [isinstance(result, PublishNacked) for result in results] == [
+                True, True, False, False,
+            ]
+            assert [m.body for m in broker.messages("q")] == [b"3", b"4"]
+
+    asyncio.run(main())
+
+
 def test_a_dropped_reply_is_never_sent() -> None:
     async def main() -> None:
         async with running_broker() as broker, minibroker.connect(broker.url) as conn:
