@@ -8,10 +8,12 @@ no test sleeps waiting for it. A test fails if the server logged an internal err
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 
+import pika
 import pytest
 
 from minibroker.config import ServerConfig
@@ -89,3 +91,32 @@ def broker() -> Iterator[ServerThread]:
 
 def make_server(config: ServerConfig | None = None) -> ServerThread:
     return ServerThread(config).start()
+
+
+@pytest.fixture(scope="module")
+def module_broker() -> Iterator[ServerThread]:
+    """One broker for a whole module of differential scenarios (each uses its own names)."""
+    running = make_server()
+    try:
+        yield running
+    finally:
+        running.stop()
+    assert running.server.internal_errors == 0, "the server logged an internal error"
+
+
+@pytest.fixture(scope="module")
+def rabbitmq() -> tuple[str, str]:
+    """(url, version) of the reference RabbitMQ from ``MINIBROKER_RABBITMQ_URL``, or skip."""
+    url = os.environ.get("MINIBROKER_RABBITMQ_URL")
+    if not url:
+        pytest.skip("MINIBROKER_RABBITMQ_URL is not set: no reference RabbitMQ to compare with")
+    params = pika.URLParameters(url)
+    params.socket_timeout = 3
+    params.connection_attempts = 1
+    try:
+        connection = pika.BlockingConnection(params)
+    except pika.exceptions.AMQPError as err:
+        pytest.skip(f"RabbitMQ at MINIBROKER_RABBITMQ_URL is unreachable: {err!r}")
+    version = str(connection._impl.server_properties.get("version", ""))
+    connection.close()
+    return url, version

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from tests.compat import (  # noqa: E402, F401 - importing registers the scenari
     differential_messaging,
     differential_topology,
 )
-from tests.compat.conftest import ServerThread, make_server  # noqa: E402
+from tests.compat.conftest import ServerThread  # noqa: E402
 from tests.compat.differential import (  # noqa: E402
     RABBITMQ_310_OUTCOMES,
     SCENARIOS,
@@ -51,47 +50,19 @@ def recorded() -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="module")
-def minibroker() -> Iterator[ServerThread]:
-    running = make_server()
-    try:
-        yield running
-    finally:
-        running.stop()
-    assert running.server.internal_errors == 0
-
-
-@pytest.fixture(scope="module")
-def rabbitmq() -> tuple[str, str]:
-    """(url, version) of the reference RabbitMQ, or skip."""
-    url = os.environ.get("MINIBROKER_RABBITMQ_URL")
-    if not url:
-        pytest.skip("MINIBROKER_RABBITMQ_URL is not set: no reference RabbitMQ to compare with")
-    params = pika.URLParameters(url)
-    params.socket_timeout = 3
-    params.connection_attempts = 1
-    try:
-        connection = pika.BlockingConnection(params)
-    except pika.exceptions.AMQPError as err:
-        pytest.skip(f"RabbitMQ at MINIBROKER_RABBITMQ_URL is unreachable: {err!r}")
-    version = str(connection._impl.server_properties.get("version", ""))
-    connection.close()
-    return url, version
-
-
 def is_310(version: str) -> bool:
     major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
     return major_minor < (3, 13)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_minibroker_matches_rabbitmq(name: str, minibroker: ServerThread) -> None:
+def test_minibroker_matches_rabbitmq(name: str, module_broker: ServerThread) -> None:
     expected = recorded().get(name)
     assert expected is not None, (
         f"no recorded RabbitMQ outcome for {name}: run with MINIBROKER_RABBITMQ_URL and "
         "MINIBROKER_RECORD_OUTCOMES=1"
     )
-    assert normalize(run_scenario(name, minibroker.url)) == expected
+    assert normalize(run_scenario(name, module_broker.url)) == expected
 
 
 @pytest.mark.rabbitmq

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from tests.compat import (  # noqa: E402, F401 - importing registers parts 2 and
     differential_features_limits,
     differential_features_routing,
 )
-from tests.compat.conftest import ServerThread, make_server  # noqa: E402
+from tests.compat.conftest import ServerThread  # noqa: E402
 from tests.compat.differential_features import FEATURE_SCENARIOS, run_feature  # noqa: E402
 from tests.compat.test_differential import RECORDED, normalize, recorded  # noqa: E402
 
@@ -47,46 +46,20 @@ def params() -> list[Any]:
     ]
 
 
-@pytest.fixture(scope="module")
-def minibroker() -> Iterator[ServerThread]:
-    running = make_server()
-    try:
-        yield running
-    finally:
-        running.stop()
-    assert running.server.internal_errors == 0
-
-
-@pytest.fixture(scope="module")
-def rabbitmq() -> str:
-    """The reference RabbitMQ's URL, or skip."""
-    url = os.environ.get("MINIBROKER_RABBITMQ_URL")
-    if not url:
-        pytest.skip("MINIBROKER_RABBITMQ_URL is not set: no reference RabbitMQ to compare with")
-    params = pika.URLParameters(url)
-    params.socket_timeout = 3
-    params.connection_attempts = 1
-    try:
-        pika.BlockingConnection(params).close()
-    except pika.exceptions.AMQPError as err:
-        pytest.skip(f"RabbitMQ at MINIBROKER_RABBITMQ_URL is unreachable: {err!r}")
-    return url
-
-
 @pytest.mark.parametrize("name", params())
-def test_minibroker_matches_rabbitmq(name: str, minibroker: ServerThread) -> None:
+def test_minibroker_matches_rabbitmq(name: str, module_broker: ServerThread) -> None:
     expected = recorded().get(name)
     assert expected is not None, (
         f"no recorded RabbitMQ outcome for {name}: run with MINIBROKER_RABBITMQ_URL and "
         "MINIBROKER_RECORD_OUTCOMES=1"
     )
-    assert normalize(run_feature(name, minibroker.url)) == expected
+    assert normalize(run_feature(name, module_broker.url)) == expected
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("name", list(FEATURE_SCENARIOS))
-def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: str) -> None:
-    outcome = normalize(run_feature(name, rabbitmq))
+def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: tuple[str, str]) -> None:
+    outcome = normalize(run_feature(name, rabbitmq[0]))
     if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
         data = recorded()
         data[name] = outcome
