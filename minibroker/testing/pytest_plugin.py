@@ -11,9 +11,10 @@ Rules:
 1. The broker runs on its own loop thread, so the same fixture serves sync tests, async tests
    and any async plugin's loop: it never depends on the test's loop. Async tests wait with
    ``await minibroker.wait_for_async(...)`` (the blocking ``wait_for`` would stall their loop).
-2. ``async def`` tests that no other plugin claims (no ``asyncio``/``anyio``/``trio`` marker,
-   no ``anyio_backend`` fixture, no pytest-asyncio in auto mode) are run by this plugin, each on
-   a fresh asyncio loop. Async fixtures are not supported here: use pytest-asyncio or anyio.
+2. ``async def`` tests that use one of this plugin's fixtures and that no other plugin claims
+   (no ``asyncio``/``anyio``/``trio`` marker, no ``anyio_backend`` fixture, no pytest-asyncio in
+   auto mode) are run by this plugin, each on a fresh asyncio loop; other async tests are left
+   to whatever the suite uses. Async fixtures are not supported here: use pytest-asyncio or anyio.
 3. ``--minibroker-url=amqp://...`` runs the same tests against that broker: the URL fixtures
    point to it, and anything needing the in-process broker (inspection, faults, clock, reset)
    skips the test with a reason saying so.
@@ -35,6 +36,11 @@ from minibroker.testing.handles import ThreadBroker, broker_in_thread
 __all__ = ["RemoteBroker"]
 
 _ASYNC_MARKERS = ("asyncio", "anyio", "trio")
+#: The plugin's fixtures: only tests that use one of them are run by this plugin (rule 2).
+_FIXTURES = frozenset({
+    "minibroker", "minibroker_url", "minibroker_amqp_url", "minibroker_session",
+    "minibroker_shared",
+})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -171,7 +177,9 @@ def _claimed_elsewhere(item: pytest.Function) -> bool:
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Run an ``async def`` test nobody else claimed on a fresh asyncio loop (rule 2)."""
     function = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(function) or _claimed_elsewhere(pyfuncitem):
+    if (not inspect.iscoroutinefunction(function) or _claimed_elsewhere(pyfuncitem)
+            or not _FIXTURES.intersection(pyfuncitem.fixturenames)):
+        # Installing minibroker must not change how a suite's other async tests run.
         return None
     funcargs = pyfuncitem.funcargs
     arguments = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}

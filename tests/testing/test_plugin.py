@@ -82,6 +82,18 @@ def test_sample_suite_passes_sync_async_marker_and_shared(tmp_path: Path) -> Non
     assert "7 passed" in result.stdout
 
 
+def test_async_tests_that_do_not_use_the_broker_are_left_alone(tmp_path: Path) -> None:
+    """Installing minibroker must not change how a suite's other async tests run: without an
+    async plugin, pytest handles them as it always does (it refuses to run them)."""
+    _write(tmp_path, "test_other.py", """
+        async def test_unrelated():
+            raise AssertionError("ran by the minibroker plugin")
+    """)
+    result = _run(tmp_path)
+    assert "ran by the minibroker plugin" not in result.stdout, result.stdout
+    assert "async def functions are not natively supported" in result.stdout, result.stdout
+
+
 def test_sample_suite_under_xdist_with_three_workers(tmp_path: Path) -> None:
     if importlib.util.find_spec("xdist") is None:
         pytest.skip("pytest-xdist is not installed (it is in the test extra)")
