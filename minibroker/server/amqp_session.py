@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING
 
 from minibroker.core.commands import (
     Ack,
+    AckMany,
     CloseChannel,
     CloseConnection,
     OpenChannel,
     OpenConnection,
+    PublishMany,
 )
 from minibroker.core.effects import Deliver, Effect
 from minibroker.errors import AMQPError, ChannelError
@@ -45,6 +47,7 @@ from minibroker.protocols.amqp091.connection import (
     ConnectionOpened,
     State,
 )
+from minibroker.protocols.amqp091.events import HotRun
 from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame
 from minibroker.protocols.amqp091.mapping import (
     command_for,
@@ -74,6 +77,10 @@ trace_log = logging.getLogger("minibroker.trace")
 CLOSE_GRACE = 1.0
 #: Seconds a client has to complete the handshake (RabbitMQ's handshake_timeout is 10 s).
 HANDSHAKE_TIMEOUT = 10.0
+
+
+class _Replay(Exception):
+    """Internal: handle a run frame by frame (fault injection wants every publish alone)."""
 
 
 class AMQPSession(Session):
@@ -107,6 +114,8 @@ class AMQPSession(Session):
             kind = type(event)
             if kind is ContentMethod or kind is MethodFrame:
                 self._frame(event)  # type: ignore[arg-type]
+            elif kind is HotRun:
+                self._run(event.frames)  # type: ignore[union-attr]
             elif kind is ChannelOpened:
                 self.server.execute(OpenChannel(self.id, event.channel))  # type: ignore[union-attr]
             elif kind is ChannelClosed:
@@ -167,6 +176,41 @@ class AMQPSession(Session):
             self._channel_error(frame.channel, err, method)
         except AMQPError as err:
             self._connection_error(err, method)
+
+    def _run(self, frames: tuple[ContentMethod, ...] | tuple[MethodFrame, ...]) -> None:
+        """A run of publishes or single acks of one channel (rule 4) as one core input
+        (``PublishMany``/``AckMany``). The core checks a whole batch before it changes anything;
+        if it refuses one, the run is replayed frame by frame, so what came before the faulty
+        frame takes effect and the channel then closes, as if the frames had come one by one.
+        (With the pipelining benchmark client: see docs/benchmarks.md, scenario 2.)"""
+        server = self.server
+        first = frames[0]
+        command: PublishMany | AckMany
+        try:
+            if not server.batch_inputs:
+                raise _Replay
+            if type(first) is ContentMethod:
+                publishes = [publish_command(self.id, frame) for frame in frames
+                             if type(frame) is ContentMethod]
+                command = PublishMany(self.id, first.channel, tuple(
+                    (publish.message, publish.mandatory) for publish in publishes
+                ))
+            else:
+                command = AckMany(self.id, first.channel, tuple(
+                    frame.method.delivery_tag for frame in frames
+                    if isinstance(frame.method, BasicAck)
+                ))
+            outcome = server.execute(command)
+        except (AMQPError, _Replay):
+            connection = self.connection
+            for frame in frames:
+                state = connection.channels.get(frame.channel)
+                if connection.state is not State.OPEN or state is None or state.name != "OPEN":
+                    continue  # the channel closed on an earlier frame of the run
+                self._frame(frame)
+            return
+        if outcome.effects:
+            server.apply_effects(outcome.effects)
 
     def _finish(self, out: bytes | None, effects: list[Effect]) -> None:
         """Send a reply and apply its effects (held back by ``server.reply_hook``)."""

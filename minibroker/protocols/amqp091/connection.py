@@ -49,6 +49,7 @@ from minibroker.protocols.amqp091.events import (
     ConnectionClosing,
     ConnectionOpened,
     Event,
+    HotRun,
 )
 from minibroker.protocols.amqp091.frames import (
     BadProtocolHeader,
@@ -206,9 +207,15 @@ class AMQPConnection:
                 return
             if not frames:
                 return
+            run: list[Frame] = []  # a run of publishes or single acks of one channel
             for frame in frames:
                 if self.trace is not None:
                     self.trace("in", getattr(frame, "channel", 0), frame)
+                if run and not _runs_with(frame, run):
+                    # The run is handled before this frame is even looked at: handling it may
+                    # close the channel, and then this frame must find the channel closing.
+                    yield _run_event(run)
+                    run = []
                 # The hot path: work for an open channel on an open connection.
                 if (
                     self.state is State.OPEN
@@ -216,6 +223,9 @@ class AMQPConnection:
                     and channels.get(frame.channel) is _OPEN  # type: ignore[union-attr]
                     and frame.method.CLASS_ID > 20  # type: ignore[union-attr]
                 ):
+                    if _batchable(frame):
+                        run.append(frame)
+                        continue
                     yield frame  # type: ignore[misc]
                     continue
                 event = self._control(frame)
@@ -224,6 +234,8 @@ class AMQPConnection:
                 yield event
                 if type(event) is CloseSocket:
                     return
+            if run:
+                yield _run_event(run)
 
     # -- the slow path: handshake, channel and connection control ---------------------------
 
@@ -407,3 +419,28 @@ class AMQPConnection:
             self._last_out = now
             self._write(encode_heartbeat())
         return True
+
+
+def _batchable(frame: Frame) -> bool:
+    """A publish, or an ack of one delivery: what may join a :class:`HotRun`."""
+    method = frame.method  # type: ignore[union-attr]
+    if isinstance(method, m.BasicAck):
+        return not method.multiple
+    return type(method) is m.BasicPublish
+
+
+def _runs_with(frame: Frame, run: list[Frame]) -> bool:
+    """Does ``frame`` extend ``run`` (same channel, same method, batchable)?"""
+    if not run:
+        return False
+    first = run[0]
+    return (frame.channel == first.channel  # type: ignore[union-attr]
+            and type(frame.method) is type(first.method)  # type: ignore[union-attr]
+            and _batchable(frame))
+
+
+def _run_event(run: list[Frame]) -> Event:
+    """A run of one frame goes out as itself (the single-frame fast path)."""
+    if len(run) == 1:
+        return run[0]  # type: ignore[return-value]
+    return HotRun(tuple(run))  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame
 
 __all__ = [
     "ChannelClosed", "ChannelOpened", "CloseSocket", "ConnectionClosing", "ConnectionOpened",
-    "Event",
+    "Event", "HotRun",
 ]
 
 
@@ -52,7 +52,16 @@ class CloseSocket:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class HotRun:
+    """Consecutive ``basic.publish`` (or single ``basic.ack``) frames of one open channel, from
+    one read: the owner may hand them to the core as one input. Yielded before any later frame
+    is looked at, so nothing that follows them has happened yet."""
+
+    frames: tuple[ContentMethod, ...] | tuple[MethodFrame, ...]
+
+
 Event = (
-    MethodFrame | ContentMethod | ConnectionOpened | ChannelOpened | ChannelClosed
+    MethodFrame | ContentMethod | HotRun | ConnectionOpened | ChannelOpened | ChannelClosed
     | ConnectionClosing | CloseSocket
 )
