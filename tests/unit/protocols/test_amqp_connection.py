@@ -349,3 +349,24 @@ def test_heartbeat_zero_in_tune_ok_disables_them() -> None:
     peer.open(tune=ConnectionTuneOk(2047, 131072, 0))
     assert peer.connection.tick(1000.0, sent=False, received=False)
     assert peer.out == []
+
+
+def test_consecutive_acks_of_a_channel_come_out_as_one_run_before_what_follows() -> None:
+    from minibroker.protocols.amqp091.events import HotRun
+    from minibroker.protocols.amqp091.methods import BasicAck, ChannelOpen, QueueDeclare
+
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.received()
+    data = b"".join(encode_method(1, BasicAck(tag)) for tag in (1, 2, 3))
+    data += encode_method(1, QueueDeclare(0, "q"))
+    peer.connection.receive_data(data)
+    events = peer.connection.events()
+    run = next(events)
+    assert isinstance(run, HotRun)
+    assert [frame.method.delivery_tag for frame in run.frames] == [1, 2, 3]  # type: ignore[union-attr]
+    # The owner handles the run first; if that closes the channel, the frame after it must
+    # find the channel closing rather than come out as work for an open channel.
+    peer.connection.close_channel(1, 406, "unknown delivery tag 3")
+    assert list(events) == []
