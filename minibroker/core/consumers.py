@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from minibroker.core.channels import Consumer, Unacked
-from minibroker.core.effects import Deliver, Effect
+from minibroker.core.channels import Consumer
+from minibroker.core.delivery import hand_out
+from minibroker.core.effects import Effect
 from minibroker.core.features import QueueFeatures
 from minibroker.core.message import Message
 from minibroker.core.queues import Queue, QueueEntry
@@ -68,19 +69,7 @@ def dispatch_features(
         entry = features.checkout(queue, now)
         if entry is None:
             break
-        channel = consumer.channel
-        channel.connection.burst += len(entry.message.body)
-        tag = channel.next_delivery_tag
-        channel.next_delivery_tag = tag + 1
-        if consumer.no_ack:
-            queue.settle(entry)
-        else:
-            channel.unacked[tag] = Unacked(queue, entry, consumer)
-            consumer.unacked += 1
-            channel.consumer_unacked += 1
+        hand_out(queue, consumer, entry, with_delivery_count(entry) if quorum else entry.message,
+                 effects)
         delivered += 1
-        effects.append(Deliver(
-            channel.connection.id, channel.number, consumer.consumer_tag, tag, entry.redelivered,
-            with_delivery_count(entry) if quorum else entry.message,
-        ))
     return delivered

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from minibroker.core.channels import Channel, Unacked
+from minibroker.core.channels import Channel, Consumer, Unacked
 from minibroker.core.effects import Deliver, Effect
-from minibroker.core.queues import Queue
+from minibroker.core.message import Message
+from minibroker.core.queues import Queue, QueueEntry
 from minibroker.errors import PreconditionFailed
 
 __all__ = [
-    "ACK", "DISCARD", "REQUEUE", "consumed_queues", "dispatch", "requeue", "settle",
+    "ACK", "DISCARD", "REQUEUE", "consumed_queues", "dispatch", "hand_out", "requeue", "settle",
     "take_unacked",
 ]
 
@@ -55,24 +56,30 @@ def dispatch(queue: Queue, effects: list[Effect]) -> int:
             queue.round_robin = (index + 1) % count
         entry = queue.checkout()
         assert entry is not None
-        channel = consumer.channel
-        channel.connection.burst += len(entry.message.body)
-        tag = channel.next_delivery_tag
-        channel.next_delivery_tag = tag + 1
-        if consumer.no_ack:
-            queue.settle(entry)
-        else:
-            channel.unacked[tag] = Unacked(queue, entry, consumer)
-            consumer.unacked += 1
-            channel.consumer_unacked += 1
+        hand_out(queue, consumer, entry, entry.message, effects)
         delivered += 1
-        effects.append(
-            Deliver(
-                channel.connection.id, channel.number, consumer.consumer_tag, tag,
-                entry.redelivered, entry.message,
-            )
-        )
     return delivered
+
+
+def hand_out(
+    queue: Queue, consumer: Consumer, entry: QueueEntry, message: Message, effects: list[Effect]
+) -> None:
+    """Deliver a checked-out ``entry`` (as ``message``) to ``consumer``: the next delivery tag
+    of its channel, recorded as unacked unless the consumer acknowledges on receipt."""
+    channel = consumer.channel
+    channel.connection.burst += len(message.body)
+    tag = channel.next_delivery_tag
+    channel.next_delivery_tag = tag + 1
+    if consumer.no_ack:
+        queue.settle(entry)
+    else:
+        channel.unacked[tag] = Unacked(queue, entry, consumer)
+        consumer.unacked += 1
+        channel.consumer_unacked += 1
+    effects.append(Deliver(
+        channel.connection.id, channel.number, consumer.consumer_tag, tag, entry.redelivered,
+        message,
+    ))
 
 
 def take_unacked(channel: Channel, delivery_tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
