@@ -75,3 +75,11 @@ class ServerConfig:
             if low is not None and not 0 <= low <= high:
                 raise ValueError(f"{what}_low_water must be in 0..{what}_high_water ({high}), "
                                  f"not {low}")
+
+
+def login_ok(users: dict[str, str], user: str, password: str | None) -> bool:
+    """Does ``password`` log ``user`` in? Only a configured user with its own password does
+    (one rule for both protocols: an unknown user never matches, not even without a
+    password)."""
+    expected = users.get(user)
+    return expected is not None and password is not None and expected == password

@@ -36,6 +36,7 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from minibroker import __version__
+from minibroker.config import login_ok
 from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.core.message import Message
@@ -407,11 +408,14 @@ class NativeSession(Session):
 
     def _hello(self, hello: f.Hello) -> None:
         self.client_name = hello.client_name
-        if hello.username is not None:
-            if self.server.config.users.get(hello.username) != hello.password:
-                self._fail(AccessRefused(f"login refused for user '{hello.username}'"))
-                return
-            self.user = hello.username
+        # A hello without credentials logs in as guest, with guest's configured password: so
+        # it works exactly when guest/guest would (RabbitMQ's default user).
+        user = hello.username if hello.username is not None else "guest"
+        password = hello.password if hello.username is not None else "guest"
+        if not login_ok(self.server.config.users, user, password):
+            self._fail(AccessRefused(f"login refused for user '{user}'"))
+            return
+        self.user = user
         config = self.server.config
         self._send(f.HelloOk(__version__, config.max_frame_size, config.channel_max,
                              config.heartbeat))

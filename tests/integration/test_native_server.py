@@ -65,6 +65,33 @@ def test_wrong_password_is_refused_with_403(run_broker: RunBroker) -> None:
     run_broker(scenario)
 
 
+@pytest.mark.parametrize(("username", "password"), [("admin", None), ("nobody", "x")])
+def test_an_unknown_user_is_refused_even_without_a_password(
+    run_broker: RunBroker, username: str, password: str | None
+) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, handshake=False)
+        client.send_raw(PREAMBLE)
+        client.send(f.Hello("t", username, password))
+        close = await client.expect(f.ConnectionClose)
+        assert close.reply_code == 403 and username in close.reply_text
+        assert server.broker.statistics().connections == 0
+
+    run_broker(scenario)
+
+
+def test_hello_without_credentials_is_refused_when_there_is_no_guest(
+    run_broker: RunBroker,
+) -> None:
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port, handshake=False)
+        client.send_raw(PREAMBLE)
+        client.send(f.Hello("t"))
+        assert (await client.expect(f.ConnectionClose)).reply_code == 403
+
+    run_broker(scenario, config=dataclasses.replace(TEST_CONFIG, users={"alice": "pw"}))
+
+
 def test_hello_without_credentials_is_accepted(run_broker: RunBroker) -> None:
     async def scenario(server: BrokerServer) -> None:
         client = await RawClient.connect(server.port, username=None, password=None)

@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 
+from minibroker.config import login_ok
 from minibroker.core.message import FieldTable
 from minibroker.errors import ProtocolError
 from minibroker.protocols.amqp091 import methods as m
@@ -304,8 +305,7 @@ class AMQPConnection:
             # server MUST close the socket without sending any further data".
             return self._drop(f"unusable mechanism {mechanism!r} or response")
         user, password = login
-        expected = self.users.get(user)
-        if expected is None or expected != password:
+        if not login_ok(self.users, user, password):
             log.warning("login refused for user %r (mechanism %s)", user, mechanism)
             if self.client_capabilities.get("authentication_failure_close") is True:
                 return self.close_connection(
