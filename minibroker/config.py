@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -77,7 +78,7 @@ class ServerConfig:
                                  f"not {low}")
 
 
-def login_ok(users: dict[str, str], user: str, password: str | None) -> bool:
+def login_ok(users: Mapping[str, str], user: str, password: str | None) -> bool:
     """Does ``password`` log ``user`` in? Only a configured user with its own password does
     (one rule for both protocols: an unknown user never matches, not even without a
     password)."""
