@@ -34,6 +34,7 @@ from minibroker.config import ServerConfig
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
+from minibroker.errors import AMQPError
 from minibroker.server.clock import Clock, LoopClock
 from minibroker.server.flow import (
     FlowController,
@@ -279,8 +280,20 @@ class BrokerServer:
         sessions = self.sessions
         for effect in effects:
             session = sessions.get(effect.connection)
-            if session is not None:
+            if session is None:
+                continue
+            try:
                 session.on_effect(effect)
+            except AMQPError as err:
+                # The receiving connection cannot take this effect (e.g. a message larger than
+                # the frame size it negotiated): close *it*, not the connection whose input
+                # caused the effect; closing requeues what it had unacked.
+                log.warning("%s: connection %d cannot take %s: %s", session.peer, session.id,
+                            type(effect).__name__, err)
+                session.shutdown(err.reply_code, err.text)
+            except Exception as exc:
+                session.internal_error(exc)
+                session.shutdown(541, "INTERNAL_ERROR")
 
     # -- timers ---------------------------------------------------------------------------------
 

@@ -592,3 +592,43 @@ def test_queued_messages_share_their_routing_key_strings(run_broker: RunBroker) 
         await client.close()
 
     run_broker(scenario)
+
+
+def test_a_header_integer_amqp_cannot_carry_is_refused_at_publish(run_broker: RunBroker) -> None:
+    """Every message must be deliverable over AMQP too: an integer beyond 64 bits is a 502 for
+    the publisher that sent it, naming the field, not a failure at some AMQP consumer later."""
+
+    async def scenario(server: BrokerServer) -> None:
+        client = await RawClient.connect(server.port)
+        await client.open_channel()
+        await client.declare_queue(QUEUE)
+        client.publish(b"m", QUEUE, properties=Properties(headers={"n": 2**64 - 1}))
+        close = await client.expect(f.ConnectionClose)
+        assert close.reply_code == 502 and "'n'" in close.reply_text
+        assert server.broker.queue_statistics(QUEUE).ready == 0
+
+    run_broker(scenario)
+
+
+def test_a_message_too_big_for_a_consumer_closes_that_consumer_only(run_broker: RunBroker) -> None:
+    """A consumer that negotiated a small frame size cannot take a big message: its connection
+    closes (501, naming the sizes) and the message goes back; the publisher is not touched."""
+
+    async def scenario(server: BrokerServer) -> None:
+        consumer = await RawClient.connect(server.port, max_frame_size=4096)
+        await consumer.open_channel()
+        await consumer.declare_queue(QUEUE)
+        await consumer.consume(QUEUE)
+        publisher = await RawClient.connect(server.port)
+        await publisher.open_channel()
+        await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        publisher.publish(b"x" * 10_000, QUEUE)
+        assert isinstance(await publisher.expect(f.ConfirmAck), f.ConfirmAck)
+        close = await consumer.expect(f.ConnectionClose)
+        assert close.reply_code == 501 and "4096" in close.reply_text
+        await publisher.declare_queue(QUEUE)  # the publisher's connection still works
+        stats = server.broker.queue_statistics(QUEUE)
+        assert (stats.ready, stats.unacked) == (1, 0)
+        await publisher.close()
+
+    run_broker(scenario)

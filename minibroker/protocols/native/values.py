@@ -14,8 +14,9 @@ Rules:
    ones are left out and an absent one in the middle is nil. No properties at all is ``[]``, one
    byte, so the common case costs nothing to encode or decode.
 4. Decoding validates everything a peer sent, raising :class:`FrameSyntaxError` (502) that names
-   the frame and the field; nothing else escapes. Field tables nest at most :data:`MAX_DEPTH`
-   levels (msgpack's packer cannot re-encode deeper data, so deeper input is refused on entry).
+   the frame and the field; nothing else escapes. Header integers must fit a signed 64-bit
+   field, so every message can cross to an AMQP consumer. Field tables nest at most
+   :data:`MAX_DEPTH` levels (msgpack's packer cannot re-encode deeper data, so deeper input is refused on entry).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ EXT_NAIVE_DATETIME = 2
 MAX_DEPTH = 64
 
 _UTC = datetime.UTC
+#: Header integers must fit AMQP's largest integer field type ('l'), so that what a native
+#: client publishes can be delivered to an AMQP consumer.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 #: Property names in AMQP 0-9-1 order (basic class, §4.2.6.1): the index is the wire position.
 PROPERTY_NAMES: tuple[str, ...] = (
@@ -130,10 +134,19 @@ def check_field_table(table: dict[Any, Any], where: str) -> None:
                     raise FrameSyntaxError(f"{where}: field table key {key!r} is not a string")
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
+                elif type(item) is int and not _INT64_MIN <= item <= _INT64_MAX:
+                    raise FrameSyntaxError(
+                        f"{where}: field {key!r}: integer {item} does not fit a signed 64-bit "
+                        "field (AMQP's largest integer type)"
+                    )
         else:  # a list: only containers are pushed
             for item in value:
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
+                elif type(item) is int and not _INT64_MIN <= item <= _INT64_MAX:
+                    raise FrameSyntaxError(
+                        f"{where}: array item: integer {item} does not fit a signed 64-bit field"
+                    )
 
 
 _build_properties = frozen_builder(Properties)
