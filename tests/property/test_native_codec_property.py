@@ -22,7 +22,8 @@ from minibroker.protocols.native.values import ext_hook
 scalars: st.SearchStrategy[FieldValue] = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    # Field integers are AMQP's: at most a signed 64-bit value (values.py rule 4).
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False),
     st.text(max_size=20),
     st.binary(max_size=20),

@@ -16,7 +16,8 @@ Rules:
 4. Decoding validates everything a peer sent, raising :class:`FrameSyntaxError` (502) that names
    the frame and the field; nothing else escapes. Header integers must fit a signed 64-bit
    field, so every message can cross to an AMQP consumer. Field tables nest at most
-   :data:`MAX_DEPTH` levels (msgpack's packer cannot re-encode deeper data, so deeper input is refused on entry).
+   :data:`MAX_DEPTH` levels (msgpack's packer cannot re-encode deeper data, so deeper input
+   is refused on entry).
 """
 
 from __future__ import annotations

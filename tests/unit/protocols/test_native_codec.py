@@ -375,3 +375,14 @@ def test_the_confirm_coalescer_merges_a_multiple_confirm_into_its_run() -> None:
     assert coalescer.take(1) == [f.ConfirmAck(1, 51, multiple=False)]
     nack = coalescer.add(Confirm(1, 1, 52, ack=False))
     assert nack == f.ConfirmNack(1, 52, multiple=False)
+
+
+@pytest.mark.parametrize("value", [2**63, [2**64 - 1], {"inner": 2**64 - 1}])
+def test_header_integers_beyond_signed_64_bits_are_refused(value: object) -> None:
+    client = NativeCodec(role="client")
+    server = NativeCodec(role="server")
+    server.receive_data(PREAMBLE)
+    frame = f.Publish(1, "", "q", False, Properties(headers={"n": value}), b"")  # type: ignore[dict-item]
+    server.receive_data(client.send(frame))
+    with pytest.raises(FrameSyntaxError, match="signed 64-bit"):
+        server.frames()
