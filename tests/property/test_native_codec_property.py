@@ -27,10 +27,14 @@ scalars: st.SearchStrategy[FieldValue] = st.one_of(
     st.floats(allow_nan=False),
     st.text(max_size=20),
     st.binary(max_size=20),
-    st.decimals(allow_nan=False, allow_infinity=False),
+    # Decimals and timestamps within what AMQP can carry (values.py rule 4): scale up to 255,
+    # unscaled value a signed 32-bit int; timestamps from 1970 on.
+    st.builds(lambda unscaled, scale: decimal.Decimal(unscaled).scaleb(-scale),
+              st.integers(-(2**31), 2**31 - 1), st.integers(0, 255)),
     # naive and aware; ``fold`` only disambiguates local times and does not travel
-    st.datetimes().map(lambda d: d.replace(fold=0)),
-    st.datetimes(timezones=st.just(datetime.UTC)).map(lambda d: d.replace(fold=0)),
+    st.datetimes(min_value=datetime.datetime(1970, 1, 1)).map(lambda d: d.replace(fold=0)),
+    st.datetimes(min_value=datetime.datetime(1970, 1, 1),
+                 timezones=st.just(datetime.UTC)).map(lambda d: d.replace(fold=0)),
 )
 field_values: st.SearchStrategy[FieldValue] = st.recursive(
     scalars,

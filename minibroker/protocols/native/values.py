@@ -50,6 +50,7 @@ _UTC = datetime.UTC
 #: Header integers must fit AMQP's largest integer field type ('l'), so that what a native
 #: client publishes can be delivered to an AMQP consumer.
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 #: Property names in AMQP 0-9-1 order (basic class, §4.2.6.1): the index is the wire position.
 PROPERTY_NAMES: tuple[str, ...] = (
@@ -118,6 +119,28 @@ def ext_hook(code: int, data: bytes) -> object:
     raise FrameSyntaxError(f"unknown msgpack extension type {code}")
 
 
+def _amqp_ready(value: Any) -> bool:
+    """Can AMQP 0-9-1 carry this scalar field value (values.py rule 4)?"""
+    kind = type(value)
+    if kind is int:
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
+    if kind is datetime.datetime:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+        return bool(aware >= _EPOCH)
+    if kind is decimal.Decimal:
+        # AMQP 'D': value = unscaled / 10**scale, scale an octet, unscaled a signed 32-bit int.
+        sign, digits, exponent = value.as_tuple()
+        if not isinstance(exponent, int):  # not finite (refused when decoded anyway)
+            return False
+        unscaled = int("".join(map(str, digits)) or "0")
+        if exponent > 0:
+            if unscaled and exponent > 10:
+                return False
+            unscaled *= 10**exponent
+        return -exponent <= 255 and unscaled <= (2**31 if sign else 2**31 - 1)
+    return True
+
+
 def check_field_table(table: dict[Any, Any], where: str) -> None:
     """Check that a decoded map is a :data:`FieldTable`: str keys at every level, bounded depth.
 
@@ -135,18 +158,19 @@ def check_field_table(table: dict[Any, Any], where: str) -> None:
                     raise FrameSyntaxError(f"{where}: field table key {key!r} is not a string")
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
-                elif type(item) is int and not _INT64_MIN <= item <= _INT64_MAX:
+                elif not _amqp_ready(item):
                     raise FrameSyntaxError(
-                        f"{where}: field {key!r}: integer {item} does not fit a signed 64-bit "
-                        "field (AMQP's largest integer type)"
+                        f"{where}: field {key!r}: {item!r} cannot be carried by AMQP (integers "
+                        "fit a signed 64-bit field, timestamps start at 1970, decimals fit a "
+                        "scale octet and a signed 32-bit value)"
                     )
         else:  # a list: only containers are pushed
             for item in value:
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
-                elif type(item) is int and not _INT64_MIN <= item <= _INT64_MAX:
+                elif not _amqp_ready(item):
                     raise FrameSyntaxError(
-                        f"{where}: array item: integer {item} does not fit a signed 64-bit field"
+                        f"{where}: array item {item!r} cannot be carried by AMQP"
                     )
 
 
@@ -190,10 +214,19 @@ def decode_properties(values: list[Any], where: str) -> Properties:
     if len(values) > len(PROPERTY_NAMES):
         raise FrameSyntaxError(f"{where}: {len(values)} properties, at most 14")
     for position, value in enumerate(values):
-        if value is not None and type(value) is not _PROPERTY_TYPES[position]:
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is not _PROPERTY_TYPES[position]:
             raise FrameSyntaxError(
                 f"{where}.{PROPERTY_NAMES[position]}: expected "
-                f"{_PROPERTY_TYPES[position].__name__}, got {type(value).__name__}"
+                f"{_PROPERTY_TYPES[position].__name__}, got {kind.__name__}"
+            )
+        if kind is str and len(value) > 63 and len(value.encode()) > 255:
+            # Every string property is an AMQP shortstr: a longer one could never be
+            # delivered to an AMQP consumer.
+            raise FrameSyntaxError(
+                f"{where}.{PROPERTY_NAMES[position]}: longer than 255 bytes (AMQP shortstr)"
             )
     count = len(values)
     for position in _OCTETS:

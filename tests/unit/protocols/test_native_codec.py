@@ -384,5 +384,33 @@ def test_header_integers_beyond_signed_64_bits_are_refused(value: object) -> Non
     server.receive_data(PREAMBLE)
     frame = f.Publish(1, "", "q", False, Properties(headers={"n": value}), b"")  # type: ignore[dict-item]
     server.receive_data(client.send(frame))
-    with pytest.raises(FrameSyntaxError, match="signed 64-bit"):
+    with pytest.raises(FrameSyntaxError, match=r"signed 64-bit|cannot be carried by AMQP"):
         server.frames()
+
+
+@pytest.mark.parametrize("properties", [
+    Properties(message_id="x" * 256),
+    Properties(headers={"when": datetime.datetime(1969, 12, 31, tzinfo=datetime.UTC)}),
+    Properties(headers={"d": decimal.Decimal("12345678901")}),
+    Properties(headers={"d": decimal.Decimal("1E+20")}),
+])
+def test_properties_amqp_cannot_carry_are_refused(properties: Properties) -> None:
+    client = NativeCodec(role="client")
+    server = NativeCodec(role="server")
+    server.receive_data(PREAMBLE)
+    server.receive_data(client.send(f.Publish(1, "", "q", False, properties, b"")))
+    with pytest.raises(FrameSyntaxError):
+        server.frames()
+
+
+def test_properties_amqp_can_carry_pass() -> None:
+    properties = Properties(message_id="x" * 255, headers={
+        "when": datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC),
+        "d": decimal.Decimal("-2147483.648"), "n": -(2**63),
+    })
+    client = NativeCodec(role="client")
+    server = NativeCodec(role="server")
+    server.receive_data(PREAMBLE)
+    server.receive_data(client.send(f.Publish(1, "", "q", False, properties, b"")))
+    [frame] = server.frames()
+    assert isinstance(frame, f.Publish) and frame.properties == properties
