@@ -159,20 +159,27 @@ _PLAIN = QueueLimits()
 
 
 def parse_expiration(expiration: str) -> int:
-    """The ``expiration`` property in ms; RabbitMQ's 406 texts for anything else."""
+    """The ``expiration`` property in ms; RabbitMQ's 406 texts for anything else (the value
+    quoted at most 64 characters long, so the reply text stays a short string)."""
+    shown = expiration if len(expiration) <= 64 else expiration[:64] + "..."
     match = re.match(r"-?[0-9]+", expiration)
     if match is None:
-        raise PreconditionFailed(f"invalid expiration '{expiration}': no_integer")
-    value = int(match.group())
+        raise PreconditionFailed(f"invalid expiration '{shown}': no_integer")
     rest = expiration[match.end():]
     if rest:
         raise PreconditionFailed(
-            f"invalid expiration '{expiration}': {{leftover_string,\"{rest}\"}}"
+            f"invalid expiration '{shown}': {{leftover_string,\"{rest[:32]}\"}}"
         )
+    digits = match.group()
+    if len(digits.lstrip("-").lstrip("0")) > 20:
+        # int() refuses strings of thousands of digits (ValueError), and anything this long
+        # is far beyond MAX_EXPIRY anyway.
+        raise PreconditionFailed(f"invalid expiration '{shown}': value_too_large")
+    value = int(digits)
     if value < 0:
-        raise PreconditionFailed(f"invalid expiration '{expiration}': {{value_negative,{value}}}")
+        raise PreconditionFailed(f"invalid expiration '{shown}': {{value_negative,{value}}}")
     if value > MAX_EXPIRY:
-        raise PreconditionFailed(f"invalid expiration '{expiration}': {{value_too_large,{value}}}")
+        raise PreconditionFailed(f"invalid expiration '{shown}': {{value_too_large,{value}}}")
     return value
 
 

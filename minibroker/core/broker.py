@@ -176,9 +176,11 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         del channel.connection.channels[channel.number]
         self._cancel_reply_to(channel)
         emptied: list[Queue] = []
+        consumed: list[Queue] = []
         for consumer in channel.consumers.values():
             queue = consumer.queue
             queue.remove_consumer(consumer)
+            consumed.append(queue)
             if queue.auto_delete and not queue.consumers and not queue.deleted:
                 emptied.append(queue)
             self._queue_used(queue)
@@ -199,7 +201,9 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         for queue in emptied:
             if not queue.deleted:
                 self._remove_queue(queue, effects)
-        self._dispatch_all(touched, effects)
+        # The queues this channel consumed from go on too: requeued messages, and a single
+        # active consumer's successor that must take over a backlog.
+        self._dispatch_all(dict.fromkeys([*touched, *consumed]), effects)
 
     # -- exchanges and bindings -------------------------------------------------------------
 

@@ -8,6 +8,10 @@ Rules:
    are skipped when they reach the top (lazy invalidation), so rescheduling costs one push.
 2. :meth:`Timers.next_deadline` returns the earliest live deadline; :meth:`Timers.due` pops
    every live entry due at ``now``. Neither reads a clock.
+3. Bounded: stale entries behind a live earlier one would otherwise pile up (a queue with
+   ``x-expires`` polled by ``basic.get`` reschedules on every poll). When the heap holds twice
+   as many entries as at the last compaction (and at least 64), it is rebuilt from its live
+   entries: amortised O(1) per push, memory O(live timers).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Timers:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, str, Queue]] = []
         self._sequence = itertools.count()
+        #: Heap size above which the next push compacts (rule 3).
+        self._compact_at = 64
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -42,6 +48,10 @@ class Timers:
     def schedule(self, deadline: float, kind: str, queue: Queue) -> None:
         """Record ``deadline`` for ``queue`` (the caller stores it on the queue's features)."""
         heapq.heappush(self._heap, (deadline, next(self._sequence), kind, queue))
+        if len(self._heap) > self._compact_at:
+            self._heap = [entry for entry in self._heap if _live(entry[2], entry[3], entry[0])]
+            heapq.heapify(self._heap)
+            self._compact_at = max(64, 2 * len(self._heap))
 
     def next_deadline(self) -> float | None:
         heap = self._heap

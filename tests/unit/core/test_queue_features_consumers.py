@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from minibroker.core import commands as c
 from minibroker.core.effects import Deliver, GetOk, Return
 from minibroker.core.message import FieldTable, FieldValue, Properties
 from minibroker.errors import NotAllowed, PreconditionFailed
@@ -42,6 +43,25 @@ def test_single_active_consumer_and_hand_over(harness: Harness, ch: Chan) -> Non
     ch.qos(1)
     ch.cancel("first")
     assert [d.consumer_tag for d in delivered(ch.publish("", "q", b"x"))] == ["second"]
+
+
+def test_single_active_consumer_successor_takes_over_a_backlog_when_the_channel_closes(
+    harness: Harness,
+) -> None:
+    """The usual way an active consumer goes away is its connection dying: the successor must
+    get the waiting messages at once, not at the next publish."""
+    first = harness.open(1, 1)
+    first.declare_queue("q", arguments={"x-single-active-consumer": True})
+    first.consume("q", "first", no_ack=True)
+    second = harness.open(2, 1)
+    second.consume("q", "second", no_ack=True)
+    harness.handle(c.SetWritable(1, False))  # first's socket is full: messages wait
+    for body in (b"1", b"2", b"3"):
+        assert delivered(first.publish("", "q", body)) == []
+    outcome = first.close()  # nothing of first's goes back: the queue is not otherwise touched
+    assert [(d.consumer_tag, d.message.body) for d in delivered(outcome)] == [
+        ("second", b"1"), ("second", b"2"), ("second", b"3"),
+    ]
 
 
 def test_highest_priority_consumer_with_credit_wins(harness: Harness, ch: Chan) -> None:

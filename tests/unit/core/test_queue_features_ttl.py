@@ -124,6 +124,29 @@ def test_invalid_expiration_is_refused_before_routing(
     assert ready(ch, "q") == 0
 
 
+def test_a_huge_expiration_is_a_406_with_a_short_text(ch: Chan) -> None:
+    ch.declare_queue("q")
+    with pytest.raises(PreconditionFailed) as info:
+        ch.publish("", "q", b"x", properties=Properties(expiration="9" * 5000))
+    assert info.value.text.endswith("value_too_large") and len(info.value.text) < 120
+
+
+def test_a_polled_expiring_queue_keeps_one_timer(harness: Harness, ch: Chan) -> None:
+    """Memory: every basic.get restarts x-expires; the timer heap must not grow per poll, even
+    while an earlier live deadline (a TTL queue's head) keeps stale entries off the top."""
+    ch.declare_queue("ttl", arguments={"x-message-ttl": 60_000})
+    ch.publish("", "ttl", b"m")
+    ch.declare_queue("polled", arguments={"x-expires": 3_600_000})
+    for step in range(1000):
+        harness.now = step * 0.01
+        ch.get("polled")
+        harness.broker.next_deadline()
+    assert len(harness.broker.timers) <= 64  # compacted, not one entry per poll
+    harness.now = 3600 + 10.0
+    harness.broker.handle_timeout(now=harness.now)
+    assert "polled" not in harness.broker.topology.queues  # it still expires
+
+
 def test_expired_fate_is_reported(harness: Harness, ch: Chan) -> None:
     fates: list[Fate] = []
     harness.broker.observer = fates.append
