@@ -67,6 +67,15 @@ class ServerConfig:
     open_files: int = 10_240
 
     def __post_init__(self) -> None:
+        # Limits the handshakes send as 32/16-bit fields: refuse impossible ones here, with
+        # the field's name, rather than fail every connection later.
+        if not 4096 <= self.max_frame_size <= 0xFFFF_FFFF:
+            raise ValueError(f"max_frame_size must be in 4096..{0xFFFF_FFFF}, "
+                             f"not {self.max_frame_size}")
+        if not 1 <= self.channel_max <= 0xFFFF:
+            raise ValueError(f"channel_max must be in 1..65535, not {self.channel_max}")
+        if not 0 <= self.heartbeat <= 0xFFFF:
+            raise ValueError(f"heartbeat must be in 0..65535 seconds, not {self.heartbeat}")
         for high, low, what in (
             (self.memory_high_water, self.memory_low_water, "memory"),
             (self.queue_high_water, self.queue_low_water, "queue"),

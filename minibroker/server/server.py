@@ -309,16 +309,23 @@ class BrokerServer:
             self._cancel_timer = self.clock.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
+        """The core's own deadline (TTL, queue expiry) is due: only the core's timers run.
+        (Sweeping every socket here too made each TTL deadline walk every connection.)"""
         self._cancel_timer = None
         self._timer_at = None
-        self.fire_timers()
+        self._fire(sweep=False)
 
     def fire_timers(self) -> None:
-        """Run everything due on the clock (the core's deadlines, heartbeats, handshakes)."""
+        """Run everything due on the clock: the core's deadlines, heartbeats, handshake
+        timeouts (what ``ManualClock.advance`` calls)."""
+        self._fire(sweep=True)
+
+    def _fire(self, *, sweep: bool) -> None:
         now = self.clock.now()
         effects = self.broker.handle_timeout(now=now)
         self.apply_effects(effects)
-        self._sweep_sockets(now)
+        if sweep:
+            self._sweep_sockets(now)
         self._rearm()
         if self.input_hooks:
             self.run_input_hooks()

@@ -410,6 +410,15 @@ def test_start_raises_the_descriptor_limit_to_the_hard_limit() -> None:
         assert now == hard
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("max_frame_size", 1000), ("max_frame_size", 2**32), ("channel_max", 0),
+    ("channel_max", 70_000), ("heartbeat", -1), ("heartbeat", 70_000),
+])
+def test_impossible_protocol_limits_are_refused_in_the_config(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=field):
+        ServerConfig(**{field: value})  # type: ignore[arg-type]
+
+
 def test_overload_marks_are_validated_and_come_from_the_command_line() -> None:
     with pytest.raises(ValueError, match="memory_low_water"):
         ServerConfig(memory_high_water=100, memory_low_water=200)
