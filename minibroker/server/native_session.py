@@ -121,12 +121,16 @@ class NativeSession(Session):
                 self._close_now()
                 return
             self.state = State.HELLO
-        codec = self._codec
         try:
-            codec.receive_data(data)
+            self._codec.receive_data(data)
         except ProtocolError as err:
             self._refuse_input(err)
             return
+        self._pump()
+
+    def _pump(self) -> None:
+        """Process every complete frame in the codec's buffer, a fair share at a time."""
+        codec = self._codec
         while True:
             try:
                 frames = codec.frames()
@@ -151,16 +155,23 @@ class NativeSession(Session):
                 return
 
     def _continue(self) -> None:
-        """The next share of a large read (see ``data_received``)."""
-        backlog = self._backlog
+        """The next share of a large read (see ``_pump``), run like any input: flow control
+        and the toolkit's hooks look at it afterwards."""
         if self.closed or self.state is State.CLOSED:
             self._backlog = []
             return
-        frames, self._backlog = backlog[:FAIR_SHARE], backlog[FAIR_SHARE:]
+        frames, self._backlog = self._backlog[:FAIR_SHARE], self._backlog[FAIR_SHARE:]
         server = self.server
         published = server.broker.published
+        more = bool(self._backlog)
         try:
             self._process(frames)
+            if not more:
+                self.release_reading("fairness")
+                # What followed the backlog in the buffer: more frames, or the error a bad
+                # frame raises once the good ones before it are out (_pump schedules its own
+                # continuation if that is large again).
+                self._pump()
         except ConnectionError_ as err:
             self._fail(err)
         except Exception as exc:  # an internal error closes this connection only
@@ -169,11 +180,8 @@ class NativeSession(Session):
         server.flow.after_input(self, published)
         if server.input_hooks:
             server.run_input_hooks()
-        if self._backlog and not self.closed:
+        if more and self._backlog and not self.closed:
             server.loop.call_soon(self._continue)
-            return
-        self._backlog = []
-        self.release_reading("fairness")
 
     def _process(self, frames: list[f.Frame]) -> None:
         """Run each frame to completion (DESIGN.md "one loop, run to completion")."""

@@ -4,6 +4,7 @@ socket not read meanwhile, so other connections are served in between."""
 from __future__ import annotations
 
 import asyncio
+import struct
 
 from minibroker.config import ServerConfig
 from minibroker.core.message import Properties
@@ -58,12 +59,40 @@ def test_a_huge_read_is_processed_a_share_per_loop_iteration() -> None:
         # The first share is done at once; the socket is not read until the rest is.
         assert server.broker.queue_statistics("q").ready == FAIR_SHARE
         assert not transport.reading
-        iterations = 0
-        while server.broker.queue_statistics("q").ready < total:
+        for _ in range(3):
             await asyncio.sleep(0)  # one loop iteration: the next share
-            iterations += 1
-        assert iterations == 3
+        assert server.broker.queue_statistics("q").ready == total
         assert transport.reading
         await server.close()
+
+
+def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
+    """The codec hands out the good frames before a bad one and raises on the next call: once
+    the backlog is done, the session must ask again, not wait for bytes that never come."""
+
+    async def scenario() -> None:
+        server = BrokerServer(ServerConfig(port=0, heartbeat=0))
+        await server.start()
+        transport = FakeTransport()
+        session = NativeSession(server, server.next_connection_id(), transport, "test")  # type: ignore[arg-type]
+        client = NativeCodec(role="client")
+        session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
+        session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
+            f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False, {})))
+        one = client.send(f.Publish(1, "", "q", False, Properties(), b"m"))
+        garbage = struct.pack(">I", 3) + b"\xc1\xc1\xc1"  # not msgpack
+        session.data_received(one * (2 * FAIR_SHARE + 5) + garbage)
+        for _ in range(2):
+            await asyncio.sleep(0)
+        session.flush()
+        reply = NativeCodec(role="client")
+        reply.receive_data(b"".join(transport.written))
+        frames = reply.frames()
+        assert any(isinstance(frame, f.ConnectionClose) and frame.reply_code in (501, 502)
+                   for frame in frames), frames
+        assert server.broker.queue_statistics("q").ready == 2 * FAIR_SHARE + 5
+        await server.close()
+
+    asyncio.run(scenario())
 
     asyncio.run(scenario())
