@@ -270,7 +270,10 @@ class BlockingChannel:
         with self._encoder_lock:  # a msgpack Packer is not thread-safe
             data, _ = encode_publish(self._encoder, channel.number, exchange, routing_key, body,
                                      mandatory, properties)
-        self._runner.submit(connection._write, data)
+        # Written on the loop thread only if the channel is still open there: the broker may
+        # have closed it since _check_open above, and a publish on a channel the broker has
+        # forgotten would cost the whole connection (504).
+        self._runner.submit(channel._write_if_open, data)
         self._unsynced += 1
         if self._unsynced >= _SYNC_EVERY or not connection._writable.is_set():
             self._unsynced = 0

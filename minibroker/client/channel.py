@@ -117,6 +117,11 @@ class Channel:
         await self._call(f.ChannelOpen(self.number), (f.ChannelOpenOk,))
         self.state = ChannelState.OPEN
 
+    def _write_if_open(self, data: bytes) -> None:
+        """Write ``data`` (a publish) if the channel is open at this moment (loop thread)."""
+        if self.state is ChannelState.OPEN:
+            self.connection._write(data)
+
     async def __aenter__(self) -> Channel:
         return self
 

@@ -46,7 +46,13 @@ def encode_publish(codec: NativeCodec, channel: int, exchange: str, routing_key:
                    ) -> tuple[bytes, bytes]:
     """The bytes of a Publish frame, and the body as bytes (a ``str`` is sent as UTF-8)."""
     if not isinstance(body, bytes):
-        body = body.encode() if isinstance(body, str) else bytes(body)
+        if isinstance(body, str):
+            body = body.encode()
+        elif isinstance(body, bytearray | memoryview):
+            body = bytes(body)
+        else:
+            # bytes(5) would be five NUL bytes and bytes([1, 2]) b"\x01\x02": never guess.
+            raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
     try:
         return codec.send(f.Publish(channel, exchange, routing_key, mandatory, properties,
                                     body)), body

@@ -311,6 +311,19 @@ def test_oversized_publish_raises_without_breaking_the_connection(url: str) -> N
     run(scenario())
 
 
+@pytest.mark.parametrize("body", [5, [1, 2], None])
+def test_a_body_that_is_not_bytes_or_str_is_refused_before_sending(url: str, body: object) -> None:
+    async def scenario() -> None:
+        async with connect(url) as conn:
+            ch = await conn.channel()
+            with pytest.raises(TypeError, match="body must be bytes or str"):
+                await ch.publish("", "q", body)  # type: ignore[arg-type]
+            name = await _queue_with(ch, bytearray(b"ok"))  # bytearray is fine
+            assert (await ch.declare_queue(name, passive=True)).message_count == 1
+
+    run(scenario())
+
+
 def test_broker_shutdown_ends_consumers_with_connection_forced() -> None:
     with running_server() as server:
         async def scenario() -> None:
