@@ -185,7 +185,8 @@ def test_a_flood_is_throttled_without_losing_a_message(run_broker: RunBroker) ->
         assert not flooder_session.transport.is_reading()
         # The AMQP client publishes during the alarm: it is blocked and told so.
         amqp.publish(numbered(total, FLOOD_BODY))
-        assert isinstance(await amqp.method(ConnectionBlocked), ConnectionBlocked)
+        blocked = await amqp.method(ConnectionBlocked)
+        assert isinstance(blocked, ConnectionBlocked) and QUEUE in blocked.reason, blocked
         assert amqp_session in server.flow.blocked
 
         # A consumer drains the queue while the flooder is still far from done.

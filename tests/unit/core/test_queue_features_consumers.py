@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from minibroker.core import commands as c
-from minibroker.core.effects import Deliver, GetOk, Return
+from minibroker.core.effects import GetOk, Return
 from minibroker.core.message import FieldTable, FieldValue, Properties
 from minibroker.errors import NotAllowed, PreconditionFailed
 from tests.unit.core.helpers import Chan, Harness, bodies, delivered
@@ -225,5 +225,6 @@ def test_consumer_of_plain_queue_unaffected(harness: Harness, ch: Chan) -> None:
     ch.declare_queue("q")
     ch.consume("q", "c", no_ack=True)
     assert bodies(ch.publish("", "q", b"m")) == [b"m"]
-    assert isinstance(delivered(ch.publish("", "q", b"n"))[0], Deliver)
+    [second] = delivered(ch.publish("", "q", b"n"))
+    assert (second.consumer_tag, second.message.body) == ("c", b"n")
     assert harness.broker.topology.queues["q"].features is None

@@ -151,8 +151,11 @@ def test_rejection_in_the_cycle_lets_it_go_round(harness: Harness, ch: Chan) -> 
 def test_missing_dead_letter_exchange_drops(harness: Harness, ch: Chan) -> None:
     ch.declare_queue("q", arguments={"x-dead-letter-exchange": "nowhere"})
     ch.publish("", "q", b"m")
+    fates: list[Fate] = []
+    harness.broker.observer = fates.append
     ch.reject(ch.get_ok("q").delivery_tag, requeue=False)
     assert ch.declare_queue("q", passive=True).message_count == 0
+    assert "dead-lettered" not in [fate.kind for fate in fates]  # dropped, not re-published
 
 
 def test_requeue_does_not_dead_letter(harness: Harness, ch: Chan) -> None:
