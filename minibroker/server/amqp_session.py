@@ -68,15 +68,13 @@ from minibroker.server.session import Session
 if TYPE_CHECKING:
     from minibroker.server.server import BrokerServer
 
-__all__ = ["CLOSE_GRACE", "HANDSHAKE_TIMEOUT", "AMQPSession"]
+__all__ = ["CLOSE_GRACE", "AMQPSession"]
 
 log = logging.getLogger("minibroker.server")
 trace_log = logging.getLogger("minibroker.trace")
 
 #: Seconds to wait for the client's connection.close-ok after we sent connection.close.
 CLOSE_GRACE = 1.0
-#: Seconds a client has to complete the handshake (RabbitMQ's handshake_timeout is 10 s).
-HANDSHAKE_TIMEOUT = 10.0
 
 
 class _Replay(Exception):
@@ -100,9 +98,9 @@ class AMQPSession(Session):
             self.connection.trace = self._trace
         self._received = False
         self._sent = False
-        self._timer: asyncio.TimerHandle | None = server.loop.call_later(
-            HANDSHAKE_TIMEOUT, self._handshake_timeout
-        )
+        #: The close-grace timer; the handshake timeout is the shell's, for every protocol
+        #: (``ServerConfig.handshake_timeout``, ``BrokerProtocol.handshake_expired``).
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- input -------------------------------------------------------------------------------
 
@@ -131,9 +129,6 @@ class AMQPSession(Session):
                 self._close_now()
 
     def _opened(self, event: ConnectionOpened) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self.server.execute(OpenConnection(self.id, user=event.user, peer=self.peer))
         self.server.register(self)
         self.registered = self.handshake_done = True
@@ -287,12 +282,6 @@ class AMQPSession(Session):
         outcome = self.server.execute(CloseConnection(self.id))
         self.server.unregister(self)
         self.server.apply_effects(outcome.effects)
-
-    def _handshake_timeout(self) -> None:
-        self._timer = None
-        if self.connection.state.value < State.OPEN.value:
-            log.warning("%s: handshake not completed in %.0f s", self.peer, HANDSHAKE_TIMEOUT)
-            self._close_now()
 
     # -- output ------------------------------------------------------------------------------
 

@@ -383,6 +383,26 @@ def test_a_socket_that_never_completes_the_handshake_is_dropped(run_broker: RunB
     run_broker(scenario, clock=clock)
 
 
+def test_an_amqp_handshake_follows_the_configured_timeout(run_broker: RunBroker) -> None:
+    """The handshake timeout is the shell's, the same for both protocols and from the config."""
+    clock = ManualClock()
+    config = dataclasses.replace(TEST_CONFIG, handshake_timeout=30.0)
+
+    async def scenario(server: BrokerServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"AMQP\x00\x00\x09\x01")
+        assert await asyncio.wait_for(reader.read(1), 5)  # connection.start began
+        clock.advance(20)  # past RabbitMQ's 10 s, within the configured 30 s
+        server.fire_timers()
+        assert len(server.protocols) == 1
+        clock.advance(11)
+        server.fire_timers()
+        await asyncio.wait_for(reader.read(), 5)  # EOF: the broker closed it
+        writer.close()
+
+    run_broker(scenario, clock=clock, config=config)
+
+
 def test_a_closing_connection_is_not_mistaken_for_an_unfinished_handshake(
     run_broker: RunBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
