@@ -322,7 +322,9 @@ class AMQPSession(Session):
             self._close_now()
 
     def check_heartbeat(self, now: float) -> None:
-        sent, received = self._sent, self._received
+        # While we do not read it (flow control, fairness, a fault) its silence is ours: count
+        # it as heard, and keep sending heartbeats (RabbitMQ pauses only the peer monitor).
+        sent, received = self._sent, self._received or self.reading_held
         self._sent = self._received = False
         if not self.connection.tick(now, sent=sent, received=received):
             log.warning(

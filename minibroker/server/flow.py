@@ -19,8 +19,9 @@ Rules:
 3. Checks are cheap comparisons after every input (a read, a lost socket, a drained output
    buffer); the walk over the queues (``ReadyMeter.recount``) runs on the server's periodic
    sweep only. The overshoot is therefore at most one read per publisher.
-4. A blocked connection sends nothing we can read, heartbeats included: like RabbitMQ, its
-   heartbeat monitoring is suspended while it is blocked (:attr:`FlowController.blocked`).
+4. A blocked connection sends nothing we can read, heartbeats included: like RabbitMQ, we do
+   not count its silence against it while its reading is held (``Session.reading_held``), and
+   keep sending our own heartbeats so the client does not drop us.
 5. File descriptors: at start the soft ``RLIMIT_NOFILE`` is raised to the hard limit where
    allowed, with a warning naming the limit when it stays below ``ServerConfig.open_files``; an
    ``accept()`` that fails for lack of descriptors is logged as one clear error naming the

@@ -499,6 +499,10 @@ class NativeSession(Session):
         heartbeat = self.heartbeat
         if self.state is not State.OPEN or not heartbeat:
             return
+        if self.reading_held:
+            # We are not reading it (flow control, fairness, a fault): its silence is ours.
+            # Keep sending our heartbeats, so the client does not give up on us either.
+            self._last_heard = now
         if now - self._last_heard > 2 * heartbeat:
             log.warning("%s: native connection %d sent nothing for %.1f s (heartbeat %d s); "
                         "closing it", self.peer, self.id, now - self._last_heard, heartbeat)

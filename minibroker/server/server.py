@@ -341,10 +341,9 @@ class BrokerServer:
     def _sweep_sockets(self, now: float) -> None:
         for protocol in list(self.protocols):
             protocol.handshake_expired(now)
-        blocked = self.flow.blocked
         for session in list(self.sessions.values()):
-            if session in blocked:
-                continue  # not read while blocked: no heartbeats can arrive (flow.py rule 4)
+            # Blocked sessions too: they keep sending heartbeats, and do not count the silence
+            # we impose by not reading them (Session.reading_held).
             try:
                 session.check_heartbeat(now)
             except Exception as exc:

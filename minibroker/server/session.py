@@ -107,6 +107,11 @@ class Session(ABC):
             self.transport.pause_reading()
         self._reading_holds.add(reason)
 
+    @property
+    def reading_held(self) -> bool:
+        """Is reading this socket paused by us (so the peer's silence proves nothing)?"""
+        return bool(self._reading_holds)
+
     def release_reading(self, reason: str) -> None:
         if reason not in self._reading_holds:
             return

@@ -449,6 +449,31 @@ def test_heartbeat_sent_when_idle_and_silent_peer_dropped(run_broker: RunBroker)
     run_broker(scenario, clock=clock)
 
 
+def test_a_connection_we_do_not_read_is_not_dropped_and_still_gets_heartbeats(
+    run_broker: RunBroker,
+) -> None:
+    """A blocked publisher (flow control) is silent because we stopped reading it: it must not
+    be dropped for that, and it must keep hearing from us, or the client drops the broker."""
+    clock = ManualClock()
+
+    async def scenario(server: BrokerServer) -> None:
+        before = set(server.sessions)
+        client = await RawClient.connect(server.port, heartbeat=10)
+        [session_id] = set(server.sessions) - before
+        session = server.sessions[session_id]
+        session.hold_reading("test")
+        for _ in range(5):
+            clock.advance(6)  # 30 s of silence in all: three intervals
+            server.fire_timers()
+            assert await client.expect(f.Heartbeat) == f.Heartbeat()
+        assert session_id in server.sessions
+        session.release_reading("test")
+        await client.open_channel()
+        await client.close()
+
+    run_broker(scenario, clock=clock)
+
+
 def test_heartbeat_timeout_in_real_time(run_broker: RunBroker) -> None:
     async def scenario(server: BrokerServer) -> None:
         client = await RawClient.connect(server.port, heartbeat=1)
