@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from minibroker.core.message import Properties
+from minibroker.message import Properties
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.frames import ContentMethod, Frame, MethodFrame, encode_basic_ack

@@ -21,7 +21,7 @@ from typing import cast
 
 from harness import Broker
 
-from minibroker.core.message import Properties
+from minibroker.message import Properties
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame, encode_basic_ack

@@ -28,7 +28,7 @@ from minibroker.core.exchanges import (
     HeadersExchange,
     TopicExchange,
 )
-from minibroker.core.message import FieldTable
+from minibroker.message import FieldTable
 
 REGIONS = [f"region{i}" for i in range(1000)]
 SERVICES = [f"service{i}" for i in range(1000)]

@@ -27,7 +27,7 @@ from clients import Conn, open_native
 from harness import Context, Row, RssSampler, cli_help, mib, start_minibroker
 from scenarios_throughput import single_queue
 
-from minibroker.core.message import Properties
+from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from minibroker.core.message import Properties
+from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 

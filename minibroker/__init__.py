@@ -2,7 +2,7 @@
 
 Reading map (in order):
 
-1. ``minibroker/core/message.py`` — what a message is.
+1. ``minibroker/message.py`` — what a message is.
 2. ``minibroker/core/broker.py`` and ``delivery.py`` — commands in, replies and effects out;
    the life of a message.
 3. ``minibroker/core/exchanges.py``, ``topic.py``, ``headers.py`` — routing.

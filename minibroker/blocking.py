@@ -41,8 +41,8 @@ from minibroker.client.consumer import Consumer, ConsumerStatistics
 from minibroker.client.delivery import Delivery, MessageFields
 from minibroker.client.params import DEFAULT_URL
 from minibroker.client.publish import encode_publish, message_properties
-from minibroker.core.message import FieldTable, Properties
 from minibroker.errors import ClientError
+from minibroker.message import FieldTable, Properties
 from minibroker.protocols.native.codec import NativeCodec
 
 __all__ = [

@@ -1,5 +1,6 @@
 """The core stays sans-IO: nothing under minibroker/core imports I/O, clocks, randomness,
-msgpack, or another minibroker package (except minibroker.errors)."""
+msgpack, or another minibroker package (except the bottom floor: minibroker.errors and
+minibroker.message)."""
 
 import ast
 from pathlib import Path
@@ -11,6 +12,9 @@ FORBIDDEN = {
     "asyncio", "socket", "selectors", "time", "random", "os", "msgpack", "uvloop", "threading",
     "secrets", "io", "pathlib", "subprocess", "signal", "logging", "ssl",
 }
+
+#: The bottom floor every layer may import: the error hierarchy and the message vocabulary.
+BOTTOM = {"minibroker.errors", "minibroker.message"}
 
 
 def _imports(path: Path) -> list[str]:
@@ -39,8 +43,8 @@ def test_core_imports_no_io(path: Path) -> None:
         top = name.split(".")[0]
         assert top not in FORBIDDEN, f"{path.name} imports {name}"
         if top == "minibroker":
-            assert name == "minibroker.errors" or name.startswith("minibroker.core"), (
-                f"{path.name} imports {name}: core may only use minibroker.errors"
+            assert name in BOTTOM or name.startswith("minibroker.core"), (
+                f"{path.name} imports {name}: core may only use {sorted(BOTTOM)}"
             )
 
 

@@ -32,8 +32,8 @@ from minibroker.client.consumer import Consumer
 from minibroker.client.delivery import Delivery, ReturnedMessage
 from minibroker.client.errors import ChannelClosed
 from minibroker.client.publish import encode_publish, message_properties
-from minibroker.core.message import FieldTable, Properties
 from minibroker.errors import AMQPError, ClientError, error_for_code
+from minibroker.message import FieldTable, Properties
 from minibroker.protocols.native import frames as f
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from minibroker.core.message import FieldTable
 from minibroker.errors import ClientError
+from minibroker.message import FieldTable
 from minibroker.protocols.native import frames as f
 
 if TYPE_CHECKING:

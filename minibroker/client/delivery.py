@@ -4,7 +4,7 @@ Rules:
 
 1. The body is the ``bytes`` object the codec produced; nothing is copied or decoded.
 2. Every message property is reachable both as ``delivery.properties`` (a
-   :class:`~minibroker.core.message.Properties`) and as a shortcut (``delivery.headers``,
+   :class:`~minibroker.message.Properties`) and as a shortcut (``delivery.headers``,
    ``delivery.correlation_id`` ...). The shortcuts live in :class:`MessageFields`, shared with
    the blocking wrapper's delivery.
 3. A delivery is settled at most once (ack, nack or reject): a second settlement raises
@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from minibroker.core.message import FieldTable, Properties
 from minibroker.errors import ClientError
+from minibroker.message import FieldTable, Properties
 
 if TYPE_CHECKING:
     from minibroker.client.channel import Channel

@@ -14,8 +14,8 @@ Rules:
 
 from __future__ import annotations
 
-from minibroker.core.message import EMPTY_PROPERTIES, FieldTable, Properties
 from minibroker.errors import ClientError, ProtocolError
+from minibroker.message import EMPTY_PROPERTIES, FieldTable, Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 

@@ -5,6 +5,6 @@ Nothing in this package does I/O, reads a clock, draws random numbers or knows a
 """
 
 from minibroker.core.broker import Broker
-from minibroker.core.message import Message, Properties
+from minibroker.message import Message, Properties
 
 __all__ = ["Broker", "Message", "Properties"]

@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from minibroker.core.message import FieldTable, FieldValue, field_type_name
 from minibroker.core.topology import queue_text
 from minibroker.errors import PreconditionFailed
+from minibroker.message import FieldTable, FieldValue, field_type_name
 
 __all__ = [
     "OVERFLOW_MODES", "QueueLimits", "consumer_priority", "parse_expiration", "queue_limits",

@@ -49,7 +49,6 @@ from minibroker.core.effects import (
 )
 from minibroker.core.exchanges import Exchange
 from minibroker.core.fates import Fate
-from minibroker.core.message import Message
 from minibroker.core.queues import Queue
 from minibroker.core.replyto import REPLY_PREFIX, REPLY_QUEUE, DirectReplyTo
 from minibroker.core.state import SequentialNames
@@ -64,6 +63,7 @@ from minibroker.errors import (
     NotImplementedFeature,
     PreconditionFailed,
 )
+from minibroker.message import Message
 
 __all__ = ["Broker", "SequentialNames"]
 

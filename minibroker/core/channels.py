@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from minibroker.core.message import FieldTable, Message
 from minibroker.core.queues import Queue, QueueEntry
+from minibroker.message import FieldTable, Message
 
 #: Body bytes a connection may receive for window-less consumers between two flushes (rule 5):
 #: twice asyncio's default write high-water mark.

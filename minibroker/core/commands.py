@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minibroker.core.message import FieldTable, Message
+from minibroker.message import FieldTable, Message
 
 __all__ = [
     "Ack", "AckMany", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection",

@@ -23,8 +23,8 @@ from minibroker.core.channels import Consumer
 from minibroker.core.delivery import hand_out
 from minibroker.core.effects import Effect
 from minibroker.core.features import QueueFeatures
-from minibroker.core.message import Message
 from minibroker.core.queues import Queue, QueueEntry
+from minibroker.message import Message
 
 __all__ = ["dispatch_features", "pick_consumer", "with_delivery_count"]
 

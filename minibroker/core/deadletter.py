@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import replace
 
-from minibroker.core.message import FieldTable, FieldValue, Message
+from minibroker.message import FieldTable, FieldValue, Message
 
 __all__ = ["dead_letter", "is_cycle", "routing_keys"]
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 
 from minibroker.core.channels import Channel, Consumer, Unacked
 from minibroker.core.effects import Deliver, Effect
-from minibroker.core.message import Message
 from minibroker.core.queues import Queue, QueueEntry
 from minibroker.errors import PreconditionFailed
+from minibroker.message import Message
 
 __all__ = [
     "ACK", "DISCARD", "REQUEUE", "consumed_queues", "dispatch", "hand_out", "requeue", "settle",

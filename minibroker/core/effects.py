@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from minibroker.core.message import Message
+from minibroker.message import Message
 
 __all__ = [
     "GET_EMPTY",

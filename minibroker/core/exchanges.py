@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from minibroker.core.headers import HeadersMatcher, parse_x_match, table_key
-from minibroker.core.message import FieldTable
 from minibroker.core.topic import TopicTrie
+from minibroker.message import FieldTable
 
 __all__ = [
     "EXCHANGE_TYPES",

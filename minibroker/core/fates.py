@@ -8,7 +8,7 @@ Rules:
    and, with queue features, expired, dead-lettered, dropped.
 2. With no observer the cost is one ``is None`` test per step; the core keeps no history itself
    (unbounded memory is the observer's business, e.g. a bounded recorder in ``testing``).
-3. A fate carries the :class:`~minibroker.core.message.Message` object itself: the same object
+3. A fate carries the :class:`~minibroker.message.Message` object itself: the same object
    for every queue and every step, so observers can follow one publish by identity.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from minibroker.core.message import Message
+from minibroker.message import Message
 
 __all__ = ["Fate", "Observer"]
 

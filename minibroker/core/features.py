@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from minibroker.core.arguments import QueueLimits
-from minibroker.core.message import Message
 from minibroker.core.queues import QueueEntry, TimedEntry
+from minibroker.message import Message
 
 if TYPE_CHECKING:
     from minibroker.core.queues import Queue

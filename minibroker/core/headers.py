@@ -30,8 +30,8 @@ import decimal
 import enum
 from collections.abc import Hashable
 
-from minibroker.core.message import FieldTable, FieldValue, field_type_name
 from minibroker.errors import PreconditionFailed
+from minibroker.message import FieldTable, FieldValue, field_type_name
 
 __all__ = [
     "HeadersMatcher",

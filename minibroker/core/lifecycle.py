@@ -35,10 +35,10 @@ from minibroker.core.effects import Effect
 from minibroker.core.exchanges import Exchange
 from minibroker.core.fates import Fate
 from minibroker.core.features import PLAIN_LIMITS, QueueFeatures
-from minibroker.core.message import FieldTable, Message
 from minibroker.core.queues import Queue, QueueEntry
 from minibroker.core.state import BrokerState
 from minibroker.core.timers import EXPIRY, TTL, Timers
+from minibroker.message import FieldTable, Message
 
 __all__ = ["QueueLifecycle"]
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from minibroker.core.flow import MESSAGE_OVERHEAD, UNMETERED, ReadyMeter
-from minibroker.core.message import FieldTable, Message
+from minibroker.message import FieldTable, Message
 
 if TYPE_CHECKING:
     from minibroker.core.channels import Consumer

@@ -24,9 +24,9 @@ from dataclasses import replace
 
 from minibroker.core.channels import Channel
 from minibroker.core.effects import ConsumeOk, Deliver, Effect, Outcome
-from minibroker.core.message import Message
 from minibroker.core.state import BrokerState
 from minibroker.errors import NotAllowed, PreconditionFailed
+from minibroker.message import Message
 
 __all__ = ["REPLY_PREFIX", "REPLY_QUEUE", "DirectReplyTo"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from minibroker.core.exchanges import Binding
-from minibroker.core.message import FieldTable
+from minibroker.message import FieldTable
 
 if TYPE_CHECKING:
     from minibroker.core.channels import ConnectionState

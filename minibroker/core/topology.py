@@ -29,9 +29,9 @@ from minibroker.core.exchanges import (
     Exchange,
     exchange_class,
 )
-from minibroker.core.message import FieldTable, FieldValue
 from minibroker.core.queues import Queue
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
+from minibroker.message import FieldTable, FieldValue
 
 __all__ = ["VHOST", "Topology", "exchange_text", "queue_text"]
 

@@ -39,7 +39,6 @@ from minibroker import __version__
 from minibroker.config import login_ok
 from minibroker.core import commands as c
 from minibroker.core import effects as e
-from minibroker.core.message import Message
 from minibroker.errors import (
     AccessRefused,
     AMQPError,
@@ -51,6 +50,7 @@ from minibroker.errors import (
     ProtocolError,
     UnexpectedFrame,
 )
+from minibroker.message import Message
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native.codec import MIN_FRAME_SIZE, NativeCodec

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from minibroker.core.exchanges import Binding
-from minibroker.core.message import Properties
 from minibroker.core.statistics import (
     BrokerStatistics,
     ConnectionInfo,
@@ -28,6 +27,7 @@ from minibroker.core.statistics import (
     ExchangeInfo,
     QueueStatistics,
 )
+from minibroker.message import Properties
 from minibroker.testing.controller import Check, Controller
 from minibroker.testing.history import History
 

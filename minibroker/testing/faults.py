@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from minibroker.core import commands as c
 from minibroker.core.effects import Confirm, Effect, Outcome
-from minibroker.core.message import Message
+from minibroker.message import Message
 from minibroker.server.server import BrokerServer
 from minibroker.server.session import Session
 from minibroker.testing.history import Recorder

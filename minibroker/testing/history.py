@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from minibroker.core.fates import Fate
-from minibroker.core.message import Message, Properties
+from minibroker.message import Message, Properties
 
 __all__ = ["DEFAULT_HISTORY_SIZE", "FateEvent", "History", "MessageRecord", "Recorder"]
 

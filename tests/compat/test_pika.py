@@ -350,7 +350,7 @@ def test_messages_cross_protocols_with_every_property(
     import decimal
 
     import minibroker.client as native
-    from minibroker.core.message import Properties
+    from minibroker.message import Properties
 
     queue = name("q")
     channel.queue_declare(queue)

@@ -15,7 +15,7 @@ import socket
 from collections import deque
 from typing import TypeVar
 
-from minibroker.core.message import EMPTY_PROPERTIES, Properties
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 

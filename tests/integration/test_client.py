@@ -26,7 +26,6 @@ from minibroker.client import (
     connect,
 )
 from minibroker.config import ServerConfig
-from minibroker.core.message import Properties
 from minibroker.errors import (
     AccessRefused,
     ClientError,
@@ -37,6 +36,7 @@ from minibroker.errors import (
     PreconditionFailed,
     UnexpectedFrame,
 )
+from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.server import BrokerServer

@@ -7,7 +7,7 @@ import asyncio
 import struct
 
 from minibroker.config import ServerConfig
-from minibroker.core.message import Properties
+from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.server import BrokerServer

@@ -16,7 +16,7 @@ import pytest
 
 from minibroker import __version__
 from minibroker.config import ServerConfig
-from minibroker.core.message import Properties
+from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import PREAMBLE
 from minibroker.server import BrokerServer

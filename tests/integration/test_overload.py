@@ -19,8 +19,8 @@ import pytest
 from minibroker.cli import build_parser
 from minibroker.config import ServerConfig
 from minibroker.core.channels import DELIVERY_BURST
-from minibroker.core.message import EMPTY_PROPERTIES as _PROPS
-from minibroker.core.message import FieldTable
+from minibroker.message import EMPTY_PROPERTIES as _PROPS
+from minibroker.message import FieldTable
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.content import encode_content
 from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame, encode_method

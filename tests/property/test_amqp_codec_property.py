@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibroker.core.message import FieldValue, Properties
 from minibroker.errors import ProtocolError
+from minibroker.message import FieldValue, Properties
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.content import encode_content
 from minibroker.protocols.amqp091.fields import decode_table, encode_table

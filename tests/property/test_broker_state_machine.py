@@ -54,9 +54,9 @@ from minibroker.core.effects import (
     QueuePurgeOk,
     Return,
 )
-from minibroker.core.message import FieldTable, Message
 from minibroker.core.topic import reference_match
 from minibroker.errors import ChannelError, ConnectionError_
+from minibroker.message import FieldTable, Message
 from tests.unit.core.helpers import fingerprint
 
 ChannelKey = tuple[int, int]

@@ -11,8 +11,8 @@ import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibroker.core.message import FieldValue, Properties
 from minibroker.errors import FrameError, ProtocolError
+from minibroker.message import FieldValue, Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import _SCHEMAS, MIN_FRAME_SIZE, PREAMBLE, NativeCodec
 from minibroker.protocols.native.values import ext_hook

@@ -41,8 +41,8 @@ import struct
 from collections import deque
 from typing import Literal
 
-from minibroker.core.message import Properties
 from minibroker.errors import FrameError, ProtocolError, UnexpectedFrame
+from minibroker.message import Properties
 from minibroker.protocols.amqp091.content import decode_properties, encode_content
 from minibroker.protocols.amqp091.frames import (
     DECODERS,

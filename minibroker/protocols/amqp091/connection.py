@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 
 from minibroker.config import login_ok
-from minibroker.core.message import FieldTable
 from minibroker.errors import ProtocolError
+from minibroker.message import FieldTable
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.events import (

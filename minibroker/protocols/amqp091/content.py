@@ -12,7 +12,7 @@ Rules:
 2. Absent stays absent: a property the publisher did not send is ``None`` and is re-emitted as
    not sent, so a delivery carries exactly the publisher's properties.
 3. Decoded properties without headers are cached by their raw octets (publishers repeat the
-   same few); :class:`~minibroker.core.message.Properties` is immutable, so sharing is safe.
+   same few); :class:`~minibroker.message.Properties` is immutable, so sharing is safe.
    Encoded properties are cached by identity for the fan-out case (one message delivered to
    many consumers) — which relies on nobody mutating a ``headers`` dict after publishing.
 4. Bodies are split at ``frame_max - 8`` octets (frame-max counts the 8 octets of frame
@@ -24,8 +24,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from minibroker.core.message import EMPTY_PROPERTIES, Properties
 from minibroker.errors import FrameError, FrameSyntaxError
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.amqp091.fields import decode_table, encode_table
 from minibroker.protocols.amqp091.frames import (
     FRAME_HEAD,

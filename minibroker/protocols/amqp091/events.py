@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minibroker.core.message import FieldTable
+from minibroker.message import FieldTable
 from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame
 
 __all__ = [

@@ -9,7 +9,7 @@ Rules:
    16-bit int, ``I`` signed 32-bit, ``i`` unsigned 32-bit, ``l`` signed 64-bit and ``x`` a
    byte array. Any other tag is a :class:`FrameSyntaxError` (502 SYNTAX_ERROR); a length that
    runs past its container is a :class:`FrameError` (501, "cannot decode").
-2. Decoded values are the :data:`minibroker.core.message.FieldValue` types: every integer tag
+2. Decoded values are the :data:`minibroker.message.FieldValue` types: every integer tag
    → ``int``, ``f``/``d`` → ``float``, ``D`` → ``decimal.Decimal``, ``T`` → an aware
    ``datetime`` in UTC, ``V`` → ``None``, ``x`` → ``bytes``, ``S`` → ``str`` (or ``bytes`` when
    the octets are not UTF-8: py-amqp sends ``bytes`` values as ``S``, so refusing them would
@@ -31,8 +31,8 @@ import datetime
 import decimal
 import struct
 
-from minibroker.core.message import FieldTable, FieldValue
 from minibroker.errors import FrameError, FrameSyntaxError
+from minibroker.message import FieldTable, FieldValue
 
 __all__ = [
     "MAX_DEPTH",

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from minibroker.core.message import Properties
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError
+from minibroker.message import Properties
 from minibroker.protocols.amqp091.fields import decode_table, encode_table
 from minibroker.protocols.amqp091.methods import (
     METHOD_CLASSES,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 
 from minibroker import __version__
-from minibroker.core.message import FieldTable
 from minibroker.errors import REPLY_NAMES, ProtocolError
+from minibroker.message import FieldTable
 from minibroker.protocols.amqp091.fields import decode_table
 
 __all__ = ["CAPABILITIES", "LOGIN_REFUSED", "credentials", "reply_text", "server_properties"]

@@ -41,8 +41,8 @@ from minibroker.core.effects import (
     Return,
 )
 from minibroker.core.effects import ConsumeOk as CoreConsumeOk
-from minibroker.core.message import Message
 from minibroker.errors import CommandInvalid, NotImplementedFeature
+from minibroker.message import Message
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.content import encode_content, encode_deliver
 from minibroker.protocols.amqp091.frames import (

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from minibroker.core.message import FieldTable
+from minibroker.message import FieldTable
 from minibroker.protocols.amqp091.spec import METHODS, MethodSpec
 
 __all__ = ["METHOD_CLASSES", "Method", "class_name"]

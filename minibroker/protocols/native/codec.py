@@ -31,8 +31,8 @@ from typing import Any, Literal, NoReturn
 
 import msgpack
 
-from minibroker.core.message import EMPTY_PROPERTIES, Properties
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.frames import (
     FRAME_TYPES,
     ConnectionFrame,

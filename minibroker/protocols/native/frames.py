@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
-from minibroker.core.message import FieldTable, Properties
+from minibroker.message import FieldTable, Properties
 
 __all__ = [
     "FRAME_TYPES", "REPLIES", "Ack", "Cancel", "CancelOk", "ChannelClose", "ChannelCloseOk",

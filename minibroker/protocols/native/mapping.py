@@ -10,7 +10,7 @@ Rules:
 1. Each request frame maps to exactly one core command (:func:`command_for`) and its answer to
    exactly one reply frame, or none (:func:`reply_for`). Field names are the same on both sides
    (AMQP vocabulary), so the mapping is a copy; an empty ``arguments`` table becomes ``None``.
-2. ``Publish`` builds the core :class:`~minibroker.core.message.Message` around the very
+2. ``Publish`` builds the core :class:`~minibroker.message.Message` around the very
    ``bytes`` object the codec produced: the body is never copied (DESIGN.md, hot path).
 3. Every effect maps to one frame (:func:`frame_for_effect`); a ``Confirm`` becomes
    ``ConfirmAck`` or ``ConfirmNack``. :class:`ConfirmCoalescer` may hold back a run of positive
@@ -28,7 +28,7 @@ from typing import Any
 
 from minibroker.core import commands as c
 from minibroker.core import effects as e
-from minibroker.core.message import EMPTY_PROPERTIES, Message
+from minibroker.message import EMPTY_PROPERTIES, Message
 from minibroker.protocols.native import frames as f
 
 __all__ = [

@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from minibroker.core.message import EMPTY_PROPERTIES, Properties
 from minibroker.errors import FrameSyntaxError
+from minibroker.message import EMPTY_PROPERTIES, Properties
 
 __all__ = [
     "EXT_DECIMAL", "EXT_NAIVE_DATETIME", "MAX_DEPTH", "PROPERTY_NAMES", "check_field_table",

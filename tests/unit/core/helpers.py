@@ -26,7 +26,7 @@ from minibroker.core.effects import (
     QueueDeleteOk,
     QueuePurgeOk,
 )
-from minibroker.core.message import FieldTable, Message, Properties
+from minibroker.message import FieldTable, Message, Properties
 
 __all__ = ["Chan", "Harness", "bodies", "delivered", "fingerprint"]
 

@@ -5,8 +5,8 @@ import pytest
 
 from minibroker.core import commands as c
 from minibroker.core.effects import Confirm, Deliver
-from minibroker.core.message import Message
 from minibroker.errors import NotFound, PreconditionFailed
+from minibroker.message import Message
 from tests.unit.core.helpers import Harness, fingerprint
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from minibroker.core.effects import Confirm, Return
-from minibroker.core.message import Message
 from minibroker.errors import PreconditionFailed
+from minibroker.message import Message
 
 from .helpers import Chan, Harness, bodies, delivered
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from minibroker.core.effects import GET_EMPTY, CancelOk, ConsumeOk, Deliver, GetOk
-from minibroker.core.message import Message, Properties
 from minibroker.errors import AccessRefused, NotAllowed, NotFound
+from minibroker.message import Message, Properties
 
 from .helpers import Chan, Harness, bodies, delivered
 

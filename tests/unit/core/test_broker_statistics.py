@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from minibroker.core import commands as c
-from minibroker.core.message import Message, Properties
 from minibroker.errors import AMQPError, ChannelError, NotFound
+from minibroker.message import Message, Properties
 
 from .helpers import Chan, Harness, fingerprint
 

@@ -19,8 +19,8 @@ from minibroker.core.exchanges import (
     TopicExchange,
     exchange_class,
 )
-from minibroker.core.message import FieldTable, FieldValue
 from minibroker.errors import PreconditionFailed
+from minibroker.message import FieldTable, FieldValue
 
 
 def q(name: str) -> Destination:

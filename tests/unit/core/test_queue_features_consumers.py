@@ -7,8 +7,8 @@ import pytest
 
 from minibroker.core import commands as c
 from minibroker.core.effects import GetOk, Return
-from minibroker.core.message import FieldTable, FieldValue, Properties
 from minibroker.errors import NotAllowed, PreconditionFailed
+from minibroker.message import FieldTable, FieldValue, Properties
 from tests.unit.core.helpers import Chan, Harness, bodies, delivered
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from minibroker.core.broker import Broker
 from minibroker.core.fates import Fate
-from minibroker.core.message import FieldTable, Message, Properties
+from minibroker.message import FieldTable, Message, Properties
 from tests.unit.core.helpers import Chan, Harness
 
 EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)

@@ -7,8 +7,8 @@ import pytest
 from minibroker.core.broker import Broker
 from minibroker.core.effects import ConsumerCancelled, GetEmpty
 from minibroker.core.fates import Fate
-from minibroker.core.message import Properties
 from minibroker.errors import PreconditionFailed
+from minibroker.message import Properties
 from tests.unit.core.helpers import Chan, Harness, bodies
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from minibroker.core.message import EMPTY_PROPERTIES, Properties
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.amqp091 import spec
 from minibroker.protocols.amqp091.codec import CONTROL_FRAME_LIMIT, AMQPCodec
 from minibroker.protocols.amqp091.content import encode_content, encode_deliver

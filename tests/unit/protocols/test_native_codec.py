@@ -8,8 +8,8 @@ import decimal
 import msgpack
 import pytest
 
-from minibroker.core.message import EMPTY_PROPERTIES, FieldTable, Properties
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
+from minibroker.message import EMPTY_PROPERTIES, FieldTable, Properties
 from minibroker.protocols import NATIVE_HEADER
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import (
