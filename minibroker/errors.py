@@ -7,7 +7,7 @@ Rules:
    in vhost '/'"``. Both protocols send exactly these codes and texts.
 2. :class:`ChannelError` subclasses (soft errors, AMQP §4.8 / the XML's ``soft-error`` class)
    close only the channel that caused them; the connection keeps running.
-3. :class:`ConnectionError_` subclasses (hard errors) close the whole connection.
+3. :class:`ConnectionLevelError` subclasses (hard errors) close the whole connection.
    :class:`ProtocolError` is the one a codec raises on bytes it cannot accept; it is a hard
    error too, with 501 (frame error) unless a more specific code applies.
 4. :class:`ClientError` is raised by the client library for its own misuse, never by the broker.
@@ -28,8 +28,8 @@ __all__ = [
     "ClientError",
     "CommandInvalid",
     "ConnectionClosed",
-    "ConnectionError_",
     "ConnectionForced",
+    "ConnectionLevelError",
     "ContentTooLarge",
     "FrameError",
     "FrameSyntaxError",
@@ -123,17 +123,17 @@ class PreconditionFailed(ChannelError):
     reply_code = 406
 
 
-class ConnectionError_(AMQPError):  # the builtin ConnectionError is an OSError
-    """A hard error: the connection closes."""
+class ConnectionLevelError(AMQPError):  # not "ConnectionError": the builtin of that name is an OSError
+    """A hard error (the spec's "connection exception"): the connection closes."""
 
     reply_code = 541
 
 
-class ConnectionForced(ConnectionError_):
+class ConnectionForced(ConnectionLevelError):
     reply_code = 320
 
 
-class ProtocolError(ConnectionError_):
+class ProtocolError(ConnectionLevelError):
     """Raised by a codec on bytes it cannot accept (the only exception a codec raises)."""
 
     reply_code = 501
@@ -151,29 +151,29 @@ class UnexpectedFrame(ProtocolError):
     reply_code = 505
 
 
-class CommandInvalid(ConnectionError_):
+class CommandInvalid(ConnectionLevelError):
     reply_code = 503
 
 
-class ChannelStateError(ConnectionError_):
+class ChannelStateError(ConnectionLevelError):
     """504 CHANNEL_ERROR: a method on a channel that is not open, a second open, ..."""
 
     reply_code = 504
 
 
-class ResourceError(ConnectionError_):
+class ResourceError(ConnectionLevelError):
     reply_code = 506
 
 
-class NotAllowed(ConnectionError_):
+class NotAllowed(ConnectionLevelError):
     reply_code = 530
 
 
-class NotImplementedFeature(ConnectionError_):
+class NotImplementedFeature(ConnectionLevelError):
     reply_code = 540
 
 
-class InternalError(ConnectionError_):
+class InternalError(ConnectionLevelError):
     reply_code = 541
 
 
@@ -198,7 +198,7 @@ def error_for_code(
         text = text[len(name) + 3 :]
     cls = _BY_CODE.get(reply_code)
     if cls is None:
-        cls = ChannelError if 300 <= reply_code < 500 else ConnectionError_
+        cls = ChannelError if 300 <= reply_code < 500 else ConnectionLevelError
         err = cls(text, class_id=class_id, method_id=method_id)
         err.reply_code = reply_code  # type: ignore[misc]  # an unlisted code keeps its number
         return err

@@ -4,7 +4,7 @@ Rules:
 
 1. ``Broker.handle(command, now=...)`` processes one command completely and returns an
    :class:`~minibroker.core.effects.Outcome`. Errors are *raised* (``ChannelError`` subclasses
-   close the channel, ``ConnectionError_`` subclasses the connection) before any state changes,
+   close the channel, ``ConnectionLevelError`` subclasses the connection) before any state changes,
    so a refused command leaves the broker exactly as it was. After a ``ChannelError`` the
    adapter sends ``CloseChannel`` so the channel's deliveries are requeued.
 2. Time arrives as the keyword argument ``now`` (seconds, any epoch); the core never reads a

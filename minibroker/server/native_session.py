@@ -17,7 +17,7 @@ Rules:
    sending this method, any received methods except Close and Close-OK MUST be discarded. The
    response to receiving a Close after sending Close must be to send Close-Ok."
 4. Hard errors (bad bytes 501/502/503, a frame on a channel that is not open 504, a frame out of
-   place 505, a core ``ConnectionError_``) send ``ConnectionClose`` with the code and a text
+   place 505, a core ``ConnectionLevelError``) send ``ConnectionClose`` with the code and a text
    naming the problem, release the connection in the core, and wait briefly for the client's
    ``ConnectionCloseOk`` before closing the socket. Nothing else is read after bad bytes. Each is
    logged at warning level with the peer address; other connections never notice.
@@ -44,8 +44,8 @@ from minibroker.errors import (
     AMQPError,
     ChannelError,
     ChannelStateError,
-    ConnectionError_,
     ConnectionForced,
+    ConnectionLevelError,
     NotAllowed,
     ProtocolError,
     UnexpectedFrame,
@@ -149,7 +149,7 @@ class NativeSession(Session):
                 self.server.loop.call_soon(self._continue)
             try:
                 self._process(frames)
-            except ConnectionError_ as err:
+            except ConnectionLevelError as err:
                 self._fail(err)
             if self.state is State.CLOSED or self._backlog:
                 return
@@ -172,7 +172,7 @@ class NativeSession(Session):
                 # frame raises once the good ones before it are out (_pump schedules its own
                 # continuation if that is large again).
                 self._pump()
-        except ConnectionError_ as err:
+        except ConnectionLevelError as err:
             self._fail(err)
         except Exception as exc:  # an internal error closes this connection only
             self.internal_error(exc)

@@ -55,7 +55,7 @@ from minibroker.core.effects import (
     Return,
 )
 from minibroker.core.topic import reference_match
-from minibroker.errors import ChannelError, ConnectionError_
+from minibroker.errors import ChannelError, ConnectionLevelError
 from minibroker.message import FieldTable, Message
 from tests.unit.core.helpers import fingerprint
 
@@ -158,7 +158,7 @@ class BrokerMachine(RuleBasedStateMachine):
         before = fingerprint(self.broker)
         try:
             outcome = self.send(command)
-        except (ChannelError, ConnectionError_) as err:
+        except (ChannelError, ConnectionLevelError) as err:
             assert predict == err.reply_code, f"{command}: got {err}, model expected {predict}"
             assert fingerprint(self.broker) == before, f"{command} changed state and failed"
             # The adapter closes; the client reopens (as aio-pika's robust channels do).
