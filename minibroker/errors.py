@@ -123,7 +123,7 @@ class PreconditionFailed(ChannelError):
     reply_code = 406
 
 
-class ConnectionLevelError(AMQPError):  # not "ConnectionError": the builtin of that name is an OSError
+class ConnectionLevelError(AMQPError):  # not "ConnectionError": that builtin is an OSError
     """A hard error (the spec's "connection exception"): the connection closes."""
 
     reply_code = 541
