@@ -65,7 +65,9 @@ def integer(obj: dict[str, Any], name: str, default: int | None = None) -> int |
 
 
 def text(obj: dict[str, Any], name: str, default: str = "") -> str:
-    value = obj.get(name, default)
+    value = obj.get(name)
+    if value is None:  # absent, or null as some clients send for "not given"
+        return default
     if not isinstance(value, str):
         raise bad_request(["not_string", name])
     return value
@@ -73,7 +75,7 @@ def text(obj: dict[str, Any], name: str, default: str = "") -> str:
 
 def field_table(obj: dict[str, Any], name: str) -> FieldTable:
     value = obj.get(name)
-    if value is None:
+    if value is None or value == []:  # [] is an empty table to RabbitMQ (an empty proplist)
         return {}
     if not isinstance(value, dict):
         raise bad_request(["not_table", name])
