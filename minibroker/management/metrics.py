@@ -102,7 +102,9 @@ def render_metrics(
                 labels = (("vhost", vhost), ("queue", queue.name))
                 for samples, value in zip(queue_samples, values, strict=False):
                     samples.append((labels, value))
-                published.append((labels, queue.published))
+                # RabbitMQ counts this per channel, exchange and queue, labelled queue_vhost
+                published.append(((("queue_vhost", vhost), ("queue", queue.name)),
+                                  queue.published))
     if not per_object:
         for samples, value in zip(queue_samples, sums, strict=False):
             samples.append(((), value))

@@ -9,6 +9,7 @@ Record the reference again (RabbitMQ with the ``rabbitmq_management`` plugin ena
 
     MINIBROKER_RABBITMQ_MGMT_URL=http://guest:guest@127.0.0.1:15672 \\
     MINIBROKER_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ \\
+    MINIBROKER_RABBITMQ_PROMETHEUS_URL=http://127.0.0.1:15692 \
     python -m tests.management.reference
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 RECORDING = Path(__file__).with_name("rabbitmq_management_reference.json")
+PROMETHEUS_RECORDING = Path(__file__).with_name("rabbitmq_prometheus_reference.json")
 
 #: Objects whose keys are data (argument names, client capabilities, node names), not fields.
 OPAQUE = {"arguments", "client_properties", "cluster_state", "headers", "properties",
@@ -272,12 +274,42 @@ def record_live(mgmt_url: str, amqp_url: str) -> dict[str, dict[str, Any]]:
             request("DELETE", path)
 
 
+# --- rabbitmq_prometheus -------------------------------------------------------------------------
+
+def metric_families(text: str) -> dict[str, dict[str, Any]]:
+    """Family name -> type, label names and whether it had samples, as ``prometheus_client``'s
+    parser reads them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[str, Any]] = {}
+    for family in text_string_to_metric_families(text):
+        labels = sorted({label for sample in family.samples for label in sample.labels})
+        out[family.name] = {"type": family.type, "labels": labels,
+                            "sampled": bool(family.samples)}
+    return out
+
+
+def record_prometheus(url: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The families of ``/metrics`` and ``/metrics/per-object`` of a live rabbitmq_prometheus."""
+    out = {}
+    for path in ("/metrics", "/metrics/per-object"):
+        with urllib.request.urlopen(url.rstrip("/") + path, timeout=30) as response:
+            out[path] = metric_families(response.read().decode("utf-8"))
+    return out
+
+
 def main() -> None:
     mgmt_url = os.environ["MINIBROKER_RABBITMQ_MGMT_URL"]
     amqp_url = os.environ.get("MINIBROKER_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
     recording = record_live(mgmt_url, amqp_url)
     RECORDING.write_text(json.dumps(recording, indent=1, sort_keys=True) + "\n")
     print(f"recorded {len(recording)} answers in {RECORDING}")
+    prometheus_url = os.environ.get("MINIBROKER_RABBITMQ_PROMETHEUS_URL")
+    if prometheus_url:
+        families = record_prometheus(prometheus_url)
+        PROMETHEUS_RECORDING.write_text(json.dumps(families, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {sum(map(len, families.values()))} metric families in "
+              f"{PROMETHEUS_RECORDING}")
 
 
 if __name__ == "__main__":
