@@ -5,9 +5,9 @@ to (bytes in -> requests -> ``app.handle`` -> response bytes, in order, one inpu
 completely before the next), with a core of its own on the loop's thread. Real HTTP clients
 (pyrabbit2, a browser) can then talk to the API before the shell serves it.
 
-Run it by hand to look at the web page::
+Run it by hand to look at the web page (``--demo``: a few clients and steady traffic)::
 
-    python -m tests.management.httpserver 15680
+    python -m tests.management.httpserver 15680 --demo
 """
 
 from __future__ import annotations
@@ -112,9 +112,59 @@ class ApiServer:
         self.loop.close()
 
 
+def demo_traffic(server: ApiServer, period: float = 0.5) -> None:
+    """Clients, queues and a steady trickle of messages, so the page has something to show
+    (the sampler is ticked as the shell would tick it)."""
+    import time
+
+    from minibroker.core import commands as c
+    from minibroker.core.effects import Deliver
+    from minibroker.message import Message
+
+    world = server.world
+    world.clock.now = time.time()
+    world.sampler.interval = 1.0
+    world.client(1, properties={"connection_name": "orders-service"}, channels=2)
+    world.client(2, properties={"connection_name": "billing-worker"})
+    world.run(c.DeclareExchange(1, 1, "orders", "topic", durable=True))
+    for queue, key in (("orders.eu", "eu.#"), ("orders.us", "us.#"), ("audit", "#")):
+        world.run(c.DeclareQueue(1, 1, queue, durable=True))
+        world.run(c.BindQueue(1, 1, queue, "orders", key))
+    step = 0
+    delivered: list[int] = []
+
+    def run(command: c.Command) -> None:
+        outcome = world.run(command)
+        delivered.extend(effect.delivery_tag for effect in outcome.effects
+                         if isinstance(effect, Deliver))
+
+    world.run(c.Qos(2, 1, 20))
+    run(c.Consume(2, 1, "orders.eu", "billing"))
+
+    def tick() -> None:
+        nonlocal step
+        step += 1
+        world.clock.now = time.time()
+        for i in range(3 + step % 7):
+            region = "eu" if i % 3 else "us"
+            run(c.Publish(1, 2, Message("orders", f"{region}.order", b"order %d" % step)))
+        for tag in delivered[: 1 + step % 4]:
+            delivered.remove(tag)
+            run(c.Ack(2, 1, tag))
+        if step % 10 == 0:
+            world.run(c.PurgeQueue(1, 1, "audit"))
+        world.sampler.tick(world.clock.now)
+        server.loop.call_later(period, tick)
+
+    server.call(lambda: server.loop.call_soon(tick))
+
+
 def main() -> None:
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 15680
+    args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    port = int(args[0]) if args else 15680
     with ApiServer(port) as server:
+        if "--demo" in sys.argv:
+            demo_traffic(server)
         print(f"management API on {server.url} (guest/guest); Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
