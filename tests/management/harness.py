@@ -122,3 +122,12 @@ class World:
         reply = self.request("GET", path, **kwargs)
         assert reply.status == 200, (reply.status, reply.body)
         return reply.json
+
+
+def publish(world: World, exchange: str, routing_key: str, payload: str = "x",
+            **extra: Any) -> dict[str, Any]:
+    reply = world.request("POST", f"/api/exchanges/%2F/{exchange}/publish", {
+        "routing_key": routing_key, "payload": payload, "payload_encoding": "string",
+        "properties": {}, **extra})
+    assert reply.status == 200, reply.body
+    return reply.json  # type: ignore[no-any-return]

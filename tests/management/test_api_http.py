@@ -120,7 +120,8 @@ def test_static_page_files() -> None:
     assert page.status == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert b"<html" in page.body
-    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    for name, kind in (("app.js", "text/javascript"), ("pages.js", "text/javascript"),
+                       ("charts.js", "text/javascript"), ("style.css", "text/css")):
         reply = world.request("GET", f"/{name}", auth=None)
         assert (reply.status, reply.headers["content-type"].split(";")[0]) == (200, kind)
     for path in ("/missing.js", "/../pyproject.toml", "/%2e%2e/app.py", "/app.py"):
