@@ -90,7 +90,11 @@ class CommandChannel:
     def __enter__(self) -> CommandChannel:
         self.backend.execute(self.vhost, OpenConnection(self.connection, self.user,
                                                         peer="management API"))
-        self.backend.execute(self.vhost, OpenChannel(self.connection, self.channel))
+        try:
+            self.backend.execute(self.vhost, OpenChannel(self.connection, self.channel))
+        except BaseException:
+            self.backend.execute(self.vhost, CloseConnection(self.connection))
+            raise
         return self
 
     def run(self, command: Command) -> Outcome:
