@@ -11,6 +11,8 @@ Reading map (in order):
 6. ``minibroker/protocols/`` — codecs: bytes in, frames out, no I/O.
 7. ``minibroker/server/`` — the thin asyncio shell that joins sockets to the core.
 8. ``minibroker/client/`` and ``minibroker/testing/`` — the native client and the test toolkit.
+9. ``minibroker/management/`` — RabbitMQ's management HTTP API, metrics and the web page
+   (``docs/management.md``).
 
 ``docs/architecture.md`` walks one message through these files.
 """
