@@ -15,6 +15,10 @@ Rules:
    ``history_size``, and ``loop`` ("auto", "asyncio", "uvloop") for the thread variant.
 4. Leaving the block closes the broker gracefully: clients hear 320 CONNECTION_FORCED and get
    ``shutdown_grace`` (0.2 s here) to close; the loop and its sockets are gone afterwards.
+5. Every ``wait_for_*`` has an awaitable twin ``wait_for_*_async`` with the same arguments. On
+   a thread handle the plain form blocks, and refuses (``RuntimeError`` naming the twin) to
+   block a thread whose event loop is running: the app under test on that loop could not run
+   while it waited. On an asyncio handle both forms are the same coroutine.
 """
 
 from __future__ import annotations
