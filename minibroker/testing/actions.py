@@ -14,10 +14,11 @@ Rules:
    starts deliveries to consumers, a deleted queue that cancels its consumers. Waiters are
    checked afterwards. Armed faults apply too (``nack_publishes`` refuses a handle's publish
    as it would any other).
-4. A published message must be one the wire could carry: it goes through the native codec
-   (both directions) first, so a property no client could send (a 300-byte ``correlation_id``,
-   a header integer beyond 64 bits) is refused here, with the codec's error, rather than
-   breaking the consumer it would be delivered to.
+4. A published message must be one the wire could carry: its names and properties go through
+   the native codec (both directions) first, so a property no client could send (a 300-byte
+   ``correlation_id``, a header integer beyond 64 bits) is refused here, with the codec's
+   error, rather than breaking the consumer it would be delivered to. The body is not sent
+   through it: its size is not the native frame's business (AMQP clients split big bodies).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Hands:
     # -- messages -------------------------------------------------------------------------------
 
     def publish(self, message: Message, mandatory: bool) -> tuple[str, ...]:
-        message = _carried_by_the_wire(message, self._controller.config.max_frame_size)
+        message = _carried_by_the_wire(message)
         broker = self._controller.broker
         observer = broker.observer
         routed: list[tuple[str, ...]] = []
@@ -156,14 +157,14 @@ def default_user(users: Mapping[str, str]) -> tuple[str, str]:
     return user, users[user]
 
 
-def _carried_by_the_wire(message: Message, max_frame_size: int) -> Message:
+def _carried_by_the_wire(message: Message) -> Message:
     """Rule 4: the message as the broker would receive it from a native client."""
-    sender = NativeCodec(role="client", max_frame_size=max_frame_size)
-    receiver = NativeCodec(role="server", max_frame_size=max_frame_size)
+    sender = NativeCodec(role="client")
+    receiver = NativeCodec(role="server")
     frame = f.Publish(_CHANNEL, message.exchange, message.routing_key, False,
-                      message.properties, message.body)
+                      message.properties, b"")
     receiver.receive_data(sender.send_preamble() + sender.send(frame))
     received = receiver.next_frame()
     assert isinstance(received, f.Publish)
-    return Message(received.exchange, received.routing_key, received.body, received.properties)
+    return Message(received.exchange, received.routing_key, message.body, received.properties)
 

@@ -119,8 +119,8 @@ class RunningBroker(_Handle):
                                 timeout: float = DEFAULT_TIMEOUT) -> None:
         await self.wait_for(self.consumer_condition(queue, count), timeout)
 
-    async def wait_for_connections(self, count: int, *, name: str | None = None,
-                                   timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def wait_for_connections(self, count: int, timeout: float = DEFAULT_TIMEOUT, *,
+                                   name: str | None = None) -> None:
         await self.wait_for(self.connections_condition(count, name=name), timeout)
 
     async def wait_for_idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -194,6 +194,8 @@ class ThreadBroker(_Handle):
         asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout + CALL_TIMEOUT)
 
     def _wait(self, condition: Condition, timeout: float, method: str) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking wait on the broker's own thread would never end")
         if _loop_running():
             raise RuntimeError(
                 f"{method}() blocks its thread, and an event loop is running in this one (an "
@@ -273,13 +275,13 @@ class ThreadBroker(_Handle):
                                       timeout: float = DEFAULT_TIMEOUT) -> None:
         await self._wait_async(self.consumer_condition(queue, count), timeout)
 
-    def wait_for_connections(self, count: int, *, name: str | None = None,
-                             timeout: float = DEFAULT_TIMEOUT) -> None:
+    def wait_for_connections(self, count: int, timeout: float = DEFAULT_TIMEOUT, *,
+                             name: str | None = None) -> None:
         self._wait(self.connections_condition(count, name=name), timeout,
                    "wait_for_connections")
 
-    async def wait_for_connections_async(self, count: int, *, name: str | None = None,
-                                         timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def wait_for_connections_async(self, count: int, timeout: float = DEFAULT_TIMEOUT, *,
+                                         name: str | None = None) -> None:
         await self._wait_async(self.connections_condition(count, name=name), timeout)
 
     def wait_for_idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
