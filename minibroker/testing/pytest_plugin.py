@@ -9,8 +9,9 @@ per-test broker.
 Rules:
 
 1. The broker runs on its own loop thread, so the same fixture serves sync tests, async tests
-   and any async plugin's loop: it never depends on the test's loop. Async tests wait with
-   ``await minibroker.wait_for_async(...)`` (the blocking ``wait_for`` would stall their loop).
+   and any async plugin's loop: it never depends on the test's loop. Async tests wait with the
+   awaitable twins, ``await minibroker.wait_for_queue_async(...)`` (the blocking form would
+   stall their loop, and refuses to).
 2. ``async def`` tests that use one of this plugin's fixtures and that no other plugin claims
    (no ``asyncio``/``anyio``/``trio`` marker, no ``anyio_backend`` fixture, no pytest-asyncio in
    auto mode) are run by this plugin, each on a fresh asyncio loop; other async tests are left
