@@ -1,4 +1,4 @@
-"""The test handle's own hands: declare, bind, publish, get, purge, delete — no client needed.
+"""The test handle's actions: declare, bind, publish, get, purge, delete — no client needed.
 
 Rules:
 
@@ -34,7 +34,7 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.testing.controller import Controller
 
-__all__ = ["TOOLKIT_CONNECTION", "GotMessage", "Hands", "default_user"]
+__all__ = ["TOOLKIT_CONNECTION", "Actions", "GotMessage", "default_user"]
 
 #: The connection id of the handle's own actions (in the history's events, for instance).
 TOOLKIT_CONNECTION = -1
@@ -54,7 +54,7 @@ class GotMessage:
     message_count: int
 
 
-class Hands:
+class Actions:
     """Runs the actions on the broker's loop (rule 1); the handles call it through ``_call``."""
 
     def __init__(self, controller: Controller) -> None:

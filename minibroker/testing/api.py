@@ -34,7 +34,7 @@ from minibroker.core.statistics import (
     QueueStatistics,
 )
 from minibroker.message import FieldTable, Message, Properties
-from minibroker.testing.actions import GotMessage, Hands, default_user
+from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
 from minibroker.testing.controller import Controller
 from minibroker.testing.history import History
@@ -60,7 +60,7 @@ class BrokerAPI(Conditions):
     """The inspection, action, fault and condition API shared by both handles (rule 1)."""
 
     _controller: Controller
-    _hands: Hands
+    _actions: Actions
 
     @abstractmethod
     def _call(self, function: Callable[[], _T]) -> _T:
@@ -257,7 +257,7 @@ class BrokerAPI(Conditions):
         auto_delete: bool = False, internal: bool = False, arguments: FieldTable | None = None,
     ) -> None:
         """``exchange.declare``, as a client would send it (same arguments, same errors)."""
-        self._call(lambda: self._hands.declare_exchange(exchange, type, durable, auto_delete,
+        self._call(lambda: self._actions.declare_exchange(exchange, type, durable, auto_delete,
                                                         internal, arguments))
 
     def declare_queue(
@@ -266,28 +266,28 @@ class BrokerAPI(Conditions):
     ) -> str:
         """``queue.declare``; returns the queue's name (the broker chooses one for ``""``).
         No ``exclusive``: an exclusive queue belongs to a client's connection."""
-        return self._call(lambda: self._hands.declare_queue(queue, durable, auto_delete,
+        return self._call(lambda: self._actions.declare_queue(queue, durable, auto_delete,
                                                             arguments))
 
     def bind(self, queue: str, exchange: str, routing_key: str = "",
              arguments: FieldTable | None = None) -> None:
         """``queue.bind``: route what ``exchange`` matches with ``routing_key`` to ``queue``."""
-        self._call(lambda: self._hands.bind(queue, exchange, routing_key, arguments))
+        self._call(lambda: self._actions.bind(queue, exchange, routing_key, arguments))
 
     def bind_exchange(self, destination: str, source: str, routing_key: str = "",
                       arguments: FieldTable | None = None) -> None:
         """``exchange.bind``: route what ``source`` matches on to exchange ``destination``."""
-        self._call(lambda: self._hands.bind_exchange(destination, source, routing_key,
+        self._call(lambda: self._actions.bind_exchange(destination, source, routing_key,
                                                      arguments))
 
     def delete_queue(self, queue: str, *, if_unused: bool = False,
                      if_empty: bool = False) -> int:
         """``queue.delete``: its consumers are cancelled (the clients are told, as with
         RabbitMQ); returns how many ready messages it held."""
-        return self._call(lambda: self._hands.delete_queue(queue, if_unused, if_empty))
+        return self._call(lambda: self._actions.delete_queue(queue, if_unused, if_empty))
 
     def delete_exchange(self, exchange: str, *, if_unused: bool = False) -> None:
-        self._call(lambda: self._hands.delete_exchange(exchange, if_unused))
+        self._call(lambda: self._actions.delete_exchange(exchange, if_unused))
 
     def publish(
         self, exchange: str, routing_key: str, body: bytes | str, *, mandatory: bool = False,
@@ -306,16 +306,16 @@ class BrokerAPI(Conditions):
         elif fields:
             raise TypeError("give properties= or property keywords, not both")
         message = Message(exchange, routing_key, bytes(body), properties)
-        return self._call(lambda: self._hands.publish(message, mandatory))
+        return self._call(lambda: self._actions.publish(message, mandatory))
 
     def get(self, queue: str) -> GotMessage | None:
         """``basic.get`` with automatic acknowledgement: the head of ``queue``, taken out of
         it, or ``None`` when it has no ready message."""
-        return self._call(lambda: self._hands.get(queue))
+        return self._call(lambda: self._actions.get(queue))
 
     def purge(self, queue: str) -> int:
         """``queue.purge``: drop the ready messages; returns how many."""
-        return self._call(lambda: self._hands.purge(queue))
+        return self._call(lambda: self._actions.purge(queue))
 
     def reset(self) -> None:
         """Back to a fresh broker: clients get 320, topology, messages, history and faults go."""

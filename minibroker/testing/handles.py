@@ -36,7 +36,7 @@ from minibroker.core.broker import Broker
 from minibroker.server.clock import Clock
 from minibroker.server.loop import loop_factory
 from minibroker.server.server import BrokerServer
-from minibroker.testing.actions import Hands
+from minibroker.testing.actions import Actions
 from minibroker.testing.api import BrokerAPI
 from minibroker.testing.conditions import Condition
 from minibroker.testing.controller import Controller
@@ -62,7 +62,7 @@ def _controller(config: ServerConfig | None, clock: Clock | None, history_size: 
 class _Handle(BrokerAPI):
     def __init__(self, controller: Controller) -> None:
         self._controller = controller
-        self._hands = Hands(controller)
+        self._actions = Actions(controller)
 
     @property
     def server(self) -> BrokerServer:
