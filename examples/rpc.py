@@ -11,7 +11,6 @@ once (RabbitMQ tutorial 6).
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 
 import minibroker
@@ -94,4 +93,6 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "minibroker://127.0.0.1:5680"))
+    from _run import run_example  # the URL from the command line; one line if no broker
+
+    run_example(main)

@@ -10,7 +10,6 @@ queue with its patterns; a message reaches a queue once even when several bindin
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import minibroker
 
@@ -75,4 +74,6 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "minibroker://127.0.0.1:5680"))
+    from _run import run_example  # the URL from the command line; one line if no broker
+
+    run_example(main)

@@ -6,8 +6,9 @@ Rules:
 2. Readiness is ONE line on stdout, flushed, printed only once every listener accepts:
    ``minibroker listening on minibroker://host:port (native) and amqp://... (AMQP 0-9-1)``.
    Scripts and tests wait for that line, never for a delay.
-3. A port that cannot be bound is one line on stderr naming the port, and exit code 2 (the
-   usage-error code, like argparse's), not a traceback.
+3. An address that cannot be listened on (a port in use, a host name that does not resolve) or a
+   loop that is not installed is one line on stderr saying so in words, and exit code 2 (the
+   usage-error code, like argparse's): no traceback, no stray warning.
 4. SIGINT/SIGTERM shut down gracefully: stop accepting, tell clients (320 CONNECTION_FORCED),
    wait briefly (``shutdown_grace``), close, exit 0.
 """
@@ -20,11 +21,12 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 
 from minibroker import __version__
 from minibroker.config import DEFAULT_PORT, ServerConfig
-from minibroker.server.loop import run
+from minibroker.server.loop import loop_factory, run
 from minibroker.server.server import BrokerServer
 
 __all__ = ["build_parser", "main"]
@@ -120,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         queue_high_water=args.queue_high_water,
     )
     try:
-        return run(_serve(config), args.loop)
+        loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
     except RuntimeError as exc:  # --loop uvloop without uvloop
         print(f"minibroker: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    return run(_serve(config), args.loop)
 
 
 async def _serve(config: ServerConfig) -> int:
@@ -132,8 +135,7 @@ async def _serve(config: ServerConfig) -> int:
         await server.start()
     except OSError as exc:
         await server.close()
-        print(f"minibroker: cannot listen on {config.host} port {_failed_port(exc, config)}: "
-              f"{os.strerror(exc.errno) if exc.errno else exc}", file=sys.stderr)
+        print(f"minibroker: {_listen_error(exc, config)}", file=sys.stderr)
         return EXIT_USAGE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -151,6 +153,15 @@ def _listening(server: BrokerServer) -> str:
     if "amqp" not in server.session_factories:
         return native
     return f"{native} and {server.amqp_url} (AMQP 0-9-1)"
+
+
+def _listen_error(exc: OSError, config: ServerConfig) -> str:
+    """Rule 3's one line: what could not be done, and why, in words."""
+    if isinstance(exc, socket.gaierror):  # its errno is a getaddrinfo code, not an OS errno
+        return (f"cannot listen on {config.host}: the host name does not resolve "
+                f"({exc.strerror}); give an IP address or a name this machine resolves")
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
+    return f"cannot listen on {config.host} port {_failed_port(exc, config)}: {reason}"
 
 
 def _failed_port(exc: OSError, config: ServerConfig) -> int:

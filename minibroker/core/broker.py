@@ -126,7 +126,8 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         if command.connection in self.connections:
             raise InternalError(f"connection id {command.connection} is already in use")
         self.connections[command.connection] = ConnectionState(
-            command.connection, command.user, command.peer
+            command.connection, command.user, command.peer, command.connection_name,
+            command.client_properties,
         )
         return Outcome()
 

@@ -163,12 +163,16 @@ class Channel:
 
 
 class ConnectionState:
-    __slots__ = ("burst", "channels", "exclusive_queues", "id", "peer", "user", "writable")
+    __slots__ = ("burst", "channels", "client_properties", "connection_name", "exclusive_queues",
+                 "id", "peer", "user", "writable")
 
-    def __init__(self, connection_id: int, user: str, peer: str) -> None:
+    def __init__(self, connection_id: int, user: str, peer: str, connection_name: str = "",
+                 client_properties: FieldTable | None = None) -> None:
         self.id = connection_id
         self.user = user
         self.peer = peer
+        self.connection_name = connection_name
+        self.client_properties: FieldTable = client_properties or {}
         self.channels: dict[int, Channel] = {}
         self.exclusive_queues: set[str] = set()
         self.writable = True

@@ -31,6 +31,11 @@ class OpenConnection:
     user: str = "guest"
     #: Free-form description for introspection (peer address, client name).
     peer: str = ""
+    #: The name the client gave its connection (AMQP's ``connection_name`` client property,
+    #: the native hello's client name); "" when it gave none. For introspection only.
+    connection_name: str = ""
+    #: The client properties the client announced (product, version, capabilities...).
+    client_properties: FieldTable | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from minibroker.core.exchanges import Binding
@@ -84,6 +84,10 @@ class ConnectionInfo:
     user: str
     peer: str
     channels: tuple[ChannelInfo, ...]
+    #: The name the client gave this connection ("" when none): AMQP's ``connection_name``
+    #: client property, the native hello's client name.
+    connection_name: str = ""
+    client_properties: FieldTable = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,8 @@ class StatisticsMixin:
         connections = tuple(
             ConnectionInfo(
                 connection=conn.id, user=conn.user, peer=conn.peer,
+                connection_name=conn.connection_name,
+                client_properties=dict(conn.client_properties),
                 channels=tuple(
                     ChannelInfo(
                         connection=conn.id, channel=channel.number,

@@ -129,7 +129,12 @@ class AMQPSession(Session):
                 self._close_now()
 
     def _opened(self, event: ConnectionOpened) -> None:
-        self.server.execute(OpenConnection(self.id, user=event.user, peer=self.peer))
+        properties = event.client_properties
+        name = properties.get("connection_name")
+        self.server.execute(OpenConnection(
+            self.id, user=event.user, peer=self.peer, client_properties=properties,
+            connection_name=name if isinstance(name, str) else "",
+        ))
         self.server.register(self)
         self.registered = self.handshake_done = True
 

@@ -50,7 +50,7 @@ from minibroker.errors import (
     ProtocolError,
     UnexpectedFrame,
 )
-from minibroker.message import Message
+from minibroker.message import FieldTable, Message
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native.codec import MIN_FRAME_SIZE, NativeCodec
@@ -91,6 +91,7 @@ class NativeSession(Session):
         self.state = State.PREAMBLE
         self.user = "guest"
         self.client_name = ""
+        self.client_properties: FieldTable = {}
         self.channel_max = config.channel_max
         self.heartbeat = config.heartbeat
         #: Channel number -> OPEN, or CLOSING after we sent ChannelClose.
@@ -416,6 +417,7 @@ class NativeSession(Session):
 
     def _hello(self, hello: f.Hello) -> None:
         self.client_name = hello.client_name
+        self.client_properties = hello.client_properties
         # A hello without credentials logs in as guest, with guest's configured password: so
         # it works exactly when guest/guest would (RabbitMQ's default user).
         user = hello.username if hello.username is not None else "guest"
@@ -441,7 +443,10 @@ class NativeSession(Session):
         if self.server.closing:
             raise ConnectionForced("broker shutdown")
         self._send(f.TuneOk())
-        self.server.execute(c.OpenConnection(self.id, user=self.user, peer=self.peer))
+        self.server.execute(c.OpenConnection(
+            self.id, user=self.user, peer=self.peer, connection_name=self.client_name,
+            client_properties=self.client_properties,
+        ))
         self.server.register(self)
         self.registered = self.handshake_done = True
         self.state = State.OPEN

@@ -1,4 +1,4 @@
-"""What a test can ask of a test broker: inspection, faults, reset and the waiting conditions.
+"""What a test can ask of a test broker: addresses, inspection, actions, faults and reset.
 
 Rules:
 
@@ -6,10 +6,15 @@ Rules:
    ``self._call``, which runs it on the broker's loop (directly for the asyncio handle, marshalled
    with ``call_soon_threadsafe`` for the thread handle). Results are frozen snapshots, never live
    core objects, so reading them from another thread is safe.
-2. Waiting conditions (``*_condition``) return ``(check, description)``; a handle's ``wait_for``
-   runs ``check`` on the loop after every input (see ``controller.py``). ``check`` returns
-   ``(done, what it saw)`` so a timeout can say both.
-3. Names follow AMQP: ``queue``, ``exchange``, ``routing_key``, ``consumer_tag``, ``reply_code``.
+2. The URLs log in as a configured user: ``guest`` when ``users`` has it (RabbitMQ's default
+   user), else the first one; :meth:`BrokerAPI.url_for` and :meth:`BrokerAPI.amqp_url_for` name
+   another.
+3. Actions (``declare_queue``, ``publish``, ``get``...) go straight into the core as commands
+   of the toolkit's own connection (``actions.py``): no client, same errors as a client's.
+4. Faults aim at a connection by id (:meth:`BrokerAPI.connections`) or by the name the client
+   gave it (``connection_name`` in AMQP client properties, the native ``client_name``).
+5. Names follow AMQP: ``queue``, ``exchange``, ``routing_key``, ``consumer_tag``, ``reply_code``.
+   Waiting conditions live in ``conditions.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import quote
 
 from minibroker.core.exchanges import Binding
 from minibroker.core.statistics import (
@@ -27,15 +33,15 @@ from minibroker.core.statistics import (
     ExchangeInfo,
     QueueStatistics,
 )
-from minibroker.message import Properties
-from minibroker.testing.controller import Check, Controller
+from minibroker.message import FieldTable, Message, Properties
+from minibroker.testing.actions import Actions, GotMessage, default_user
+from minibroker.testing.conditions import Condition, Conditions, find_queue
+from minibroker.testing.controller import Controller
 from minibroker.testing.history import History
 
-__all__ = ["BrokerAPI", "Condition", "QueuedMessage"]
+__all__ = ["BrokerAPI", "Condition", "GotMessage", "QueuedMessage"]
 
 _T = TypeVar("_T")
-
-Condition = tuple[Check, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +56,11 @@ class QueuedMessage:
     redelivered: bool
 
 
-class BrokerAPI:
-    """The inspection, fault and condition API shared by both handles (rule 1)."""
+class BrokerAPI(Conditions):
+    """The inspection, action, fault and condition API shared by both handles (rule 1)."""
 
     _controller: Controller
+    _actions: Actions
 
     @abstractmethod
     def _call(self, function: Callable[[], _T]) -> _T:
@@ -71,13 +78,41 @@ class BrokerAPI:
 
     @property
     def url(self) -> str:
-        """The native protocol's URL (``minibroker://host:port``)."""
-        return f"minibroker://{self.host}:{self.port}"
+        """The native protocol's URL, logged in as the default user (rule 2):
+        ``minibroker://host:port`` for guest/guest, ``minibroker://user:password@host:port``
+        otherwise."""
+        user, password = default_user(self._controller.config.users)
+        if (user, password) == ("guest", "guest"):
+            return f"minibroker://{self.host}:{self.port}"
+        return self.url_for(user)
 
     @property
     def amqp_url(self) -> str:
+        """The AMQP 0-9-1 URL, logged in as the default user (rule 2):
+        ``amqp://guest:guest@host:port/``."""
+        user, password = default_user(self._controller.config.users)
+        return self._amqp_url(user, password)
+
+    def url_for(self, user: str) -> str:
+        """The native URL that logs in as ``user`` (one of the ``users`` option's)."""
+        password = self._password(user)
+        return f"minibroker://{_userinfo(user, password)}@{self.host}:{self.port}"
+
+    def amqp_url_for(self, user: str) -> str:
+        """The AMQP 0-9-1 URL that logs in as ``user`` (one of the ``users`` option's)."""
+        return self._amqp_url(user, self._password(user))
+
+    def _amqp_url(self, user: str, password: str) -> str:
         config = self._controller.config
-        return f"amqp://guest:guest@{config.host}:{config.amqp_port or config.port}/"
+        port = config.amqp_port or config.port
+        return f"amqp://{_userinfo(user, password)}@{config.host}:{port}/"
+
+    def _password(self, user: str) -> str:
+        users = self._controller.config.users
+        if user not in users:
+            known = ", ".join(sorted(users)) or "none"
+            raise KeyError(f"no user {user!r} (configured users: {known})")
+        return users[user]
 
     @property
     def internal_errors(self) -> int:
@@ -98,13 +133,27 @@ class BrokerAPI:
 
     def queue(self, name: str) -> QueueStatistics:
         """One queue's counters; ``KeyError`` if there is no such queue."""
-        found = self._call(lambda: _find_queue(self._controller, name))
+        found = self._call(lambda: find_queue(self._controller, name))
         if found is None:
             raise KeyError(f"no queue {name!r}")
         return found
 
     def has_queue(self, name: str) -> bool:
         return self._call(lambda: name in self._controller.broker.topology.queues)
+
+    def exchange(self, name: str) -> ExchangeInfo:
+        """One exchange (type, flags, arguments, binding count); ``KeyError`` if none."""
+        def find() -> ExchangeInfo | None:
+            broker = self._controller.broker
+            return broker.exchange_info(name) if name in broker.topology.exchanges else None
+
+        found = self._call(find)
+        if found is None:
+            raise KeyError(f"no exchange {name!r}")
+        return found
+
+    def has_exchange(self, name: str) -> bool:
+        return self._call(lambda: name in self._controller.broker.topology.exchanges)
 
     def bindings(self) -> tuple[Binding, ...]:
         return self._call(lambda: self._controller.broker.snapshot().bindings)
@@ -113,8 +162,11 @@ class BrokerAPI:
         every = self._call(lambda: self._controller.broker.snapshot().consumers)
         return tuple(info for info in every if queue is None or info.queue == queue)
 
-    def connections(self) -> tuple[ConnectionInfo, ...]:
-        return self._call(lambda: self._controller.broker.snapshot().connections)
+    def connections(self, *, name: str | None = None) -> tuple[ConnectionInfo, ...]:
+        """Client connections (``name``: only those the client named so, rule 4), with their
+        user, peer, ``connection_name``, client properties and channels."""
+        every = self._call(lambda: self._controller.broker.snapshot().connections)
+        return tuple(info for info in every if name is None or info.connection_name == name)
 
     def messages(self, queue: str) -> tuple[QueuedMessage, ...]:
         """The ready messages of ``queue``, head first, without consuming them."""
@@ -136,22 +188,33 @@ class BrokerAPI:
     # -- faults ---------------------------------------------------------------------------------
 
     def close_connection(
-        self, connection: int | None = None, *, reply_code: int = 320,
-        reply_text: str = "CONNECTION_FORCED - closed by the test",
+        self, connection: int | None = None, *, name: str | None = None,
+        reply_code: int = 320, reply_text: str = "CONNECTION_FORCED - closed by the test",
     ) -> int:
-        """Close one client connection (by id, see :meth:`connections`), or all of them, with
-        the protocol's connection-close. Returns how many were closed."""
+        """Close client connections with the protocol's connection-close: the one with id
+        ``connection`` (see :meth:`connections`), those named ``name`` (rule 4), or, given
+        neither, all of them. Returns how many were closed."""
         return self._call(lambda: self._controller.close_connections(
-            connection, reply_code, reply_text))
+            self._aim(connection, name), reply_code, reply_text))
 
     def close_channel(
-        self, channel: int, *, connection: int | None = None, reply_code: int = 406,
-        reply_text: str = "PRECONDITION_FAILED - closed by the test",
+        self, channel: int, *, connection: int | None = None, name: str | None = None,
+        reply_code: int = 406, reply_text: str = "PRECONDITION_FAILED - closed by the test",
     ) -> int:
-        """Close ``channel`` (on ``connection``, or on every connection that has it open) with
-        the protocol's channel-close; its unacked messages are requeued. Returns the count."""
+        """Close ``channel`` with the protocol's channel-close, on connection ``connection``, on
+        the connections named ``name``, or on every connection that has it open; its unacked
+        messages are requeued. Returns how many channels were closed."""
         return self._call(lambda: self._controller.close_channels(
-            connection, channel, reply_code, reply_text))
+            self._aim(connection, name), channel, reply_code, reply_text))
+
+    def _aim(self, connection: int | None, name: str | None) -> set[int] | None:
+        """The connection ids a fault aims at (loop side); ``None``: every connection."""
+        if name is None:
+            return None if connection is None else {connection}
+        if connection is not None:
+            raise ValueError("give connection= or name=, not both")
+        return {info.connection for info in self._controller.broker.snapshot().connections
+                if info.connection_name == name}
 
     def cancel_consumer(self, consumer_tag: str, *, queue: str | None = None) -> int:
         """Cancel consumers from the broker side (the client gets ``basic.cancel`` when it
@@ -187,88 +250,76 @@ class BrokerAPI:
         """Publishes refused by :meth:`nack_publishes` so far."""
         return self._call(lambda: self._controller.faults.refused)
 
+    # -- actions (rule 3) ---------------------------------------------------------------------
+
+    def declare_exchange(
+        self, exchange: str, type: str = "direct", *, durable: bool = False,
+        auto_delete: bool = False, internal: bool = False, arguments: FieldTable | None = None,
+    ) -> None:
+        """``exchange.declare``, as a client would send it (same arguments, same errors)."""
+        self._call(lambda: self._actions.declare_exchange(exchange, type, durable, auto_delete,
+                                                        internal, arguments))
+
+    def declare_queue(
+        self, queue: str = "", *, durable: bool = False, auto_delete: bool = False,
+        arguments: FieldTable | None = None,
+    ) -> str:
+        """``queue.declare``; returns the queue's name (the broker chooses one for ``""``).
+        No ``exclusive``: an exclusive queue belongs to a client's connection."""
+        return self._call(lambda: self._actions.declare_queue(queue, durable, auto_delete,
+                                                            arguments))
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "",
+             arguments: FieldTable | None = None) -> None:
+        """``queue.bind``: route what ``exchange`` matches with ``routing_key`` to ``queue``."""
+        self._call(lambda: self._actions.bind(queue, exchange, routing_key, arguments))
+
+    def bind_exchange(self, destination: str, source: str, routing_key: str = "",
+                      arguments: FieldTable | None = None) -> None:
+        """``exchange.bind``: route what ``source`` matches on to exchange ``destination``."""
+        self._call(lambda: self._actions.bind_exchange(destination, source, routing_key,
+                                                     arguments))
+
+    def delete_queue(self, queue: str, *, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        """``queue.delete``: its consumers are cancelled (the clients are told, as with
+        RabbitMQ); returns how many ready messages it held."""
+        return self._call(lambda: self._actions.delete_queue(queue, if_unused, if_empty))
+
+    def delete_exchange(self, exchange: str, *, if_unused: bool = False) -> None:
+        self._call(lambda: self._actions.delete_exchange(exchange, if_unused))
+
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes | str, *, mandatory: bool = False,
+        properties: Properties | None = None, **fields: object,
+    ) -> tuple[str, ...]:
+        """Publish ``body`` (a ``str`` is sent as UTF-8) as a client would; the message
+        properties are keyword arguments (``headers=``, ``delivery_mode=``, ``reply_to=``,
+        ``correlation_id=``, ``expiration=``...) or a whole ``properties`` object.
+        Returns the queues it was routed to: empty when unroutable."""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes | bytearray | memoryview):
+            raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+        if properties is None:
+            properties = Properties(**fields)  # type: ignore[arg-type]
+        elif fields:
+            raise TypeError("give properties= or property keywords, not both")
+        message = Message(exchange, routing_key, bytes(body), properties)
+        return self._call(lambda: self._actions.publish(message, mandatory))
+
+    def get(self, queue: str) -> GotMessage | None:
+        """``basic.get`` with automatic acknowledgement: the head of ``queue``, taken out of
+        it, or ``None`` when it has no ready message."""
+        return self._call(lambda: self._actions.get(queue))
+
+    def purge(self, queue: str) -> int:
+        """``queue.purge``: drop the ready messages; returns how many."""
+        return self._call(lambda: self._actions.purge(queue))
+
     def reset(self) -> None:
         """Back to a fresh broker: clients get 320, topology, messages, history and faults go."""
         self._call(self._controller.reset)
-
-    # -- conditions for wait_for ----------------------------------------------------------------
-
-    def queue_condition(
-        self, queue: str, *, ready: int | None = None, unacked: int | None = None,
-        consumers: int | None = None,
-    ) -> Condition:
-        wanted = {key: value for key, value in
-                  (("ready", ready), ("unacked", unacked), ("consumers", consumers))
-                  if value is not None}
-        if not wanted:
-            wanted = {"ready": 1}
-        controller = self._controller
-
-        def check() -> tuple[bool, str]:
-            stats = _find_queue(controller, queue)
-            if stats is None:
-                return False, f"no queue {queue!r}"
-            seen = {key: getattr(stats, key) for key in wanted}
-            text = " ".join(f"{key}={value}" for key, value in seen.items())
-            return seen == wanted, f"queue {queue!r} with {text}"
-
-        text = " ".join(f"{key}={value}" for key, value in wanted.items())
-        return check, f"queue {queue!r} to have {text}"
-
-    def fate_condition(
-        self, kind: str, count: int = 1, *, queue: str | None = None,
-        exchange: str | None = None, routing_key: str | None = None,
-    ) -> Condition:
-        controller = self._controller
-        where = "".join(f" {name}={value!r}" for name, value in
-                        (("queue", queue), ("exchange", exchange), ("routing_key", routing_key))
-                        if value is not None)
-
-        def check() -> tuple[bool, str]:
-            seen = controller.recorder.count(kind, queue=queue, exchange=exchange,
-                                             routing_key=routing_key)
-            note = controller.recorder.history().note
-            return seen >= count, f"{seen} {kind}{where}" + (f" ({note})" if note else "")
-
-        return check, f"{count} message(s) {kind}{where}"
-
-    def consumer_condition(self, queue: str, count: int = 1) -> Condition:
-        controller = self._controller
-
-        def check() -> tuple[bool, str]:
-            stats = _find_queue(controller, queue)
-            seen = 0 if stats is None else stats.consumers
-            return seen >= count, f"{seen} consumer(s) on queue {queue!r}"
-
-        return check, f"{count} consumer(s) on queue {queue!r}"
-
-    def connections_condition(self, count: int) -> Condition:
-        controller = self._controller
-
-        def check() -> tuple[bool, str]:
-            seen = len(controller.broker.connections)
-            return seen == count, f"{seen} connection(s)"
-
-        return check, f"{count} open connection(s)"
-
-    def idle_condition(self) -> Condition:
-        """Idle: nothing unacked anywhere, nothing ready in a queue that has consumers."""
-        controller = self._controller
-
-        def check() -> tuple[bool, str]:
-            busy = [f"{stats.name!r} ready={stats.ready} unacked={stats.unacked}"
-                    for stats in controller.broker.snapshot().queues
-                    if stats.unacked or (stats.ready and stats.consumers)]
-            return not busy, ("busy queues: " + ", ".join(busy)) if busy else "idle"
-
-        return check, "the broker to be idle"
-
-
-def _find_queue(controller: Controller, name: str) -> QueueStatistics | None:
-    broker = controller.broker
-    if name not in broker.topology.queues:
-        return None
-    return broker.queue_statistics(name)
 
 
 def _ready_messages(controller: Controller, name: str) -> tuple[QueuedMessage, ...] | None:
@@ -280,3 +331,7 @@ def _ready_messages(controller: Controller, name: str) -> tuple[QueuedMessage, .
                       bytes(entry.message.body), entry.message.properties, entry.redelivered)
         for entry in queue.ready
     )
+
+
+def _userinfo(user: str, password: str) -> str:
+    return f"{quote(user, safe='')}:{quote(password, safe='')}"

@@ -135,20 +135,22 @@ class Controller:
 
     # -- connections and channels -----------------------------------------------------------
 
-    def close_connections(self, connection: int | None, reply_code: int,
+    def close_connections(self, connections: set[int] | None, reply_code: int,
                           reply_text: str) -> int:
+        """Close the client connections with these ids (``None``: all)."""
         sessions = [session for session in list(self.server.sessions.values())
-                    if connection is None or session.id == connection]
+                    if connections is None or session.id in connections]
         for session in sessions:
             session.shutdown(reply_code, reply_text)
         self.check_waiters()
         return len(sessions)
 
-    def close_channels(self, connection: int | None, channel: int, reply_code: int,
+    def close_channels(self, connections: set[int] | None, channel: int, reply_code: int,
                        reply_text: str) -> int:
+        """Close ``channel`` on the connections with these ids (``None``: all)."""
         closed = 0
         for session in list(self.server.sessions.values()):
-            if connection is None or session.id == connection:
+            if connections is None or session.id in connections:
                 closed += session.close_channel(channel, reply_code, reply_text)
         self.check_waiters()
         return closed

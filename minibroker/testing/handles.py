@@ -15,6 +15,10 @@ Rules:
    ``history_size``, and ``loop`` ("auto", "asyncio", "uvloop") for the thread variant.
 4. Leaving the block closes the broker gracefully: clients hear 320 CONNECTION_FORCED and get
    ``shutdown_grace`` (0.2 s here) to close; the loop and its sockets are gone afterwards.
+5. Every ``wait_for_*`` has an awaitable twin ``wait_for_*_async`` with the same arguments. On
+   a thread handle the plain form blocks, and refuses (``RuntimeError`` naming the twin) to
+   block a thread whose event loop is running: the app under test on that loop could not run
+   while it waited. On an asyncio handle both forms are the same coroutine.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from minibroker.core.broker import Broker
 from minibroker.server.clock import Clock
 from minibroker.server.loop import loop_factory
 from minibroker.server.server import BrokerServer
-from minibroker.testing.api import BrokerAPI, Condition
+from minibroker.testing.actions import Actions
+from minibroker.testing.api import BrokerAPI
+from minibroker.testing.conditions import Condition
 from minibroker.testing.controller import Controller
 from minibroker.testing.history import DEFAULT_HISTORY_SIZE
 
@@ -56,6 +62,7 @@ def _controller(config: ServerConfig | None, clock: Clock | None, history_size: 
 class _Handle(BrokerAPI):
     def __init__(self, controller: Controller) -> None:
         self._controller = controller
+        self._actions = Actions(controller)
 
     @property
     def server(self) -> BrokerServer:
@@ -102,15 +109,32 @@ class RunningBroker(_Handle):
                            timeout: float = DEFAULT_TIMEOUT) -> None:
         await self.wait_for_fate("acked", count, queue=queue, timeout=timeout)
 
+    async def wait_for_publish(self, count: int = 1, *, exchange: str | None = None,
+                               routing_key: str | None = None,
+                               timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self.wait_for(self.publish_condition(count, exchange=exchange,
+                                                   routing_key=routing_key), timeout)
+
     async def wait_for_consumer(self, queue: str, count: int = 1,
                                 timeout: float = DEFAULT_TIMEOUT) -> None:
         await self.wait_for(self.consumer_condition(queue, count), timeout)
 
-    async def wait_for_connections(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> None:
-        await self.wait_for(self.connections_condition(count), timeout)
+    async def wait_for_connections(self, count: int, timeout: float = DEFAULT_TIMEOUT, *,
+                                   name: str | None = None) -> None:
+        await self.wait_for(self.connections_condition(count, name=name), timeout)
 
     async def wait_for_idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         await self.wait_for(self.idle_condition(), timeout)
+
+    # The same names as a thread handle's awaitable twins, so async code runs on either handle.
+    wait_for_async = wait_for
+    wait_for_queue_async = wait_for_queue
+    wait_for_fate_async = wait_for_fate
+    wait_for_ack_async = wait_for_ack
+    wait_for_publish_async = wait_for_publish
+    wait_for_consumer_async = wait_for_consumer
+    wait_for_connections_async = wait_for_connections
+    wait_for_idle_async = wait_for_idle
 
     async def stop(self) -> None:
         """Stop abruptly: every socket reset, no close frames (``start()`` comes back)."""
@@ -165,47 +189,106 @@ class ThreadBroker(_Handle):
 
     def _run(self, coroutine: Any, timeout: float) -> None:
         if threading.current_thread() is self._thread:
+            coroutine.close()
             raise RuntimeError("a blocking wait on the broker's own thread would never end")
         asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout + CALL_TIMEOUT)
 
-    def wait_for(self, condition: Condition, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Block until ``condition`` holds; :class:`WaitTimeout` after ``timeout`` s."""
+    def _wait(self, condition: Condition, timeout: float, method: str) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking wait on the broker's own thread would never end")
+        if _loop_running():
+            raise RuntimeError(
+                f"{method}() blocks its thread, and an event loop is running in this one (an "
+                "async test?): the code under test on that loop could not run while it waits. "
+                f"Use `await broker.{method}_async(...)`, with the same arguments."
+            )
         check, description = condition
         self._run(self._controller.wait_for(check, description, timeout), timeout)
 
-    async def wait_for_async(self, condition: Condition,
-                             timeout: float = DEFAULT_TIMEOUT) -> None:
-        """:meth:`wait_for` for async tests: awaits without blocking the test's own loop."""
+    async def _wait_async(self, condition: Condition, timeout: float) -> None:
         check, description = condition
         future = asyncio.run_coroutine_threadsafe(
             self._controller.wait_for(check, description, timeout), self.loop)
         await asyncio.wrap_future(future)
 
+    # Every wait comes twice: blocking (sync tests, other threads) and awaitable (``_async``:
+    # async tests, whose loop must keep running while they wait). Same arguments.
+
+    def wait_for(self, condition: Condition, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Block until ``condition`` holds; :class:`WaitTimeout` after ``timeout`` s."""
+        self._wait(condition, timeout, "wait_for")
+
+    async def wait_for_async(self, condition: Condition,
+                             timeout: float = DEFAULT_TIMEOUT) -> None:
+        """:meth:`wait_for` for async tests: awaits without blocking the test's own loop."""
+        await self._wait_async(condition, timeout)
+
     def wait_for_queue(self, queue: str, *, ready: int | None = None,
                        unacked: int | None = None, consumers: int | None = None,
                        timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.wait_for(self.queue_condition(queue, ready=ready, unacked=unacked,
-                                           consumers=consumers), timeout)
+        self._wait(self.queue_condition(queue, ready=ready, unacked=unacked,
+                                        consumers=consumers), timeout, "wait_for_queue")
+
+    async def wait_for_queue_async(self, queue: str, *, ready: int | None = None,
+                                   unacked: int | None = None, consumers: int | None = None,
+                                   timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self._wait_async(self.queue_condition(queue, ready=ready, unacked=unacked,
+                                                    consumers=consumers), timeout)
 
     def wait_for_fate(self, kind: str, count: int = 1, *, queue: str | None = None,
                       exchange: str | None = None, routing_key: str | None = None,
                       timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.wait_for(self.fate_condition(kind, count, queue=queue, exchange=exchange,
-                                          routing_key=routing_key), timeout)
+        self._wait(self.fate_condition(kind, count, queue=queue, exchange=exchange,
+                                       routing_key=routing_key), timeout, "wait_for_fate")
+
+    async def wait_for_fate_async(self, kind: str, count: int = 1, *, queue: str | None = None,
+                                  exchange: str | None = None, routing_key: str | None = None,
+                                  timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self._wait_async(self.fate_condition(kind, count, queue=queue, exchange=exchange,
+                                                   routing_key=routing_key), timeout)
 
     def wait_for_ack(self, count: int = 1, *, queue: str | None = None,
                      timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.wait_for_fate("acked", count, queue=queue, timeout=timeout)
+        self._wait(self.fate_condition("acked", count, queue=queue), timeout, "wait_for_ack")
+
+    async def wait_for_ack_async(self, count: int = 1, *, queue: str | None = None,
+                                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self._wait_async(self.fate_condition("acked", count, queue=queue), timeout)
+
+    def wait_for_publish(self, count: int = 1, *, exchange: str | None = None,
+                         routing_key: str | None = None,
+                         timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._wait(self.publish_condition(count, exchange=exchange, routing_key=routing_key),
+                   timeout, "wait_for_publish")
+
+    async def wait_for_publish_async(self, count: int = 1, *, exchange: str | None = None,
+                                     routing_key: str | None = None,
+                                     timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self._wait_async(self.publish_condition(count, exchange=exchange,
+                                                      routing_key=routing_key), timeout)
 
     def wait_for_consumer(self, queue: str, count: int = 1,
                           timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.wait_for(self.consumer_condition(queue, count), timeout)
+        self._wait(self.consumer_condition(queue, count), timeout, "wait_for_consumer")
 
-    def wait_for_connections(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.wait_for(self.connections_condition(count), timeout)
+    async def wait_for_consumer_async(self, queue: str, count: int = 1,
+                                      timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self._wait_async(self.consumer_condition(queue, count), timeout)
+
+    def wait_for_connections(self, count: int, timeout: float = DEFAULT_TIMEOUT, *,
+                             name: str | None = None) -> None:
+        self._wait(self.connections_condition(count, name=name), timeout,
+                   "wait_for_connections")
+
+    async def wait_for_connections_async(self, count: int, timeout: float = DEFAULT_TIMEOUT, *,
+                                         name: str | None = None) -> None:
+        await self._wait_async(self.connections_condition(count, name=name), timeout)
 
     def wait_for_idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.wait_for(self.idle_condition(), timeout)
+        self._wait(self.idle_condition(), timeout, "wait_for_idle")
+
+    async def wait_for_idle_async(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        await self._wait_async(self.idle_condition(), timeout)
 
     def stop(self) -> None:
         """Stop abruptly (see :meth:`RunningBroker.stop`)."""
@@ -254,3 +337,12 @@ def broker_in_thread(
     finally:
         broker_loop.call_soon_threadsafe(stopping[0].set)
         thread.join(CALL_TIMEOUT)
+
+
+def _loop_running() -> bool:
+    """Is an event loop running in the calling thread?"""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

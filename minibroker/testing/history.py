@@ -5,7 +5,9 @@ Rules:
 1. :class:`Recorder` is the core's ``Broker.observer``: it receives a
    :class:`~minibroker.core.fates.Fate` at every step of a message's life and files it under the
    message it concerns (the same ``Message`` object for every step, rule 3 of ``fates.py``).
-   A publish starts a record ("routed", or "refused" for a publish the fault injector nacked).
+   A publish starts a record: "routed" (to one queue or more), "unroutable" (to none; a
+   ``mandatory`` one is then "returned" too), or "refused" (a publish the fault injector
+   nacked).
 2. Memory is bounded: at most ``max_messages`` records (the oldest are dropped, and
    :attr:`History.truncated` says how many) and at most ``max_events`` events per record (a
    message requeued forever cannot grow without limit; ``events_dropped`` counts the rest).
@@ -34,8 +36,9 @@ class FateEvent:
     """One step of one message's life (a frozen copy of the core's ``Fate`` without the
     message)."""
 
-    #: "routed", "returned", "delivered", "acked", "nacked", "rejected", "requeued", "purged",
-    #: "deleted", "expired", "dead-lettered", "dropped", or "refused" (an injected publish nack).
+    #: "routed", "unroutable", "returned", "delivered", "acked", "nacked", "rejected",
+    #: "requeued", "purged", "deleted", "expired", "dead-lettered", "dropped", or "refused" (an
+    #: injected publish nack).
     kind: str
     queue: str | None = None
     queues: tuple[str, ...] = ()
@@ -68,7 +71,8 @@ class MessageRecord:
         return tuple(event.kind for event in self.events)
 
     def fate(self, queue: str | None = None) -> str:
-        """The latest event's kind (for ``queue`` when given): e.g. "acked"."""
+        """The latest event's kind (for ``queue`` when given): e.g. "acked". "unknown" when no
+        event concerns ``queue`` (the message never reached it)."""
         for event in reversed(self.events):
             if queue is None or event.queue == queue or queue in event.queues:
                 return event.kind
@@ -76,7 +80,8 @@ class MessageRecord:
 
     def has(self, kind: str, queue: str | None = None) -> bool:
         return any(
-            event.kind == kind and (queue is None or event.queue == queue)
+            event.kind == kind
+            and (queue is None or event.queue == queue or queue in event.queues)
             for event in self.events
         )
 
@@ -92,10 +97,7 @@ class History:
 
     @property
     def note(self) -> str:
-        if not self.truncated:
-            return ""
-        return (f"history truncated: the {self.truncated} oldest messages were dropped "
-                f"(history_size={self.max_messages})")
+        return _truncation_note(self.truncated, self.max_messages)
 
     def __iter__(self) -> Iterator[MessageRecord]:
         return iter(self.records)
@@ -113,6 +115,13 @@ class History:
     def __repr__(self) -> str:
         note = f", {self.note}" if self.truncated else ""
         return f"History({len(self.records)} messages{note})"
+
+
+def _truncation_note(truncated: int, max_messages: int) -> str:
+    if not truncated:
+        return ""
+    return (f"history truncated: the {truncated} oldest messages were dropped "
+            f"(history_size={max_messages})")
 
 
 class _Entry:
@@ -152,15 +161,19 @@ class Recorder:
     def __call__(self, fate: Fate) -> None:
         message = fate.message
         entry = self._entries.get(id(message))
-        if fate.kind == "routed" and entry is None:
-            entry = self._start(message, fate.queues)
+        kind = fate.kind
+        if kind == "routed":
+            if entry is None:
+                entry = self._start(message, fate.queues)
+            if not fate.queues:
+                kind = "unroutable"  # the core reports "routed to no queue"
         elif entry is None:
             self.unmatched += 1
             return
         if len(entry.events) >= self.max_events:
             entry.dropped += 1
             return
-        entry.events.append(_event(fate))
+        entry.events.append(_event(fate, kind))
 
     def refused(self, message: Message, connection: int, channel: int, reason: str) -> None:
         """A publish the fault injector nacked: recorded, never enqueued."""
@@ -177,6 +190,11 @@ class Recorder:
             del entries[next(iter(entries))]
             self.truncated += 1
         return entry
+
+    @property
+    def note(self) -> str:
+        """``History.note`` without building a snapshot (for waiters' texts)."""
+        return _truncation_note(self.truncated, self.max_messages)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -220,3 +238,11 @@ class Recorder:
                    for event in entry.events):
                 total += 1
         return total
+
+    def published(self, *, exchange: str | None = None, routing_key: str | None = None) -> int:
+        """Messages published (to ``exchange`` with ``routing_key``), whatever their fate."""
+        if exchange is None and routing_key is None:
+            return len(self._entries)
+        return sum(1 for entry in self._entries.values()
+                   if (exchange is None or entry.message.exchange == exchange)
+                   and (routing_key is None or entry.message.routing_key == routing_key))

@@ -9,8 +9,9 @@ per-test broker.
 Rules:
 
 1. The broker runs on its own loop thread, so the same fixture serves sync tests, async tests
-   and any async plugin's loop: it never depends on the test's loop. Async tests wait with
-   ``await minibroker.wait_for_async(...)`` (the blocking ``wait_for`` would stall their loop).
+   and any async plugin's loop: it never depends on the test's loop. Async tests wait with the
+   awaitable twins, ``await minibroker.wait_for_queue_async(...)`` (the blocking form would
+   stall their loop, and refuses to).
 2. ``async def`` tests that use one of this plugin's fixtures and that no other plugin claims
    (no ``asyncio``/``anyio``/``trio`` marker, no ``anyio_backend`` fixture, no pytest-asyncio in
    auto mode) are run by this plugin, each on a fresh asyncio loop; other async tests are left
@@ -19,19 +20,21 @@ Rules:
    point to it, and anything needing the in-process broker (inspection, faults, clock, reset)
    skips the test with a reason saying so.
 4. A test fails at teardown if the broker logged an internal error while it ran.
+5. pytest loads this plugin in every session of an environment that has minibroker installed:
+   loading it imports no broker (nor asyncio) until a test uses one of the fixtures.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
 
-from minibroker.testing.handles import ThreadBroker, broker_in_thread
+if TYPE_CHECKING:
+    from minibroker.testing.handles import ThreadBroker
 
 __all__ = ["RemoteBroker"]
 
@@ -82,7 +85,10 @@ class RemoteBroker:
     def amqp_url(self) -> str:
         if self.scheme == "amqp":
             return self.given_url
-        return f"amqp://guest:guest@{self.host}:{self.port}/"
+        # A minibroker:// URL: the same port speaks AMQP, with the same login.
+        parts = urlsplit(self.given_url)
+        login = "guest:guest" if parts.username is None else parts.netloc.rpartition("@")[0]
+        return f"amqp://{login}@{self.host}:{self.port}/"
 
     def _skip(self, what: str) -> NoReturn:
         pytest.skip(f"{what} needs the in-process minibroker; this run uses "
@@ -113,6 +119,8 @@ def minibroker(request: pytest.FixtureRequest) -> Iterator[ThreadBroker | Remote
     if remote is not None:
         yield remote
         return
+    from minibroker.testing.handles import broker_in_thread
+
     marker = request.node.get_closest_marker("minibroker")
     options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     with broker_in_thread(**options) as broker:
@@ -137,6 +145,8 @@ def minibroker_session(request: pytest.FixtureRequest) -> Iterator[ThreadBroker 
     if remote is not None:
         yield remote
         return
+    from minibroker.testing.handles import broker_in_thread
+
     with broker_in_thread() as broker:
         yield broker
 
@@ -181,6 +191,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             or not _FIXTURES.intersection(pyfuncitem.fixturenames)):
         # Installing minibroker must not change how a suite's other async tests run.
         return None
+    import asyncio
+
     funcargs = pyfuncitem.funcargs
     arguments = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     with asyncio.Runner() as runner:

@@ -116,3 +116,27 @@ def test_help_explains_every_option() -> None:
         # The option's line in the help output carries (the start of) its explanation.
         assert action.help.split()[0] in result.stdout, action.option_strings
     assert "5680" in result.stdout
+
+
+def test_a_host_name_that_does_not_resolve_is_said_in_words() -> None:
+    # .invalid never resolves (RFC 6761), whatever the local DNS does with other names.
+    result = subprocess.run(
+        _command("--host", "no-such-host.invalid", "--port", "0"), capture_output=True,
+        text=True, timeout=TIMEOUT, env=_environment(),
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("minibroker: cannot listen on no-such-host.invalid: the host name "
+                           "does not resolve ("), line
+    assert "Unknown error" not in line
+
+
+def test_loop_uvloop_without_uvloop_is_one_line_and_no_warning() -> None:
+    script = ("import sys\n"
+              "sys.modules['uvloop'] = None  # as if uvloop were not installed\n"
+              "from minibroker.cli import main\n"
+              "sys.exit(main(['--loop', 'uvloop', '--port', '0']))\n")
+    result = subprocess.run([sys.executable, "-W", "default", "-c", script],
+                            capture_output=True, text=True, timeout=TIMEOUT, env=_environment())
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "minibroker: --loop uvloop: uvloop is not installed\n"

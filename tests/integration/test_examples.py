@@ -6,6 +6,7 @@ Each runs as a subprocess (``python examples/<name>.py URL``) against a broker o
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,12 +29,16 @@ def url() -> Iterator[str]:
         yield server.url
 
 
-def run_example(name: str, url: str) -> list[str]:
+def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_example(name: str, url: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), url], capture_output=True, text=True,
-        timeout=TIMEOUT, env=env, cwd=ROOT, check=False)
+        timeout=TIMEOUT, env=_environment(), cwd=ROOT, check=False)
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout.splitlines()
 
@@ -90,7 +95,33 @@ def test_examples_can_run_again_on_the_same_broker(url: str) -> None:
 
 def test_readme_lists_every_example() -> None:
     readme = (EXAMPLES / "README.md").read_text()
-    scripts = sorted(path.name for path in EXAMPLES.glob("*.py"))
+    scripts = sorted(path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("_"))
     assert scripts, "no examples found"
     for script in scripts:
         assert script in readme, f"examples/README.md does not mention {script}"
+
+
+@pytest.mark.parametrize("name", ["work_queue", "pubsub", "topic_routing", "rpc",
+                                  "retry_with_delay"])
+def test_without_a_broker_an_example_says_so_in_one_line(name: str) -> None:
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"minibroker://127.0.0.1:{closed.getsockname()[1]}"
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / f"{name}.py"), url], capture_output=True, text=True,
+            timeout=TIMEOUT, env=_environment(), cwd=ROOT, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"{name}.py: cannot connect to 127.0.0.1:")
+    assert done.stderr.endswith("Is a broker running there? Start one with: "
+                                "python -m minibroker\n")
+
+
+def test_a_refused_login_is_one_line_without_the_hint(url: str) -> None:
+    wrong = url.replace("minibroker://", "minibroker://nobody:wrong@")
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "rpc.py"), wrong], capture_output=True, text=True,
+        timeout=TIMEOUT, env=_environment(), cwd=ROOT, check=False)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "login refused for user 'nobody'" in done.stderr
+    assert "Start one with" not in done.stderr

@@ -249,3 +249,34 @@ def test_thread_broker_restart_and_pika_reconnects(broker: ThreadBroker) -> None
     again = _pika(broker)
     assert again.channel().queue_declare("jobs", passive=True).method.queue == "jobs"
     again.close()
+
+
+def test_close_connection_by_the_name_the_client_gave_it(broker: ThreadBroker) -> None:
+    parameters = pika.URLParameters(broker.amqp_url)
+    parameters.client_properties = {"connection_name": "orders-worker"}
+    worker = pika.BlockingConnection(parameters)
+    bystander = _pika(broker)
+    assert broker.close_connection(name="nobody") == 0
+    assert broker.close_connection(name="orders-worker", reply_text="CONNECTION_FORCED - bye") == 1
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
+        worker.channel()
+    assert (info.value.reply_code, info.value.reply_text) == (320, "CONNECTION_FORCED - bye")
+    broker.wait_for_connections(0, name="orders-worker")
+    assert bystander.is_open and len(broker.connections()) == 1
+    with pytest.raises(ValueError, match="connection= or name="):
+        broker.close_connection(1, name="orders-worker")
+    bystander.close()
+
+
+def test_close_channel_by_connection_name() -> None:
+    async def main() -> None:
+        async with running_broker() as broker, \
+                minibroker.connect(broker.url, client_name="billing") as billing, \
+                minibroker.connect(broker.url, client_name="shipping") as shipping:
+            on_billing, on_shipping = await billing.channel(), await shipping.channel()
+            assert broker.close_channel(on_billing.number, name="billing") == 1
+            with pytest.raises(PreconditionFailed):
+                await on_billing.declare_queue("q")
+            await on_shipping.declare_queue("q")  # the other connection's channel 1 lives
+
+    asyncio.run(main())

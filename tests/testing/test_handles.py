@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 
+import pika
 import pytest
 
 import minibroker
@@ -66,6 +67,34 @@ def test_options_are_server_config_fields() -> None:
                 await conn.channel()
 
     asyncio.run(main())
+
+
+def test_the_urls_log_in_as_a_configured_user() -> None:
+    """Without guest, the URLs carry the first configured user (quoted: any password works)."""
+    users = {"ann": "p@ss:w/rd %", "bob": "hunter2"}
+    with broker_in_thread(users=users) as broker:
+        port = broker.port
+        assert broker.url == f"minibroker://ann:p%40ss%3Aw%2Frd%20%25@127.0.0.1:{port}"
+        assert broker.amqp_url == f"amqp://ann:p%40ss%3Aw%2Frd%20%25@127.0.0.1:{port}/"
+        assert broker.amqp_url_for("bob") == f"amqp://bob:hunter2@127.0.0.1:{port}/"
+        with pytest.raises(KeyError, match=r"no user 'guest' \(configured users: ann, bob\)"):
+            broker.url_for("guest")
+        for url, user in ((broker.url, "ann"), (broker.url_for("bob"), "bob")):
+            with minibroker.blocking.connect(url) as conn:
+                conn.channel()
+                assert {info.user for info in broker.connections()} == {user}
+        for url, user in ((broker.amqp_url, "ann"), (broker.amqp_url_for("bob"), "bob")):
+            connection = pika.BlockingConnection(pika.URLParameters(url))
+            assert {info.user for info in broker.connections()} == {user}
+            connection.close()
+            broker.wait_for_connections(0)
+
+
+def test_guest_stays_the_default_user_when_configured() -> None:
+    with broker_in_thread(users={"ann": "x", "guest": "guest"}) as broker:
+        assert broker.url == f"minibroker://127.0.0.1:{broker.port}"
+        assert broker.amqp_url == f"amqp://guest:guest@127.0.0.1:{broker.port}/"
+        assert broker.url_for("ann") == f"minibroker://ann:x@127.0.0.1:{broker.port}"
 
 
 def test_broker_in_thread_serves_blocking_clients_and_leaves_no_thread() -> None:

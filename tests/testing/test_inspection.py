@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pika
+import pytest
+
 import minibroker
-from minibroker.testing import running_broker
+import minibroker.blocking
+from minibroker.testing import broker_in_thread, running_broker
 
 
 def test_topology_counts_and_peeked_messages() -> None:
@@ -65,8 +69,12 @@ def test_history_follows_each_message_and_filters() -> None:
             assert both.routed_to == ("a", "b") or set(both.routed_to) == {"a", "b"}
             assert both.kinds == ("routed", "delivered", "nacked")
             assert both.fate("a") == "nacked" and both.fate("b") == "routed"
+            assert both.has("routed", queue="b") and not both.has("acked", queue="a")
             assert to_a.kinds == ("routed", "delivered", "acked")
-            assert lost.routed_to == () and lost.kinds == ("routed", "returned")
+            assert to_a.fate("b") == "unknown"  # it never reached b
+            # Routed to no queue: its own kind, then returned because it was mandatory.
+            assert lost.routed_to == () and lost.kinds == ("unroutable", "returned")
+            assert broker.history(kind="unroutable").bodies == [b"lost"]
             assert broker.history(exchange="fan").bodies == [b"to-both"]
             assert broker.history(routing_key="a").bodies == [b"to-a"]
             assert broker.history(queue="b").bodies == [b"to-both"]
@@ -92,3 +100,45 @@ def test_history_is_bounded_and_says_so() -> None:
             assert "truncated" in repr(history)
 
     asyncio.run(main())
+
+
+def test_an_unroutable_publish_without_mandatory_is_unroutable_and_nothing_else() -> None:
+    async def main() -> None:
+        async with running_broker() as broker, minibroker.connect(broker.url) as conn:
+            channel = await conn.channel()
+            await channel.publish("amq.topic", "nobody.listens", b"lost")
+            await broker.wait_for_fate("unroutable")
+            (record,) = broker.history()
+            assert (record.kinds, record.fate(), record.routed_to) == (("unroutable",),
+                                                                      "unroutable", ())
+
+    asyncio.run(main())
+
+
+def test_connections_carry_the_name_the_client_gave_them() -> None:
+    with broker_in_thread() as broker:
+        parameters = pika.URLParameters(broker.amqp_url)
+        parameters.client_properties = {"connection_name": "orders-worker"}
+        connection = pika.BlockingConnection(parameters)
+        with minibroker.blocking.connect(broker.url, client_name="billing") as native:
+            native.channel()
+            by_name = {info.connection_name: info for info in broker.connections()}
+            assert set(by_name) == {"orders-worker", "billing"}
+            pika_properties = by_name["orders-worker"].client_properties
+            assert pika_properties["product"] == "Pika Python Client Library"
+            assert by_name["billing"].client_properties["product"] == "minibroker"
+            (worker,) = broker.connections(name="orders-worker")
+            assert worker.connection == by_name["orders-worker"].connection
+            assert broker.connections(name="nobody") == ()
+        connection.close()
+
+
+def test_one_exchange_by_name() -> None:
+    with broker_in_thread() as broker:
+        broker.declare_exchange("events", "topic", durable=True)
+        info = broker.exchange("events")
+        assert (info.name, info.type, info.durable) == ("events", "topic", True)
+        assert broker.has_exchange("events") and broker.has_exchange("amq.direct")
+        assert not broker.has_exchange("nope")
+        with pytest.raises(KeyError, match="no exchange 'nope'"):
+            broker.exchange("nope")

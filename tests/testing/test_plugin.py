@@ -128,3 +128,11 @@ def test_against_a_broker_url_inspection_skips_with_a_reason(tmp_path: Path) -> 
     assert "1 passed, 6 skipped" in result.stdout
     assert "needs the in-process minibroker; this run uses --minibroker-url=amqp://" in (
         result.stdout)
+
+
+def test_a_remote_native_url_gives_an_amqp_url_with_the_same_login() -> None:
+    from minibroker.testing.pytest_plugin import RemoteBroker
+
+    assert (RemoteBroker("minibroker://ann:p%40ss@broker.test:5681").amqp_url
+            == "amqp://ann:p%40ss@broker.test:5681/")
+    assert RemoteBroker("minibroker://broker.test").amqp_url == "amqp://guest:guest@broker.test:5680/"

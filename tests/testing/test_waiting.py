@@ -95,3 +95,72 @@ def test_thread_broker_async_wait_does_not_block_the_test_loop() -> None:
                 await waiting
 
         asyncio.run(main())
+
+
+def test_every_wait_has_an_awaitable_twin_with_the_same_arguments() -> None:
+    """A thread handle's ``wait_for_X_async`` takes what ``wait_for_X`` takes; so does a
+    ``running_broker()`` handle's, whose waits are awaitable anyway."""
+    import inspect
+
+    from minibroker.testing import RunningBroker, ThreadBroker
+
+    for handle in (ThreadBroker, RunningBroker):
+        waits = [name for name in dir(handle)
+                 if name.startswith("wait_for") and not name.endswith("_async")]
+        assert len(waits) == 8
+        for name in waits:
+            twin = getattr(handle, f"{name}_async")
+            assert inspect.iscoroutinefunction(twin), f"{handle.__name__}.{name}_async"
+            assert (inspect.signature(twin).parameters
+                    == inspect.signature(getattr(handle, name)).parameters)
+
+
+def test_async_twins_wait_on_the_thread_broker_while_the_test_loop_runs() -> None:
+    with broker_in_thread() as broker:
+        async def main() -> None:
+            async with minibroker.connect(broker.url, client_name="app") as conn:
+                await broker.wait_for_connections_async(1, name="app")
+                channel = await conn.channel()
+                await channel.declare_queue("jobs")
+                waits = asyncio.gather(
+                    broker.wait_for_queue_async("jobs", ready=1),
+                    broker.wait_for_publish_async(exchange="", routing_key="jobs"),
+                    broker.wait_for_fate_async("routed", queue="jobs"),
+                )
+                await channel.publish("", "jobs", b"x")  # runs while the waits are pending
+                await waits
+                delivery = await channel.get("jobs")
+                assert delivery is not None
+                await delivery.ack()
+                await broker.wait_for_ack_async(queue="jobs")
+                await broker.wait_for_idle_async()
+                async with channel.consume("jobs"):
+                    await broker.wait_for_consumer_async("jobs")
+            with pytest.raises(WaitTimeout, match=r"2 message.s. published; saw 1 published"):
+                await broker.wait_for_publish_async(2, timeout=0.01)
+
+        asyncio.run(main())
+
+
+def test_a_blocking_wait_inside_a_running_loop_names_its_async_twin() -> None:
+    """Blocking the loop an async test runs on would stall the app under test until a bare
+    timeout: refused at once, with the form to use instead."""
+    with broker_in_thread() as broker:
+        async def main() -> None:
+            with pytest.raises(RuntimeError, match=r"await broker.wait_for_queue_async\(...\)"):
+                broker.wait_for_queue("jobs", ready=1)
+            with pytest.raises(RuntimeError, match=r"wait_for_idle\(\) blocks its thread"):
+                broker.wait_for_idle()
+            await broker.wait_for_idle_async()  # the async twin is fine
+
+        asyncio.run(main())
+
+
+def test_wait_for_publish_counts_unroutable_and_refused_publishes_too() -> None:
+    with broker_in_thread() as broker:
+        broker.publish("amq.topic", "nobody.listens", b"x")
+        broker.nack_publishes(1, exchange="amq.fanout")
+        broker.publish("amq.fanout", "", b"refused")
+        broker.wait_for_publish(2)
+        broker.wait_for_publish(exchange="amq.topic", routing_key="nobody.listens")
+        assert [record.fate() for record in broker.history()] == ["unroutable", "refused"]

@@ -184,3 +184,16 @@ def test_after_a_channel_error_the_broker_keeps_working() -> None:
     # c2's two unacked came back; c1 (prefetch 2) is full, so nothing is delivered.
     assert [type(e).__name__ for e in outcome.effects] == ["Confirm"]
     assert harness.broker.queue_statistics("q").ready == 5
+
+
+def test_a_connection_snapshot_carries_the_clients_name_and_properties() -> None:
+    harness = Harness()
+    properties = {"product": "pika", "connection_name": "orders-worker"}
+    harness.broker.handle(c.OpenConnection(7, user="ann", peer="10.0.0.1:4000",
+                                           connection_name="orders-worker",
+                                           client_properties=properties), now=0.0)
+    harness.broker.handle(c.OpenConnection(8), now=0.0)
+    named, anonymous = harness.broker.snapshot().connections
+    assert (named.connection, named.user, named.connection_name) == (7, "ann", "orders-worker")
+    assert named.client_properties == properties
+    assert (anonymous.connection_name, anonymous.client_properties) == ("", {})
