@@ -31,8 +31,8 @@ __all__ = ["__version__", "connect"]
 _LAZY_ATTRIBUTES = {"connect": "minibroker.client"}
 #: Subpackages and modules reachable as attributes of the package.
 _SUBMODULES = frozenset({
-    "blocking", "cli", "client", "config", "core", "errors", "message", "protocols", "server",
-    "testing",
+    "blocking", "cli", "client", "config", "core", "errors", "management", "message", "protocols",
+    "server", "testing",
 })
 
 # Not ``typing.TYPE_CHECKING``: importing typing would cost several times what this module does
@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and editors
     from minibroker import config as config
     from minibroker import core as core
     from minibroker import errors as errors
+    from minibroker import management as management
     from minibroker import message as message
     from minibroker import protocols as protocols
     from minibroker import server as server
