@@ -155,7 +155,7 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         if command.writable:
             connection.burst = 0  # the shell flushed: a new burst may go out
             for channel in connection.channels.values():
-                self._dispatch_all(delivery.consumed_queues(channel), effects)
+                self._dispatch_all(delivery.wake_consumers(channel), effects)
         return Outcome(None, effects)
 
     def _open_channel(self, command: c.OpenChannel, now: float) -> Outcome:
@@ -220,7 +220,7 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
         effects: list[Effect] = []
         if command.global_:
             channel.global_prefetch = command.prefetch_count
-            self._dispatch_all(delivery.consumed_queues(channel), effects)
+            self._dispatch_all(delivery.wake_consumers(channel), effects)
         else:
             channel.prefetch_count = command.prefetch_count
         return Outcome(None, effects)
@@ -245,8 +245,6 @@ class Broker(Declarations, DirectReplyTo, StatisticsMixin):
             prefetch_count=channel.prefetch_count, arguments=dict(command.arguments or {}),
             priority=priority,
         )
-        if priority and queue.features is None:
-            self._give_features(queue)  # consumer priorities need the feature dispatcher
         channel.consumers[tag] = consumer
         queue.add_consumer(consumer)
         self._queue_used(queue)

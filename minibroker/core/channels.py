@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from minibroker.core.consumers import Turn
 from minibroker.core.queues import Queue, QueueEntry
 from minibroker.message import FieldTable, Message
 
@@ -52,8 +53,8 @@ class Consumer:
     """A subscription of one channel to one queue."""
 
     __slots__ = (
-        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "prefetch_count",
-        "priority", "queue", "unacked",
+        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "number",
+        "prefetch_count", "priority", "queue", "turn", "unacked",
     )
 
     def __init__(
@@ -80,6 +81,10 @@ class Consumer:
         self.priority = priority
         #: Deliveries to this consumer not yet acknowledged.
         self.unacked = 0
+        #: Its subscription number in its queue's ring and its place in the ring's heap, or
+        #: ``None`` while parked without credit (``consumers.py`` rule 4).
+        self.number = 0
+        self.turn: Turn | None = None
 
     def has_credit(self) -> bool:
         """May this consumer take one more delivery now?"""

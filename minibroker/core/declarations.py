@@ -118,6 +118,7 @@ class Declarations(QueueLifecycle):
                     name, durable=command.durable,
                     exclusive_owner=connection.id if command.exclusive else None,
                     auto_delete=command.auto_delete, arguments=arguments, meter=self.meter,
+                    single_active_consumer=limits is not None and limits.single_active_consumer,
                 )
                 topology.add_queue(queue)
                 if limits is not None:

@@ -48,7 +48,7 @@ class QueueFeatures:
 
     __slots__ = (
         "dead", "expires", "expiry_deadline", "key", "last_used", "limits", "ready_bytes",
-        "round_robin", "ttl", "ttl_deadline",
+        "ttl", "ttl_deadline",
     )
 
     def __init__(self, limits: QueueLimits, now: float) -> None:
@@ -65,8 +65,6 @@ class QueueFeatures:
         self.expiry_deadline: float | None = None
         #: Last declare, get, consume or cancel (``x-expires`` counts from here).
         self.last_used = now
-        #: Round-robin position per consumer priority.
-        self.round_robin: dict[int, int] = {}
         self.key = _order_key(limits.max_priority)
 
     # -- enqueue and the length limit (rule 3) -------------------------------------------------

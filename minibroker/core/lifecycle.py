@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from minibroker.core import deadletter
 from minibroker.core.arguments import QueueLimits
-from minibroker.core.consumers import dispatch_features
+from minibroker.core.delivery import dispatch
 from minibroker.core.effects import Effect
 from minibroker.core.exchanges import Exchange
 from minibroker.core.fates import Fate
@@ -115,7 +115,7 @@ class QueueLifecycle(BrokerState):
         assert features is not None
         if queue.consumers and queue.ready:
             start = len(effects)
-            self.delivered += dispatch_features(queue, features, self.now, effects)
+            self.delivered += dispatch(queue, self.now, effects)
             if self.observer is not None:
                 self._observe_deliveries(queue, effects, start)
         self._after_change(queue, effects)

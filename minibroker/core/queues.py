@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from minibroker.core.consumers import ConsumerRing
 from minibroker.core.flow import MESSAGE_OVERHEAD, UNMETERED, ReadyMeter
 from minibroker.message import FieldTable, Message
 
@@ -80,7 +81,7 @@ class Queue:
     __slots__ = (
         "acked", "arguments", "auto_delete", "consumers", "deleted", "delivered", "durable",
         "exclusive_owner", "features", "had_consumer", "meter", "name", "next_msg_id",
-        "published", "ready", "redelivered", "round_robin", "unacked_count", "weight",
+        "published", "ready", "redelivered", "unacked_count", "weight",
     )
 
     def __init__(
@@ -92,6 +93,7 @@ class Queue:
         auto_delete: bool = False,
         arguments: FieldTable | None = None,
         meter: ReadyMeter = UNMETERED,
+        single_active_consumer: bool = False,
     ) -> None:
         self.name = name
         self.durable = durable
@@ -102,9 +104,8 @@ class Queue:
         self.ready: deque[QueueEntry] = deque()
         self.next_msg_id = 1
         self.unacked_count = 0
-        self.consumers: list[Consumer] = []
-        #: Index into ``consumers`` where the next round-robin search starts.
-        self.round_robin = 0
+        #: The consumers in subscription order, and whose turn it is (``consumers.py``).
+        self.consumers = ConsumerRing(single_active=single_active_consumer)
         #: An auto-delete queue is deleted only once it has had a consumer (RabbitMQ's rule).
         self.had_consumer = False
         self.deleted = False
@@ -210,19 +211,14 @@ class Queue:
     # -- consumers --------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
+        self.consumers.add(consumer)
         self.had_consumer = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
-        index = self.consumers.index(consumer)
-        del self.consumers[index]
-        if index < self.round_robin:
-            self.round_robin -= 1
-        if self.round_robin >= len(self.consumers):
-            self.round_robin = 0
+        self.consumers.remove(consumer)
 
     def has_exclusive_consumer(self) -> bool:
-        return any(consumer.exclusive for consumer in self.consumers)
+        return self.consumers.exclusive > 0
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, ready={len(self.ready)}, unacked={self.unacked_count})"

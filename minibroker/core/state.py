@@ -126,10 +126,10 @@ class BrokerState:
             self._dispatch_special(queue, effects)
             return
         if self.observer is None:
-            self.delivered += delivery.dispatch(queue, effects)
+            self.delivered += delivery.dispatch(queue, self.now, effects)
             return
         start = len(effects)
-        self.delivered += delivery.dispatch(queue, effects)
+        self.delivered += delivery.dispatch(queue, self.now, effects)
         self._observe_deliveries(queue, effects, start)
 
     def _dispatch_special(self, queue: Queue, effects: list[Effect]) -> None:

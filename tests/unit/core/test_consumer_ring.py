@@ -1,0 +1,241 @@
+"""Consumer dispatch: round-robin order, priorities and the cost of adding, removing and finding
+a consumer with credit (``core/consumers.py``).
+
+Costs are asserted as operation counts (``has_credit`` calls per consumer), never as time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibroker.core.channels import Consumer
+from tests.unit.core.helpers import Chan, Harness, delivered
+
+
+@pytest.fixture
+def credit_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Counts ``has_credit`` calls per consumer tag."""
+    calls: Counter[str] = Counter()
+    original = Consumer.has_credit
+
+    def counting(self: Consumer) -> bool:
+        calls[self.consumer_tag] += 1
+        return original(self)
+
+    monkeypatch.setattr(Consumer, "has_credit", counting)
+    yield calls
+
+
+def busy_queue(consumers: int) -> tuple[Harness, Chan]:
+    """A queue with ``consumers`` consumers of prefetch 1, each holding one delivery, and a
+    backlog of messages waiting."""
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.qos(1)
+    for number in range(consumers):
+        ch.consume("q", f"c{number}")
+    for _ in range(consumers + 10):
+        ch.publish("", "q", b"m")
+    assert harness.broker.queue_statistics("q").ready == 10
+    return harness, ch
+
+
+@pytest.mark.parametrize("existing", [10, 1000])
+def test_adding_a_consumer_to_a_busy_queue_looks_at_no_other_consumer(
+    existing: int, credit_checks: Counter[str]
+) -> None:
+    _, ch = busy_queue(existing)
+    credit_checks.clear()
+    out = ch.consume("q", "new")
+    assert [d.consumer_tag for d in delivered(out)] == ["new"]
+    # The newcomer is asked twice (it takes one message, then is found full); nobody else is.
+    assert credit_checks == Counter({"new": 2})
+
+
+@pytest.mark.parametrize("existing", [10, 1000])
+def test_cancelling_and_acking_look_at_one_consumer(
+    existing: int, credit_checks: Counter[str]
+) -> None:
+    _, ch = busy_queue(existing)
+    ch.cancel("c5")
+    ch.cancel(f"c{existing - 1}")
+    credit_checks.clear()
+    out = ch.ack(7)  # c6's delivery: c6 takes the next message
+    assert [d.consumer_tag for d in delivered(out)] == ["c6"]
+    assert credit_checks == Counter({"c6": 2})
+
+
+def test_the_turn_passes_to_the_next_consumer_when_its_owner_cancels() -> None:
+    """The consumer whose turn it was unsubscribes: the one after it is next, not the one after
+    that (nor the first)."""
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for tag in ("a", "b", "c", "d"):
+        ch.consume("q", tag, no_ack=True)
+    assert [d.consumer_tag for d in delivered(ch.publish("", "q", b"1"))] == ["a"]
+    ch.cancel("b")  # its turn
+    tags = [d.consumer_tag for _ in range(4) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["c", "d", "a", "c"]
+
+
+def test_cancelling_a_consumer_before_the_turn_keeps_the_turn() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for tag in ("a", "b", "c"):
+        ch.consume("q", tag, no_ack=True)
+    assert [d.consumer_tag for d in delivered(ch.publish("", "q", b"1"))] == ["a"]
+    ch.cancel("a")  # the turn is b's, and stays b's
+    tags = [d.consumer_tag for _ in range(3) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["b", "c", "b"]
+
+
+def test_the_last_consumer_served_wraps_the_turn_before_a_newcomer() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for tag in ("a", "b"):
+        ch.consume("q", tag, no_ack=True)
+    tags = [d.consumer_tag for _ in range(2) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b"]
+    ch.consume("q", "c", no_ack=True)  # joins at the end: a's turn first
+    tags = [d.consumer_tag for _ in range(4) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b", "c", "a"]
+
+
+def test_consumer_churn_on_an_idle_queue_keeps_the_ring_bounded() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.consume("q", "stays")
+    for number in range(5000):
+        ch.consume("q", f"c{number}")
+        ch.cancel(f"c{number}")
+    ring = harness.broker.topology.queues["q"].consumers
+    assert len(ring) == 1 and ring.waiting <= 64
+
+
+# -- the order, against a reference ------------------------------------------------------------
+
+
+@dataclass
+class ReferenceLevel:
+    """Round-robin as a list and an index, the way the broker did it before the ring."""
+
+    tags: list[str] = field(default_factory=list)
+    index: int = 0
+
+
+@dataclass
+class Reference:
+    """Expected deliveries: priorities high to low, round-robin within a priority, skipping
+    consumers without credit; the index moves down when a consumer before it leaves."""
+
+    levels: dict[int, ReferenceLevel] = field(default_factory=dict)
+    priority: dict[str, int] = field(default_factory=dict)
+    prefetch: dict[str, int] = field(default_factory=dict)
+    held: Counter[str] = field(default_factory=Counter)
+    ready: int = 0
+
+    def add(self, tag: str, priority: int, prefetch: int) -> None:
+        self.levels.setdefault(priority, ReferenceLevel()).tags.append(tag)
+        self.priority[tag], self.prefetch[tag] = priority, prefetch
+
+    def remove(self, tag: str) -> None:
+        level = self.levels[self.priority.pop(tag)]
+        index = level.tags.index(tag)
+        del level.tags[index]
+        if index < level.index:
+            level.index -= 1
+        if level.index >= len(level.tags):
+            level.index = 0
+
+    def dispatch(self) -> list[str]:
+        out: list[str] = []
+        while self.ready:
+            tag = self._pick()
+            if tag is None:
+                break
+            self.ready -= 1
+            self.held[tag] += 1
+            out.append(tag)
+        return out
+
+    def _pick(self) -> str | None:
+        for priority in sorted(self.levels, reverse=True):
+            level = self.levels[priority]
+            count = len(level.tags)
+            for step in range(count):
+                index = (level.index + step) % count
+                tag = level.tags[index]
+                if self.held[tag] < self.prefetch[tag]:
+                    level.index = (index + 1) % count
+                    return tag
+        return None
+
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("consume"), st.sampled_from([0, 0, 0, 5, 9]), st.integers(1, 3)),
+    st.tuples(st.just("cancel"), st.integers(0, 30), st.just(0)),
+    st.tuples(st.just("publish"), st.integers(1, 4), st.just(0)),
+    st.tuples(st.just("ack"), st.integers(0, 30), st.just(0)),
+), max_size=60)
+
+
+@given(operations)
+def test_dispatch_order_matches_the_reference_round_robin(
+    steps: list[tuple[str, int, int]]
+) -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    reference = Reference()
+    live: list[str] = []
+    # Deliveries not yet acked, oldest first: (delivery tag, consumer tag).
+    unacked: list[tuple[int, str]] = []
+    created = 0
+
+    def check(out_tags: list[tuple[int, str]], expected: list[str]) -> None:
+        assert [tag for _, tag in out_tags] == expected
+        unacked.extend(out_tags)
+
+    for kind, a, b in steps:
+        if kind == "consume":
+            tag = f"c{created}"
+            created += 1
+            ch.qos(b)
+            out = ch.consume("q", tag, arguments={"x-priority": a} if a else None)
+            reference.add(tag, a, b)
+            live.append(tag)
+        elif kind == "cancel":
+            if not live:
+                continue
+            tag = live.pop(a % len(live))
+            out = ch.cancel(tag)
+            reference.remove(tag)
+        elif kind == "publish":
+            expected: list[str] = []
+            for _ in range(a):
+                out = ch.publish("", "q", b"m")
+                reference.ready += 1
+                got = [(d.delivery_tag, d.consumer_tag) for d in delivered(out)]
+                want = reference.dispatch()
+                check(got, want)
+                expected.extend(want)
+            continue
+        else:
+            if not unacked:
+                continue
+            delivery_tag, tag = unacked.pop(a % len(unacked))
+            out = ch.ack(delivery_tag)
+            reference.held[tag] -= 1
+        check([(d.delivery_tag, d.consumer_tag) for d in delivered(out)], reference.dispatch())
+    assert harness.broker.queue_statistics("q").ready == reference.ready
