@@ -4,9 +4,9 @@ Rules:
 
 1. Round-robin by subscription order: after a consumer takes a message, the turn passes to the
    next consumer subscribed after it, wrapping to the first after the last. A consumer without
-   credit (``Consumer.has_credit``: prefetch reached, connection blocked) loses its turn to the
-   next one. When the consumer whose turn it is unsubscribes, the turn passes to the one after
-   it; a consumer that subscribes joins at the end of the order.
+   credit (``BrokerConsumer.has_credit``: prefetch reached, connection blocked) loses its turn
+   to the next one. When the consumer whose turn it is unsubscribes, the turn passes to the one
+   after it; a consumer that subscribes joins at the end of the order.
 2. Consumer priorities (RabbitMQ): "active consumers with the highest priority receive messages
    first [...] messages will be delivered round-robin among consumers of the same priority"; a
    consumer without credit is skipped, so a lower priority consumer gets the message when every
@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING
 from minibroker.message import Message
 
 if TYPE_CHECKING:
-    from minibroker.core.channels import Consumer
-    from minibroker.core.queues import QueueEntry
+    from minibroker.core.channels import BrokerConsumer
+    from minibroker.core.stores import QueueEntry
 
 __all__ = ["ConsumerRing", "Turn", "with_delivery_count"]
 
 #: A consumer's place in the heap: (-priority, round, subscription number, consumer). The
 #: subscription number is unique within a ring, so the consumer itself is never compared.
-Turn = tuple[int, int, int, "Consumer"]
+Turn = tuple[int, int, int, "BrokerConsumer"]
 
 #: Heap entries of removed consumers are left in place and skipped when they surface; the heap
 #: is rebuilt when they outnumber the live ones by this margin (bounded memory under churn).
@@ -57,7 +57,7 @@ class _Level:
 
     def __init__(self) -> None:
         #: Subscription order: a dict keeps insertion order and removes in O(1).
-        self.members: dict[Consumer, None] = {}
+        self.members: dict[BrokerConsumer, None] = {}
         #: The current pass through ``members``, and the subscription number the turn starts
         #: from in it: consumers numbered >= ``start`` wait in this round, the others in the next.
         self.round = 0
@@ -74,12 +74,15 @@ class ConsumerRing:
     """The consumers of one queue, in subscription order, and whose turn it is."""
 
     __slots__ = (
-        "_heap", "_junk", "_levels", "_members", "_next_number", "exclusive", "single",
+        "_heap", "_junk", "_levels", "_next_number", "exclusive", "members", "single",
         "single_active",
     )
 
     def __init__(self, *, single_active: bool = False) -> None:
-        self._members: dict[Consumer, None] = {}
+        #: Every consumer, in subscription order (a dict keeps insertion order and removes in
+        #: O(1)). Read it — the hot path tests it for emptiness — but change it only through
+        #: :meth:`add` and :meth:`remove`.
+        self.members: dict[BrokerConsumer, None] = {}
         self._levels: dict[int, _Level] = {}
         self._heap: list[Turn] = []
         #: Heap entries that belong to no live consumer.
@@ -88,36 +91,36 @@ class ConsumerRing:
         #: Rule 3.
         self.single_active = single_active
         #: The consumer when there is exactly one (the dispatcher's fast path), else ``None``.
-        self.single: Consumer | None = None
+        self.single: BrokerConsumer | None = None
         #: How many of the consumers are exclusive (at most one, and then it is alone).
         self.exclusive = 0
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self.members)
 
     def __bool__(self) -> bool:
-        return bool(self._members)
+        return bool(self.members)
 
-    def __iter__(self) -> Iterator[Consumer]:
+    def __iter__(self) -> Iterator[BrokerConsumer]:
         """The consumers in subscription order."""
-        return iter(self._members)
+        return iter(self.members)
 
     @property
     def waiting(self) -> int:
         """Entries in the turn heap, live or not (for tests of the bound in rule 4)."""
         return len(self._heap)
 
-    def first(self) -> Consumer | None:
+    def first(self) -> BrokerConsumer | None:
         """The earliest subscribed consumer (the single active one)."""
-        return next(iter(self._members), None)
+        return next(iter(self.members), None)
 
     # -- membership --------------------------------------------------------------------------
 
-    def add(self, consumer: Consumer) -> None:
+    def add(self, consumer: BrokerConsumer) -> None:
         consumer.number = self._next_number
         self._next_number += 1
-        self._members[consumer] = None
-        self.single = consumer if len(self._members) == 1 else None
+        self.members[consumer] = None
+        self.single = consumer if len(self.members) == 1 else None
         if consumer.exclusive:
             self.exclusive += 1
         level = self._levels.get(consumer.priority)
@@ -126,9 +129,9 @@ class ConsumerRing:
         level.members[consumer] = None
         self._push(consumer, level)
 
-    def remove(self, consumer: Consumer) -> None:
-        del self._members[consumer]
-        members = self._members
+    def remove(self, consumer: BrokerConsumer) -> None:
+        del self.members[consumer]
+        members = self.members
         self.single = next(iter(members)) if len(members) == 1 else None
         if consumer.exclusive:
             self.exclusive -= 1
@@ -147,9 +150,9 @@ class ConsumerRing:
             level.start = 0
 
     def clear(self) -> None:
-        for consumer in self._members:
+        for consumer in self.members:
             consumer.turn = None
-        self._members.clear()
+        self.members.clear()
         self._levels.clear()
         self._heap.clear()
         self._junk = 0
@@ -158,12 +161,12 @@ class ConsumerRing:
 
     # -- turns -------------------------------------------------------------------------------
 
-    def wake(self, consumer: Consumer) -> None:
+    def wake(self, consumer: BrokerConsumer) -> None:
         """``consumer`` may have credit again: give it back its place in the order (rule 4)."""
-        if consumer.turn is None and consumer in self._members:
+        if consumer.turn is None and consumer in self.members:
             self._push(consumer, self._levels[consumer.priority])
 
-    def next_turn(self) -> Consumer | None:
+    def next_turn(self) -> BrokerConsumer | None:
         """The consumer that takes the next message, its turn passed on; ``None`` when no
         consumer has credit (rules 1-3)."""
         if self.single_active:
@@ -191,7 +194,7 @@ class ConsumerRing:
             return consumer
         return None
 
-    def _push(self, consumer: Consumer, level: _Level) -> None:
+    def _push(self, consumer: BrokerConsumer, level: _Level) -> None:
         if self.single_active:
             return
         number = consumer.number

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibroker.core.channels import Consumer
+from minibroker.core.channels import BrokerConsumer
 from tests.unit.core.helpers import Chan, Harness, delivered
 
 
@@ -22,13 +22,13 @@ from tests.unit.core.helpers import Chan, Harness, delivered
 def credit_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     """Counts ``has_credit`` calls per consumer tag."""
     calls: Counter[str] = Counter()
-    original = Consumer.has_credit
+    original = BrokerConsumer.has_credit
 
-    def counting(self: Consumer) -> bool:
+    def counting(self: BrokerConsumer) -> bool:
         calls[self.consumer_tag] += 1
         return original(self)
 
-    monkeypatch.setattr(Consumer, "has_credit", counting)
+    monkeypatch.setattr(BrokerConsumer, "has_credit", counting)
     yield calls
 
 

@@ -211,7 +211,7 @@ def test_timers_of_a_deleted_queue_are_dropped() -> None:
 
 def test_only_entries_that_can_expire_carry_a_deadline() -> None:
     """Memory: a plain queue's entries have no deadline slot; a TTL queue's entries do."""
-    from minibroker.core.queues import QueueEntry, TimedEntry
+    from minibroker.core.stores import QueueEntry, TimedEntry
 
     harness = Harness()
     ch = harness.open()
