@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConsumerRing", "Turn", "with_delivery_count"]
 
-#: A consumer's place in the heap: (-priority, round, subscription number, consumer). The
-#: subscription number is unique within a ring, so the consumer itself is never compared.
-Turn = tuple[int, int, int, "BrokerConsumer"]
-
 #: Heap entries of removed consumers are left in place and skipped when they surface; the heap
 #: is rebuilt when they outnumber the live ones by this margin (bounded memory under churn).
 _COMPACT_SLACK = 32
@@ -53,11 +49,13 @@ _COMPACT_SLACK = 32
 class _Level:
     """The consumers of one priority and whose turn it is among them (rule 1)."""
 
-    __slots__ = ("members", "round", "start")
+    __slots__ = ("last", "members", "round", "start")
 
     def __init__(self) -> None:
         #: Subscription order: a dict keeps insertion order and removes in O(1).
         self.members: dict[BrokerConsumer, None] = {}
+        #: The subscription number of the last consumer in that order.
+        self.last = 0
         #: The current pass through ``members``, and the subscription number the turn starts
         #: from in it: consumers numbered >= ``start`` wait in this round, the others in the next.
         self.round = 0
@@ -66,8 +64,10 @@ class _Level:
     def round_for(self, number: int) -> int:
         return self.round if number >= self.start else self.round + 1
 
-    def last_number(self) -> int:
-        return next(reversed(self.members)).number
+
+#: A consumer's place in the heap: (-priority, round, subscription number, consumer, its
+#: level). The subscription number is unique within a ring, so nothing after it is compared.
+Turn = tuple[int, int, int, "BrokerConsumer", _Level]
 
 
 class ConsumerRing:
@@ -127,6 +127,7 @@ class ConsumerRing:
         if level is None:
             level = self._levels[consumer.priority] = _Level()
         level.members[consumer] = None
+        level.last = consumer.number
         self._push(consumer, level)
 
     def remove(self, consumer: BrokerConsumer) -> None:
@@ -144,7 +145,10 @@ class ConsumerRing:
         del level.members[consumer]
         if not level.members:
             del self._levels[consumer.priority]
-        elif level.start > level.last_number():
+            return
+        if consumer.number == level.last:
+            level.last = next(reversed(level.members)).number
+        if level.start > level.last:
             # The turn was past the last consumer of the level: it wraps to the first now.
             level.round += 1
             level.start = 0
@@ -174,23 +178,24 @@ class ConsumerRing:
             return first if first is not None and first.has_credit() else None
         heap = self._heap
         while heap:
-            turn = heapq.heappop(heap)
+            turn = heap[0]
             consumer = turn[3]
             if consumer.turn is not turn:
+                heapq.heappop(heap)
                 self._junk -= 1  # a removed consumer's old place
                 continue
             if not consumer.has_credit():
+                heapq.heappop(heap)
                 consumer.turn = None  # parked until woken
                 continue
-            level = self._levels[consumer.priority]
-            number = turn[2]
-            if number == level.last_number():
-                level.round, level.start = turn[1] + 1, 0  # past the last: wrap now
+            _, round_, number, _, level = turn
+            if number == level.last:
+                level.round, level.start = round_ + 1, 0  # past the last: wrap now
             else:
-                level.round, level.start = turn[1], number + 1
+                level.round, level.start = round_, number + 1
             # Its next turn comes after every other consumer of the level has had one.
-            consumer.turn = turn = (turn[0], turn[1] + 1, number, consumer)
-            heapq.heappush(heap, turn)
+            consumer.turn = turn = (turn[0], round_ + 1, number, consumer, level)
+            heapq.heapreplace(heap, turn)
             return consumer
         return None
 
@@ -198,7 +203,9 @@ class ConsumerRing:
         if self.single_active:
             return
         number = consumer.number
-        consumer.turn = turn = (-consumer.priority, level.round_for(number), number, consumer)
+        consumer.turn = turn = (
+            -consumer.priority, level.round_for(number), number, consumer, level
+        )
         heapq.heappush(self._heap, turn)
 
     def _compact(self) -> None:

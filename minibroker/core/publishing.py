@@ -62,6 +62,7 @@ class Publishing:
         if channel.tx is not None:
             channel.tx.publishes.append((message, command.mandatory))
         else:
+            self.state.published += 1
             accepted = self.route(channel, message, command.mandatory, now, effects)
             if channel.confirm:
                 self.confirm(channel, 1, accepted, effects)
@@ -78,6 +79,7 @@ class Publishing:
             channel.tx.publishes.extend(accepted)
             return Outcome(None, effects)
         route = self.route
+        self.state.published += len(accepted)
         if not channel.confirm:
             for message, mandatory in accepted:
                 route(channel, message, mandatory, now, effects)
@@ -147,8 +149,7 @@ class Publishing:
         effects: list[Effect],
     ) -> bool:
         """Route and enqueue an accepted message; False if a queue refused it
-        (``reject-publish``)."""
-        self.state.published += 1
+        (``reject-publish``). The caller counts it as published."""
         exchange = self.exchanges[message.exchange]
         properties = message.properties
         headers = properties.headers

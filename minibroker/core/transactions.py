@@ -50,9 +50,10 @@ class Transactions:
             group = [unacked for _, unacked, kind in tx.settlements if kind == action]
             if group:
                 self.acks.apply(channel, group, action, now, effects)
-        exchanges = self.state.topology.exchanges
+        state = self.state
         for message, mandatory in tx.publishes:
-            if message.exchange in exchanges:
+            if message.exchange in state.topology.exchanges:
+                state.published += 1
                 self.publishing.route(channel, message, mandatory, now, effects)
         return Outcome(None, effects)
 

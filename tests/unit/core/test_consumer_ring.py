@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minibroker.core import commands as c
 from minibroker.core.channels import BrokerConsumer
 from tests.unit.core.helpers import Chan, Harness, delivered
 
@@ -182,8 +183,13 @@ class Reference:
         return None
 
 
+#: A no-ack consumer's window, as far as the reference is concerned.
+NO_ACK = 1_000_000
+
+#: ("consume", priority, prefetch; 0 = no-ack), ("cancel", which, _), ("publish", how many, _),
+#: ("ack", which, _).
 operations = st.lists(st.one_of(
-    st.tuples(st.just("consume"), st.sampled_from([0, 0, 0, 5, 9]), st.integers(1, 3)),
+    st.tuples(st.just("consume"), st.sampled_from([0, 0, 0, 5, 9]), st.integers(0, 3)),
     st.tuples(st.just("cancel"), st.integers(0, 30), st.just(0)),
     st.tuples(st.just("publish"), st.integers(1, 4), st.just(0)),
     st.tuples(st.just("ack"), st.integers(0, 30), st.just(0)),
@@ -205,15 +211,19 @@ def test_dispatch_order_matches_the_reference_round_robin(
 
     def check(out_tags: list[tuple[int, str]], expected: list[str]) -> None:
         assert [tag for _, tag in out_tags] == expected
-        unacked.extend(out_tags)
+        for delivery_tag, tag in out_tags:
+            if reference.prefetch[tag] == NO_ACK:
+                reference.held[tag] -= 1  # acknowledged on sending
+            else:
+                unacked.append((delivery_tag, tag))
 
     for kind, a, b in steps:
         if kind == "consume":
             tag = f"c{created}"
             created += 1
             ch.qos(b)
-            out = ch.consume("q", tag, arguments={"x-priority": a} if a else None)
-            reference.add(tag, a, b)
+            out = ch.consume("q", tag, no_ack=not b, arguments={"x-priority": a} if a else None)
+            reference.add(tag, a, b or NO_ACK)
             live.append(tag)
         elif kind == "cancel":
             if not live:
@@ -239,3 +249,91 @@ def test_dispatch_order_matches_the_reference_round_robin(
             reference.held[tag] -= 1
         check([(d.delivery_tag, d.consumer_tag) for d in delivered(out)], reference.dispatch())
     assert harness.broker.queue_statistics("q").ready == reference.ready
+
+
+# -- a parked consumer is woken by whatever gives its credit back ------------------------------
+
+
+def test_a_consumer_parked_on_a_full_socket_is_woken_when_it_drains() -> None:
+    harness = Harness()
+    first, second = harness.open(1, 1), harness.open(2, 1)
+    first.declare_queue("q")
+    first.consume("q", "a", no_ack=True)
+    second.consume("q", "b", no_ack=True)
+    harness.handle(c.SetWritable(1, False))
+    tags = [d.consumer_tag for _ in range(3) for d in delivered(first.publish("", "q", b"m"))]
+    assert tags == ["b", "b", "b"]  # a is parked
+    harness.handle(c.SetWritable(2, False))
+    for _ in range(2):
+        assert delivered(first.publish("", "q", b"m")) == []
+    out = harness.handle(c.SetWritable(1, True))
+    assert [d.consumer_tag for d in delivered(out)] == ["a", "a"]
+
+
+def test_consumers_parked_on_a_channel_prefetch_are_woken_by_any_ack_of_the_channel() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q1")
+    ch.declare_queue("q2")
+    ch.qos(1, global_=True)
+    ch.consume("q1", "one")
+    ch.consume("q2", "two")
+    assert [d.consumer_tag for d in delivered(ch.publish("", "q1", b"m"))] == ["one"]
+    assert delivered(ch.publish("", "q2", b"m")) == []  # "two" is parked: the channel is full
+    out = ch.ack(1)
+    assert [d.consumer_tag for d in delivered(out)] == ["two"]
+
+
+def test_consumers_parked_on_a_channel_prefetch_are_woken_by_a_larger_prefetch() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.qos(1, global_=True)
+    ch.consume("q", "a")
+    ch.consume("q", "b")
+    tags = [d.consumer_tag for _ in range(3) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a"]
+    out = ch.qos(3, global_=True)
+    assert [d.consumer_tag for d in delivered(out)] == ["b", "a"]
+
+
+def test_a_consumer_parked_on_its_prefetch_is_woken_by_a_requeue() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.qos(1)
+    ch.consume("q", "a")
+    ch.consume("q", "b")
+    tags = [d.consumer_tag for _ in range(3) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b"]
+    out = ch.nack(1, requeue=True)  # a's message goes back, ahead of the waiting one
+    assert [(d.consumer_tag, d.redelivered) for d in delivered(out)] == [("a", True)]
+
+
+def test_a_turn_past_the_last_consumer_wraps_before_a_newcomer_joins() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for tag in ("a", "b", "c"):
+        ch.consume("q", tag, no_ack=True)
+    tags = [d.consumer_tag for _ in range(2) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b"]
+    ch.cancel("c")  # its turn, and the last: the turn wraps to a
+    ch.consume("q", "d", no_ack=True)
+    tags = [d.consumer_tag for _ in range(4) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b", "d", "a"]
+
+
+def test_a_consumer_woken_behind_the_turn_waits_for_the_next_round() -> None:
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for tag, prefetch in (("a", 1), ("b", 2), ("c", 1)):
+        ch.qos(prefetch)
+        ch.consume("q", tag)
+    tags = [d.consumer_tag for _ in range(5) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b", "c", "b"]  # then everyone is full; the turn is c's
+    out = ch.ack(3, multiple=True)  # a, b and c all have credit again
+    assert [d.consumer_tag for d in delivered(out)] == ["c"]
+    tags = [d.consumer_tag for _ in range(2) for d in delivered(ch.publish("", "q", b"m"))]
+    assert tags == ["a", "b"]
