@@ -15,12 +15,12 @@ Rules:
    own share (``BackingStore.weight``), so a purge, a deletion or a change of store moves it
    exactly, without a walk. Expiry and length limits remove entries inside the store, so they
    are counted too: the meter never needs re-measuring.
-3. ``featured`` is what queues with features weighed when they were re-measured on the shell's
-   sweep; every store now counts itself, so it stays 0 and :meth:`ReadyMeter.recount` only
-   attaches queues not yet counted here.
+3. Nothing needs re-measuring, so ``featured`` (once the weight of queues with features as of
+   the shell's last sweep) stays 0 and :meth:`ReadyMeter.recount` only attaches queues not yet
+   counted here; both stay for the shell's flow controller, which still calls and reads them.
 4. A queue counts into the meter of the broker that owns it: ``BrokerState`` owns one
-   :class:`ReadyMeter` and hands it to every queue it creates. A queue built outside a broker
-   (in a unit test) counts into :data:`UNMETERED`, a sink nobody reads.
+   :class:`ReadyMeter` and the queue lifecycle hands it to every queue it creates. A queue
+   built outside a broker (in a unit test) counts into :data:`UNMETERED`, a sink nobody reads.
 """
 
 from __future__ import annotations
