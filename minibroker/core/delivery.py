@@ -25,8 +25,8 @@ from minibroker.core.queues import Queue
 from minibroker.errors import PreconditionFailed
 
 __all__ = [
-    "ACK", "DISCARD", "REQUEUE", "consumed_queues", "dispatch", "requeue", "settle",
-    "take_unacked", "wake_consumers",
+    "ACK", "DISCARD", "REQUEUE", "dispatch", "requeue", "settle", "take_unacked",
+    "wake_consumers",
 ]
 
 ACK: Settlement = "ack"
@@ -145,11 +145,6 @@ def requeue(pending: Iterable[Unacked]) -> list[Queue]:
                     queue.consumers.wake(consumer)
         queue.requeue(unacked.entry for unacked in group)
     return list(by_queue)
-
-
-def consumed_queues(channel: BrokerChannel) -> list[Queue]:
-    """The queues ``channel`` has consumers on, each once, in subscription order."""
-    return list(dict.fromkeys(consumer.queue for consumer in channel.consumers.values()))
 
 
 def wake_consumers(channel: BrokerChannel) -> list[Queue]:
