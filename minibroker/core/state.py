@@ -7,10 +7,12 @@ Rules:
    counters, the optional fate observer, the ready meter and the name maker. Each collaborator
    (``lifecycle.py``, ``publishing.py``, ``acks.py``, ``declarations.py``, ``replyto.py``,
    ``statistics.py``) is given this one object; none of them inherits from another.
-2. Each counter has one owner: ``published`` counts routed publishes (``publishing.py``),
-   ``delivered`` deliveries and gets to any consumer (``lifecycle.py``, ``acks.py``,
-   ``replyto.py``), ``acked`` acknowledgements (``acks.py``), ``returned`` mandatory returns.
-   Per-queue counts are the queue's own (``queues.py`` rule 3).
+2. The broker-wide counters live here, once, each incremented where its event happens:
+   ``published`` by ``publishing.py`` and ``transactions.py`` (a routed publish),
+   ``delivered`` where a message goes out (a dispatch in ``lifecycle.py``, a get in
+   ``acks.py``, a direct reply in ``replyto.py``), ``acked`` by ``acks.py``, ``returned`` by
+   ``publishing.py``. They outlive queues; per-queue counts are the queue's own
+   (``queues.py`` rule 3).
 3. Lookups raise before anything changes: a handler that got past its lookups cannot leave the
    state half-changed because of a missing name.
 """

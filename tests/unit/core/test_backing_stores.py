@@ -15,16 +15,6 @@ from minibroker.message import FieldTable, Message, Properties
 from tests.unit.core.helpers import Chan, Harness, delivered
 
 
-@pytest.fixture
-def harness() -> Harness:
-    return Harness()
-
-
-@pytest.fixture
-def ch(harness: Harness) -> Chan:
-    return harness.open()
-
-
 def store_of(harness: Harness, queue: str) -> str:
     return harness.broker.queue_statistics(queue).backing_store
 

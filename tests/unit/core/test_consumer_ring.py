@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from minibroker.core import commands as c
 from minibroker.core.channels import BrokerConsumer
+from minibroker.core.effects import Outcome
 from tests.unit.core.helpers import Chan, Harness, delivered
 
 
@@ -31,6 +32,19 @@ def credit_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
 
     monkeypatch.setattr(BrokerConsumer, "has_credit", counting)
     yield calls
+
+
+def subscribe(ch: Chan, *tags: str) -> None:
+    """Declare queue "q" and subscribe no-ack consumers ``tags`` to it, in that order."""
+    ch.declare_queue("q")
+    for tag in tags:
+        ch.consume("q", tag, no_ack=True)
+
+
+def turns(ch: Chan, publishes: int) -> list[str]:
+    """The consumers that get ``publishes`` messages published one at a time to "q"."""
+    return [d.consumer_tag for _ in range(publishes)
+            for d in delivered(ch.publish("", "q", b"m"))]
 
 
 def busy_queue(consumers: int) -> tuple[Harness, Chan]:
@@ -73,48 +87,40 @@ def test_cancelling_and_acking_look_at_one_consumer(
     assert credit_checks == Counter({"c6": 2})
 
 
-def test_the_turn_passes_to_the_next_consumer_when_its_owner_cancels() -> None:
+def test_the_turn_passes_to_the_next_consumer_when_its_owner_cancels(ch: Chan) -> None:
     """The consumer whose turn it was unsubscribes: the one after it is next, not the one after
     that (nor the first)."""
-    harness = Harness()
-    ch = harness.open()
-    ch.declare_queue("q")
-    for tag in ("a", "b", "c", "d"):
-        ch.consume("q", tag, no_ack=True)
-    assert [d.consumer_tag for d in delivered(ch.publish("", "q", b"1"))] == ["a"]
+    subscribe(ch, "a", "b", "c", "d")
+    assert turns(ch, 1) == ["a"]
     ch.cancel("b")  # its turn
-    tags = [d.consumer_tag for _ in range(4) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["c", "d", "a", "c"]
+    assert turns(ch, 4) == ["c", "d", "a", "c"]
 
 
-def test_cancelling_a_consumer_before_the_turn_keeps_the_turn() -> None:
-    harness = Harness()
-    ch = harness.open()
-    ch.declare_queue("q")
-    for tag in ("a", "b", "c"):
-        ch.consume("q", tag, no_ack=True)
-    assert [d.consumer_tag for d in delivered(ch.publish("", "q", b"1"))] == ["a"]
+def test_cancelling_a_consumer_before_the_turn_keeps_the_turn(ch: Chan) -> None:
+    subscribe(ch, "a", "b", "c")
+    assert turns(ch, 1) == ["a"]
     ch.cancel("a")  # the turn is b's, and stays b's
-    tags = [d.consumer_tag for _ in range(3) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["b", "c", "b"]
+    assert turns(ch, 3) == ["b", "c", "b"]
 
 
-def test_the_last_consumer_served_wraps_the_turn_before_a_newcomer() -> None:
-    harness = Harness()
-    ch = harness.open()
-    ch.declare_queue("q")
-    for tag in ("a", "b"):
-        ch.consume("q", tag, no_ack=True)
-    tags = [d.consumer_tag for _ in range(2) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b"]
+def test_the_last_consumer_served_wraps_the_turn_before_a_newcomer(ch: Chan) -> None:
+    subscribe(ch, "a", "b")
+    assert turns(ch, 2) == ["a", "b"]
     ch.consume("q", "c", no_ack=True)  # joins at the end: a's turn first
-    tags = [d.consumer_tag for _ in range(4) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b", "c", "a"]
+    assert turns(ch, 4) == ["a", "b", "c", "a"]
 
 
-def test_consumer_churn_on_an_idle_queue_keeps_the_ring_bounded() -> None:
-    harness = Harness()
-    ch = harness.open()
+def test_a_turn_past_the_last_consumer_wraps_before_a_newcomer_joins(ch: Chan) -> None:
+    subscribe(ch, "a", "b", "c")
+    assert turns(ch, 2) == ["a", "b"]
+    ch.cancel("c")  # its turn, and the last: the turn wraps to a
+    ch.consume("q", "d", no_ack=True)
+    assert turns(ch, 4) == ["a", "b", "d", "a"]
+
+
+def test_consumer_churn_on_an_idle_queue_keeps_the_ring_bounded(
+    harness: Harness, ch: Chan
+) -> None:
     ch.declare_queue("q")
     ch.consume("q", "stays")
     for number in range(5000):
@@ -254,86 +260,60 @@ def test_dispatch_order_matches_the_reference_round_robin(
 # -- a parked consumer is woken by whatever gives its credit back ------------------------------
 
 
-def test_a_consumer_parked_on_a_full_socket_is_woken_when_it_drains() -> None:
-    harness = Harness()
+def tags_of(outcome: Outcome) -> list[str]:
+    return [d.consumer_tag for d in delivered(outcome)]
+
+
+def test_a_consumer_parked_on_a_full_socket_is_woken_when_it_drains(harness: Harness) -> None:
     first, second = harness.open(1, 1), harness.open(2, 1)
-    first.declare_queue("q")
-    first.consume("q", "a", no_ack=True)
+    subscribe(first, "a")
     second.consume("q", "b", no_ack=True)
     harness.handle(c.SetWritable(1, False))
-    tags = [d.consumer_tag for _ in range(3) for d in delivered(first.publish("", "q", b"m"))]
-    assert tags == ["b", "b", "b"]  # a is parked
+    assert turns(first, 3) == ["b", "b", "b"]  # a is parked
     harness.handle(c.SetWritable(2, False))
-    for _ in range(2):
-        assert delivered(first.publish("", "q", b"m")) == []
-    out = harness.handle(c.SetWritable(1, True))
-    assert [d.consumer_tag for d in delivered(out)] == ["a", "a"]
+    assert turns(first, 2) == []
+    assert tags_of(harness.handle(c.SetWritable(1, True))) == ["a", "a"]
 
 
-def test_consumers_parked_on_a_channel_prefetch_are_woken_by_any_ack_of_the_channel() -> None:
-    harness = Harness()
-    ch = harness.open()
+def test_consumers_parked_on_a_channel_prefetch_are_woken_by_any_ack_of_the_channel(
+    ch: Chan
+) -> None:
     ch.declare_queue("q1")
     ch.declare_queue("q2")
     ch.qos(1, global_=True)
     ch.consume("q1", "one")
     ch.consume("q2", "two")
-    assert [d.consumer_tag for d in delivered(ch.publish("", "q1", b"m"))] == ["one"]
-    assert delivered(ch.publish("", "q2", b"m")) == []  # "two" is parked: the channel is full
-    out = ch.ack(1)
-    assert [d.consumer_tag for d in delivered(out)] == ["two"]
+    assert tags_of(ch.publish("", "q1", b"m")) == ["one"]
+    assert tags_of(ch.publish("", "q2", b"m")) == []  # "two" is parked: the channel is full
+    assert tags_of(ch.ack(1)) == ["two"]
 
 
-def test_consumers_parked_on_a_channel_prefetch_are_woken_by_a_larger_prefetch() -> None:
-    harness = Harness()
-    ch = harness.open()
+def test_consumers_parked_on_a_channel_prefetch_are_woken_by_a_larger_prefetch(
+    ch: Chan
+) -> None:
     ch.declare_queue("q")
     ch.qos(1, global_=True)
     ch.consume("q", "a")
     ch.consume("q", "b")
-    tags = [d.consumer_tag for _ in range(3) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a"]
-    out = ch.qos(3, global_=True)
-    assert [d.consumer_tag for d in delivered(out)] == ["b", "a"]
+    assert turns(ch, 3) == ["a"]
+    assert tags_of(ch.qos(3, global_=True)) == ["b", "a"]
 
 
-def test_a_consumer_parked_on_its_prefetch_is_woken_by_a_requeue() -> None:
-    harness = Harness()
-    ch = harness.open()
+def test_a_consumer_parked_on_its_prefetch_is_woken_by_a_requeue(ch: Chan) -> None:
     ch.declare_queue("q")
     ch.qos(1)
     ch.consume("q", "a")
     ch.consume("q", "b")
-    tags = [d.consumer_tag for _ in range(3) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b"]
+    assert turns(ch, 3) == ["a", "b"]
     out = ch.nack(1, requeue=True)  # a's message goes back, ahead of the waiting one
     assert [(d.consumer_tag, d.redelivered) for d in delivered(out)] == [("a", True)]
 
 
-def test_a_turn_past_the_last_consumer_wraps_before_a_newcomer_joins() -> None:
-    harness = Harness()
-    ch = harness.open()
-    ch.declare_queue("q")
-    for tag in ("a", "b", "c"):
-        ch.consume("q", tag, no_ack=True)
-    tags = [d.consumer_tag for _ in range(2) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b"]
-    ch.cancel("c")  # its turn, and the last: the turn wraps to a
-    ch.consume("q", "d", no_ack=True)
-    tags = [d.consumer_tag for _ in range(4) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b", "d", "a"]
-
-
-def test_a_consumer_woken_behind_the_turn_waits_for_the_next_round() -> None:
-    harness = Harness()
-    ch = harness.open()
+def test_a_consumer_woken_behind_the_turn_waits_for_the_next_round(ch: Chan) -> None:
     ch.declare_queue("q")
     for tag, prefetch in (("a", 1), ("b", 2), ("c", 1)):
         ch.qos(prefetch)
         ch.consume("q", tag)
-    tags = [d.consumer_tag for _ in range(5) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b", "c", "b"]  # then everyone is full; the turn is c's
-    out = ch.ack(3, multiple=True)  # a, b and c all have credit again
-    assert [d.consumer_tag for d in delivered(out)] == ["c"]
-    tags = [d.consumer_tag for _ in range(2) for d in delivered(ch.publish("", "q", b"m"))]
-    assert tags == ["a", "b"]
+    assert turns(ch, 5) == ["a", "b", "c", "b"]  # then everyone is full; the turn is c's
+    assert tags_of(ch.ack(3, multiple=True)) == ["c"]  # a, b and c have credit again
+    assert turns(ch, 2) == ["a", "b"]

@@ -12,16 +12,6 @@ from minibroker.message import Properties
 from tests.unit.core.helpers import Chan, Harness, bodies
 
 
-@pytest.fixture
-def harness() -> Harness:
-    return Harness()
-
-
-@pytest.fixture
-def ch(harness: Harness) -> Chan:
-    return harness.open()
-
-
 def ready(ch: Chan, queue: str) -> int:
     return ch.declare_queue(queue, passive=True).message_count
 
