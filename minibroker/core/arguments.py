@@ -8,10 +8,10 @@ Rules:
    {value_negative,-5}``) before anything changes. Unknown ``x-`` arguments are accepted and
    ignored, as RabbitMQ does.
 2. It returns ``None`` when no argument asks for a feature, so a plain queue stays plain
-   (``Queue.features is None``: the hot path pays nothing).
+   (``features.needs_features`` decides which limits need the feature store).
 3. Quorum queues are accepted with RabbitMQ's preconditions (durable, not exclusive, not
    auto-delete) and behave as classic queues plus ``x-delivery-limit`` and the
-   ``x-delivery-count`` header. Streams are refused clearly (checklist §M is a MAY).
+   ``x-delivery-count`` header. Streams are refused clearly (they are not implemented).
 4. Times are in milliseconds on the wire and stay so here; ``features.py`` converts to the
    ``now`` scale (seconds).
 """

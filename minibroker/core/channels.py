@@ -1,5 +1,9 @@
 """Connections, channels and consumers as the core tracks them.
 
+The names say whose they are: :class:`ConnectionState`, :class:`BrokerChannel` and
+:class:`BrokerConsumer` are the broker's records, not the client library's ``Connection``,
+``Channel`` and ``Consumer`` (``minibroker/client/``), which are the other end of the wire.
+
 Rules:
 
 1. A channel owns its delivery tags: they start at 1 and increase by one per delivery or get-ok
@@ -23,19 +27,26 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from minibroker.core.queues import Queue, QueueEntry
 from minibroker.message import FieldTable, Message
+
+if TYPE_CHECKING:
+    from minibroker.core.consumers import Turn
+    from minibroker.core.queues import Queue
+    from minibroker.core.stores import QueueEntry
 
 #: Body bytes a connection may receive for window-less consumers between two flushes (rule 5):
 #: twice asyncio's default write high-water mark.
 DELIVERY_BURST = 128 * 1024
 
 __all__ = [
-    "DELIVERY_BURST", "Channel", "ChannelAddress", "ConnectionState", "Consumer", "TxBuffer",
-    "Unacked",
+    "DELIVERY_BURST", "BrokerChannel", "BrokerConsumer", "ChannelAddress", "ConnectionState",
+    "Settlement", "TxBuffer", "Unacked",
 ]
+
+#: What happens to a settled delivery: acknowledged, back to its queue, or rejected for good.
+Settlement = Literal["ack", "requeue", "discard"]
 
 
 class ChannelAddress(Protocol):
@@ -48,17 +59,17 @@ class ChannelAddress(Protocol):
     def channel(self) -> int: ...
 
 
-class Consumer:
-    """A subscription of one channel to one queue."""
+class BrokerConsumer:
+    """A consumer as the broker keeps it: a subscription of one channel to one queue."""
 
     __slots__ = (
-        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "prefetch_count",
-        "priority", "queue", "unacked",
+        "arguments", "channel", "consumer_tag", "exclusive", "no_ack", "number",
+        "prefetch_count", "priority", "queue", "turn", "unacked",
     )
 
     def __init__(
         self,
-        channel: Channel,
+        channel: BrokerChannel,
         queue: Queue,
         consumer_tag: str,
         *,
@@ -80,6 +91,10 @@ class Consumer:
         self.priority = priority
         #: Deliveries to this consumer not yet acknowledged.
         self.unacked = 0
+        #: Its subscription number in its queue's ring and its place in the ring's heap, or
+        #: ``None`` while parked without credit (``consumers.py`` rule 4).
+        self.number = 0
+        self.turn: Turn | None = None
 
     def has_credit(self) -> bool:
         """May this consumer take one more delivery now?"""
@@ -98,7 +113,7 @@ class Consumer:
         return not (channel.global_prefetch and channel.consumer_unacked >= channel.global_prefetch)
 
     def __repr__(self) -> str:
-        return f"Consumer({self.consumer_tag!r}, queue={self.queue.name!r})"
+        return f"BrokerConsumer({self.consumer_tag!r}, queue={self.queue.name!r})"
 
 
 class Unacked:
@@ -106,7 +121,7 @@ class Unacked:
 
     __slots__ = ("consumer", "entry", "queue")
 
-    def __init__(self, queue: Queue, entry: QueueEntry, consumer: Consumer | None) -> None:
+    def __init__(self, queue: Queue, entry: QueueEntry, consumer: BrokerConsumer | None) -> None:
         self.queue = queue
         self.entry = entry
         #: The consumer it was delivered to; ``None`` for ``basic.get``.
@@ -118,12 +133,14 @@ class TxBuffer:
     """What a transactional channel has done since its last commit or rollback."""
 
     publishes: list[tuple[Message, bool]]
-    #: Settlements taken out of the unacked map, applied at commit: (tag, unacked, action)
-    #: where action is "ack", "requeue" or "discard".
-    settlements: list[tuple[int, Unacked, str]]
+    #: Settlements taken out of the unacked map, applied at commit: (tag, unacked, action).
+    settlements: list[tuple[int, Unacked, Settlement]]
 
 
-class Channel:
+class BrokerChannel:
+    """A channel as the broker keeps it: delivery tags, unacked deliveries, prefetch, consumers,
+    confirm or transaction mode."""
+
     __slots__ = (
         "confirm", "connection", "consumer_unacked", "consumers", "global_prefetch",
         "last_queue", "next_delivery_tag", "next_publish_seq", "number", "prefetch_count",
@@ -135,7 +152,7 @@ class Channel:
         self.number = number
         self.next_delivery_tag = 1
         self.unacked: dict[int, Unacked] = {}
-        self.consumers: dict[str, Consumer] = {}
+        self.consumers: dict[str, BrokerConsumer] = {}
         #: basic.qos(global=False): the limit given to consumers created from now on.
         self.prefetch_count = 0
         #: basic.qos(global=True): the limit shared by all consumers of this channel.
@@ -159,10 +176,12 @@ class Channel:
         return tag
 
     def __repr__(self) -> str:
-        return f"Channel({self.connection.id}, {self.number})"
+        return f"BrokerChannel({self.connection.id}, {self.number})"
 
 
 class ConnectionState:
+    """A connection as the broker keeps it: its channels, exclusive queues and writability."""
+
     __slots__ = ("burst", "channels", "client_properties", "connection_name", "exclusive_queues",
                  "id", "peer", "user", "writable")
 
@@ -173,7 +192,7 @@ class ConnectionState:
         self.peer = peer
         self.connection_name = connection_name
         self.client_properties: FieldTable = client_properties or {}
-        self.channels: dict[int, Channel] = {}
+        self.channels: dict[int, BrokerChannel] = {}
         self.exclusive_queues: set[str] = set()
         self.writable = True
         #: Body bytes delivered on this connection since the shell last reported a flush.

@@ -5,6 +5,8 @@ Rules:
 1. Each handler checks everything (channel, names, exclusivity, equivalence) through
    ``Topology`` and ``BrokerState`` lookups before it changes anything.
 2. Texts follow RabbitMQ's wording; the rules themselves are documented in ``topology.py``.
+3. Queues are born and die through the queue lifecycle (``lifecycle.py``), which keeps their
+   timers; a declare (active or passive) of an existing queue counts as a use of it.
 """
 
 from __future__ import annotations
@@ -14,19 +16,24 @@ from minibroker.core.arguments import queue_limits
 from minibroker.core.effects import Effect, Outcome, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk
 from minibroker.core.exchanges import Destination, DestinationKind
 from minibroker.core.lifecycle import QueueLifecycle
-from minibroker.core.queues import Queue
 from minibroker.core.replyto import REPLY_QUEUE
+from minibroker.core.state import BrokerState
 from minibroker.core.topology import queue_text
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
 
 __all__ = ["Declarations"]
 
 
-class Declarations(QueueLifecycle):
+class Declarations:
     """exchange.declare/delete/bind/unbind and queue.declare/delete/bind/unbind/purge."""
 
-    def _declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
-        self._channel(command)
+    def __init__(self, state: BrokerState, lifecycle: QueueLifecycle) -> None:
+        self.state = state
+        self.topology = state.topology
+        self.lifecycle = lifecycle
+
+    def declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
+        self.state.channel(command)
         self.topology.declare_exchange(
             command.exchange, command.type, passive=command.passive, durable=command.durable,
             auto_delete=command.auto_delete, internal=command.internal,
@@ -34,53 +41,53 @@ class Declarations(QueueLifecycle):
         )
         return Outcome()
 
-    def _delete_exchange(self, command: c.DeleteExchange, now: float) -> Outcome:
-        self._channel(command)
+    def delete_exchange(self, command: c.DeleteExchange, now: float) -> Outcome:
+        self.state.channel(command)
         self.topology.delete_exchange(command.exchange, if_unused=command.if_unused)
         return Outcome()
 
-    def _bind_exchange(self, command: c.BindExchange, now: float) -> Outcome:
-        self._channel(command)
+    def bind_exchange(self, command: c.BindExchange, now: float) -> Outcome:
+        self.state.channel(command)
         destination = Destination(DestinationKind.EXCHANGE, command.destination)
         self.topology.bind(
             command.source, destination, command.routing_key, command.arguments or {}
         )
         return Outcome()
 
-    def _unbind_exchange(self, command: c.UnbindExchange, now: float) -> Outcome:
-        self._channel(command)
+    def unbind_exchange(self, command: c.UnbindExchange, now: float) -> Outcome:
+        self.state.channel(command)
         destination = Destination(DestinationKind.EXCHANGE, command.destination)
         self.topology.unbind(
             command.source, destination, command.routing_key, command.arguments or {}
         )
         return Outcome()
 
-    def _bind_queue(self, command: c.BindQueue, now: float) -> Outcome:
-        channel = self._channel(command)
+    def bind_queue(self, command: c.BindQueue, now: float) -> Outcome:
+        channel = self.state.channel(command)
         if command.exchange == "":
             raise AccessRefused("operation not permitted on the default exchange")
         self.topology.exchange(command.exchange)
-        queue = self._usable_queue(channel, command.queue)
+        queue = self.state.usable_queue(channel, command.queue)
         self.topology.bind(
             command.exchange, Destination(DestinationKind.QUEUE, queue.name),
             command.routing_key, command.arguments or {},
         )
         return Outcome()
 
-    def _unbind_queue(self, command: c.UnbindQueue, now: float) -> Outcome:
-        channel = self._channel(command)
-        name = self._queue_name(channel, command.queue)
+    def unbind_queue(self, command: c.UnbindQueue, now: float) -> Outcome:
+        channel = self.state.channel(command)
+        name = self.state.queue_name(channel, command.queue)
         queue = self.topology.queues.get(name)
         if queue is not None:
-            self._check_exclusive(channel.connection, queue)
+            self.state.check_exclusive(channel.connection, queue)
         self.topology.unbind(
             command.exchange, Destination(DestinationKind.QUEUE, name), command.routing_key,
             command.arguments or {},
         )
         return Outcome()
 
-    def _declare_queue(self, command: c.DeclareQueue, now: float) -> Outcome:
-        channel = self._channel(command)
+    def declare_queue(self, command: c.DeclareQueue, now: float) -> Outcome:
+        channel = self.state.channel(command)
         connection = channel.connection
         topology = self.topology
         arguments = command.arguments or {}
@@ -91,20 +98,20 @@ class Declarations(QueueLifecycle):
             queue = topology.queues.get(name)
             if queue is None:
                 raise NotFound(f"no {queue_text(name)}")
-            self._check_exclusive(connection, queue)
-            self._queue_used(queue)
+            self.state.check_exclusive(connection, queue)
+            self.lifecycle.queue_used(queue, now)
         else:
-            name = command.queue or topology.new_queue_name(self.make_name)
+            name = command.queue or topology.new_queue_name(self.state.make_name)
             existing = topology.queues.get(name)
             if existing is not None:
                 # Errata: exclusivity is checked before equivalence.
-                self._check_exclusive(connection, existing)
+                self.state.check_exclusive(connection, existing)
                 topology.check_queue_equivalent(
                     existing, durable=command.durable, exclusive=command.exclusive,
                     auto_delete=command.auto_delete, arguments=arguments,
                 )
                 queue = existing
-                self._queue_used(queue)
+                self.lifecycle.queue_used(queue, now)
             else:
                 if command.queue.startswith("amq."):
                     raise AccessRefused(
@@ -114,35 +121,36 @@ class Declarations(QueueLifecycle):
                     name, arguments, durable=command.durable, exclusive=command.exclusive,
                     auto_delete=command.auto_delete,
                 )
-                queue = Queue(
+                queue = self.lifecycle.create_queue(
                     name, durable=command.durable,
                     exclusive_owner=connection.id if command.exclusive else None,
-                    auto_delete=command.auto_delete, arguments=arguments, meter=self.meter,
+                    auto_delete=command.auto_delete, arguments=arguments, limits=limits, now=now,
                 )
-                topology.add_queue(queue)
-                if limits is not None:
-                    self._give_features(queue, limits)
                 if command.exclusive:
                     connection.exclusive_queues.add(name)
         channel.last_queue = name
         return Outcome(QueueDeclareOk(name, len(queue.ready), len(queue.consumers)))
 
-    def _delete_queue(self, command: c.DeleteQueue, now: float) -> Outcome:
-        channel = self._channel(command)
-        name = self._queue_name(channel, command.queue)
+    def delete_queue(self, command: c.DeleteQueue, now: float) -> Outcome:
+        channel = self.state.channel(command)
+        name = self.state.queue_name(channel, command.queue)
         queue = self.topology.queues.get(name)
         if queue is None:
             return Outcome(QueueDeleteOk(0))  # RabbitMQ: deleting a missing queue succeeds
-        self._check_exclusive(channel.connection, queue)
+        self.state.check_exclusive(channel.connection, queue)
         if command.if_unused and queue.consumers:
             raise PreconditionFailed(f"{queue_text(name)} in use")
         if command.if_empty and queue.ready:
             raise PreconditionFailed(f"{queue_text(name)} not empty")
         effects: list[Effect] = []
-        count = self._remove_queue(queue, effects)
+        count = self.lifecycle.remove_queue(queue, effects)
         return Outcome(QueueDeleteOk(count), effects)
 
-    def _purge_queue(self, command: c.PurgeQueue, now: float) -> Outcome:
-        queue = self._usable_queue(self._channel(command), command.queue)
-        self._observe_ready(queue, "purged")
-        return Outcome(QueuePurgeOk(queue.purge()))
+    def purge_queue(self, command: c.PurgeQueue, now: float) -> Outcome:
+        queue = self.state.usable_queue(self.state.channel(command), command.queue)
+        self.lifecycle.observe_ready(queue, "purged")
+        count = queue.purge()
+        effects: list[Effect] = []
+        if queue.features is not None:
+            self.lifecycle.after_change(queue, now, effects)
+        return Outcome(QueuePurgeOk(count), effects)

@@ -2,14 +2,15 @@
 
 Rules:
 
-1. :func:`dispatch` pushes a queue's ready messages to its consumers round-robin, skipping
-   consumers without credit (``Consumer.has_credit``), and stops when no consumer has any. A
+1. :func:`dispatch` pushes a queue's ready messages to its consumers, each time to the consumer
+   whose turn it is and that has credit (``consumers.py``), and stops when none has any. A
    delivery that needs an ack is recorded on its channel under the next delivery tag; a no-ack
    delivery is settled at once.
 2. :func:`take_unacked` validates before it removes anything: an unknown tag raises 406 and the
    channel keeps every delivery (``errors.py`` rule 5).
 3. Credit is released exactly once per delivery: by :func:`settle` for ack/discard, by
    :func:`requeue` for requeue. Releasing it twice would let a consumer exceed its prefetch.
+   Whoever releases credit wakes the consumer it belongs to (``consumers.py`` rule 4).
 4. Requeued deliveries go back to their queues at their original positions, redelivered.
 """
 
@@ -17,72 +18,66 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from minibroker.core.channels import Channel, Consumer, Unacked
+from minibroker.core.channels import BrokerChannel, Settlement, Unacked
+from minibroker.core.consumers import with_delivery_count
 from minibroker.core.effects import Deliver, Effect
-from minibroker.core.queues import Queue, QueueEntry
+from minibroker.core.queues import Queue
 from minibroker.errors import PreconditionFailed
-from minibroker.message import Message
 
 __all__ = [
-    "ACK", "DISCARD", "REQUEUE", "consumed_queues", "dispatch", "hand_out", "requeue", "settle",
-    "take_unacked",
+    "ACK", "DISCARD", "REQUEUE", "dispatch", "requeue", "settle", "take_unacked",
+    "wake_consumers",
 ]
 
-#: What happens to a settled delivery.
-ACK, REQUEUE, DISCARD = "ack", "requeue", "discard"
+ACK: Settlement = "ack"
+REQUEUE: Settlement = "requeue"
+DISCARD: Settlement = "discard"
 
 
-def dispatch(queue: Queue, effects: list[Effect]) -> int:
-    """Deliver while the queue has ready messages and a consumer with credit; return how many."""
-    consumers = queue.consumers
+def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
+    """Deliver while the queue has ready messages and a consumer with credit; return how many.
+
+    The delivery itself — the next delivery tag of the consumer's channel, recorded as unacked
+    unless the consumer acknowledges on receipt — is written out in the loop: it runs once per
+    message, and a call per message was measurable (``bench/core_hotpath.py``)."""
+    ring = queue.consumers
     ready = queue.ready
+    features = queue.features
+    quorum = features is not None and features.limits.quorum
     delivered = 0
-    while ready and consumers:
-        count = len(consumers)
-        if count == 1:
-            # The common case, without the round-robin search (core alone: 6.5 -> 6.3 us/msg).
-            consumer = consumers[0]
-            if not consumer.has_credit():
-                return delivered
+    while ready:
+        consumer = ring.single
+        if consumer is None:
+            consumer = ring.next_turn()
+            if consumer is None:
+                break
+        elif not consumer.has_credit():
+            break  # the common case, one consumer, without the ring's heap
+        entry = queue.checkout(now)
+        if entry is None:
+            break  # everything left had expired
+        message = with_delivery_count(entry) if quorum else entry.message
+        channel = consumer.channel
+        connection = channel.connection
+        connection.burst += len(message.body)
+        tag = channel.next_delivery_tag
+        channel.next_delivery_tag = tag + 1
+        if consumer.no_ack:
+            queue.settle(entry)
         else:
-            start = queue.round_robin
-            for step in range(count):
-                index = (start + step) % count
-                consumer = consumers[index]
-                if consumer.has_credit():
-                    break
-            else:
-                return delivered
-            queue.round_robin = (index + 1) % count
-        entry = queue.checkout()
-        assert entry is not None
-        hand_out(queue, consumer, entry, entry.message, effects)
+            channel.unacked[tag] = Unacked(queue, entry, consumer)
+            consumer.unacked += 1
+            channel.consumer_unacked += 1
+        effects.append(Deliver(
+            connection.id, channel.number, consumer.consumer_tag, tag, entry.redelivered, message,
+        ))
         delivered += 1
     return delivered
 
 
-def hand_out(
-    queue: Queue, consumer: Consumer, entry: QueueEntry, message: Message, effects: list[Effect]
-) -> None:
-    """Deliver a checked-out ``entry`` (as ``message``) to ``consumer``: the next delivery tag
-    of its channel, recorded as unacked unless the consumer acknowledges on receipt."""
-    channel = consumer.channel
-    channel.connection.burst += len(message.body)
-    tag = channel.next_delivery_tag
-    channel.next_delivery_tag = tag + 1
-    if consumer.no_ack:
-        queue.settle(entry)
-    else:
-        channel.unacked[tag] = Unacked(queue, entry, consumer)
-        consumer.unacked += 1
-        channel.consumer_unacked += 1
-    effects.append(Deliver(
-        channel.connection.id, channel.number, consumer.consumer_tag, tag, entry.redelivered,
-        message,
-    ))
-
-
-def take_unacked(channel: Channel, delivery_tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
+def take_unacked(
+    channel: BrokerChannel, delivery_tag: int, multiple: bool
+) -> list[tuple[int, Unacked]]:
     """Remove and return the deliveries an ack/nack/reject names, validating first."""
     unacked = channel.unacked
     if multiple and delivery_tag == 0:
@@ -104,7 +99,9 @@ def take_unacked(channel: Channel, delivery_tag: int, multiple: bool) -> list[tu
     return [(tag, unacked.pop(tag)) for tag in tags]
 
 
-def settle(channel: Channel, settled: list[Unacked], action: str) -> tuple[list[Queue], int]:
+def settle(
+    channel: BrokerChannel, settled: list[Unacked], action: Settlement
+) -> tuple[list[Queue], int]:
     """Ack, discard or requeue deliveries of ``channel``; return the queues that may now
     deliver more (credit was freed) and how many deliveries were acked."""
     acked = 0
@@ -114,18 +111,21 @@ def settle(channel: Channel, settled: list[Unacked], action: str) -> tuple[list[
         touched = {}
         for unacked in settled:
             consumer = unacked.consumer
+            queue = unacked.queue
             if consumer is not None:
                 consumer.unacked -= 1
                 channel.consumer_unacked -= 1
+                if consumer.turn is None:
+                    queue.consumers.wake(consumer)
             if action == ACK:
-                unacked.queue.settle(unacked.entry)
+                queue.settle(unacked.entry)
                 acked += 1
             else:
-                unacked.queue.discard(unacked.entry)
-            touched[unacked.queue] = None
+                queue.discard(unacked.entry)
+            touched[queue] = None
     if channel.global_prefetch:
         # Channel-wide credit was freed: every queue this channel consumes may go on.
-        touched.update(dict.fromkeys(consumed_queues(channel)))
+        touched.update(dict.fromkeys(wake_consumers(channel)))
     return list(touched), acked
 
 
@@ -137,13 +137,23 @@ def requeue(pending: Iterable[Unacked]) -> list[Queue]:
         by_queue.setdefault(unacked.queue, []).append(unacked)
     for queue, group in by_queue.items():
         for unacked in group:
-            if unacked.consumer is not None:
-                unacked.consumer.unacked -= 1
-                unacked.consumer.channel.consumer_unacked -= 1
+            consumer = unacked.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                consumer.channel.consumer_unacked -= 1
+                if consumer.turn is None:
+                    queue.consumers.wake(consumer)
         queue.requeue(unacked.entry for unacked in group)
     return list(by_queue)
 
 
-def consumed_queues(channel: Channel) -> list[Queue]:
-    """The queues ``channel`` has consumers on, each once, in subscription order."""
-    return list(dict.fromkeys(consumer.queue for consumer in channel.consumers.values()))
+def wake_consumers(channel: BrokerChannel) -> list[Queue]:
+    """Channel- or connection-wide credit may have come back (a settlement under a global
+    prefetch, ``basic.qos``, a writable socket): wake every parked consumer of ``channel``
+    (``consumers.py`` rule 4); return the queues they consume, each once."""
+    queues: dict[Queue, None] = {}
+    for consumer in channel.consumers.values():
+        if consumer.turn is None:
+            consumer.queue.consumers.wake(consumer)
+        queues[consumer.queue] = None
+    return list(queues)

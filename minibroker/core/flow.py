@@ -9,17 +9,18 @@ Rules:
    (the entry, the message object, its strings and the deque slot), so a flood of empty
    messages weighs something too. Unacked messages are not counted: a consumer's prefetch
    window bounds them.
-2. Plain queues update it incrementally in their verbs (``Queue.enqueue/checkout/requeue/
-   purge``): one integer add per operation on the hot path, plus one length comparison on
-   enqueue for the per-queue high-water mark. Each queue also keeps its own share
-   (``Queue.weight``), so a purge or a deletion subtracts it exactly, without a walk.
-3. Queues with features (TTL, limits, priorities) move messages in ``features.py``, not through
-   the verbs: they are not counted incrementally but re-measured by :meth:`ReadyMeter.recount`,
-   which the shell runs on its periodic sweep. A plain queue that gains features later hands
-   its share back there too, so the meter cannot drift.
+2. Every queue's backing store (``stores.py``, ``features.py``) updates it incrementally as
+   entries enter or leave ``ready``: one integer add per operation on the hot path, plus one
+   length comparison on append for the per-queue high-water mark. Each store also keeps its
+   own share (``BackingStore.weight``), so a purge, a deletion or a change of store moves it
+   exactly, without a walk. Expiry and length limits remove entries inside the store, so they
+   are counted too: the meter never needs re-measuring.
+3. Nothing needs re-measuring, so ``featured`` (once the weight of queues with features as of
+   the shell's last sweep) stays 0 and :meth:`ReadyMeter.recount` only attaches queues not yet
+   counted here; both stay for the shell's flow controller, which still calls and reads them.
 4. A queue counts into the meter of the broker that owns it: ``BrokerState`` owns one
-   :class:`ReadyMeter` and hands it to every queue it creates. A queue built outside a broker
-   (in a unit test) counts into :data:`UNMETERED`, a sink nobody reads.
+   :class:`ReadyMeter` and the queue lifecycle hands it to every queue it creates. A queue
+   built outside a broker (in a unit test) counts into :data:`UNMETERED`, a sink nobody reads.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ class ReadyMeter:
     __slots__ = ("featured", "long_queues", "queue_high_water", "weight")
 
     def __init__(self, queue_high_water: int = sys.maxsize) -> None:
-        #: Weight of the ready messages of plain queues (rule 2), exact at all times.
+        #: Weight of the ready messages of every queue (rule 2), exact at all times.
         self.weight = 0
-        #: Weight of the ready messages of queues with features, as of the last recount.
+        #: Always 0 (rule 3).
         self.featured = 0
         #: A queue whose ready count passes this joins ``long_queues`` (on enqueue).
         self.queue_high_water = queue_high_water
@@ -61,34 +62,23 @@ class ReadyMeter:
 
     def attach(self, queue: Queue) -> None:
         """Count ``queue`` here from now on, with what it holds already."""
-        old = queue.meter
+        store = queue.store
+        old = store.meter
         if old is self:
             return
-        old.weight -= queue.weight
+        old.weight -= store.weight
         old.long_queues.discard(queue)
-        self.weight += queue.weight
-        queue.meter = self
+        self.weight += store.weight
+        store.meter = self
         if len(queue.ready) > self.queue_high_water:
             self.long_queues.add(queue)
 
     def recount(self, queues: Iterable[Queue]) -> None:
-        """Re-measure the queues with features (rule 3); attach any queue not yet attached."""
-        featured = 0
-        limit = self.queue_high_water
+        """Attach every queue not yet counted here (rule 3)."""
         for queue in queues:
-            if queue.meter is not self:
+            if queue.store.meter is not self:
                 self.attach(queue)
-            features = queue.features
-            if features is None:
-                continue
-            if queue.weight:  # it was plain once: its share is measured below from now on
-                self.weight -= queue.weight
-                queue.weight = 0
-            ready = len(queue.ready)
-            featured += features.ready_bytes + ready * MESSAGE_OVERHEAD
-            if ready > limit:
-                self.long_queues.add(queue)
-        self.featured = featured
+        self.featured = 0
 
     def ready_messages(self, queues: Iterable[Queue]) -> int:
         """Ready messages in ``queues`` (for logs; walks them)."""

@@ -1,86 +1,69 @@
-"""Queues: ordered storage of ready messages, with the verbs of RabbitMQ's ``rabbit_fifo``.
+"""Queues: RabbitMQ's queue process in miniature, with the verbs of its ``rabbit_fifo``.
 
 Rules:
 
-1. Each queue numbers the messages it receives with an increasing ``msg_id`` (the future storage
-   key). The ready messages are kept in ``msg_id`` order, so a requeued message goes back to its
-   original position, ahead of everything published after it (AMQP §4.7, RabbitMQ's behaviour).
+1. Each queue numbers the messages it receives with an increasing ``msg_id`` (the storage key).
+   Its backing store (``stores.py``) keeps the ready ones in delivery order, so a requeued
+   message goes back to its original position, ahead of everything published after it
+   (AMQP §4.7, RabbitMQ's behaviour).
 2. A message leaves ``ready`` only through :meth:`Queue.checkout` (it becomes *unacked*, owned by
-   a channel), :meth:`Queue.purge` or deletion. An unacked message comes back only through
-   :meth:`Queue.requeue` (marked redelivered) or goes away through :meth:`Queue.settle` (acked)
-   or :meth:`Queue.discard` (rejected without requeue). Every transition updates the counters,
-   so ``ready + unacked`` is always exact.
-3. A queue knows its consumers (in subscription order) but not how deliveries are chosen: the
-   broker's dispatcher decides who gets the next message.
-4. Queue features (TTL, limits, priorities, dead-lettering; ``features.py``) hang off
-   ``Queue.features``; a plain queue has ``None`` there and runs exactly the code below.
+   a channel), :meth:`Queue.purge`, deletion or a rule of the store (TTL, length limit). An
+   unacked message comes back only through :meth:`Queue.requeue` (marked redelivered) or goes
+   away through :meth:`Queue.settle` (acked) or :meth:`Queue.discard` (rejected without
+   requeue).
+3. One owner per fact: the queue counts (``published``, ``delivered``, ``acked``,
+   ``redelivered``, ``unacked``) in its verbs and nowhere else; the store alone knows what is
+   stored and what it weighs; the consumer ring (``consumers.py``) alone knows whose turn it
+   is. Who gets the next message is the dispatcher's business (``delivery.py``).
+4. ``features`` is the store when it is a :class:`~minibroker.core.features.FeatureStore`
+   (TTL, limits, priorities, dead-lettering), else ``None``: the hot path's one test for all
+   of them. ``plain`` says the store is the plain ``FifoStore``, which keeps nothing for an
+   unacked entry, so an ack need not tell it (a call per ack saved on the hot path; a durable
+   store is not plain and hears every settlement). Both follow the store: a queue changes
+   store only through :meth:`Queue.use_store`.
 5. A deleted queue keeps answering ``settle``/``discard``/``requeue`` for messages that were out
    when it died, without resurrecting them.
-6. Plain-queue verbs keep the broker's ready meter (``flow.py``) current: one integer add each,
-   and one length comparison on enqueue. The meter is the only thing they tell.
+6. ``x-expires`` is a :class:`Lease`: a queue unused for that long is deleted
+   (``lifecycle.py``).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from minibroker.core.flow import MESSAGE_OVERHEAD, UNMETERED, ReadyMeter
+from minibroker.core.arguments import QueueLimits
+from minibroker.core.consumers import ConsumerRing
+from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
+from minibroker.core.flow import UNMETERED, ReadyMeter
+from minibroker.core.stores import BackingStore, FifoStore, QueueEntry, msg_id_of
 from minibroker.message import FieldTable, Message
 
-if TYPE_CHECKING:
-    from minibroker.core.channels import Consumer
-    from minibroker.core.features import QueueFeatures
-
-__all__ = ["Queue", "QueueEntry", "TimedEntry"]
+__all__ = ["Lease", "Queue"]
 
 
-class QueueEntry:
-    """One message's life in one queue.
+class Lease:
+    """``x-expires``: when the queue was last used, and the expiry deadline on the timer heap."""
 
-    Every queued message has one, so it stays small: four slots (a million queued messages
-    cost about 72 MB less for every slot left out). An entry that can expire is a
-    :class:`TimedEntry`; for the others ``expires_at`` reads the class default ``None``."""
+    __slots__ = ("deadline", "expires", "last_used")
 
-    __slots__ = ("delivery_count", "message", "msg_id", "redelivered")
-
-    #: When the message expires (``now`` scale; message TTL); ``None`` = never.
-    expires_at: float | None = None
-
-    def __init__(self, msg_id: int, message: Message) -> None:
-        self.msg_id = msg_id
-        self.message = message
-        self.redelivered = False
-        #: How many times this entry has been handed out (deliveries and gets).
-        self.delivery_count = 0
-
-    def __repr__(self) -> str:
-        return f"QueueEntry({self.msg_id}, redelivered={self.redelivered})"
-
-
-class TimedEntry(QueueEntry):
-    """An entry with a deadline (queue or message TTL)."""
-
-    __slots__ = ("expires_at",)
-
-    def __init__(self, msg_id: int, message: Message, expires_at: float) -> None:
-        super().__init__(msg_id, message)
-        self.expires_at = expires_at
-
-
-def _msg_id(entry: QueueEntry) -> int:
-    return entry.msg_id
+    def __init__(self, expires: float, now: float) -> None:
+        #: Seconds without use after which the queue is deleted.
+        self.expires = expires
+        #: Last declare, get, consume or cancel (the countdown starts here).
+        self.last_used = now
+        #: The deadline currently on the broker's timer heap (lazy invalidation), if any.
+        self.deadline: float | None = None
 
 
 class Queue:
-    """A classic queue: FIFO by ``msg_id``, requeue to original position."""
+    """A classic queue: FIFO by ``msg_id`` (by priority first with ``x-max-priority``), requeue
+    to original position."""
 
     __slots__ = (
         "acked", "arguments", "auto_delete", "consumers", "deleted", "delivered", "durable",
-        "exclusive_owner", "features", "had_consumer", "meter", "name", "next_msg_id",
-        "published", "ready", "redelivered", "round_robin", "unacked_count", "weight",
+        "exclusive_owner", "features", "lease", "limits", "name",
+        "next_msg_id", "plain", "published", "ready", "redelivered", "store", "unacked",
     )
 
     def __init__(
@@ -91,7 +74,9 @@ class Queue:
         exclusive_owner: int | None = None,
         auto_delete: bool = False,
         arguments: FieldTable | None = None,
+        limits: QueueLimits = PLAIN_LIMITS,
         meter: ReadyMeter = UNMETERED,
+        now: float = 0.0,
     ) -> None:
         self.name = name
         self.durable = durable
@@ -99,26 +84,32 @@ class Queue:
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments: FieldTable = dict(arguments or {})
-        self.ready: deque[QueueEntry] = deque()
+        #: The validated feature arguments (``arguments.py``); ``PLAIN_LIMITS`` for none.
+        self.limits = limits
         self.next_msg_id = 1
-        self.unacked_count = 0
-        self.consumers: list[Consumer] = []
-        #: Index into ``consumers`` where the next round-robin search starts.
-        self.round_robin = 0
-        #: An auto-delete queue is deleted only once it has had a consumer (RabbitMQ's rule).
-        self.had_consumer = False
+        self.unacked = 0
+        #: The consumers in subscription order, and whose turn it is (``consumers.py``).
+        self.consumers = ConsumerRing(single_active=limits.single_active_consumer)
         self.deleted = False
         self.published = 0
         self.delivered = 0
         self.acked = 0
         self.redelivered = 0
-        #: TTL, limits, priorities, dead-lettering... (``features.py``); ``None`` for a plain
-        #: queue, so the hot path pays one attribute test for all of them.
-        self.features: QueueFeatures | None = None
-        #: The broker's ready meter (rule 6) and this queue's share of it: body bytes +
-        #: overhead of the ready messages counted by the verbs.
-        self.meter: ReadyMeter = meter
-        self.weight = 0
+        self.lease = None if limits.expires is None else Lease(limits.expires / 1000, now)
+        self.store: BackingStore
+        self.features: FeatureStore | None
+        self.plain: bool
+        #: The store's ready entries (read them, never change them: ``stores.py`` rule 1).
+        self.ready: deque[QueueEntry]
+        self.use_store(FeatureStore(self, meter, limits) if needs_features(limits)
+                       else FifoStore(self, meter))
+
+    def use_store(self, store: BackingStore) -> None:
+        """Keep the messages in ``store`` from now on (rule 4)."""
+        self.store = store
+        self.features = store if isinstance(store, FeatureStore) else None
+        self.plain = type(store) is FifoStore
+        self.ready = store.ready
 
     @property
     def exclusive(self) -> bool:
@@ -131,98 +122,60 @@ class Queue:
 
     # -- the verbs --------------------------------------------------------------------------
 
-    def enqueue(self, message: Message) -> QueueEntry:
-        entry = QueueEntry(self.next_msg_id, message)
-        self.next_msg_id += 1
-        ready = self.ready
-        ready.append(entry)
+    def enqueue(self, message: Message, now: float = 0.0, ttl: float | None = None) -> QueueEntry:
+        """Take a new message (``ttl``: its own TTL in seconds, if any)."""
+        msg_id = self.next_msg_id
+        self.next_msg_id = msg_id + 1
         self.published += 1
-        weight = len(message.body) + MESSAGE_OVERHEAD
-        self.weight += weight
-        meter = self.meter
-        meter.weight += weight
-        if len(ready) > meter.queue_high_water:
-            meter.long_queues.add(self)
-        return entry
+        return self.store.append(msg_id, message, now, ttl)
 
-    def checkout(self) -> QueueEntry | None:
-        """Take the head message out of ``ready``; it is now unacked until settled."""
-        if not self.ready:
-            return None
-        entry = self.ready.popleft()
-        entry.delivery_count += 1
-        self.unacked_count += 1
-        self.delivered += 1
-        weight = len(entry.message.body) + MESSAGE_OVERHEAD
-        self.weight -= weight
-        self.meter.weight -= weight
+    def checkout(self, now: float = 0.0) -> QueueEntry | None:
+        """The head message, out of ``ready``: it is unacked until settled."""
+        entry = self.store.take(now)
+        if entry is not None:
+            entry.delivery_count += 1
+            self.unacked += 1
+            self.delivered += 1
         return entry
 
     def settle(self, entry: QueueEntry) -> None:
         """The consumer acknowledged ``entry``: it is gone for good."""
-        self.unacked_count -= 1
+        self.unacked -= 1
         self.acked += 1
+        if not self.plain:  # the plain store keeps nothing for an unacked entry
+            self.store.settle(entry)
 
     def discard(self, entry: QueueEntry) -> None:
         """``entry`` was rejected without requeue: gone, or dead-lettered (reason ``rejected``)
         when the queue has a dead-letter exchange."""
-        self.unacked_count -= 1
-        if self.features is not None and not self.deleted:
-            self.features.discarded(entry)
+        self.unacked -= 1
+        if not self.plain and not self.deleted:
+            self.store.discard(entry)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Return unacked entries to ``ready`` at their original positions, as redelivered."""
-        batch = sorted(entries, key=_msg_id)
+        batch = sorted(entries, key=msg_id_of)
         if not batch:
             return
-        self.unacked_count -= len(batch)
+        self.unacked -= len(batch)
         for entry in batch:
             entry.redelivered = True
         self.redelivered += len(batch)
-        if self.deleted:
-            return
-        if self.features is not None:
-            self.features.requeue(self, batch)
-            return
-        weight = 0
-        for entry in batch:
-            weight += len(entry.message.body)
-        weight += len(batch) * MESSAGE_OVERHEAD
-        self.weight += weight
-        self.meter.weight += weight
-        ready = self.ready
-        if not ready or batch[-1].msg_id < ready[0].msg_id:
-            # The common case: everything returned is older than the head.
-            ready.extendleft(reversed(batch))
-            return
-        for entry in batch:
-            ready.insert(bisect_left(ready, entry.msg_id, key=_msg_id), entry)
+        if not self.deleted:
+            self.store.requeue(batch)
 
     def purge(self) -> int:
-        count = len(self.ready)
-        self.ready.clear()
-        self.meter.weight -= self.weight
-        self.weight = 0
-        if self.features is not None:
-            self.features.ready_bytes = 0
-        return count
+        return self.store.purge()
+
+    def delete(self) -> int:
+        """The queue dies: drop what is ready (rule 5); return how many that was."""
+        self.deleted = True
+        return self.store.delete()
 
     # -- consumers --------------------------------------------------------------------------
 
-    def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
-        self.had_consumer = True
-
-    def remove_consumer(self, consumer: Consumer) -> None:
-        index = self.consumers.index(consumer)
-        del self.consumers[index]
-        if index < self.round_robin:
-            self.round_robin -= 1
-        if self.round_robin >= len(self.consumers):
-            self.round_robin = 0
-
     def has_exclusive_consumer(self) -> bool:
-        return any(consumer.exclusive for consumer in self.consumers)
+        return self.consumers.exclusive > 0
 
     def __repr__(self) -> str:
-        return f"Queue({self.name!r}, ready={len(self.ready)}, unacked={self.unacked_count})"
+        return f"Queue({self.name!r}, ready={len(self.ready)}, unacked={self.unacked})"

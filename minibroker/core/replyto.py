@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from minibroker.core.channels import Channel
+from minibroker.core.channels import BrokerChannel
 from minibroker.core.effects import ConsumeOk, Deliver, Effect, Outcome
 from minibroker.core.state import BrokerState
 from minibroker.errors import NotAllowed, PreconditionFailed
@@ -34,30 +34,38 @@ REPLY_QUEUE = "amq.rabbitmq.reply-to"
 REPLY_PREFIX = REPLY_QUEUE + "."
 
 
-class DirectReplyTo(BrokerState):
-    """The direct reply-to handlers; ``BrokerState.reply_channels`` maps tokens to channels."""
+class DirectReplyTo:
+    """The reply consumers of every channel, by token."""
 
-    def _consume_reply_to(self, channel: Channel, consumer_tag: str, no_ack: bool) -> Outcome:
+    def __init__(self, state: BrokerState) -> None:
+        self.state = state
+        #: Token -> the channel whose reply consumer it names.
+        self.channels: dict[str, BrokerChannel] = {}
+
+    def consume(self, channel: BrokerChannel, consumer_tag: str, no_ack: bool) -> Outcome:
+        """``basic.consume`` on ``amq.rabbitmq.reply-to`` (rule 1)."""
         if consumer_tag in channel.consumers or consumer_tag == channel.reply_consumer:
             raise NotAllowed(f"attempt to reuse consumer tag '{consumer_tag}'")
         if not no_ack:
             raise PreconditionFailed("reply consumer cannot acknowledge")
         if channel.reply_consumer is not None:
             raise PreconditionFailed("reply consumer already set")
-        tag = consumer_tag or self.make_name("amq.ctag-")
-        token = self.make_name("")
-        while token in self.reply_channels:
-            token = self.make_name("")
+        make_name = self.state.make_name
+        tag = consumer_tag or make_name("amq.ctag-")
+        token = make_name("")
+        while token in self.channels:
+            token = make_name("")
         channel.reply_consumer, channel.reply_token = tag, token
-        self.reply_channels[token] = channel
+        self.channels[token] = channel
         return Outcome(ConsumeOk(tag))
 
-    def _cancel_reply_to(self, channel: Channel) -> None:
+    def cancel(self, channel: BrokerChannel) -> None:
+        """The channel's reply consumer goes (cancel, channel close): its token dies."""
         if channel.reply_token is not None:
-            self.reply_channels.pop(channel.reply_token, None)
+            self.channels.pop(channel.reply_token, None)
         channel.reply_consumer = channel.reply_token = None
 
-    def _reply_address(self, channel: Channel, message: Message) -> Message:
+    def address(self, channel: BrokerChannel, message: Message) -> Message:
         """Rule 2: the message with its reply-to rewritten to this channel's address."""
         if channel.reply_token is None:
             raise PreconditionFailed("fast reply consumer does not exist")
@@ -65,13 +73,13 @@ class DirectReplyTo(BrokerState):
             message.properties, reply_to=REPLY_PREFIX + channel.reply_token
         ))
 
-    def _deliver_reply(self, message: Message, effects: list[Effect]) -> bool:
+    def deliver(self, message: Message, effects: list[Effect]) -> bool:
         """Rule 3: deliver a reply; False if the address names no live consumer."""
-        channel = self.reply_channels.get(message.routing_key[len(REPLY_PREFIX):])
+        channel = self.channels.get(message.routing_key[len(REPLY_PREFIX):])
         if channel is None or channel.reply_consumer is None:
             return False
         tag = channel.take_delivery_tag()
-        self.delivered += 1
+        self.state.delivered += 1
         effects.append(Deliver(
             channel.connection.id, channel.number, channel.reply_consumer, tag, False, message,
         ))

@@ -4,7 +4,11 @@ Rules:
 
 1. Everything returned here is a frozen value, detached from live state: holding a snapshot
    never pins or changes the broker. These feed the test toolkit and the management API.
-2. Counting is exact: ``ready`` + ``unacked`` is every message a queue still owns.
+2. Counting is exact: ``ready`` + ``unacked`` is every message a queue still owns. Each number
+   is read from the one place that keeps it (``state.py`` rule 2, ``queues.py`` rule 3).
+3. ``QueueStatistics.backing_store`` names the store that keeps the queue's messages: ``"fifo"``
+   on the plain path, ``"features"`` while TTL, limits, priorities or dead-lettering need the
+   feature path (``stores.py``, ``features.py``).
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ from minibroker.core.exchanges import Binding
 from minibroker.message import FieldTable
 
 if TYPE_CHECKING:
-    from minibroker.core.channels import ConnectionState
     from minibroker.core.queues import Queue
-    from minibroker.core.topology import Topology
+    from minibroker.core.state import BrokerState
 
 __all__ = [
     "BrokerStatistics", "ChannelInfo", "ConnectionInfo", "ConsumerInfo", "ExchangeInfo",
-    "QueueStatistics", "StatisticsMixin", "TopologySnapshot",
+    "Introspection", "QueueStatistics", "TopologySnapshot",
 ]
 
 
@@ -40,6 +43,8 @@ class QueueStatistics:
     delivered: int
     acked: int
     redelivered: int
+    #: Rule 3.
+    backing_store: str = "fifo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,22 +123,22 @@ def _queue_statistics(queue: Queue) -> QueueStatistics:
     return QueueStatistics(
         name=queue.name, durable=queue.durable, exclusive=queue.exclusive,
         auto_delete=queue.auto_delete, arguments=dict(queue.arguments), ready=len(queue.ready),
-        unacked=queue.unacked_count, consumers=len(queue.consumers), published=queue.published,
+        unacked=queue.unacked, consumers=len(queue.consumers), published=queue.published,
         delivered=queue.delivered, acked=queue.acked, redelivered=queue.redelivered,
+        backing_store="fifo" if queue.features is None else "features",
     )
 
 
-class StatisticsMixin:
-    """The read-only half of :class:`~minibroker.core.broker.Broker`."""
+class Introspection:
+    """The read-only view of a broker's state (``Broker.statistics()`` and friends)."""
 
-    topology: Topology
-    connections: dict[int, ConnectionState]
-    published: int
-    delivered: int
-    acked: int
-    returned: int
+    def __init__(self, state: BrokerState) -> None:
+        self.state = state
+        self.topology = state.topology
+        self.connections = state.connections
 
     def statistics(self) -> BrokerStatistics:
+        state = self.state
         queues = self.topology.queues.values()
         return BrokerStatistics(
             connections=len(self.connections),
@@ -142,9 +147,9 @@ class StatisticsMixin:
             queues=len(self.topology.queues),
             consumers=sum(len(queue.consumers) for queue in queues),
             messages_ready=sum(len(queue.ready) for queue in queues),
-            messages_unacked=sum(queue.unacked_count for queue in queues),
-            published=self.published, delivered=self.delivered, acked=self.acked,
-            returned=self.returned,
+            messages_unacked=sum(queue.unacked for queue in queues),
+            published=state.published, delivered=state.delivered, acked=state.acked,
+            returned=state.returned,
         )
 
     def queue_statistics(self, name: str) -> QueueStatistics:

@@ -4,7 +4,7 @@ Rules:
 
 1. The heap holds (deadline, sequence, kind, queue). Entries are never removed when they stop
    being true: an entry is *live* only while its queue is alive and still has that deadline
-   recorded for that kind (``QueueFeatures.ttl_deadline`` / ``expiry_deadline``). Stale entries
+   recorded for that kind (``FeatureStore.ttl_deadline`` / ``Lease.deadline``). Stale entries
    are skipped when they reach the top (lazy invalidation), so rescheduling costs one push.
 2. :meth:`Timers.next_deadline` returns the earliest live deadline; :meth:`Timers.due` pops
    every live entry due at ``now``. Neither reads a clock.
@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from typing import TYPE_CHECKING
 
-from minibroker.core.queues import Queue
+if TYPE_CHECKING:
+    from minibroker.core.queues import Queue
 
 __all__ = ["EXPIRY", "TTL", "Timers"]
 
@@ -28,11 +30,13 @@ TTL, EXPIRY = "ttl", "expiry"
 
 
 def _live(kind: str, queue: Queue, deadline: float) -> bool:
-    features = queue.features
-    if queue.deleted or features is None:
+    if queue.deleted:
         return False
-    recorded = features.ttl_deadline if kind == TTL else features.expiry_deadline
-    return recorded == deadline
+    if kind == TTL:
+        features = queue.features
+        return features is not None and features.ttl_deadline == deadline
+    lease = queue.lease
+    return lease is not None and lease.deadline == deadline
 
 
 class Timers:

@@ -14,12 +14,16 @@ Rules:
    goes away when its last binding as a source is removed (and that can cascade).
 5. Routing through exchange-to-exchange bindings walks each exchange at most once per message, so
    cycles terminate, and reaches each queue at most once however many paths lead to it.
+6. Alternate exchange (RabbitMQ): "whenever an exchange with a configured AE cannot route a
+   message to any queue, it publishes the message to the specified AE instead"; chains are
+   followed, each exchange once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from minibroker.core.exchanges import (
     Binding,
@@ -29,9 +33,11 @@ from minibroker.core.exchanges import (
     Exchange,
     exchange_class,
 )
-from minibroker.core.queues import Queue
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
 from minibroker.message import FieldTable, FieldValue
+
+if TYPE_CHECKING:
+    from minibroker.core.queues import Queue
 
 __all__ = ["VHOST", "Topology", "exchange_text", "queue_text"]
 
@@ -265,8 +271,7 @@ class Topology:
     def remove_queue(self, queue: Queue) -> int:
         """Delete ``queue`` and its bindings; return how many ready messages died with it.
         The caller cancels its consumers."""
-        count = queue.purge()
-        queue.deleted = True
+        count = queue.delete()
         del self.queues[queue.name]
         self._unbind_everywhere(Destination(DestinationKind.QUEUE, queue.name))
         return count
@@ -298,6 +303,32 @@ class Topology:
                         self.exchanges[destination.name].route(routing_key, headers)
                     )
         return found.values()
+
+    def route_keys(
+        self, exchange: Exchange, keys: Sequence[str], headers: FieldTable | None,
+    ) -> Collection[Queue]:
+        """The queues reached by publishing to ``exchange`` with any of ``keys`` (CC/BCC), or
+        through its alternate exchanges when they reach none (rule 6)."""
+        route = self.route
+        seen = {exchange.name}
+        while True:
+            if len(keys) == 1:
+                queues = route(exchange, keys[0], headers)
+            else:
+                found: dict[str, Queue] = {}
+                for key in keys:
+                    found.update((queue.name, queue) for queue in route(exchange, key, headers))
+                queues = found.values()
+            if queues:
+                return queues
+            alternate = exchange.arguments.get("alternate-exchange")
+            if not isinstance(alternate, str) or alternate in seen:
+                return queues
+            seen.add(alternate)
+            following = self.exchanges.get(alternate)
+            if following is None:
+                return queues
+            exchange = following
 
     def new_queue_name(self, make_name: Callable[[str], str]) -> str:
         while True:

@@ -12,16 +12,6 @@ from minibroker.message import FieldTable, FieldValue, Properties
 from tests.unit.core.helpers import Chan, Harness, bodies, delivered
 
 
-@pytest.fixture
-def harness() -> Harness:
-    return Harness()
-
-
-@pytest.fixture
-def ch(harness: Harness) -> Chan:
-    return harness.open()
-
-
 def take_all(ch: Chan, queue: str) -> list[bytes]:
     out: list[bytes] = []
     while True:

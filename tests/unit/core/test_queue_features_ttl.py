@@ -12,16 +12,6 @@ from minibroker.message import Properties
 from tests.unit.core.helpers import Chan, Harness, bodies
 
 
-@pytest.fixture
-def harness() -> Harness:
-    return Harness()
-
-
-@pytest.fixture
-def ch(harness: Harness) -> Chan:
-    return harness.open()
-
-
 def ready(ch: Chan, queue: str) -> int:
     return ch.declare_queue(queue, passive=True).message_count
 
@@ -211,7 +201,7 @@ def test_timers_of_a_deleted_queue_are_dropped() -> None:
 
 def test_only_entries_that_can_expire_carry_a_deadline() -> None:
     """Memory: a plain queue's entries have no deadline slot; a TTL queue's entries do."""
-    from minibroker.core.queues import QueueEntry, TimedEntry
+    from minibroker.core.stores import QueueEntry, TimedEntry
 
     harness = Harness()
     ch = harness.open()

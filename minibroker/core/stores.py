@@ -1,0 +1,204 @@
+"""Backing stores: where a queue keeps its messages, after RabbitMQ's backing queue. No I/O.
+
+A :class:`~minibroker.core.queues.Queue` is RabbitMQ's queue process in miniature: it owns its
+counters, its consumers and the rules of its verbs, and hands the *storage* of its messages to
+one backing store. This module holds the entries, the store contract and the plain store; the
+store with features (TTL, priorities, length limits, dead-letter reasons) is in ``features.py``.
+
+Rules:
+
+1. ``BackingStore.ready`` holds the entries waiting for consumers, in delivery order. Only the
+   store changes it; its queue and the readers (introspection, the shell's flow controller)
+   iterate and count it. The deque lives as long as the queue: a store that replaces another
+   (a queue gaining or leaving features) takes it over, so a reference to it stays true.
+2. Every entry enters through :meth:`~BackingStore.append` and leaves through exactly one of
+   :meth:`~BackingStore.settle` (acknowledged), :meth:`~BackingStore.discard` (rejected without
+   requeue), :meth:`~BackingStore.purge`, :meth:`~BackingStore.delete` or — in a store with
+   features — its ``dead`` list (expired, dropped by a length limit, over its delivery limit).
+   :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked) and
+   :meth:`~BackingStore.requeue` puts unacked entries back (redelivered). A store therefore
+   sees every fact a durable copy needs, each with its queue and ``msg_id``.
+3. Stores keep the broker's ready meter (``flow.py``) current: each adds or subtracts an
+   entry's weight as it enters or leaves ``ready``, and keeps its own share (``weight``) so a
+   purge, a deletion or a change of store moves it exactly, without a walk.
+4. The durability seam. A durable store (``minibroker/storage/``, next) is a store whose verbs
+   also record *intents* in a journal that the shell's storage writer turns into file I/O:
+   ``append`` of a persistent message → "appended (queue, msg_id, message)"; ``settle``,
+   ``discard`` and dead entries → "settled (queue, msg_id)"; ``requeue`` → "requeued (queue,
+   msg_ids)" so recovery marks them redelivered; ``purge`` → "purged (queue)"; ``delete`` →
+   "deleted (queue)". Recording is appending to a list: the core still does no I/O and never
+   waits. The journal numbers its intents; the shell later reports "synced up to sequence N"
+   as an input, and the confirms of persistent messages wait for it — the one place they are
+   made is ``Publishing.confirm`` (``publishing.py``). The in-memory stores below record
+   nothing, so their confirms go out at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from bisect import bisect_left
+from collections import deque
+from typing import TYPE_CHECKING
+
+from minibroker.core.flow import MESSAGE_OVERHEAD, ReadyMeter
+from minibroker.message import Message
+
+if TYPE_CHECKING:
+    from minibroker.core.queues import Queue
+
+__all__ = ["BackingStore", "FifoStore", "QueueEntry", "TimedEntry"]
+
+
+class QueueEntry:
+    """One message's life in one queue.
+
+    Every queued message has one, so it stays small: four slots (a million queued messages
+    cost about 72 MB less for every slot left out). An entry that can expire is a
+    :class:`TimedEntry`; for the others ``expires_at`` reads the class default ``None``."""
+
+    __slots__ = ("delivery_count", "message", "msg_id", "redelivered")
+
+    #: When the message expires (``now`` scale; message TTL); ``None`` = never.
+    expires_at: float | None = None
+
+    def __init__(self, msg_id: int, message: Message) -> None:
+        self.msg_id = msg_id
+        self.message = message
+        self.redelivered = False
+        #: How many times this entry has been handed out (deliveries and gets).
+        self.delivery_count = 0
+
+    def __repr__(self) -> str:
+        return f"QueueEntry({self.msg_id}, redelivered={self.redelivered})"
+
+
+class TimedEntry(QueueEntry):
+    """An entry with a deadline (queue or message TTL)."""
+
+    __slots__ = ("expires_at",)
+
+    def __init__(self, msg_id: int, message: Message, expires_at: float) -> None:
+        super().__init__(msg_id, message)
+        self.expires_at = expires_at
+
+
+def msg_id_of(entry: QueueEntry) -> int:
+    return entry.msg_id
+
+
+class BackingStore(ABC):
+    """The storage of one queue's messages (the contract in rules 1-4)."""
+
+    __slots__ = ("meter", "owner", "ready", "weight")
+
+    def __init__(
+        self, owner: Queue, meter: ReadyMeter, ready: deque[QueueEntry] | None = None,
+        weight: int = 0,
+    ) -> None:
+        #: The queue whose messages these are (the meter lists long queues by queue).
+        self.owner = owner
+        self.meter = meter
+        self.ready: deque[QueueEntry] = deque() if ready is None else ready
+        #: This store's share of the meter: what ``ready`` weighs (rule 3).
+        self.weight = weight
+
+    @abstractmethod
+    def append(
+        self, msg_id: int, message: Message, now: float, ttl: float | None
+    ) -> QueueEntry:
+        """Store a new message (``ttl``: its own TTL in seconds, if any) as ready."""
+
+    @abstractmethod
+    def take(self, now: float) -> QueueEntry | None:
+        """The head entry, out of ``ready`` (it is unacked now); ``None`` when none is left."""
+
+    @abstractmethod
+    def settle(self, entry: QueueEntry) -> None:
+        """An unacked entry was acknowledged: gone for good."""
+
+    @abstractmethod
+    def discard(self, entry: QueueEntry) -> None:
+        """An unacked entry was rejected without requeue: gone (or dead-lettered)."""
+
+    @abstractmethod
+    def requeue(self, batch: list[QueueEntry]) -> None:
+        """Unacked entries (in ``msg_id`` order, marked redelivered) come back as ready."""
+
+    @abstractmethod
+    def purge(self) -> int:
+        """Drop every ready entry; return how many there were."""
+
+    def delete(self) -> int:
+        """The queue is deleted: drop what is ready; return how many there were. Entries out
+        at that moment are settled, discarded or requeued later, and stay gone."""
+        return self.purge()
+
+    def _meter_in(self, weight: int) -> None:
+        self.weight += weight
+        meter = self.meter
+        meter.weight += weight
+        if len(self.ready) > meter.queue_high_water:
+            meter.long_queues.add(self.owner)
+
+    def _meter_out(self, weight: int) -> None:
+        self.weight -= weight
+        self.meter.weight -= weight
+
+
+class FifoStore(BackingStore):
+    """The plain store: ready entries in ``msg_id`` order, no deadlines, nothing to record.
+
+    Its verbs are the hot path: one deque operation and one meter add each."""
+
+    __slots__ = ()
+
+    def append(
+        self, msg_id: int, message: Message, now: float, ttl: float | None
+    ) -> QueueEntry:
+        # ``ttl`` is always None here: a message that can expire makes its queue take a
+        # store with features first (``lifecycle.py``).
+        entry = QueueEntry(msg_id, message)
+        ready = self.ready
+        ready.append(entry)
+        weight = len(message.body) + MESSAGE_OVERHEAD
+        self.weight += weight
+        meter = self.meter
+        meter.weight += weight
+        if len(ready) > meter.queue_high_water:
+            meter.long_queues.add(self.owner)
+        return entry
+
+    def take(self, now: float) -> QueueEntry | None:
+        ready = self.ready
+        if not ready:
+            return None
+        entry = ready.popleft()
+        weight = len(entry.message.body) + MESSAGE_OVERHEAD
+        self.weight -= weight
+        self.meter.weight -= weight
+        return entry
+
+    def settle(self, entry: QueueEntry) -> None:
+        pass  # nothing is kept for an unacked entry
+
+    def discard(self, entry: QueueEntry) -> None:
+        pass
+
+    def requeue(self, batch: list[QueueEntry]) -> None:
+        weight = len(batch) * MESSAGE_OVERHEAD
+        for entry in batch:
+            weight += len(entry.message.body)
+        ready = self.ready
+        if not ready or batch[-1].msg_id < ready[0].msg_id:
+            # The common case: everything returned is older than the head.
+            ready.extendleft(reversed(batch))
+        else:
+            for entry in batch:
+                ready.insert(bisect_left(ready, entry.msg_id, key=msg_id_of), entry)
+        self._meter_in(weight)
+
+    def purge(self) -> int:
+        count = len(self.ready)
+        self.ready.clear()
+        self._meter_out(self.weight)
+        return count
