@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -129,3 +130,35 @@ def provisioned(host: str, port: int, document: dict[str, Any]) -> Iterator[None
         yield
     finally:
         remove(document)
+
+
+@dataclass
+class RabbitAdmin:
+    """What the :func:`rabbitmq_admin` fixture yields: the reference broker's address and a
+    way to load definitions that are removed when the test ends."""
+
+    host: str
+    port: int
+    _loaded: list[dict[str, Any]] = field(default_factory=list)
+
+    def load(self, document: dict[str, Any]) -> None:
+        """Import ``document`` (a RabbitMQ definitions document whose ``queues`` end with a
+        sentinel queue, as ``access_runner.definitions`` makes them) and wait for it."""
+        self._loaded.append(document)
+        rabbitmqctl("import_definitions", stdin=json.dumps(document))
+        _await_import(self.host, self.port, document)
+
+    def remove_all(self) -> None:
+        while self._loaded:
+            remove(self._loaded.pop())
+
+
+@pytest.fixture
+def rabbitmq_admin() -> Iterator[RabbitAdmin]:
+    """Users, vhosts, permissions and limits on the reference RabbitMQ for one test, removed
+    afterwards even when the test fails (rule 2); skips as rule 4 says."""
+    admin = RabbitAdmin(*reference_broker())
+    try:
+        yield admin
+    finally:
+        admin.remove_all()
