@@ -50,6 +50,7 @@ from minibroker.errors import ConnectionLevelError, NotAllowed
 
 __all__ = [
     "DEFAULT_HASHING_ALGORITHM",
+    "HASHING_ALGORITHMS",
     "LOGIN_REFUSED",
     "AccessControl",
     "LoginRefused",
@@ -65,6 +66,10 @@ __all__ = [
 ]
 
 DEFAULT_HASHING_ALGORITHM = "rabbit_password_hashing_sha256"
+#: RabbitMQ's ``hashing_algorithm`` names (``minibroker.passwords`` implements each).
+HASHING_ALGORITHMS = (
+    DEFAULT_HASHING_ALGORITHM, "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5",
+)
 
 #: RabbitMQ's answer to every refused login (``rabbit_reader:auth_fail/5``).
 LOGIN_REFUSED = (
@@ -172,6 +177,12 @@ class User:
     hashing_algorithm: str = DEFAULT_HASHING_ALGORITHM
     tags: frozenset[str] = frozenset()
     limits: UserLimits = field(default_factory=UserLimits)
+
+    def __post_init__(self) -> None:
+        # Refused here, by name, rather than failing every login of the user later.
+        if self.hashing_algorithm not in HASHING_ALGORITHMS:
+            raise ValueError(f"user '{self.name}': unknown hashing_algorithm "
+                             f"{self.hashing_algorithm!r} (known: {', '.join(HASHING_ALGORITHMS)})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
+from minibroker import passwords
 from minibroker.core.access import (
+    HASHING_ALGORITHMS,
     LOGIN_REFUSED,
     AccessControl,
     LoginRefused,
@@ -77,6 +79,12 @@ def test_the_mechanism_is_named_in_the_refusal() -> None:
     with pytest.raises(LoginRefused, match="mechanism AMQPLAIN"):
         registry().authenticate("app", "x", check_password=verify_password, loopback=True,
                                 mechanism="AMQPLAIN")
+
+
+def test_users_name_only_algorithms_the_password_module_implements() -> None:
+    assert set(HASHING_ALGORITHMS) == set(passwords.HASHING_ALGORITHMS)
+    with pytest.raises(ValueError, match="user 'u': unknown hashing_algorithm 'bcrypt'"):
+        User("u", "x", "bcrypt")
 
 
 def test_a_user_without_a_password_cannot_log_in() -> None:
