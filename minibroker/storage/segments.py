@@ -1,0 +1,139 @@
+"""The segment table: what each message segment holds that still matters, and when it can go.
+Bookkeeping only, no I/O (the store asks it what to reclaim and hands the work to the worker).
+
+Rules:
+
+1. A segment is *sealed* once the writer moved on to the next one; only sealed segments are
+   reclaimed. Each counts its *live* entries (PUBLISHes not yet settled) and their bytes.
+2. A tombstone (SETTLE or REQUEUE, ``intents.py``) in segment H naming a PUBLISH in segment T
+   keeps H *needed* while T still holds that PUBLISH: ``T.holders[H]`` counts such tombstone
+   groups for T's current generation, and ``H.needed`` is the sum over all T. A tombstone
+   naming a PUBLISH in its own segment is not counted: the two go together.
+3. A sealed segment with no live entry and no needed tombstone is deleted. Deleting T makes
+   every tombstone naming T unneeded: the holders are released.
+4. A sealed segment whose live bytes are less than ``1 - garbage`` of its size is compacted:
+   rewritten with only its live entries and needed tombstones, under a new *generation*. The
+   generation is bumped when the compaction is decided, so tombstones written from then on
+   (which name the new generation) stay needed, while those of older generations are released:
+   their PUBLISHes are not copied.
+5. Reclaim work is carried out in the order it was decided, each step durable before the next,
+   so every decision may assume the earlier ones are done (``writer.py`` runs it that way).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+__all__ = ["Compaction", "Segment", "SegmentTable"]
+
+
+class Segment:
+    __slots__ = ("generation", "holders", "live", "live_bytes", "needed", "number", "publishes",
+                 "size")
+
+    def __init__(self, number: int, generation: int = 0) -> None:
+        self.number = number
+        self.generation = generation
+        #: Bytes of the file, as last written or compacted.
+        self.size = 0
+        self.live = 0
+        self.live_bytes = 0
+        self.needed = 0
+        #: holder segment -> tombstone groups there that name this segment's generation.
+        self.holders: dict[int, int] = {}
+        #: incarnation -> the msg_ids published here (compaction's keep-list source); 8 bytes
+        #: per message.
+        self.publishes: dict[int, array[int]] = {}
+
+    def __repr__(self) -> str:
+        return (f"Segment({self.number}, gen={self.generation}, size={self.size}, "
+                f"live={self.live}/{self.live_bytes}B, needed={self.needed})")
+
+
+@dataclass(slots=True)
+class Compaction:
+    """What the worker needs to rewrite one segment (decided on the loop thread)."""
+
+    number: int
+    generation: int  #: the new generation
+    keep: dict[int, set[int]]  #: incarnation -> msg_ids whose PUBLISH is copied
+    requeued: dict[int, dict[int, int]]  #: incarnation -> msg_id -> delivery_count to fold in
+    generations: dict[int, int] = field(default_factory=dict)  #: other segments' generations
+
+
+class SegmentTable:
+    """All message segments of a store, oldest first; the last one is being written."""
+
+    __slots__ = ("garbage", "min_size", "segments")
+
+    def __init__(self, *, garbage: float = 0.5, min_size: int = 0) -> None:
+        self.segments: dict[int, Segment] = {}
+        #: Compact a segment when at least this fraction of it is garbage (rule 4).
+        self.garbage = garbage
+        #: Do not bother compacting files smaller than this.
+        self.min_size = min_size
+
+    def add(self, number: int, generation: int = 0) -> Segment:
+        segment = self.segments[number] = Segment(number, generation)
+        return segment
+
+    @property
+    def current(self) -> Segment:
+        return self.segments[next(reversed(self.segments))]
+
+    def tombstone(self, holder: int, target: int) -> None:
+        """A tombstone group written in ``holder`` names a PUBLISH in ``target`` (rule 2)."""
+        if holder == target:
+            return
+        target_segment = self.segments[target]
+        target_segment.holders[holder] = target_segment.holders.get(holder, 0) + 1
+        self.segments[holder].needed += 1
+
+    def settle(self, number: int, size: int) -> None:
+        segment = self.segments[number]
+        segment.live -= 1
+        segment.live_bytes -= size
+
+    def _release(self, segment: Segment) -> None:
+        for holder, count in segment.holders.items():
+            held = self.segments.get(holder)
+            if held is not None:
+                held.needed -= count
+        segment.holders = {}
+
+    def decide(self) -> list[Segment | Compaction]:
+        """The reclaim work due now, in order (rules 3-5): a :class:`Segment` to delete (it is
+        already gone from the table) or a :class:`Compaction` to run."""
+        work: list[Segment | Compaction] = []
+        if len(self.segments) < 2:
+            return work
+        current = self.current.number
+        # Deleting one segment can release the last holder pinning an older one: repeat.
+        changed = True
+        while changed:
+            changed = False
+            for segment in list(self.segments.values()):
+                if segment.number != current and segment.live == 0 and segment.needed == 0:
+                    del self.segments[segment.number]
+                    self._release(segment)
+                    work.append(segment)
+                    changed = True
+        for segment in list(self.segments.values()):
+            if (segment.number == current or segment.size < self.min_size
+                    or segment.live_bytes > segment.size * (1 - self.garbage)):
+                continue
+            work.append(self.begin_compaction(segment))
+        return work
+
+    def begin_compaction(self, segment: Segment) -> Compaction:
+        segment.generation += 1
+        self._release(segment)
+        # The file will hold the live entries and some tombstones; until the worker reports
+        # the real size, count the live bytes so the segment is not picked again at once.
+        segment.size = segment.live_bytes
+        generations = {n: s.generation for n, s in self.segments.items() if n != segment.number}
+        return Compaction(segment.number, segment.generation, {}, {}, generations)
+
+    def usage(self) -> int:
+        return sum(segment.size for segment in self.segments.values())
