@@ -8,7 +8,8 @@ Rules:
    short to hold anything). Each case is reported with the file name and the offset. The one
    error is a file of an unknown format version (``records.py`` rule 5).
 2. Messages are replayed in file order: a PUBLISH adds a message to its queue incarnation, a
-   SETTLE removes it, a REQUEUE marks it redelivered with its delivery count. The messages of
+   SETTLE removes it, a REQUEUE marks it redelivered with its delivery count (unless its target
+   segment was compacted since: the copy then holds the count). The messages of
    an incarnation that the definitions no longer hold (a deleted queue) are dropped and counted.
 3. Each queue's messages come back in ``msg_id`` order, which is their queue order.
 4. After an unclean shutdown every recovered message is redelivered; after a clean one only
@@ -42,7 +43,7 @@ from minibroker.storage.records import (
     RecordScanner,
     decode_file_header,
 )
-from minibroker.storage.segments import SegmentTable
+from minibroker.storage.segments import TOMBSTONE_BYTES, SegmentTable
 
 __all__ = [
     "MessageReplay", "RecoveredMessage", "RecoveredQueue", "RecoveredState", "RecoveryReport",
@@ -218,6 +219,7 @@ class MessageReplay:
     def replay_segment(self, number: int, scanner: RecordScanner, name: str) -> None:
         live = self.live
         highest = self.highest
+        segments = self.segments.segments
         for offset, kind, _seq, payload in scanner:
             try:
                 groups = msgpack.unpackb(payload, use_list=False)
@@ -241,7 +243,11 @@ class MessageReplay:
                         self.tombstones.append((number, target, generation))
                 elif kind == REQUEUE:
                     for incarnation, target, generation, counts in groups:
-                        self._requeue(incarnation, counts)
+                        # A REQUEUE older than its target's last compaction was folded into
+                        # the copy, which may hold a newer count: it must not win.
+                        segment = segments.get(target)
+                        if segment is not None and segment.generation == generation:
+                            self._requeue(incarnation, counts)
                         self.tombstones.append((number, target, generation))
             except (ValueError, TypeError, msgpack.UnpackException) as exc:
                 self.report.damage.append(
@@ -264,7 +270,7 @@ class MessageReplay:
         segments = self.segments.segments
         for holder, target, generation in self.tombstones:
             segment = segments.get(target)
-            if segment is not None and segment.generation == generation:
+            if segment is not None and segment.generation == generation and holder != target:
                 self.segments.tombstone(holder, target)
         recovered: dict[tuple[str, str], RecoveredQueue] = {}
         for incarnation, definition in queues.items():
@@ -277,6 +283,9 @@ class MessageReplay:
             if live:
                 self.report.dropped["messages of deleted queues"] += len(live)
         self.report.queues = len(recovered)
+        for segment in segments.values():  # what is neither live nor a needed tombstone
+            segment.garbage = max(0, segment.size - FILE_HEADER.size - segment.live_bytes
+                                  - TOMBSTONE_BYTES * segment.needed)
         return recovered
 
     def _messages(self, incarnation: int, live: dict[int, tuple[Any, int]], clean: bool

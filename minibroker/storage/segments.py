@@ -11,11 +11,14 @@ Rules:
    naming a PUBLISH in its own segment is not counted: the two go together.
 3. A sealed segment with no live entry and no needed tombstone is deleted. Deleting T makes
    every tombstone naming T unneeded: the holders are released.
-4. A sealed segment whose live bytes are less than ``1 - garbage`` of its size is compacted:
-   rewritten with only its live entries and needed tombstones, under a new *generation*. The
-   generation is bumped when the compaction is decided, so tombstones written from then on
-   (which name the new generation) stay needed, while those of older generations are released:
-   their PUBLISHes are not copied.
+4. Each segment counts its *garbage*: the bytes of its settled entries, and (estimated at
+   :data:`TOMBSTONE_BYTES` each) of its tombstones that are no longer needed. A sealed segment
+   whose garbage reaches the ``garbage`` fraction of its size is compacted: rewritten with only
+   its live entries and needed tombstones, under a new *generation*. Counting garbage rather
+   than live bytes means a segment that is already compact (its size is framing and needed
+   tombstones) is never rewritten again for nothing. The generation is bumped when the
+   compaction is decided, so tombstones written from then on (which name the new generation)
+   stay needed, while those of older generations are released: their PUBLISHes are not copied.
 5. Reclaim work is carried out in the order it was decided, each step durable before the next,
    so every decision may assume the earlier ones are done (``writer.py`` runs it that way).
 """
@@ -25,12 +28,15 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 
-__all__ = ["Compaction", "Segment", "SegmentTable"]
+__all__ = ["TOMBSTONE_BYTES", "Compaction", "Segment", "SegmentTable"]
+
+#: Estimated bytes of one tombstone group (incarnation, segment, generation, a run or two).
+TOMBSTONE_BYTES = 24
 
 
 class Segment:
-    __slots__ = ("generation", "holders", "live", "live_bytes", "needed", "number", "publishes",
-                 "size")
+    __slots__ = ("garbage", "generation", "holders", "live", "live_bytes", "needed", "number",
+                 "publishes", "size")
 
     def __init__(self, number: int, generation: int = 0) -> None:
         self.number = number
@@ -39,6 +45,8 @@ class Segment:
         self.size = 0
         self.live = 0
         self.live_bytes = 0
+        #: Bytes of the file known to be garbage (rule 4).
+        self.garbage = 0
         self.needed = 0
         #: holder segment -> tombstone groups there that name this segment's generation.
         self.holders: dict[int, int] = {}
@@ -48,7 +56,8 @@ class Segment:
 
     def __repr__(self) -> str:
         return (f"Segment({self.number}, gen={self.generation}, size={self.size}, "
-                f"live={self.live}/{self.live_bytes}B, needed={self.needed})")
+                f"live={self.live}/{self.live_bytes}B, garbage={self.garbage}B, "
+                f"needed={self.needed})")
 
 
 @dataclass(slots=True)
@@ -65,14 +74,12 @@ class Compaction:
 class SegmentTable:
     """All message segments of a store, oldest first; the last one is being written."""
 
-    __slots__ = ("garbage", "min_size", "segments")
+    __slots__ = ("garbage", "segments")
 
-    def __init__(self, *, garbage: float = 0.5, min_size: int = 0) -> None:
+    def __init__(self, *, garbage: float = 0.5) -> None:
         self.segments: dict[int, Segment] = {}
         #: Compact a segment when at least this fraction of it is garbage (rule 4).
         self.garbage = garbage
-        #: Do not bother compacting files smaller than this.
-        self.min_size = min_size
 
     def add(self, number: int, generation: int = 0) -> Segment:
         segment = self.segments[number] = Segment(number, generation)
@@ -84,7 +91,8 @@ class SegmentTable:
 
     def tombstone(self, holder: int, target: int) -> None:
         """A tombstone group written in ``holder`` names a PUBLISH in ``target`` (rule 2)."""
-        if holder == target:
+        if holder == target:  # dropped by the segment's next compaction: garbage already
+            self.segments[holder].garbage += TOMBSTONE_BYTES
             return
         target_segment = self.segments[target]
         target_segment.holders[holder] = target_segment.holders.get(holder, 0) + 1
@@ -94,12 +102,14 @@ class SegmentTable:
         segment = self.segments[number]
         segment.live -= 1
         segment.live_bytes -= size
+        segment.garbage += size
 
     def _release(self, segment: Segment) -> None:
         for holder, count in segment.holders.items():
             held = self.segments.get(holder)
             if held is not None:
                 held.needed -= count
+                held.garbage += count * TOMBSTONE_BYTES
         segment.holders = {}
 
     def decide(self) -> list[Segment | Compaction]:
@@ -109,6 +119,17 @@ class SegmentTable:
         if len(self.segments) < 2:
             return work
         current = self.current.number
+        self._deletions(current, work)
+        for segment in list(self.segments.values()):
+            if segment.number == current or segment.garbage < segment.size * self.garbage:
+                continue
+            work.append(self.begin_compaction(segment))
+        # A compaction releases the tombstones naming the old generation: their holders may
+        # have nothing else left.
+        self._deletions(current, work)
+        return work
+
+    def _deletions(self, current: int, work: list[Segment | Compaction]) -> None:
         # Deleting one segment can release the last holder pinning an older one: repeat.
         changed = True
         while changed:
@@ -119,19 +140,13 @@ class SegmentTable:
                     self._release(segment)
                     work.append(segment)
                     changed = True
-        for segment in list(self.segments.values()):
-            if (segment.number == current or segment.size < self.min_size
-                    or segment.live_bytes > segment.size * (1 - self.garbage)):
-                continue
-            work.append(self.begin_compaction(segment))
-        return work
 
     def begin_compaction(self, segment: Segment) -> Compaction:
         segment.generation += 1
         self._release(segment)
-        # The file will hold the live entries and some tombstones; until the worker reports
-        # the real size, count the live bytes so the segment is not picked again at once.
-        segment.size = segment.live_bytes
+        # Until the worker reports the real size, expect the garbage gone.
+        segment.size = max(segment.size - segment.garbage, 0)
+        segment.garbage = 0
         generations = {n: s.generation for n, s in self.segments.items() if n != segment.number}
         return Compaction(segment.number, segment.generation, {}, {}, generations)
 

@@ -9,6 +9,9 @@ Rules:
    the report says why.
 3. Leftovers of interrupted file replacements (``*.tmp``) are removed; files set aside earlier
    (``*.damaged``) are left for the operator and mentioned in the report.
+4. After an unclean stop the recovered segments are synced before anything new is written: a
+   ``kill -9`` leaves records in the page cache that were never synced, and once recovered they
+   are part of the broker's state, which a later power cut must not take back.
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ def recover(fs: FileSystem, directory: str, segments: SegmentTable
         segments.segments[number].size = scanner.valid_end
     if marker is not None:
         _check_marker(fs, directory, marker, sizes, report)
+    if not report.clean:  # rule 4
+        for number in sizes:
+            file = fs.open_append(posixpath.join(messages, f"{number:020d}.seg"))
+            file.sync()
+            file.close()
+        fs.sync_dir(messages)
     queues: dict[int, QueueDefinition] = {}
     for (vhost, name), incarnation in definitions.incarnations.items():
         definition = definitions.objects[("queue", vhost, name)]

@@ -127,8 +127,10 @@ class QueueLog:
                 continue
             number = location >> 32
             segment = segments[number]
+            size = location & _SIZE_MASK
             segment.live -= 1
-            segment.live_bytes -= location & _SIZE_MASK
+            segment.live_bytes -= size
+            segment.garbage += size
             if requeued:
                 requeued.pop(msg_id, None)
             ids = by_segment.get(number)
@@ -290,11 +292,8 @@ class DurableStore:
     def _drop_queue(self, vhost: str, name: str) -> None:
         handle = self._queues.pop((vhost, name))
         handle.alive = False
-        segments = self._segments.segments
         for location in self._index.pop(handle.incarnation, {}).values():
-            segment = segments[location >> 32]
-            segment.live -= 1
-            segment.live_bytes -= location & _SIZE_MASK
+            self._segments.settle(location >> 32, location & _SIZE_MASK)
         self._requeued.pop(handle.incarnation, None)
 
     def _write_definition(self, kind: int, payload: list[Any]) -> int:
@@ -353,13 +352,7 @@ class DurableStore:
     def maintain(self) -> None:
         """Reclaim disk space (rule 3); cheap when there is nothing to do."""
         self._check()
-        for job, result in self._writer.take_completions():
-            if isinstance(job, CompactSegment) and isinstance(result, int):
-                segment = self._segments.segments.get(job.compaction.number)
-                if segment is not None and segment.generation == job.compaction.generation:
-                    segment.size = result
-            elif job is self._installing:
-                self._installing = None
+        self._take_completions()
         self.flush()  # the decisions below rest on settles that must be durable first
         if (self._installing is None
                 and self._definition_records > 2 * len(self._definitions.objects) + 64):
@@ -367,9 +360,18 @@ class DurableStore:
         for work in self._segments.decide():
             if isinstance(work, Segment):
                 self._writer.submit(DeleteFile(self._segment_path(work.number)))
-            else:
+            elif work.number in self._segments.segments:  # not deleted right after
                 self._writer.submit(CompactSegment(self._segment_path(work.number),
                                                    self._keep(work)))
+
+    def _take_completions(self) -> None:
+        for job, result in self._writer.take_completions():
+            if isinstance(job, CompactSegment) and isinstance(result, int):
+                segment = self._segments.segments.get(job.compaction.number)
+                if segment is not None and segment.generation == job.compaction.generation:
+                    segment.size = result
+            elif job is self._installing:
+                self._installing = None
 
     def _keep(self, compaction: Compaction) -> Compaction:
         segment = self._segments.segments[compaction.number]
@@ -427,6 +429,7 @@ class DurableStore:
         if self._definitions_file is not None:
             self._writer.retire(self._definitions_file)
         self._writer.stop()
+        self._take_completions()
         self._closed = True
         if self._writer.failure is None:
             marker = {
