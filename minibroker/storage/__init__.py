@@ -33,7 +33,7 @@ from minibroker.storage.errors import (
     StorageFailed,
     UnsupportedFormat,
 )
-from minibroker.storage.recovery import (
+from minibroker.storage.recovered import (
     RecoveredMessage,
     RecoveredQueue,
     RecoveredState,

@@ -26,10 +26,9 @@ from minibroker.storage.definitions import QueueDefinition
 from minibroker.storage.deflog import DefinitionsState
 from minibroker.storage.files import FileSystem
 from minibroker.storage.records import KIND_MESSAGES
+from minibroker.storage.recovered import RecoveredState, RecoveryReport
 from minibroker.storage.recovery import (
     MessageReplay,
-    RecoveredState,
-    RecoveryReport,
     finish_scan,
     replay_definitions,
     scan_file,

@@ -53,7 +53,7 @@ from minibroker.storage.intents import REQUEUE, SETTLE, entry_size, properties_b
 from minibroker.storage.jobs import CompactSegment, DeleteFile, InstallFile, write_file
 from minibroker.storage.messagelog import MessageLog, Sequencer, segment_name
 from minibroker.storage.records import KIND_DEFINITIONS, encode_file_header, encode_record
-from minibroker.storage.recovery import RecoveredState
+from minibroker.storage.recovered import RecoveredState
 from minibroker.storage.segments import Compaction, Segment, SegmentTable
 from minibroker.storage.startup import recover
 from minibroker.storage.writer import GroupCommit, SyncMode
