@@ -28,22 +28,23 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 import msgpack
 
 from minibroker.errors import ProtocolError
-from minibroker.message import EMPTY_PROPERTIES, Message, Properties
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.values import (
+    PROPERTY_NAMES,
     decode_properties,
-    encode_properties,
     ext_hook,
     pack_default,
 )
 
 __all__ = [
     "PUBLISH", "REQUEUE", "SETTLE", "TYPES", "PropertiesCache", "decode_runs", "encode_runs",
-    "entry_size", "pack_fields", "properties_blob", "unpack_fields",
+    "pack_fields", "properties_blob", "unpack_fields",
 ]
 
 PUBLISH = 1
@@ -70,16 +71,33 @@ def unpack_fields(data: bytes | memoryview) -> Any:
     return msgpack.unpackb(data, ext_hook=ext_hook, timestamp=3)
 
 
+_property_values = attrgetter(*PROPERTY_NAMES)
+#: property values -> blob, for properties without headers (hashable): a publisher's messages
+#: mostly share them, and a lookup is cheaper than packing (0.1 µs instead of 1). Bounded.
+_blobs: dict[tuple[Any, ...], bytes] = {}
+_BLOBS_LIMIT = 1024
+
+
 def properties_blob(properties: Properties) -> bytes:
+    """The properties as rule 2's blob: the native protocol's array (trailing absent
+    properties left out) packed on its own."""
     if properties is EMPTY_PROPERTIES:
         return EMPTY_BLOB
-    return pack_fields(encode_properties(properties))
-
-
-def entry_size(message: Message, blob: bytes) -> int:
-    """About how many bytes an entry takes in a segment (for the reclaim accounting)."""
-    return (len(message.body) + len(blob) + len(message.routing_key) + len(message.exchange)
-            + ENTRY_OVERHEAD)
+    values = _property_values(properties)
+    hashable = values[2] is None
+    if hashable:
+        blob = _blobs.get(values)
+        if blob is not None:
+            return blob
+    end = len(values)
+    while end and values[end - 1] is None:
+        end -= 1
+    blob = pack_fields(values[:end])
+    if hashable:
+        if len(_blobs) >= _BLOBS_LIMIT:
+            _blobs.clear()
+        _blobs[values] = blob
+    return blob
 
 
 def encode_runs(msg_ids: Iterable[int]) -> list[int]:

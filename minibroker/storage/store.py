@@ -49,7 +49,7 @@ from minibroker.storage.definitions import (
 )
 from minibroker.storage.errors import StorageFailed
 from minibroker.storage.files import AppendFile, FileLock, FileSystem, OsFileSystem
-from minibroker.storage.intents import REQUEUE, SETTLE, entry_size, properties_blob
+from minibroker.storage.intents import ENTRY_OVERHEAD, REQUEUE, SETTLE, properties_blob
 from minibroker.storage.jobs import CompactSegment, DeleteFile, InstallFile, write_file
 from minibroker.storage.messagelog import MessageLog, Sequencer, segment_name
 from minibroker.storage.records import KIND_DEFINITIONS, encode_file_header, encode_record
@@ -91,16 +91,14 @@ class QueueLog:
         """Store a persistent message; ``expires_at`` is absolute (Unix epoch seconds)."""
         if not self.alive:
             return 0
-        store = self._store
         blob = properties_blob(message.properties)
-        size = entry_size(message, blob)
+        exchange, routing_key, body = message.exchange, message.routing_key, message.body
+        size = len(body) + len(blob) + len(routing_key) + len(exchange) + ENTRY_OVERHEAD
         if expires_at is None:
-            entry: tuple[Any, ...] = (msg_id, message.exchange, message.routing_key, blob,
-                                      message.body)
+            entry: tuple[Any, ...] = (msg_id, exchange, routing_key, blob, body)
         else:
-            entry = (msg_id, message.exchange, message.routing_key, blob, message.body,
-                     expires_at)
-        log = store._log
+            entry = (msg_id, exchange, routing_key, blob, body, expires_at)
+        log = self._store._log
         seq = log.publish(self.incarnation, entry, size)
         segment = log.segment
         self._index[msg_id] = segment.number << 32 | size

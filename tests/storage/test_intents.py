@@ -68,3 +68,23 @@ def test_the_cache_is_bounded() -> None:
 def test_unreadable_properties_raise_protocol_error_only(blob: bytes) -> None:
     with pytest.raises(ProtocolError):
         PropertiesCache().get(blob)
+
+
+optional_text = st.none() | st.text(max_size=8)
+properties = st.builds(
+    Properties, content_type=optional_text, content_encoding=optional_text,
+    headers=st.none() | st.dictionaries(st.text(max_size=5), st.integers(-5, 5), max_size=2),
+    delivery_mode=st.none() | st.sampled_from([1, 2]), priority=st.none() | st.integers(0, 9),
+    correlation_id=optional_text, reply_to=optional_text, expiration=optional_text,
+    message_id=optional_text, timestamp=st.none() | st.integers(0, 2**40), type=optional_text,
+    user_id=optional_text, app_id=optional_text, cluster_id=optional_text)
+
+
+@given(properties)
+def test_the_blob_is_the_native_protocols_property_array(value: Properties) -> None:
+    from minibroker.protocols.native.values import encode_properties
+    from minibroker.storage.intents import pack_fields
+    blob = properties_blob(value)
+    assert blob == pack_fields(list(encode_properties(value)))
+    assert properties_blob(value) == blob  # the cached answer too
+    assert PropertiesCache().get(blob) == value
