@@ -6,7 +6,7 @@ Reading map:
 
 1. ``records.py`` — the bytes on disk: file header, records with length, CRC and seq.
 2. ``intents.py``, ``deflog.py`` — what the records say (messages; definitions).
-3. ``store.py`` — the API the broker calls: ``DurableStore``, ``QueueLog``.
+3. ``store.py``, ``queuelog.py`` — the API the broker calls: ``DurableStore``, ``QueueLog``.
 4. ``messagelog.py``, ``writer.py`` — the write path and group commit.
 5. ``startup.py``, ``recovery.py`` — back from the files after a clean or unclean stop.
 6. ``segments.py``, ``compaction.py``, ``jobs.py`` — reclaiming disk space.
@@ -33,13 +33,14 @@ from minibroker.storage.errors import (
     StorageFailed,
     UnsupportedFormat,
 )
+from minibroker.storage.queuelog import QueueLog
 from minibroker.storage.recovered import (
     RecoveredMessage,
     RecoveredQueue,
     RecoveredState,
     RecoveryReport,
 )
-from minibroker.storage.store import DurableStore, QueueLog, StoreStatistics
+from minibroker.storage.store import DurableStore, StoreStatistics
 
 __all__ = [
     "BindingDefinition", "DataDirLocked", "Definitions", "DefinitionsError", "DurableStore",

@@ -18,9 +18,8 @@ Rules:
    on loses nothing) and hands them to group commit; ``on_durable(seq)`` follows when they are
    on disk. A publisher confirm for a persistent message may be sent once the store reported
    its seq durable.
-2. A queue's messages are addressed by its :class:`QueueLog`, bound to the queue's incarnation.
-   Deleting the queue retires the handle: it ignores what it is told afterwards, so late acks
-   of a dead queue can never touch a new queue of the same name.
+2. A queue's messages are addressed by its :class:`~minibroker.storage.queuelog.QueueLog`,
+   bound to the queue's incarnation (``queuelog.py``); deleting the queue kills the handle.
 3. :meth:`DurableStore.maintain` (on a timer, say every 0.5 s) reclaims disk space: it decides
    on the loop thread, the worker does the file work (``segments.py``, ``jobs.py``).
 4. :meth:`DurableStore.close` is the clean shutdown: everything synced, then the clean-shutdown
@@ -31,13 +30,12 @@ from __future__ import annotations
 
 import posixpath
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from minibroker.message import Message
 from minibroker.storage import deflog
 from minibroker.storage.definitions import (
     BindingDefinition,
@@ -49,9 +47,9 @@ from minibroker.storage.definitions import (
 )
 from minibroker.storage.errors import StorageFailed
 from minibroker.storage.files import AppendFile, FileLock, FileSystem, OsFileSystem
-from minibroker.storage.intents import ENTRY_OVERHEAD, REQUEUE, SETTLE, properties_blob
 from minibroker.storage.jobs import CompactSegment, DeleteFile, InstallFile, write_file
 from minibroker.storage.messagelog import MessageLog, Sequencer, segment_name
+from minibroker.storage.queuelog import QueueLog
 from minibroker.storage.records import KIND_DEFINITIONS, encode_file_header, encode_record
 from minibroker.storage.recovered import RecoveredState
 from minibroker.storage.segments import Compaction, Segment, SegmentTable
@@ -61,8 +59,6 @@ from minibroker.storage.writer import GroupCommit, SyncMode
 __all__ = ["DurableStore", "QueueLog", "StoreStatistics"]
 
 _SIZE_MASK = 0xFFFF_FFFF
-
-
 @dataclass(frozen=True, slots=True)
 class StoreStatistics:
     segments: int
@@ -71,101 +67,6 @@ class StoreStatistics:
     live_bytes: int
     last_seq: int
     durable_seq: int
-
-
-class QueueLog:
-    """The store's side of one durable queue (rule 2): what its backing store calls."""
-
-    __slots__ = ("_index", "_requeued", "_store", "alive", "definition", "incarnation")
-
-    def __init__(self, store: DurableStore, definition: QueueDefinition, incarnation: int
-                 ) -> None:
-        self._store = store
-        self.definition = definition
-        self.incarnation = incarnation
-        self._index: dict[int, int] = store._index.setdefault(incarnation, {})
-        self._requeued: dict[int, int] = store._requeued.setdefault(incarnation, {})
-        self.alive = True
-
-    def publish(self, msg_id: int, message: Message, expires_at: float | None = None) -> int:
-        """Store a persistent message; ``expires_at`` is absolute (Unix epoch seconds)."""
-        if not self.alive:
-            return 0
-        blob = properties_blob(message.properties)
-        exchange, routing_key, body = message.exchange, message.routing_key, message.body
-        size = len(body) + len(blob) + len(routing_key) + len(exchange) + ENTRY_OVERHEAD
-        if expires_at is None:
-            entry: tuple[Any, ...] = (msg_id, exchange, routing_key, blob, body)
-        else:
-            entry = (msg_id, exchange, routing_key, blob, body, expires_at)
-        log = self._store._log
-        seq = log.publish(self.incarnation, entry, size)
-        segment = log.segment
-        self._index[msg_id] = segment.number << 32 | size
-        segment.live += 1
-        segment.live_bytes += size
-        ids = segment.publishes.get(self.incarnation)
-        if ids is None:
-            ids = segment.publishes[self.incarnation] = array("q")
-        ids.append(msg_id)
-        return seq
-
-    def settle(self, msg_ids: Iterable[int]) -> int:
-        """The messages left the queue for good (acked, rejected, expired, purged...)."""
-        if not self.alive:
-            return 0
-        store = self._store
-        segments = store._segments.segments
-        index = self._index
-        requeued = self._requeued
-        by_segment: dict[int, list[int]] = {}
-        for msg_id in msg_ids:
-            location = index.pop(msg_id, None)
-            if location is None:
-                continue
-            number = location >> 32
-            segment = segments[number]
-            size = location & _SIZE_MASK
-            segment.live -= 1
-            segment.live_bytes -= size
-            segment.garbage += size
-            if requeued:
-                requeued.pop(msg_id, None)
-            ids = by_segment.get(number)
-            if ids is None:
-                by_segment[number] = [msg_id]
-            else:
-                ids.append(msg_id)
-        seq = 0
-        for number, ids in by_segment.items():
-            seq = store._log.tombstone(SETTLE, self.incarnation, segments[number], ids)
-        return seq
-
-    def requeue(self, deliveries: Iterable[tuple[int, int]]) -> int:
-        """The messages went back to the queue: ``(msg_id, delivery_count)`` pairs."""
-        if not self.alive:
-            return 0
-        store = self._store
-        segments = store._segments.segments
-        by_segment: dict[int, list[int]] = {}
-        for msg_id, count in deliveries:
-            location = self._index.get(msg_id)
-            if location is None:
-                continue
-            self._requeued[msg_id] = count
-            by_segment.setdefault(location >> 32, []).extend((msg_id, count))
-        seq = 0
-        for number, items in by_segment.items():
-            seq = store._log.tombstone(REQUEUE, self.incarnation, segments[number], items)
-        return seq
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __repr__(self) -> str:
-        state = "" if self.alive else ", deleted"
-        return (f"QueueLog({self.definition.vhost!r}, {self.definition.name!r}, "
-                f"incarnation={self.incarnation}{state})")
 
 
 class DurableStore:
@@ -209,11 +110,6 @@ class DurableStore:
         self._definitions = definitions
         self._index: dict[int, dict[int, int]] = replay.index
         self._requeued: dict[int, dict[int, int]] = replay.requeued
-        self._queues: dict[tuple[str, str], QueueLog] = {}
-        for (vhost, name), incarnation in definitions.incarnations.items():
-            definition = definitions.objects[("queue", vhost, name)]
-            assert isinstance(definition, QueueDefinition)
-            self._queues[(vhost, name)] = QueueLog(self, definition, incarnation)
         self._sequencer = Sequencer(state.last_seq)
         self._writer = GroupCommit(fs, sync=sync, on_durable=on_durable or _ignore,
                                    on_error=on_error)
@@ -226,6 +122,11 @@ class DurableStore:
         self._start_definitions(install=False)
         self._log = MessageLog(fs, posixpath.join(self.directory, "messages"), self._writer,
                                self._segments, self._sequencer, segment_size=segment_size)
+        self._queues: dict[tuple[str, str], QueueLog] = {}
+        for (vhost, name), incarnation in definitions.incarnations.items():
+            definition = definitions.objects[("queue", vhost, name)]
+            assert isinstance(definition, QueueDefinition)
+            self._queues[(vhost, name)] = self._handle(definition, incarnation)
         self._closed = False
 
     # -- definitions -------------------------------------------------------------------------
@@ -257,9 +158,14 @@ class DurableStore:
         seq = self._write_definition(deflog.DECLARE,
                                      deflog.encode_definition(definition, incarnation))
         assert seq == incarnation
-        handle = self._queues[(definition.vhost, definition.name)] = QueueLog(
-            self, definition, incarnation)
+        handle = self._queues[(definition.vhost, definition.name)] = self._handle(
+            definition, incarnation)
         return handle
+
+    def _handle(self, definition: QueueDefinition, incarnation: int) -> QueueLog:
+        return QueueLog(definition, incarnation, self._log,
+                        self._index.setdefault(incarnation, {}),
+                        self._requeued.setdefault(incarnation, {}))
 
     def queue(self, vhost: str, name: str) -> QueueLog | None:
         """The handle of a durable queue (declared or recovered), if there is one."""
