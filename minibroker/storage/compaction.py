@@ -9,8 +9,8 @@ Rules:
 1. A PUBLISH entry is copied when its ``msg_id`` is in the keep-set of its incarnation. If the
    message was requeued, its delivery count is folded into the copy, which marks it
    redelivered: the REQUEUE tombstone is then no longer needed for it.
-2. A tombstone group is copied when the segment it names still exists at the generation it
-   names and is not this one (``segments.py`` rules 2 and 4).
+2. A tombstone group is copied when the segment it names still exists, is not this one, and
+   its floor is not above the generation the tombstone names (``segments.py`` rules 2, 4).
 3. Records keep their sequence numbers and their order; a record left empty is dropped.
 4. Damaged stretches (already reported by recovery) are not copied.
 """
@@ -33,6 +33,8 @@ from minibroker.storage.segments import Compaction
 
 __all__ = ["compact_segment"]
 
+_GONE = 1 << 64  # the floor of a segment that no longer exists: no tombstone reaches it
+
 
 def compact_segment(data: bytes, job: Compaction) -> bytes:
     """The compacted image of segment ``job.number`` (whose current bytes are ``data``)."""
@@ -43,7 +45,7 @@ def compact_segment(data: bytes, job: Compaction) -> bytes:
             kept = _publishes(groups, job)
         else:
             kept = [group for group in groups
-                    if group[1] != job.number and job.generations.get(group[1]) == group[2]]
+                    if group[1] != job.number and group[2] >= job.floors.get(group[1], _GONE)]
         if kept:
             out.append(encode_record(kind, seq, msgpack.packb(kept)))
     return b"".join(out)

@@ -9,8 +9,9 @@ Rules:
    error is a file of an unknown format version (``records.py`` rule 5).
 2. Messages are replayed in file order: a PUBLISH adds a message to its queue incarnation, a
    SETTLE removes it, a REQUEUE marks it redelivered with its delivery count (unless its target
-   segment was compacted since: the copy then holds the count). The messages of
-   an incarnation that the definitions no longer hold (a deleted queue) are dropped and counted.
+   segment was compacted since: the copy then holds the count; ``segments.py`` rule 2). The
+   messages of an incarnation that the definitions no longer hold (a deleted queue) are dropped
+   and counted.
 3. Each queue's messages come back in ``msg_id`` order, which is their queue order.
 4. After an unclean shutdown every recovered message is redelivered; after a clean one only
    those that had been requeued (delivered before), as RabbitMQ 3.10 does.
@@ -192,7 +193,7 @@ class MessageReplay:
                         # A REQUEUE older than its target's last compaction was folded into
                         # the copy, which may hold a newer count: it must not win.
                         segment = segments.get(target)
-                        if segment is not None and segment.generation == generation:
+                        if segment is not None and generation >= segment.floor:
                             states = self.requeued.setdefault(incarnation, {})
                             for index in range(0, len(counts) - 1, 2):
                                 states[counts[index]] = counts[index + 1]
@@ -209,7 +210,12 @@ class MessageReplay:
         segments = self.segments.segments
         for holder, target, generation in self.tombstones:
             segment = segments.get(target)
-            if segment is not None and segment.generation == generation and holder != target:
+            if segment is None or generation < segment.floor:
+                continue  # the segment was deleted or compacted since: not needed
+            # A crash may have lost a compaction that tombstones already named: never give
+            # out a generation again (``segments.py`` rule 4).
+            segment.generation = max(segment.generation, generation)
+            if holder != target:
                 self.segments.tombstone(holder, target)
         cache = PropertiesCache()
         strings: dict[str, str] = {}

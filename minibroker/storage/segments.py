@@ -5,20 +5,23 @@ Rules:
 
 1. A segment is *sealed* once the writer moved on to the next one; only sealed segments are
    reclaimed. Each counts its *live* entries (PUBLISHes not yet settled) and their bytes.
-2. A tombstone (SETTLE or REQUEUE, ``intents.py``) in segment H naming a PUBLISH in segment T
-   keeps H *needed* while T still holds that PUBLISH: ``T.holders[H]`` counts such tombstone
-   groups for T's current generation, and ``H.needed`` is the sum over all T. A tombstone
-   naming a PUBLISH in its own segment is not counted: the two go together.
+2. A tombstone (SETTLE or REQUEUE, ``intents.py``) names the segment T of its PUBLISH and
+   T's ``generation`` when it was written. It is *needed* while T still holds that PUBLISH as
+   written then: while its generation is at least T's ``floor``, the generation of T's file
+   (or of the compaction decided last). ``T.holders[H]`` counts the needed tombstone groups in
+   segment H, and ``H.needed`` is the sum over all T. A tombstone naming its own segment is not
+   counted: the two go together.
 3. A sealed segment with no live entry and no needed tombstone is deleted. Deleting T makes
    every tombstone naming T unneeded: the holders are released.
 4. Each segment counts its *garbage*: the bytes of its settled entries, and (estimated at
    :data:`TOMBSTONE_BYTES` each) of its tombstones that are no longer needed. A sealed segment
    whose garbage reaches the ``garbage`` fraction of its size is compacted: rewritten with only
-   its live entries and needed tombstones, under a new *generation*. Counting garbage rather
-   than live bytes means a segment that is already compact (its size is framing and needed
-   tombstones) is never rewritten again for nothing. The generation is bumped when the
-   compaction is decided, so tombstones written from then on (which name the new generation)
-   stay needed, while those of older generations are released: their PUBLISHes are not copied.
+   its live entries (their requeue counts folded in) and needed tombstones. Counting garbage
+   rather than live bytes means a segment that is already compact (its size is framing and
+   needed tombstones) is never rewritten again for nothing. The compaction takes a new
+   generation, higher than any a tombstone ever named, and raises the floor to it when it is
+   decided: tombstones written from then on stay needed, the older ones are released (their
+   PUBLISHes are not copied, or their counts are folded into the copies).
 5. Reclaim work is carried out in the order it was decided, each step durable before the next,
    so every decision may assume the earlier ones are done (``writer.py`` runs it that way).
 """
@@ -35,12 +38,16 @@ TOMBSTONE_BYTES = 24
 
 
 class Segment:
-    __slots__ = ("garbage", "generation", "holders", "live", "live_bytes", "needed", "number",
-                 "publishes", "size")
+    __slots__ = ("floor", "garbage", "generation", "holders", "live", "live_bytes", "needed",
+                 "number", "publishes", "size")
 
     def __init__(self, number: int, generation: int = 0) -> None:
         self.number = number
+        #: The generation new tombstones name; never below any generation named before, even
+        #: by tombstones of a compaction that a crash lost (recovery raises it).
         self.generation = generation
+        #: The lowest generation a needed tombstone names (rule 2).
+        self.floor = generation
         #: Bytes of the file, as last written or compacted.
         self.size = 0
         self.live = 0
@@ -55,7 +62,7 @@ class Segment:
         self.publishes: dict[int, array[int]] = {}
 
     def __repr__(self) -> str:
-        return (f"Segment({self.number}, gen={self.generation}, size={self.size}, "
+        return (f"Segment({self.number}, gen={self.generation}/{self.floor}, size={self.size}, "
                 f"live={self.live}/{self.live_bytes}B, garbage={self.garbage}B, "
                 f"needed={self.needed})")
 
@@ -68,7 +75,7 @@ class Compaction:
     generation: int  #: the new generation
     keep: dict[int, set[int]]  #: incarnation -> msg_ids whose PUBLISH is copied
     requeued: dict[int, dict[int, int]]  #: incarnation -> msg_id -> delivery_count to fold in
-    generations: dict[int, int] = field(default_factory=dict)  #: other segments' generations
+    floors: dict[int, int] = field(default_factory=dict)  #: the other segments' floors
 
 
 class SegmentTable:
@@ -143,12 +150,13 @@ class SegmentTable:
 
     def begin_compaction(self, segment: Segment) -> Compaction:
         segment.generation += 1
+        segment.floor = segment.generation
         self._release(segment)
         # Until the worker reports the real size, expect the garbage gone.
         segment.size = max(segment.size - segment.garbage, 0)
         segment.garbage = 0
-        generations = {n: s.generation for n, s in self.segments.items() if n != segment.number}
-        return Compaction(segment.number, segment.generation, {}, {}, generations)
+        floors = {n: s.floor for n, s in self.segments.items() if n != segment.number}
+        return Compaction(segment.number, segment.generation, {}, {}, floors)
 
     def usage(self) -> int:
         return sum(segment.size for segment in self.segments.values())

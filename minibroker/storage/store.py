@@ -272,7 +272,7 @@ class DurableStore:
         for job, result in self._writer.take_completions():
             if isinstance(job, CompactSegment) and isinstance(result, int):
                 segment = self._segments.segments.get(job.compaction.number)
-                if segment is not None and segment.generation == job.compaction.generation:
+                if segment is not None and segment.floor == job.compaction.generation:
                     segment.size = result
             elif job is self._installing:
                 self._installing = None

@@ -167,3 +167,37 @@ def test_a_requeue_older_than_a_compaction_does_not_undo_the_count_folded_into_i
     store = open_store(disk)
     assert [(m.msg_id, m.delivery_count) for m in store.recovered.queues[("/", "q")].messages
             ] == [(1, 2), (11, 0)]
+
+
+def test_a_compaction_lost_in_a_crash_never_reuses_its_generation() -> None:
+    # Found by the state machine: a requeue written while a compaction of its segment was
+    # decided but not yet run names the new generation. The crash loses the compaction: that
+    # requeue must still count, and a later compaction must take a generation of its own, or
+    # the old requeue would pass for a newer one than the count folded into the copy.
+    disk = SimDisk()
+    store = open_store(disk, segment_size=1 << 20)
+    queue = store.declare_queue(QueueDefinition("q"))
+    for msg_id in range(1, 21):
+        queue.publish(msg_id, message(b"x" * 100))
+    store._log.segment_size = 0  # seal segment 1 at the next flush
+    store.flush()
+    store._log.segment_size = 1 << 20
+    queue.settle(range(2, 13))  # over half of segment 1 is garbage
+    queue.publish(21, message(b"y" * 4000))  # keeps segment 2, and the requeue below, alive
+    store.maintain()  # the compaction of segment 1 is decided; the worker never runs it
+    queue.requeue([(1, 1)])
+    store.flush()
+    disk.process_crash()
+    store = open_store(disk, garbage=0.9)  # no compaction at start this time
+    assert [(m.msg_id, m.delivery_count) for m in store.recovered.queues[("/", "q")].messages
+            ] == [(1, 1), *((n, 0) for n in range(13, 22))]
+    queue = store.queue("/", "q")
+    assert queue is not None
+    queue.requeue([(1, 2)])
+    queue.settle(range(13, 21))
+    reclaim(store)  # now segment 1 is compacted, the count 2 folded into the copy
+    assert disk.exists(f"{DATA}/messages/00000000000000000002.seg")
+    store.close()
+    store = open_store(disk)
+    assert [(m.msg_id, m.delivery_count) for m in store.recovered.queues[("/", "q")].messages
+            ] == [(1, 2), (21, 0)]
