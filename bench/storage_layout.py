@@ -85,16 +85,26 @@ def main() -> None:
               f", p99 {latencies[min(n - 1, n * 99 // 100)] * 1e3:.2f} ms, "
               f"max {latencies[-1] * 1e3:.2f} ms")
         print(f"records/s, {RECORDS_PER_ROUND} records of {len(RECORD)} B per group-commit "
-              f"round (min / median / max of {args.runs} runs of {args.rounds} rounds):")
+              f"round (min / median / max of {args.runs} runs of {args.rounds} rounds), and "
+              "the node-wide log's speed-up, measured pairwise run by run (the noise of a "
+              "shared disk moves both sides of a pair alike):")
+        layouts = ("node-wide", "per-queue, serial", "per-queue, parallel")
         with ThreadPoolExecutor(8) as pool:
             for queues in (1, 4, 16, 64):
-                for layout in ("node-wide", "per-queue, serial", "per-queue, parallel"):
-                    if queues == 1 and layout != "node-wide":
-                        continue
-                    rates = [layout_run(directory, queues, args.rounds, layout, pool)
-                             for _ in range(args.runs)]
-                    print(f"  {queues:3} queues, {layout:20} {min(rates):10,.0f} / "
-                          f"{statistics.median(rates):10,.0f} / {max(rates):10,.0f}")
+                rates: dict[str, list[float]] = {layout: [] for layout in layouts}
+                for _ in range(args.runs):
+                    for layout in layouts if queues > 1 else layouts[:1]:
+                        rates[layout].append(
+                            layout_run(directory, queues, args.rounds, layout, pool))
+                for layout in layouts if queues > 1 else layouts[:1]:
+                    r = rates[layout]
+                    line = (f"  {queues:3} queues, {layout:20} {min(r):10,.0f} / "
+                            f"{statistics.median(r):10,.0f} / {max(r):10,.0f}")
+                    if layout != "node-wide":
+                        ratios = [a / b for a, b in zip(rates["node-wide"], r, strict=True)]
+                        line += (f"   node-wide x{min(ratios):.1f} / "
+                                 f"x{statistics.median(ratios):.1f} / x{max(ratios):.1f}")
+                    print(line)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -52,6 +52,7 @@ store.flush()
 print(json.dumps({"rss": rss() - start}), flush=True)
 if clean:
     store.close()
+os.sync()  # written with sync="never" for speed: put it on disk as sync="always" would have
 os._exit(0)
 """
 

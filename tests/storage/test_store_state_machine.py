@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from minibroker.storage import DurableStore, QueueDefinition, QueueLog, RecoveredQueue
 from minibroker.storage.simdisk import SimDisk
@@ -261,6 +262,4 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 TestStore = StoreMachine.TestCase
-TestStore.settings = __import__("hypothesis").settings(stateful_step_count=60)
-
-__all__ = ["TestStore", "precondition"]
+TestStore.settings = settings(stateful_step_count=60)
