@@ -59,12 +59,19 @@ def scan_file(
         raise UnsupportedFormat(f"{path}: {exc}") from None
     if isinstance(header, str) or header.kind != kind:
         why = header if isinstance(header, str) else f"file kind {header.kind}, not {kind}"
-        if len(data) < FILE_HEADER.size:
-            fs.remove(path)  # created, header never written: nothing was ever durable in it
+        if len(data) < FILE_HEADER.size or not data.strip(b"\x00"):
+            # Created, but its header never reached the disk (nothing, or zeros): nothing was
+            # ever durable in it, since a sync covers the header with the first records.
+            fs.remove(path)
             report.notes.append(f"removed {name}: {why}")
-        else:
-            fs.rename(path, path + ".damaged")
-            report.notes.append(f"set {name} aside as {name}.damaged: {why}")
+        else:  # kept for the operator, under a name no later start overwrites
+            aside = path + ".damaged"
+            copy = 1
+            while fs.exists(aside):
+                aside = f"{path}.damaged.{copy}"
+                copy += 1
+            fs.rename(path, aside)
+            report.notes.append(f"set {name} aside as {posixpath.basename(aside)}: {why}")
         return None
     report.files += 1
     return header.generation, RecordScanner(data, FILE_HEADER.size, types=types, min_seq=min_seq)

@@ -11,7 +11,8 @@ Rules:
 2. :meth:`SimDisk.power_cut` models a power loss: the durable names come back (a file created
    or renamed since the last directory sync vanishes, one removed reappears), every file is cut
    back to its synced bytes plus the prefix of the unsynced ones that ``keep`` chooses (a torn
-   write), and ``flip`` may garble the last byte kept. Locks are released.
+   write), and one kept unsynced byte may be garbled (``flip``, ``garble``). Locks are
+   released.
 3. :meth:`SimDisk.process_crash` models ``kill -9``: whatever reached the file system stays
    (the page cache survives the process); only locks are released.
 4. After either, the handles opened before are dead: using one raises ``RuntimeError``, so a
@@ -165,10 +166,16 @@ class SimDisk:
     # -- crashes ------------------------------------------------------------------------------
 
     def power_cut(
-        self, keep: Callable[[str, int], int] | None = None, *, flip: bool = False
+        self,
+        keep: Callable[[str, int], int] | None = None,
+        *,
+        flip: bool = False,
+        garble: Callable[[str, int], int | None] | None = None,
     ) -> None:
         """Lose power (rule 2). ``keep(path, unsynced)`` says how many of a file's unsynced
-        bytes reach the disk anyway (default: none)."""
+        bytes reach the disk anyway (default: none). ``flip`` garbles the last byte kept;
+        ``garble(path, kept)`` may name one of the kept unsynced bytes to garble instead, which
+        leaves a hole followed by good data (pages need not reach the disk in order)."""
         with self.mutex:
             self.epoch += 1
             self.locks.clear()
@@ -177,8 +184,10 @@ class SimDisk:
                 unsynced = len(file.data) - file.synced
                 kept = min(max(keep(path, unsynced), 0), unsynced) if keep and unsynced else 0
                 del file.data[file.synced + kept:]
-                if flip and kept:
-                    file.data[-1] ^= 0xFF
+                if kept:
+                    where = garble(path, kept) if garble else (kept - 1 if flip else None)
+                    if where is not None:
+                        file.data[file.synced + min(max(where, 0), kept - 1)] ^= 0xFF
                 file.synced = len(file.data)
 
     def process_crash(self) -> None:

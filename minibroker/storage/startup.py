@@ -107,7 +107,7 @@ def _remove_leftovers(fs: FileSystem, directory: str, report: RecoveryReport) ->
         for name in fs.listdir(folder):
             if name.endswith(".tmp"):
                 fs.remove(posixpath.join(folder, name))
-            elif name.endswith(".damaged"):
+            elif ".damaged" in name:
                 report.notes.append(f"{name} was set aside by an earlier start: check it and "
                                     "remove it")
 
@@ -118,6 +118,6 @@ def _segment_numbers(fs: FileSystem, messages: str, report: RecoveryReport) -> l
         stem, _dot, extension = name.partition(".")
         if extension == "seg" and stem.isdigit():
             numbers.append(int(stem))
-        elif not name.endswith((".tmp", ".damaged")):
+        elif not name.endswith(".tmp") and ".damaged" not in name:
             report.notes.append(f"ignored {name}: not a segment file")
     return sorted(numbers)

@@ -169,3 +169,17 @@ def test_leftover_temporary_files_are_removed() -> None:
     open_store(disk)
     assert not disk.exists(f"{DATA}/messages/00000000000000000001.seg.tmp")
     assert not disk.exists(f"{DATA}/clean-shutdown.tmp")
+
+
+def test_a_segment_of_zeros_is_removed_and_set_aside_files_are_never_overwritten() -> None:
+    disk = SimDisk()
+    store_with_batches(disk, batches=1)
+    disk.open_append(f"{DATA}/messages/00000000000000000007.seg").write(bytes(4096))
+    for _ in range(2):  # the same damaged segment twice: two files set aside
+        disk.open_append(f"{DATA}/messages/00000000000000000008.seg").write(b"JUNK" * 10)
+        disk.process_crash()
+        store = open_store(disk)
+    assert not disk.exists(f"{DATA}/messages/00000000000000000007.seg")
+    assert disk.exists(f"{DATA}/messages/00000000000000000008.seg.damaged")
+    assert disk.exists(f"{DATA}/messages/00000000000000000008.seg.damaged.1")
+    assert bodies(store) == [b"0a", b"0b"]

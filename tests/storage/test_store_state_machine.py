@@ -3,8 +3,9 @@
 A hypothesis ``RuleBasedStateMachine`` drives one store on the simulated disk (small segments,
 so rotation, deletion and compaction happen often) with declare/delete queue, publish, settle,
 requeue, flush, worker rounds, reclaim, clean restarts, ``kill -9`` and power cuts that keep a
-random prefix of each file's unsynced bytes (sometimes garbled). A model follows every intent
-with the sequence number the store gave it.
+random prefix of each file's unsynced bytes, sometimes with a garbled byte inside it (a hole
+followed by good records). A model follows every intent with the sequence number the store
+gave it.
 
 Rules (checked at every restart; F = highest seq flushed, D = highest seq reported durable):
 
@@ -36,6 +37,8 @@ from .helpers import message, open_store, settle_down
 
 NAMES = ("a", "b")
 NEVER = 1 << 62  # the seq of an intent that did not happen
+#: Small segments and eager compaction: rotation, deletion and compaction all happen often.
+OPTIONS = {"segment_size": 1000, "garbage": 0.3}
 
 
 @dataclass(eq=False)
@@ -63,7 +66,7 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.disk = SimDisk()
-        self.store = open_store(self.disk, segment_size=700)
+        self.store = open_store(self.disk, **OPTIONS)
         self.incarnations: list[Incarnation] = []
         self.current: dict[str, Incarnation] = {}
         self.handles: dict[str, QueueLog] = {}
@@ -99,6 +102,14 @@ class StoreMachine(RuleBasedStateMachine):
             seq = self.handles[name].publish(msg_id, message(incarnation.body(msg_id)),
                                              expires_at=1e9 + msg_id if ttl else None)
             incarnation.messages[msg_id] = Msg(msg_id, seq)
+
+    @rule(name=st.sampled_from(NAMES), count=st.integers(2, 6))
+    def burst(self, name: str, count: int) -> None:
+        """Publishes flushed one by one: several unsynced records in a row, so that a power
+        cut can leave a hole followed by good records."""
+        for _ in range(count):
+            self.publish(name, 1, False)
+            self.flush()
 
     def _live(self, name: str) -> list[Msg]:
         incarnation = self.current.get(name)
@@ -164,16 +175,25 @@ class StoreMachine(RuleBasedStateMachine):
         self._reopen()
         self._check_exact(expected, clean=False)
 
-    @rule(data=st.data(), flip=st.booleans())
-    def power_cut(self, data: st.DataObject, flip: bool) -> None:
+    @rule(data=st.data(), kept=st.sampled_from(["none", "all", "some"]),
+          damage=st.booleans())
+    def power_cut(self, data: st.DataObject, kept: str, damage: bool) -> None:
         durable = self.store.durable_seq
-        self.disk.power_cut(lambda path, unsynced: data.draw(st.integers(0, unsynced)),
-                            flip=flip)
+
+        def keep(path: str, unsynced: int) -> int:
+            if kept == "some":
+                return data.draw(st.integers(0, unsynced))
+            return unsynced if kept == "all" else 0
+
+        def garble(path: str, kept: int) -> int | None:
+            return data.draw(st.integers(0, kept - 1)) if damage else None
+
+        self.disk.power_cut(keep, garble=garble)
         self._reopen()
         self._check_power_cut(durable)
 
     def _reopen(self) -> None:
-        self.store = open_store(self.disk, segment_size=700)  # rule 1: never raises
+        self.store = open_store(self.disk, **OPTIONS)  # rule 1: never raises
 
     # -- checks ---------------------------------------------------------------------------
 
