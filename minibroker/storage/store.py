@@ -237,8 +237,16 @@ class DurableStore:
     # -- the loop's calls ---------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what this loop iteration recorded and hand it to group commit (rule 1)."""
+        """Write what this loop iteration recorded and hand it to group commit (rule 1).
+        A failed write (a full disk...) fails the store for good: ``StorageFailed``."""
         self._check()
+        try:
+            self._write()
+        except OSError as exc:
+            self._writer.fail(exc)
+            raise StorageFailed(f"storage in {self.directory} failed: {exc}") from exc
+
+    def _write(self) -> None:
         _last, file = self._log.flush()
         files = [file] if file is not None else []
         if self._pending_definitions:
@@ -328,14 +336,19 @@ class DurableStore:
         """Clean shutdown (rule 4): flush, sync, write the clean-shutdown marker, unlock."""
         if self._closed:
             return
-        self.flush()
-        self._log.close()
-        if self._definitions_file is not None:
-            self._writer.retire(self._definitions_file)
-        self._writer.stop()
-        self._take_completions()
-        self._closed = True
-        if self._writer.failure is None:
+        try:
+            if self._writer.failure is None:
+                self.flush()
+        finally:
+            self._closed = True
+            self._log.close()
+            if self._definitions_file is not None:
+                self._writer.retire(self._definitions_file)
+            self._writer.stop()
+            self._take_completions()
+            if self._writer.failure is not None:
+                self._unlock()
+        if self._writer.failure is None:  # a failed store stops unclean: no marker
             marker = {
                 "last_seq": self._sequencer.last,
                 "segments": {n: s.size for n, s in self._segments.segments.items()},

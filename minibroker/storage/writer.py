@@ -111,6 +111,13 @@ class GroupCommit:
             self._jobs.append(job)
             self._cond.notify()
 
+    def fail(self, exc: BaseException) -> None:
+        """A write on the loop thread failed: the store is done (rule 6)."""
+        if self.failure is None:
+            self.failure = exc
+            if self._on_error is not None:
+                self._on_error(exc)
+
     def take_completions(self) -> list[tuple[Job, object]]:
         done = []
         while self._completions:
@@ -179,8 +186,6 @@ class GroupCommit:
             for job in jobs:
                 self._completions.append((job, job.run(self._fs, self._sync)))
         except Exception as exc:  # an I/O error, or a bug in a job: both stop the store
-            self.failure = exc
-            if self._on_error is not None:
-                self._on_error(exc)
+            self.fail(exc)
             return False
         return True

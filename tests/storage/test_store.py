@@ -295,3 +295,52 @@ def test_a_real_directory_with_the_worker_thread(tmp_path: object) -> None:
     assert len(store.recovered.queues[("/", "q")].messages) == 100
     assert store.recovered.report.clean
     store.close()
+
+
+class FullDisk(SimDisk):
+    """A disk that fills up when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+
+    def open_append(self, path: str):  # type: ignore[no-untyped-def]
+        handle = super().open_append(path)
+        disk = self
+
+        class Handle:
+            def __init__(self) -> None:
+                self.path = path
+
+            def write(self, data: bytes | bytearray | memoryview) -> None:
+                if disk.full:
+                    raise OSError(28, "No space left on device")
+                handle.write(data)
+
+            def sync(self) -> None:
+                handle.sync()
+
+            def close(self) -> None:
+                handle.close()
+
+        return Handle()
+
+
+def test_a_full_disk_fails_the_store_and_a_close_still_unlocks() -> None:
+    disk = FullDisk()
+    errors: list[BaseException] = []
+    store = open_store(disk, on_error=errors.append)
+    queue = store.declare_queue(QueueDefinition("q"))
+    queue.publish(1, message("kept"))
+    settle_down(store)
+    disk.full = True
+    queue.publish(2, message("no room"))
+    with pytest.raises(StorageFailed, match="No space left"):
+        store.flush()
+    assert len(errors) == 1
+    with pytest.raises(StorageFailed):
+        store.flush()
+    store.close()  # no marker (the stop is unclean), but the directory is free again
+    disk.full = False
+    store = open_store(disk)
+    assert not store.recovered.report.clean and bodies(store) == [b"kept"]
