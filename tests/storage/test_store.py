@@ -344,3 +344,19 @@ def test_a_full_disk_fails_the_store_and_a_close_still_unlocks() -> None:
     disk.full = False
     store = open_store(disk)
     assert not store.recovered.report.clean and bodies(store) == [b"kept"]
+
+
+def test_recovered_messages_are_built_as_they_are_taken_once() -> None:
+    disk = SimDisk()
+    store = open_store(disk)
+    queue = store.declare_queue(QueueDefinition("q"))
+    for n in range(1, 6):
+        queue.publish(n, message(str(n)))
+    store.flush()
+    store = crash(disk, store)
+    recovered = store.recovered.queues[("/", "q")]
+    assert len(recovered) == 5
+    taking = iter(recovered)
+    assert next(taking).msg_id == 1
+    assert [m.msg_id for m in taking] == [2, 3, 4, 5]
+    assert list(recovered) == [] and len(recovered) == 0  # taken: the store holds no copies
