@@ -10,7 +10,8 @@ reports:
 - ``open``: the time ``DurableStore(directory)`` takes (scan, replay, index; wall and CPU);
 - ``first``: until the head message is built (what a broker needs to serve it);
 - ``all``: until every message is a ``QueueEntry`` in a deque again, as before the crash;
-- memory: RSS growth per message in both processes, and their ratio (after / before).
+- memory: RSS growth per message in both processes (the second one also right after the
+  open: the recovered state before any message is built), and their ratio (after / before).
 
 The machine is shared and noisy: every number is repeated ``--runs`` times (default 3) and
 reported as min / median / max; CPU time is steadier than wall time. Results go in
@@ -65,6 +66,7 @@ start = rss()
 wall, cpu = time.perf_counter(), time.process_time()
 store = DurableStore(sys.argv[1])
 opened = (time.perf_counter() - wall, time.process_time() - cpu)
+at_open = rss() - start
 recovered = store.recovered.queues.pop(("/", "q"))
 messages = iter(recovered)
 ready = collections.deque()
@@ -78,6 +80,7 @@ for m in messages:
 del recovered, messages
 done = (time.perf_counter() - wall, time.process_time() - cpu)
 print(json.dumps({"open": opened, "first": first, "all": done, "rss": rss() - start,
+                  "rss_open": at_open,
                   "messages": len(ready), "clean": store.recovered.report.clean}))
 store.abandon()
 """
@@ -129,6 +132,8 @@ def main() -> None:
                     rows.setdefault(f"{phase} wall", []).append(wall)
                     rows.setdefault(f"{phase} CPU", []).append(cpu)
                 rows.setdefault("RSS/msg before", []).append(before["rss"] / n)  # type: ignore[operator]
+                rows.setdefault("RSS/msg at open", []).append(
+                    after["rss_open"] / n)  # type: ignore[operator]
                 rows.setdefault("RSS/msg after", []).append(after["rss"] / n)  # type: ignore[operator]
                 rows.setdefault("after/before", []).append(
                     after["rss"] / before["rss"])  # type: ignore[operator]
