@@ -19,12 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-import msgpack
-
 from minibroker.message import FieldTable
-from minibroker.protocols.native.values import pack_default
-
-_pack_arguments = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True).pack
+from minibroker.storage.intents import pack_fields
 
 __all__ = [
     "BindingDefinition", "Definition", "Definitions", "ExchangeDefinition",
@@ -106,7 +102,7 @@ def key(definition: Definition) -> tuple[Any, ...]:
     if isinstance(definition, QueueDefinition):
         return ("queue", definition.vhost, definition.name)
     if isinstance(definition, BindingDefinition):
-        arguments = _pack_arguments(sorted(definition.arguments.items()))
+        arguments = pack_fields(sorted(definition.arguments.items()))
         return ("binding", definition.vhost, definition.source, definition.destination_type,
                 definition.destination, definition.routing_key, arguments)
     if isinstance(definition, UserDefinition):

@@ -239,7 +239,8 @@ class MessageReplay:
                 self.requeued[incarnation] = requeued
             recovered[(definition.vhost, definition.name)] = RecoveredQueue(
                 definition, incarnation, entries, self.highest.get(incarnation, 0) + 1,
-                requeued, clean=clean, cache=cache, strings=strings, report=self.report)
+                dict(requeued),  # the store's own copy changes as the queue lives on
+                clean=clean, cache=cache, strings=strings, report=self.report)
             self.report.messages += len(entries)
         for live in self.live.values():  # rule 2: incarnations of deleted queues
             if live:
