@@ -1,7 +1,7 @@
 """A deterministic, socket-less run of the hot path, for instruction counts (callgrind).
 
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/instructions.py native 2000
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python bench/instructions.py native 4000
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python bench/instructions.py native 2000      # then with 4000
 
 The difference of the two totals ("Collected : N") divided by 2000 is the instructions the
 broker and this driver spend per message: publish (confirm mode) → route → deliver → ack.

@@ -8,10 +8,15 @@ import struct
 
 from minibroker.config import ServerConfig
 from minibroker.message import Properties
+from minibroker.protocols.amqp091 import methods as m
+from minibroker.protocols.amqp091.codec import AMQPCodec
+from minibroker.protocols.amqp091.spec import PROTOCOL_HEADER
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.server import BrokerServer
-from minibroker.server.native_session import FAIR_SHARE, NativeSession
+from minibroker.server.amqp_adapter import AMQPAdapter
+from minibroker.server.native_adapter import NativeAdapter
+from minibroker.server.session import FAIR_SHARE, Session
 
 
 class FakeTransport:
@@ -48,7 +53,8 @@ def test_a_huge_read_is_processed_a_share_per_loop_iteration() -> None:
         server = BrokerServer(ServerConfig(port=0, heartbeat=0))
         await server.start()
         transport = FakeTransport()
-        session = NativeSession(server, server.next_connection_id(), transport, "test")  # type: ignore[arg-type]
+        session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
+                          NativeAdapter)
         client = NativeCodec(role="client")
         session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
         session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
@@ -65,6 +71,8 @@ def test_a_huge_read_is_processed_a_share_per_loop_iteration() -> None:
         assert transport.reading
         await server.close()
 
+    asyncio.run(scenario())
+
 
 def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
     """The codec hands out the good frames before a bad one and raises on the next call: once
@@ -74,7 +82,8 @@ def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
         server = BrokerServer(ServerConfig(port=0, heartbeat=0))
         await server.start()
         transport = FakeTransport()
-        session = NativeSession(server, server.next_connection_id(), transport, "test")  # type: ignore[arg-type]
+        session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
+                          NativeAdapter)
         client = NativeCodec(role="client")
         session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
         session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
@@ -94,5 +103,34 @@ def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
         await server.close()
 
     asyncio.run(scenario())
+
+
+def test_fairness_holds_for_amqp_too() -> None:
+    """The same rule for every protocol: the pipeline, not the protocol, keeps it."""
+
+    async def scenario() -> None:
+        server = BrokerServer(ServerConfig(port=0, heartbeat=0))
+        await server.start()
+        transport = FakeTransport()
+        session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
+                          AMQPAdapter)
+        client = AMQPCodec("client")
+        session.data_received(PROTOCOL_HEADER)
+        session.data_received(
+            client.encode_method(0, m.ConnectionStartOk({}, "PLAIN", b"\0guest\0guest"))
+            + client.encode_method(0, m.ConnectionTuneOk(2047, 131072, 0))
+            + client.encode_method(0, m.ConnectionOpen())
+            + client.encode_method(1, m.ChannelOpen())
+            + client.encode_method(1, m.QueueDeclare(queue="q")))
+        total = 2 * FAIR_SHARE + 10
+        one = client.encode_content(1, m.BasicPublish(routing_key="q"), Properties(), b"m")
+        session.data_received(one * total)
+        assert server.broker.queue_statistics("q").ready == FAIR_SHARE
+        assert not transport.reading
+        for _ in range(2):
+            await asyncio.sleep(0)
+        assert server.broker.queue_statistics("q").ready == total
+        assert transport.reading
+        await server.close()
 
     asyncio.run(scenario())

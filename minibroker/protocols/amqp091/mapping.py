@@ -23,7 +23,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from minibroker.core import commands as c
@@ -53,24 +53,37 @@ from minibroker.protocols.amqp091.frames import (
     encode_method,
 )
 
-__all__ = ["command_for", "effect_bytes", "publish_command", "reply_bytes"]
+__all__ = [
+    "command_for", "effect_bytes", "publish_command", "publish_many", "published", "reply_bytes",
+]
 
 Builder = Callable[[int, int, Any], c.Command]
 
 
-def publish_command(connection: int, frame: ContentMethod) -> c.Publish:
-    """basic.publish + content → core ``Publish`` (the hot path)."""
-    method: m.BasicPublish = frame.method  # type: ignore[assignment]
+def published(frame: ContentMethod) -> tuple[Message, bool]:
+    """basic.publish + content → the core's message and the ``mandatory`` flag (the hot path)."""
+    method = frame.method
+    if type(method) is not m.BasicPublish:
+        raise CommandInvalid(f"unimplemented method {method.NAME}", class_id=method.CLASS_ID,
+                             method_id=method.METHOD_ID)
     if method.immediate:
         # RabbitMQ: "NOT_IMPLEMENTED - immediate=true" (errata: immediate was removed in 3.0).
         raise NotImplementedFeature(
             "immediate=true", class_id=m.BasicPublish.CLASS_ID, method_id=m.BasicPublish.METHOD_ID
         )
-    return c.Publish(
-        connection, frame.channel,
-        Message(method.exchange, method.routing_key, frame.body, frame.properties),
-        method.mandatory,
-    )
+    return (Message(method.exchange, method.routing_key, frame.body, frame.properties),
+            method.mandatory)
+
+
+def publish_command(connection: int, frame: ContentMethod) -> c.Publish:
+    """basic.publish + content → core ``Publish``."""
+    message, mandatory = published(frame)
+    return c.Publish(connection, frame.channel, message, mandatory)
+
+
+def publish_many(connection: int, frames: Sequence[ContentMethod]) -> c.PublishMany:
+    """A run of basic.publish of one channel → one core ``PublishMany``."""
+    return c.PublishMany(connection, frames[0].channel, tuple(map(published, frames)))
 
 
 def _qos(connection: int, channel: int, method: m.BasicQos) -> c.Command:

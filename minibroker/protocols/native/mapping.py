@@ -30,24 +30,9 @@ from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.message import EMPTY_PROPERTIES, Message
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.connection import short
 
-__all__ = [
-    "COMMANDS", "ConfirmCoalescer", "command_for", "describe", "frame_for_effect", "reply_for",
-    "short",
-]
-
-_SHORTSTR_MAX = 255
-
-
-def short(text: str) -> str:
-    """``text`` cut to fit a ShortStr (255 UTF-8 bytes) without splitting a character."""
-    if len(text) <= _SHORTSTR_MAX // 4:
-        return text
-    raw = text.encode()
-    if len(raw) <= _SHORTSTR_MAX:
-        return text
-    return raw[:_SHORTSTR_MAX].decode(errors="ignore")
-
+__all__ = ["COMMANDS", "command_for", "describe", "frame_for_effect", "reply_for"]
 
 # --- frame -> command ----------------------------------------------------------------------
 
@@ -173,50 +158,6 @@ def frame_for_effect(effect: e.Effect) -> f.Frame:
     if isinstance(effect, e.ConsumerCancelled):
         return f.ConsumerCancelled(effect.channel, effect.consumer_tag)
     raise TypeError(f"no native frame for effect {effect!r}")
-
-
-class ConfirmCoalescer:
-    """Per-channel runs of consecutive positive confirms, held back to be sent as one frame.
-
-    ``add`` returns the frame to send now, or None when the confirm joined a held run; the
-    caller must send ``take(channel)`` before any other frame of that channel (``take(0)``:
-    every channel), and at the latest when it flushes its output."""
-
-    __slots__ = ("_next", "pending")
-
-    def __init__(self) -> None:
-        #: Channel -> the tag whose confirm would extend the settled prefix 1..tag-1.
-        self._next: dict[int, int] = {}
-        #: Channel -> (first, last) tag of the run held back.
-        self.pending: dict[int, tuple[int, int]] = {}
-
-    def reset(self, channel: int) -> None:
-        """A channel was (re)opened: the core numbers its publishes from 1 again."""
-        self._next.pop(channel, None)
-        self.pending.pop(channel, None)
-
-    def add(self, confirm: e.Confirm) -> f.Frame | None:
-        channel, tag = confirm.channel, confirm.delivery_tag
-        expected = self._next.get(channel, 1)
-        if confirm.ack and (tag == expected or (confirm.multiple and tag > expected)):
-            # It extends the confirmed prefix (a multiple confirm covers every tag up to its
-            # own, and every tag before ``expected`` is confirmed already): hold it in the run.
-            self._next[channel] = tag + 1
-            run = self.pending.get(channel)
-            self.pending[channel] = (run[0] if run else expected, tag)
-            return None
-        if tag >= expected and (confirm.multiple or tag == expected):
-            self._next[channel] = tag + 1
-        return frame_for_effect(confirm)
-
-    def take(self, channel: int) -> list[f.Frame]:
-        """The held runs of ``channel`` (of every channel when it is 0) as frames."""
-        pending = self.pending
-        frames: list[f.Frame] = []
-        for number in list(pending) if channel == 0 else [channel] if channel in pending else []:
-            first, last = pending.pop(number)
-            frames.append(f.ConfirmAck(number, last, multiple=last != first))
-        return frames
 
 
 # --- tracing ---------------------------------------------------------------------------------
