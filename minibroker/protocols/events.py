@@ -70,12 +70,13 @@ class ConnectionClosing:
 
 @dataclass(frozen=True, slots=True)
 class CloseSocket:
-    """Close the socket now. When the peer closed the connection, ``reply_code`` and
-    ``reply_text`` are what it said (0 otherwise)."""
+    """Close the socket now. ``by_peer``: the peer closed the connection (we answered
+    close-ok), with ``reply_code`` and ``reply_text``."""
 
     reason: str
     reply_code: int = 0
     reply_text: str = ""
+    by_peer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from minibroker.clock import Clock, LoopClock
 from minibroker.config import ServerConfig
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
@@ -40,7 +41,6 @@ from minibroker.core.effects import Effect, Outcome
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
-from minibroker.server.clock import Clock, LoopClock
 from minibroker.server.flow import (
     FlowController,
     install_accept_error_handler,

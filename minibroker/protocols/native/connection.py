@@ -40,6 +40,11 @@ Rules:
 6. Server output: runs of positive confirms go out as one ``ConfirmAck(multiple=True)``
    (:class:`ConfirmCoalescer`) before any other frame of their channel, at the latest when the
    owner calls :meth:`flush_held` before writing to the socket.
+7. Client channels: the server's ``ChannelClose`` is answered with close-ok and yields
+   :class:`ChannelEnded` with its code; the close-ok to ours yields ``ChannelEnded(by_peer=
+   False)``. Frames for a channel we no longer know (they crossed our close) are dropped; the
+   frames of a channel we are closing are handed over, and the client library keeps what
+   still matters (a confirm) and drops the rest.
 """
 
 from __future__ import annotations
@@ -150,6 +155,7 @@ class NativeConnection:
         #: What the codec refused in :meth:`receive_data`, reported by :meth:`events`.
         self._refused: ProtocolError | None = None
         self._peer_properties: FieldTable = {}
+        self._wishes: tuple[int | None, int | None, int | None] = (None, None, None)
         self._last_received = self._last_sent = now
 
     @property
@@ -213,7 +219,8 @@ class NativeConnection:
     def close_channel(self, channel: int, reply_code: int, reply_text: str) -> bool:
         """Close an open channel from our side; its input is ignored until close-ok (rule 3).
         False when the channel is not open."""
-        if self.channels.get(channel) is not _OPEN or self.state is not State.OPEN:
+        state = self.channels.get(channel)
+        if (state is not _OPEN and state is not _OPENING) or self.state is not State.OPEN:
             return False
         self.channels[channel] = _CLOSING
         self.send(f.ChannelClose(channel, reply_code, short(reply_text)))
@@ -273,7 +280,11 @@ class NativeConnection:
                 kind = type(frame)
                 if state is State.OPEN and kind in _WORK:
                     channel = frame.channel
-                    if channels.get(channel) is not _OPEN:
+                    state_of_channel = channels.get(channel)
+                    if state_of_channel is not _OPEN:
+                        if state_of_channel is _CLOSING and not server:
+                            yield frame  # rule 7: the client library decides
+                            continue
                         event = self._not_open(frame)
                         if event is not None:
                             yield event
@@ -330,7 +341,7 @@ class NativeConnection:
             self.send(f.ConnectionCloseOk())
             self.state = State.CLOSED
             yield CloseSocket("the peer closed the connection", frame.reply_code,
-                              frame.reply_text)
+                              frame.reply_text, by_peer=True)
             return
         if state is State.CLOSING:
             if kind is f.ConnectionCloseOk:
@@ -428,8 +439,11 @@ class NativeConnection:
     # -- client role -------------------------------------------------------------------------
 
     def start(self, client_name: str, username: str | None, password: str | None,
-              client_properties: FieldTable) -> None:
-        """Client role: write the preamble and ``Hello`` (rule 1)."""
+              client_properties: FieldTable, *, max_frame_size: int | None = None,
+              channel_max: int | None = None, heartbeat: int | None = None) -> None:
+        """Client role: write the preamble and ``Hello`` (rule 1). The limits are our wishes
+        for Tune; None takes the server's offer."""
+        self._wishes = (max_frame_size, channel_max, heartbeat)
         self._write(self.codec.send_preamble())
         self.send(f.Hello(client_name, username, password, client_properties))
 
@@ -467,13 +481,14 @@ class NativeConnection:
             raise UnexpectedFrame(f"unexpected {kind.__name__} on channel {channel}")
 
     def _hello_ok(self, hello: f.HelloOk) -> None:
-        def choose(ours: int, theirs: int) -> int:
-            return theirs if ours <= 0 else min(ours, theirs)
+        def choose(ours: int | None, theirs: int) -> int:
+            return theirs if ours is None else min(ours, theirs)
 
+        frame_max, channel_max, heartbeat = self._wishes
         self.server_version = hello.server_version
-        self.max_frame_size = choose(self.max_frame_size, hello.max_frame_size)
-        self.channel_max = choose(self.channel_max, hello.channel_max or 0xFFFF)
-        self.heartbeat = choose(self.heartbeat, hello.heartbeat)
+        self.max_frame_size = choose(frame_max, hello.max_frame_size)
+        self.channel_max = choose(channel_max, hello.channel_max or 0xFFFF)
+        self.heartbeat = choose(heartbeat, hello.heartbeat)
         self.codec.max_frame_size = self.max_frame_size
         self.send(f.Tune(self.max_frame_size, self.channel_max, self.heartbeat))
         self.state = State.TUNE

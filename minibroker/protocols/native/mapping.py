@@ -11,7 +11,7 @@ Rules:
    exactly one reply frame, or none (:func:`reply_for`). Field names are the same on both sides
    (AMQP vocabulary), so the mapping is a copy; an empty ``arguments`` table becomes ``None``.
 2. ``Publish`` builds the core :class:`~minibroker.message.Message` around the very
-   ``bytes`` object the codec produced: the body is never copied (DESIGN.md, hot path).
+   ``bytes`` object the codec produced: the body is never copied (the hot path).
 3. Every effect maps to one frame (:func:`frame_for_effect`); a ``Confirm`` becomes
    ``ConfirmAck`` or ``ConfirmNack``. :class:`ConfirmCoalescer` may hold back a run of positive
    confirms and send it as one ``ConfirmAck`` with ``multiple=True``: it only does so when every

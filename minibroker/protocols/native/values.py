@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import decimal
 from collections.abc import Sequence
+from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
@@ -51,10 +52,8 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 #: Property names in AMQP 0-9-1 order (basic class, §4.2.6.1): the index is the wire position.
-PROPERTY_NAMES: tuple[str, ...] = (
-    "content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id",
-    "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id",
-)
+#: (:class:`Properties` declares them in that order; the names are written there only.)
+PROPERTY_NAMES: tuple[str, ...] = tuple(field.name for field in fields(Properties))
 _get_properties = attrgetter(*PROPERTY_NAMES)
 # Wire position -> the one accepted type; delivery_mode and priority are AMQP octets.
 _PROPERTY_TYPES: tuple[type, ...] = (
