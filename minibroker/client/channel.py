@@ -321,11 +321,10 @@ class Channel:
     # -- frames from the broker (called by the connection, in wire order) ---------------------
 
     def _on_frame(self, frame: f.Frame) -> None:
-        kind = type(frame)
-        if kind is f.Deliver:
+        if type(frame) is f.Deliver:
             if self.state is ChannelState.CLOSING:
                 return  # rule 5
-            deliver: f.Deliver = frame  # type: ignore[assignment]
+            deliver = frame
             consumer = self._consumers.get(deliver.consumer_tag)
             if consumer is None:
                 log.warning("channel %d: delivery for unknown consumer %r dropped",
@@ -334,16 +333,14 @@ class Channel:
             consumer._push(Delivery(self, deliver.consumer_tag, deliver.delivery_tag,
                                     deliver.redelivered, deliver.exchange, deliver.routing_key,
                                     deliver.properties, deliver.body, no_ack=consumer.no_ack))
-        elif kind is f.ConfirmAck or kind is f.ConfirmNack:
+        elif type(frame) is f.ConfirmAck or type(frame) is f.ConfirmNack:
             if self._confirms is not None:
-                confirm: f.ConfirmAck = frame  # type: ignore[assignment]
-                self._confirms.on_confirm(confirm.delivery_tag, multiple=confirm.multiple,
-                                          ack=kind is f.ConfirmAck)
-        elif kind is f.Return:
-            self._on_return(frame)  # type: ignore[arg-type]
-        elif kind is f.ConsumerCancelled:
-            tag = frame.consumer_tag  # type: ignore[attr-defined]
-            consumer = self._consumers.pop(tag, None)
+                self._confirms.on_confirm(frame.delivery_tag, multiple=frame.multiple,
+                                          ack=type(frame) is f.ConfirmAck)
+        elif type(frame) is f.Return:
+            self._on_return(frame)
+        elif type(frame) is f.ConsumerCancelled:
+            consumer = self._consumers.pop(frame.consumer_tag, None)
             if consumer is not None:
                 consumer._end(None)
         elif self.state is not ChannelState.CLOSING:

@@ -254,16 +254,13 @@ def deliver_bytes(effect: Deliver, frame_max: int) -> bytes:
 
 def effect_bytes(effect: Effect, frame_max: int, cancel_notify: bool) -> bytes | None:
     """The frames carrying out a core effect; ``None`` when this client should not hear it."""
-    kind = type(effect)
-    if kind is Deliver:
-        return deliver_bytes(effect, frame_max)  # type: ignore[arg-type]
-    if kind is Confirm:
-        assert isinstance(effect, Confirm)
+    if type(effect) is Deliver:
+        return deliver_bytes(effect, frame_max)
+    if type(effect) is Confirm:
         if effect.ack:
             return encode_basic_ack(effect.channel, effect.delivery_tag, effect.multiple)
         return encode_basic_nack(effect.channel, effect.delivery_tag, effect.multiple, False)
-    if kind is Return:
-        assert isinstance(effect, Return)
+    if type(effect) is Return:
         message = effect.message
         return encode_content(
             effect.channel,
@@ -271,8 +268,7 @@ def effect_bytes(effect: Effect, frame_max: int, cancel_notify: bool) -> bytes |
                           message.routing_key),
             message.properties, message.body, frame_max,
         )
-    if kind is ConsumerCancelled:
-        assert isinstance(effect, ConsumerCancelled)
+    if type(effect) is ConsumerCancelled:
         if not cancel_notify:
             return None  # the client did not ask (capability consumer_cancel_notify)
         # RabbitMQ sends its basic.cancel with nowait=true: no cancel-ok expected.

@@ -100,6 +100,7 @@ class _Schema:
 
     def __init__(self, cls: type[Frame]) -> None:
         is_connection = issubclass(cls, ConnectionFrame)
+        # (every frame class is a dataclass; mypy cannot see it through ``type[Frame]``)
         specs = [(f.name, str(f.type)) for f in fields(cls)]  # type: ignore[arg-type]
         if is_connection:  # AMQP §4.2.3: connection traffic "MUST use channel number zero"
             specs.insert(0, ("channel", "Channel0"))

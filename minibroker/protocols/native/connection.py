@@ -2,22 +2,19 @@
 
 :class:`NativeConnection` owns the codec, the handshake, the connection and channel states,
 the close handshakes and the heartbeat timing of one connection (``docs/protocol.md`` sections
-3-5). It does no I/O and reads no clock: it writes bytes through the ``write`` callable it was
-given, and takes the time as an argument (``receive_data(data, now=…)``, ``note_sent(now)``,
-``tick(now)``). What concerns its owner — the broker core on the server, the waiting calls in
-the client library — comes out of :meth:`~NativeConnection.events` as frames and the events of
-``protocols/events.py``, the same ones ``protocols/amqp091/connection.py`` yields.
+3-5). It does no I/O and reads no clock: it writes through the ``write`` callable it was given
+and takes the time as an argument (rule 5). What concerns its owner — the core on the server,
+the waiting calls in the client — comes out of :meth:`~NativeConnection.events` as frames and
+the events of ``protocols/events.py`` (the ones ``protocols/amqp091/connection.py`` yields).
 
 Rules:
 
-1. Server handshake: preamble, ``Hello`` (credentials, when sent, checked against ``users``:
-   403 if wrong; none means guest/guest), ``HelloOk`` with our limits, ``Tune`` (may only lower
-   them; 0 frame size or channel max = ours, a frame size under 4096 is 530), then
-   :class:`ConnectionOpened` and, unless the owner closed the connection while handling it,
-   ``TuneOk``. Any other frame before that is 505 UNEXPECTED_FRAME; a bad preamble is answered
-   with ours, then the socket closes. Client handshake: preamble and ``Hello`` (:meth:`start`),
-   ``HelloOk`` → ``Tune`` with our wishes, each at most the server's → ``TuneOk`` →
-   :class:`ConnectionOpened`.
+1. Server handshake: preamble, ``Hello`` (the login, ``handshake.py``), ``HelloOk`` with our
+   limits, ``Tune`` (the client's, each at most ours), then :class:`ConnectionOpened` and,
+   unless the owner closed the connection while handling it, ``TuneOk``. Any other frame before
+   that is 505 UNEXPECTED_FRAME; a bad preamble is answered with ours, then the socket closes.
+   Client handshake: preamble and ``Hello`` (:meth:`start`), ``HelloOk`` → ``Tune`` with our
+   wishes → ``TuneOk`` → :class:`ConnectionOpened`.
 2. Lazy events: :meth:`~NativeConnection.events` handles one frame at a time, so what it writes
    itself (open-ok, close-ok) lands after what the owner wrote for earlier frames. Runs of
    publishes, or of single acks, of one open channel come as one :class:`HotRun`.
@@ -40,11 +37,10 @@ Rules:
 6. Server output: runs of positive confirms go out as one ``ConfirmAck(multiple=True)``
    (:class:`ConfirmCoalescer`) before any other frame of their channel, at the latest when the
    owner calls :meth:`flush_held` before writing to the socket.
-7. Client channels: the server's ``ChannelClose`` is answered with close-ok and yields
-   :class:`ChannelEnded` with its code; the close-ok to ours yields ``ChannelEnded(by_peer=
-   False)``. Frames for a channel we no longer know (they crossed our close) are dropped; the
-   frames of a channel we are closing are handed over, and the client library keeps what
-   still matters (a confirm) and drops the rest.
+7. Client channels: the server's ``ChannelClose`` is answered with close-ok, then
+   :class:`ChannelEnded`; so is the close-ok to ours (``by_peer=False``). Frames of a channel
+   we are closing are handed over (the client library keeps a late confirm), those of a
+   channel we no longer know are dropped.
 """
 
 from __future__ import annotations
@@ -54,15 +50,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Literal
 
 from minibroker import __version__
-from minibroker.config import login_ok
-from minibroker.errors import (
-    AccessRefused,
-    AMQPError,
-    ChannelStateError,
-    NotAllowed,
-    ProtocolError,
-    UnexpectedFrame,
-)
+from minibroker.errors import AMQPError, ChannelStateError, ProtocolError, UnexpectedFrame
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.events import (
     ChannelEnded,
@@ -73,15 +61,14 @@ from minibroker.protocols.events import (
     HotRun,
 )
 from minibroker.protocols.native import frames as f
-from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_SIZE, NativeCodec
+from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
+from minibroker.protocols.native.handshake import client_tune, login, server_limits
 
 __all__ = ["NativeConnection", "State", "short"]
 
-Event = (
-    f.Frame | HotRun | ConnectionOpened | ChannelOpened | ChannelEnded | ConnectionClosing
-    | CloseSocket
-)
+Event = (f.Frame | HotRun | ConnectionOpened | ChannelOpened | ChannelEnded | ConnectionClosing
+         | CloseSocket)
 _SHORTSTR_MAX = 255
 
 
@@ -132,8 +119,8 @@ class NativeConnection:
         users: Mapping[str, str] | None = None,
         now: float = 0.0,
     ) -> None:
-        """``max_frame_size``, ``channel_max``, ``heartbeat``: the server's offer (server role)
-        or the client's wishes (client role; 0 or less takes the server's offer)."""
+        """``max_frame_size``, ``channel_max``, ``heartbeat``: the server's offer (server role;
+        a client states its wishes in :meth:`start`)."""
         self.role = role
         self._write = write
         self.codec = NativeCodec(role=role,
@@ -152,15 +139,10 @@ class NativeConnection:
         #: Optional ``trace(direction, frame)`` hook ("in"/"out") for frame logging.
         self.trace: Callable[[str, f.Frame], None] | None = None
         self._input_broken = False
-        #: What the codec refused in :meth:`receive_data`, reported by :meth:`events`.
-        self._refused: ProtocolError | None = None
         self._peer_properties: FieldTable = {}
         self._wishes: tuple[int | None, int | None, int | None] = (None, None, None)
+        self._offer = f.HelloOk("", 0, 0, 0)  # the server's limits, once Hello came
         self._last_received = self._last_sent = now
-
-    @property
-    def is_open(self) -> bool:
-        return self.state is State.OPEN
 
     @property
     def is_closed(self) -> bool:
@@ -246,10 +228,7 @@ class NativeConnection:
         if self._input_broken or self.state is State.CLOSED:
             return
         self._last_received = now
-        try:
-            self.codec.receive_data(data)
-        except ProtocolError as err:  # bytes after the end of the stream
-            self._refused = err
+        self.codec.receive_data(data)
 
     def events(self) -> Iterator[Event]:
         """Handle every buffered frame, one at a time (rule 2), yielding what the owner acts
@@ -259,8 +238,6 @@ class NativeConnection:
         while not self._input_broken and self.state is not State.CLOSED:
             preamble = self.state is State.PREAMBLE and codec.awaiting_preamble
             try:
-                if self._refused is not None:
-                    raise self._refused
                 frames = codec.frames()
             except ProtocolError as err:
                 self._input_broken = True
@@ -381,24 +358,14 @@ class NativeConnection:
     def _hello(self, hello: f.Hello) -> None:
         self.client_name = hello.client_name
         self._peer_properties = hello.client_properties
-        # A hello without credentials logs in as guest, with guest's configured password: so
-        # it works exactly when guest/guest would (RabbitMQ's default user).
-        user = hello.username if hello.username is not None else "guest"
-        password = hello.password if hello.username is not None else "guest"
-        if not login_ok(self._users, user, password):
-            raise AccessRefused(f"login refused for user '{user}'")
-        self.user = user
-        self.send(f.HelloOk(__version__, self.max_frame_size, self.channel_max, self.heartbeat))
+        self.user = login(self._users, hello)
+        self._offer = f.HelloOk(__version__, self.max_frame_size, self.channel_max,
+                                self.heartbeat)
+        self.send(self._offer)
         self.state = State.TUNE
 
     def _tune(self, tune: f.Tune) -> Iterator[Event]:
-        # The client may lower the server's limits, never raise them (0 = "no preference").
-        frame_max = min(tune.max_frame_size or self.max_frame_size, self.max_frame_size)
-        if frame_max < MIN_FRAME_SIZE:
-            raise NotAllowed(f"max_frame_size {frame_max} is below the minimum {MIN_FRAME_SIZE}")
-        self.max_frame_size = self.codec.max_frame_size = frame_max
-        self.channel_max = min(tune.channel_max or self.channel_max, self.channel_max)
-        self.heartbeat = min(tune.heartbeat, self.heartbeat)
+        self._apply(server_limits(self._offer, tune))
         self.state = State.OPEN
         yield ConnectionOpened(self.user, "/", self._peer_properties)
         if self.state is State.OPEN:  # rule 1: unless the owner refused it meanwhile
@@ -481,17 +448,17 @@ class NativeConnection:
             raise UnexpectedFrame(f"unexpected {kind.__name__} on channel {channel}")
 
     def _hello_ok(self, hello: f.HelloOk) -> None:
-        def choose(ours: int | None, theirs: int) -> int:
-            return theirs if ours is None else min(ours, theirs)
-
-        frame_max, channel_max, heartbeat = self._wishes
         self.server_version = hello.server_version
-        self.max_frame_size = choose(frame_max, hello.max_frame_size)
-        self.channel_max = choose(channel_max, hello.channel_max or 0xFFFF)
-        self.heartbeat = choose(heartbeat, hello.heartbeat)
-        self.codec.max_frame_size = self.max_frame_size
-        self.send(f.Tune(self.max_frame_size, self.channel_max, self.heartbeat))
+        tune = client_tune(hello, *self._wishes)
+        self._apply(tune)
+        self.send(tune)
         self.state = State.TUNE
+
+    def _apply(self, limits: f.Tune) -> None:
+        """Both sides use the Tune values from now on (``docs/protocol.md`` section 3)."""
+        self.max_frame_size = self.codec.max_frame_size = limits.max_frame_size
+        self.channel_max = limits.channel_max
+        self.heartbeat = limits.heartbeat
 
     # -- heartbeats --------------------------------------------------------------------------
 
@@ -508,10 +475,6 @@ class NativeConnection:
         if now - self._last_sent >= interval / 2:
             self.send(f.Heartbeat())
         return True
-
-    def silence(self, now: float) -> float:
-        """Seconds since the peer last sent anything."""
-        return now - self._last_received
 
     def next_tick(self) -> float | None:
         """When :meth:`tick` has something to do next (None: heartbeats are off)."""

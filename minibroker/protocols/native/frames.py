@@ -46,9 +46,6 @@ UInt64: TypeAlias = int  #: 0 .. 2**64 - 1
 ShortStr: TypeAlias = str  #: at most 255 bytes once UTF-8 encoded (AMQP shortstr)
 Sender: TypeAlias = Literal["client", "server", "both"]
 
-def _table() -> FieldTable:
-    return {}
-
 
 class Frame:
     """Base of every frame. ``opcode`` is the first element of the frame's msgpack array."""
@@ -84,14 +81,13 @@ class ConnectionFrame(Frame):
 
 # --- connection (channel 0) -------------------------------------------------------------
 
-
 @dataclass(slots=True)
 class Hello(ConnectionFrame, opcode=0x01, sender="client"):
     """C→S, first frame after the preamble. Reply: HelloOk (or ConnectionClose 403)."""
     client_name: ShortStr
     username: str | None = None  #: credentials; None when the client sends none
     password: str | None = None
-    client_properties: FieldTable = field(default_factory=_table)
+    client_properties: FieldTable = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -135,7 +131,6 @@ class Heartbeat(ConnectionFrame, opcode=0x07, sender="both"):
 
 # --- channel -----------------------------------------------------------------------------
 
-
 @dataclass(slots=True)
 class ChannelOpen(Frame, opcode=0x10, sender="client"):
     """Reply: ChannelOpenOk."""
@@ -161,7 +156,6 @@ class ChannelCloseOk(Frame, opcode=0x13, sender="both"):
 
 
 # --- exchange ----------------------------------------------------------------------------
-
 
 @dataclass(slots=True)
 class ExchangeDeclare(Frame, opcode=0x20, sender="client"):
@@ -226,7 +220,6 @@ class ExchangeUnbindOk(Frame, opcode=0x27, sender="server"):
 
 
 # --- queue -------------------------------------------------------------------------------
-
 
 @dataclass(slots=True)
 class QueueDeclare(Frame, opcode=0x30, sender="client"):
@@ -308,7 +301,6 @@ class QueueDeleteOk(Frame, opcode=0x39, sender="server"):
 
 # --- basic: consumers --------------------------------------------------------------------
 
-
 @dataclass(slots=True)
 class Qos(Frame, opcode=0x40, sender="client"):
     """Reply: QosOk. ``global_`` is AMQP's ``global`` flag (a Python keyword)."""
@@ -360,7 +352,6 @@ class ConsumerCancelled(Frame, opcode=0x46, sender="server"):
 
 
 # --- basic: messages ---------------------------------------------------------------------
-
 
 @dataclass(slots=True)
 class Publish(Frame, opcode=0x50, sender="client"):
@@ -459,7 +450,6 @@ class RecoverOk(Frame, opcode=0x5C, sender="server"):
 
 # --- publisher confirms ------------------------------------------------------------------
 
-
 @dataclass(slots=True)
 class ConfirmSelect(Frame, opcode=0x60, sender="client"):
     """Reply: ConfirmSelectOk. From then on the server numbers publishes 1, 2, 3 ..."""
@@ -496,26 +486,10 @@ FRAME_TYPES: tuple[type[Frame], ...] = tuple(
     )
 )
 
-#: Synchronous request -> the reply types that answer it (a close answers any of them on error).
+#: Synchronous request -> the reply types that answer it (a close answers any of them on error):
+#: ``X`` is answered by ``XOk``, and ``Get`` by ``GetOk`` or ``GetEmpty``.
 REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
-    Hello: (HelloOk,),
-    Tune: (TuneOk,),
-    ConnectionClose: (ConnectionCloseOk,),
-    ChannelOpen: (ChannelOpenOk,),
-    ChannelClose: (ChannelCloseOk,),
-    ExchangeDeclare: (ExchangeDeclareOk,),
-    ExchangeDelete: (ExchangeDeleteOk,),
-    ExchangeBind: (ExchangeBindOk,),
-    ExchangeUnbind: (ExchangeUnbindOk,),
-    QueueDeclare: (QueueDeclareOk,),
-    QueueBind: (QueueBindOk,),
-    QueueUnbind: (QueueUnbindOk,),
-    QueuePurge: (QueuePurgeOk,),
-    QueueDelete: (QueueDeleteOk,),
-    Qos: (QosOk,),
-    Consume: (ConsumeOk,),
-    Cancel: (CancelOk,),
-    Get: (GetOk, GetEmpty),
-    Recover: (RecoverOk,),
-    ConfirmSelect: (ConfirmSelectOk,),
+    cls: (ok, GetEmpty) if cls is Get else (ok,)
+    for cls in FRAME_TYPES
+    if (ok := next((o for o in FRAME_TYPES if o.__name__ == cls.__name__ + "Ok"), None))
 }

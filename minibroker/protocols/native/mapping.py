@@ -171,6 +171,7 @@ def describe(frame: f.Frame) -> str:
     parts: list[str] = []
     if isinstance(frame, f.ConnectionFrame):
         parts.append("channel=0")
+    # (every frame class is a dataclass; mypy cannot see it through ``type[Frame]``)
     for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
         value = getattr(frame, name)
         if name == "body":

@@ -77,7 +77,7 @@ def test_server_handshake_negotiates_the_lower_limits_and_opens() -> None:
     connection = peer.connection
     assert (connection.max_frame_size, connection.channel_max, connection.heartbeat) == \
         (65536, 16, 4)
-    assert connection.codec.max_frame_size == 65536 and connection.is_open
+    assert connection.codec.max_frame_size == 65536 and connection.state is State.OPEN
 
 
 def test_server_refuses_a_wrong_password_with_403() -> None:
@@ -198,7 +198,7 @@ def test_bad_bytes_are_501_and_nothing_after_them_is_read() -> None:
 def test_a_peer_close_is_answered_in_any_state() -> None:
     peer = open_server()
     assert peer.feed(f.ConnectionClose(200, "bye")) == [CloseSocket(
-        "the peer closed the connection", 200, "bye")]
+        "the peer closed the connection", 200, "bye", by_peer=True)]
     assert peer.written() == [f.ConnectionCloseOk()]
     assert peer.connection.state is State.CLOSED
 
