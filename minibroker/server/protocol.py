@@ -5,7 +5,8 @@ Rules:
 1. The first 8 bytes choose the protocol (``minibroker.protocols.detect``): the socket gets a
    :class:`~minibroker.server.session.Session` with that protocol's adapter
    (``BrokerServer.adapters``). Bytes that name no protocol we speak are answered with our
-   native preamble and the socket is closed.
+   native preamble and the socket is closed. A listener of one protocol (``only``) takes only
+   that one; for a protocol whose first bytes name nothing (HTTP), it takes whatever comes.
 2. TCP_NODELAY is set on every socket: brokers send many small frames and must not wait.
 3. ``pause_writing``/``resume_writing`` (the transport's buffer passed its high-water mark)
    become backpressure in the core: no deliveries to this connection until it drains.
@@ -22,7 +23,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
-from minibroker.protocols import PROTOCOL_HEADER_SIZE, detect
+from minibroker.protocols import HEADER_NAMED, PROTOCOL_HEADER_SIZE, detect
 from minibroker.server.session import Session
 
 if TYPE_CHECKING:
@@ -71,7 +72,9 @@ class BrokerProtocol(asyncio.Protocol):
         if len(self._head) < PROTOCOL_HEADER_SIZE:
             return
         assert self.transport is not None
-        name = detect(self._head[:PROTOCOL_HEADER_SIZE])
+        name: str | None = detect(self._head[:PROTOCOL_HEADER_SIZE])
+        if name is None and self.only is not None and self.only not in HEADER_NAMED:
+            name = self.only  # a listener of its own, for a protocol without a header (rule 1)
         adapter = self.server.adapters.get(name) if name else None
         if adapter is None or (self.only is not None and name != self.only):
             log.warning(

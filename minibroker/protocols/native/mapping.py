@@ -1,9 +1,9 @@
 """The native protocol's mapping: frames to core commands, core replies and effects to frames.
 
-Pure functions, no state and no I/O: the server's :class:`~minibroker.server.native_session.
-NativeSession` runs them around ``Broker.handle``. Connection and channel lifecycle frames
-(``Hello``, ``Tune``, ``ChannelOpen``, ``ChannelClose`` ...) are the session's business and do
-not appear here.
+Pure functions, no state and no I/O: the server's native adapter (``server/native_adapter.py``)
+runs them around ``Broker.handle``. Connection and channel lifecycle frames (``Hello``,
+``Tune``, ``ChannelOpen``, ``ChannelClose`` ...) are the business of the protocol's
+connection object (``connection.py``) and do not appear here.
 
 Rules:
 
@@ -13,12 +13,9 @@ Rules:
 2. ``Publish`` builds the core :class:`~minibroker.message.Message` around the very
    ``bytes`` object the codec produced: the body is never copied (the hot path).
 3. Every effect maps to one frame (:func:`frame_for_effect`); a ``Confirm`` becomes
-   ``ConfirmAck`` or ``ConfirmNack``. :class:`ConfirmCoalescer` may hold back a run of positive
-   confirms and send it as one ``ConfirmAck`` with ``multiple=True``: it only does so when every
-   tag up to the run's last one is settled, so the meaning is unchanged (RabbitMQ: "multiple ...
-   all messages up to and including the one with the delivery tag").
-4. Texts that travel as ``ShortStr`` are cut to 255 UTF-8 bytes (:func:`short`), never refused:
-   an error text must not turn into a second error.
+   ``ConfirmAck`` or ``ConfirmNack`` (runs of them may leave as one frame: ``confirms.py``).
+4. Texts that travel as ``ShortStr`` are cut to 255 UTF-8 bytes (``connection.short``), never
+   refused: an error text must not turn into a second error.
 """
 
 from __future__ import annotations
