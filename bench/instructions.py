@@ -96,12 +96,36 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def exchange(count: int, publisher: Client, consumer: Client, one: bytes,
+                   deliveries: Callable[[bytes], list[int]], acks: Callable[[list[int]], bytes],
+                   confirms: Callable[[bytes], list[int]]) -> None:
+    """Rule 2's loop, the same for both protocols: only the encoders differ."""
+    delivered = confirmed = sent = 0
+    while delivered < count or confirmed < count:
+        if sent < count and sent - confirmed < 4 * BATCH:
+            n = min(BATCH, count - sent)
+            publisher.send(one * n)
+            sent += n
+        await settle()
+        tags = deliveries(consumer.take())
+        delivered += len(tags)
+        if tags:
+            consumer.send(acks(tags))
+        confirmed = max([confirmed, *confirms(publisher.take())])
+    assert delivered == count and confirmed == count, (delivered, confirmed)
+
+
 async def native(server: BrokerServer, count: int) -> None:
     def open_client() -> tuple[Client, NativeCodec]:
         client, codec = Client(server), NativeCodec(role="client")
         client.send(codec.send_preamble() + codec.send(f.Hello("bench")))
         client.send(codec.send(f.Tune(131072, 2047, 0)) + codec.send(f.ChannelOpen(1)))
         return client, codec
+
+    def frames(codec: NativeCodec, data: bytes) -> list[f.Frame]:
+        if data:
+            codec.receive_data(data)
+        return codec.frames()
 
     publisher, pcodec = open_client()
     consumer, ccodec = open_client()
@@ -111,28 +135,16 @@ async def native(server: BrokerServer, count: int) -> None:
     ]))
     publisher.send(pcodec.send(f.ConfirmSelect(1)))
     await settle()
-    pcodec.receive_data(publisher.take())
-    ccodec.receive_data(consumer.take())
-    pcodec.frames()
-    ccodec.frames()
-    one = pcodec.send(f.Publish(1, "", QUEUE, False, Properties(), b"x" * 16))
-    delivered = confirmed = sent = 0
-    while delivered < count or confirmed < count:
-        if sent < count and sent - confirmed < 4 * BATCH:
-            n = min(BATCH, count - sent)
-            publisher.send(one * n)
-            sent += n
-        await settle()
-        ccodec.receive_data(consumer.take())
-        tags = [frame.delivery_tag for frame in ccodec.frames() if type(frame) is f.Deliver]
-        delivered += len(tags)
-        if tags:
-            consumer.send(ccodec.send_many([f.Ack(1, tag) for tag in tags]))
-        pcodec.receive_data(publisher.take())
-        for frame in pcodec.frames():
-            if type(frame) is f.ConfirmAck:
-                confirmed = max(confirmed, frame.delivery_tag)
-    assert delivered == count and confirmed == count, (delivered, confirmed)
+    frames(pcodec, publisher.take())
+    frames(ccodec, consumer.take())
+    await exchange(
+        count, publisher, consumer,
+        pcodec.send(f.Publish(1, "", QUEUE, False, Properties(), b"x" * 16)),
+        lambda data: [fr.delivery_tag for fr in frames(ccodec, data) if type(fr) is f.Deliver],
+        lambda tags: ccodec.send_many([f.Ack(1, tag) for tag in tags]),
+        lambda data: [fr.delivery_tag for fr in frames(pcodec, data)
+                      if type(fr) is f.ConfirmAck],
+    )
 
 
 async def amqp(server: BrokerServer, count: int) -> None:
@@ -146,6 +158,11 @@ async def amqp(server: BrokerServer, count: int) -> None:
                     + codec.encode_method(1, m.ChannelOpen()))
         return client, codec
 
+    def methods(codec: AMQPCodec, data: bytes) -> list[m.Method]:
+        if data:
+            codec.receive_data(data)
+        return [fr.method for fr in codec.frames() if type(fr) in (MethodFrame, ContentMethod)]
+
     publisher, pcodec = open_client()
     consumer, ccodec = open_client()
     consumer.send(ccodec.encode_method(1, m.QueueDeclare(queue=QUEUE))
@@ -153,30 +170,17 @@ async def amqp(server: BrokerServer, count: int) -> None:
                   + ccodec.encode_method(1, m.BasicConsume(queue=QUEUE)))
     publisher.send(pcodec.encode_method(1, m.ConfirmSelect()))
     await settle()
-    pcodec.receive_data(publisher.take())
-    ccodec.receive_data(consumer.take())
-    pcodec.frames()
-    ccodec.frames()
-    one = pcodec.encode_content(1, m.BasicPublish(exchange="", routing_key=QUEUE), Properties(),
-                                b"x" * 16)
-    delivered = confirmed = sent = 0
-    while delivered < count or confirmed < count:
-        if sent < count and sent - confirmed < 4 * BATCH:
-            n = min(BATCH, count - sent)
-            publisher.send(one * n)
-            sent += n
-        await settle()
-        ccodec.receive_data(consumer.take())
-        tags = [frame.method.delivery_tag for frame in ccodec.frames()
-                if type(frame) is ContentMethod and isinstance(frame.method, m.BasicDeliver)]
-        delivered += len(tags)
-        if tags:
-            consumer.send(b"".join(encode_basic_ack(1, tag) for tag in tags))
-        pcodec.receive_data(publisher.take())
-        for frame in pcodec.frames():
-            if type(frame) is MethodFrame and type(frame.method) is m.BasicAck:
-                confirmed = max(confirmed, frame.method.delivery_tag)
-    assert delivered == count and confirmed == count, (delivered, confirmed)
+    methods(pcodec, publisher.take())
+    methods(ccodec, consumer.take())
+    await exchange(
+        count, publisher, consumer,
+        pcodec.encode_content(1, m.BasicPublish(exchange="", routing_key=QUEUE), Properties(),
+                              b"x" * 16),
+        lambda data: [x.delivery_tag for x in methods(ccodec, data)
+                      if isinstance(x, m.BasicDeliver)],
+        lambda tags: b"".join(encode_basic_ack(1, tag) for tag in tags),
+        lambda data: [x.delivery_tag for x in methods(pcodec, data) if type(x) is m.BasicAck],
+    )
 
 
 async def main(protocol: str, count: int) -> None:

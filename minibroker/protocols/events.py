@@ -26,8 +26,8 @@ from typing import Any
 from minibroker.message import FieldTable
 
 __all__ = [
-    "ChannelEnded", "ChannelOpened", "CloseSocket", "ConnectionClosing", "ConnectionOpened",
-    "HotRun",
+    "CONTROL_EVENTS", "ChannelEnded", "ChannelOpened", "CloseSocket", "ConnectionClosing",
+    "ConnectionOpened", "HotRun",
 ]
 
 
@@ -39,6 +39,9 @@ class ConnectionOpened:
     virtual_host: str
     #: What the peer told about itself (client properties; for a client, the server's).
     peer_properties: FieldTable
+    #: The name the client gave the connection ("" when none: AMQP clients may put one in
+    #: their properties as ``connection_name``).
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

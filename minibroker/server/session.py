@@ -53,14 +53,8 @@ from minibroker.core.commands import (
 )
 from minibroker.core.effects import Outcome
 from minibroker.errors import AMQPError, ChannelError, ConnectionForced
-from minibroker.protocols.events import (
-    ChannelEnded,
-    ChannelOpened,
-    CloseSocket,
-    ConnectionClosing,
-    ConnectionOpened,
-    HotRun,
-)
+from minibroker.message import FieldTable
+from minibroker.protocols import events as ev
 
 if TYPE_CHECKING:
     from minibroker.server.adapter import AdapterFactory
@@ -90,6 +84,8 @@ class Session:
         self.registered = False
         #: True once the handshake completed (stays True after the connection is released).
         self.handshake_done = False
+        #: The name the client gave the connection, once open ("" when none).
+        self.name = ""
         #: The transport's buffer is past its high-water mark (between pause/resume_writing).
         self._writing_paused = False
         #: Why reading is paused ("flow", "fault", "fairness"...): read only when empty.
@@ -129,7 +125,7 @@ class Session:
         if budget > 0:
             for event in events:
                 kind = type(event)
-                if kind is HotRun:
+                if kind is _HOT_RUN:
                     budget -= run_part(event.frames, budget)
                 elif kind in _CONTROL:
                     self._control(event)
@@ -261,26 +257,27 @@ class Session:
 
     def _control(self, event: Any) -> None:
         kind = type(event)
-        if kind is ChannelOpened:
+        if kind is ev.ChannelOpened:
             self.execute(OpenChannel(self.id, event.channel))
-        elif kind is ChannelEnded:
+        elif kind is ev.ChannelEnded:
             self._release_channel(event.channel)
-        elif kind is ConnectionOpened:
+        elif kind is ev.ConnectionOpened:
             self._opened(event)
-        elif kind is ConnectionClosing:
+        elif kind is ev.ConnectionClosing:
             log.warning("%s: closing %s connection %d: %d %s", self.peer, self.protocol_name,
                         self.id, event.reply_code, event.reply_text)
             self._closing()
-        elif kind is CloseSocket:
+        elif kind is ev.CloseSocket:
             log.debug("%s: %s connection %d: %s", self.peer, self.protocol_name, self.id,
                       event.reason)
             self._close_now()
 
-    def _opened(self, event: ConnectionOpened) -> None:
+    def _opened(self, event: ev.ConnectionOpened) -> None:
         if self.server.closing:
             self.fail_connection(ConnectionForced("broker shutdown"))
             return
         self.execute(OpenConnection(self.id, user=event.user, peer=self.peer))
+        self.name = event.name or _connection_name(event.peer_properties)
         self.server.register(self)
         self.registered = self.handshake_done = True
         log.debug("%s: %s connection %d open (user %r)", self.peer, self.protocol_name, self.id,
@@ -320,7 +317,7 @@ class Session:
         log.info("%s: closing %s connection %d: %d %s", self.peer, self.protocol_name, self.id,
                  reply_code, reply_text)
         result = self.adapter.close_connection(reply_code, reply_text)
-        if type(result) is ConnectionClosing:
+        if type(result) is ev.ConnectionClosing:
             self._closing()
         elif result is not None:
             self._close_now()
@@ -447,5 +444,10 @@ class Session:
             )
 
 
-_CONTROL = frozenset((ConnectionOpened, ChannelOpened, ChannelEnded, ConnectionClosing,
-                      CloseSocket))
+def _connection_name(properties: FieldTable) -> str:
+    name = properties.get("connection_name")
+    return name if isinstance(name, str) else ""
+
+
+_HOT_RUN = ev.HotRun
+_CONTROL = frozenset(ev.CONTROL_EVENTS)

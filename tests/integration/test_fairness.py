@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Awaitable, Callable
+
+import pytest
 
 from minibroker.config import ServerConfig
 from minibroker.message import Properties
@@ -48,19 +51,48 @@ class FakeTransport:
         return None
 
 
-def test_a_huge_read_is_processed_a_share_per_loop_iteration() -> None:
+async def native_session(server: BrokerServer) -> tuple[Session, FakeTransport, bytes]:
+    """A native session on a fake socket, past the handshake, with queue "q" declared; and
+    the bytes of one publish to it."""
+    await server.start()
+    transport = FakeTransport()
+    session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
+                      NativeAdapter)
+    client = NativeCodec(role="client")
+    session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
+    session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
+        f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False, {})))
+    return session, transport, client.send(f.Publish(1, "", "q", False, Properties(), b"m"))
+
+
+async def amqp_session(server: BrokerServer) -> tuple[Session, FakeTransport, bytes]:
+    """The same over AMQP 0-9-1."""
+    await server.start()
+    transport = FakeTransport()
+    session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
+                      AMQPAdapter)
+    client = AMQPCodec("client")
+    session.data_received(PROTOCOL_HEADER)
+    session.data_received(
+        client.encode_method(0, m.ConnectionStartOk({}, "PLAIN", b"\0guest\0guest"))
+        + client.encode_method(0, m.ConnectionTuneOk(2047, 131072, 0))
+        + client.encode_method(0, m.ConnectionOpen())
+        + client.encode_method(1, m.ChannelOpen())
+        + client.encode_method(1, m.QueueDeclare(queue="q")))
+    return session, transport, client.encode_content(
+        1, m.BasicPublish(routing_key="q"), Properties(), b"m")
+
+
+@pytest.mark.parametrize("open_session", [native_session, amqp_session])
+def test_a_huge_read_is_processed_a_share_per_loop_iteration(
+    open_session: Callable[[BrokerServer], Awaitable[tuple[Session, FakeTransport, bytes]]],
+) -> None:
+    """The same rule for every protocol: the session pipeline, not the protocol, keeps it."""
+
     async def scenario() -> None:
         server = BrokerServer(ServerConfig(port=0, heartbeat=0))
-        await server.start()
-        transport = FakeTransport()
-        session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
-                          NativeAdapter)
-        client = NativeCodec(role="client")
-        session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
-        session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
-            f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False, {})))
+        session, transport, one = await open_session(server)
         total = 3 * FAIR_SHARE + 10
-        one = client.send(f.Publish(1, "", "q", False, Properties(), b"m"))
         session.data_received(one * total)
         # The first share is done at once; the socket is not read until the rest is.
         assert server.broker.queue_statistics("q").ready == FAIR_SHARE
@@ -80,15 +112,7 @@ def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
 
     async def scenario() -> None:
         server = BrokerServer(ServerConfig(port=0, heartbeat=0))
-        await server.start()
-        transport = FakeTransport()
-        session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
-                          NativeAdapter)
-        client = NativeCodec(role="client")
-        session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
-        session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
-            f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False, {})))
-        one = client.send(f.Publish(1, "", "q", False, Properties(), b"m"))
+        session, transport, one = await native_session(server)
         garbage = struct.pack(">I", 3) + b"\xc1\xc1\xc1"  # not msgpack
         session.data_received(one * (2 * FAIR_SHARE + 5) + garbage)
         for _ in range(2):
@@ -100,37 +124,6 @@ def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
         assert any(isinstance(frame, f.ConnectionClose) and frame.reply_code in (501, 502)
                    for frame in frames), frames
         assert server.broker.queue_statistics("q").ready == 2 * FAIR_SHARE + 5
-        await server.close()
-
-    asyncio.run(scenario())
-
-
-def test_fairness_holds_for_amqp_too() -> None:
-    """The same rule for every protocol: the pipeline, not the protocol, keeps it."""
-
-    async def scenario() -> None:
-        server = BrokerServer(ServerConfig(port=0, heartbeat=0))
-        await server.start()
-        transport = FakeTransport()
-        session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
-                          AMQPAdapter)
-        client = AMQPCodec("client")
-        session.data_received(PROTOCOL_HEADER)
-        session.data_received(
-            client.encode_method(0, m.ConnectionStartOk({}, "PLAIN", b"\0guest\0guest"))
-            + client.encode_method(0, m.ConnectionTuneOk(2047, 131072, 0))
-            + client.encode_method(0, m.ConnectionOpen())
-            + client.encode_method(1, m.ChannelOpen())
-            + client.encode_method(1, m.QueueDeclare(queue="q")))
-        total = 2 * FAIR_SHARE + 10
-        one = client.encode_content(1, m.BasicPublish(routing_key="q"), Properties(), b"m")
-        session.data_received(one * total)
-        assert server.broker.queue_statistics("q").ready == FAIR_SHARE
-        assert not transport.reading
-        for _ in range(2):
-            await asyncio.sleep(0)
-        assert server.broker.queue_statistics("q").ready == total
-        assert transport.reading
         await server.close()
 
     asyncio.run(scenario())

@@ -52,14 +52,7 @@ from typing import Literal
 from minibroker import __version__
 from minibroker.errors import AMQPError, ChannelStateError, ProtocolError, UnexpectedFrame
 from minibroker.message import FieldTable, Properties
-from minibroker.protocols.events import (
-    ChannelEnded,
-    ChannelOpened,
-    CloseSocket,
-    ConnectionClosing,
-    ConnectionOpened,
-    HotRun,
-)
+from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
@@ -67,8 +60,8 @@ from minibroker.protocols.native.handshake import client_tune, login, server_lim
 
 __all__ = ["NativeConnection", "State", "short"]
 
-Event = (f.Frame | HotRun | ConnectionOpened | ChannelOpened | ChannelEnded | ConnectionClosing
-         | CloseSocket)
+Event = (f.Frame | ev.HotRun | ev.ConnectionOpened | ev.ChannelOpened | ev.ChannelEnded
+         | ev.ConnectionClosing | ev.CloseSocket)
 _SHORTSTR_MAX = 255
 
 
@@ -208,18 +201,19 @@ class NativeConnection:
         self.send(f.ChannelClose(channel, reply_code, short(reply_text)))
         return True
 
-    def close(self, reply_code: int, reply_text: str) -> ConnectionClosing | CloseSocket | None:
+    def close(self, reply_code: int,
+              reply_text: str) -> ev.ConnectionClosing | ev.CloseSocket | None:
         """Send ``ConnectionClose`` (an error or a shutdown); None if already closing (rule 4).
         Before the preamble there is no protocol to say it in: the socket just closes."""
         if self.state in (State.CLOSING, State.CLOSED):
             return None
         if self.state is State.PREAMBLE:
             self.state = State.CLOSED
-            return CloseSocket("closed before the preamble")
+            return ev.CloseSocket("closed before the preamble")
         self.state = State.CLOSING
         text = short(reply_text)
         self.send(f.ConnectionClose(reply_code, text))
-        return ConnectionClosing(reply_code, text)
+        return ev.ConnectionClosing(reply_code, text)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -273,7 +267,7 @@ class NativeConnection:
                             if self.trace is not None:
                                 for later in frames[index:end]:
                                     self.trace("in", later)
-                            yield HotRun(frames[index - 1:end])
+                            yield ev.HotRun(frames[index - 1:end])
                             index = end
                             continue
                     yield frame
@@ -288,17 +282,17 @@ class NativeConnection:
             # Like AMQP §4.2.2: answer with the protocol version we speak, then close.
             self._write(self.codec.send_preamble())
             self.state = State.CLOSED
-            yield CloseSocket(f"bad native preamble: {err.text}")
+            yield ev.CloseSocket(f"bad native preamble: {err.text}")
             return
         if self.state is State.CLOSING:
             self.state = State.CLOSED
-            yield CloseSocket(f"bad bytes while closing: {err.text}")
+            yield ev.CloseSocket(f"bad bytes while closing: {err.text}")
             return
         closing = self.close(err.reply_code, err.reply_text)
         if closing is not None:
             yield closing
 
-    def _not_open(self, frame: f.Frame) -> ConnectionClosing | CloseSocket | None:
+    def _not_open(self, frame: f.Frame) -> ev.ConnectionClosing | ev.CloseSocket | None:
         """Work on a channel that is not open: ignored while we close it (rule 3), dropped on the
         client side (frames that crossed our close), 504 on the server side otherwise."""
         state = self.channels.get(frame.channel)
@@ -317,13 +311,13 @@ class NativeConnection:
             # Answered in any state (rule 4's quote, for connection.close).
             self.send(f.ConnectionCloseOk())
             self.state = State.CLOSED
-            yield CloseSocket("the peer closed the connection", frame.reply_code,
+            yield ev.CloseSocket("the peer closed the connection", frame.reply_code,
                               frame.reply_text, by_peer=True)
             return
         if state is State.CLOSING:
             if kind is f.ConnectionCloseOk:
                 self.state = State.CLOSED
-                yield CloseSocket("connection closed")
+                yield ev.CloseSocket("connection closed")
             return  # rule 4: discarded
         try:
             if self.role == "server":
@@ -367,7 +361,7 @@ class NativeConnection:
     def _tune(self, tune: f.Tune) -> Iterator[Event]:
         self._apply(server_limits(self._offer, tune))
         self.state = State.OPEN
-        yield ConnectionOpened(self.user, "/", self._peer_properties)
+        yield ev.ConnectionOpened(self.user, "/", self._peer_properties, self.client_name)
         if self.state is State.OPEN:  # rule 1: unless the owner refused it meanwhile
             self.send(f.TuneOk())
 
@@ -381,7 +375,7 @@ class NativeConnection:
             raise ChannelStateError(f"second ChannelOpen on channel {channel}, already open")
         self.channels[channel] = _OPEN
         self.confirms.reset(channel)
-        yield ChannelOpened(channel)
+        yield ev.ChannelOpened(channel)
         self.send(f.ChannelOpenOk(channel))
 
     def _channel_close(self, channel: int) -> Iterator[Event]:
@@ -393,7 +387,7 @@ class NativeConnection:
             raise ChannelStateError(f"ChannelClose on channel {channel}, which is not open")
         del self.channels[channel]
         self.send(f.ChannelCloseOk(channel))
-        yield ChannelEnded(channel)
+        yield ev.ChannelEnded(channel)
 
     def _channel_close_ok(self, channel: int) -> None:
         state = self.channels.get(channel)
@@ -426,7 +420,7 @@ class NativeConnection:
             self._hello_ok(frame)
         elif kind is f.TuneOk and state is State.TUNE:
             self.state = State.OPEN
-            yield ConnectionOpened(self.user, "/", {"server_version": self.server_version})
+            yield ev.ConnectionOpened(self.user, "/", {"server_version": self.server_version})
         elif kind is f.ConnectionCloseOk:
             return  # an answer to nothing we sent
         elif not channel or state is not State.OPEN:
@@ -440,10 +434,10 @@ class NativeConnection:
         elif isinstance(frame, f.ChannelClose):
             del self.channels[channel]
             self.send(f.ChannelCloseOk(channel))
-            yield ChannelEnded(channel, frame.reply_code, frame.reply_text)
+            yield ev.ChannelEnded(channel, frame.reply_code, frame.reply_text)
         elif kind is f.ChannelCloseOk:
             del self.channels[channel]
-            yield ChannelEnded(channel, by_peer=False)
+            yield ev.ChannelEnded(channel, by_peer=False)
         else:
             raise UnexpectedFrame(f"unexpected {kind.__name__} on channel {channel}")
 

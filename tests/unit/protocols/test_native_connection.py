@@ -8,14 +8,7 @@ from typing import Any
 import pytest
 
 from minibroker.message import Properties
-from minibroker.protocols.events import (
-    ChannelEnded,
-    ChannelOpened,
-    CloseSocket,
-    ConnectionClosing,
-    ConnectionOpened,
-    HotRun,
-)
+from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
@@ -53,7 +46,7 @@ def open_server(**options: Any) -> Peer:
                 **options)
     assert peer.feed(f.Hello("test"), preamble=True) == []
     events = peer.feed(f.Tune(0, 0, 10))
-    assert events == [ConnectionOpened("guest", "/", {})]
+    assert events == [ev.ConnectionOpened("guest", "/", {}, "test")]
     assert peer.written() == [f.HelloOk(_version(), 131072, 16, 10), f.TuneOk()]
     return peer
 
@@ -72,7 +65,7 @@ def test_server_handshake_negotiates_the_lower_limits_and_opens() -> None:
     assert peer.feed(f.Hello("app", "bob", "secret"), preamble=True) == []
     assert peer.written() == [f.HelloOk(_version(), 131072, 16, 10)]
     [opened] = peer.feed(f.Tune(65536, 0, 4))
-    assert opened == ConnectionOpened("bob", "/", {})
+    assert opened == ev.ConnectionOpened("bob", "/", {}, "app")
     assert peer.written() == [f.TuneOk()]
     connection = peer.connection
     assert (connection.max_frame_size, connection.channel_max, connection.heartbeat) == \
@@ -83,32 +76,33 @@ def test_server_handshake_negotiates_the_lower_limits_and_opens() -> None:
 def test_server_refuses_a_wrong_password_with_403() -> None:
     peer = Peer("server", users=USERS)
     [closing] = peer.feed(f.Hello("app", "bob", "wrong"), preamble=True)
-    assert isinstance(closing, ConnectionClosing) and closing.reply_code == 403
+    assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code == 403
     [close] = peer.written()
     assert isinstance(close, f.ConnectionClose) and "bob" in close.reply_text
     # Rule 4: while closing only the close handshake is read.
     assert peer.feed(f.Tune(0, 0, 0)) == []
-    assert peer.feed(f.ConnectionCloseOk()) == [CloseSocket("connection closed")]
+    assert peer.feed(f.ConnectionCloseOk()) == [ev.CloseSocket("connection closed")]
 
 
 def test_a_frame_out_of_handshake_order_is_505() -> None:
     peer = Peer("server", users=USERS)
     [closing] = peer.feed(f.ChannelOpen(1), preamble=True)
-    assert closing == ConnectionClosing(505, "UNEXPECTED_FRAME - expected Hello, got ChannelOpen")
+    assert closing == ev.ConnectionClosing(505,
+                                           "UNEXPECTED_FRAME - expected Hello, got ChannelOpen")
 
 
 def test_a_tune_below_the_minimum_frame_size_is_530() -> None:
     peer = Peer("server", users=USERS)
     peer.feed(f.Hello("app"), preamble=True)
     [closing] = peer.feed(f.Tune(1000, 0, 0))
-    assert isinstance(closing, ConnectionClosing) and closing.reply_code == 530
+    assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code == 530
 
 
 def test_a_bad_preamble_is_answered_with_ours_and_the_socket_closes() -> None:
     peer = Peer("server", users=USERS)
     peer.connection.receive_data(b"MBRK\x00\x09\x00\x00", now=0)
     [event] = peer.connection.events()
-    assert isinstance(event, CloseSocket)
+    assert isinstance(event, ev.CloseSocket)
     assert b"".join(peer.out) == NativeCodec(role="client").send_preamble()
 
 
@@ -118,7 +112,7 @@ def test_the_owner_may_refuse_the_connection_before_tune_ok() -> None:
     peer.written()
     peer.connection.receive_data(peer.codec.send(f.Tune(0, 0, 0)), now=0)
     events = peer.connection.events()
-    assert next(events) == ConnectionOpened("guest", "/", {})
+    assert next(events) == ev.ConnectionOpened("guest", "/", {}, "app")
     peer.connection.close(320, "broker shutdown")  # e.g. the server is shutting down
     assert list(events) == []
     assert peer.written() == [f.ConnectionClose(320, "broker shutdown")]
@@ -129,11 +123,11 @@ def test_the_owner_may_refuse_the_connection_before_tune_ok() -> None:
 
 def test_channels_open_and_close_with_their_events() -> None:
     peer = open_server()
-    assert peer.feed(f.ChannelOpen(1)) == [ChannelOpened(1)]
+    assert peer.feed(f.ChannelOpen(1)) == [ev.ChannelOpened(1)]
     assert peer.written() == [f.ChannelOpenOk(1)]
     declare = f.QueueDeclare(1, "q", False, False, False, False, {})
     assert peer.feed(declare) == [declare]  # work is handed over as the frame itself
-    assert peer.feed(f.ChannelClose(1, 200, "bye")) == [ChannelEnded(1)]
+    assert peer.feed(f.ChannelClose(1, 200, "bye")) == [ev.ChannelEnded(1)]
     assert peer.written() == [f.ChannelCloseOk(1)]
     assert not peer.connection.channel_is_open(1)
 
@@ -148,7 +142,7 @@ def test_channels_open_and_close_with_their_events() -> None:
 def test_channel_rule_violations_close_the_connection(frames: list[f.Frame], code: int) -> None:
     peer = open_server()
     events = peer.feed(*frames)
-    assert isinstance(events[-1], ConnectionClosing) and events[-1].reply_code == code
+    assert isinstance(events[-1], ev.ConnectionClosing) and events[-1].reply_code == code
 
 
 def test_after_we_close_a_channel_its_input_is_ignored_until_close_ok() -> None:
@@ -161,7 +155,7 @@ def test_after_we_close_a_channel_its_input_is_ignored_until_close_ok() -> None:
     assert peer.feed(f.ChannelClose(1, 200, "")) == []  # crossed ours: answered
     assert peer.written() == [f.ChannelCloseOk(1)]
     assert peer.feed(f.ChannelCloseOk(1)) == []
-    assert peer.feed(f.ChannelOpen(1)) == [ChannelOpened(1)]  # the number is free again
+    assert peer.feed(f.ChannelOpen(1)) == [ev.ChannelOpened(1)]  # the number is free again
 
 
 def test_publishes_and_single_acks_of_one_channel_come_as_runs() -> None:
@@ -170,7 +164,7 @@ def test_publishes_and_single_acks_of_one_channel_come_as_runs() -> None:
     publish = f.Publish(1, "", "q", False, Properties(), b"m")
     other = f.Publish(2, "", "q", False, Properties(), b"m")
     events = peer.feed(publish, publish, other, f.Ack(1, 1), f.Ack(1, 2), f.Ack(1, 3, True))
-    assert events == [HotRun([publish, publish]), other, HotRun([f.Ack(1, 1), f.Ack(1, 2)]),
+    assert events == [ev.HotRun([publish, publish]), other, ev.HotRun([f.Ack(1, 1), f.Ack(1, 2)]),
                       f.Ack(1, 3, True)]
 
 
@@ -181,7 +175,7 @@ def test_events_are_lazy_so_a_run_sees_the_channel_close_it_caused() -> None:
     data = b"".join(peer.codec.send(frame) for frame in (publish, publish, f.QueuePurge(1, "q")))
     peer.connection.receive_data(data, now=0)
     events = peer.connection.events()
-    assert type(next(events)) is HotRun
+    assert type(next(events)) is ev.HotRun
     peer.connection.close_channel(1, 406, "PRECONDITION_FAILED - x")  # the run failed
     assert list(events) == []  # the purge finds the channel closing
 
@@ -190,14 +184,14 @@ def test_bad_bytes_are_501_and_nothing_after_them_is_read() -> None:
     peer = open_server()
     peer.connection.receive_data(b"\x00\x00\x00\x03\xc1\xc1\xc1", now=0)
     [closing] = peer.connection.events()
-    assert isinstance(closing, ConnectionClosing) and closing.reply_code in (501, 502)
+    assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code in (501, 502)
     peer.connection.receive_data(peer.codec.send(f.ConnectionCloseOk()), now=0)
     assert list(peer.connection.events()) == []
 
 
 def test_a_peer_close_is_answered_in_any_state() -> None:
     peer = open_server()
-    assert peer.feed(f.ConnectionClose(200, "bye")) == [CloseSocket(
+    assert peer.feed(f.ConnectionClose(200, "bye")) == [ev.CloseSocket(
         "the peer closed the connection", 200, "bye", by_peer=True)]
     assert peer.written() == [f.ConnectionCloseOk()]
     assert peer.connection.state is State.CLOSED
@@ -250,7 +244,7 @@ def test_client_handshake_asks_for_at_most_the_server_offer() -> None:
     assert peer.feed(f.HelloOk("9.9", 65536, 50, 30)) == []
     assert peer.written() == [f.Tune(65536, 50, 30)]
     [opened] = peer.feed(f.TuneOk())
-    assert isinstance(opened, ConnectionOpened) and peer.connection.server_version == "9.9"
+    assert isinstance(opened, ev.ConnectionOpened) and peer.connection.server_version == "9.9"
 
 
 def test_client_channel_close_by_the_server_is_answered() -> None:
@@ -260,7 +254,7 @@ def test_client_channel_close_by_the_server_is_answered() -> None:
     assert peer.feed(f.ChannelOpenOk(1)) == [f.ChannelOpenOk(1)]
     assert peer.connection.channel_is_open(1)
     assert peer.feed(f.ChannelClose(1, 404, "NOT_FOUND - no queue 'q'")) == [
-        ChannelEnded(1, 404, "NOT_FOUND - no queue 'q'")]
+        ev.ChannelEnded(1, 404, "NOT_FOUND - no queue 'q'")]
     assert peer.written() == [f.ChannelCloseOk(1)]
     assert peer.feed(f.GetEmpty(1)) == []  # a channel we no longer know: dropped
 
@@ -270,15 +264,15 @@ def test_client_close_waits_for_close_ok_and_discards_the_rest() -> None:
     peer.connection.open_channel(1)
     peer.feed(f.ChannelOpenOk(1))
     peer.written()
-    assert peer.connection.close(200, "bye") == ConnectionClosing(200, "bye")
+    assert peer.connection.close(200, "bye") == ev.ConnectionClosing(200, "bye")
     assert peer.feed(f.GetEmpty(1), f.Heartbeat()) == []
-    assert peer.feed(f.ConnectionCloseOk()) == [CloseSocket("connection closed")]
+    assert peer.feed(f.ConnectionCloseOk()) == [ev.CloseSocket("connection closed")]
 
 
 def test_client_refuses_an_unexpected_frame_with_505() -> None:
     peer = _open_client()
     [closing] = peer.feed(f.HelloOk("x", 4096, 1, 0))
-    assert isinstance(closing, ConnectionClosing) and closing.reply_code == 505
+    assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code == 505
 
 
 def _open_client() -> Peer:
