@@ -108,7 +108,11 @@ class Session:
         self.adapter.receive(data)
         if self._events is None:  # else a held read's events take these bytes in turn
             self._events = self.adapter.events()
-            self._pump()
+            try:
+                self._pump()
+            except BaseException:  # an internal error (rule 7): the next read starts afresh
+                self._events, self._rest = None, ()
+                raise
 
     def _pump(self) -> None:
         """Process the read's events, a fair share per loop iteration (rule 4)."""
@@ -158,6 +162,7 @@ class Session:
         try:
             self._pump()
         except Exception as exc:  # rule 7
+            self._events, self._rest = None, ()
             self.internal_error(exc)
             self.shutdown(541, "INTERNAL_ERROR")
         server.flow.after_input(self, published)

@@ -1,5 +1,6 @@
-"""Fairness: one connection's huge read is processed a share per loop iteration, with its
-socket not read meanwhile, so other connections are served in between."""
+"""The session pipeline on a fake socket: fairness (one connection's huge read is processed a
+share per loop iteration, with its socket not read meanwhile, so other connections are served in
+between), and internal errors (they close only their connection)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from minibroker.config import ServerConfig
+from minibroker.core import commands as c
+from minibroker.core.effects import Outcome
 from minibroker.message import Properties
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
@@ -19,6 +22,7 @@ from minibroker.protocols.native.codec import NativeCodec
 from minibroker.server import BrokerServer
 from minibroker.server.amqp_adapter import AMQPAdapter
 from minibroker.server.native_adapter import NativeAdapter
+from minibroker.server.protocol import BrokerProtocol
 from minibroker.server.session import FAIR_SHARE, Session
 
 
@@ -28,6 +32,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.reading = True
+        self.closed = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -42,7 +47,7 @@ class FakeTransport:
         self.reading = True
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
     def abort(self) -> None:
         pass
@@ -124,6 +129,46 @@ def test_a_bad_frame_after_a_huge_read_is_answered_without_more_input() -> None:
         assert any(isinstance(frame, f.ConnectionClose) and frame.reply_code in (501, 502)
                    for frame in frames), frames
         assert server.broker.queue_statistics("q").ready == 2 * FAIR_SHARE + 5
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+class FailingPurge:
+    """An interceptor standing in for a bug in the broker: purging raises."""
+
+    def execute(self, session: Session, command: c.Command) -> Outcome:
+        if isinstance(command, c.PurgeQueue):
+            raise RuntimeError("a bug")
+        return session.server.execute(command)
+
+    def hold_reply(self, session: Session, command: c.Command, send: object) -> bool:
+        return False
+
+
+def test_an_internal_error_closes_its_connection_and_the_close_ok_is_still_read() -> None:
+    async def scenario() -> None:
+        server = BrokerServer(ServerConfig(port=0, heartbeat=0))
+        await server.start()
+        transport = FakeTransport()
+        protocol = BrokerProtocol(server)
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        client = NativeCodec(role="client")
+        protocol.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
+        protocol.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
+            f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False,
+                                                           {})))
+        server.interceptor = FailingPurge()
+        protocol.data_received(client.send(f.QueuePurge(1, "q")))
+        assert server.internal_errors == 1
+        assert protocol.session is not None
+        protocol.session.flush()
+        replies = NativeCodec(role="client")
+        replies.receive_data(b"".join(transport.written))
+        assert replies.frames()[-1] == f.ConnectionClose(541, "INTERNAL_ERROR")
+        assert not transport.closed  # waiting for the client's close-ok...
+        protocol.data_received(client.send(f.ConnectionCloseOk()))
+        assert transport.closed  # ...which is read: the socket closes at once
         await server.close()
 
     asyncio.run(scenario())
