@@ -150,7 +150,7 @@ async def _serve(config: ServerConfig) -> int:
 
 def _listening(server: BrokerServer) -> str:
     native = f"{server.url} (native)"
-    if "amqp" not in server.session_factories:
+    if "amqp" not in server.adapters:
         return native
     return f"{native} and {server.amqp_url} (AMQP 0-9-1)"
 
