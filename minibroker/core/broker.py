@@ -153,8 +153,14 @@ class Broker:
 
     @property
     def profile(self) -> Profile:
-        """The RabbitMQ version the broker answers as (``generations.py``)."""
+        """The RabbitMQ version the broker answers as (``generations.py``). Set it before the
+        first command: it is read when a queue is declared or an error is raised, and a queue
+        keeps what it said then."""
         return self.state.profile
+
+    @profile.setter
+    def profile(self, profile: Profile) -> None:
+        self.state.profile = profile
 
     @property
     def topology(self) -> Topology:

@@ -42,8 +42,10 @@ def test_the_default_profile_is_the_newest_and_gives_every_new_answer() -> None:
 
 @pytest.mark.parametrize("version", ["3.9", "3.9.29", "4.3", "5.0", "latest", "3", "3.10.x", ""])
 def test_versions_outside_the_model_are_refused_with_the_range(version: str) -> None:
-    with pytest.raises(ValueError, match="3.10|version"):
+    with pytest.raises(ValueError) as info:
         Broker(rabbitmq=version)
+    text = str(info.value)
+    assert "3.10 to 4.2" in text or "is not a version" in text
 
 
 def test_every_row_says_what_changed_where_and_when() -> None:
