@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,13 @@ def test_values_are_named_and_printed_as_rabbitmq_does(
     value: FieldValue, kind: str, text: str,
 ) -> None:
     assert (wire_type(value), erlang_text(value)) == (kind, text)
+
+
+def test_the_compatibility_document_lists_every_row() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "compatibility.md").read_text()
+    section = text.split("## RabbitMQ version profile")[1].split("\n## ")[0]
+    for row in ROWS:
+        line = next((line for line in section.splitlines() if line.startswith(f"| {row.name} |")),
+                    None)
+        assert line is not None, f"docs/compatibility.md does not list the row {row.name!r}"
+        assert f"| {row.since_text} |" in line
