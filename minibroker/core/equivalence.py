@@ -18,7 +18,9 @@ Rules:
 4. Field values lose their wire width when decoded, so an integer is named by what pika,
    py-amqp and RabbitMQ's own encoder send for it: ``signedint`` when it fits 32 bits, else
    ``long`` (a client that sends a smaller type, such as aio-pika's ``byte`` for small values,
-   reads ``signedint`` here where RabbitMQ would say ``byte``).
+   reads ``signedint`` here where RabbitMQ would say ``byte``). An ``int`` subclass that knows
+   its type says so in ``AMQP_TYPE``: :class:`Long` is what RabbitMQ's management API makes of
+   a JSON number.
 5. Values print as Erlang prints them (``~s`` for strings, ``~p`` for the rest): ``true``,
    ``11``, ``[{longstr,<<"a">>}]`` for an array, ``{1,15}`` for the decimal 1.5.
 """
@@ -33,6 +35,7 @@ from minibroker.errors import PreconditionFailed
 from minibroker.message import FieldTable, FieldValue
 
 __all__ = [
+    "Long",
     "check_arguments",
     "check_flag",
     "erlang_text",
@@ -43,11 +46,21 @@ __all__ = [
 _INT32 = range(-(2**31), 2**31)
 
 
+class Long(int):
+    """An integer RabbitMQ holds as an AMQP ``long`` whatever its size (rule 4)."""
+
+    __slots__ = ()
+    AMQP_TYPE = "long"
+
+
 def wire_type(value: FieldValue) -> str:
     """The AMQP field type RabbitMQ names for ``value`` (rule 4)."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
+        known: str | None = getattr(type(value), "AMQP_TYPE", None)
+        if known is not None:
+            return known
         return "signedint" if value in _INT32 else "long"
     if isinstance(value, float):
         return "double"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from minibroker.core.broker import Broker
-from minibroker.core.equivalence import erlang_text, wire_type
+from minibroker.core.equivalence import Long, erlang_text, wire_type
 from minibroker.core.generations import (
     NEWEST,
     QUORUM_DEFAULT_DELIVERY_LIMIT,
@@ -65,6 +65,7 @@ def test_every_row_says_what_changed_where_and_when() -> None:
     (datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC), "timestamp", "1577836800"),
     (["a", 1], "array", '[{longstr,<<"a">>},{signedint,1}]'),
     ({"k": 'q"'}, "table", '[{<<"k">>,longstr,<<"q\\"">>}]'), (None, "void", "undefined"),
+    (Long(2), "long", "2"),  # a JSON number of the management API
 ])
 def test_values_are_named_and_printed_as_rabbitmq_does(
     value: FieldValue, kind: str, text: str,
