@@ -221,13 +221,9 @@ class Publishing:
         if exchange.name != "":
             found = self.topology.route_keys(exchange, keys, headers)
             return TxPublish(message, mandatory, tuple(queue.name for queue in found))
-        replied = False
-        names: dict[str, None] = {}
-        for key in keys:
-            if key.startswith(REPLY_PREFIX):
-                replied = self.reply_to.deliver(message, effects) or replied
-            else:
-                names[key] = None
+        replied = message.routing_key.startswith(REPLY_PREFIX) and (
+            self.reply_to.deliver(message, effects))
+        names = dict.fromkeys(key for key in keys if not key.startswith(REPLY_PREFIX))
         return TxPublish(message, mandatory, tuple(names), replied)
 
     def commit(

@@ -270,3 +270,16 @@ def test_commit_enqueues_publishes_then_settles_in_the_order_settled(ch: Chan) -
     ch.tx_commit()
     got = [ch.get_ok("dlq", no_ack=True).message.body for _ in range(5)]
     assert got == [b"p1", b"p2", b"m1", b"m3", b"m4"]
+
+
+def test_tx_direct_reply_goes_out_when_published(ch: Chan) -> None:
+    # rabbit_exchange:route delivers a direct reply while routing, i.e. at publish time.
+    ch.consume("amq.rabbitmq.reply-to", "replies", no_ack=True)
+    ch.publish("", "q", b"request", properties=Properties(reply_to="amq.rabbitmq.reply-to"))
+    address = ch.get_ok("q", no_ack=True).message.properties.reply_to
+    assert address is not None
+    server = ch.harness.open(2)
+    server.tx_select()
+    out = server.publish("", address, b"reply", mandatory=True)
+    assert bodies(out) == [b"reply"]
+    assert server.tx_commit().effects == []  # nothing left to enqueue, nothing returned
