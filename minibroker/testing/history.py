@@ -160,7 +160,7 @@ class Tally:
         self.exchange = exchange
         self.routing_key = routing_key
         self.count = 0
-        #: Indices of the messages counted (each message counts once).
+        #: Indices of the counted messages the history still holds (each counts once).
         self._counted: set[int] = set()
 
     def reset(self) -> None:
@@ -188,6 +188,11 @@ class Tally:
     def _add(self, entry: _Entry) -> None:
         self._counted.add(entry.index)
         self.count += 1
+
+    def forget(self, entry: _Entry) -> None:
+        """The history dropped ``entry``: it stays counted, but need not be remembered (so a
+        tally holds at most ``max_messages`` indices)."""
+        self._counted.discard(entry.index)
 
 
 def _event(fate: Fate, kind: str | None = None) -> FateEvent:
@@ -249,8 +254,10 @@ class Recorder:
         entries = self._entries
         entries[id(message)] = entry
         if len(entries) > self.max_messages:
-            del entries[next(iter(entries))]
+            dropped = entries.pop(next(iter(entries)))
             self.truncated += 1
+            for tally in self._tallies:  # its later events are unmatched: no double count
+                tally.forget(dropped)
         if self._tallies:
             for tally in self._tallies:
                 tally.started(entry)

@@ -63,6 +63,7 @@ def test_a_tally_keeps_what_the_bounded_history_drops_and_clear_resets_it() -> N
     for _ in range(5):
         recorder(Fate("acked", publish(recorder, "k"), queue="q"))
     assert (len(recorder.history()), recorder.truncated, tally.count) == (2, 3, 5)
+    assert len(tally._counted) <= 2  # bounded like the history
     recorder.clear()
     assert tally.count == 0
     recorder(Fate("acked", publish(recorder, "k"), queue="q"))
