@@ -18,12 +18,21 @@ Rules:
    core, close the socket after the peer's close-ok or a grace period) and
    :class:`CloseSocket` (close it now).
 3. Handshake order violations and bad tune-ok values close the socket without a word (AMQP
-   §4.10.2, RabbitMQ); bad credentials send 403 ACCESS_REFUSED first only to clients that
-   advertised ``authentication_failure_close``; an unknown vhost is 530 NOT_ALLOWED.
+   §4.10.2, RabbitMQ): tune-ok's frame-max above ours, below 4096 or 0, and its channel-max
+   above ours or 0 (RabbitMQ: "The channel_max (4000) sent by the client is higher than the
+   server's maximum (2047)", in its log only). Bad credentials send 403 ACCESS_REFUSED first
+   only to clients that advertised ``authentication_failure_close``; an unknown vhost is 530
+   NOT_ALLOWED.
 4. Channel rules (RabbitMQ's observed answers): a method on a channel that is not open is 504
    CHANNEL_ERROR "expected 'channel.open'"; a second channel.open is 504 "second
-   'channel.open' seen"; a non-connection method on channel 0 is 504; a connection method on a
-   non-zero channel is 503 COMMAND_INVALID; channel.flow active=false is 540 NOT_IMPLEMENTED.
+   'channel.open' seen" — also when it arrives in the same read as the client's channel.close
+   of that number, before our close-ok can have reached the client (RabbitMQ's reader still
+   holds the closing channel then); a non-connection method on channel 0 is 504; a connection
+   method on a non-zero channel is 503 COMMAND_INVALID; channel.flow active=false is 540
+   NOT_IMPLEMENTED. A content header over ``max_message_size`` closes its channel with 406
+   ``message size N is larger than configured max size M`` (RabbitMQ's text; RabbitMQ says it
+   after reading the whole body, we before keeping any of it) and yields
+   :class:`ChannelClosed` with that code.
 5. After the server sent channel.close, every frame on that channel except channel.close and
    channel.close-ok is ignored (AMQP §2.3.7); after it sent connection.close, every frame but
    connection.close and connection.close-ok is ignored.
@@ -54,9 +63,11 @@ from minibroker.protocols.amqp091.events import (
 )
 from minibroker.protocols.amqp091.frames import (
     BadProtocolHeader,
+    ContentMethod,
     Frame,
     Heartbeat,
     MethodFrame,
+    OversizedContent,
     ProtocolHeader,
     encode_heartbeat,
     encode_method,
@@ -123,11 +134,12 @@ class AMQPConnection:
         frame_max: int = 131072,
         channel_max: int = 2047,
         heartbeat: int = 60,
+        max_message_size: int | None = None,
         now: float = 0.0,
     ) -> None:
         self._write = write
         self.users = users
-        self.codec = AMQPCodec("server")
+        self.codec = AMQPCodec("server", max_message_size=max_message_size)
         self.state = State.AWAIT_HEADER
         self.channels: dict[int, _Channel] = {}
         #: The server's proposals (connection.tune), then the negotiated values.
@@ -135,6 +147,9 @@ class AMQPConnection:
         self.channel_max = channel_max
         self.heartbeat = heartbeat
         self._proposed_frame_max = frame_max
+        self._proposed_channel_max = channel_max
+        #: Channels the client closed while handling the current read (rule 4).
+        self._closed_this_read: set[int] = set()
         self.user = ""
         self.mechanism = ""
         self.client_properties: FieldTable = {}
@@ -208,6 +223,8 @@ class AMQPConnection:
                 return
             if not frames:
                 return
+            if self._closed_this_read:
+                self._closed_this_read.clear()
             run: list[Frame] = []  # a run of publishes or single acks of one channel
             for frame in frames:
                 if self.trace is not None:
@@ -218,9 +235,10 @@ class AMQPConnection:
                     yield _run_event(run)
                     run = []
                 # The hot path: work for an open channel on an open connection.
+                kind = type(frame)
                 if (
                     self.state is State.OPEN
-                    and type(frame) is not Heartbeat
+                    and (kind is ContentMethod or kind is MethodFrame)
                     and channels.get(frame.channel) is _OPEN  # type: ignore[union-attr]
                     and frame.method.CLASS_ID > 20  # type: ignore[union-attr]
                 ):
@@ -327,11 +345,15 @@ class AMQPConnection:
         limit = self._proposed_frame_max
         if frame_max < FRAME_MIN_SIZE or (limit and frame_max > limit):
             return self._drop(f"tune-ok frame_max {frame_max} outside {FRAME_MIN_SIZE}..{limit}")
+        # RabbitMQ holds channel-max to the same rule: not above ours, not 0 ("no limit") when
+        # we have one. (Errata #10 reads 0 as "no limit"; RabbitMQ refuses it.)
+        channel_max = method.channel_max
+        proposed = self._proposed_channel_max
+        if proposed and not 1 <= channel_max <= proposed:
+            return self._drop(f"tune-ok channel_max {channel_max} outside 1..{proposed}")
         self.frame_max = frame_max
         self.codec.frame_max = frame_max
-        # channel-max 0 is "no limit" (errata #10): keep ours; otherwise the lower one.
-        if method.channel_max and (not self.channel_max or method.channel_max < self.channel_max):
-            self.channel_max = method.channel_max
+        self.channel_max = channel_max
         # The client decides: 0 disables heartbeats even though we proposed an interval.
         self.heartbeat = method.heartbeat
         self.state = State.AWAIT_OPEN
@@ -347,7 +369,7 @@ class AMQPConnection:
         state = self.channels.get(channel)
         kind = type(method)
         if kind is m.ChannelOpen:
-            if state is not None:
+            if state is not None or channel in self._closed_this_read:
                 return self._hard(504, "second 'channel.open' seen", method)
             if self.channel_max and len(self.channels) >= self.channel_max:
                 return self._hard(
@@ -369,9 +391,12 @@ class AMQPConnection:
             elif kind is m.ChannelCloseOk:
                 del self.channels[channel]
             return None  # rule 5
+        if type(frame) is OversizedContent:
+            return self._oversized(frame)
         if kind is m.ChannelClose:
             self.send_method(channel, m.ChannelCloseOk())
             del self.channels[channel]
+            self._closed_this_read.add(channel)
             return ChannelClosed(channel)
         if kind is m.ChannelFlow:
             if not method.active:  # type: ignore[attr-defined]
@@ -382,6 +407,13 @@ class AMQPConnection:
         if kind is m.ChannelCloseOk or kind is m.ChannelFlowOk:
             return None  # answers to nothing we sent; harmless
         return frame  # type: ignore[return-value]  # a channel-class method we do not know
+
+    def _oversized(self, frame: OversizedContent) -> ChannelClosed:
+        """A content header over ``max_message_size``, on an open channel (rule 4)."""
+        method = frame.method
+        text = f"message size {frame.body_size} is larger than configured max size {frame.limit}"
+        self.close_channel(frame.channel, 406, text, method.CLASS_ID, method.METHOD_ID)
+        return ChannelClosed(frame.channel, 406, reply_text(406, text))
 
     def _channel_zero(self, method: m.Method) -> Event | None:
         kind = type(method)

@@ -34,9 +34,16 @@ class ChannelOpened:
 
 @dataclass(frozen=True, slots=True)
 class ChannelClosed:
-    """The client closed an open channel (close-ok already written)."""
+    """An open channel is gone for the core: release it there (its unacked messages go back).
+
+    Either the client closed it (``reply_code`` 200: our close-ok is written), or the connection
+    closed it itself for a channel error found below the core — a message over
+    ``max_message_size`` — and wrote channel.close with ``reply_code``/``reply_text``; the
+    client's close-ok is then still awaited (the connection ignores the channel meanwhile)."""
 
     channel: int
+    reply_code: int = 200
+    reply_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
