@@ -18,8 +18,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
-    "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MEMORY_HIGH_WATER", "DEFAULT_PORT", "LoopKind",
-    "MAX_MESSAGE_SIZE_LIMIT", "ServerConfig",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MEMORY_HIGH_WATER",
+    "DEFAULT_PORT",
+    "MAX_MESSAGE_SIZE_LIMIT",
+    "LoopKind",
+    "ServerConfig",
 ]
 
 #: The default listening port: next to RabbitMQ's 5672 without colliding with it.

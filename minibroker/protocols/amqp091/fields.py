@@ -271,8 +271,8 @@ def _encode_decimal(value: decimal.Decimal) -> bytes:
         raise ValueError(f"decimal {value} does not fit AMQP's signed long")
     unscaled = int("".join(map(str, digits)) or "0")
     scale = max(0, -exponent)
-    if exponent > 0:  # e.g. 1E+2: multiply out, bounded so 1E+999999 cannot eat the CPU
-        if unscaled and exponent > 10:
+    if exponent > 0 and unscaled:  # e.g. 1E+2: multiply out, bounded so 1E+999999 (or
+        if exponent > 10:          # 0E+999999999999) cannot eat the CPU
             raise ValueError(f"decimal {value} does not fit AMQP's signed long")
         unscaled *= 10**exponent
     if sign:
