@@ -152,18 +152,25 @@ def _amqp_ready(value: Any) -> bool:
     return True
 
 
+def _anything(value: Any) -> bool:
+    return True
+
+
 def _show(value: object) -> str:
     """``repr`` cut short: an error text never quotes a 100,000-digit number in full."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_field_table(table: dict[Any, Any], where: str) -> None:
-    """Check that a decoded map is a :data:`FieldTable`: str keys at every level, bounded depth.
+def check_field_table(table: dict[Any, Any], where: str, *, from_client: bool = True) -> None:
+    """Check that a decoded map is a :data:`FieldTable`: str keys at every level, bounded depth,
+    and — in what a client sends (``from_client``) — scalars AMQP can carry (rule 4).
 
     msgpack already produced only field-value types; what it allows beyond them is ``bytes``
     map keys and unbounded nesting. The walk uses an explicit stack, so hostile nesting cannot
-    exhaust Python's recursion limit."""
+    exhaust Python's recursion limit. What a server sends came from its own checks or from AMQP
+    (where a header timestamp may be any unsigned 64-bit number, sent on as an integer)."""
+    amqp_ready = _amqp_ready if from_client else _anything
     stack: list[tuple[Any, int]] = [(table, 1)]
     while stack:
         value, depth = stack.pop()
@@ -177,7 +184,7 @@ def check_field_table(table: dict[Any, Any], where: str) -> None:
                     )
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
-                elif not _amqp_ready(item):
+                elif not amqp_ready(item):
                     raise FrameSyntaxError(
                         f"{where}: field {_show(key)}: {_show(item)} cannot be carried by AMQP "
                         "(integers fit a signed 64-bit field, timestamps start at 1970, "
@@ -187,7 +194,7 @@ def check_field_table(table: dict[Any, Any], where: str) -> None:
             for item in value:
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
-                elif not _amqp_ready(item):
+                elif not amqp_ready(item):
                     raise FrameSyntaxError(
                         f"{where}: array item {_show(item)} cannot be carried by AMQP"
                     )
@@ -224,8 +231,9 @@ def encode_properties(properties: Properties) -> Sequence[Any]:
     return wire
 
 
-def decode_properties(values: list[Any], where: str) -> Properties:
-    """The msgpack array of rule 3 -> Properties, validating each present property.
+def decode_properties(values: list[Any], where: str, *, from_client: bool = True) -> Properties:
+    """The msgpack array of rule 3 -> Properties, validating each present property
+    (``from_client``: see :func:`check_field_table`).
 
     ``values`` is the list msgpack just made; it is kept (not copied) as the wire form."""
     if not values:
@@ -241,7 +249,7 @@ def decode_properties(values: list[Any], where: str) -> Properties:
                 f"{where}.{PROPERTY_NAMES[position]}: expected "
                 f"{_PROPERTY_TYPES[position].__name__}, got {kind.__name__}"
             )
-        if kind is str and len(value) > 63 and len(value.encode()) > 255:
+        if kind is str and len(value) > 63 and len(value.encode("utf-8", "surrogateescape")) > 255:
             # Every string property is an AMQP shortstr: a longer one could never be
             # delivered to an AMQP consumer.
             raise FrameSyntaxError(
@@ -255,7 +263,7 @@ def decode_properties(values: list[Any], where: str) -> Properties:
     if count > 9 and values[9] is not None and values[9] < 0:
         raise FrameSyntaxError(f"{where}.timestamp: {values[9]} is negative")
     if count > 2 and values[2]:
-        check_field_table(values[2], f"{where}.headers")
+        check_field_table(values[2], f"{where}.headers", from_client=from_client)
     properties = _build_properties(*values)
     _remember(properties, values)
     return properties
