@@ -148,8 +148,10 @@ class AMQPConnection:
         self.heartbeat = heartbeat
         self._proposed_frame_max = frame_max
         self._proposed_channel_max = channel_max
-        #: Channels the client closed while handling the current read (rule 4).
+        #: Channels the client closed while handling the current read (rule 4), and the
+        #: close-oks not yet written for them.
         self._closed_this_read: set[int] = set()
+        self._close_oks: list[int] = []
         self.user = ""
         self.mechanism = ""
         self.client_properties: FieldTable = {}
@@ -164,9 +166,17 @@ class AMQPConnection:
     # -- output ------------------------------------------------------------------------------
 
     def send_method(self, channel: int, method: m.Method) -> None:
+        if self._close_oks:
+            self._write_close_oks()
         if self.trace is not None:
             self.trace("out", channel, method)
         self._write(encode_method(channel, method))
+
+    def _write_close_oks(self) -> None:
+        """The close-oks of channels the client closed (rule 4), before anything later."""
+        pending, self._close_oks = self._close_oks, []
+        for channel in pending:
+            self.send_method(channel, m.ChannelCloseOk())
 
     def close_channel(
         self, channel: int, reply_code: int, text: str, class_id: int = 0, method_id: int = 0
@@ -186,6 +196,8 @@ class AMQPConnection:
         if self.state in (State.CLOSING, State.CLOSED):
             return None
         self.state = State.CLOSING
+        # Rule 4: RabbitMQ never gets to write the close-ok of a channel closed in this read.
+        self._close_oks.clear()
         text = reply_text(reply_code, text)
         self.send_method(0, m.ConnectionClose(reply_code, text, class_id, method_id))
         return ConnectionClosing(reply_code, text)
@@ -222,6 +234,8 @@ class AMQPConnection:
                     yield closing
                 return
             if not frames:
+                if self._close_oks:
+                    self._write_close_oks()
                 return
             if self._closed_this_read:
                 self._closed_this_read.clear()
@@ -232,6 +246,8 @@ class AMQPConnection:
                 if run and not _runs_with(frame, run):
                     # The run is handled before this frame is even looked at: handling it may
                     # close the channel, and then this frame must find the channel closing.
+                    if self._close_oks:
+                        self._write_close_oks()
                     yield _run_event(run)
                     run = []
                 # The hot path: work for an open channel on an open connection.
@@ -245,15 +261,22 @@ class AMQPConnection:
                     if _batchable(frame):
                         run.append(frame)
                         continue
+                    if self._close_oks:
+                        self._write_close_oks()
                     yield frame  # type: ignore[misc]
                     continue
                 event = self._control(frame)
                 if event is None:
                     continue
+                if self._close_oks and not (type(event) is ChannelClosed
+                                            and event.reply_code == 200):
+                    self._write_close_oks()
                 yield event
                 if type(event) is CloseSocket:
                     return
             if run:
+                if self._close_oks:
+                    self._write_close_oks()
                 yield _run_event(run)
 
     # -- the slow path: handshake, channel and connection control ---------------------------
@@ -368,8 +391,10 @@ class AMQPConnection:
             return self._hard(503, f"{method.NAME} on channel {channel}", method)
         state = self.channels.get(channel)
         kind = type(method)
+        if state is None and channel in self._closed_this_read:
+            return self._after_client_close(channel, method)
         if kind is m.ChannelOpen:
-            if state is not None or channel in self._closed_this_read:
+            if state is not None:
                 return self._hard(504, "second 'channel.open' seen", method)
             if self.channel_max and len(self.channels) >= self.channel_max:
                 return self._hard(
@@ -394,7 +419,9 @@ class AMQPConnection:
         if type(frame) is OversizedContent:
             return self._oversized(frame)
         if kind is m.ChannelClose:
-            self.send_method(channel, m.ChannelCloseOk())
+            # Rule 4: the close-ok goes out before anything that follows it, unless a frame of
+            # this read closes the connection first.
+            self._close_oks.append(channel)
             del self.channels[channel]
             self._closed_this_read.add(channel)
             return ChannelClosed(channel)
@@ -407,6 +434,18 @@ class AMQPConnection:
         if kind is m.ChannelCloseOk or kind is m.ChannelFlowOk:
             return None  # answers to nothing we sent; harmless
         return frame  # type: ignore[return-value]  # a channel-class method we do not know
+
+    def _after_client_close(self, channel: int, method: m.Method) -> Event | None:
+        """A frame for a channel the client closed earlier in the same read, which RabbitMQ
+        still hands to the closing channel (rule 4)."""
+        kind = type(method)
+        if kind is m.ChannelOpen:
+            return self._hard(504, "second 'channel.open' seen", method)
+        if kind is m.ChannelClose:
+            self._close_oks.append(channel)  # answered again
+        elif kind is m.ChannelCloseOk and channel in self._close_oks:
+            self._close_oks.remove(channel)  # RabbitMQ drops the channel without its close-ok
+        return None  # anything else is ignored
 
     def _oversized(self, frame: OversizedContent) -> ChannelClosed:
         """A content header over ``max_message_size``, on an open channel (rule 4)."""

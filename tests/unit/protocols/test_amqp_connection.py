@@ -310,7 +310,8 @@ def test_channel_open_before_close_ok_is_504() -> None:
 
 def test_channel_open_in_the_same_read_as_the_clients_close_is_504() -> None:
     # RabbitMQ: a channel.open pipelined behind channel.close, before our close-ok can have
-    # reached the client, is "second 'channel.open' seen" and closes the connection.
+    # reached the client, is "second 'channel.open' seen" and closes the connection — before
+    # the close-ok is written, so the client never gets one.
     peer = Peer()
     peer.open()
     peer.call(1, ChannelOpen())
@@ -319,9 +320,31 @@ def test_channel_open_in_the_same_read_as_the_clients_close_is_504() -> None:
                        + encode_method(1, ChannelOpen()))
     assert [type(event) for event in events] == [ChannelClosed, ConnectionClosing]
     assert peer.methods() == [
-        (1, ChannelCloseOk()),
         (0, ConnectionClose(504, "CHANNEL_ERROR - second 'channel.open' seen", 20, 10)),
     ]
+
+
+def test_frames_behind_the_clients_close_in_the_same_read_go_to_the_closing_channel() -> None:
+    # RabbitMQ's closing channel ignores a method, answers a second close, and drops its
+    # close-ok when the client sends close-ok itself; other channels' replies come after the
+    # close-ok.
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.call(2, ChannelOpen())
+    peer.received()
+    close = encode_method(1, ChannelClose(200, "bye", 0, 0))
+    events = peer.send(close + encode_method(1, QueueDeclare(queue="ignored"))
+                       + encode_method(2, QueueDeclare(queue="q")))
+    assert events == [ChannelClosed(1), MethodFrame(2, QueueDeclare(queue="q"))]
+    assert peer.methods() == [(1, ChannelCloseOk())]  # declare-ok would be the owner's to write
+    peer.call(1, ChannelOpen())
+    assert peer.send(close + close) == [ChannelClosed(1)]
+    assert peer.methods()[-2:] == [(1, ChannelCloseOk()), (1, ChannelCloseOk())]
+    peer.call(1, ChannelOpen())
+    peer.received()
+    assert peer.send(close + encode_method(1, ChannelCloseOk())) == [ChannelClosed(1)]
+    assert peer.methods() == []
 
 
 def test_channel_open_in_a_later_read_reuses_the_number() -> None:
