@@ -307,6 +307,12 @@ class NativeCodec:
         """Bytes received but not yet returned as frames."""
         return len(self._buffer) - self._offset
 
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes held for a frame not complete yet (a message arriving), for memory accounting
+        (the AMQP codec's accessor of the same name)."""
+        return self.buffered
+
     # --- receiving -----------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
