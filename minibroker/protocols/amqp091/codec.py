@@ -374,8 +374,6 @@ class AMQPCodec:
             # Rule 5: refuse before any body octet is kept; skip the body that follows.
             content.skipping = True
             append(OversizedContent(channel, content.method, content.body_size, limit))
-            if not content.body_size:
-                self._end_content(channel)
         elif not content.body_size:
             del self._contents[channel]
             append(ContentMethod(channel, content.method, content.properties, b""))  # type: ignore[arg-type]

@@ -25,14 +25,16 @@ Rules:
    NOT_ALLOWED.
 4. Channel rules (RabbitMQ's observed answers): a method on a channel that is not open is 504
    CHANNEL_ERROR "expected 'channel.open'"; a second channel.open is 504 "second
-   'channel.open' seen" — also when it arrives in the same read as the client's channel.close
-   of that number, before our close-ok can have reached the client (RabbitMQ's reader still
-   holds the closing channel then); a non-connection method on channel 0 is 504; a connection
-   method on a non-zero channel is 503 COMMAND_INVALID; channel.flow active=false is 540
-   NOT_IMPLEMENTED. A content header over ``max_message_size`` closes its channel with 406
-   ``message size N is larger than configured max size M`` (RabbitMQ's text; RabbitMQ says it
-   after reading the whole body, we before keeping any of it) and yields
-   :class:`ChannelClosed` with that code.
+   'channel.open' seen"; a non-connection method on channel 0 is 504; a connection method on a
+   non-zero channel is 503 COMMAND_INVALID; channel.flow active=false is 540 NOT_IMPLEMENTED.
+   Frames that follow the client's channel.close in the same read still find the closing
+   channel, as RabbitMQ's reader holds it until it has handled the read: channel.open is 504
+   "second 'channel.open' seen" (and the close-ok is never written), a second close is
+   answered again, a close-ok from the client drops ours, anything else is ignored. Otherwise
+   the close-ok is written before anything that follows. A content header over
+   ``max_message_size`` closes its channel with 406 ``message size N is larger than configured
+   max size M`` (RabbitMQ's text; RabbitMQ says it after reading the whole body, we before
+   keeping any of it) and yields :class:`ChannelClosed` with that code.
 5. After the server sent channel.close, every frame on that channel except channel.close and
    channel.close-ok is ignored (AMQP §2.3.7); after it sent connection.close, every frame but
    connection.close and connection.close-ok is ignored.

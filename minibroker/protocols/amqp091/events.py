@@ -36,7 +36,8 @@ class ChannelOpened:
 class ChannelClosed:
     """An open channel is gone for the core: release it there (its unacked messages go back).
 
-    Either the client closed it (``reply_code`` 200: our close-ok is written), or the connection
+    Either the client closed it (``reply_code`` 200: our close-ok is written before anything
+    the owner writes next), or the connection
     closed it itself for a channel error found below the core — a message over
     ``max_message_size`` — and wrote channel.close with ``reply_code``/``reply_text``; the
     client's close-ok is then still awaited (the connection ignores the channel meanwhile)."""

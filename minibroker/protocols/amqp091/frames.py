@@ -17,8 +17,9 @@ Rules:
    any octets: those that are not UTF-8 are kept with Python's ``surrogateescape``, so they
    route as the octets they are and leave exactly as they came. In every other method a
    shortstr that is not UTF-8 is RabbitMQ's ``501 FRAME_ERROR - Malformed UTF-8 in
-   shortstr`` (with class and method id 0, as RabbitMQ sends it). Encoders write such
-   surrogate-escaped text back as the original octets.
+   shortstr`` (with class and method id 0, as RabbitMQ sends it); a client-side codec takes a
+   server's text as it comes (:data:`LENIENT_DECODERS`: RabbitMQ quotes such names in its reply
+   texts). Encoders write surrogate-escaped text back as the original octets.
 4. An unknown class/method id is :class:`UnknownMethod`, reply code **540 NOT_IMPLEMENTED**:
    the ids a peer can send that are not in the table belong to classes AMQP 0-9-1 deprecated
    and RabbitMQ never implemented (access, file, stream, dtx, tunnel) or to newer extensions —
