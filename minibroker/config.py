@@ -21,13 +21,25 @@ from typing import Literal
 
 from minibroker.core.generations import NEWEST, Profile
 
-__all__ = ["DEFAULT_MEMORY_HIGH_WATER", "DEFAULT_PORT", "LoopKind", "ServerConfig"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MEMORY_HIGH_WATER",
+    "DEFAULT_PORT",
+    "MAX_MESSAGE_SIZE_LIMIT",
+    "LoopKind",
+    "ServerConfig",
+]
 
 #: The default listening port: next to RabbitMQ's 5672 without colliding with it.
 DEFAULT_PORT = 5680
 
 #: Ready messages may hold about this many bytes before publishers are blocked (256 MiB).
 DEFAULT_MEMORY_HIGH_WATER = 256 * 1024 * 1024
+
+#: RabbitMQ's default ``max_message_size``: a larger message is refused with 406 on its channel.
+DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
+#: The largest ``max_message_size`` RabbitMQ lets an operator configure (512 MiB).
+MAX_MESSAGE_SIZE_LIMIT = 512 * 1024 * 1024
 
 LoopKind = Literal["auto", "asyncio", "uvloop"]
 
@@ -46,6 +58,11 @@ class ServerConfig:
     #: Largest frame the server accepts and proposes (AMQP frame-max, native max frame size).
     max_frame_size: int = 131072
     channel_max: int = 2047
+    #: Largest message body accepted (RabbitMQ's ``max_message_size``, 128 MiB by default, at
+    #: most 512 MiB). AMQP refuses a larger one as soon as its content header declares the
+    #: size, before any body octet is kept: 406 ``message size N is larger than configured max
+    #: size M`` on the channel; the native protocol refuses a larger Publish the same way.
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: Heartbeat interval the server proposes, in seconds (0 disables).
     heartbeat: int = 60
     #: Users allowed to log in (AMQP PLAIN/AMQPLAIN; the native hello's credentials).
@@ -79,6 +96,9 @@ class ServerConfig:
         if not 4096 <= self.max_frame_size <= 0xFFFF_FFFF:
             raise ValueError(f"max_frame_size must be in 4096..{0xFFFF_FFFF}, "
                              f"not {self.max_frame_size}")
+        if not 1 <= self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
+            raise ValueError(f"max_message_size must be in 1..{MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
+                             f"not {self.max_message_size}")
         if not 1 <= self.channel_max <= 0xFFFF:
             raise ValueError(f"channel_max must be in 1..65535, not {self.channel_max}")
         if not 0 <= self.heartbeat <= 0xFFFF:

@@ -8,6 +8,8 @@ Rules:
    names. ``None`` means "absent": a property that was not sent is re-emitted as not sent.
 3. Header values are :data:`FieldValue`: the types an AMQP field table can carry. Both
    protocols convert to and from these exact Python types, so a message crosses protocols intact.
+4. An AMQP timestamp is any unsigned 64-bit count of seconds; ``datetime`` stops at the year
+   9999, so a later one is a :class:`Timestamp`: an ``int`` that remembers it was a timestamp.
 """
 
 from __future__ import annotations
@@ -18,8 +20,20 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
-    "EMPTY_PROPERTIES", "FieldTable", "FieldValue", "Message", "Properties", "field_type_name",
+    "EMPTY_PROPERTIES", "FieldTable", "FieldValue", "Message", "Properties", "Timestamp",
+    "field_type_name",
 ]
+
+class Timestamp(int):
+    """A header timestamp (AMQP ``T``) after the year 9999, which ``datetime`` cannot hold: the
+    seconds since the epoch, as an ``int`` (rule 4). AMQP re-sends it as ``T``, unchanged; the
+    native protocol carries it as a plain integer."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Timestamp({int(self)})"
+
 
 #: A value in an AMQP field table: bool, int, float, str, bytes (AMQP byte array 'x'),
 #: Decimal ('D'), datetime ('T', UTC), None ('V'), nested arrays ('A') and tables ('F').
@@ -35,6 +49,8 @@ def field_type_name(value: FieldValue, *, integer: str = "long") -> str:
     ``long`` or ``signedint`` for an integer depending on the message, hence ``integer``."""
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, Timestamp):
+        return "timestamp"
     if isinstance(value, int):
         return integer
     if isinstance(value, float):

@@ -2,8 +2,9 @@
 
 Rule: one port serves every protocol; the first 8 bytes a client sends choose it. Both headers
 are 8 bytes long: AMQP 0-9-1's ``AMQP\\x00\\x00\\x09\\x01`` and the native ``MBRK`` preamble.
-Any header starting with ``AMQP`` goes to the AMQP session, which answers a wrong version with
-the header it supports (AMQP §4.2.2).
+Any header starting with ``AMQP`` goes to the AMQP session: its codec also accepts AMQP 0-9's
+``AMQP\\x01\\x01\\x00\\x09`` (RabbitMQ speaks 0-9-1 to it) and answers any other version
+with the header it supports (AMQP §4.2.2).
 """
 
 from __future__ import annotations

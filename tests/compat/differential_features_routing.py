@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import UnroutableError
 
 from tests.compat.differential import Env, Outcome, attempt, attempt_text, get_all, ready
@@ -220,6 +221,39 @@ def cc_and_bcc(env: Env) -> Outcome:
             got.append([body.decode(), method.routing_key, properties.headers])
         out.append([key, got])
     return out
+
+
+@feature
+def cc_and_bcc_keys_longer_than_a_routing_key(env: Env) -> Outcome:
+    # RabbitMQ takes CC/BCC entries of any length (a routing key is at most 255 octets) and
+    # routes them like routing keys: here 10,000-word entries. Only bindings with one '#'
+    # appear: RabbitMQ's own matcher tries every suffix for every '#' with no memory, so a
+    # long key against '#.#.#.#.#.a' keeps its channel busy for ever (minibroker's unit tests
+    # cover those bindings, tests/unit/core/test_topic.py).
+    ch = env.channel()
+    x = env.x("t")
+    ch.exchange_declare(x, "topic")
+    queues = {}
+    for tag, binding in (("any", "#"), ("ends-a", "*.#.a"), ("x", "x.#")):
+        queues[tag] = env.q(tag)
+        ch.queue_declare(queues[tag])
+        ch.queue_bind(queues[tag], x, binding)
+    long_key = ".".join(["w"] * 10_000)
+    ch.confirm_delivery()
+    ch.basic_publish(x, "nothing", b"cc", pika.BasicProperties(headers={"CC": [long_key]}))
+    ch.basic_publish(x, "nothing", b"bcc", pika.BasicProperties(
+        headers={"BCC": [long_key + ".a"]}))
+    ch.basic_publish(x, "nothing", b"x", pika.BasicProperties(headers={"CC": ["x." + long_key]}))
+    return [[tag, [body.decode() for body in get_bodies(ch, q)]] for tag, q in queues.items()]
+
+
+def get_bodies(ch: BlockingChannel, queue: str) -> list[bytes]:
+    bodies = []
+    while True:
+        method, _, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return bodies
+        bodies.append(body)
 
 
 @feature

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import struct
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minibroker.errors import ProtocolError
-from minibroker.message import FieldValue, Properties
+from minibroker.message import FieldValue, Properties, Timestamp
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.content import encode_content
 from minibroker.protocols.amqp091.fields import decode_table, encode_table
@@ -22,7 +23,7 @@ from minibroker.protocols.amqp091.frames import (
     encode_heartbeat,
     encode_method,
 )
-from minibroker.protocols.amqp091.methods import METHOD_CLASSES, Method
+from minibroker.protocols.amqp091.methods import METHOD_CLASSES, BasicPublish, Method
 from minibroker.protocols.amqp091.spec import METHODS, PROTOCOL_HEADER, MethodSpec
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -31,7 +32,9 @@ FRAME_MAX = 4096
 # -- strategies --------------------------------------------------------------------------------
 
 shortstr = st.text(max_size=30)
-field_names = st.text(max_size=12)
+# RabbitMQ takes any octets in a field name: those that are not UTF-8 stay surrogate-escaped.
+field_names = st.text(max_size=12) | st.binary(max_size=12).map(
+    lambda raw: raw.decode("utf-8", "surrogateescape"))
 leaves: st.SearchStrategy[FieldValue] = st.one_of(
     st.booleans(),
     st.integers(-(2**63), 2**63 - 1),
@@ -41,6 +44,7 @@ leaves: st.SearchStrategy[FieldValue] = st.one_of(
     st.builds(lambda unscaled, scale: decimal.Decimal(unscaled).scaleb(-scale),
               st.integers(-(2**31), 2**31 - 1), st.integers(0, 30)),
     st.integers(0, 253402300799).map(lambda s: EPOCH + datetime.timedelta(seconds=s)),
+    st.integers(253402300800, 2**64 - 1).map(Timestamp),  # after 9999: kept as seconds
     st.none(),
 )
 field_values: st.SearchStrategy[FieldValue] = st.recursive(
@@ -201,3 +205,39 @@ def test_mutated_valid_streams_raise_only_protocol_errors(
         stream[index] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(stream)))
     only_protocol_errors(server(), [bytes(stream[:cut]), bytes(stream[cut:])])
+
+
+# -- hostile field values: every tag with any payload --------------------------------------------
+
+_TAGS = b"tbBsuIilfdDSATFVx"
+raw_value = st.builds(
+    lambda tag, payload: bytes([tag]) + payload,
+    st.sampled_from([*_TAGS, ord("Z"), 0]),
+    st.binary(max_size=12)
+    | st.integers(0, 2**64 - 1).map(lambda n: n.to_bytes(8, "big"))  # 'T', 'l', 'd' extremes
+    | st.builds(lambda scale, n: bytes([scale]) + n.to_bytes(4, "big", signed=True),
+                st.integers(0, 255), st.integers(-(2**31), 2**31 - 1))  # any 'D'
+    | st.binary(max_size=8).map(lambda b: len(b).to_bytes(4, "big") + b),  # 'S', 'x', 'A', 'F'
+)
+raw_tables = st.lists(st.tuples(st.binary(max_size=6), raw_value), max_size=6).map(
+    lambda entries: b"".join(bytes([len(name)]) + name + value for name, value in entries)
+).map(lambda body: len(body).to_bytes(4, "big") + body)
+
+
+@given(raw_tables)
+def test_any_table_decodes_to_a_protocol_error_or_to_values_that_encode_again(raw: bytes) -> None:
+    # A header a client sends is either refused (ProtocolError) or can be delivered again.
+    try:
+        table, _ = decode_table(raw, 0)
+    except ProtocolError:
+        return
+    again, _ = decode_table(encode_table(table), 0)
+    assert list(again) == list(table)
+
+
+@given(raw_tables, st.integers(0, 2**64 - 1))
+def test_hostile_headers_in_a_publish_raise_only_protocol_errors(table: bytes, size: int) -> None:
+    header = (b"\x00\x3c\x00\x00" + size.to_bytes(8, "big") + b"\x20\x00" + table)
+    publish = encode_method(1, BasicPublish(routing_key="q"))
+    frame = struct.pack(">BHI", 2, 1, len(header)) + header + b"\xce"
+    only_protocol_errors(server(), [publish + frame])

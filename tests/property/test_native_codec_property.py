@@ -11,8 +11,9 @@ import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibroker.errors import FrameError, ProtocolError
+from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError
 from minibroker.message import FieldValue, Properties
+from minibroker.protocols.amqp091.content import encode_properties as encode_amqp_properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import _SCHEMAS, MIN_FRAME_SIZE, PREAMBLE, NativeCodec
 from minibroker.protocols.native.values import ext_hook
@@ -212,3 +213,79 @@ def test_decimal_exponents_survive() -> None:
     got = receiver.next_frame()
     assert isinstance(got, f.Publish) and got.properties.headers is not None
     assert str(got.properties.headers["d"]) == "1.5E+3"
+
+
+# --- hostile numbers in every value type: decoders raise only protocol errors --------------------
+
+# Number texts built to hit Python's limits: int() refuses more than 4,300 digits, 10**exponent
+# of a huge exponent never returns, and decimal has NaN and infinities.
+number_texts = st.one_of(
+    st.integers(1, 20_000).map(lambda n: "9" * n),
+    st.builds(lambda digits, exponent: f"{digits}E{exponent:+d}",
+              st.integers(0, 10**12), st.integers(-(10**20), 10**20)),
+    st.builds(lambda n, exponent: "0" * n + f"E{exponent:+d}",
+              st.integers(1, 5), st.integers(-(10**20), 10**20)),
+    st.sampled_from(["NaN", "-sNaN", "Infinity", "-0", "1e", "", " 1", "0x10", "1_000"]),
+    st.text(alphabet="0123456789.eE+-", max_size=40),
+)
+hostile_scalars = st.one_of(
+    number_texts.map(lambda text: msgpack.ExtType(1, text.encode())),  # decimal
+    st.binary(max_size=16).map(lambda raw: msgpack.ExtType(2, raw)),  # naive datetime
+    st.builds(msgpack.Timestamp, st.integers(-(2**63), 2**63 - 1), st.integers(0, 999_999_999)),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(),
+    number_texts,
+)
+hostile_values = st.recursive(
+    hostile_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)
+
+
+def publish_payload(headers: Any, properties_tail: list[Any], text: str) -> bytes:
+    properties = [text, text, headers, *properties_tail]
+    return msgpack.packb([0x50, 1, text[:200], text[:200], False, properties, b""],
+                         use_bin_type=True, datetime=True)
+
+
+@given(st.dictionaries(st.text(max_size=4), hostile_values, max_size=4),
+       st.lists(st.none() | hostile_scalars, max_size=11), st.text(max_size=8) | number_texts)
+def test_hostile_numbers_anywhere_in_a_publish_raise_only_protocol_errors(
+    headers: dict[str, Any], tail: list[Any], text: str
+) -> None:
+    payload = publish_payload(headers, tail, text)
+    codec = NativeCodec(role="server", max_frame_size=2**24)
+    try:
+        codec.receive_data(PREAMBLE + len(payload).to_bytes(4, "big") + payload)
+        frames = codec.frames()
+    except ProtocolError:
+        return
+    # What the server accepts from a native client can always be sent on to an AMQP consumer.
+    [frame] = frames
+    assert isinstance(frame, f.Publish)
+    encode_amqp_properties(frame.properties)
+
+
+def test_a_decimal_of_4301_digits_is_a_protocol_error_not_a_value_error() -> None:
+    headers = {"d": msgpack.ExtType(1, b"1" * 4301)}
+    payload = publish_payload(headers, [], "")
+    codec = NativeCodec(role="server")
+    codec.receive_data(PREAMBLE + len(payload).to_bytes(4, "big") + payload)
+    try:
+        codec.frames()
+    except FrameSyntaxError as exc:
+        assert "cannot be carried by AMQP" in exc.text and len(exc.text) < 300
+    else:
+        raise AssertionError("a 4,301-digit decimal was accepted")
+
+
+def test_zero_with_a_huge_exponent_costs_nothing() -> None:
+    # 0E+99999999999 once computed 10**99999999999 while checking that AMQP can carry it.
+    payload = publish_payload({"d": msgpack.ExtType(1, b"0E+99999999999")}, [], "")
+    codec = NativeCodec(role="server")
+    codec.receive_data(PREAMBLE + len(payload).to_bytes(4, "big") + payload)
+    [frame] = codec.frames()
+    assert isinstance(frame, f.Publish) and frame.properties.headers == {"d": decimal.Decimal(0)}
+    assert encode_amqp_properties(frame.properties)

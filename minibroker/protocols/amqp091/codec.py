@@ -7,27 +7,34 @@ machine feeds it with :meth:`AMQPCodec.receive_data` and reads events with
 
 Rules:
 
-1. A server-side codec first expects ``AMQP 0 0 9 1`` (AMQP §4.2.2) and emits
+1. A server-side codec first expects ``AMQP 0 0 9 1`` (AMQP §4.2.2) — or ``AMQP 1 1 0 9``, the
+   AMQP 0-9 header, which RabbitMQ accepts and answers in 0-9-1 — and emits
    :class:`ProtocolHeader`; anything else raises :class:`BadProtocolHeader` as soon as the
-   octets received cannot be a prefix of it. A client-side codec raises the same error when
+   octets received cannot be a prefix of either. A client-side codec raises the same error when
    the server answers with a protocol header (its refusal of our version).
-2. Every frame is checked in this order: known frame type (1, 2, 3, 8) else 501
-   ``unknown_frame``; payload size against the limit (rule 3) else 501 ``frame_too_large`` —
-   checked from the 7-octet frame header, before the payload is buffered; then the frame-end
-   octet 0xCE (AMQP §4.2.3: "If the frame-end octet is not correct, the peer MUST treat this as
-   a fatal frame error") else 501 ``invalid_frame_end_marker`` — all before decoding.
-3. Size limits: until :attr:`AMQPCodec.frame_max` is set (after tune/tune-ok) every frame may
-   be at most 4096 octets (frame-min-size). After negotiation body frames must respect
-   frame-max (payload <= frame_max - 8); method and content header frames are not held to it
-   (RabbitMQ ignores frame-max for them, errata #11) but to :data:`CONTROL_FRAME_LIMIT` so a
-   peer cannot make us buffer gigabytes. ``frame_max = 0`` means "no limit" for bodies.
+2. Every frame is checked in RabbitMQ's order: its payload size against the limit (rule 3),
+   from the 7-octet frame header before the payload is buffered, else 501 ``frame_too_large``;
+   then the frame-end octet 0xCE (AMQP §4.2.3: "If the frame-end octet is not correct, the peer
+   MUST treat this as a fatal frame error") else 501 ``invalid_frame_end_marker``; then the
+   type (1, 2, 3, 8) and its minimal shape (a method id, a content header's fixed part, an
+   empty heartbeat) else 501 ``unknown_frame`` — all before decoding, all worded as RabbitMQ
+   words them (``errortext.py``: ``type 1, all octets = <<>>: {frame_too_large,9000,8184}``).
+3. Size limit: every frame type is held to the negotiated :attr:`AMQPCodec.frame_max` (4096,
+   frame-min-size, until tune/tune-ok). Like RabbitMQ, a payload may reach ``frame_max``
+   itself (8 octets of slack for clients that forget the frame overhead) and the error names
+   ``frame_max - 8``. ``frame_max = 0`` means "no limit" (never agreed by our server).
 4. Content assembly is per channel (AMQP §4.2.6): a content method, exactly one content header
    (weight 0), then body frames adding up to the body size; frames of other channels may
    interleave. Violations are 505 UNEXPECTED_FRAME with RabbitMQ's wording; a body frame
    that overshoots the declared body size is also 505 (a content framing violation; RabbitMQ
-   drops the socket). Content frames on channel 0 and heartbeats on a non-zero channel are 505.
+   drops the socket). A heartbeat off channel 0 and content frames on channel 0 are 505
+   ``type T, all octets = <<...>>``.
 5. One event per content: :class:`ContentMethod` once the whole body is there; body chunks
-   are joined once. A heartbeat must have an empty payload (501 otherwise).
+   are joined once. A content header declaring more than :attr:`AMQPCodec.max_message_size`
+   octets gives :class:`OversizedContent` at once and its body frames are skipped, never kept;
+   the skipping ends with the declared size or at the channel's next non-body frame (the
+   peer's answer to the channel.close that follows). :attr:`AMQPCodec.partial_bytes` counts
+   what is held for unfinished frames and contents, for memory accounting.
 6. Errors never lose work: :meth:`frames` returns the events decoded before a bad frame and
    raises on the next call. After an error the codec is dead and raises it again.
 7. The codec raises only :class:`~minibroker.errors.ProtocolError` for anything a peer sends
@@ -39,20 +46,25 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
+from minibroker.config import DEFAULT_MAX_MESSAGE_SIZE
 from minibroker.errors import FrameError, ProtocolError, UnexpectedFrame
 from minibroker.message import Properties
 from minibroker.protocols.amqp091.content import decode_properties, encode_content
+from minibroker.protocols.amqp091.errortext import frame_error, unexpected_frame
 from minibroker.protocols.amqp091.frames import (
     DECODERS,
     FRAME_HEAD,
+    LENIENT_DECODERS,
     METHOD_KEY,
     BadProtocolHeader,
     ContentMethod,
     Frame,
     Heartbeat,
     MethodFrame,
+    OversizedContent,
     ProtocolHeader,
     encode_heartbeat,
     encode_method,
@@ -69,22 +81,23 @@ from minibroker.protocols.amqp091.spec import (
     FRAME_MIN_SIZE,
     FRAME_OVERHEAD,
     PROTOCOL_HEADER,
+    PROTOCOL_HEADER_0_9,
 )
 
-__all__ = ["CONTROL_FRAME_LIMIT", "AMQPCodec"]
+__all__ = ["AMQPCodec"]
 
-#: Largest method / content header frame accepted after negotiation (rule 3).
-CONTROL_FRAME_LIMIT = 16 * 1024 * 1024
 _NO_LIMIT = 2**32
 _HEARTBEAT = Heartbeat()
 _HEADER_FIXED = struct.Struct(">HHQ")  # class id, weight, body size
 _HEADER_MIN_SIZE = 14  # ... and the property flags
+_HEADERS = (PROTOCOL_HEADER, PROTOCOL_HEADER_0_9)
 
 
 class _Content:
-    """A content method waiting for its header (``properties is None``) or its body."""
+    """A content method waiting for its header (``properties is None``) or its body; or, with
+    ``skipping``, an oversized one whose body is counted and dropped (rule 5)."""
 
-    __slots__ = ("body_size", "chunks", "method", "properties", "received")
+    __slots__ = ("body_size", "chunks", "method", "properties", "received", "skipping")
 
     def __init__(self, method: Method) -> None:
         self.method = method
@@ -92,22 +105,20 @@ class _Content:
         self.body_size = 0
         self.received = 0
         self.chunks: list[bytes] = []
+        self.skipping = False
 
 
-def _bad_frame_header(
-    data: bytes, pos: int, end: int, ftype: int, size: int, limit: int | None
-) -> FrameError:
-    if limit is None:
-        return FrameError(
-            f"type {ftype}, first 16 octets = {octets(data[pos + 7 : end])}: unknown_frame"
-        )
-    return FrameError(f"type {ftype}, first 16 octets = <<>>: {{frame_too_large,{size},{limit}}}")
+def _too_large(ftype: int, size: int, limit: int) -> FrameError:
+    # RabbitMQ has read none of the payload yet: "all octets = <<>>".
+    return FrameError(frame_error(ftype, b"", ("frame_too_large", size, limit)))
+
+
+def _unknown(ftype: int, payload: bytes) -> FrameError:
+    return FrameError(frame_error(ftype, payload, "unknown_frame"))
 
 
 def _unexpected(ftype: int, channel: int, content: _Content | None) -> UnexpectedFrame:
     """The 505 for a frame that breaks content framing (AMQP §4.2.6), in RabbitMQ's words."""
-    if ftype != FRAME_METHOD and channel == 0:
-        return UnexpectedFrame(f"type {ftype}, content frame on channel 0")
     if content is None:
         return UnexpectedFrame("expected method frame, got non method frame instead")
     method = content.method
@@ -129,8 +140,8 @@ def _body_too_long(content: _Content) -> UnexpectedFrame:
     )
 
 
-def _content_header(content: _Content, data: bytes, start: int, end: int) -> Properties:
-    """Check a content header frame; store its properties and body size in ``content``."""
+def _content_header(content: _Content, data: bytes, start: int, end: int) -> None:
+    """Check a content header frame; store its body size (and properties) in ``content``."""
     method = content.method
     if end - start < _HEADER_MIN_SIZE:
         raise FrameError(f"cannot decode content header {octets(data[start:end])}")
@@ -143,22 +154,31 @@ def _content_header(content: _Content, data: bytes, start: int, end: int) -> Pro
             f"expected content header for class {method.CLASS_ID}, got {got} instead",
             class_id=method.CLASS_ID, method_id=method.METHOD_ID,
         )
-    properties = content.properties = decode_properties(data, start + 12, end)
     content.body_size = body_size
-    return properties
+    content.properties = decode_properties(data, start + 12, end)
 
 
 class AMQPCodec:
-    """Octets in, :data:`~.frames.Frame` events out, for one AMQP 0-9-1 connection."""
+    """Octets in, :data:`~.frames.Frame` events out, for one AMQP 0-9-1 connection.
 
-    def __init__(self, role: Literal["server", "client"] = "server") -> None:
+    ``max_message_size`` (rule 5) defaults to RabbitMQ's 128 MiB on the server side and to no
+    limit on the client side."""
+
+    def __init__(
+        self, role: Literal["server", "client"] = "server", *,
+        max_message_size: int | None = None,
+    ) -> None:
         if role not in ("server", "client"):
             raise ValueError(f"role must be 'server' or 'client', not {role!r}")
         self.role = role
+        # A server holds its clients to UTF-8 shortstrs; a client takes what a server says.
+        self._decoders = DECODERS if role == "server" else LENIENT_DECODERS
         self._frame_max = FRAME_MIN_SIZE
-        #: frame type -> largest payload accepted; a type missing from it is unknown (rule 3)
-        self._limits = dict.fromkeys((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT),
-                                     FRAME_MIN_SIZE - FRAME_OVERHEAD)
+        self._limit = FRAME_MIN_SIZE  # largest payload accepted (rule 3)
+        if max_message_size is None and role == "server":
+            max_message_size = DEFAULT_MAX_MESSAGE_SIZE
+        #: Largest body a content header may declare (rule 5); ``None``: no limit.
+        self.max_message_size = max_message_size
         self._data = b""  # octets being parsed; self._pos is the next unparsed one
         self._pos = 0
         self._parts: list[bytes] = []  # received but not yet appended to self._data
@@ -167,6 +187,7 @@ class AMQPCodec:
         self._awaiting_header = role == "server"
         self._first_frame = role == "client"
         self._contents: dict[int, _Content] = {}
+        self._assembling = 0  # body octets held in unfinished contents
         self._events: deque[Frame] = deque()
         self._error: ProtocolError | None = None
         self._eof = False
@@ -183,10 +204,14 @@ class AMQPCodec:
         if value and value < FRAME_MIN_SIZE:
             raise ValueError(f"frame_max {value} is below frame-min-size {FRAME_MIN_SIZE}")
         self._frame_max = value
-        body_limit = value - FRAME_OVERHEAD if value else _NO_LIMIT
-        control_limit = max(body_limit, CONTROL_FRAME_LIMIT)
-        self._limits = {FRAME_METHOD: control_limit, FRAME_HEADER: control_limit,
-                        FRAME_BODY: body_limit, FRAME_HEARTBEAT: control_limit}
+        self._limit = value or _NO_LIMIT
+
+    @property
+    def partial_bytes(self) -> int:
+        """Octets held for what is not complete yet: the unparsed tail of the input (at most
+        one frame) and the body octets of unfinished contents (rule 5). The broker counts them
+        against its memory limit while a large message arrives."""
+        return len(self._data) - self._pos + self._parts_size + self._assembling
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -257,88 +282,119 @@ class AMQPCodec:
         if self._first_frame and not self._check_first_frame():
             self._check_eof()
             return
-        # The hot loop: locals only, one dict lookup per frame for its size limit, errors
-        # built out of line.
+        # The hot loop: locals only, errors built out of line.
         data = self._data
         pos = self._pos
         end = len(data)
         contents = self._contents
-        limits = self._limits
-        decoders = DECODERS
+        limit = self._limit
+        decoders = self._decoders
         append = out.append
         # (the frame types as locals: a global per comparison costs ~0.2% of an AMQP message)
-        method_type, header_type, body_type, frame_end_octet = (
-            FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_END)
+        method_type, header_type, body_type, heartbeat_type, frame_end_octet = (
+            FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT, FRAME_END)
         self._need = 7
         try:
             while end - pos >= 7:
                 ftype, channel, size = FRAME_HEAD.unpack_from(data, pos)
-                limit = limits.get(ftype)
-                if limit is None or size > limit:
-                    raise _bad_frame_header(data, pos, end, ftype, size, limit)
+                if size > limit:
+                    raise _too_large(ftype, size, limit - FRAME_OVERHEAD)
                 frame_end = pos + 7 + size
                 if frame_end >= end:
                     self._need = frame_end + 1 - pos
                     break
                 if data[frame_end] != frame_end_octet:
-                    raise FrameError(
-                        f"type {ftype}, all octets = {octets(data[pos + 7 : frame_end])}:"
-                        f" {{invalid_frame_end_marker,{data[frame_end]}}}"
-                    )
+                    raise FrameError(frame_error(ftype, data[pos + 7 : frame_end],
+                                                 ("invalid_frame_end_marker", data[frame_end])))
                 start = pos + 7
                 pos = frame_end + 1
                 if ftype == method_type:
                     if contents and channel in contents:
-                        raise _unexpected(FRAME_METHOD, channel, contents[channel])
+                        if not contents[channel].skipping:
+                            raise _unexpected(FRAME_METHOD, channel, contents[channel])
+                        self._end_content(channel)  # rule 5: the skipped body ends here
                     if size < 4:
-                        raise method_error(data, start, frame_end)
+                        raise _unknown(FRAME_METHOD, data[start:frame_end])
                     try:
                         method = decoders[METHOD_KEY.unpack_from(data, start)[0]](
                             data, start, frame_end
                         )
                     except (KeyError, IndexError, struct.error, UnicodeDecodeError):
                         raise method_error(data, start, frame_end) from None
-                    if method.SPEC.content:
+                    if method.SPEC.content and channel:
                         contents[channel] = _Content(method)
                     else:
                         append(MethodFrame(channel, method))
                 elif ftype == body_type:
                     content = contents.get(channel)
                     if content is None or content.properties is None or not channel:
+                        if not channel:
+                            raise UnexpectedFrame(
+                                unexpected_frame(FRAME_BODY, data[start:frame_end]))
                         raise _unexpected(FRAME_BODY, channel, content)
-                    chunk = data[start:frame_end]
                     content.received += size
+                    if content.skipping:
+                        if content.received >= content.body_size:
+                            self._end_content(channel)
+                        continue
+                    chunk = data[start:frame_end]
                     if content.received < content.body_size:
                         content.chunks.append(chunk)
+                        self._assembling += size
                         continue
                     if content.received > content.body_size:
                         raise _body_too_long(content)
                     if content.chunks:
                         content.chunks.append(chunk)
                         chunk = b"".join(content.chunks)
+                        self._assembling -= content.received - size
                     del contents[channel]
                     append(ContentMethod(channel, content.method, content.properties, chunk))
                 elif ftype == header_type:
-                    content = contents.get(channel)
-                    if content is None or content.properties is not None or not channel:
-                        raise _unexpected(FRAME_HEADER, channel, content)
-                    properties = _content_header(content, data, start, frame_end)
-                    if not content.body_size:
-                        del contents[channel]
-                        append(ContentMethod(channel, content.method, properties, b""))
-                else:  # FRAME_HEARTBEAT, the only type left by the limits above
-                    if channel != 0:
-                        raise UnexpectedFrame(f"type 8, heartbeat frame on channel {channel}")
+                    self._content_header(channel, data, start, frame_end, append)
+                elif ftype == heartbeat_type:
                     if size:
-                        raise FrameError(f"type 8, heartbeat frame with a {size}-octet payload")
+                        raise _unknown(FRAME_HEARTBEAT, data[start:frame_end])
+                    if channel:
+                        raise UnexpectedFrame(unexpected_frame(FRAME_HEARTBEAT, b""))
                     append(_HEARTBEAT)
+                else:
+                    raise _unknown(ftype, data[start:frame_end])
         finally:
             self._pos = pos
         self._check_eof()
 
+    def _content_header(
+        self, channel: int, data: bytes, start: int, end: int, append: Callable[[Frame], None]
+    ) -> None:
+        if end - start < 12:  # not even class, weight and body size: RabbitMQ's unknown_frame
+            raise _unknown(FRAME_HEADER, data[start:end])
+        if not channel:
+            raise UnexpectedFrame(unexpected_frame(2, data[start:end]))
+        content = self._contents.get(channel)
+        if content is not None and content.skipping:
+            self._end_content(channel)
+            content = None
+        if content is None or content.properties is not None:
+            raise _unexpected(FRAME_HEADER, channel, content)
+        _content_header(content, data, start, end)
+        limit = self.max_message_size
+        if limit is not None and content.body_size > limit:
+            # Rule 5: refuse before any body octet is kept; skip the body that follows.
+            content.skipping = True
+            append(OversizedContent(channel, content.method, content.body_size, limit))
+        elif not content.body_size:
+            del self._contents[channel]
+            append(ContentMethod(channel, content.method, content.properties, b""))  # type: ignore[arg-type]
+
+    def _end_content(self, channel: int) -> None:
+        content = self._contents.pop(channel)
+        if not content.skipping:
+            self._assembling -= content.received
+
     def _parse_protocol_header(self, out: list[Frame]) -> bool:
         received = self._data[self._pos : self._pos + len(PROTOCOL_HEADER)]
-        if not PROTOCOL_HEADER.startswith(received):
+        if not any(header.startswith(received) for header in _HEADERS):
             raise BadProtocolHeader(received)
         if len(received) < len(PROTOCOL_HEADER):
             self._need = len(PROTOCOL_HEADER)

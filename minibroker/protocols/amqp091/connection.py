@@ -18,12 +18,23 @@ Rules:
    core, close the socket after the peer's close-ok or a grace period) and
    :class:`CloseSocket` (close it now).
 3. Handshake order violations and bad tune-ok values close the socket without a word (AMQP
-   §4.10.2, RabbitMQ); bad credentials send 403 ACCESS_REFUSED first only to clients that
-   advertised ``authentication_failure_close``; an unknown vhost is 530 NOT_ALLOWED.
+   §4.10.2, RabbitMQ): tune-ok's frame-max above ours, below 4096 or 0, and its channel-max
+   above ours or 0 (RabbitMQ: "The channel_max (4000) sent by the client is higher than the
+   server's maximum (2047)", in its log only). Bad credentials send 403 ACCESS_REFUSED first
+   only to clients that advertised ``authentication_failure_close``; an unknown vhost is 530
+   NOT_ALLOWED.
 4. Channel rules (RabbitMQ's observed answers): a method on a channel that is not open is 504
    CHANNEL_ERROR "expected 'channel.open'"; a second channel.open is 504 "second
    'channel.open' seen"; a non-connection method on channel 0 is 504; a connection method on a
    non-zero channel is 503 COMMAND_INVALID; channel.flow active=false is 540 NOT_IMPLEMENTED.
+   Frames that follow the client's channel.close in the same read still find the closing
+   channel, as RabbitMQ's reader holds it until it has handled the read: channel.open is 504
+   "second 'channel.open' seen" (and the close-ok is never written), a second close is
+   answered again, a close-ok from the client drops ours, anything else is ignored. Otherwise
+   the close-ok is written before anything that follows. A content header over
+   ``max_message_size`` closes its channel with 406 ``message size N is larger than configured
+   max size M`` (RabbitMQ's text; RabbitMQ says it after reading the whole body, we before
+   keeping any of it) and yields :class:`ChannelEnded` with that code.
 5. After the server sent channel.close, every frame on that channel except channel.close and
    channel.close-ok is ignored (AMQP §2.3.7); after it sent connection.close, every frame but
    connection.close and connection.close-ok is ignored.
@@ -54,9 +65,11 @@ from minibroker.protocols.amqp091.events import (
 )
 from minibroker.protocols.amqp091.frames import (
     BadProtocolHeader,
+    ContentMethod,
     Frame,
     Heartbeat,
     MethodFrame,
+    OversizedContent,
     ProtocolHeader,
     encode_heartbeat,
     encode_method,
@@ -123,11 +136,12 @@ class AMQPConnection:
         frame_max: int = 131072,
         channel_max: int = 2047,
         heartbeat: int = 60,
+        max_message_size: int | None = None,
         now: float = 0.0,
     ) -> None:
         self._write = write
         self.users = users
-        self.codec = AMQPCodec("server")
+        self.codec = AMQPCodec("server", max_message_size=max_message_size)
         self.state = State.AWAIT_HEADER
         self.channels: dict[int, _Channel] = {}
         #: The server's proposals (connection.tune), then the negotiated values.
@@ -135,6 +149,11 @@ class AMQPConnection:
         self.channel_max = channel_max
         self.heartbeat = heartbeat
         self._proposed_frame_max = frame_max
+        self._proposed_channel_max = channel_max
+        #: Channels the client closed while handling the current read (rule 4), and the
+        #: close-oks not yet written for them.
+        self._closed_this_read: set[int] = set()
+        self._close_oks: list[int] = []
         self.user = ""
         self.mechanism = ""
         self.client_properties: FieldTable = {}
@@ -149,9 +168,17 @@ class AMQPConnection:
     # -- output ------------------------------------------------------------------------------
 
     def send_method(self, channel: int, method: m.Method) -> None:
+        if self._close_oks:
+            self._write_close_oks()
         if self.trace is not None:
             self.trace("out", channel, method)
         self._write(encode_method(channel, method))
+
+    def _write_close_oks(self) -> None:
+        """The close-oks of channels the client closed (rule 4), before anything later."""
+        pending, self._close_oks = self._close_oks, []
+        for channel in pending:
+            self.send_method(channel, m.ChannelCloseOk())
 
     def close_channel(
         self, channel: int, reply_code: int, text: str, class_id: int = 0, method_id: int = 0
@@ -171,6 +198,8 @@ class AMQPConnection:
         if self.state in (State.CLOSING, State.CLOSED):
             return None
         self.state = State.CLOSING
+        # Rule 4: RabbitMQ never gets to write the close-ok of a channel closed in this read.
+        self._close_oks.clear()
         text = reply_text(reply_code, text)
         self.send_method(0, m.ConnectionClose(reply_code, text, class_id, method_id))
         return ConnectionClosing(reply_code, text)
@@ -207,7 +236,11 @@ class AMQPConnection:
                     yield closing
                 return
             if not frames:
+                if self._close_oks:
+                    self._write_close_oks()
                 return
+            if self._closed_this_read:
+                self._closed_this_read.clear()
             run: list[Frame] = []  # a run of publishes or single acks of one channel
             for frame in frames:
                 if self.trace is not None:
@@ -215,27 +248,37 @@ class AMQPConnection:
                 if run and not _runs_with(frame, run):
                     # The run is handled before this frame is even looked at: handling it may
                     # close the channel, and then this frame must find the channel closing.
+                    if self._close_oks:
+                        self._write_close_oks()
                     yield _run_event(run)
                     run = []
                 # The hot path: work for an open channel on an open connection.
+                kind = type(frame)
                 if (
                     self.state is State.OPEN
-                    and type(frame) is not Heartbeat
+                    and (kind is ContentMethod or kind is MethodFrame)
                     and channels.get(frame.channel) is _OPEN  # type: ignore[union-attr]
                     and frame.method.CLASS_ID > 20  # type: ignore[union-attr]
                 ):
                     if _batchable(frame):
                         run.append(frame)
                         continue
+                    if self._close_oks:
+                        self._write_close_oks()
                     yield frame  # type: ignore[misc]
                     continue
                 event = self._control(frame)
                 if event is None:
                     continue
+                if self._close_oks and not (type(event) is ChannelEnded
+                                            and event.reply_code == 200):
+                    self._write_close_oks()
                 yield event
                 if type(event) is CloseSocket:
                     return
             if run:
+                if self._close_oks:
+                    self._write_close_oks()
                 yield _run_event(run)
 
     # -- the slow path: handshake, channel and connection control ---------------------------
@@ -327,11 +370,15 @@ class AMQPConnection:
         limit = self._proposed_frame_max
         if frame_max < FRAME_MIN_SIZE or (limit and frame_max > limit):
             return self._drop(f"tune-ok frame_max {frame_max} outside {FRAME_MIN_SIZE}..{limit}")
+        # RabbitMQ holds channel-max to the same rule: not above ours, not 0 ("no limit") when
+        # we have one. (Errata #10 reads 0 as "no limit"; RabbitMQ refuses it.)
+        channel_max = method.channel_max
+        proposed = self._proposed_channel_max
+        if proposed and not 1 <= channel_max <= proposed:
+            return self._drop(f"tune-ok channel_max {channel_max} outside 1..{proposed}")
         self.frame_max = frame_max
         self.codec.frame_max = frame_max
-        # channel-max 0 is "no limit" (errata #10): keep ours; otherwise the lower one.
-        if method.channel_max and (not self.channel_max or method.channel_max < self.channel_max):
-            self.channel_max = method.channel_max
+        self.channel_max = channel_max
         # The client decides: 0 disables heartbeats even though we proposed an interval.
         self.heartbeat = method.heartbeat
         self.state = State.AWAIT_OPEN
@@ -346,6 +393,8 @@ class AMQPConnection:
             return self._hard(503, f"{method.NAME} on channel {channel}", method)
         state = self.channels.get(channel)
         kind = type(method)
+        if state is None and channel in self._closed_this_read:
+            return self._after_client_close(channel, method)
         if kind is m.ChannelOpen:
             if state is not None:
                 return self._hard(504, "second 'channel.open' seen", method)
@@ -369,9 +418,14 @@ class AMQPConnection:
             elif kind is m.ChannelCloseOk:
                 del self.channels[channel]
             return None  # rule 5
+        if type(frame) is OversizedContent:
+            return self._oversized(frame)
         if kind is m.ChannelClose:
-            self.send_method(channel, m.ChannelCloseOk())
+            # Rule 4: the close-ok goes out before anything that follows it, unless a frame of
+            # this read closes the connection first.
+            self._close_oks.append(channel)
             del self.channels[channel]
+            self._closed_this_read.add(channel)
             return ChannelEnded(channel)
         if kind is m.ChannelFlow:
             if not method.active:  # type: ignore[attr-defined]
@@ -382,6 +436,25 @@ class AMQPConnection:
         if kind is m.ChannelCloseOk or kind is m.ChannelFlowOk:
             return None  # answers to nothing we sent; harmless
         return frame  # type: ignore[return-value]  # a channel-class method we do not know
+
+    def _after_client_close(self, channel: int, method: m.Method) -> Event | None:
+        """A frame for a channel the client closed earlier in the same read, which RabbitMQ
+        still hands to the closing channel (rule 4)."""
+        kind = type(method)
+        if kind is m.ChannelOpen:
+            return self._hard(504, "second 'channel.open' seen", method)
+        if kind is m.ChannelClose:
+            self._close_oks.append(channel)  # answered again
+        elif kind is m.ChannelCloseOk and channel in self._close_oks:
+            self._close_oks.remove(channel)  # RabbitMQ drops the channel without its close-ok
+        return None  # anything else is ignored
+
+    def _oversized(self, frame: OversizedContent) -> ChannelEnded:
+        """A content header over ``max_message_size``, on an open channel (rule 4)."""
+        method = frame.method
+        text = f"message size {frame.body_size} is larger than configured max size {frame.limit}"
+        self.close_channel(frame.channel, 406, text, method.CLASS_ID, method.METHOD_ID)
+        return ChannelEnded(frame.channel, 406, reply_text(406, text), by_peer=False)
 
     def _channel_zero(self, method: m.Method) -> Event | None:
         kind = type(method)

@@ -17,6 +17,8 @@ Rules:
    many consumers) — which relies on nobody mutating a ``headers`` dict after publishing.
 4. Bodies are split at ``frame_max - 8`` octets (frame-max counts the 8 octets of frame
    overhead); body size 0 means no body frame at all.
+5. Short-string properties may hold any octets, as in RabbitMQ: those that are not UTF-8 are
+   kept surrogate-escaped and sent on as the same octets (``fields.py`` rule 6).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from minibroker.errors import FrameError, FrameSyntaxError
+from minibroker.errors import FrameError
 from minibroker.message import EMPTY_PROPERTIES, Properties
-from minibroker.protocols.amqp091.fields import decode_table, encode_table
+from minibroker.protocols.amqp091.fields import decode_table, encode_table, encode_text, text
 from minibroker.protocols.amqp091.frames import (
     FRAME_HEAD,
     encode_method,
@@ -73,8 +75,6 @@ def decode_properties(buf: bytes, start: int, end: int) -> Properties:
         properties = _decode_properties(raw)
     except (IndexError, struct.error):
         raise FrameError(f"cannot decode content header properties {octets(raw)}") from None
-    except UnicodeDecodeError:
-        raise FrameSyntaxError("content header property is not valid UTF-8") from None
     if len(raw) >= 2 and not raw[0] & (_HEADERS_FLAG >> 8):
         if len(_decoded) >= _CACHE_LIMIT:
             _decoded.clear()
@@ -98,7 +98,7 @@ def _decode_properties(raw: bytes) -> Properties:
             nxt = off + 1 + raw[off]
             if nxt > len(raw):
                 raise IndexError
-            values[i] = raw[off + 1 : nxt].decode()
+            values[i] = text(raw[off + 1 : nxt])
             off = nxt
         elif kind == "octet":
             values[i] = raw[off]
@@ -129,7 +129,7 @@ def encode_properties(properties: Properties) -> bytes:
         flags |= 0x8000 >> i
         kind = _KINDS[i]
         if kind == "shortstr":
-            raw = value.encode()
+            raw = encode_text(value)
             if len(raw) > 255:
                 raise ValueError(f"property {name} longer than 255 octets")
             parts.append(_B.pack(len(raw)) + raw)
@@ -209,9 +209,12 @@ def encode_deliver(
 ) -> bytes:
     """basic.deliver + content header + body without building a method object: the broker's
     per-delivery hot path."""
-    tag = consumer_tag.encode()
-    ex = exchange.encode()
-    rk = routing_key.encode()
+    try:
+        tag = consumer_tag.encode()
+        ex = exchange.encode()
+        rk = routing_key.encode()
+    except UnicodeEncodeError:  # surrogate-escaped octets published over AMQP (rule 5)
+        tag, ex, rk = encode_text(consumer_tag), encode_text(exchange), encode_text(routing_key)
     if len(tag) > 255 or len(ex) > 255 or len(rk) > 255:
         raise ValueError("consumer_tag, exchange and routing_key must be at most 255 octets")
     size = 4 + 1 + len(tag) + 9 + 1 + len(ex) + 1 + len(rk)

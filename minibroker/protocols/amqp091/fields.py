@@ -23,6 +23,12 @@ Rules:
 4. An array's length prefix is its *byte* length, like a table's (errata #4).
 5. Nesting is limited to :data:`MAX_DEPTH` levels so a hostile frame cannot exhaust the
    Python stack: deeper input is a 502.
+6. Field names may hold any octets, as in RabbitMQ: names that are not UTF-8 are kept with
+   Python's ``surrogateescape`` (:func:`text`) and written back as the same octets
+   (:func:`encode_text`), so a header crosses the broker unchanged.
+7. A timestamp ``T`` is an unsigned 64-bit count of seconds. One that ``datetime`` cannot
+   hold (after the year 9999) decodes to a :class:`~minibroker.message.Timestamp` (an ``int``)
+   and encodes back as ``T``: RabbitMQ accepts and passes on any 64-bit value.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import decimal
 import struct
 
 from minibroker.errors import FrameError, FrameSyntaxError
-from minibroker.message import FieldTable, FieldValue
+from minibroker.message import FieldTable, FieldValue, Timestamp
 
 __all__ = [
     "MAX_DEPTH",
@@ -40,7 +46,9 @@ __all__ = [
     "decode_table",
     "encode_array",
     "encode_table",
+    "encode_text",
     "encode_value",
+    "text",
 ]
 
 MAX_DEPTH = 64
@@ -50,6 +58,8 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 _LONG = struct.Struct(">I")
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Seconds from the epoch to the first instant ``datetime`` cannot hold (year 10000).
+_DATETIME_LIMIT = 253_402_300_800
 
 # Fixed-size tags: tag -> Struct. Booleans ('t') are handled apart (bool, not int).
 _FIXED: dict[int, struct.Struct] = {
@@ -61,6 +71,22 @@ _FIXED: dict[int, struct.Struct] = {
 }
 _DECIMAL = struct.Struct(">Bi")
 _T = ord("t")
+
+
+def text(raw: bytes) -> str:
+    """Octets that may hold anything (rule 6): UTF-8, else surrogate-escaped."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape")
+
+
+def encode_text(value: str) -> bytes:
+    """The octets of ``value``, surrogate-escaped octets included (rule 6)."""
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 def _truncated(what: str) -> FrameError:
@@ -98,10 +124,7 @@ def _table(buf: bytes, offset: int, limit: int, depth: int) -> tuple[FieldTable,
         kend = offset + 1 + buf[offset]
         if kend >= end:  # the name and at least the value's tag must fit
             raise _truncated("field table entry")
-        try:
-            name = buf[offset + 1 : kend].decode()
-        except UnicodeDecodeError:
-            raise FrameSyntaxError("field name is not valid UTF-8") from None
+        name = text(buf[offset + 1 : kend])
         table[name], offset = _value(buf, kend, end, depth)
     return table, offset
 
@@ -159,11 +182,10 @@ def _value(buf: bytes, offset: int, end: int, depth: int) -> tuple[FieldValue, i
     raise FrameSyntaxError(f"unknown field table type tag {bytes([tag])!r}")
 
 
-def _timestamp(seconds: int) -> datetime.datetime:
-    try:
+def _timestamp(seconds: int) -> datetime.datetime | Timestamp:
+    if seconds < _DATETIME_LIMIT:
         return _EPOCH + datetime.timedelta(seconds=seconds)
-    except OverflowError:
-        raise FrameSyntaxError(f"timestamp {seconds} out of range") from None
+    return Timestamp(seconds)  # rule 7: after 9999-12-31T23:59:59
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -173,7 +195,7 @@ def encode_table(table: FieldTable) -> bytes:
     """Encode a table with its long byte-length prefix."""
     parts: list[bytes] = []
     for name, value in table.items():
-        key = name.encode()
+        key = encode_text(name)
         if len(key) > 255:
             raise ValueError(f"field name longer than 255 octets: {name[:32]!r}...")
         parts.append(bytes((len(key),)))
@@ -203,6 +225,10 @@ def encode_value(value: FieldValue) -> bytes:
         return b"t\x01"
     if value is False:
         return b"t\x00"
+    if type(value) is Timestamp:
+        if not 0 <= value < 2**64:
+            raise ValueError(f"timestamp {int(value)} does not fit 64 unsigned bits")
+        return _PACK_T(b"T", value)
     if isinstance(value, int):
         if _INT32_MIN <= value <= _INT32_MAX:
             return _PACK_I(b"I", value)
@@ -210,7 +236,7 @@ def encode_value(value: FieldValue) -> bytes:
             return _PACK_L(b"l", value)
         raise ValueError(f"integer {value} does not fit a signed 64-bit field")
     if isinstance(value, str):
-        raw = value.encode()
+        raw = encode_text(value)
         return _PACK_LEN(b"S", len(raw)) + raw
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
@@ -241,10 +267,12 @@ def _encode_decimal(value: decimal.Decimal) -> bytes:
         raise ValueError(f"decimal {value} cannot be encoded")
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite decimals have an int exponent
+    if len(digits) > 10:  # more digits than a signed long holds (and int() may refuse them)
+        raise ValueError(f"decimal {value} does not fit AMQP's signed long")
     unscaled = int("".join(map(str, digits)) or "0")
     scale = max(0, -exponent)
-    if exponent > 0:  # e.g. 1E+2: multiply out, bounded so 1E+999999 cannot eat the CPU
-        if unscaled and exponent > 10:
+    if exponent > 0 and unscaled:  # e.g. 1E+2: multiply out, bounded so 1E+999999 (or
+        if exponent > 10:          # 0E+999999999999) cannot eat the CPU
             raise ValueError(f"decimal {value} does not fit AMQP's signed long")
         unscaled *= 10**exponent
     if sign:

@@ -2,22 +2,31 @@
 
 Rules:
 
-1. The codec emits exactly four event types: :class:`ProtocolHeader` (server side, once),
-   :class:`Heartbeat`, :class:`MethodFrame` (a method without content) and
-   :class:`ContentMethod` (basic.publish/return/deliver/get-ok with its properties and the
-   whole body). Like the methods they are values that are slotted but not frozen, for speed
-   (see ``methods.py`` rule 4): never mutate one.
+1. The codec emits exactly five event types: :class:`ProtocolHeader` (server side, once),
+   :class:`Heartbeat`, :class:`MethodFrame` (a method without content), :class:`ContentMethod`
+   (basic.publish/return/deliver/get-ok with its properties and the whole body) and
+   :class:`OversizedContent` (a content header declared a body above ``max_message_size``: the
+   body is skipped, never kept). Like the methods they are values that are slotted but not
+   frozen, for speed (see ``methods.py`` rule 4): never mutate one.
 2. Method decoders are compiled once from the table in :mod:`.spec`; the hot ones
    (basic.publish, basic.ack, basic.nack, basic.reject) have hand-written struct-based fast
    paths. A decoder reads only inside its frame: arguments that end early or leave octets
-   unread are ``501 FRAME_ERROR - cannot decode ...`` (RabbitMQ's wording); text that is not
-   UTF-8 is 502 SYNTAX_ERROR ("illegal values for one or more fields", AMQP §1.2).
-3. An unknown class/method id is :class:`UnknownMethod`, reply code **540 NOT_IMPLEMENTED**:
+   unread are ``501 FRAME_ERROR - cannot decode <<...>>`` quoting every argument octet
+   (RabbitMQ's wording, ``errortext.py``).
+3. Short strings are UTF-8. basic.publish's exchange and routing key, like RabbitMQ, may hold
+   any octets: those that are not UTF-8 are kept with Python's ``surrogateescape``, so they
+   route as the octets they are and leave exactly as they came. In every other method a
+   shortstr that is not UTF-8 is RabbitMQ's ``501 FRAME_ERROR - Malformed UTF-8 in
+   shortstr`` (with class and method id 0, as RabbitMQ sends it); a client-side codec takes a
+   server's text as it comes (:data:`LENIENT_DECODERS`: RabbitMQ quotes such names in its reply
+   texts). Encoders write surrogate-escaped text back as the original octets.
+4. An unknown class/method id is :class:`UnknownMethod`, reply code **540 NOT_IMPLEMENTED**:
    the ids a peer can send that are not in the table belong to classes AMQP 0-9-1 deprecated
    and RabbitMQ never implemented (access, file, stream, dtx, tunnel) or to newer extensions —
    "functionality that is not implemented in the server" (540), not a method sent out of order
-   (503 COMMAND_INVALID, the connection state machine's business).
-4. Encoders are ours to get right: a shortstr over 255 octets or a number out of range is a
+   (503 COMMAND_INVALID, the connection state machine's business). (RabbitMQ 3.10 drops the
+   socket without a word.)
+5. Encoders are ours to get right: a shortstr over 255 octets or a number out of range is a
    ``ValueError``, never a frame on the wire.
 """
 
@@ -31,7 +40,8 @@ from typing import Any
 
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError
 from minibroker.message import Properties
-from minibroker.protocols.amqp091.fields import decode_table, encode_table
+from minibroker.protocols.amqp091.errortext import cannot_decode, frame_error
+from minibroker.protocols.amqp091.fields import decode_table, encode_table, encode_text, text
 from minibroker.protocols.amqp091.methods import (
     METHOD_CLASSES,
     BasicAck,
@@ -44,12 +54,14 @@ from minibroker.protocols.amqp091.spec import FRAME_HEARTBEAT, METHODS_BY_ID, Ar
 
 __all__ = [
     "DECODERS",
+    "LENIENT_DECODERS",
     "METHOD_KEY",
     "BadProtocolHeader",
     "ContentMethod",
     "Frame",
     "Heartbeat",
     "MethodFrame",
+    "OversizedContent",
     "ProtocolHeader",
     "UnknownMethod",
     "decode_method",
@@ -57,6 +69,7 @@ __all__ = [
     "encode_basic_nack",
     "encode_heartbeat",
     "encode_method",
+    "malformed_utf8",
     "method_error",
     "octets",
 ]
@@ -109,7 +122,20 @@ class ContentMethod:
     body: bytes
 
 
-Frame = ProtocolHeader | Heartbeat | MethodFrame | ContentMethod
+@dataclass(slots=True)
+class OversizedContent:
+    """A content header declared ``body_size`` octets, more than the codec's
+    ``max_message_size`` (``limit``): the content's body frames are skipped, not kept. The
+    connection refuses it on the channel (RabbitMQ: 406 ``message size N is larger than
+    configured max size M``)."""
+
+    channel: int
+    method: Method
+    body_size: int
+    limit: int
+
+
+Frame = ProtocolHeader | Heartbeat | MethodFrame | ContentMethod | OversizedContent
 
 # -- shared structs ----------------------------------------------------------------------------
 
@@ -128,11 +154,17 @@ def octets(data: bytes, limit: int = 16) -> str:
 
 
 def _cannot_decode(key: int, payload: bytes) -> FrameError:
+    """RabbitMQ's error for method arguments it cannot decode: every argument octet quoted,
+    with the method's ids (``payload`` starts with the 4-octet class and method id)."""
     spec = METHODS_BY_ID[key]
     return FrameError(
-        f"cannot decode {spec.name} arguments {octets(payload)}",
-        class_id=spec.class_id, method_id=spec.method_id,
+        cannot_decode(payload[4:]), class_id=spec.class_id, method_id=spec.method_id
     )
+
+
+def malformed_utf8() -> FrameError:
+    """RabbitMQ's answer to a shortstr that is not UTF-8 (rule 3): class and method id 0."""
+    return FrameError("Malformed UTF-8 in shortstr")
 
 
 # -- compiled generic decoders/encoders --------------------------------------------------------
@@ -174,9 +206,11 @@ def _steps(arguments: tuple[Argument, ...]) -> list[Step]:
 Decoder = Callable[[bytes, int, int], Method]
 
 
-def _generic_decoder(cls: type[Method]) -> Decoder:
+def _generic_decoder(cls: type[Method], lenient: bool = False) -> Decoder:
+    """A decoder for ``cls``; a ``lenient`` one keeps text that is not UTF-8 (rule 3)."""
     steps = _steps(cls.SPEC.arguments)
     key = cls.KEY
+    to_text: Callable[[bytes], str] = text if lenient else bytes.decode
 
     def decode(buf: bytes, start: int, end: int) -> Method:
         payload = buf[start:end]  # small; slicing makes len(payload) the hard bound
@@ -194,17 +228,22 @@ def _generic_decoder(cls: type[Method]) -> Decoder:
                 nxt = off + 1 + payload[off]
                 if nxt > len(payload):
                     raise _cannot_decode(key, payload)
-                values.append(payload[off + 1 : nxt].decode())
+                values.append(to_text(payload[off + 1 : nxt]))
                 off = nxt
             elif kind == _LONGSTR:
                 nxt = off + 4 + METHOD_KEY.unpack_from(payload, off)[0]
                 if nxt > len(payload):
                     raise _cannot_decode(key, payload)
                 raw = payload[off + 4 : nxt]
-                values.append(raw if arg else raw.decode())
+                values.append(raw if arg else to_text(raw))
                 off = nxt
             else:
-                table, off = decode_table(payload, off)
+                try:
+                    table, off = decode_table(payload, off)
+                except FrameSyntaxError:
+                    raise
+                except FrameError:  # a length running past the frame: rule 2
+                    raise _cannot_decode(key, payload) from None
                 values.append(table)
         if off != len(payload):
             raise _cannot_decode(key, payload)
@@ -217,7 +256,7 @@ Encoder = Callable[[Method], bytes]
 
 
 def _shortstr(value: str) -> bytes:
-    raw = value.encode()
+    raw = encode_text(value)
     if len(raw) > 255:
         raise ValueError(f"shortstr longer than 255 octets: {value[:32]!r}...")
     return bytes((len(raw),)) + raw
@@ -250,7 +289,7 @@ def _generic_encoder(cls: type[Method]) -> Encoder:
             elif kind == _SHORTSTR:
                 parts.append(_shortstr(values[i]))
             elif kind == _LONGSTR:
-                raw = values[i] if isinstance(values[i], bytes) else values[i].encode()
+                raw = values[i] if isinstance(values[i], bytes) else encode_text(values[i])
                 parts.append(METHOD_KEY.pack(len(raw)) + raw)
             else:
                 parts.append(encode_table(values[i]))
@@ -274,7 +313,8 @@ def _decode_publish(buf: bytes, start: int, end: int) -> Method:
     if off + 1 != end:
         raise _cannot_decode(BasicPublish.KEY, buf[start:end])
     bits = buf[off]
-    return BasicPublish(ticket, exchange.decode(), routing_key.decode(), bool(bits & 1),
+    # Rule 3: any octets (RabbitMQ accepts them); the common UTF-8 case costs one decode each.
+    return BasicPublish(ticket, text(exchange), text(routing_key), bool(bits & 1),
                         bool(bits & 2))
 
 
@@ -306,13 +346,22 @@ DECODERS.update({
     BasicPublish.KEY: _decode_publish, BasicAck.KEY: _decode_ack,
     BasicNack.KEY: _decode_nack, BasicReject.KEY: _decode_reject,
 })
+#: What a client-side codec uses: a server's texts are taken as they come (RabbitMQ quotes
+#: names that are not UTF-8 in its reply texts, octet for octet).
+LENIENT_DECODERS: dict[int, Decoder] = {
+    key: _generic_decoder(cls, lenient=True) for key, cls in METHOD_CLASSES.items()
+}
+LENIENT_DECODERS.update({
+    BasicPublish.KEY: _decode_publish, BasicAck.KEY: _decode_ack,
+    BasicNack.KEY: _decode_nack, BasicReject.KEY: _decode_reject,
+})
 _ENCODERS: dict[int, Encoder] = {key: _generic_encoder(cls) for key, cls in METHOD_CLASSES.items()}
 
 
 def decode_method(buf: bytes, start: int, end: int) -> Method:
     """Decode the method frame payload ``buf[start:end]`` (class id, method id, arguments)."""
     if end - start < 4:
-        raise FrameError(f"cannot decode method frame payload {octets(buf[start:end])}")
+        raise FrameError(frame_error(1, buf[start:end], "unknown_frame"))
     (key,) = METHOD_KEY.unpack_from(buf, start)
     decoder = DECODERS.get(key)
     if decoder is None:
@@ -326,11 +375,7 @@ def decode_method(buf: bytes, start: int, end: int) -> Method:
     except (IndexError, struct.error):
         raise _cannot_decode(key, buf[start:end]) from None
     except UnicodeDecodeError:
-        spec = METHODS_BY_ID[key]
-        raise FrameSyntaxError(
-            f"{spec.name} argument is not valid UTF-8",
-            class_id=spec.class_id, method_id=spec.method_id,
-        ) from None
+        raise malformed_utf8() from None
 
 
 def method_error(buf: bytes, start: int, end: int) -> ProtocolError:

@@ -8,7 +8,9 @@ Rules:
 2. Logins: SASL PLAIN (RFC 4616, ``authzid NUL authcid NUL passwd``) and RabbitMQ's AMQPLAIN
    (a field table without its length prefix, keys ``LOGIN`` and ``PASSWORD``). Anything
    unreadable is "no credentials", never an exception.
-3. Reply texts are RabbitMQ's ``"NAME - detail"`` and always fit a shortstr.
+3. Reply texts are RabbitMQ's ``"NAME - detail"`` and always fit a shortstr: a longer one is
+   cut to 252 octets and ``"..."`` as RabbitMQ cuts it (at a character boundary here, so the
+   text stays UTF-8).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from minibroker import __version__
 from minibroker.errors import REPLY_NAMES, ProtocolError
 from minibroker.message import FieldTable
-from minibroker.protocols.amqp091.fields import decode_table
+from minibroker.protocols.amqp091.fields import decode_table, encode_text
 
 __all__ = ["CAPABILITIES", "LOGIN_REFUSED", "credentials", "reply_text", "server_properties"]
 
@@ -56,10 +58,16 @@ def reply_text(reply_code: int, text: str) -> str:
     name = REPLY_NAMES.get(reply_code)
     if name and not text.startswith(name):
         text = f"{name} - {text}"
-    raw = text.encode()
-    if len(raw) > 255:
-        text = raw[:255].decode(errors="ignore")
-    return text
+    if len(encode_text(text)) <= 255:
+        return text
+    kept: list[str] = []
+    size = 0
+    for char in text:  # whole characters only (a surrogate-escaped octet is one octet)
+        size += len(encode_text(char))
+        if size > 252:
+            break
+        kept.append(char)
+    return "".join(kept) + "..."
 
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "METHODS_BY_ID",
     "METHODS_BY_NAME",
     "PROTOCOL_HEADER",
+    "PROTOCOL_HEADER_0_9",
     "REPLY_NAMES",
     "Argument",
     "MethodSpec",
@@ -61,6 +62,8 @@ FRAME_MIN_SIZE = 4096
 FRAME_OVERHEAD = 8
 #: AMQP §4.2.2: "AMQP" 0 0 9 1.
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+#: What AMQP 0-9 clients send; RabbitMQ accepts it and speaks 0-9-1 (the same wire protocol).
+PROTOCOL_HEADER_0_9 = b"AMQP\x01\x01\x00\x09"
 
 # -- reply codes (AMQP §1.2 constants; names in minibroker.errors.REPLY_NAMES) ------------------
 REPLY_SUCCESS = 200

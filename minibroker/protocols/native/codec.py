@@ -20,17 +20,28 @@ Rules:
    :meth:`~NativeCodec.send_preamble`. After ``receive_data(b"")`` the codec is ``closed`` once
    every complete frame has been read; a partial frame at that point is a :class:`FrameError`.
 5. Decoding is table driven: a frame class's field annotations (``frames.py``) are its schema.
+6. A Publish whose body is larger than ``max_message_size`` (RabbitMQ's 128 MiB by default)
+   comes out as :class:`OversizedPublish`, not as the Publish: a channel error, answered with
+   ``ChannelClose(406, "PRECONDITION_FAILED - message size N is larger than configured max size
+   M")`` like AMQP's; the frame is consumed and the codec reads on.
+7. Text is UTF-8 both ways, except what came from AMQP 0-9-1: RabbitMQ accepts any octets in a
+   routing key, an exchange name in a publish, a string property or a header name, and so does
+   our AMQP side (surrogate-escaped ``str``). The server sends such text on as the very octets
+   (msgpack ``str`` that is not UTF-8) and a client codec decodes it with ``surrogateescape``; a
+   server codec still refuses text that is not UTF-8 (502).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any, Literal, NoReturn
 
 import msgpack
 
+from minibroker.config import DEFAULT_MAX_MESSAGE_SIZE
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
 from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.frames import (
@@ -50,7 +61,7 @@ from minibroker.protocols.native.values import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE", "FRAME_HEADROOM", "MIN_FRAME_SIZE", "PREAMBLE", "NativeCodec",
-    "UnknownOpcode", "is_native_preamble",
+    "OversizedPublish", "UnknownOpcode", "is_native_preamble",
 ]
 
 #: Opens every native connection: magic, a zero byte, major and minor version, a zero byte.
@@ -81,6 +92,22 @@ def is_native_preamble(first8: bytes) -> bool:
     return first8[:4] == PREAMBLE[:4]
 
 
+@dataclass(frozen=True, slots=True)
+class OversizedPublish(Frame):
+    """Not a wire frame but a codec event (rule 6): a Publish on ``channel`` carried a body of
+    ``body_size`` bytes, more than ``limit`` (``max_message_size``). The session closes the
+    channel with 406 and RabbitMQ's text (:attr:`reply_text`); the body is already dropped."""
+
+    channel: int
+    body_size: int
+    limit: int
+
+    @property
+    def reply_text(self) -> str:
+        return (f"PRECONDITION_FAILED - message size {self.body_size} is larger than configured"
+                f" max size {self.limit}")
+
+
 class UnknownOpcode(ProtocolError):
     """503 COMMAND_INVALID: an opcode that does not exist, or that the peer may not send."""
 
@@ -96,7 +123,8 @@ class _Schema:
     not like goes to ``check``, which finds and names the fault, so the two cannot disagree
     about what is valid (a property test compares them)."""
 
-    __slots__ = ("build", "decode", "encode", "first", "kinds", "name", "names", "source")
+    __slots__ = ("build", "check_table", "decode", "decode_props", "encode", "first", "kinds",
+                 "name", "names", "source")
 
     def __init__(self, cls: type[Frame]) -> None:
         is_connection = issubclass(cls, ConnectionFrame)
@@ -110,9 +138,16 @@ class _Schema:
         self.first = 2 if is_connection else 1  # where the constructor's arguments start
         self.build: Callable[..., Frame] = cls  # not frozen: protocols/building.py rule 1
         self.source = _compile_source(self, cls.opcode)
+        # Frames only a server sends carry what it checked or took from AMQP (values.py rule 4).
+        # (Client frames keep the plain functions: Publish is the hot path.)
+        self.check_table: Callable[[dict[Any, Any], str], None] = check_field_table
+        self.decode_props: Callable[[list[Any], str], Properties] = decode_properties
+        if cls.sender == "server":
+            self.check_table = partial(check_field_table, from_client=False)
+            self.decode_props = partial(decode_properties, from_client=False)
         namespace: dict[str, Any] = {
-            "build": self.build, "check": self.check, "check_field_table": check_field_table,
-            "decode_properties": decode_properties, "encode_properties": encode_properties,
+            "build": self.build, "check": self.check, "check_field_table": self.check_table,
+            "decode_properties": self.decode_props, "encode_properties": encode_properties,
             "EMPTY_PROPERTIES": EMPTY_PROPERTIES, "short_enough": _short_enough,
         }
         exec(self.source, namespace)
@@ -145,14 +180,15 @@ class _Schema:
         if kind == "ShortStr" and not _short_enough(value):
             raise FrameSyntaxError(f"{where}: longer than {_MAX_SHORTSTR} bytes")
         if kind == "FieldTable" and value:
-            check_field_table(value, where)
+            self.check_table(value, where)
         if kind == "Properties":
-            return decode_properties(value, self.name)
+            return self.decode_props(value, self.name)
         return value
 
 
 def _short_enough(text: str) -> bool:
-    return len(text.encode()) <= _MAX_SHORTSTR
+    # surrogateescape: a client decodes a server's text that is not UTF-8 that way (rule 7)
+    return len(text.encode("utf-8", "surrogateescape")) <= _MAX_SHORTSTR
 
 
 # Kind -> the fast-path test of one decoded element ``{v}`` (all must hold to take the fast path).
@@ -221,7 +257,8 @@ class NativeCodec:
     """Bytes <-> frames for one connection. ``role`` is the side this codec is on."""
 
     def __init__(
-        self, *, role: Literal["client", "server"], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+        self, *, role: Literal["client", "server"], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = None,
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -232,6 +269,14 @@ class NativeCodec:
         self._encoders = {_BY_OPCODE[op]: schema.encode for op, schema in _SCHEMAS.items()
                           if _BY_OPCODE[op].sender in (role, "both")}
         self._pack = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True).pack
+        # Only for text that came from AMQP with octets that are not UTF-8 (rule 7).
+        self._pack_octets = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True,
+                                           unicode_errors="surrogateescape").pack
+        self._unicode_errors = "surrogateescape" if role == "client" else "strict"
+        if max_message_size is None and role == "server":
+            max_message_size = DEFAULT_MAX_MESSAGE_SIZE
+        #: Largest Publish body accepted (rule 6); ``None``: no limit.
+        self.max_message_size = max_message_size
         self._buffer: bytes | bytearray = b""
         self._offset = 0  # bytes of _buffer already consumed
         self._eof = False
@@ -267,6 +312,12 @@ class NativeCodec:
     def buffered(self) -> int:
         """Bytes received but not yet returned as frames."""
         return len(self._buffer) - self._offset
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes held for a frame not complete yet (a message arriving), for memory accounting
+        (the AMQP codec's accessor of the same name)."""
+        return self.buffered
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -304,6 +355,7 @@ class NativeCodec:
         found: list[Frame] = []
         buffer, offset, end = self._buffer, self._offset, len(self._buffer)
         decoders, limit, unpackb = self._decoders, self._max_frame_size, msgpack.unpackb
+        errors, largest = self._unicode_errors, self.max_message_size
         view = memoryview(buffer)  # slices of a view share the buffer: no copy per frame
         try:
             while end - offset >= 4:
@@ -315,7 +367,8 @@ class NativeCodec:
                     if stop > end:
                         break
                     try:
-                        values = unpackb(view[offset + 4 : stop], ext_hook=ext_hook, timestamp=3)
+                        values = unpackb(view[offset + 4 : stop], ext_hook=ext_hook, timestamp=3,
+                                         unicode_errors=errors)
                     except _MSGPACK_ERRORS as exc:
                         raise FrameSyntaxError(f"frame is not one msgpack value: {exc}") from None
                     if type(values) is list and values and type(values[0]) is int:
@@ -328,6 +381,9 @@ class NativeCodec:
                             f"Publish frame of {size} bytes leaves less than {FRAME_HEADROOM} "
                             f"bytes of headroom under max_frame_size {limit}"
                         )
+                    if (largest is not None and type(frame) is Publish
+                            and len(frame.body) > largest):
+                        frame = OversizedPublish(frame.channel, len(frame.body), largest)
                 except ProtocolError:
                     if found:  # hand out the good frames first; the next call raises
                         break
@@ -405,10 +461,12 @@ class NativeCodec:
         """``send(Deliver(...))`` without building the frame: the server's hottest write.
         The fields come from the core, which validated them when the message was published.
         (Measured on the native session path without sockets: 10.7 -> 9.5 us per message.)"""
-        payload: bytes = self._pack((
-            _DELIVER, channel, consumer_tag, delivery_tag, redelivered, exchange, routing_key,
-            encode_properties(properties), body,
-        ))
+        values = (_DELIVER, channel, consumer_tag, delivery_tag, redelivered, exchange,
+                  routing_key, encode_properties(properties), body)
+        try:
+            payload: bytes = self._pack(values)
+        except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
+            payload = self._pack_octets(values)
         if len(payload) > self._max_frame_size:
             raise FrameError(f"Deliver frame of {len(payload)} bytes does not fit "
                              f"max_frame_size {self._max_frame_size}")
@@ -420,6 +478,8 @@ class NativeCodec:
             raise UnexpectedFrame(f"a {self.role} does not send {type(frame).__name__}")
         try:
             payload: bytes = self._pack(encode(frame))
+        except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
+            payload = self._pack_octets(encode(frame))
         except (TypeError, ValueError, OverflowError) as exc:
             raise FrameSyntaxError(f"cannot encode {type(frame).__name__}: {exc}") from None
         size = len(payload)

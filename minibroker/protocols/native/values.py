@@ -14,10 +14,11 @@ Rules:
    ones are left out and an absent one in the middle is nil. No properties at all is ``[]``, one
    byte, so the common case costs nothing to encode or decode.
 4. Decoding validates everything a peer sent, raising :class:`FrameSyntaxError` (502) that names
-   the frame and the field; nothing else escapes. Header integers must fit a signed 64-bit
-   field, so every message can cross to an AMQP consumer. Field tables nest at most
-   :data:`MAX_DEPTH` levels (msgpack's packer cannot re-encode deeper data, so deeper input
-   is refused on entry).
+   the frame and the field; nothing else escapes, and the work is bounded whatever the numbers
+   (a 4,301-digit decimal or ``0E+99999999999`` is answered from its digit count and exponent,
+   never by building the integer). Header integers must fit a signed 64-bit field, so every
+   message can cross to an AMQP consumer. Field tables nest at most :data:`MAX_DEPTH` levels
+   (msgpack's packer cannot re-encode deeper data, so deeper input is refused on entry).
 """
 
 from __future__ import annotations
@@ -91,6 +92,25 @@ def ext_hook(code: int, data: bytes) -> object:
     raise FrameSyntaxError(f"unknown msgpack extension type {code}")
 
 
+def _decimal_fits(value: decimal.Decimal) -> bool:
+    """Does AMQP's 'D' (value = unscaled / 10**scale, scale an octet, unscaled a signed 32-bit
+    int) hold ``value``? Bounded work whatever a peer sends: a signed 32-bit int has at most 10
+    digits, so longer digit strings (Python refuses int() of more than 4,300 of them) and
+    positive exponents above 10 (0E+99999999999 would make 10**exponent) are answered without
+    building the number (rule 4)."""
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # not finite (refused when decoded anyway)
+        return False
+    if len(digits) > 10 or exponent < -255:
+        return False
+    unscaled = int("".join(map(str, digits)))
+    if exponent > 0 and unscaled:
+        if exponent > 10:
+            return False
+        unscaled *= 10**exponent
+    return unscaled <= (2**31 if sign else 2**31 - 1)
+
+
 def _amqp_ready(value: Any) -> bool:
     """Can AMQP 0-9-1 carry this scalar field value (values.py rule 4)?"""
     kind = type(value)
@@ -100,25 +120,29 @@ def _amqp_ready(value: Any) -> bool:
         aware = value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
         return bool(aware >= _EPOCH)
     if kind is decimal.Decimal:
-        # AMQP 'D': value = unscaled / 10**scale, scale an octet, unscaled a signed 32-bit int.
-        sign, digits, exponent = value.as_tuple()
-        if not isinstance(exponent, int):  # not finite (refused when decoded anyway)
-            return False
-        unscaled = int("".join(map(str, digits)) or "0")
-        if exponent > 0:
-            if unscaled and exponent > 10:
-                return False
-            unscaled *= 10**exponent
-        return -exponent <= 255 and unscaled <= (2**31 if sign else 2**31 - 1)
+        return _decimal_fits(value)
     return True
 
 
-def check_field_table(table: dict[Any, Any], where: str) -> None:
-    """Check that a decoded map is a :data:`FieldTable`: str keys at every level, bounded depth.
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _show(value: object) -> str:
+    """``repr`` cut short: an error text never quotes a 100,000-digit number in full."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_field_table(table: dict[Any, Any], where: str, *, from_client: bool = True) -> None:
+    """Check that a decoded map is a :data:`FieldTable`: str keys at every level, bounded depth,
+    and — in what a client sends (``from_client``) — scalars AMQP can carry (rule 4).
 
     msgpack already produced only field-value types; what it allows beyond them is ``bytes``
     map keys and unbounded nesting. The walk uses an explicit stack, so hostile nesting cannot
-    exhaust Python's recursion limit."""
+    exhaust Python's recursion limit. What a server sends came from its own checks or from AMQP
+    (where a header timestamp may be any unsigned 64-bit number, sent on as an integer)."""
+    amqp_ready = _amqp_ready if from_client else _anything
     stack: list[tuple[Any, int]] = [(table, 1)]
     while stack:
         value, depth = stack.pop()
@@ -127,22 +151,24 @@ def check_field_table(table: dict[Any, Any], where: str) -> None:
         if type(value) is dict:
             for key, item in value.items():
                 if type(key) is not str:
-                    raise FrameSyntaxError(f"{where}: field table key {key!r} is not a string")
+                    raise FrameSyntaxError(
+                        f"{where}: field table key {_show(key)} is not a string"
+                    )
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
-                elif not _amqp_ready(item):
+                elif not amqp_ready(item):
                     raise FrameSyntaxError(
-                        f"{where}: field {key!r}: {item!r} cannot be carried by AMQP (integers "
-                        "fit a signed 64-bit field, timestamps start at 1970, decimals fit a "
-                        "scale octet and a signed 32-bit value)"
+                        f"{where}: field {_show(key)}: {_show(item)} cannot be carried by AMQP "
+                        "(integers fit a signed 64-bit field, timestamps start at 1970, "
+                        "decimals fit a scale octet and a signed 32-bit value)"
                     )
         else:  # a list: only containers are pushed
             for item in value:
                 if type(item) is dict or type(item) is list:
                     stack.append((item, depth + 1))
-                elif not _amqp_ready(item):
+                elif not amqp_ready(item):
                     raise FrameSyntaxError(
-                        f"{where}: array item {item!r} cannot be carried by AMQP"
+                        f"{where}: array item {_show(item)} cannot be carried by AMQP"
                     )
 
 
@@ -176,8 +202,9 @@ def encode_properties(properties: Properties) -> Sequence[Any]:
     return wire
 
 
-def decode_properties(values: list[Any], where: str) -> Properties:
-    """The msgpack array of rule 3 -> Properties, validating each present property.
+def decode_properties(values: list[Any], where: str, *, from_client: bool = True) -> Properties:
+    """The msgpack array of rule 3 -> Properties, validating each present property
+    (``from_client``: see :func:`check_field_table`).
 
     ``values`` is the list msgpack just made; it is kept (not copied) as the wire form."""
     if not values:
@@ -193,7 +220,7 @@ def decode_properties(values: list[Any], where: str) -> Properties:
                 f"{where}.{PROPERTY_NAMES[position]}: expected "
                 f"{_PROPERTY_TYPES[position].__name__}, got {kind.__name__}"
             )
-        if kind is str and len(value) > 63 and len(value.encode()) > 255:
+        if kind is str and len(value) > 63 and len(value.encode("utf-8", "surrogateescape")) > 255:
             # Every string property is an AMQP shortstr: a longer one could never be
             # delivered to an AMQP consumer.
             raise FrameSyntaxError(
@@ -207,7 +234,7 @@ def decode_properties(values: list[Any], where: str) -> Properties:
     if count > 9 and values[9] is not None and values[9] < 0:
         raise FrameSyntaxError(f"{where}.timestamp: {values[9]} is negative")
     if count > 2 and values[2]:
-        check_field_table(values[2], f"{where}.headers")
+        check_field_table(values[2], f"{where}.headers", from_client=from_client)
     properties = build_properties(*values)
     _remember(properties, values)
     return properties

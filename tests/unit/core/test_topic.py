@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minibroker.core.topic import TopicTrie, reference_match, split_words
+from minibroker.core.topic import TopicTrie, canonical_words, reference_match, split_words
 
 #: Routing keys published in the RabbitMQ 3.10 observation.
 CANDIDATES = ["", "a", "a.b", "a.b.b", "a..b", "b", "a.x.y.b", ".", "a."]
@@ -153,3 +153,86 @@ def test_consecutive_hashes_do_not_blow_up() -> None:
     routing_key = ".".join(["w"] * 60)
     assert trie.match(routing_key) == {"all"}
     assert trie.match(routing_key + ".z") == {"q", "all"}
+
+
+@pytest.mark.parametrize(
+    ("binding_key", "canonical"),
+    [
+        ("#.#", "#"),
+        ("#.#.#.#.#.a", "#.a"),
+        ("#.*", "*.#"),
+        ("#.*.#.*", "*.*.#"),
+        ("a.#.#.b", "a.#.b"),
+        ("*.*", "*.*"),  # no '#': unchanged
+        ("a.#.*.b.#", "a.*.#.b.#"),
+        ("#..#", "#..#"),  # an empty word is literal and separates the runs
+        ("", ""),
+    ],
+)
+def test_canonical_form_merges_wildcard_runs(binding_key: str, canonical: str) -> None:
+    assert ".".join(canonical_words(binding_key)) == canonical
+
+
+# -- worst cases: cost in steps (states visited), never in time ---------------------------------
+
+#: The three inputs that froze the previous matcher (about 4.4 s, 25 s and 98 s of broker time).
+LONG_KEY = ".".join(["w"] * 10_000)
+
+
+def test_hash_hash_against_a_10000_word_key_takes_one_step() -> None:
+    trie: TopicTrie[str] = TopicTrie()
+    trie.add("#.#", "q")
+    assert trie.match(LONG_KEY) == {"q"}
+    # '#.#' is '#': its value matches on entry, nothing else is live, the key is not read.
+    assert trie.last_match_steps == 1
+
+
+def test_hash_chain_with_a_literal_costs_one_step_per_word() -> None:
+    trie: TopicTrie[str] = TopicTrie()
+    trie.add("#.#.#.#.#.a", "q")
+    assert trie.match(LONG_KEY) == set()
+    assert trie.match(LONG_KEY + ".a") == {"q"}
+    # The root at the first word, then the one live '#' node at each word, then the end.
+    assert trie.last_match_steps <= 10_001 + 2
+
+
+def test_100000_wildcard_bindings_and_a_255_byte_key_stay_within_their_bound() -> None:
+    # 100,000 distinct binding keys, each with two '#' runs separated by '*' runs: the previous
+    # matcher tried every '#' node against every suffix of the key.
+    trie: TopicTrie[int] = TopicTrie()
+    for i in range(100_000):
+        stars_before, stars_after = divmod(i, 300)
+        key = ".".join(["*"] * (stars_before % 60) + ["#"] + ["*"] * (stars_after % 60)
+                       + ["#", f"z{i % 97}"])
+        trie.add(key, i % 7)
+    routing_key = ".".join(["a"] * 128)[:255]
+    assert trie.match(routing_key) == set()
+    assert trie.match(routing_key[:-1] + "z5") == {i % 7 for i in range(100_000) if i % 97 == 5}
+    # Each live state is visited once per word: at most (trie nodes) x (words + 1).
+    assert trie.last_match_steps <= trie.node_count * 129
+    assert trie.last_match_steps < 20_000
+
+
+def test_steps_never_exceed_one_per_node_per_position() -> None:
+    # Rule 4's guarantee on a trie where many nodes are live at once.
+    trie: TopicTrie[int] = TopicTrie()
+    patterns = ["#", "*", "a", "b"]
+    for i in range(4**5):
+        words = [patterns[(i >> (2 * j)) & 3] for j in range(5)]
+        trie.add(".".join(words), i % 3)
+    trie.add("never.matches", 99)  # defeats the early stop on "every value found"
+    routing_key = ".".join("ab"[i % 2] for i in range(40))
+    expected = {i % 3 for i in range(4**5)
+                if reference_match(".".join(patterns[(i >> (2 * j)) & 3] for j in range(5)),
+                                   routing_key)}
+    assert trie.match(routing_key) == expected
+    assert 0 < trie.last_match_steps <= trie.node_count * 41
+
+
+def test_matching_stops_once_every_value_has_matched() -> None:
+    trie: TopicTrie[str] = TopicTrie()
+    trie.add("#", "q")
+    for i in range(1000):
+        trie.add(f"#.{i}.#", "q")
+    assert trie.match(LONG_KEY) == {"q"}
+    assert trie.last_match_steps == 1

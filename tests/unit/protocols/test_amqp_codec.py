@@ -11,7 +11,7 @@ import pytest
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
 from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.amqp091 import spec
-from minibroker.protocols.amqp091.codec import CONTROL_FRAME_LIMIT, AMQPCodec
+from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.content import encode_content, encode_deliver
 from minibroker.protocols.amqp091.frames import (
     BadProtocolHeader,
@@ -19,6 +19,7 @@ from minibroker.protocols.amqp091.frames import (
     Frame,
     Heartbeat,
     MethodFrame,
+    OversizedContent,
     ProtocolHeader,
     UnknownMethod,
     encode_basic_ack,
@@ -35,6 +36,7 @@ from minibroker.protocols.amqp091.methods import (
     BasicPublish,
     BasicQos,
     BasicReject,
+    ChannelCloseOk,
     ChannelOpen,
     ConnectionStart,
     QueueDeclare,
@@ -228,6 +230,11 @@ def test_bad_protocol_header_detected_before_eight_octets() -> None:
         feed(AMQPCodec("server"), b"GET")
 
 
+def test_amqp_0_9_header_is_accepted_like_rabbitmq() -> None:
+    # RabbitMQ answers AMQP 1 1 0 9 (what 0-9 clients send) with connection.start, in 0-9-1.
+    assert feed(AMQPCodec("server"), spec.PROTOCOL_HEADER_0_9) == [ProtocolHeader()]
+
+
 def test_protocol_header_in_pieces() -> None:
     codec = AMQPCodec("server")
     for octet in HEADER[:-1]:
@@ -250,8 +257,11 @@ def test_bad_frame_end_is_501() -> None:
     with pytest.raises(FrameError) as info:
         feed(server(), ACK_GOLDEN[:-1] + b"\x00")
     assert info.value.reply_code == 501
-    assert "invalid_frame_end_marker,0" in info.value.text
-    assert info.value.reply_text.startswith("FRAME_ERROR - type 1, all octets = <<0,60,0,80,")
+    # RabbitMQ's exact text, line break included (Erlang's pretty printer wraps at column 80).
+    assert info.value.reply_text == (
+        "FRAME_ERROR - type 1, all octets = <<0,60,0,80,0,0,0,0,0,0,0,5,1>>: "
+        "{invalid_frame_end_marker,\n" + " " * 55 + "0}"
+    )
 
 
 @pytest.mark.parametrize("ftype", [0, 4, 9, 255])
@@ -280,12 +290,36 @@ def test_before_tune_ok_frames_are_limited_to_frame_min_size() -> None:
     assert feed(server(), encode_method(1, ok)) == [MethodFrame(1, ok)]
 
 
-def test_after_negotiation_method_frames_ignore_frame_max_but_bodies_do_not() -> None:
+@pytest.mark.parametrize("ftype", [1, 2, 3, 8, 9])
+def test_after_negotiation_every_frame_type_is_held_to_frame_max(ftype: int) -> None:
+    # RabbitMQ enforces the negotiated frame_max on every frame, from the frame header alone.
     codec = server(4096)
-    big = QueueDeclare(queue="q", arguments={"x": "y" * 10_000})
-    assert feed(codec, encode_method(1, big)) == [MethodFrame(1, big)]
-    with pytest.raises(FrameError):
-        feed(codec, struct.pack(">BHI", 1, 1, CONTROL_FRAME_LIMIT + 1))
+    if ftype in (2, 3):
+        feed(codec, PUBLISH)
+    with pytest.raises(FrameError) as info:
+        feed(codec, struct.pack(">BHI", ftype, 1, 10_000))
+    assert info.value.reply_text == (
+        f"FRAME_ERROR - type {ftype}, all octets = <<>>: {{frame_too_large,10000,4088}}"
+    )
+
+
+def test_method_frame_over_frame_max_is_refused_before_its_payload_arrives() -> None:
+    codec = server(4096)
+    big = encode_method(1, QueueDeclare(queue="q", arguments={"x": "y" * 10_000}))
+    with pytest.raises(FrameError) as info:
+        feed(codec, big[:7])  # the frame header says 10,020 octets: no need to read them
+    assert "{frame_too_large,10020,4088}" in info.value.text
+
+
+def test_payload_up_to_frame_max_itself_is_accepted_like_rabbitmq() -> None:
+    # RabbitMQ allows 8 octets of slack (clients that forget the frame overhead) and names
+    # frame_max - 8 in the error: a 4096-octet body passes frame_max 4096, 4097 does not.
+    codec = server(4096)
+    events = feed(codec, PUBLISH + frame(2, 1, header_payload(4096)) + frame(3, 1, b"x" * 4096))
+    assert [len(e.body) for e in events] == [4096]  # type: ignore[union-attr]
+    with pytest.raises(FrameError) as info:
+        feed(codec, PUBLISH + frame(2, 1, header_payload(4097)) + frame(3, 1, b"x" * 4097))
+    assert "{frame_too_large,4097,4088}" in info.value.text
 
 
 def test_body_frame_exactly_frame_max_is_accepted() -> None:
@@ -308,11 +342,26 @@ def test_frame_max_below_minimum_is_refused() -> None:
 
 
 def test_truncated_method_arguments_are_501_cannot_decode() -> None:
+    # RabbitMQ quotes every argument octet (not the class and method ids), ~w style.
     payload = encode_method(1, QueueDeclare(queue="my-queue"))[7:-1]
     with pytest.raises(FrameError) as info:
         feed(server(), frame(1, 1, payload[:10]))
-    assert info.value.reply_text.startswith("FRAME_ERROR - cannot decode queue.declare")
+    assert info.value.reply_text == "FRAME_ERROR - cannot decode <<0,0,8,109,121,45>>"
     assert (info.value.class_id, info.value.method_id) == (50, 10)
+
+
+def test_trailing_octets_after_method_arguments_are_quoted_whole() -> None:
+    payload = encode_method(1, QueueDeclare(queue="abc"))[7:-1]
+    with pytest.raises(FrameError) as info:
+        feed(server(), frame(1, 1, payload + b"\x01\x02"))
+    assert info.value.text == "cannot decode <<0,0,3,97,98,99,0,0,0,0,0,1,2>>"
+
+
+def test_a_field_table_running_past_the_arguments_is_cannot_decode() -> None:
+    payload = encode_method(1, QueueDeclare(queue="q", arguments={"k": "v"}))[7:-1]
+    with pytest.raises(FrameError) as info:
+        feed(server(), frame(1, 1, payload[:-3]))
+    assert info.value.text == f"cannot decode {'<<' + ','.join(map(str, payload[4:-3])) + '>>'}"
 
 
 @pytest.mark.parametrize("payload", [
@@ -345,9 +394,25 @@ def test_unknown_table_tag_in_arguments_is_502() -> None:
     assert info.value.reply_code == 502
 
 
-def test_non_utf8_shortstr_is_502() -> None:
-    with pytest.raises(FrameSyntaxError):
+def test_non_utf8_shortstr_is_rabbitmqs_501_malformed_utf8() -> None:
+    with pytest.raises(FrameError) as info:
         feed(server(), frame(1, 1, b"\x00\x14\x00\x0a\x01\xff"))  # channel.open(out_of_band)
+    assert info.value.reply_text == "FRAME_ERROR - Malformed UTF-8 in shortstr"
+    assert (info.value.class_id, info.value.method_id) == (0, 0)  # as RabbitMQ sends it
+
+
+def test_publish_exchange_and_routing_key_may_hold_any_octets() -> None:
+    # RabbitMQ accepts them, routes on the octets and delivers them unchanged.
+    payload = b"\x00\x3c\x00\x28\x00\x00" + b"\x02x\xff" + b"\x04a.\xfe." + b"\x00"
+    body = frame(2, 1, header_payload(0))
+    [event] = feed(server(), frame(1, 1, payload) + body)
+    method = event.method  # type: ignore[union-attr]
+    assert isinstance(method, BasicPublish)
+    assert method.exchange.encode("utf-8", "surrogateescape") == b"x\xff"
+    assert method.routing_key.encode("utf-8", "surrogateescape") == b"a.\xfe."
+    out = encode_deliver(1, "ctag", 1, False, method.exchange, method.routing_key,
+                         EMPTY_PROPERTIES, b"", 4096)
+    assert b"\x02x\xff" in out and b"\x04a.\xfe." in out
 
 
 def test_binary_longstr_arguments_stay_bytes() -> None:
@@ -425,19 +490,59 @@ def test_body_longer_than_declared_is_505() -> None:
 
 
 def test_heartbeat_on_non_zero_channel_is_505() -> None:
-    with pytest.raises(UnexpectedFrame):
+    with pytest.raises(UnexpectedFrame) as info:
         feed(server(), frame(8, 1, b""))
+    assert info.value.reply_text == "UNEXPECTED_FRAME - type 8, all octets = <<>>"
 
 
-def test_heartbeat_with_payload_is_501() -> None:
-    with pytest.raises(FrameError):
-        feed(server(), frame(8, 0, b"x"))
+@pytest.mark.parametrize("channel", [0, 1])
+def test_heartbeat_with_payload_is_501_unknown_frame(channel: int) -> None:
+    with pytest.raises(FrameError) as info:
+        feed(server(), frame(8, channel, b"abc"))
+    assert info.value.reply_text == 'FRAME_ERROR - type 8, all octets = <<"abc">>: unknown_frame'
 
 
-@pytest.mark.parametrize("ftype", [2, 3])
-def test_content_frames_on_channel_0_are_505(ftype: int) -> None:
-    with pytest.raises(UnexpectedFrame):
-        feed(server(), frame(ftype, 0, header_payload(0)))
+@pytest.mark.parametrize(("ftype", "payload", "text"), [
+    (2, header_payload(5), "type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,5,0,0>>"),
+    (3, b"hello", 'type 3, all octets = <<"hello">>'),
+])
+def test_content_frames_on_channel_0_are_505(ftype: int, payload: bytes, text: str) -> None:
+    with pytest.raises(UnexpectedFrame) as info:
+        feed(server(), frame(ftype, 0, payload))
+    assert info.value.text == text
+
+
+def test_publish_on_channel_0_reaches_the_connection_at_once() -> None:
+    # Not assembled: the connection answers it with 504 before any content frame.
+    assert feed(server(), encode_method(0, BasicPublish())) == [MethodFrame(0, BasicPublish())]
+
+
+@pytest.mark.parametrize(("ftype", "payload", "text"), [
+    (1, b"\x00\x32", "type 1, all octets = <<0,50>>: unknown_frame"),  # no method id
+    (2, b"\x00\x3c\x00\x00", "type 2, all octets = <<0,60,0,0>>: unknown_frame"),
+    (9, b"hello world, this is long", 'type 9, first 16 octets = <<"hello world, thi">>: '
+                                      "unknown_frame"),
+])
+def test_frames_without_their_minimal_shape_are_unknown_frame(
+    ftype: int, payload: bytes, text: str
+) -> None:
+    codec = server()
+    if ftype == 2:
+        feed(codec, PUBLISH)
+    with pytest.raises(FrameError) as info:
+        feed(codec, frame(ftype, 1, payload))
+    assert info.value.text == text
+
+
+def test_size_is_checked_before_the_frame_end_and_the_end_before_the_type() -> None:
+    # RabbitMQ's order: an oversized frame of an unknown type is frame_too_large, a bad end of
+    # an unknown type is invalid_frame_end_marker.
+    with pytest.raises(FrameError) as info:
+        feed(server(4096), struct.pack(">BHI", 9, 1, 5000))
+    assert info.value.text == "type 9, all octets = <<>>: {frame_too_large,5000,4088}"
+    with pytest.raises(FrameError) as info:
+        feed(server(), frame(9, 1, b"xy", end=b"\x00"))
+    assert info.value.text == 'type 9, all octets = <<"xy">>: {invalid_frame_end_marker,0}'
 
 
 def test_truncated_content_header_is_501() -> None:
@@ -734,3 +839,66 @@ def test_content_we_encode_pamqp_decodes_to_the_same_values() -> None:
         assert getattr(header.properties, name) == getattr(expected, name), name
     assert b"".join(b.value for b in bodies) == body
     assert len(bodies) == 3
+
+
+# -- max_message_size (RabbitMQ's 406, refused before any body octet is kept) ---------------------
+
+
+def oversized_codec(limit: int = 100) -> AMQPCodec:
+    codec = AMQPCodec("server", max_message_size=limit)
+    codec.receive_data(HEADER)
+    codec.frames()
+    codec.frame_max = 4096
+    return codec
+
+
+def test_content_header_over_max_message_size_is_an_event_and_its_body_is_skipped() -> None:
+    codec = oversized_codec(100)
+    events = feed(codec, PUBLISH + frame(2, 1, header_payload(101)))
+    assert events == [OversizedContent(1, BasicPublish(exchange="", routing_key="q"), 101, 100)]
+    assert feed(codec, frame(3, 1, b"x" * 60)) == []
+    assert codec.partial_bytes == 0  # counted, never kept
+    assert feed(codec, frame(3, 1, b"x" * 41)) == []
+    # The skipped content is over: the channel carries on normally.
+    assert feed(codec, ACK_GOLDEN) == [MethodFrame(1, BasicAck(5, True))]
+
+
+def test_body_of_exactly_max_message_size_is_accepted() -> None:
+    codec = oversized_codec(100)
+    [event] = feed(codec, PUBLISH + frame(2, 1, header_payload(100)) + frame(3, 1, b"x" * 100))
+    assert isinstance(event, ContentMethod) and len(event.body) == 100
+
+
+def test_next_frame_of_the_channel_ends_the_skipped_body() -> None:
+    # The client answers our channel.close (406) with close-ok before its body is all sent.
+    codec = oversized_codec(100)
+    feed(codec, PUBLISH + frame(2, 1, header_payload(10_000)) + frame(3, 1, b"x" * 50))
+    close_ok = MethodFrame(1, ChannelCloseOk())
+    assert feed(codec, encode_method(1, ChannelCloseOk())) == [close_ok]
+    # A header after the skipped content is a header without a content method.
+    with pytest.raises(UnexpectedFrame):
+        feed(codec, frame(2, 1, header_payload(1)))
+
+
+def test_declared_size_of_2_to_the_64_is_refused_without_waiting() -> None:
+    codec = oversized_codec()
+    [event] = feed(codec, PUBLISH + frame(2, 1, header_payload(2**64 - 1)))
+    assert isinstance(event, OversizedContent) and event.body_size == 2**64 - 1
+
+
+def test_server_codec_defaults_to_rabbitmqs_128_mib_and_client_to_no_limit() -> None:
+    assert AMQPCodec("server").max_message_size == 128 * 1024 * 1024
+    assert AMQPCodec("client").max_message_size is None
+
+
+def test_partial_bytes_counts_unfinished_frames_and_bodies() -> None:
+    codec = server(4096)
+    feed(codec, PUBLISH + frame(2, 1, header_payload(5000)))
+    assert codec.partial_bytes == 0
+    feed(codec, frame(3, 1, b"x" * 3000))
+    assert codec.partial_bytes == 3000
+    feed(codec, frame(3, 1, b"y" * 1000)[:500])  # half a frame: held in the input buffer
+    assert codec.partial_bytes == 3500
+    [event] = feed(codec, frame(3, 1, b"y" * 1000)[500:] + frame(3, 1, b"z" * 1000))
+    assert len(event.body) == 5000  # type: ignore[union-attr]
+    assert codec.partial_bytes == 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from minibroker.message import EMPTY_PROPERTIES
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.connection import (
     AMQPConnection,
@@ -18,9 +19,11 @@ from minibroker.protocols.amqp091.connection import (
     Event,
     State,
 )
+from minibroker.protocols.amqp091.content import encode_content
 from minibroker.protocols.amqp091.fields import encode_table
 from minibroker.protocols.amqp091.frames import Frame, MethodFrame, encode_heartbeat, encode_method
 from minibroker.protocols.amqp091.methods import (
+    BasicPublish,
     ChannelClose,
     ChannelCloseOk,
     ChannelFlow,
@@ -38,7 +41,7 @@ from minibroker.protocols.amqp091.methods import (
     Method,
     QueueDeclare,
 )
-from minibroker.protocols.amqp091.spec import PROTOCOL_HEADER
+from minibroker.protocols.amqp091.spec import PROTOCOL_HEADER, PROTOCOL_HEADER_0_9
 
 CAPS: dict[str, Any] = {"capabilities": {"authentication_failure_close": True,
                                          "consumer_cancel_notify": True}}
@@ -47,10 +50,11 @@ CAPS: dict[str, Any] = {"capabilities": {"authentication_failure_close": True,
 class Peer:
     """A client talking to one :class:`AMQPConnection` through octets only."""
 
-    def __init__(self, heartbeat: int = 60) -> None:
+    def __init__(self, heartbeat: int = 60, max_message_size: int | None = None) -> None:
         self.out: list[bytes] = []
         self.connection = AMQPConnection(
-            self.out.append, users={"guest": "guest"}, heartbeat=heartbeat, now=0.0
+            self.out.append, users={"guest": "guest"}, heartbeat=heartbeat, now=0.0,
+            max_message_size=max_message_size,
         )
         self.codec = AMQPCodec("client")
 
@@ -113,7 +117,7 @@ def test_handshake_start_tune_open() -> None:
 
     assert peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "guest"))) == []
     assert peer.methods() == [(0, ConnectionTune(2047, 131072, 60))]
-    assert peer.call(0, ConnectionTuneOk(0, 131072, 30)) == []
+    assert peer.call(0, ConnectionTuneOk(2047, 131072, 30)) == []
     assert peer.methods() == []
     events = peer.call(0, ConnectionOpen("/"))
     assert peer.methods() == [(0, ConnectionOpenOk(""))]
@@ -302,6 +306,107 @@ def test_channel_open_before_close_ok_is_504() -> None:
     peer.call(1, ChannelOpen())
     [(_, close)] = peer.methods()
     assert isinstance(close, ConnectionClose) and close.reply_code == 504
+
+
+def test_channel_open_in_the_same_read_as_the_clients_close_is_504() -> None:
+    # RabbitMQ: a channel.open pipelined behind channel.close, before our close-ok can have
+    # reached the client, is "second 'channel.open' seen" and closes the connection — before
+    # the close-ok is written, so the client never gets one.
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.received()
+    events = peer.send(encode_method(1, ChannelClose(200, "bye", 0, 0))
+                       + encode_method(1, ChannelOpen()))
+    assert [type(event) for event in events] == [ChannelEnded, ConnectionClosing]
+    assert peer.methods() == [
+        (0, ConnectionClose(504, "CHANNEL_ERROR - second 'channel.open' seen", 20, 10)),
+    ]
+
+
+def test_frames_behind_the_clients_close_in_the_same_read_go_to_the_closing_channel() -> None:
+    # RabbitMQ's closing channel ignores a method, answers a second close, and drops its
+    # close-ok when the client sends close-ok itself; other channels' replies come after the
+    # close-ok.
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.call(2, ChannelOpen())
+    peer.received()
+    close = encode_method(1, ChannelClose(200, "bye", 0, 0))
+    events = peer.send(close + encode_method(1, QueueDeclare(queue="ignored"))
+                       + encode_method(2, QueueDeclare(queue="q")))
+    assert events == [ChannelEnded(1), MethodFrame(2, QueueDeclare(queue="q"))]
+    assert peer.methods() == [(1, ChannelCloseOk())]  # declare-ok would be the owner's to write
+    peer.call(1, ChannelOpen())
+    assert peer.send(close + close) == [ChannelEnded(1)]
+    assert peer.methods()[-2:] == [(1, ChannelCloseOk()), (1, ChannelCloseOk())]
+    peer.call(1, ChannelOpen())
+    peer.received()
+    assert peer.send(close + encode_method(1, ChannelCloseOk())) == [ChannelEnded(1)]
+    assert peer.methods() == []
+
+
+def test_channel_open_in_a_later_read_reuses_the_number() -> None:
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    assert peer.call(1, ChannelClose(200, "bye", 0, 0)) == [ChannelEnded(1)]
+    assert peer.call(1, ChannelOpen()) == [ChannelOpened(1)]
+    assert peer.methods()[-2:] == [(1, ChannelCloseOk()), (1, ChannelOpenOk(""))]
+
+
+def test_content_over_max_message_size_closes_the_channel_with_406() -> None:
+    peer = Peer(max_message_size=100)
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.received()
+    publish = encode_method(1, BasicPublish(0, "", "q"))
+    header = encode_content(1, BasicPublish(0, "", "q"), EMPTY_PROPERTIES, b"x" * 101, 131072)
+    header = header[len(publish):]  # header + one body frame
+    events = peer.send(publish + header[:22])  # the content header only
+    text = "PRECONDITION_FAILED - message size 101 is larger than configured max size 100"
+    assert events == [ChannelEnded(1, 406, text, by_peer=False)]
+    assert peer.methods() == [(1, ChannelClose(406, text, 60, 40))]
+    # The body still on its way is dropped, then the channel waits for close-ok.
+    assert peer.send(header[22:]) == []
+    assert peer.call(1, QueueDeclare(queue="ignored")) == []
+    assert peer.received() == []
+    assert peer.call(1, ChannelCloseOk()) == []
+    assert peer.call(1, ChannelOpen()) == [ChannelOpened(1)]
+
+
+def test_tune_ok_channel_max_above_ours_or_zero_closes_like_rabbitmq() -> None:
+    for channel_max in (2048, 65535, 0):
+        peer = Peer()
+        peer.send(PROTOCOL_HEADER)
+        peer.call(0, ConnectionStartOk(CAPS, "PLAIN", plain("guest", "guest")))
+        peer.received()
+        events = peer.call(0, ConnectionTuneOk(channel_max, 131072, 60))
+        assert [type(event) for event in events] == [CloseSocket], channel_max
+        assert peer.received() == []
+    lower = Peer()
+    lower.open(tune=ConnectionTuneOk(10, 131072, 60))
+    assert lower.connection.channel_max == 10
+
+
+def test_long_reply_texts_are_cut_like_rabbitmqs() -> None:
+    peer = Peer()
+    peer.open()
+    peer.call(1, ChannelOpen())
+    peer.received()
+    peer.connection.close_channel(1, 404, "no queue '" + "q" * 300 + "'", 50, 10)
+    [(_, close)] = peer.methods()
+    assert isinstance(close, ChannelClose)
+    assert len(close.reply_text) == 255 and close.reply_text.endswith("qqq...")
+
+
+def test_legacy_0_9_header_starts_the_handshake() -> None:
+    peer = Peer()
+    assert peer.send(PROTOCOL_HEADER_0_9) == []
+    [(channel, start)] = peer.methods()
+    assert channel == 0 and isinstance(start, ConnectionStart)
+    assert (start.version_major, start.version_minor) == (0, 9)
 
 
 def test_client_close_and_close_during_closing() -> None:

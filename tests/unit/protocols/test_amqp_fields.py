@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError
+from minibroker.errors import FrameError, FrameSyntaxError
+from minibroker.message import Timestamp
 from minibroker.protocols.amqp091.fields import (
     MAX_DEPTH,
     decode_array,
@@ -146,14 +147,26 @@ def test_nesting_up_to_limit_decodes() -> None:
     assert value is None
 
 
-def test_timestamp_beyond_datetime_range_is_protocol_error() -> None:
-    with pytest.raises(ProtocolError):
-        decode_one(b"T\xff\xff\xff\xff\xff\xff\xff\xff")
+@pytest.mark.parametrize("seconds", [253_402_300_800, 2**63, 2**64 - 1])
+def test_timestamp_after_year_9999_is_kept_and_round_trips(seconds: int) -> None:
+    # RabbitMQ accepts any 64-bit timestamp and passes it on unchanged.
+    raw = b"T" + seconds.to_bytes(8, "big")
+    value = decode_one(raw)
+    assert type(value) is Timestamp and value == seconds
+    assert encode_value(value) == raw
 
 
-def test_non_utf8_field_name_is_502() -> None:
-    with pytest.raises(FrameSyntaxError):
-        decode_table(table_bytes(b"\x01\xffV"), 0)
+def test_last_timestamp_datetime_can_hold_is_still_a_datetime() -> None:
+    value = decode_one(b"T" + (253_402_300_799).to_bytes(8, "big"))
+    assert value == datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
+
+
+def test_non_utf8_field_name_is_kept_and_round_trips() -> None:
+    # RabbitMQ accepts any octets in a field name (headers and method arguments alike).
+    raw = table_bytes(b"\x02k\xffV")
+    table, _ = decode_table(raw, 0)
+    assert list(table) == [b"k\xff".decode("utf-8", "surrogateescape")]
+    assert encode_table(table) == raw
 
 
 # -- encoding ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
-from minibroker.message import EMPTY_PROPERTIES, FieldTable, Properties
+from minibroker.message import EMPTY_PROPERTIES, FieldTable, Properties, Timestamp
 from minibroker.protocols import NATIVE_HEADER
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import (
@@ -17,6 +17,7 @@ from minibroker.protocols.native.codec import (
     MIN_FRAME_SIZE,
     PREAMBLE,
     NativeCodec,
+    OversizedPublish,
     UnknownOpcode,
     is_native_preamble,
 )
@@ -403,3 +404,63 @@ def test_properties_amqp_can_carry_pass() -> None:
     server.receive_data(client.send(f.Publish(1, "", "q", False, properties, b"")))
     [frame] = server.frames()
     assert isinstance(frame, f.Publish) and frame.properties == properties
+
+
+# -- max_message_size (a channel error, as over AMQP) ---------------------------------------------
+
+
+def test_publish_over_max_message_size_is_an_event_and_the_next_frames_still_decode() -> None:
+    codec = NativeCodec(role="server", max_message_size=10)
+    codec.receive_data(PREAMBLE)
+    big = f.Publish(1, "", "q", False, EMPTY_PROPERTIES, b"x" * 11)
+    fits = f.Publish(2, "", "q", False, EMPTY_PROPERTIES, b"x" * 10)
+    client = NativeCodec(role="client")
+    codec.receive_data(client.send_many([fits, big, fits]))
+    got = codec.frames()
+    assert got == [fits, OversizedPublish(1, 11, 10), fits]
+    assert got[1].reply_text == (  # type: ignore[attr-defined]
+        "PRECONDITION_FAILED - message size 11 is larger than configured max size 10")
+
+
+def test_server_codec_defaults_to_rabbitmqs_max_message_size() -> None:
+    assert NativeCodec(role="server").max_message_size == 128 * 1024 * 1024
+    assert NativeCodec(role="client").max_message_size is None
+
+
+# -- text from AMQP that is not UTF-8 -------------------------------------------------------------
+
+ESCAPED = b"r.\xff\xfe".decode("utf-8", "surrogateescape")
+
+
+def test_server_sends_amqp_octets_unchanged_and_a_client_decodes_them() -> None:
+    # RabbitMQ accepts any octets in an AMQP routing key and delivers them as they came.
+    server_codec = NativeCodec(role="server")
+    properties = Properties(content_type=ESCAPED, headers={ESCAPED: 1})
+    wire = server_codec.send_deliver(1, "ctag", 1, False, "x", ESCAPED, properties, b"body")
+    assert b"r.\xff\xfe" in wire
+    client = NativeCodec(role="client")
+    client.receive_data(wire)
+    [deliver] = client.frames()
+    assert isinstance(deliver, f.Deliver)
+    assert deliver.routing_key == ESCAPED and deliver.properties == properties
+    get_ok = f.GetOk(1, 1, False, "x", ESCAPED, 0, properties, b"")
+    client.receive_data(server_codec.send(get_ok))
+    assert client.frames() == [get_ok]
+
+
+def test_server_codec_still_refuses_text_that_is_not_utf8() -> None:
+    codec = server()
+    frame = raw(0x50, 1, "", "q", False, [], b"").replace(b"\xa1q", b"\xa1\xff")
+    codec.receive_data(frame)
+    with pytest.raises(FrameSyntaxError):
+        codec.frames()
+
+
+def test_header_timestamp_after_9999_reaches_a_native_client_as_its_seconds() -> None:
+    seconds = 2**64 - 1
+    properties = Properties(headers={"t": Timestamp(seconds)})
+    wire = NativeCodec(role="server").send_deliver(1, "c", 1, False, "", "q", properties, b"")
+    client = NativeCodec(role="client")
+    client.receive_data(wire)
+    [deliver] = client.frames()
+    assert deliver.properties.headers == {"t": seconds}  # type: ignore[attr-defined]
