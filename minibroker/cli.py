@@ -146,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(config: ServerConfig) -> int:
     server = BrokerServer(config)
-    server.broker.profile = Profile(config.rabbitmq)  # before the first command
     try:
         await server.start()
     except OSError as exc:

@@ -107,8 +107,10 @@ class BrokerServer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def new_broker(self) -> Broker:
-        """A fresh core wired to this server: random names, wall time for ``x-death``."""
-        return Broker(make_name=random_name, wall_time=self.wall_time)
+        """A fresh core wired to this server: random names, wall time for ``x-death``, and the
+        RabbitMQ version of ``config.rabbitmq``."""
+        return Broker(make_name=random_name, wall_time=self.wall_time,
+                      rabbitmq=self.config.rabbitmq)
 
     def wall_time(self, now: float) -> float:
         """Epoch seconds for a server-clock reading (the core records dead-letter times with it;

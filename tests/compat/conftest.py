@@ -17,7 +17,6 @@ import pika
 import pytest
 
 from minibroker.config import ServerConfig
-from minibroker.core.generations import Profile
 from minibroker.server.server import BrokerServer
 
 #: Upper bound for any single client call in these tests (seconds).
@@ -29,8 +28,6 @@ class ServerThread:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.server = BrokerServer(config or ServerConfig(port=0))
-        # The RabbitMQ version to answer as, set on the core before its first command.
-        self.server.broker.profile = Profile(self.server.config.rabbitmq)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="minibroker", daemon=True)
         self._started: Future[None] = Future()

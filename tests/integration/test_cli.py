@@ -174,3 +174,14 @@ def test_an_unmodelled_rabbitmq_version_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "RabbitMQ 3.9 is not modelled" in result.stderr
+
+
+def test_rabbitmq_version_flag_reaches_the_core_the_server_builds() -> None:
+    """``--rabbitmq-version`` / ``ServerConfig.rabbitmq`` is the profile of every core the
+    server builds, including a fresh one after ``reset``."""
+    from minibroker.config import ServerConfig
+    from minibroker.server.server import BrokerServer
+
+    server = BrokerServer(ServerConfig(port=0, rabbitmq="3.10"))
+    assert server.broker.profile.name == "3.10"
+    assert server.new_broker().profile.name == "3.10"
