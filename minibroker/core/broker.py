@@ -21,7 +21,7 @@ Rules:
 6. ``Broker`` is composed, not inherited: it holds the shared state (``state.py``) and one
    collaborator per concern, and routes each command to its handler. Connections, channels and
    consumers are handled here; publishing, acknowledgements, transactions, declarations, the
-   queue lifecycle, direct reply-to and introspection each have their own module.
+   queue lifecycle, streams, direct reply-to and introspection each have their own module.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from minibroker.core.statistics import (
     QueueStatistics,
     TopologySnapshot,
 )
+from minibroker.core.streams import StreamQueue
 from minibroker.core.timers import Timers
 from minibroker.core.topology import Topology, queue_text
 from minibroker.core.transactions import Transactions
@@ -303,6 +304,8 @@ class Broker:
         if tag in channel.consumers or (tag and tag == channel.reply_consumer):
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
         queue = state.usable_queue(channel, command.queue)
+        if isinstance(queue, StreamQueue):
+            return self.lifecycle.streams.consume(channel, queue, command, now)
         if queue.consumers and (command.exclusive or queue.has_exclusive_consumer()):
             raise AccessRefused(f"{queue_text(queue.name)} in exclusive use")
         priority = consumer_priority(command.arguments)
