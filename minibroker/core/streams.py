@@ -8,7 +8,7 @@ Rules:
    appends (the message gets the next offset), and only retention removes messages. It lives in
    the topology like any queue, so routing, bindings, exclusivity checks and deletion need no
    special case. What is stored counts into the broker's ready meter (body bytes plus
-   ``MESSAGE_OVERHEAD`` a message), so the memory alarm also guards streams kept in memory.
+   ``STORED_OVERHEAD`` a message), so the memory alarm also guards streams kept in memory.
 2. Each consumer reads with its own cursor (:class:`StreamConsumer`): every consumer sees every
    message from where it attached (``x-stream-offset``), in offset order, round-robin plays no
    part. A consumer needs a window (``basic.qos`` prefetch before ``basic.consume``) and
@@ -40,7 +40,7 @@ from minibroker.core import commands as c
 from minibroker.core.channels import BrokerChannel, BrokerConsumer, Unacked
 from minibroker.core.effects import ConsumeOk, Deliver, Effect, Outcome, QueueDeclareOk
 from minibroker.core.fates import Fate
-from minibroker.core.flow import MESSAGE_OVERHEAD, ReadyMeter
+from minibroker.core.flow import ReadyMeter
 from minibroker.core.queues import Queue
 from minibroker.core.state import BrokerState
 from minibroker.core.stores import QueueEntry
@@ -50,7 +50,7 @@ from minibroker.core.streamargs import (
     consumer_spec,
     stream_limits,
 )
-from minibroker.core.streamlog import StreamLog, StreamReader
+from minibroker.core.streamlog import STORED_OVERHEAD, StreamLog, StreamReader
 from minibroker.core.timers import RETENTION, Timers
 from minibroker.core.topology import queue_text
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
@@ -132,8 +132,11 @@ class StreamConsumer(BrokerConsumer):
 def with_offset(message: Message, offset: int) -> Message:
     """``message`` as delivered from a stream: with the ``x-stream-offset`` header (rule 3)."""
     p = message.properties
-    headers: dict[str, FieldValue] = dict(p.headers) if p.headers else {}
-    headers["x-stream-offset"] = offset
+    if p.headers:
+        headers: dict[str, FieldValue] = dict(p.headers)
+        headers["x-stream-offset"] = offset
+    else:
+        headers = {"x-stream-offset": offset}
     return Message(message.exchange, message.routing_key, message.body, Properties(
         p.content_type, p.content_encoding, headers, p.delivery_mode, p.priority,
         p.correlation_id, p.reply_to, p.expiration, p.message_id, p.timestamp, p.type,
@@ -291,7 +294,7 @@ class Streams:
         assert log is not None
         closed = log.append(message, now, self.wall_time, effects)
         queue.published += 1
-        queue.store._meter_in(len(message.body) + MESSAGE_OVERHEAD)
+        queue.store._meter_in(len(message.body) + STORED_OVERHEAD)
         if closed:
             self.retain(queue, now)
         if queue.consumers.members:
@@ -314,30 +317,39 @@ class Streams:
         unacked = channel.unacked
         prefetch = consumer.prefetch_count
         observer = self.state.observer
+        append = effects.append
+        connection_id, number, consumer_tag = connection.id, channel.number, consumer.consumer_tag
         count = 0
         while connection.writable and consumer.unacked < prefetch:
-            item = reader.take()
-            if item is None:
-                break
-            offset, stored = item
-            message = with_offset(stored, offset)
+            if reader.values is None:
+                offset, run = reader.take_run(prefetch - consumer.unacked)
+                if not run:
+                    break
+            else:
+                item = reader.take()
+                if item is None:
+                    break
+                offset, run = item[0], [item[1]]
             tag = channel.next_delivery_tag
-            channel.next_delivery_tag = tag + 1
-            entry = QueueEntry(offset, message)
-            entry.delivery_count = 1
-            unacked[tag] = Unacked(queue, entry, consumer)
-            consumer.unacked += 1
-            channel.consumer_unacked += 1
-            connection.burst += len(message.body)
-            effects.append(Deliver(
-                connection.id, channel.number, consumer.consumer_tag, tag, False, message))
-            count += 1
-            if observer is not None:
-                observer(Fate(
-                    "delivered", message, queue=queue.name, connection=connection.id,
-                    channel=channel.number, consumer_tag=consumer.consumer_tag,
-                    delivery_tag=tag, redelivered=False, no_ack=False,
-                ))
+            channel.next_delivery_tag = tag + len(run)
+            consumer.unacked += len(run)
+            channel.consumer_unacked += len(run)
+            count += len(run)
+            for stored in run:
+                message = with_offset(stored, offset)
+                entry = QueueEntry(offset, message)
+                entry.delivery_count = 1
+                unacked[tag] = Unacked(queue, entry, consumer)
+                connection.burst += len(message.body)
+                append(Deliver(connection_id, number, consumer_tag, tag, False, message))
+                if observer is not None:
+                    observer(Fate(
+                        "delivered", message, queue=queue.name, connection=connection_id,
+                        channel=number, consumer_tag=consumer_tag, delivery_tag=tag,
+                        redelivered=False, no_ack=False,
+                    ))
+                tag += 1
+                offset += 1
         queue.delivered += count
         queue.unacked += count
         return count
