@@ -38,17 +38,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clients import AMQPConn, open_amqp  # noqa: E402
-from harness import Broker, rabbitmq, start_minibroker  # noqa: E402
+from clients import AMQPConn, open_amqp
+from harness import Broker, rabbitmq, start_minibroker
 
-from minibroker.core import commands as c  # noqa: E402
-from minibroker.core.broker import Broker as Core  # noqa: E402
-from minibroker.core.effects import Deliver  # noqa: E402
-from minibroker.core.streamargs import OffsetSpec, StreamLimits  # noqa: E402
-from minibroker.core.streamlog import StreamLog  # noqa: E402
-from minibroker.message import Message, Properties  # noqa: E402
-from minibroker.protocols.amqp091 import methods as m  # noqa: E402
-from minibroker.protocols.amqp091.frames import ContentMethod  # noqa: E402
+from minibroker.core import commands as c
+from minibroker.core.broker import Broker as Core
+from minibroker.core.effects import Deliver
+from minibroker.core.streamargs import OffsetSpec, StreamLimits
+from minibroker.core.streamlog import StreamLog
+from minibroker.message import Message, Properties
+from minibroker.protocols.amqp091 import methods as m
+from minibroker.protocols.amqp091.frames import ContentMethod
 
 STREAM_ARGS = {"x-queue-type": "stream"}
 BATCH = 50
