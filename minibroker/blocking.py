@@ -19,10 +19,13 @@ Rules:
    raises ``TimeoutError``; :meth:`BlockingConsumer.iter` simply ends after that much silence.
 4. Calling a blocking method from the loop thread itself (e.g. from an ``on_return`` callback)
    would deadlock; it raises :class:`~minibroker.errors.ClientError` instead.
-5. ``publish`` outside confirm mode pipelines: the caller's thread encodes the frame and hands
-   the bytes to the loop without waiting (callbacks run in submission order, so a later request
+5. ``publish`` outside confirm mode pipelines: the caller's thread encodes the frame (so a
+   message the wire cannot carry raises right there) and hands the bytes to the loop without
+   waiting (``Channel.write_publish``; callbacks run in submission order, so a later request
    is still written after it). It waits for the loop every ``_SYNC_EVERY`` publishes and while
-   the socket's buffer is full, so the backlog between the threads stays bounded.
+   the socket's buffer is full (``Connection.writable``, ``drain``), so the backlog between
+   the threads stays bounded.
+6. Only the asyncio client's public API is used.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from minibroker.client.channel import Channel, QueueInfo
 from minibroker.client.connection import Connection
@@ -40,7 +43,7 @@ from minibroker.client.connection import connect as _async_connect
 from minibroker.client.consumer import Consumer, ConsumerStatistics
 from minibroker.client.delivery import Delivery, MessageFields
 from minibroker.client.params import DEFAULT_URL
-from minibroker.client.publish import encode_publish, message_properties
+from minibroker.client.publish import PublishProperties, encode_publish, message_properties
 from minibroker.errors import ClientError
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.native.codec import NativeCodec
@@ -243,13 +246,7 @@ class BlockingChannel:
 
     def publish(
         self, exchange: str, routing_key: str, body: bytes | str, *, mandatory: bool = False,
-        properties: Properties | None = None, content_type: str | None = None,
-        content_encoding: str | None = None, headers: FieldTable | None = None,
-        delivery_mode: int | None = None, priority: int | None = None,
-        correlation_id: str | None = None, reply_to: str | None = None,
-        expiration: str | None = None, message_id: str | None = None,
-        timestamp: int | None = None, type: str | None = None, user_id: str | None = None,
-        app_id: str | None = None,
+        properties: Properties | None = None, **fields: Unpack[PublishProperties],
     ) -> None:
         """Publish; in confirm mode, return once the broker confirmed (or raise).
 
@@ -257,27 +254,24 @@ class BlockingChannel:
         waiting for it (rule 5); every ``_SYNC_EVERY`` publishes, and whenever the socket's
         buffer is full, the caller waits for the loop to catch up."""
         channel = self.channel
-        if properties is None:
-            properties = message_properties(
-                content_type, content_encoding, headers, delivery_mode, priority, correlation_id,
-                reply_to, expiration, message_id, timestamp, type, user_id, app_id)
-        if channel.confirm_mode:
+        properties = message_properties(properties, fields)
+        if channel.confirm_mode or channel.is_closed:
+            # (on a closed channel: the asyncio publish raises the channel's own error)
             self._run(channel.publish(exchange, routing_key, body, mandatory=mandatory,
                                       properties=properties))
             return
-        channel._check_open()
         connection = channel.connection
         with self._encoder_lock:  # a msgpack Packer is not thread-safe
             data, _ = encode_publish(self._encoder, channel.number, exchange, routing_key, body,
                                      mandatory, properties)
         # Written on the loop thread only if the channel is still open there: the broker may
-        # have closed it since _check_open above, and a publish on a channel the broker has
+        # have closed it since the test above, and a publish on a channel the broker has
         # forgotten would cost the whole connection (504).
-        self._runner.submit(channel._write_if_open, data)
+        self._runner.submit(channel.write_publish, data)
         self._unsynced += 1
-        if self._unsynced >= _SYNC_EVERY or not connection._writable.is_set():
+        if self._unsynced >= _SYNC_EVERY or not connection.writable:
             self._unsynced = 0
-            self._run(connection._drain())
+            self._run(connection.drain())
 
     def get(self, queue: str, *, no_ack: bool = False) -> BlockingDelivery | None:
         delivery = self._run(self.channel.get(queue, no_ack=no_ack))

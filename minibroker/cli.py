@@ -26,6 +26,7 @@ import sys
 
 from minibroker import __version__
 from minibroker.config import DEFAULT_PORT, ServerConfig
+from minibroker.core.generations import NEWEST, OLDEST, Profile
 from minibroker.server.loop import loop_factory, run
 from minibroker.server.server import BrokerServer
 
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at 80%% of it (default: %(default)s)",
     )
     parser.add_argument(
+        "--rabbitmq-version", type=_rabbitmq_version, default=NEWEST, metavar="VERSION",
+        help=f"answer as this RabbitMQ version where releases differ ({OLDEST} to {NEWEST}, "
+        "e.g. 3.10: an unknown exchange type closes the connection with 503; see "
+        "docs/compatibility.md) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--trace", action="store_true",
         help="log every frame in both directions, decoded (logger minibroker.trace, stderr)",
     )
@@ -101,6 +108,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _rabbitmq_version(text: str) -> str:
+    try:
+        Profile(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _uint16(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -119,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(
         host=args.host, port=args.port, amqp_port=args.amqp_port, heartbeat=args.heartbeat,
         trace=args.trace, memory_high_water=args.memory_high_water,
-        queue_high_water=args.queue_high_water,
+        queue_high_water=args.queue_high_water, rabbitmq=args.rabbitmq_version,
     )
     try:
         loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
@@ -131,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(config: ServerConfig) -> int:
     server = BrokerServer(config)
+    server.broker.profile = Profile(config.rabbitmq)  # before the first command
     try:
         await server.start()
     except OSError as exc:
@@ -150,7 +166,7 @@ async def _serve(config: ServerConfig) -> int:
 
 def _listening(server: BrokerServer) -> str:
     native = f"{server.url} (native)"
-    if "amqp" not in server.session_factories:
+    if "amqp" not in server.adapters:
         return native
     return f"{native} and {server.amqp_url} (AMQP 0-9-1)"
 

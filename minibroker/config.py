@@ -9,6 +9,8 @@ Rules:
 3. Overload marks come in high/low pairs (``server/flow.py``): publishers are blocked above the
    high-water mark and resumed below the low one; a low mark left at ``None`` is 80% of its high
    mark. A pair that cannot work (low above high, marks below 1) is refused at construction.
+4. ``rabbitmq`` is the RabbitMQ version whose answers the broker gives where RabbitMQ releases
+   differ (``core/generations.py``); a version outside the modelled range is refused here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from minibroker.core.generations import NEWEST, Profile
 
 __all__ = ["DEFAULT_MEMORY_HIGH_WATER", "DEFAULT_PORT", "LoopKind", "ServerConfig"]
 
@@ -65,8 +69,11 @@ class ServerConfig:
     #: limit at start; a warning names the limit when it stays below this): 10,000 idle
     #: connections plus listeners and spares.
     open_files: int = 10_240
+    #: The RabbitMQ version to answer as where releases differ: "3.10" to "4.2" (rule 4).
+    rabbitmq: str = NEWEST
 
     def __post_init__(self) -> None:
+        Profile(self.rabbitmq)  # refuses a version outside the model, naming the range
         # Limits the handshakes send as 32/16-bit fields: refuse impossible ones here, with
         # the field's name, rather than fail every connection later.
         if not 4096 <= self.max_frame_size <= 0xFFFF_FFFF:

@@ -10,19 +10,26 @@ Rules:
 3. :class:`ConnectionLevelError` subclasses (hard errors) close the whole connection.
    :class:`ProtocolError` is the one a codec raises on bytes it cannot accept; it is a hard
    error too, with 501 (frame error) unless a more specific code applies.
-4. :class:`ClientError` is raised by the client library for its own misuse, never by the broker.
+4. :class:`ClientError` and its subclasses are raised by the client library, never by the
+   broker; they are all here, with the rest of the hierarchy. Errors the broker reports keep
+   their own classes (rebuilt with :func:`error_for_code`), carried by :class:`ConnectionClosed`
+   and :class:`ChannelClosed` once the connection or channel is gone.
 5. The core raises these before it changes any state, so a failed command leaves the broker
    exactly as it was.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # (type-only: the returned message is the client's)
+    from minibroker.client.delivery import ReturnedMessage
 
 __all__ = [
     "REPLY_NAMES",
     "AMQPError",
     "AccessRefused",
+    "ChannelClosed",
     "ChannelError",
     "ChannelStateError",
     "ClientError",
@@ -34,12 +41,14 @@ __all__ = [
     "FrameError",
     "FrameSyntaxError",
     "InternalError",
+    "MessageReturned",
     "MinibrokerError",
     "NotAllowed",
     "NotFound",
     "NotImplementedFeature",
     "PreconditionFailed",
     "ProtocolError",
+    "PublishNacked",
     "ResourceError",
     "ResourceLocked",
     "UnexpectedFrame",
@@ -215,3 +224,32 @@ class ConnectionClosed(ClientError):
     def __init__(self, text: str, error: AMQPError | None = None) -> None:
         super().__init__(text)
         self.error = error
+
+
+class ChannelClosed(ClientError):
+    """The channel is closed; ``error`` is the broker's error when the broker closed it."""
+
+    def __init__(self, text: str, error: AMQPError | None = None) -> None:
+        super().__init__(text)
+        self.error = error
+
+
+class PublishNacked(ClientError):
+    """The broker nacked a publish made in confirm mode (it did not take responsibility)."""
+
+    def __init__(self, publish_seq: int) -> None:
+        super().__init__(f"the broker nacked publish #{publish_seq}")
+        self.publish_seq = publish_seq
+
+
+class MessageReturned(ClientError):
+    """A ``mandatory`` message published in confirm mode could not be routed to any queue."""
+
+    def __init__(self, message: ReturnedMessage) -> None:
+        super().__init__(
+            f"message returned: {message.reply_code} {message.reply_text} "
+            f"(exchange {message.exchange!r}, routing key {message.routing_key!r})"
+        )
+        self.message = message
+        self.reply_code = message.reply_code
+        self.reply_text = message.reply_text

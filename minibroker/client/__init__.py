@@ -1,12 +1,15 @@
 """The native client library: asyncio first, with a blocking wrapper in ``minibroker.blocking``.
 
-Reading order: ``connection.py`` (socket, handshake, heartbeats, demux), ``channel.py`` (every
-AMQP verb), ``publish.py`` (encoding a publish), ``confirms.py`` (which confirm settles which
+Reading order: ``connection.py`` (socket, heartbeat timer, demux), ``channel.py`` (every AMQP
+verb), ``publish.py`` (encoding a publish), ``confirms.py`` (which confirm settles which
 publish), ``consumer.py`` (pushed deliveries as an async iterator), ``delivery.py`` (what a
-consumer receives), ``errors.py``, ``params.py`` (the URL).
+consumer receives), ``params.py`` (the URL). Its errors are in ``minibroker/errors.py``.
 
-Rule: the client uses the same :class:`~minibroker.protocols.native.codec.NativeCodec` as the
-server, so the two cannot disagree about the wire.
+Rules: the client drives the same sans-IO
+:class:`~minibroker.protocols.native.connection.NativeConnection` (handshake, channel states,
+closing, heartbeats) and :class:`~minibroker.protocols.native.codec.NativeCodec` as the server,
+so the two cannot disagree about the wire. The client imports neither the broker core nor the
+server (``tests/test_layering.py``).
 
     async with minibroker.connect("minibroker://127.0.0.1:5680") as conn:
         ch = await conn.channel()
@@ -22,8 +25,9 @@ from minibroker.client.channel import Channel, ChannelState, QueueInfo
 from minibroker.client.connection import Connection, connect
 from minibroker.client.consumer import Consumer, ConsumerStatistics
 from minibroker.client.delivery import Delivery, MessageFields, ReturnedMessage
-from minibroker.client.errors import ChannelClosed, MessageReturned, PublishNacked
 from minibroker.client.params import DEFAULT_URL, ConnectionParameters
+from minibroker.client.publish import PublishProperties
+from minibroker.errors import ChannelClosed, MessageReturned, PublishNacked
 
 __all__ = [
     "DEFAULT_URL",
@@ -38,6 +42,7 @@ __all__ = [
     "MessageFields",
     "MessageReturned",
     "PublishNacked",
+    "PublishProperties",
     "QueueInfo",
     "ReturnedMessage",
     "connect",

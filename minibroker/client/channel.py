@@ -25,15 +25,21 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from minibroker.client.confirms import ConfirmTracker
 from minibroker.client.consumer import Consumer
 from minibroker.client.delivery import Delivery, ReturnedMessage
-from minibroker.client.errors import ChannelClosed
-from minibroker.client.publish import encode_publish, message_properties
-from minibroker.errors import AMQPError, ClientError, error_for_code
+from minibroker.client.publish import PublishProperties, encode_publish, message_properties
+from minibroker.errors import (
+    AMQPError,
+    ChannelClosed,
+    ClientError,
+    ConnectionClosed,
+    error_for_code,
+)
 from minibroker.message import FieldTable, Properties
+from minibroker.protocols.events import ChannelEnded
 from minibroker.protocols.native import frames as f
 
 if TYPE_CHECKING:
@@ -108,19 +114,19 @@ class Channel:
               on_reply: _OnReply | None = None) -> asyncio.Future[_F]:
         """Send a synchronous request; the future resolves with its reply (rule 1)."""
         self._check_open()
-        future: asyncio.Future[f.Frame] = self._loop.create_future()
-        self._pending.append((replies, future, on_reply))
-        self.connection._send(frame)
-        return future  # type: ignore[return-value]  # resolved only with one of `replies`
+        future: asyncio.Future[_F] = self._loop.create_future()
+        # (``_on_reply`` checks the reply's type against ``replies`` before it resolves the
+        # future, which mypy cannot follow through the FIFO of mixed requests.)
+        self._pending.append((replies, future, on_reply))  # type: ignore[arg-type]
+        if type(frame) is f.ChannelOpen:
+            self.connection._conn.open_channel(self.number)
+        else:
+            self.connection._send(frame)
+        return future
 
     async def _open(self) -> None:
         await self._call(f.ChannelOpen(self.number), (f.ChannelOpenOk,))
         self.state = ChannelState.OPEN
-
-    def _write_if_open(self, data: bytes) -> None:
-        """Write ``data`` (a publish) if the channel is open at this moment (loop thread)."""
-        if self.state is ChannelState.OPEN:
-            self.connection._write(data)
 
     async def __aenter__(self) -> Channel:
         return self
@@ -138,10 +144,10 @@ class Channel:
         if self._close_ok is None:
             self._close_ok = self._loop.create_future()
             self.state = ChannelState.CLOSING
-            self.connection._send(f.ChannelClose(self.number, 200, "Normal shutdown"))
+            if not self.connection._conn.close_channel(self.number, 200, "Normal shutdown"):
+                self._finish(ChannelClosed(f"channel {self.number} is closed"),
+                             lambda: ChannelClosed(f"channel {self.number} was closed"))
         await asyncio.shield(self._close_ok)
-
-    close = aclose
 
     # -- exchanges ----------------------------------------------------------------------------
 
@@ -265,43 +271,60 @@ class Channel:
 
     async def publish(
         self, exchange: str, routing_key: str, body: bytes | str, *, mandatory: bool = False,
-        properties: Properties | None = None, content_type: str | None = None,
-        content_encoding: str | None = None, headers: FieldTable | None = None,
-        delivery_mode: int | None = None, priority: int | None = None,
-        correlation_id: str | None = None, reply_to: str | None = None,
-        expiration: str | None = None, message_id: str | None = None,
-        timestamp: int | None = None, type: str | None = None, user_id: str | None = None,
-        app_id: str | None = None,
+        properties: Properties | None = None, **fields: Unpack[PublishProperties],
     ) -> None:
         """Publish ``body`` (a ``str`` is sent as UTF-8) to ``exchange`` with ``routing_key``.
 
-        The message properties are keyword arguments, or a whole ``properties`` object."""
+        The message properties are keyword arguments (``PublishProperties``), or a whole
+        ``properties`` object. In confirm mode, returns once the broker confirmed (rule 3);
+        else once the frame is written, waiting only while the socket's buffer is full."""
         self._check_open()
-        if properties is None:
-            properties = message_properties(
-                content_type, content_encoding, headers, delivery_mode, priority, correlation_id,
-                reply_to, expiration, message_id, timestamp, type, user_id, app_id)
+        properties = message_properties(properties, fields)
         connection = self.connection
-        data, body = encode_publish(connection._codec, self.number, exchange, routing_key, body,
+        data, body = encode_publish(connection.codec, self.number, exchange, routing_key, body,
                                     mandatory, properties)
         confirms = self._confirms
         if confirms is None:
             connection._write(data)
-            if not connection._writable.is_set():
-                await connection._drain()
+            if not connection.writable:
+                await connection.drain()
             return
         confirmed = confirms.track(exchange, routing_key, body, mandatory)
         connection._write(data)
         await confirmed
 
+    def publish_nowait(
+        self, exchange: str, routing_key: str, body: bytes | str, *, mandatory: bool = False,
+        properties: Properties | None = None, **fields: Unpack[PublishProperties],
+    ) -> None:
+        """``publish`` without waiting: the frame is queued for this loop iteration's write,
+        even while the socket's buffer is full (check ``connection.writable`` and await
+        ``connection.drain()`` to stay bounded). Not in confirm mode, where a publish must
+        wait for its confirm."""
+        self._check_open()
+        if self._confirms is not None:
+            raise ClientError("publish_nowait cannot wait for a confirm: use publish()")
+        data, _ = encode_publish(self.connection.codec, self.number, exchange, routing_key,
+                                 body, mandatory, message_properties(properties, fields))
+        self.connection._write(data)
+
+    def write_publish(self, data: bytes) -> bool:
+        """Queue a Publish frame that :func:`~minibroker.client.publish.encode_publish` made
+        for this channel (say, in another thread, with a codec of its own) if the channel is
+        open at this moment; False (nothing written) when it is not, and the channel's next
+        call raises why. Event-loop thread only; not in confirm mode."""
+        if self.state is not ChannelState.OPEN or self._confirms is not None:
+            return False
+        self.connection._write(data)
+        return True
+
     # -- frames from the broker (called by the connection, in wire order) ---------------------
 
     def _on_frame(self, frame: f.Frame) -> None:
-        kind = type(frame)
-        if kind is f.Deliver:
+        if type(frame) is f.Deliver:
             if self.state is ChannelState.CLOSING:
                 return  # rule 5
-            deliver: f.Deliver = frame  # type: ignore[assignment]
+            deliver = frame
             consumer = self._consumers.get(deliver.consumer_tag)
             if consumer is None:
                 log.warning("channel %d: delivery for unknown consumer %r dropped",
@@ -310,21 +333,14 @@ class Channel:
             consumer._push(Delivery(self, deliver.consumer_tag, deliver.delivery_tag,
                                     deliver.redelivered, deliver.exchange, deliver.routing_key,
                                     deliver.properties, deliver.body, no_ack=consumer.no_ack))
-        elif kind is f.ConfirmAck or kind is f.ConfirmNack:
+        elif type(frame) is f.ConfirmAck or type(frame) is f.ConfirmNack:
             if self._confirms is not None:
-                confirm: f.ConfirmAck = frame  # type: ignore[assignment]
-                self._confirms.on_confirm(confirm.delivery_tag, multiple=confirm.multiple,
-                                          ack=kind is f.ConfirmAck)
-        elif kind is f.Return:
-            self._on_return(frame)  # type: ignore[arg-type]
-        elif kind is f.ChannelClose:
-            self._on_close(frame)  # type: ignore[arg-type]
-        elif kind is f.ChannelCloseOk:
-            self._finish(ChannelClosed(f"channel {self.number} is closed"),
-                         lambda: ChannelClosed(f"channel {self.number} was closed"))
-        elif kind is f.ConsumerCancelled:
-            tag = frame.consumer_tag  # type: ignore[attr-defined]
-            consumer = self._consumers.pop(tag, None)
+                self._confirms.on_confirm(frame.delivery_tag, multiple=frame.multiple,
+                                          ack=type(frame) is f.ConfirmAck)
+        elif type(frame) is f.Return:
+            self._on_return(frame)
+        elif type(frame) is f.ConsumerCancelled:
+            consumer = self._consumers.pop(frame.consumer_tag, None)
             if consumer is not None:
                 consumer._end(None)
         elif self.state is not ChannelState.CLOSING:
@@ -359,10 +375,14 @@ class Channel:
                         "routing key %r)", self.number, message.reply_code, message.reply_text,
                         message.exchange, message.routing_key)
 
-    def _on_close(self, frame: f.ChannelClose) -> None:
-        """The broker closed the channel (rule 4)."""
-        code, text = frame.reply_code, frame.reply_text
-        self.connection._send(f.ChannelCloseOk(self.number))
+    def _on_ended(self, event: ChannelEnded) -> None:
+        """The channel is gone: the broker closed it (rule 4; the connection answered
+        close-ok), or it answered our close."""
+        if not event.by_peer:
+            self._finish(ChannelClosed(f"channel {self.number} is closed"),
+                         lambda: ChannelClosed(f"channel {self.number} was closed"))
+            return
+        code, text = event.reply_code, event.reply_text
         error = error_for_code(code, text)
         closed = ChannelClosed(f"channel {self.number} was closed by the broker: {error}", error)
         self._finish(closed, lambda: error_for_code(code, text), error=closed)
@@ -396,8 +416,6 @@ class Channel:
 
 def _copy(error: BaseException) -> BaseException:
     """A fresh instance of a stored error, so each raise gets its own traceback."""
-    from minibroker.errors import ConnectionClosed
-
     if isinstance(error, ConnectionClosed):
         return ConnectionClosed(str(error), error.error)
     if isinstance(error, ChannelClosed):

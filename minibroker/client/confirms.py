@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from minibroker.client.delivery import ReturnedMessage
-from minibroker.client.errors import MessageReturned, PublishNacked
+from minibroker.errors import MessageReturned, PublishNacked
 
 __all__ = ["ConfirmTracker"]
 

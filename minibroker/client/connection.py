@@ -1,20 +1,26 @@
-"""The native client connection: one TCP socket, the handshake, heartbeats, channel demux.
+"""The native client connection: one TCP socket driving the protocol's sans-IO connection.
+
+The wire rules — handshake, channel states, close handshakes, heartbeat timing — are the
+:class:`~minibroker.protocols.native.connection.NativeConnection`'s (client role), the same
+object the server drives; this module does the asyncio around it and wakes the waiting calls.
 
 Rules:
 
-1. One ``asyncio.Protocol`` per connection. Every frame of a read is decoded by the shared
-   :class:`NativeCodec` and dispatched synchronously, in wire order, to its channel.
+1. One ``asyncio.Protocol`` per connection. Every frame of a read is handled synchronously, in
+   wire order, by its channel.
 2. Output is buffered and written once per loop iteration, or at once when 64 KiB are pending;
-   calls that can produce unbounded output (publish, ack) wait in :meth:`_drain` while the
+   calls that can produce unbounded output (publish, ack) wait in :meth:`drain` while the
    transport has paused writing (its buffer passed the high-water mark).
 3. Handshake (docs/protocol.md): preamble + Hello → HelloOk (the broker's limits) → Tune (ours,
    each at most the broker's) → TuneOk. Then the connection is open.
-4. Heartbeats (AMQP §4.2.7): we send one whenever nothing was sent for half the negotiated
-   interval, and give up on a broker that sent nothing for two intervals.
+4. Heartbeats follow the :class:`~minibroker.clock.Clock` the connection was given (the event
+   loop's by default): one timer, re-armed for the connection's next heartbeat deadline.
 5. A closed connection stays closed: each waiting and each later call raises
    :class:`ConnectionClosed`, whose ``error`` holds the broker's error (e.g. 530 NOT_ALLOWED)
    when the broker closed it. AMQP §1.4.2.9 (connection.close): "After sending this method, any
    received methods except Close and Close-OK MUST be discarded."
+6. Closing is ``await conn.aclose()`` (or leaving ``async with``); there is no ``close()`` to
+   forget the ``await`` on.
 """
 
 from __future__ import annotations
@@ -22,22 +28,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, cast
 
 from minibroker.client.channel import Channel
 from minibroker.client.params import DEFAULT_URL, ConnectionParameters
+from minibroker.clock import Clock, LoopClock
 from minibroker.errors import (
     AMQPError,
     ClientError,
     ConnectionClosed,
-    ProtocolError,
     UnexpectedFrame,
+    error_for_code,
 )
-from minibroker.errors import error_for_code as _error_for_code
+from minibroker.protocols.events import ChannelEnded, CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
-from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
+from minibroker.protocols.native.codec import NativeCodec
+from minibroker.protocols.native.connection import NativeConnection
 
 __all__ = ["Connection", "connect"]
 
@@ -49,11 +57,12 @@ _FLUSH_THRESHOLD = 64 * 1024
 class Connection:
     """An open connection to a broker; create it with :func:`connect`."""
 
-    def __init__(self, params: ConnectionParameters) -> None:
+    def __init__(self, params: ConnectionParameters, clock: Clock | None = None) -> None:
         self.params = params
         self._loop = asyncio.get_running_loop()
-        self._codec = NativeCodec(role="client",
-                                  max_frame_size=params.max_frame_size or DEFAULT_MAX_FRAME_SIZE)
+        self._clock = clock if clock is not None else LoopClock(self._loop)
+        self._conn = NativeConnection("client", self._write, now=self._clock.now(),
+                                      max_frame_size=params.max_frame_size or 0)
         self._transport: asyncio.Transport | None = None
         self._channels: dict[int, Channel] = {}
         self._out: list[bytes] = []
@@ -65,13 +74,7 @@ class Connection:
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._close_ok: asyncio.Future[None] | None = None
         self._closed: ConnectionClosed | None = None
-        self._heartbeat_timer: asyncio.TimerHandle | None = None
-        self._last_sent = self._last_received = self._loop.time()
-        #: Negotiated in the handshake (rule 3).
-        self.server_version = ""
-        self.max_frame_size = 0
-        self.channel_max = 0
-        self.heartbeat = 0
+        self._cancel_heartbeat: Callable[[], None] | None = None
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -81,9 +84,10 @@ class Connection:
             async with asyncio.timeout(params.connect_timeout):
                 await self._loop.create_connection(lambda: _Protocol(self), params.host,
                                                    params.port)
-                self._write(self._codec.send_preamble() + self._codec.send(f.Hello(
-                    params.client_name, params.username, params.password,
-                    {"product": "minibroker", "platform": "Python"})))
+                self._conn.start(params.client_name, params.username, params.password,
+                                 {"product": "minibroker", "platform": "Python"},
+                                 max_frame_size=params.max_frame_size,
+                                 channel_max=params.channel_max, heartbeat=params.heartbeat)
                 await self._opened
         except TimeoutError:
             self._abort(ConnectionClosed(f"timed out connecting to {params.host}:{params.port}"))
@@ -96,30 +100,39 @@ class Connection:
             raise
         return self
 
-    def _on_hello_ok(self, hello: f.HelloOk) -> None:
-        params = self.params
-
-        def choose(ours: int | None, theirs: int) -> int:
-            return theirs if ours is None else min(ours, theirs)
-
-        self.server_version = hello.server_version
-        self.max_frame_size = choose(params.max_frame_size, hello.max_frame_size)
-        self.channel_max = choose(params.channel_max, hello.channel_max or 0xFFFF)
-        self.heartbeat = choose(params.heartbeat, hello.heartbeat)
-        self._codec.max_frame_size = self.max_frame_size
-        self._send(f.Tune(self.max_frame_size, self.channel_max, self.heartbeat))
-
-    def _on_tune_ok(self) -> None:
-        if self.heartbeat:
-            self._schedule_heartbeat()
-        if not self._opened.done():
-            self._opened.set_result(None)
-
     # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def server_version(self) -> str:
+        return self._conn.server_version
+
+    @property
+    def max_frame_size(self) -> int:
+        """Negotiated in the handshake (rule 3)."""
+        return self._conn.max_frame_size if self._opened.done() else 0
+
+    @property
+    def channel_max(self) -> int:
+        return self._conn.channel_max if self._opened.done() else 0
+
+    @property
+    def heartbeat(self) -> int:
+        return self._conn.heartbeat if self._opened.done() else 0
+
+    @property
+    def codec(self) -> NativeCodec:
+        """The connection's codec, for :func:`~minibroker.client.publish.encode_publish` on the
+        event loop's thread (another thread needs a codec of its own)."""
+        return self._conn.codec
 
     @property
     def is_closed(self) -> bool:
         return self._closed is not None or self._close_ok is not None
+
+    @property
+    def writable(self) -> bool:
+        """The socket takes more data now; else :meth:`drain` waits until it does (rule 2)."""
+        return self._writable.is_set()
 
     async def channel(self) -> Channel:
         """Open a new channel (the lowest free number)."""
@@ -131,6 +144,11 @@ class Connection:
         self._channels[number] = channel
         await channel._open()
         return channel
+
+    async def drain(self) -> None:
+        """Wait while the transport has paused writing (rule 2); raises once closed."""
+        await self._writable.wait()
+        self._check_open()
 
     async def __aenter__(self) -> Connection:
         return self
@@ -146,7 +164,7 @@ class Connection:
         The broker requeues every message this connection had not acknowledged."""
         if self._closed is None and self._close_ok is None:
             self._close_ok = self._loop.create_future()
-            self._send(f.ConnectionClose(200, "Normal shutdown"))
+            self._conn.close(200, "Normal shutdown")
             self._flush()
             try:
                 async with asyncio.timeout(self.params.close_timeout):
@@ -159,8 +177,6 @@ class Connection:
             self._transport.close()
             await asyncio.shield(self._lost)
 
-    close = aclose
-
     # -- output -------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -170,7 +186,7 @@ class Connection:
             raise ConnectionClosed("connection is closing")
 
     def _send(self, frame: f.Frame) -> None:
-        self._write(self._codec.send(frame))
+        self._conn.send(frame)
 
     def _write(self, data: bytes) -> None:
         self._out.append(data)
@@ -192,65 +208,51 @@ class Connection:
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(out[0] if len(out) == 1 else b"".join(out))
-            self._last_sent = self._loop.time()
-
-    async def _drain(self) -> None:
-        """Wait while the transport has paused writing (rule 2)."""
-        await self._writable.wait()
-        self._check_open()
+            self._conn.note_sent(self._clock.now())
 
     async def _send_and_drain(self, frame: f.Frame) -> None:
         self._check_open()
         self._send(frame)
         if not self._writable.is_set():
-            await self._drain()
+            await self.drain()
 
     # -- input --------------------------------------------------------------------------------
 
     def _data_received(self, data: bytes) -> None:
-        self._last_received = self._loop.time()
-        codec = self._codec
-        try:
-            codec.receive_data(data)
-            while frames := codec.frames():
-                for frame in frames:
-                    if self._closed is not None:
-                        return
-                    number = frame.channel
-                    if number:
-                        channel = self._channels.get(number)
-                        # A channel we no longer know: frames that crossed our close. Dropped.
-                        if channel is not None and self._close_ok is None:
-                            channel._on_frame(frame)
-                    else:
-                        self._on_connection_frame(frame)
-        except ProtocolError as exc:
-            self._fail(exc)
+        conn = self._conn
+        conn.receive_data(data, now=self._clock.now())
+        for event in conn.events():
+            if self._closed is not None:
+                return
+            if isinstance(event, f.Frame):
+                channel = self._channels.get(event.channel)
+                if channel is not None and self._close_ok is None:
+                    channel._on_frame(event)
+            elif type(event) is ChannelEnded:
+                ended = self._channels.get(event.channel)
+                if ended is not None:
+                    ended._on_ended(event)
+            elif type(event) is CloseSocket:
+                self._on_close_socket(event)
+            elif type(event) is ConnectionClosing:  # the broker broke the protocol
+                self._abort_with(error_for_code(event.reply_code, event.reply_text))
+            else:  # ConnectionOpened
+                self._on_opened()
 
-    def _on_connection_frame(self, frame: f.Frame) -> None:
-        kind = type(frame)
-        if kind is f.Heartbeat:
-            return
-        if kind is f.ConnectionClose:
-            self._on_close(frame)  # type: ignore[arg-type]
-        elif kind is f.ConnectionCloseOk:
+    def _on_opened(self) -> None:
+        self._schedule_heartbeat()
+        if not self._opened.done():
+            self._opened.set_result(None)
+
+    def _on_close_socket(self, event: CloseSocket) -> None:
+        if not event.by_peer:  # the close-ok to our close
             if self._close_ok is not None and not self._close_ok.done():
                 self._close_ok.set_result(None)
-        elif self._close_ok is not None:
-            return  # rule 5: discarded while closing
-        elif kind is f.HelloOk and self.max_frame_size == 0:
-            self._on_hello_ok(frame)  # type: ignore[arg-type]
-        elif kind is f.TuneOk and not self._opened.done() and self.max_frame_size:
-            self._on_tune_ok()
-        else:
-            self._protocol_violation(f"unexpected {kind.__name__} on channel 0")
-
-    def _on_close(self, frame: f.ConnectionClose) -> None:
-        """The broker closed the connection: answer close-ok, then drop the socket."""
+            return
+        # The broker closed the connection; the close-ok is written: flush it, then drop.
         error = None
-        if frame.reply_code != 200:
-            error = _error_for_code(frame.reply_code, frame.reply_text)
-        self._send(f.ConnectionCloseOk())
+        if event.reply_code != 200:
+            error = error_for_code(event.reply_code, event.reply_text)
         self._flush()
         if self._close_ok is not None and not self._close_ok.done():
             self._close_ok.set_result(None)  # both sides closed at once: ours is answered
@@ -261,14 +263,16 @@ class Connection:
             self._transport.close()
 
     def _protocol_violation(self, text: str) -> None:
-        self._fail(UnexpectedFrame(text))
+        """The broker sent a frame that answers nothing (rule 1 of ``channel.py``)."""
+        error = UnexpectedFrame(text)
+        self._conn.close(error.reply_code, error.reply_text)
+        self._abort_with(error)
 
-    def _fail(self, error: AMQPError) -> None:
-        """The broker broke the protocol: tell it why, close, fail everything."""
+    def _abort_with(self, error: AMQPError) -> None:
+        """We refused what the broker sent and told it why (the close is written): flush it,
+        close the socket, fail everything."""
         log.warning("closing the connection: %s", error)
-        if self._closed is None:
-            self._send(f.ConnectionClose(error.reply_code, error.reply_text[:255]))
-            self._flush()
+        self._flush()
         self._abort(ConnectionClosed(f"protocol error: {error}", error))
 
     def _abort(self, closed: ConnectionClosed) -> None:
@@ -276,26 +280,26 @@ class Connection:
         if self._transport is not None:
             self._transport.close()
 
-    # -- heartbeats ---------------------------------------------------------------------------
+    # -- heartbeats (rule 4) --------------------------------------------------------------------
 
     def _schedule_heartbeat(self) -> None:
-        half = self.heartbeat / 2
-        at = min(self._last_sent + half, self._last_received + 2 * self.heartbeat)
-        self._heartbeat_timer = self._loop.call_at(max(at, self._loop.time() + 0.01),
-                                                   self._on_heartbeat_timer)
+        at = self._conn.next_tick()
+        if at is None or self._closed is not None:
+            return
+        # (no earlier than 10 ms ahead: a deadline in the past must not spin)
+        self._cancel_heartbeat = self._clock.call_at(max(at, self._clock.now() + 0.01),
+                                                     self._on_heartbeat_timer)
 
     def _on_heartbeat_timer(self) -> None:
-        self._heartbeat_timer = None
+        self._cancel_heartbeat = None
         if self._closed is not None:
             return
-        now = self._loop.time()
-        if now - self._last_received >= 2 * self.heartbeat:
+        now = self._clock.now()
+        if not self._conn.tick(now):
             self._abort(ConnectionClosed(
                 f"no frame from the broker for {2 * self.heartbeat} s (heartbeat timeout)"))
             return
-        if now - self._last_sent >= self.heartbeat / 2:
-            self._send(f.Heartbeat())
-            self._flush()
+        self._flush()
         self._schedule_heartbeat()
 
     # -- closing ------------------------------------------------------------------------------
@@ -305,9 +309,9 @@ class Connection:
         if self._closed is not None:
             return
         self._closed = closed
-        if self._heartbeat_timer is not None:
-            self._heartbeat_timer.cancel()
-            self._heartbeat_timer = None
+        if self._cancel_heartbeat is not None:
+            self._cancel_heartbeat()
+            self._cancel_heartbeat = None
         self._writable.set()  # wake drain waiters; they raise
         if not self._opened.done():
             self._opened.set_exception(_copy(closed))
@@ -362,15 +366,16 @@ class _Protocol(asyncio.Protocol):
 class _Connect:
     """What :func:`connect` returns: await it, or use it with ``async with``."""
 
-    def __init__(self, params: ConnectionParameters) -> None:
+    def __init__(self, params: ConnectionParameters, clock: Clock | None) -> None:
         self._params = params
+        self._clock = clock
         self._connection: Connection | None = None
 
     def __await__(self) -> Generator[Any, None, Connection]:
-        return Connection(self._params)._open().__await__()
+        return Connection(self._params, self._clock)._open().__await__()
 
     async def __aenter__(self) -> Connection:
-        self._connection = await Connection(self._params)._open()
+        self._connection = await Connection(self._params, self._clock)._open()
         return self._connection
 
     async def __aexit__(
@@ -386,15 +391,18 @@ def connect(
     heartbeat: int | None = None, max_frame_size: int | None = None,
     channel_max: int | None = None, client_name: str | None = None,
     connect_timeout: float | None = None, close_timeout: float | None = None,
+    clock: Clock | None = None,
 ) -> _Connect:
     """Connect to a broker: ``async with connect(url) as conn`` or ``conn = await connect(url)``.
 
-    Keyword arguments override the URL's options (see ``minibroker.client.params``)."""
+    Keyword arguments override the URL's options (see ``minibroker.client.params``); ``clock``
+    drives the heartbeats (rule 4: the event loop's clock by default, a
+    :class:`~minibroker.testing.ManualClock` in a test that moves time itself)."""
     params = ConnectionParameters.from_url(
         url, username=username, password=password, heartbeat=heartbeat,
         max_frame_size=max_frame_size, channel_max=channel_max, client_name=client_name,
         connect_timeout=connect_timeout, close_timeout=close_timeout)
-    return _Connect(params)
+    return _Connect(params, clock)
 
 
 def _copy(closed: ConnectionClosed | None) -> ConnectionClosed:

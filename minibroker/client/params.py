@@ -70,4 +70,5 @@ class ConnectionParameters:
         unknown = set(values) - names
         if unknown:
             raise TypeError(f"unknown connection parameters: {', '.join(sorted(unknown))}")
+        # (``values`` holds only field names, checked above, of the types parsed for them)
         return cls(**values)  # type: ignore[arg-type]

@@ -4,41 +4,61 @@ Shared by the asyncio channel and the blocking wrapper, which encodes in the cal
 
 Rules:
 
-1. No property given means the shared ``EMPTY_PROPERTIES``, which the codec sends as one byte
+1. The message properties a publish takes as keywords are written once, in
+   :class:`PublishProperties`; every publish signature takes them as ``**properties`` with that
+   type, and a unit test checks the list against :class:`~minibroker.message.Properties`.
+2. No property given means the shared ``EMPTY_PROPERTIES``, which the codec sends as one byte
    without looking at it; ``None`` is "absent" for every property, so falsy values such as
    ``priority=0`` or ``headers={}`` are sent.
-2. A ``str`` body is sent as UTF-8; a body the frame cannot carry (over ``max_frame_size``
+3. A ``str`` body is sent as UTF-8; a body the frame cannot carry (over ``max_frame_size``
    minus the Publish headroom of docs/protocol.md) raises :class:`ClientError` before anything
    is written, so the connection stays usable.
 """
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from minibroker.errors import ClientError, ProtocolError
 from minibroker.message import EMPTY_PROPERTIES, FieldTable, Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 
-__all__ = ["encode_publish", "message_properties"]
+__all__ = ["PublishProperties", "encode_publish", "message_properties"]
 
 
-def message_properties(
-    content_type: str | None = None, content_encoding: str | None = None,
-    headers: FieldTable | None = None, delivery_mode: int | None = None,
-    priority: int | None = None, correlation_id: str | None = None, reply_to: str | None = None,
-    expiration: str | None = None, message_id: str | None = None, timestamp: int | None = None,
-    type: str | None = None, user_id: str | None = None, app_id: str | None = None,
-) -> Properties:
-    """Properties from publish's keyword arguments; the shared ``EMPTY_PROPERTIES`` when none
-    is given (the codec sends it as one byte without looking at it)."""
-    if (content_type is None and content_encoding is None and headers is None
-            and delivery_mode is None and priority is None and correlation_id is None
-            and reply_to is None and expiration is None and message_id is None
-            and timestamp is None and type is None and user_id is None and app_id is None):
+class PublishProperties(TypedDict, total=False):
+    """The message properties a publish takes as keyword arguments (rule 1): AMQP's basic
+    properties but ``cluster_id``, which RabbitMQ reserves. ``None`` means absent."""
+
+    content_type: str | None
+    content_encoding: str | None
+    headers: FieldTable | None
+    delivery_mode: int | None  #: 1 transient, 2 persistent
+    priority: int | None
+    correlation_id: str | None
+    reply_to: str | None
+    expiration: str | None  #: milliseconds, as a decimal string
+    message_id: str | None
+    timestamp: int | None  #: seconds since the epoch
+    type: str | None
+    user_id: str | None
+    app_id: str | None
+
+
+def message_properties(properties: Properties | None, fields: PublishProperties) -> Properties:
+    """The properties of a publish: ``properties`` when given, else built from the keyword
+    ``fields`` (rule 2)."""
+    if properties is not None:
+        if any(value is not None for value in fields.values()):
+            raise TypeError("publish takes properties= or property keywords, not both")
+        return properties
+    if not fields or all(value is None for value in fields.values()):
         return EMPTY_PROPERTIES
-    return Properties(content_type, content_encoding, headers, delivery_mode, priority,
-                      correlation_id, reply_to, expiration, message_id, timestamp, type, user_id,
-                      app_id)
+    unknown = fields.keys() - PublishProperties.__annotations__.keys()
+    if unknown:
+        raise TypeError(f"publish() got unexpected keyword argument(s) {sorted(unknown)}")
+    return Properties(**fields)
 
 
 def encode_publish(codec: NativeCodec, channel: int, exchange: str, routing_key: str,

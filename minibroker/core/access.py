@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import lru_cache
 
-from minibroker.core.generations import Generation
+from minibroker.core.generations import Profile
 from minibroker.core.tenants import (
     TenantCounters,
     UserLimits,
@@ -211,10 +211,11 @@ class AccessControl:
     """The registry of users, vhosts, permissions and limits, and the login checks."""
 
     def __init__(
-        self, *, generation: Generation = Generation.CURRENT,
+        self, *, profile: Profile | None = None,
         loopback_users: frozenset[str] = frozenset({"guest"}),
     ) -> None:
-        self.generation = generation
+        #: The RabbitMQ version whose texts and check order the checks follow.
+        self.profile = profile if profile is not None else Profile()
         #: Users that may log in only from a loopback address (RabbitMQ's ``loopback_users``).
         self.loopback_users = loopback_users
         self.users: dict[str, User] = {}

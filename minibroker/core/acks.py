@@ -59,7 +59,9 @@ class Acknowledgements:
         if entry is None:
             return Outcome(GET_EMPTY, effects)
         state.delivered += 1
-        message = with_delivery_count(entry) if queue.limits.quorum else entry.message
+        limits = queue.limits
+        message = (with_delivery_count(entry, first=limits.count_first_get) if limits.quorum
+                   else entry.message)
         if state.observer is not None:
             state.observer(Fate(
                 "delivered", message, queue=queue.name, connection=channel.connection.id,

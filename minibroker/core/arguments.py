@@ -13,6 +13,9 @@ Rules:
    auto-delete) and behave as classic queues plus ``x-delivery-limit`` and the
    ``x-delivery-count`` header. Streams are declared by ``streamargs.py``; a ``binary``
    ``x-queue-type`` that says "stream" is refused as RabbitMQ refuses it.
+   What a quorum queue's delivery limit is without the argument or with a negative one, and
+   whether a first ``basic.get`` carries ``x-delivery-count``, depends on the RabbitMQ
+   version (``generations.py``): the profile is read here, once, when the queue is declared.
 4. Times are in milliseconds on the wire and stay so here; ``features.py`` converts to the
    ``now`` scale (seconds).
 """
@@ -22,9 +25,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from minibroker.core.equivalence import type_mismatch, wire_type
+from minibroker.core.generations import (
+    QUORUM_DEFAULT_DELIVERY_LIMIT,
+    QUORUM_FIRST_GET_DELIVERY_COUNT,
+    QUORUM_NEGATIVE_DELIVERY_LIMIT_UNLIMITED,
+    Profile,
+)
 from minibroker.core.topology import queue_text
 from minibroker.errors import PreconditionFailed
-from minibroker.message import FieldTable, FieldValue, field_type_name
+from minibroker.message import FieldTable, FieldValue
 
 __all__ = [
     "OVERFLOW_MODES", "QueueLimits", "consumer_priority", "parse_expiration", "queue_limits",
@@ -54,11 +64,14 @@ class QueueLimits:
     max_priority: int | None = None
     single_active_consumer: bool = False
     quorum: bool = False
+    #: Returns a quorum queue allows before it dead-letters (``None``: no limit).
     delivery_limit: int | None = None
+    #: A quorum queue's first ``basic.get`` of a message carries ``x-delivery-count`` 0.
+    count_first_get: bool = False
 
 
 def _type_name(value: FieldValue) -> str:
-    return field_type_name(value, integer="signedint")
+    return wire_type(value)
 
 
 def _invalid(queue: str, key: str, detail: str) -> PreconditionFailed:
@@ -94,6 +107,7 @@ def _string(queue: str, arguments: FieldTable, key: str) -> str | None:
 
 def queue_limits(
     name: str, arguments: FieldTable, *, durable: bool, exclusive: bool, auto_delete: bool,
+    profile: Profile | None = None,
 ) -> QueueLimits | None:
     """Validate the x-arguments of a new queue; ``None`` if it needs no feature (rule 2)."""
     if not arguments:
@@ -127,10 +141,7 @@ def queue_limits(
         raise _invalid(name, "x-overflow", "invalid_overflow")
     dlx = arguments.get("x-dead-letter-exchange")
     if dlx is not None and not isinstance(dlx, str | bytes):
-        raise PreconditionFailed(
-            f"invalid type '{_type_name(dlx)}' for arg 'x-dead-letter-exchange' in "
-            f"{queue_text(name)}"
-        )
+        raise type_mismatch(dlx, "x-dead-letter-exchange", queue_text(name))
     dlx_name = dlx.decode(errors="replace") if isinstance(dlx, bytes) else dlx
     dlrk = _string(name, arguments, "x-dead-letter-routing-key")
     if dlrk is not None and dlx_name is None:
@@ -142,21 +153,33 @@ def queue_limits(
     mode = _string(name, arguments, "x-queue-mode")
     if mode is not None and mode not in ("default", "lazy"):
         raise _invalid(name, "x-queue-mode", f"\"unsupported queue mode '{mode}'\"")
-    # Quorum queues accept any x-delivery-limit and ignore what is not a non-negative integer.
-    limit = arguments.get("x-delivery-limit")
-    delivery_limit = (
-        limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else None
-    )
+    quorum = queue_type == "quorum"
+    delivery_limit = _delivery_limit(arguments, profile or Profile()) if quorum else None
     limits = QueueLimits(
         message_ttl=ttl, expires=expires, max_length=max_length, max_length_bytes=max_bytes,
         overflow=overflow, dead_letter_exchange=dlx_name, dead_letter_routing_key=dlrk,
         max_priority=max_priority, single_active_consumer=sac,
-        quorum=queue_type == "quorum", delivery_limit=delivery_limit,
+        quorum=quorum, delivery_limit=delivery_limit,
+        count_first_get=quorum and (profile or Profile())[QUORUM_FIRST_GET_DELIVERY_COUNT],
     )
     return None if limits == _PLAIN else limits
 
 
 _PLAIN = QueueLimits()
+
+
+def _delivery_limit(arguments: FieldTable, profile: Profile) -> int | None:
+    """A quorum queue's delivery limit. RabbitMQ accepts any ``x-delivery-limit`` and never
+    reaches one that is not an integer (Erlang orders every number below a binary); a missing
+    one and a negative one are where versions differ (rule 3)."""
+    if "x-delivery-limit" not in arguments:
+        return profile[QUORUM_DEFAULT_DELIVERY_LIMIT]
+    limit = arguments["x-delivery-limit"]
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return None
+    if limit < 0 and profile[QUORUM_NEGATIVE_DELIVERY_LIMIT_UNLIMITED]:
+        return None
+    return limit  # 3.10: a negative limit is exceeded by the first return
 
 
 def parse_expiration(expiration: str) -> int:

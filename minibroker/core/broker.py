@@ -37,6 +37,7 @@ from minibroker.core.declarations import Declarations
 from minibroker.core.effects import CancelOk, ConsumeOk, Effect, Outcome
 from minibroker.core.fates import Fate, Observer
 from minibroker.core.flow import ReadyMeter
+from minibroker.core.generations import NEWEST, Profile
 from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.publishing import Publishing
 from minibroker.core.queues import Queue
@@ -68,13 +69,17 @@ class Broker:
     """All broker state of one virtual host, changed only through :meth:`handle`.
 
     ``wall_time`` maps ``now`` to seconds since the Unix epoch, for the ``x-death`` time of
-    dead-lettered messages; it must be a pure function (``lifecycle.py`` rule 4)."""
+    dead-lettered messages; it must be a pure function (``lifecycle.py`` rule 4).
+    ``rabbitmq`` is the RabbitMQ version whose answers the broker gives where releases
+    differ (``generations.py``): ``"3.10"`` to ``"4.2"``, the newest by default."""
 
     def __init__(
         self, *, make_name: Callable[[str], str] | None = None,
         wall_time: Callable[[float], float] | None = None,
+        rabbitmq: str | Profile = NEWEST,
     ) -> None:
-        self.state = state = BrokerState(make_name=make_name)
+        profile = rabbitmq if isinstance(rabbitmq, Profile) else Profile(rabbitmq)
+        self.state = state = BrokerState(make_name=make_name, profile=profile)
         self.lifecycle = lifecycle = QueueLifecycle(state, wall_time=wall_time)
         self.reply_to = reply_to = DirectReplyTo(state)
         self.publishing = publishing = Publishing(state, lifecycle, reply_to)
@@ -146,6 +151,17 @@ class Broker:
         return self.introspection.snapshot()
 
     # What the shell and the test toolkit read directly: the live objects, not copies.
+
+    @property
+    def profile(self) -> Profile:
+        """The RabbitMQ version the broker answers as (``generations.py``). Set it before the
+        first command: it is read when a queue is declared or an error is raised, and a queue
+        keeps what it said then."""
+        return self.state.profile
+
+    @profile.setter
+    def profile(self, profile: Profile) -> None:
+        self.state.profile = profile
 
     @property
     def topology(self) -> Topology:

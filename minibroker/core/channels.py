@@ -42,7 +42,7 @@ DELIVERY_BURST = 128 * 1024
 
 __all__ = [
     "DELIVERY_BURST", "BrokerChannel", "BrokerConsumer", "ChannelAddress", "ConnectionState",
-    "Settlement", "TxBuffer", "Unacked",
+    "Settlement", "TxBuffer", "TxPublish", "Unacked",
 ]
 
 #: What happens to a settled delivery: acknowledged, back to its queue, or rejected for good.
@@ -128,11 +128,23 @@ class Unacked:
         self.consumer = consumer
 
 
+@dataclass(frozen=True, slots=True)
+class TxPublish:
+    """A transactional publish, routed when it was published (``transactions.py`` rule 2):
+    the names of the queues it reached then, looked up again at commit."""
+
+    message: Message
+    mandatory: bool
+    queues: tuple[str, ...]
+    #: A direct reply-to consumer took it at once: there is nothing to return.
+    replied: bool = False
+
+
 @dataclass(slots=True)
 class TxBuffer:
     """What a transactional channel has done since its last commit or rollback."""
 
-    publishes: list[tuple[Message, bool]]
+    publishes: list[TxPublish]
     #: Settlements taken out of the unacked map, applied at commit: (tag, unacked, action).
     settlements: list[tuple[int, Unacked, Settlement]]
 

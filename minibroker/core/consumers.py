@@ -23,7 +23,9 @@ Rules:
    connection becoming writable — which *wakes* it (:meth:`ConsumerRing.wake`). So a busy
    queue's credit-less consumers are each looked at once, not once per message.
 5. Quorum queues carry ``x-delivery-count`` (the number of earlier, returned deliveries) on
-   every delivery (RabbitMQ 3.10 sends 0 on the first one); the stored message is not changed.
+   every delivery of a message returned before; a first delivery has none, except a first
+   ``basic.get`` under RabbitMQ 3.10, which says 0 (``generations.py``). The stored message
+   is not changed.
 """
 
 from __future__ import annotations
@@ -214,9 +216,13 @@ class ConsumerRing:
         self._junk = 0
 
 
-def with_delivery_count(entry: QueueEntry) -> Message:
-    """The message with ``x-delivery-count`` set to its earlier deliveries (rule 5)."""
+def with_delivery_count(entry: QueueEntry, *, first: bool = False) -> Message:
+    """The message with ``x-delivery-count`` set to its earlier deliveries, if it had any or
+    ``first`` asks for a 0 (rule 5)."""
     message = entry.message
+    returns = entry.delivery_count - 1
+    if not (returns or first):
+        return message
     headers = dict(message.properties.headers or {})
-    headers["x-delivery-count"] = entry.delivery_count - 1
+    headers["x-delivery-count"] = returns
     return replace(message, properties=replace(message.properties, headers=headers))

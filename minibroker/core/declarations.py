@@ -17,13 +17,14 @@ from minibroker.core import commands as c
 from minibroker.core.arguments import queue_limits
 from minibroker.core.effects import Effect, Outcome, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk
 from minibroker.core.exchanges import Destination, DestinationKind
+from minibroker.core.generations import UNKNOWN_EXCHANGE_TYPE_CLOSES_CONNECTION
 from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.replyto import REPLY_QUEUE
 from minibroker.core.state import BrokerState
 from minibroker.core.streamargs import is_stream
 from minibroker.core.streams import StreamQueue
 from minibroker.core.topology import queue_text
-from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
+from minibroker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
 
 __all__ = ["Declarations"]
 
@@ -38,10 +39,12 @@ class Declarations:
 
     def declare_exchange(self, command: c.DeclareExchange, now: float) -> Outcome:
         self.state.channel(command)
+        closes = self.state.profile[UNKNOWN_EXCHANGE_TYPE_CLOSES_CONNECTION]
         self.topology.declare_exchange(
             command.exchange, command.type, passive=command.passive, durable=command.durable,
             auto_delete=command.auto_delete, internal=command.internal,
             arguments=command.arguments or {},
+            unknown_type=CommandInvalid if closes else PreconditionFailed,
         )
         return Outcome()
 
@@ -82,12 +85,14 @@ class Declarations:
         channel = self.state.channel(command)
         name = self.state.queue_name(channel, command.queue)
         queue = self.topology.queues.get(name)
-        if queue is not None:
+        destination = Destination(DestinationKind.QUEUE, name)
+        arguments = command.arguments or {}
+        if queue is not None and self.topology.has_binding(
+                command.exchange, destination, command.routing_key, arguments):
+            # rabbit_binding:remove checks exclusive access only for a binding that exists:
+            # removing a missing one succeeds from any connection.
             self.state.check_exclusive(channel.connection, queue)
-        self.topology.unbind(
-            command.exchange, Destination(DestinationKind.QUEUE, name), command.routing_key,
-            command.arguments or {},
-        )
+        self.topology.unbind(command.exchange, destination, command.routing_key, arguments)
         return Outcome()
 
     def declare_queue(self, command: c.DeclareQueue, now: float) -> Outcome:
@@ -108,14 +113,17 @@ class Declarations:
             name = command.queue or topology.new_queue_name(self.state.make_name)
             existing = topology.queues.get(name)
             if existing is not None:
-                # Errata: exclusivity is checked before equivalence.
-                self.state.check_exclusive(connection, existing)
+                # Errata: exclusivity is checked before equivalence; RabbitMQ checks it
+                # strictly here, so a different exclusive flag is 405 (state.py rule 4).
+                self.state.check_exclusive(
+                    connection, existing, declared_exclusive=command.exclusive
+                )
                 if existing.stream is not None:
                     self.lifecycle.streams.check_equivalent(existing, command)
                 else:
                     topology.check_queue_equivalent(
-                        existing, durable=command.durable, exclusive=command.exclusive,
-                        auto_delete=command.auto_delete, arguments=arguments,
+                        existing, durable=command.durable, auto_delete=command.auto_delete,
+                        arguments=arguments,
                     )
                 queue = existing
                 self.lifecycle.queue_used(queue, now)
@@ -130,7 +138,7 @@ class Declarations:
                     return Outcome(stream.declare_ok())
                 limits = queue_limits(
                     name, arguments, durable=command.durable, exclusive=command.exclusive,
-                    auto_delete=command.auto_delete,
+                    auto_delete=command.auto_delete, profile=self.state.profile,
                 )
                 queue = self.lifecycle.create_queue(
                     name, durable=command.durable,

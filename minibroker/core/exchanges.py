@@ -134,6 +134,11 @@ class Exchange(ABC):
             removed += self._unbind_id(binding_id)
         return removed
 
+    def has_binding(
+        self, destination: Destination, binding_key: str, arguments: FieldTable
+    ) -> bool:
+        return (destination, binding_key, table_key(arguments)) in self._bindings
+
     def has_destination(self, destination: Destination) -> bool:
         return destination in self._by_destination
 

@@ -26,7 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from minibroker.core.access import AccessControl, Permission
-from minibroker.core.generations import text, uses_current
+from minibroker.core.generations import (
+    PASSIVE_DECLARE_NEEDS_PERMISSION,
+    QUEUE_LIMIT_AFTER_DEAD_LETTER_CHECK,
+    RESOURCE_REFUSED_TEXT,
+    TOPIC_CHECK_COVERS_CC_BCC,
+    TOPIC_REFUSED_TEXT,
+)
 from minibroker.core.tenants import (
     TenantCounters,
     UserLimits,
@@ -92,8 +98,8 @@ class Principal:
             name = "amq.default"  # rabbit_access_control:check_resource_access/4
         permissions = self._access.permissions(self.user, self.vhost)
         if permissions is None or not permissions.allows(permission, name):
-            raise AccessRefused(text(
-                "resource_refused_text", self._access.generation, permission=permission.value,
+            raise AccessRefused(self._access.profile[RESOURCE_REFUSED_TEXT].format(
+                permission=permission.value,
                 resource=f"{kind} '{name}' in vhost '{self.vhost}'", user=self.user))
         if len(self._allowed) >= _CACHE_SIZE:
             self._allowed.clear()
@@ -114,13 +120,10 @@ class Principal:
         """Rule 4, for an exchange known to be of type topic."""
         topic = self._access.topic_permissions(self.user, self.vhost).get(exchange)
         if topic is not None and not topic.allows(permission, routing_key, self._variables):
-            raise AccessRefused(text(
-                "topic_refused_text", self._access.generation, permission=permission.value,
+            raise AccessRefused(self._access.profile[TOPIC_REFUSED_TEXT].format(
+                permission=permission.value,
                 routing_key=routing_key, resource=f"'{exchange}' in vhost '{self.vhost}'",
                 user=self.user))
-
-    def _uses_current(self, difference: str) -> bool:
-        return uses_current(difference, self._access.generation)
 
     # -- the access table -------------------------------------------------------------------
 
@@ -133,7 +136,7 @@ class Principal:
         if exchange == "":
             raise _default_exchange()
         if passive:
-            if self._uses_current("passive_declare_needs_permission"):
+            if self._access.profile[PASSIVE_DECLARE_NEEDS_PERMISSION]:
                 self.require_any("exchange", exchange)
             return
         self.require(CONFIGURE, "exchange", exchange)
@@ -162,7 +165,7 @@ class Principal:
         ``amq.gen-…`` name, with ``server_named=True``). ``queue_count``: queues in the vhost
         now, for its ``max-queues`` limit (checked for new queues only)."""
         if passive:
-            if self._uses_current("passive_declare_needs_permission"):
+            if self._access.profile[PASSIVE_DECLARE_NEEDS_PERMISSION]:
                 self.require_any("queue", queue)
             return
         if not server_named and queue.startswith("amq."):
@@ -170,7 +173,7 @@ class Principal:
         self.require(CONFIGURE, "queue", queue)
         if exists:
             return
-        limit_last = self._uses_current("queue_limit_after_dead_letter_check")
+        limit_last = self._access.profile[QUEUE_LIMIT_AFTER_DEAD_LETTER_CHECK]
         if not limit_last:
             self._check_queue_limit(queue, queue_count)
         if dead_letter_exchange is not None:
@@ -238,7 +241,7 @@ class Principal:
         if exchange_type != "topic":
             return
         self.require_topic(WRITE, exchange, routing_key)
-        if self._uses_current("topic_check_covers_cc_bcc"):
+        if self._access.profile[TOPIC_CHECK_COVERS_CC_BCC]:
             for key in cc_bcc:
                 self.require_topic(WRITE, exchange, key)
 
@@ -248,4 +251,4 @@ class Principal:
         check_channel_max(open_channels, channel_max)
         user = self._access.users.get(self.user)
         limits = user.limits if user is not None else _NO_LIMITS
-        check_user_channels(self.user, limits, user_channels, self._access.generation)
+        check_user_channels(self.user, limits, user_channels, self._access.profile)

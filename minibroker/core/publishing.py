@@ -16,6 +16,9 @@ Rules:
    queue took, a nack when a ``reject-publish`` queue refused it. A confirm goes out with the
    outcome of the publish; this is where a durable store's confirms will wait for "synced up
    to sequence N" (``stores.py`` rule 4).
+5. A transactional publish is routed when it is published and enqueued when the transaction
+   commits (:meth:`Publishing.route_now`, :meth:`Publishing.commit`), as RabbitMQ does
+   (``transactions.py`` rule 2).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import replace
 from minibroker.core import commands as c
 from minibroker.core import deadletter
 from minibroker.core.arguments import parse_expiration
-from minibroker.core.channels import BrokerChannel
+from minibroker.core.channels import BrokerChannel, TxPublish
 from minibroker.core.effects import Confirm, Effect, Outcome, Return
 from minibroker.core.exchanges import Exchange
 from minibroker.core.fates import Fate
@@ -60,7 +63,7 @@ class Publishing:
         message = self.accept(channel, command.message)
         effects: list[Effect] = []
         if channel.tx is not None:
-            channel.tx.publishes.append((message, command.mandatory))
+            channel.tx.publishes.append(self.route_now(message, command.mandatory, effects))
         else:
             self.state.published += 1
             accepted = self.route(channel, message, command.mandatory, now, effects)
@@ -76,7 +79,9 @@ class Publishing:
                     for message, mandatory in command.messages]
         effects: list[Effect] = []
         if channel.tx is not None:
-            channel.tx.publishes.extend(accepted)
+            channel.tx.publishes.extend(
+                self.route_now(message, mandatory, effects) for message, mandatory in accepted
+            )
             return Outcome(None, effects)
         route = self.route
         self.state.published += len(accepted)
@@ -183,17 +188,60 @@ class Publishing:
             ttl = parse_expiration(properties.expiration) / 1000
         accepted = self.lifecycle.enqueue(message, queues, ttl, now, effects, channel)
         if not queues and mandatory:
-            # AMQP: "This flag tells the server how to react if the message cannot be routed to
-            # a queue. If this flag is set, the server will return an unroutable message."
-            self.state.returned += 1
-            effects.append(
-                Return(channel.connection.id, channel.number, 312, "NO_ROUTE", message)
-            )
-            observer = self.state.observer
-            if observer is not None:
-                observer(Fate("returned", message, connection=channel.connection.id,
-                              channel=channel.number, reason="312 NO_ROUTE"))
+            self._return(channel, message, effects)
         return accepted
+
+    def _return(self, channel: BrokerChannel, message: Message, effects: list[Effect]) -> None:
+        # AMQP: "This flag tells the server how to react if the message cannot be routed to
+        # a queue. If this flag is set, the server will return an unroutable message."
+        self.state.returned += 1
+        effects.append(Return(channel.connection.id, channel.number, 312, "NO_ROUTE", message))
+        observer = self.state.observer
+        if observer is not None:
+            observer(Fate("returned", message, connection=channel.connection.id,
+                          channel=channel.number, reason="312 NO_ROUTE"))
+
+    # -- transactional publishes (rule 5) ------------------------------------------------------
+
+    def route_now(self, message: Message, mandatory: bool, effects: list[Effect]) -> TxPublish:
+        """Route an accepted transactional publish now; it is enqueued at commit. RabbitMQ
+        (``rabbit_channel``, basic.publish): ``QNames = rabbit_exchange:route(...)`` at
+        publish, the delivery kept in the tx until ``tx.commit``. The default exchange routes
+        by name whether or not the queue exists yet; a direct reply goes out at once."""
+        exchange = self.exchanges[message.exchange]
+        headers = message.properties.headers
+        if headers and ("CC" in headers or "BCC" in headers):
+            keys = [message.routing_key, *deadletter.routing_keys(message)[1:],
+                    *_string_list(headers.get("BCC"))]
+            if "BCC" in headers:
+                kept = {key: value for key, value in headers.items() if key != "BCC"}
+                message = replace(message, properties=replace(message.properties, headers=kept))
+        else:
+            keys = [message.routing_key]
+        if exchange.name != "":
+            found = self.topology.route_keys(exchange, keys, headers)
+            return TxPublish(message, mandatory, tuple(queue.name for queue in found))
+        replied = message.routing_key.startswith(REPLY_PREFIX) and (
+            self.reply_to.deliver(message, effects))
+        names = dict.fromkeys(key for key in keys if not key.startswith(REPLY_PREFIX))
+        return TxPublish(message, mandatory, tuple(names), replied)
+
+    def commit(
+        self, channel: BrokerChannel, publish: TxPublish, now: float, effects: list[Effect],
+    ) -> None:
+        """Enqueue a transactional publish in those of its queues that still exist, or return
+        it (mandatory) when none does."""
+        queues = self.topology.queues
+        found = [queues[name] for name in publish.queues if name in queues]
+        message = publish.message
+        if not found and publish.replied:
+            return
+        ttl = None
+        if message.properties.expiration is not None:
+            ttl = parse_expiration(message.properties.expiration) / 1000
+        self.lifecycle.enqueue(message, found, ttl, now, effects, channel)
+        if not found and publish.mandatory:
+            self._return(channel, message, effects)
 
     def _route_cc(self, exchange: Exchange, message: Message) -> tuple[Message, list[Queue]]:
         """Sender-selected distribution (RabbitMQ): "CC" and "BCC" headers add routing keys

@@ -15,6 +15,12 @@ Rules:
    (``queues.py`` rule 3).
 3. Lookups raise before anything changes: a handler that got past its lookups cannot leave the
    state half-changed because of a missing name.
+4. Exclusive queues (RabbitMQ's ``check_exclusive_access``): any use of an exclusive queue by
+   another connection is 405 RESOURCE_LOCKED (*lax*); an active ``queue.declare`` also needs
+   its ``exclusive`` flag to match (*strict*): declaring an exclusive queue non-exclusive, or a
+   non-exclusive queue exclusive, is the same 405 — from the owning connection too.
+5. ``profile`` (``generations.py``) is the RabbitMQ version the broker answers as; it is read
+   when a queue is declared or an error is raised, never per message.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from minibroker.core.channels import BrokerChannel, ChannelAddress, ConnectionState
 from minibroker.core.fates import Observer
 from minibroker.core.flow import ReadyMeter
+from minibroker.core.generations import Profile
 from minibroker.core.queues import Queue
 from minibroker.core.topology import Topology, queue_text
 from minibroker.errors import ChannelStateError, NotFound, ResourceLocked
@@ -47,7 +54,11 @@ class SequentialNames:
 class BrokerState:
     """The state of one virtual host, shared by the broker's collaborators."""
 
-    def __init__(self, *, make_name: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self, *, make_name: Callable[[str], str] | None = None, profile: Profile | None = None,
+    ) -> None:
+        #: The RabbitMQ version whose answers the broker gives (rule 5).
+        self.profile = profile or Profile()
         self.topology = Topology()
         self.connections: dict[int, ConnectionState] = {}
         self.make_name: Callable[[str], str] = make_name or SequentialNames()
@@ -86,8 +97,17 @@ class BrokerState:
         return channel.last_queue
 
     @staticmethod
-    def check_exclusive(connection: ConnectionState, queue: Queue) -> None:
-        if queue.exclusive_owner is not None and queue.exclusive_owner != connection.id:
+    def check_exclusive(
+        connection: ConnectionState, queue: Queue, *, declared_exclusive: bool | None = None,
+    ) -> None:
+        """Rule 4: lax for every use, strict when ``declared_exclusive`` (the ``exclusive``
+        flag of an active ``queue.declare``) is given."""
+        owner = queue.exclusive_owner
+        if declared_exclusive is None:
+            locked = owner is not None and owner != connection.id
+        else:
+            locked = owner != (connection.id if declared_exclusive else None)
+        if locked:
             raise ResourceLocked(
                 f"cannot obtain exclusive access to locked {queue_text(queue.name)}. It could be "
                 "originally declared on another connection or the exclusive property value does "

@@ -8,10 +8,12 @@ Rules:
    arguments in RabbitMQ 3.10's order and raises ``PreconditionFailed`` (406) with its texts:
    first the values of the arguments streams support (``x-max-length-bytes``, ``x-max-age``,
    ``x-stream-max-segment-size-bytes``, ``x-initial-cluster-size``,
-   ``x-queue-leader-locator``, then 3.13's ``x-stream-filter-size-bytes``), then any argument
-   streams do not support, in the order the client sent them ("invalid arg 'x-message-ttl' for
-   queue 'q' in vhost '/' of queue type rabbit_stream_queue"), then the properties (durable,
-   not exclusive, not auto-delete). Unknown arguments are accepted and ignored.
+   ``x-queue-leader-locator``), then any argument streams do not support, in the order the
+   client sent them ("invalid arg 'x-message-ttl' for queue 'q' in vhost '/' of queue type
+   rabbit_stream_queue"), then the stream's own checks in ``rabbit_stream_queue:declare``'s
+   order: not auto-delete, not exclusive, durable, a segment size of at most 3,000,000,000,
+   and (with filtering, RabbitMQ 3.13) ``x-stream-filter-size-bytes`` in 16..255. Unknown
+   arguments are accepted and ignored.
 2. ``x-max-age`` is a positive integer and one unit: ``Y`` (365 days), ``M`` (30 days), ``D``,
    ``h``, ``m``, ``s`` (RabbitMQ's ``check_max_age``). Anything else is ``invalid_max_age`` —
    also where RabbitMQ 3.10 fails with 541 INTERNAL_ERROR (a string not starting with a
@@ -22,10 +24,10 @@ Rules:
    then ``x-priority`` and ``x-cancel-on-ha-failover``, which streams refuse. Where RabbitMQ
    3.10 fails with 541 (a string that starts with no digit, a boolean, a decimal, a table),
    the broker refuses with the same 406 shape instead.
-4. Filtering (RabbitMQ 3.13; 3.10 ignores these arguments): ``x-stream-filter`` is a string or
-   an array of strings (other array items are ignored, as RabbitMQ does);
-   ``x-stream-match-unfiltered`` is read only with it (default false). Without
-   ``x-stream-filter`` the consumer reads everything.
+4. Filtering (the profile row ``STREAM_FILTERING``: RabbitMQ 3.13 on; 3.10 ignores these
+   arguments): ``x-stream-filter`` is a string or an array of strings (other array items are
+   ignored, as RabbitMQ does); ``x-stream-match-unfiltered`` is read only with it (default
+   false). Without ``x-stream-filter`` the consumer reads everything.
 5. Durations are kept in seconds, the ``now`` scale.
 """
 
@@ -35,9 +37,10 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from minibroker.core.equivalence import wire_type
 from minibroker.core.topology import queue_text
 from minibroker.errors import PreconditionFailed
-from minibroker.message import FieldTable, FieldValue, field_type_name
+from minibroker.message import FieldTable, FieldValue
 
 __all__ = [
     "DEFAULT_FILTER_SIZE", "DEFAULT_SEGMENT_SIZE", "ConsumerSpec", "OffsetSpec", "StreamLimits",
@@ -125,8 +128,7 @@ def _integer(queue: str, arguments: FieldTable, key: str, *, zero: bool = True) 
         return None
     value = arguments[key]
     if not isinstance(value, int) or isinstance(value, bool):
-        kind = field_type_name(value, integer="signedint")
-        raise _invalid(queue, key, f'"expected integer, got {kind}"')
+        raise _invalid(queue, key, f'"expected integer, got {wire_type(value)}"')
     if value < 0:
         raise _invalid(queue, key, f"{{value_negative,{value}}}")
     if value == 0 and not zero:
@@ -144,15 +146,16 @@ def parse_interval(text: str) -> int | None:
 
 def stream_limits(
     name: str, arguments: FieldTable, *, durable: bool, exclusive: bool, auto_delete: bool,
+    filtering: bool = True,
 ) -> StreamLimits:
-    """Validate a new stream's declaration (rule 1)."""
+    """Validate a new stream's declaration (rule 1); ``filtering``: the profile's
+    ``STREAM_FILTERING`` (rule 4)."""
     max_bytes = _integer(name, arguments, "x-max-length-bytes")
     max_age = None
     if "x-max-age" in arguments:
         value = arguments["x-max-age"]
         if not isinstance(value, str):
-            raise _invalid(name, "x-max-age",
-                           f"{{unacceptable_type,{field_type_name(value, integer='signedint')}}}")
+            raise _invalid(name, "x-max-age", f"{{unacceptable_type,{wire_type(value)}}}")
         max_age = parse_interval(value)
         if max_age is None:
             raise _invalid(name, "x-max-age", "invalid_max_age")
@@ -162,27 +165,29 @@ def stream_limits(
         locator = arguments["x-queue-leader-locator"]
         if not isinstance(locator, str):
             raise _invalid(name, "x-queue-leader-locator",
-                           f"{{unacceptable_type,{field_type_name(locator, integer='signedint')}}}")
+                           f"{{unacceptable_type,{wire_type(locator)}}}")
         if locator not in _LOCATORS:
             raise _invalid(name, "x-queue-leader-locator", "invalid_queue_locator_arg")
-    if segment is not None and segment > MAX_SEGMENT_SIZE:
-        # RabbitMQ 3.11+ (3.10 accepted any size).
-        raise PreconditionFailed("Exceeded max value for x-stream-max-segment-size-bytes")
-    filter_size = arguments.get("x-stream-filter-size-bytes", DEFAULT_FILTER_SIZE)
-    if "x-stream-filter-size-bytes" in arguments and (
-            not isinstance(filter_size, int) or isinstance(filter_size, bool)
-            or filter_size not in _FILTER_SIZES):
-        # RabbitMQ 3.13's text, two spaces included (3.10 ignored the argument).
-        raise PreconditionFailed("Invalid value for  x-stream-filter-size-bytes")
     for key in arguments:
         if key in _REFUSED:
             raise PreconditionFailed(
                 f"invalid arg '{key}' for {queue_text(name)} of queue type rabbit_stream_queue"
             )
-    for bad, prop in ((not durable, "non-durable"), (exclusive, "exclusive-owner"),
-                      (auto_delete, "auto-delete")):
+    for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"),
+                      (not durable, "non-durable")):
         if bad:
             raise PreconditionFailed(f"invalid property '{prop}' for {queue_text(name)}")
+    if segment is not None and segment > MAX_SEGMENT_SIZE:
+        # Values too large overflow the position field of osiris's index (PR #5020, 3.10.5).
+        raise PreconditionFailed("Exceeded max value for x-stream-max-segment-size-bytes")
+    filter_size = arguments.get("x-stream-filter-size-bytes", DEFAULT_FILTER_SIZE)
+    if not filtering:
+        filter_size = DEFAULT_FILTER_SIZE
+    elif "x-stream-filter-size-bytes" in arguments and (
+            not isinstance(filter_size, int) or isinstance(filter_size, bool)
+            or filter_size not in _FILTER_SIZES):
+        # RabbitMQ 3.13's text, two spaces included.
+        raise PreconditionFailed("Invalid value for  x-stream-filter-size-bytes")
     assert isinstance(filter_size, int)
     return StreamLimits(
         max_length_bytes=max_bytes, max_age=max_age,
@@ -198,7 +203,7 @@ def _offset_term(value: FieldValue) -> str:
         kind = "longstr" if isinstance(value, str) else "binary"
         return f'{{{kind},<<"{text}">>}}'
     shown = str(value).lower() if isinstance(value, bool) else str(value)
-    return f"{{{field_type_name(value, integer='long')},{shown}}}"
+    return f"{{{wire_type(value)},{shown}}}"
 
 
 def parse_offset(queue: str, value: FieldValue, present: bool) -> OffsetSpec:
@@ -219,8 +224,11 @@ def parse_offset(queue: str, value: FieldValue, present: bool) -> OffsetSpec:
     return OffsetSpec("interval", seconds)
 
 
-def consumer_spec(queue: str, arguments: FieldTable | None) -> ConsumerSpec:
-    """Validate a stream consumer's arguments (rules 3-4), in RabbitMQ's order."""
+def consumer_spec(
+    queue: str, arguments: FieldTable | None, *, filtering: bool = True,
+) -> ConsumerSpec:
+    """Validate a stream consumer's arguments (rules 3-4), in RabbitMQ's order; without
+    ``filtering`` (RabbitMQ 3.10) the filter arguments are ignored."""
     arguments = arguments or {}
     offset = parse_offset(queue, arguments.get("x-stream-offset"), "x-stream-offset" in arguments)
     for key in _REFUSED_CONSUMER:
@@ -228,7 +236,7 @@ def consumer_spec(queue: str, arguments: FieldTable | None) -> ConsumerSpec:
             raise PreconditionFailed(
                 f"invalid arg '{key}' for {queue_text(queue)} of queue type rabbit_stream_queue"
             )
-    raw = arguments.get("x-stream-filter")
+    raw = arguments.get("x-stream-filter") if filtering else None
     values: tuple[str, ...] | None
     if isinstance(raw, list):
         values = tuple(text for text in map(_text, raw) if text is not None)

@@ -17,11 +17,12 @@ Rules:
    is refused at consume and ignored afterwards, as RabbitMQ does.
 3. Every delivery carries the ``x-stream-offset`` header (the stored message is not changed: the
    delivered copy has it), ``redelivered`` is always false.
-4. RabbitMQ 3.10's answers, with its codes and texts (``docs/compatibility.md`` lists where
-   newer releases differ): no prefetch → 406; auto-ack → 540; global qos → 540; ``basic.get``,
-   ``queue.purge``, ``basic.nack``, ``basic.reject`` and ``basic.recover`` of a stream delivery →
-   540 (3.10 fails a recover with 541; a 540 names the same cause). These checks run before
-   anything changes. An ack after the consumer was cancelled is accepted, as RabbitMQ does.
+4. RabbitMQ's answers, with its codes and texts, as the profile (``generations.py``) says:
+   no prefetch → 406; auto-ack → 540; global qos → 540; ``basic.get`` and ``queue.purge`` →
+   540; ``basic.nack``, ``basic.reject`` and ``basic.recover`` of a stream delivery → 540 under
+   RabbitMQ 3.10 (which fails a recover with 541; a 540 names the same cause), credit back
+   like an ack since 3.13. These checks run before anything changes. An ack after the
+   consumer was cancelled is accepted, as RabbitMQ does.
 5. ``queue.declare-ok`` reports the stored messages and 0 consumers (RabbitMQ's counts come
    from metrics; 3.10 reports 0 consumers for a stream, and its message count catches up with
    the stored count within seconds). ``queue.delete-ok`` reports 0; ``if-unused`` and
@@ -39,8 +40,15 @@ from dataclasses import dataclass
 from minibroker.core import commands as c
 from minibroker.core.channels import BrokerChannel, BrokerConsumer, Unacked
 from minibroker.core.effects import ConsumeOk, Deliver, Effect, Outcome, QueueDeclareOk
+from minibroker.core.equivalence import check_arguments, check_flag
 from minibroker.core.fates import Fate
 from minibroker.core.flow import ReadyMeter
+from minibroker.core.generations import (
+    STREAM_AUTO_ACK_TEXT,
+    STREAM_FILTERING,
+    STREAM_PREFETCH_TEXT,
+    STREAM_SETTLES_ANY_OUTCOME,
+)
 from minibroker.core.queues import Queue
 from minibroker.core.state import BrokerState
 from minibroker.core.stores import QueueEntry
@@ -144,26 +152,9 @@ def with_offset(message: Message, offset: int) -> Message:
     ))
 
 
-def _type_name(value: FieldValue) -> str:
-    """The AMQP type a client's encoder most likely used (pika: a small int is ``signedint``)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "signedint" if -(1 << 31) <= value < (1 << 31) else "long"
-    if isinstance(value, str):
-        return "longstr"
-    return type(value).__name__
-
-
-def _shown(value: FieldValue) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _typed(value: FieldValue) -> str:
-    return "none" if value is None else f"the value '{_shown(value)}' of type '{_type_name(value)}'"
-
-
 @dataclass(frozen=True, slots=True)
 class _Refusal:
-    """RabbitMQ 3.10's texts for what streams do not do (rule 4)."""
+    """A text for what streams do not do (rule 4); the profile's where it changed."""
 
     code: type[PreconditionFailed] | type[NotImplementedFeature]
     template: str
@@ -172,9 +163,6 @@ class _Refusal:
         return self.code(self.template.format(queue=queue_text(queue)))
 
 
-NO_PREFETCH = _Refusal(PreconditionFailed, "consumer prefetch count is not set for '{queue}'")
-NO_AUTO_ACK = _Refusal(
-    NotImplementedFeature, "automatic acknowledgement not supported by stream queues {queue}")
 NO_GLOBAL_QOS = _Refusal(NotImplementedFeature, "{queue} does not support global qos")
 NO_GET = _Refusal(NotImplementedFeature, "basic.get not supported by stream queues {queue}")
 NO_PURGE = _Refusal(NotImplementedFeature, "queue.purge not supported by stream queues {queue}")
@@ -199,7 +187,7 @@ class Streams:
         arguments = command.arguments or {}
         limits = stream_limits(
             name, arguments, durable=command.durable, exclusive=command.exclusive,
-            auto_delete=command.auto_delete,
+            auto_delete=command.auto_delete, filtering=self.state.profile[STREAM_FILTERING],
         )
         queue = StreamQueue(name, arguments=arguments, limits=limits, meter=self.state.meter,
                             now=now)
@@ -208,28 +196,12 @@ class Streams:
 
     @staticmethod
     def check_equivalent(queue: Queue, command: c.DeclareQueue) -> None:
-        """A redeclaration must match (RabbitMQ 3.10's stream texts quote both values)."""
+        """A redeclaration must match (``equivalence.py``, with a stream's arguments); the
+        caller checked the exclusive flag (405)."""
         what = queue_text(queue.name)
-        for prop, received, current in (("durable", command.durable, True),
-                                        ("exclusive", command.exclusive, False),
-                                        ("auto_delete", command.auto_delete, False)):
-            if received != current:
-                raise PreconditionFailed(
-                    f"inequivalent arg '{prop}' for {what}: received "
-                    f"'{str(received).lower()}' but current is '{str(current).lower()}'"
-                )
-        received_args = command.arguments or {}
-        for key in EQUIVALENCE_CHECKED:
-            new, old = received_args.get(key), queue.arguments.get(key)
-            if new == old and type(new) is type(old):
-                continue
-            if new is None or old is None:
-                got, has = _typed(new), _typed(old)
-            else:
-                got, has = f"'{_shown(new)}'", f"'{_shown(old)}'"
-            raise PreconditionFailed(
-                f"inequivalent arg '{key}' for {what}: received {got} but current is {has}"
-            )
+        check_flag(what, "durable", command.durable, queue.durable)
+        check_flag(what, "auto_delete", command.auto_delete, queue.auto_delete)
+        check_arguments(what, EQUIVALENCE_CHECKED, command.arguments or {}, queue.arguments)
 
     # -- refusals (rule 4) ---------------------------------------------------------------
 
@@ -243,11 +215,13 @@ class Streams:
         if queue.stream is not None:
             raise NO_PURGE(queue.name)
 
-    @staticmethod
-    def refuse_requeue(channel: BrokerChannel, tags: list[int] | None) -> None:
+    def refuse_requeue(self, channel: BrokerChannel, tags: list[int] | None) -> None:
         """Before a nack, reject or recover changes anything: refuse it if it names a stream
-        delivery (rule 4). ``tags``: the delivery tags named (unknown ones are left to the
-        caller's 406); ``None`` for every outstanding delivery of the channel."""
+        delivery and the profile says so (rule 4; since 3.13 they return credit like an ack).
+        ``tags``: the delivery tags named (unknown ones are left to the caller's 406);
+        ``None`` for every outstanding delivery of the channel."""
+        if self.state.profile[STREAM_SETTLES_ANY_OUTCOME]:
+            return
         unacked = channel.unacked
         named = unacked.values() if tags is None else (
             unacked[tag] for tag in tags if tag in unacked)
@@ -261,11 +235,15 @@ class Streams:
         self, channel: BrokerChannel, queue: StreamQueue, command: c.Consume, now: float,
     ) -> Outcome:
         """``basic.consume`` on a stream, checked in RabbitMQ's order (rule 4)."""
-        spec: ConsumerSpec = consumer_spec(queue.name, command.arguments)
+        profile = self.state.profile
+        spec: ConsumerSpec = consumer_spec(
+            queue.name, command.arguments, filtering=profile[STREAM_FILTERING])
         if channel.prefetch_count == 0:
-            raise NO_PREFETCH(queue.name)
+            raise PreconditionFailed(profile[STREAM_PREFETCH_TEXT].format(
+                queue=queue_text(queue.name)))
         if command.no_ack:
-            raise NO_AUTO_ACK(queue.name)
+            raise NotImplementedFeature(profile[STREAM_AUTO_ACK_TEXT].format(
+                queue=queue_text(queue.name)))
         if channel.global_prefetch:
             raise NO_GLOBAL_QOS(queue.name)
         tag = command.consumer_tag

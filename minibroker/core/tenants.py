@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from minibroker.core.generations import Generation, text
+from minibroker.core.generations import USER_CHANNEL_LIMIT_TEXT, Profile
 from minibroker.errors import NotAllowed, PreconditionFailed
 
 __all__ = [
@@ -173,12 +173,13 @@ def check_channel_max(open_channels: int, channel_max: int) -> None:
 
 
 def check_user_channels(
-    user: str, limits: UserLimits, count: int, generation: Generation = Generation.CURRENT,
+    user: str, limits: UserLimits, count: int, profile: Profile | None = None,
 ) -> None:
     """channel.open: the user's ``max-channels`` over all of the user's connections."""
     limit = limits.max_channels
     if limit is not None and count >= limit:
-        raise NotAllowed(text("user_channel_limit_text", generation, user=user, limit=limit))
+        template = (profile if profile is not None else Profile())[USER_CHANNEL_LIMIT_TEXT]
+        raise NotAllowed(template.format(user=user, limit=limit))
 
 
 def check_vhost_queues(vhost: str, queue: str, limits: VHostLimits, count: int) -> None:

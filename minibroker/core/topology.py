@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from minibroker.core.equivalence import check_arguments, check_flag, type_mismatch
 from minibroker.core.exchanges import (
     Binding,
     Destination,
@@ -33,8 +34,8 @@ from minibroker.core.exchanges import (
     Exchange,
     exchange_class,
 )
-from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
-from minibroker.message import FieldTable, FieldValue
+from minibroker.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
+from minibroker.message import FieldTable
 
 if TYPE_CHECKING:
     from minibroker.core.queues import Queue
@@ -43,11 +44,20 @@ __all__ = ["VHOST", "Topology", "exchange_text", "queue_text"]
 
 VHOST = "/"
 
-#: Queue arguments RabbitMQ compares on redeclare; other ``x-`` arguments are accepted and ignored.
-EQUIVALENCE_CHECKED_QUEUE_ARGS = (
-    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-expires", "x-max-length",
-    "x-max-length-bytes", "x-max-priority", "x-message-ttl", "x-overflow", "x-queue-type",
-    "x-single-active-consumer", "x-delivery-limit", "x-queue-mode",
+#: Queue arguments RabbitMQ compares on redeclare, per queue type and in its order (the
+#: ``queue_arguments`` of ``rabbit_classic_queue`` / ``rabbit_quorum_queue``, 3.10.8); other
+#: ``x-`` arguments are accepted and ignored.
+CLASSIC_QUEUE_ARGS = (
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+    "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+    "x-queue-version", "x-single-active-consumer", "x-queue-type", "x-queue-master-locator",
+)
+QUORUM_QUEUE_ARGS = (
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
+    "x-expires", "x-max-length", "x-max-length-bytes", "x-max-in-memory-length",
+    "x-max-in-memory-bytes", "x-overflow", "x-single-active-consumer", "x-queue-type",
+    "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
+    "x-queue-leader-locator",
 )
 #: Exchange arguments RabbitMQ compares on redeclare (``rabbit_exchange:assert_equivalence``).
 EQUIVALENCE_CHECKED_EXCHANGE_ARGS = ("alternate-exchange",)
@@ -69,49 +79,6 @@ def queue_text(name: str) -> str:
 
 def exchange_text(name: str) -> str:
     return f"exchange '{name}' in vhost '{VHOST}'"
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _value_text(value: FieldValue | None) -> str:
-    """RabbitMQ's rendering of an argument value in an inequivalence message."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        kind = "bool"
-    elif isinstance(value, int):
-        kind = "long"
-    elif isinstance(value, str | bytes):
-        kind = "longstr"
-    else:
-        kind = type(value).__name__
-    shown = value.decode(errors="replace") if isinstance(value, bytes) else value
-    return f"the value '{shown}' of type '{kind}'"
-
-
-def _same_value(a: FieldValue | None, b: FieldValue | None) -> bool:
-    # bool is an int in Python; in AMQP tables they are different types.
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
-
-
-def _check_flag(what: str, prop: str, received: bool, current: bool) -> None:
-    if received != current:
-        raise PreconditionFailed(
-            f"inequivalent arg '{prop}' for {what}: received '{_flag(received)}' "
-            f"but current is '{_flag(current)}'"
-        )
-
-
-def _check_args(what: str, keys: Sequence[str], received: FieldTable, current: FieldTable) -> None:
-    for key in keys:
-        new, old = received.get(key), current.get(key)
-        if not _same_value(new, old):
-            raise PreconditionFailed(
-                f"inequivalent arg '{key}' for {what}: received {_value_text(new)} "
-                f"but current is {_value_text(old)}"
-            )
 
 
 class Topology:
@@ -146,19 +113,30 @@ class Topology:
     def declare_exchange(
         self, name: str, type_name: str, *, passive: bool, durable: bool, auto_delete: bool,
         internal: bool, arguments: FieldTable,
+        unknown_type: type[AMQPError] = PreconditionFailed,
     ) -> Exchange:
-        if name == "":
-            raise AccessRefused("operation not permitted on the default exchange")
+        """``exchange.declare`` in RabbitMQ's order of checks (``rabbit_channel``): the type
+        first, then the default exchange, then (for a new exchange) the name and the
+        ``alternate-exchange`` argument, then equivalence. ``unknown_type`` is the error an
+        unknown type raises (the version profile's choice: 503 or 406)."""
         if passive:
+            if name == "":
+                raise AccessRefused("operation not permitted on the default exchange")
             return self.exchange(name)
         cls = exchange_class(type_name)
         if cls is None:
-            # RabbitMQ >= 3.13 (PR #11214); 3.10 closed the connection with 503 instead.
-            raise PreconditionFailed(f"unknown exchange type '{type_name}'")
+            raise unknown_type(f"unknown exchange type '{type_name}'")
+        if name == "":
+            raise AccessRefused("operation not permitted on the default exchange")
         existing = self.exchanges.get(name)
         if existing is None:
             if name.startswith("amq."):
                 raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            if "alternate-exchange" in arguments:
+                alternate = arguments["alternate-exchange"]
+                if not isinstance(alternate, str):
+                    # rabbit_misc:r_arg: the argument names an exchange, so only a longstr.
+                    raise type_mismatch(alternate, "alternate-exchange", exchange_text(name))
             exchange = cls(
                 name, durable=durable, auto_delete=auto_delete, internal=internal,
                 arguments=arguments,
@@ -166,15 +144,11 @@ class Topology:
             self.exchanges[name] = exchange
             return exchange
         what = exchange_text(name)
-        if existing.type_name != type_name:
-            raise PreconditionFailed(
-                f"inequivalent arg 'type' for {what}: received '{type_name}' "
-                f"but current is '{existing.type_name}'"
-            )
-        _check_flag(what, "durable", durable, existing.durable)
-        _check_flag(what, "auto_delete", auto_delete, existing.auto_delete)
-        _check_flag(what, "internal", internal, existing.internal)
-        _check_args(what, EQUIVALENCE_CHECKED_EXCHANGE_ARGS, arguments, existing.arguments)
+        check_flag(what, "type", type_name, existing.type_name)
+        check_flag(what, "durable", durable, existing.durable)
+        check_flag(what, "auto_delete", auto_delete, existing.auto_delete)
+        check_flag(what, "internal", internal, existing.internal)
+        check_arguments(what, EQUIVALENCE_CHECKED_EXCHANGE_ARGS, arguments, existing.arguments)
         return existing
 
     def delete_exchange(self, name: str, *, if_unused: bool) -> None:
@@ -242,6 +216,13 @@ class Topology:
             if source.auto_delete and not source.binding_count:
                 self._remove_exchange(source)
 
+    def has_binding(
+        self, source_name: str, destination: Destination, routing_key: str,
+        arguments: FieldTable,
+    ) -> bool:
+        source = self.exchanges.get(source_name)
+        return source is not None and source.has_binding(destination, routing_key, arguments)
+
     def bindings(self) -> list[Binding]:
         """Every binding, with its own copy of the arguments: introspection must not hand out
         the live table (statistics rule 1)."""
@@ -256,14 +237,15 @@ class Topology:
     # -- queues -----------------------------------------------------------------------------
 
     def check_queue_equivalent(
-        self, queue: Queue, *, durable: bool, exclusive: bool, auto_delete: bool,
-        arguments: FieldTable,
+        self, queue: Queue, *, durable: bool, auto_delete: bool, arguments: FieldTable,
     ) -> None:
+        """RabbitMQ's ``assert_equivalence`` after the exclusive-owner check (which the
+        caller makes: a different ``exclusive`` flag is a 405, not an inequivalence)."""
         what = queue_text(queue.name)
-        _check_flag(what, "durable", durable, queue.durable)
-        _check_flag(what, "exclusive", exclusive, queue.exclusive)
-        _check_flag(what, "auto_delete", auto_delete, queue.auto_delete)
-        _check_args(what, EQUIVALENCE_CHECKED_QUEUE_ARGS, arguments, queue.arguments)
+        check_flag(what, "durable", durable, queue.durable)
+        check_flag(what, "auto_delete", auto_delete, queue.auto_delete)
+        keys = QUORUM_QUEUE_ARGS if queue.limits.quorum else CLASSIC_QUEUE_ARGS
+        check_arguments(what, keys, arguments, queue.arguments)
 
     def add_queue(self, queue: Queue) -> None:
         self.queues[queue.name] = queue

@@ -4,18 +4,24 @@ Rules:
 
 1. A channel is in confirm mode or transactional, never both (406 either way round, RabbitMQ's
    texts).
-2. A transactional channel buffers its publishes and settlements (``TxBuffer``);
-   ``tx.commit`` carries out the settlements — acks, then requeues, then rejections — and then
-   routes the publishes, in order. A publish whose exchange was deleted in the meantime is
-   dropped, as RabbitMQ does.
+2. A transactional channel buffers its publishes and settlements (``TxBuffer``). As in
+   RabbitMQ (``rabbit_channel``), a publish is *routed when it is published* and enqueued at
+   commit: a binding made between publish and commit does not get it, a queue deleted in
+   between does not (a mandatory publish left with no queue is returned at commit), an
+   exchange deleted in between does not matter, and the default exchange routes by queue
+   name, so a queue declared before the commit gets it. ``tx.commit`` enqueues the publishes
+   in order, then carries out the settlements in the order they were made (consecutive ones of
+   a kind together, RabbitMQ's ``ack_cons``), each run in delivery-tag order.
 3. ``tx.rollback`` forgets the publishes and puts the settled-but-uncommitted deliveries back
    as unacked, in delivery-tag order (RabbitMQ).
 """
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import itemgetter
+
 from minibroker.core import commands as c
-from minibroker.core import delivery
 from minibroker.core.acks import Acknowledgements
 from minibroker.core.channels import BrokerChannel, TxBuffer
 from minibroker.core.effects import Effect, Outcome
@@ -46,15 +52,12 @@ class Transactions:
         channel, tx = self._transactional(command)
         channel.tx = TxBuffer([], [])
         effects: list[Effect] = []
-        for action in (delivery.ACK, delivery.REQUEUE, delivery.DISCARD):
-            group = [unacked for _, unacked, kind in tx.settlements if kind == action]
-            if group:
-                self.acks.apply(channel, group, action, now, effects)
-        state = self.state
-        for message, mandatory in tx.publishes:
-            if message.exchange in state.topology.exchanges:
-                state.published += 1
-                self.publishing.route(channel, message, mandatory, now, effects)
+        self.state.published += len(tx.publishes)
+        for publish in tx.publishes:
+            self.publishing.commit(channel, publish, now, effects)
+        for action, run in groupby(tx.settlements, key=itemgetter(2)):
+            group = [unacked for _, unacked, _ in sorted(run, key=itemgetter(0))]
+            self.acks.apply(channel, group, action, now, effects)
         return Outcome(None, effects)
 
     def rollback(self, command: c.TxRollback, now: float) -> Outcome:

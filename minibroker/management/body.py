@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from minibroker.core.equivalence import Long
 from minibroker.management.errors import bad_request
 from minibroker.message import FieldTable, FieldValue
 
@@ -87,9 +88,10 @@ def _field_value(where: str, value: Any) -> FieldValue:
         return {key: _field_value(where, item) for key, item in value.items()}
     if isinstance(value, list):
         return [_field_value(where, item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not (
-            _INT64[0] <= value <= _INT64[1]):
-        raise bad_request(f"{where}: integer {value} does not fit a signed 64-bit field value")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise bad_request(f"{where}: integer {value} does not fit a signed 64-bit field value")
+        return Long(value)  # RabbitMQ's management API makes every JSON integer an AMQP long
     return value  # type: ignore[no-any-return]  # str, float, bool, None: all field values
 
 

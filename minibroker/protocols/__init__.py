@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["AMQP_HEADER", "NATIVE_HEADER", "PROTOCOL_HEADER_SIZE", "detect"]
+__all__ = ["AMQP_HEADER", "HEADER_NAMED", "NATIVE_HEADER", "PROTOCOL_HEADER_SIZE", "detect"]
 
 PROTOCOL_HEADER_SIZE = 8
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 #: Must equal ``minibroker.protocols.native.codec.PREAMBLE`` (a test checks it).
 NATIVE_HEADER = b"MBRK\x00\x01\x00\x00"
+
+
+#: The protocols :func:`detect` can name by their header.
+HEADER_NAMED = ("native", "amqp")
 
 
 def detect(header: bytes) -> Literal["native", "amqp"] | None:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 try:
     import resource
 except ImportError:  # pragma: no cover - not on Windows
-    resource = None  # type: ignore[assignment]
+    resource = None  # type: ignore[assignment]  # (the module's type, when there is one)
 
 __all__ = ["FlowController", "install_accept_error_handler", "raise_open_file_limit"]
 
@@ -248,5 +248,7 @@ def install_accept_error_handler(loop: asyncio.AbstractEventLoop) -> None:
         else:
             loop.default_exception_handler(context)
 
+    # A mark on the function (so a second install finds it); functions take attributes, though
+    # mypy knows none.
     handler.minibroker_accept_handler = True  # type: ignore[attr-defined]
     loop.set_exception_handler(handler)

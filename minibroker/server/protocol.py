@@ -1,9 +1,12 @@
-"""The ``asyncio.Protocol`` of every client socket: pick a session by the first 8 bytes.
+"""The ``asyncio.Protocol`` of every client socket: pick the protocol by the first 8 bytes.
 
 Rules:
 
-1. The first 8 bytes choose the protocol (``minibroker.protocols.detect``). Bytes that name no
-   protocol we speak are answered with our native preamble and the socket is closed.
+1. The first 8 bytes choose the protocol (``minibroker.protocols.detect``): the socket gets a
+   :class:`~minibroker.server.session.Session` with that protocol's adapter
+   (``BrokerServer.adapters``). Bytes that name no protocol we speak are answered with our
+   native preamble and the socket is closed. A listener of one protocol (``only``) takes only
+   that one; for a protocol whose first bytes name nothing (HTTP), it takes whatever comes.
 2. TCP_NODELAY is set on every socket: brokers send many small frames and must not wait.
 3. ``pause_writing``/``resume_writing`` (the transport's buffer passed its high-water mark)
    become backpressure in the core: no deliveries to this connection until it drains.
@@ -20,11 +23,11 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
-from minibroker.protocols import PROTOCOL_HEADER_SIZE, detect
+from minibroker.protocols import HEADER_NAMED, PROTOCOL_HEADER_SIZE, detect
+from minibroker.server.session import Session
 
 if TYPE_CHECKING:
     from minibroker.server.server import BrokerServer
-    from minibroker.server.session import Session
 
 __all__ = ["BrokerProtocol"]
 
@@ -69,9 +72,11 @@ class BrokerProtocol(asyncio.Protocol):
         if len(self._head) < PROTOCOL_HEADER_SIZE:
             return
         assert self.transport is not None
-        name = detect(self._head[:PROTOCOL_HEADER_SIZE])
-        factory = self.server.session_factories.get(name) if name else None
-        if factory is None or (self.only is not None and name != self.only):
+        name: str | None = detect(self._head[:PROTOCOL_HEADER_SIZE])
+        if name is None and self.only is not None and self.only not in HEADER_NAMED:
+            name = self.only  # a listener of its own, for a protocol without a header (rule 1)
+        adapter = self.server.adapters.get(name) if name else None
+        if adapter is None or (self.only is not None and name != self.only):
             log.warning(
                 "%s: unknown protocol header %r; answering with ours and closing",
                 self.peer, self._head[:PROTOCOL_HEADER_SIZE],
@@ -79,8 +84,8 @@ class BrokerProtocol(asyncio.Protocol):
             self.transport.write(self.server.default_header(self.only))
             self.transport.close()
             return
-        self.session = factory(self.server, self.server.next_connection_id(), self.transport,
-                               self.peer)
+        self.session = Session(self.server, self.server.next_connection_id(), self.transport,
+                               self.peer, adapter)
         head, self._head = self._head, b""
         self.data_received(head)
 

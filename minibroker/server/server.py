@@ -2,9 +2,9 @@
 
 Rules:
 
-1. One loop, run to completion (DESIGN.md): one input — a frame or a timer — is processed
-   completely, and every write it causes is queued, before the next input. No locks, no task per
-   queue or consumer.
+1. One loop, run to completion (``docs/architecture.md``): one input — a frame or a timer — is
+   processed completely, and every write it causes is queued, before the next input. No locks,
+   no task per queue or consumer.
 2. ``execute(command)`` runs one command in the core with the server clock's ``now``;
    ``apply_effects(effects)`` hands each effect to the session of the connection it names.
    Sessions send their reply between the two.
@@ -13,12 +13,15 @@ Rules:
 4. Shutdown: stop accepting, tell every client the broker is closing (320 CONNECTION_FORCED),
    give them ``shutdown_grace`` seconds to close, then drop what is left.
 5. Overload (``flow.py``): the flow controller checks the core's ready meter after every input
-   and blocks publishers during a resource alarm; the periodic sweep re-measures the meter and
-   skips the heartbeat check of blocked connections (they cannot be read). ``start`` raises the
+   and blocks publishers during a resource alarm; the periodic sweep re-measures the meter, and
+   counts a connection we do not read as heard (its silence is ours). ``start`` raises the
    file-descriptor limit and names it when ``accept`` runs out.
 6. Hooks for the test toolkit cost nothing when unused: ``input_hooks`` run after every processed
-   input (a read, a timer, a lost socket) only when the list is not empty; ``reply_hook`` (when
-   set) may hold back or drop the reply to a command.
+   input (a read, a timer, a lost socket) only when the list is not empty; an ``interceptor``
+   (``adapter.py``), while one is set, sees every command and reply of every session.
+7. Protocols plug in through ``adapters``: protocol name -> the class of its
+   :class:`~minibroker.server.adapter.ProtocolAdapter`; ``protocols.detect`` names the
+   protocol a socket's first bytes ask for.
 """
 
 from __future__ import annotations
@@ -30,30 +33,28 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from minibroker.clock import Clock, LoopClock
 from minibroker.config import ServerConfig
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
 from minibroker.errors import AMQPError
-from minibroker.server.clock import Clock, LoopClock
+from minibroker.server.adapter import AdapterFactory, Interceptor
+from minibroker.server.amqp_adapter import AMQPAdapter
 from minibroker.server.flow import (
     FlowController,
     install_accept_error_handler,
     raise_open_file_limit,
 )
+from minibroker.server.native_adapter import NativeAdapter
 from minibroker.server.protocol import BrokerProtocol
 
 if TYPE_CHECKING:
     from minibroker.server.session import Session
 
-__all__ = ["BrokerServer", "ReplyHook", "SessionFactory"]
+__all__ = ["BrokerServer"]
 
 log = logging.getLogger("minibroker.server")
-
-SessionFactory = Callable[["BrokerServer", int, asyncio.Transport, str], "Session"]
-#: ``reply_hook(session, command, send)``: return True to take over sending the reply and the
-#: command's effects (``send()`` does both, later or never); False to let the session send them.
-ReplyHook = Callable[["Session", Command, Callable[[], None]], bool]
 
 #: How often heartbeats are checked, in seconds of the server clock.
 HEARTBEAT_SWEEP_INTERVAL = 0.5
@@ -64,21 +65,8 @@ def random_name(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(16)
 
 
-def _default_session_factories() -> dict[str, SessionFactory]:
-    factories: dict[str, SessionFactory] = {}
-    try:
-        from minibroker.server.native_session import NativeSession
-    except ImportError:  # pragma: no cover - during development of the protocols
-        pass
-    else:
-        factories["native"] = NativeSession
-    try:
-        from minibroker.server.amqp_session import AMQPSession
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        factories["amqp"] = AMQPSession
-    return factories
+def _default_adapters() -> dict[str, AdapterFactory]:
+    return {"native": NativeAdapter, "amqp": AMQPAdapter}
 
 
 class BrokerServer:
@@ -98,17 +86,14 @@ class BrokerServer:
         self._clock = clock
         self.sessions: dict[int, Session] = {}
         self.protocols: set[BrokerProtocol] = set()
-        self.session_factories = _default_session_factories()
+        #: Protocol name -> its adapter (rule 7).
+        self.adapters = _default_adapters()
         #: Internal errors logged so far (the test toolkit fails a test that caused one).
         self.internal_errors = 0
-        #: Sessions may hand a run of publishes or acks to the core as one command
-        #: (``PublishMany``/``AckMany``); the test toolkit's fault injector turns this off while
-        #: it needs to see every publish on its own.
-        self.batch_inputs = True
         #: Called after every processed input when not empty (the toolkit's waiters).
         self.input_hooks: list[Callable[[], None]] = []
-        #: Fault injection on replies (``ReplyHook``); ``None`` = send every reply at once.
-        self.reply_hook: ReplyHook | None = None
+        #: Sees every session's commands and replies while set (rule 6; fault injection).
+        self.interceptor: Interceptor | None = None
         self._next_id = 0
         self._listeners: list[asyncio.Server] = []
         self._cancel_timer: Callable[[], None] | None = None
@@ -257,7 +242,7 @@ class BrokerServer:
 
     def default_header(self, only: str | None) -> bytes:
         """What an unknown protocol header is answered with before the socket closes."""
-        if only == "amqp" or "native" not in self.session_factories:
+        if only == "amqp" or "native" not in self.adapters:
             from minibroker.protocols import AMQP_HEADER
 
             return AMQP_HEADER

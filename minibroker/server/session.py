@@ -1,16 +1,36 @@
-"""The base of a protocol session: one client connection speaking one wire protocol.
+"""The session pipeline: one client connection, whatever its protocol, glued to the core.
+
+A :class:`Session` is created by ``protocol.py`` once the first bytes chose the protocol; the
+protocol's :class:`~minibroker.server.adapter.ProtocolAdapter` (``adapter.py``) supplies the
+wire, and this class runs the one pipeline every protocol shares: bytes → the adapter's events
+→ core commands → replies and effects → bytes.
 
 Rules:
 
-1. A session turns bytes into core commands and core effects into bytes. It never holds broker
-   state of its own beyond what its protocol needs (handshake state, open channels, frame sizes).
-2. Output is buffered and written once per event-loop iteration (:meth:`write` schedules one
+1. Run to completion: each work frame becomes one command, run in the core; then its reply is
+   written, *then* the effects it caused are applied (a consume-ok before the first delivery, a
+   return before its confirm: AMQP §4.6). An :class:`~minibroker.server.adapter.Interceptor`,
+   when registered, runs the command and may hold the reply back.
+2. A :class:`~minibroker.protocols.events.HotRun` (publishes, or single acks, of one channel)
+   is one core input (``PublishMany``/``AckMany``). The core checks a whole batch before it
+   changes anything; if it refuses one — any ``AMQPError`` — the run is replayed frame by frame,
+   so what came before the faulty frame takes effect and the error then closes the channel or
+   the connection, exactly as if the frames had come one by one.
+3. A core ``ChannelError`` closes the channel: the protocol's channel close with its code, and
+   the channel is released in the core at once (its unacked messages are requeued). Any other
+   ``AMQPError`` closes the connection: the protocol's close, the connection leaves the core at
+   once, and the socket closes after the peer's close-ok or ``ServerConfig.shutdown_grace``
+   seconds. Other connections never notice.
+4. Fairness: a read is processed at most :data:`FAIR_SHARE` frames per loop iteration; the
+   rest waits for the next iterations with the socket not read meanwhile, so one flooding
+   connection cannot keep the others (a consumer's acks, above all) waiting.
+5. Output is buffered and written once per loop iteration (:meth:`write` schedules one
    :meth:`flush`), so a burst of deliveries becomes one ``transport.write``. After a write the
    session renews the core's delivery burst for window-less consumers (:meth:`_renew_burst`).
-3. To run a command: ``outcome = self.server.execute(command)``; send the reply frame; *then*
-   ``self.server.apply_effects(outcome.effects)`` — the reply must precede the effects it caused
-   (a consume-ok before the first delivery, AMQP §4.6).
-4. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
+6. Reading may be held for several reasons at once — flow control, fairness, fault injection
+   (:meth:`hold_reading`) — and resumes when the last one lets go. While it is held the peer's
+   silence proves nothing: heartbeats count it as heard.
+7. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
    connection id, counted by the server, and closes this connection only (541).
 """
 
@@ -18,30 +38,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from minibroker.core.channels import DELIVERY_BURST
-from minibroker.core.commands import SetWritable
-from minibroker.core.effects import Effect
+from minibroker.core.commands import (
+    CloseChannel,
+    CloseConnection,
+    Command,
+    OpenChannel,
+    OpenConnection,
+    SetWritable,
+)
+from minibroker.core.effects import Outcome
+from minibroker.errors import AMQPError, ChannelError, ConnectionForced
+from minibroker.message import FieldTable
+from minibroker.protocols import events as ev
 
 if TYPE_CHECKING:
+    from minibroker.server.adapter import AdapterFactory
     from minibroker.server.server import BrokerServer
 
-__all__ = ["Session"]
+__all__ = ["FAIR_SHARE", "Session"]
 
 log = logging.getLogger("minibroker.server")
 
+#: Frames one connection may have processed per loop iteration before others get their turn.
+FAIR_SHARE = 1024
 
-class Session(ABC):
-    """One connection, after the protocol was chosen by its first 8 bytes."""
 
-    #: Protocol name for logs and introspection ("native", "amqp").
-    protocol_name = "?"
+class Session:
+    """One client connection, after its first bytes chose the protocol."""
 
-    def __init__(
-        self, server: BrokerServer, connection_id: int, transport: asyncio.Transport, peer: str
-    ) -> None:
+    def __init__(self, server: BrokerServer, connection_id: int, transport: asyncio.Transport,
+                 peer: str, adapter: AdapterFactory) -> None:
         self.server = server
         self.id = connection_id
         self.transport = transport
@@ -53,12 +84,289 @@ class Session(ABC):
         self.registered = False
         #: True once the handshake completed (stays True after the connection is released).
         self.handshake_done = False
+        #: The name the client gave the connection, once open ("" when none).
+        self.name = ""
         #: The transport's buffer is past its high-water mark (between pause/resume_writing).
         self._writing_paused = False
         #: Why reading is paused ("flow", "fault", "fairness"...): read only when empty.
         self._reading_holds: set[str] = set()
+        #: The events of the read being processed, while a fair share at a time (rule 4).
+        self._events: Iterator[Any] | None = None
+        #: The part of a run beyond the last fair share.
+        self._rest: Sequence[Any] = ()
+        self._grace: asyncio.TimerHandle | None = None
+        self.adapter = adapter(self)
+        self.protocol_name = self.adapter.name
+        #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
+        self.on_effect = self.adapter.send_effect
 
-    # -- output -----------------------------------------------------------------------------
+    # -- input ------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.adapter.receive(data)
+        if self._events is None:  # else a held read's events take these bytes in turn
+            self._events = self.adapter.events()
+            try:
+                self._pump()
+            except BaseException:  # an internal error (rule 7): the next read starts afresh
+                self._events, self._rest = None, ()
+                raise
+
+    def _pump(self) -> None:
+        """Process the read's events, a fair share per loop iteration (rule 4)."""
+        events = self._events
+        assert events is not None
+        budget = FAIR_SHARE
+        rest = self._rest
+        if rest:
+            if self.adapter.channel_is_open(rest[0].channel):
+                budget -= self._run_part(rest, budget)
+            else:  # closed by the frames before the last share ended
+                self._rest = ()
+        run_one, run_part = self._run_one, self._run_part
+        if budget > 0:
+            for event in events:
+                kind = type(event)
+                if kind is _HOT_RUN:
+                    budget -= run_part(event.frames, budget)
+                elif kind in _CONTROL:
+                    self._control(event)
+                    budget -= 1
+                else:
+                    run_one(event)
+                    budget -= 1
+                if budget <= 0:
+                    break
+            else:  # every event of the read is done
+                self._events = None
+                if self._reading_holds:
+                    self.release_reading("fairness")
+                return
+        if self.closed:
+            self._events, self._rest = None, ()
+            return
+        # The share is used up: the rest in later loop iterations, reading nothing meanwhile.
+        self.hold_reading("fairness")
+        self.server.loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        """The next share of a large read, run like any input: flow control and the toolkit's
+        hooks look at it afterwards."""
+        if self.closed or self._events is None:
+            self._events, self._rest = None, ()
+            return
+        server = self.server
+        published = server.broker.published
+        try:
+            self._pump()
+        except Exception as exc:  # rule 7
+            self._events, self._rest = None, ()
+            self.internal_error(exc)
+            self.shutdown(541, "INTERNAL_ERROR")
+        server.flow.after_input(self, published)
+        if server.input_hooks:
+            server.run_input_hooks()
+
+    def _run_part(self, frames: Sequence[Any], budget: int) -> int:
+        """Run as much of a run as the budget allows; keep the rest. Returns frames taken."""
+        if len(frames) > budget:
+            frames, self._rest = frames[:budget], frames[budget:]
+        elif self._rest:
+            self._rest = ()
+        self._run_batch(frames)
+        return len(frames)
+
+    # -- running commands (rules 1-3) -------------------------------------------------------
+
+    def execute(self, command: Command) -> Outcome:
+        """Run one command of this connection in the core (through the interceptor, if any)."""
+        interceptor = self.server.interceptor
+        if interceptor is None:
+            return self.server.execute(command)
+        return interceptor.execute(self, command)
+
+    def _run_one(self, frame: Any) -> None:
+        """One work frame: command, reply, effects (rule 1)."""
+        server = self.server
+        try:
+            command = self.adapter.command(frame)
+            if command is None:
+                return
+            interceptor = server.interceptor
+            if interceptor is None:
+                outcome = server.execute(command)
+            else:
+                outcome = interceptor.execute(self, command)
+                if interceptor.hold_reply(self, command, partial(self._finish, frame, outcome)):
+                    return
+        except ChannelError as err:
+            self.fail_channel(frame, err)
+            return
+        except AMQPError as err:
+            self.fail_connection(err, frame)
+            return
+        self.adapter.send_reply(frame, outcome.reply)
+        if outcome.effects:
+            server.apply_effects(outcome.effects)
+
+    def _finish(self, frame: Any, outcome: Outcome) -> None:
+        """Send a reply and apply its effects (held back by an interceptor)."""
+        if self.closed or not self.adapter.channel_is_open(frame.channel):
+            return
+        self.adapter.send_reply(frame, outcome.reply)
+        if outcome.effects:
+            self.server.apply_effects(outcome.effects)
+
+    def _run_batch(self, frames: Sequence[Any]) -> None:
+        """A run as one core input, else frame by frame (rule 2)."""
+        server = self.server
+        if len(frames) > 1 and server.interceptor is None:
+            try:
+                outcome = server.execute(self.adapter.batch_command(frames))
+            except AMQPError:
+                pass  # replayed below
+            else:
+                if outcome.effects:
+                    server.apply_effects(outcome.effects)
+                return
+        channel_is_open = self.adapter.channel_is_open
+        for frame in frames:
+            if channel_is_open(frame.channel):  # else it closed on an earlier frame
+                self._run_one(frame)
+
+    def fail_channel(self, frame: Any, err: ChannelError) -> None:
+        """Rule 3, for a channel error caused by ``frame``."""
+        channel = frame.channel
+        log.info("%s: closing channel %d of %s connection %d: %s", self.peer, channel,
+                 self.protocol_name, self.id, err.reply_text)
+        self.adapter.close_channel(channel, err.reply_code, err.reply_text, frame=frame,
+                                   error=err)
+        self._release_channel(channel)
+
+    def fail_connection(self, err: AMQPError, frame: Any = None) -> None:
+        """Rule 3, for a connection error (caused by ``frame`` when given)."""
+        closing = self.adapter.close_connection(err.reply_code, err.reply_text, frame=frame,
+                                                error=err)
+        if closing is not None:
+            self._control(closing)
+
+    def _release_channel(self, channel: int) -> None:
+        """The channel is gone for the core right away: its unacked messages go back now."""
+        outcome = self.execute(CloseChannel(self.id, channel))
+        if outcome.effects:
+            self.server.apply_effects(outcome.effects)
+
+    # -- control events ---------------------------------------------------------------------
+
+    def _control(self, event: Any) -> None:
+        kind = type(event)
+        if kind is ev.ChannelOpened:
+            self.execute(OpenChannel(self.id, event.channel))
+        elif kind is ev.ChannelEnded:
+            self._release_channel(event.channel)
+        elif kind is ev.ConnectionOpened:
+            self._opened(event)
+        elif kind is ev.ConnectionClosing:
+            log.warning("%s: closing %s connection %d: %d %s", self.peer, self.protocol_name,
+                        self.id, event.reply_code, event.reply_text)
+            self._closing()
+        elif kind is ev.CloseSocket:
+            log.debug("%s: %s connection %d: %s", self.peer, self.protocol_name, self.id,
+                      event.reason)
+            self._close_now()
+
+    def _opened(self, event: ev.ConnectionOpened) -> None:
+        if self.server.closing:
+            self.fail_connection(ConnectionForced("broker shutdown"))
+            return
+        self.name = event.name or _connection_name(event.peer_properties)
+        self.execute(OpenConnection(
+            self.id, user=event.user, peer=self.peer, connection_name=self.name,
+            client_properties=event.peer_properties,
+        ))
+        self.server.register(self)
+        self.registered = self.handshake_done = True
+        log.debug("%s: %s connection %d open (user %r)", self.peer, self.protocol_name, self.id,
+                  event.user)
+
+    def _closing(self) -> None:
+        """We sent the protocol's connection close (rule 3)."""
+        self._leave_core()
+        if self._grace is not None:
+            self._grace.cancel()
+        self._grace = self.server.loop.call_later(self.server.config.shutdown_grace,
+                                                  self._close_now)
+
+    def _close_now(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self._leave_core()
+        if not self.closed:
+            self.close_transport()
+
+    def _leave_core(self) -> None:
+        """Forget the connection in the core: its unacked messages go back to their queues."""
+        if not self.registered:
+            return
+        self.registered = False
+        outcome = self.execute(CloseConnection(self.id))
+        self.server.unregister(self)
+        self.server.apply_effects(outcome.effects)
+
+    # -- what the server and the toolkit ask of a session -----------------------------------
+
+    def shutdown(self, reply_code: int, reply_text: str) -> None:
+        """Close this connection from the broker side (shutdown 320, fault injection...)."""
+        if self.closed:
+            return
+        log.info("%s: closing %s connection %d: %d %s", self.peer, self.protocol_name, self.id,
+                 reply_code, reply_text)
+        result = self.adapter.close_connection(reply_code, reply_text)
+        if type(result) is ev.ConnectionClosing:
+            self._closing()
+        elif result is not None:
+            self._close_now()
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> bool:
+        """Close an open channel from the broker side (fault injection): the protocol's
+        channel close, and the channel is released in the core at once. False when
+        ``channel`` is not open."""
+        if not self.adapter.close_channel(channel, reply_code, reply_text):
+            return False
+        log.info("%s: closing channel %d of %s connection %d: %d %s", self.peer, channel,
+                 self.protocol_name, self.id, reply_code, reply_text)
+        self._release_channel(channel)
+        return True
+
+    def set_blocked(self, reason: str | None) -> bool:
+        """Tell the peer that publishing is blocked (``reason``) or unblocked (``None``)."""
+        return self.adapter.set_blocked(reason)
+
+    def check_heartbeat(self, now: float) -> None:
+        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer."""
+        if self.closed or self.adapter.tick(now, heard=self.reading_held):
+            return
+        log.warning("%s: %s connection %d missed heartbeats (interval %d s); closing",
+                    self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
+        self._close_now()
+
+    def connection_lost(self) -> None:
+        """The socket is gone: release everything (the core requeues unacked messages)."""
+        self._events, self._rest = None, ()
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self._leave_core()
+
+    def internal_error(self, exc: BaseException) -> None:
+        self.server.internal_errors += 1
+        log.error("internal error on %s connection %d (%s): %r", self.protocol_name, self.id,
+                  self.peer, exc, exc_info=exc)
+
+    # -- output (rule 5) --------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         """Queue bytes; they are written with everything else queued in this loop iteration."""
@@ -69,12 +377,20 @@ class Session(ABC):
             self._flush_scheduled = True
             self.server.loop.call_soon(self.flush)
 
+    def schedule_flush(self) -> None:
+        """Make sure :meth:`flush` runs this loop iteration (for output an adapter holds)."""
+        if not self._flush_scheduled and not self.closed:
+            self._flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
+
     def flush(self) -> None:
+        self.adapter.before_flush()
         self._flush_scheduled = False
         if self._out and not self.transport.is_closing():
             out = self._out
             self._out = []
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.adapter.flushed()
             self._renew_burst()
         else:
             self._out.clear()
@@ -98,11 +414,11 @@ class Session(ABC):
         self.closed = True
         self.transport.close()
 
-    # -- reading --------------------------------------------------------------------------------
+    # -- reading (rule 6) -------------------------------------------------------------------
 
     def hold_reading(self, reason: str) -> None:
-        """Stop reading this socket for ``reason``; several reasons may hold it at once (flow
-        control, fault injection, fairness), and reading resumes when the last lets go."""
+        """Stop reading this socket for ``reason``; several reasons may hold it at once, and
+        reading resumes when the last lets go."""
         if not self._reading_holds and not self.transport.is_closing():
             self.transport.pause_reading()
         self._reading_holds.add(reason)
@@ -135,43 +451,11 @@ class Session(ABC):
                 self.server.execute(SetWritable(self.id, writable=True)).effects
             )
 
-    # -- what each protocol implements --------------------------------------------------------
 
-    @abstractmethod
-    def data_received(self, data: bytes) -> None:
-        """Bytes from the peer, starting with the 8-byte preamble on the first call."""
+def _connection_name(properties: FieldTable) -> str:
+    name = properties.get("connection_name")
+    return name if isinstance(name, str) else ""
 
-    @abstractmethod
-    def on_effect(self, effect: Effect) -> None:
-        """Carry out an effect addressed to this connection (deliver, confirm, return...)."""
 
-    @abstractmethod
-    def connection_lost(self) -> None:
-        """The socket is gone: release everything (the core requeues unacked messages)."""
-
-    @abstractmethod
-    def shutdown(self, reply_code: int, reply_text: str) -> None:
-        """Close this connection from the broker side (shutdown 320, fault injection...)."""
-
-    def check_heartbeat(self, now: float) -> None:  # noqa: B027 - optional hook
-        """Called periodically: send a heartbeat when idle, drop a silent peer."""
-
-    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> bool:
-        """Close an open channel from the broker side (fault injection): the protocol's
-        channel-close with ``reply_code``, and the core channel is closed at once (its unacked
-        messages are requeued). Returns False when ``channel`` is not open."""
-        raise NotImplementedError(f"{type(self).__name__} cannot close a channel")
-
-    def set_blocked(self, reason: str | None) -> bool:
-        """Tell the peer that publishing is blocked (``reason``) or unblocked (``None``).
-        Returns False when the protocol or the peer has no such notification."""
-        return False
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def internal_error(self, exc: BaseException) -> None:
-        self.server.internal_errors += 1
-        log.error(
-            "internal error on %s connection %d (%s): %r", self.protocol_name, self.id,
-            self.peer, exc, exc_info=exc,
-        )
+_HOT_RUN = ev.HotRun
+_CONTROL = frozenset(ev.CONTROL_EVENTS)

@@ -23,7 +23,7 @@ from typing import Any
 
 from minibroker.errors import ProtocolError
 from minibroker.message import Message
-from minibroker.protocols.native.values import frozen_builder
+from minibroker.protocols.building import frozen_builder
 from minibroker.storage.definitions import Definitions, QueueDefinition
 from minibroker.storage.intents import PropertiesCache
 from minibroker.storage.records import Damage

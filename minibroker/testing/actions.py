@@ -69,7 +69,10 @@ class Actions:
                                         connection_name="minibroker.testing"))
         try:
             server.execute(c.OpenChannel(TOOLKIT_CONNECTION, _CHANNEL))
-            outcome = server.execute(command)
+            if type(command) is c.Publish:  # armed publish faults apply to the handle too
+                outcome = controller.faults.publish(command)
+            else:
+                outcome = server.execute(command)
             effects.extend(outcome.effects)
             return outcome.reply
         finally:

@@ -10,12 +10,16 @@ Rules:
    after).
 3. A check reads the live core of the moment (``controller.broker``), so a condition armed
    before a ``reset()`` keeps working on the fresh core.
+4. Conditions on the message history cost O(new events) per check, not O(history): their first
+   check (on the loop thread) takes a running :class:`~minibroker.testing.history.Tally` from
+   the recorder, which counts what is recorded then once and every later event as it comes.
 """
 
 from __future__ import annotations
 
 from minibroker.core.statistics import QueueStatistics
 from minibroker.testing.controller import Check, Controller
+from minibroker.testing.history import Tally
 
 __all__ = ["Condition", "Conditions"]
 
@@ -61,10 +65,13 @@ class Conditions:
         """At least ``count`` messages had a ``kind`` event ("acked", "dead-lettered"...)."""
         controller = self._controller
         where = _where(queue=queue, exchange=exchange, routing_key=routing_key)
+        tallies: list[Tally] = []  # taken at the first check, on the loop thread (rule 4)
 
         def check() -> tuple[bool, str]:
-            seen = controller.recorder.count(kind, queue=queue, exchange=exchange,
-                                             routing_key=routing_key)
+            if not tallies:
+                tallies.append(controller.recorder.tally(
+                    kind, queue=queue, exchange=exchange, routing_key=routing_key))
+            seen = tallies[0].count
             return seen >= count, f"{seen} {kind}{where}{_note(controller)}"
 
         return check, f"{count} message(s) {kind}{where}"
@@ -76,9 +83,13 @@ class Conditions:
         whatever became of them: routed, unroutable or refused."""
         controller = self._controller
         where = _where(exchange=exchange, routing_key=routing_key)
+        tallies: list[Tally] = []  # rule 4
 
         def check() -> tuple[bool, str]:
-            seen = controller.recorder.published(exchange=exchange, routing_key=routing_key)
+            if not tallies:
+                tallies.append(controller.recorder.tally(
+                    None, exchange=exchange, routing_key=routing_key))
+            seen = tallies[0].count
             return seen >= count, f"{seen} published{where}{_note(controller)}"
 
         return check, f"{count} message(s) published{where}"

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from minibroker.config import ServerConfig
 from minibroker.core.broker import Broker
+from minibroker.core.generations import Profile
 from minibroker.server.clock import Clock
 from minibroker.server.server import BrokerServer
 from minibroker.testing.clock import ManualClock
@@ -62,6 +63,7 @@ class Controller:
         self.recorder = Recorder(history_size)
         self.server = BrokerServer(config, clock=clock)
         self.broker = self.server.broker
+        self._profile(self.broker)
         self.broker.observer = self.recorder
         self.faults = FaultInjector(self.server, self.recorder)
         self._waiters: list[_Waiter] = []
@@ -70,8 +72,14 @@ class Controller:
 
     def _new_broker(self) -> Broker:
         broker = self.server.new_broker()
+        self._profile(broker)
         broker.observer = self.recorder
         return broker
+
+    def _profile(self, broker: Broker) -> None:
+        """The RabbitMQ version of ``config.rabbitmq`` (``running_broker(rabbitmq="3.10")``),
+        set on a fresh core before its first command."""
+        broker.profile = Profile(self.config.rabbitmq)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 Rules:
 
-1. Nothing here costs anything until a fault is armed: the injector replaces the server's
-   ``execute`` (an instance attribute over the class method) and sets ``server.reply_hook``
-   only while a fault needs them, and takes them away when the last one is used up.
+1. Nothing here costs anything until a fault is armed: the injector is the server's
+   ``interceptor`` (``server/adapter.py``) only while a fault is armed, and steps down when the
+   last one is used up. While it is registered, sessions hand it every command on its own (no
+   batches), so it sees each publish as the client sent it.
 2. ``nack_publishes(count, queue=|exchange=)``: the next ``count`` publishes that the exchange
    would route to ``queue`` (or that name ``exchange``) are *not enqueued*: RabbitMQ's
    ``basic.nack`` to a publisher means "the broker could not take responsibility for the
@@ -69,7 +70,7 @@ class _ReplyFault:
 
 
 class FaultInjector:
-    """The faults armed on one server (loop thread only)."""
+    """The faults armed on one server (loop thread only); an ``Interceptor`` while armed."""
 
     def __init__(self, server: BrokerServer, recorder: Recorder) -> None:
         self.server = server
@@ -127,33 +128,29 @@ class FaultInjector:
         self._install()
 
     def _install(self) -> None:
-        server = self.server
-        if self._nacks or self.blocked is not None:
-            server.execute = self._execute  # type: ignore[method-assign]
-            server.batch_inputs = False  # every publish must come through _execute on its own
-        else:
-            server.batch_inputs = True
-            if "execute" in vars(server):
-                del server.execute
-        server.reply_hook = self._reply_hook if self._replies else None
+        armed = bool(self._nacks or self._replies) or self.blocked is not None
+        self.server.interceptor = self if armed else None
 
     # -- publishes --------------------------------------------------------------------------
 
-    def _execute(self, command: c.Command) -> Outcome:
-        server = self.server
+    def execute(self, session: Session, command: c.Command) -> Outcome:
+        """Run a session's command: publishes meet the armed publish faults (rules 2, 4)."""
         if type(command) is not c.Publish:
-            return BrokerServer.execute(server, command)
+            return self.server.execute(command)
+        outcome = self.publish(command)
+        if self.blocked is not None and session not in self._paused:
+            session.hold_reading("fault")  # rule 4: read no more from a publisher
+            self._paused.add(session)
+        return outcome
+
+    def publish(self, command: c.Publish) -> Outcome:
+        """Run a publish through the armed nack faults; the test handle's publishes come here
+        too, since they reach the core without a session."""
         if self._nacks:
             fault = self._matching_nack(command.message)
             if fault is not None:
                 return self._refuse(command, fault)
-        outcome = BrokerServer.execute(server, command)
-        if self.blocked is not None:
-            session = server.sessions.get(command.connection)
-            if session is not None and session not in self._paused:
-                session.hold_reading("fault")  # rule 4: read no more from a publisher
-                self._paused.add(session)
-        return outcome
+        return self.server.execute(command)
 
     def _matching_nack(self, message: Message) -> _PublishNack | None:
         topology = self.server.broker.topology
@@ -187,9 +184,8 @@ class FaultInjector:
         broker = self.server.broker
         observer, broker.observer = broker.observer, None  # the stand-in is not history
         try:
-            outcome = BrokerServer.execute(
-                self.server, c.Publish(command.connection, command.channel, stand_in)
-            )
+            outcome = self.server.execute(c.Publish(command.connection, command.channel,
+                                                    stand_in))
         finally:
             broker.observer = observer
         target = f"queue '{fault.queue}'" if fault.queue else f"exchange '{fault.exchange}'"
@@ -205,8 +201,9 @@ class FaultInjector:
 
     # -- replies ----------------------------------------------------------------------------
 
-    def _reply_hook(self, session: Session, command: c.Command,
-                    send: Callable[[], None]) -> bool:
+    def hold_reply(self, session: Session, command: c.Command,
+                   send: Callable[[], None]) -> bool:
+        """Rule 3: hold back, or drop, the reply to a command a reply fault names."""
         for fault in self._replies:
             if type(command) is fault.command:
                 break

@@ -11,8 +11,9 @@ Rules:
    client). Every method of its handle may be called from any thread: the work runs on the
    broker's loop and the caller waits for its result.
 3. ``options`` are :class:`~minibroker.config.ServerConfig` fields (``heartbeat=0``,
-   ``users=...``), plus ``clock`` (e.g. a :class:`~minibroker.testing.ManualClock`),
-   ``history_size``, and ``loop`` ("auto", "asyncio", "uvloop") for the thread variant.
+   ``users=...``, ``rabbitmq="3.10"`` to answer as that RabbitMQ version), plus ``clock``
+   (e.g. a :class:`~minibroker.testing.ManualClock`), ``history_size``, and ``loop``
+   ("auto", "asyncio", "uvloop") for the thread variant.
 4. Leaving the block closes the broker gracefully: clients hear 320 CONNECTION_FORCED and get
    ``shutdown_grace`` (0.2 s here) to close; the loop and its sockets are gone afterwards.
 5. Every ``wait_for_*`` has an awaitable twin ``wait_for_*_async`` with the same arguments. On

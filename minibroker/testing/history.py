@@ -13,17 +13,27 @@ Rules:
    message requeued forever cannot grow without limit; ``events_dropped`` counts the rest).
 3. Reads return frozen snapshots (:class:`History`, :class:`MessageRecord`): holding one never
    pins the recorder, and it does not change as the broker goes on.
+4. Waiting costs O(new events), not O(history): a waiter asks for a :class:`Tally`, which
+   counts the matching messages already recorded once, when it is made, and is then told of
+   every new record and event. The recorder holds its tallies weakly, so a tally lives as long
+   as the condition that made it. A message a tally counted stays counted when the bounded
+   history later drops it (events that happened do not un-happen); an event of a message the
+   history had already dropped is not counted (it is ``unmatched``). :meth:`Recorder.clear`
+   starts every tally again from 0.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from minibroker.core.fates import Fate
 from minibroker.message import Message, Properties
 
-__all__ = ["DEFAULT_HISTORY_SIZE", "FateEvent", "History", "MessageRecord", "Recorder"]
+__all__ = [
+    "DEFAULT_HISTORY_SIZE", "FateEvent", "History", "MessageRecord", "Recorder", "Tally",
+]
 
 #: Records kept by default (the oldest are dropped beyond it).
 DEFAULT_HISTORY_SIZE = 10_000
@@ -135,6 +145,56 @@ class _Entry:
         self.dropped = 0
 
 
+class Tally:
+    """How many recorded messages match: published ones (``kind`` ``None``), or ones with at
+    least one ``kind`` event (for ``queue``); ``exchange`` and ``routing_key`` filter both
+    (rule 4)."""
+
+    __slots__ = ("__weakref__", "_counted", "count", "exchange", "kind", "queue",
+                 "routing_key")
+
+    def __init__(self, kind: str | None, *, queue: str | None = None,
+                 exchange: str | None = None, routing_key: str | None = None) -> None:
+        self.kind = kind
+        self.queue = queue
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.count = 0
+        #: Indices of the counted messages the history still holds (each counts once).
+        self._counted: set[int] = set()
+
+    def reset(self) -> None:
+        self.count = 0
+        self._counted.clear()
+
+    def _wants(self, entry: _Entry) -> bool:
+        message = entry.message
+        return ((self.exchange is None or message.exchange == self.exchange)
+                and (self.routing_key is None or message.routing_key == self.routing_key)
+                and entry.index not in self._counted)
+
+    def started(self, entry: _Entry) -> None:
+        """A new record."""
+        if self.kind is None and self._wants(entry):
+            self._add(entry)
+
+    def recorded(self, entry: _Entry, event: FateEvent) -> None:
+        """A new event of ``entry``."""
+        if event.kind == self.kind and (
+                self.queue is None or event.queue == self.queue or self.queue in event.queues
+        ) and self._wants(entry):
+            self._add(entry)
+
+    def _add(self, entry: _Entry) -> None:
+        self._counted.add(entry.index)
+        self.count += 1
+
+    def forget(self, entry: _Entry) -> None:
+        """The history dropped ``entry``: it stays counted, but need not be remembered (so a
+        tally holds at most ``max_messages`` indices)."""
+        self._counted.discard(entry.index)
+
+
 def _event(fate: Fate, kind: str | None = None) -> FateEvent:
     return FateEvent(
         kind or fate.kind, fate.queue, fate.queues, fate.connection, fate.channel,
@@ -157,6 +217,7 @@ class Recorder:
         self.truncated = 0
         #: Fates of messages no longer (or never) in the history.
         self.unmatched = 0
+        self._tallies: weakref.WeakSet[Tally] = weakref.WeakSet()
 
     def __call__(self, fate: Fate) -> None:
         message = fate.message
@@ -173,13 +234,19 @@ class Recorder:
         if len(entry.events) >= self.max_events:
             entry.dropped += 1
             return
-        entry.events.append(_event(fate, kind))
+        self._record(entry, _event(fate, kind))
 
     def refused(self, message: Message, connection: int, channel: int, reason: str) -> None:
         """A publish the fault injector nacked: recorded, never enqueued."""
         entry = self._start(message, ())
-        entry.events.append(FateEvent("refused", connection=connection, channel=channel,
+        self._record(entry, FateEvent("refused", connection=connection, channel=channel,
                                       reason=reason))
+
+    def _record(self, entry: _Entry, event: FateEvent) -> None:
+        entry.events.append(event)
+        if self._tallies:
+            for tally in self._tallies:
+                tally.recorded(entry, event)
 
     def _start(self, message: Message, routed_to: tuple[str, ...]) -> _Entry:
         self._count += 1
@@ -187,9 +254,27 @@ class Recorder:
         entries = self._entries
         entries[id(message)] = entry
         if len(entries) > self.max_messages:
-            del entries[next(iter(entries))]
+            dropped = entries.pop(next(iter(entries)))
             self.truncated += 1
+            for tally in self._tallies:  # its later events are unmatched: no double count
+                tally.forget(dropped)
+        if self._tallies:
+            for tally in self._tallies:
+                tally.started(entry)
         return entry
+
+    def tally(self, kind: str | None, *, queue: str | None = None,
+              exchange: str | None = None, routing_key: str | None = None) -> Tally:
+        """A running count for a waiter (rule 4): what is recorded now is counted once, here;
+        from then on the tally is told of every new record and event. Keep it: the recorder
+        holds it weakly."""
+        tally = Tally(kind, queue=queue, exchange=exchange, routing_key=routing_key)
+        for entry in self._entries.values():
+            tally.started(entry)
+            for event in entry.events:
+                tally.recorded(entry, event)
+        self._tallies.add(tally)
+        return tally
 
     @property
     def note(self) -> str:
@@ -201,6 +286,8 @@ class Recorder:
         self._count = 0
         self.truncated = 0
         self.unmatched = 0
+        for tally in self._tallies:
+            tally.reset()
 
     def history(
         self, *, exchange: str | None = None, routing_key: str | None = None,
@@ -222,27 +309,3 @@ class Recorder:
                 message.properties, entry.routed_to, tuple(entry.events), entry.dropped,
             ))
         return History(tuple(records), self.truncated, self.max_messages)
-
-    def count(self, kind: str, *, queue: str | None = None, exchange: str | None = None,
-              routing_key: str | None = None) -> int:
-        """Messages with at least one ``kind`` event matching the filters (for waiters)."""
-        total = 0
-        for entry in self._entries.values():
-            message = entry.message
-            if exchange is not None and message.exchange != exchange:
-                continue
-            if routing_key is not None and message.routing_key != routing_key:
-                continue
-            if any(event.kind == kind and (queue is None or event.queue == queue
-                                           or queue in event.queues)
-                   for event in entry.events):
-                total += 1
-        return total
-
-    def published(self, *, exchange: str | None = None, routing_key: str | None = None) -> int:
-        """Messages published (to ``exchange`` with ``routing_key``), whatever their fate."""
-        if exchange is None and routing_key is None:
-            return len(self._entries)
-        return sum(1 for entry in self._entries.values()
-                   if (exchange is None or entry.message.exchange == exchange)
-                   and (routing_key is None or entry.message.routing_key == routing_key))

@@ -17,6 +17,7 @@ import pika
 import pytest
 
 from minibroker.config import ServerConfig
+from minibroker.core.generations import Profile
 from minibroker.server.server import BrokerServer
 
 #: Upper bound for any single client call in these tests (seconds).
@@ -28,6 +29,8 @@ class ServerThread:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.server = BrokerServer(config or ServerConfig(port=0))
+        # The RabbitMQ version to answer as, set on the core before its first command.
+        self.server.broker.profile = Profile(self.server.config.rabbitmq)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="minibroker", daemon=True)
         self._started: Future[None] = Future()
@@ -95,7 +98,19 @@ def make_server(config: ServerConfig | None = None) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def module_broker() -> Iterator[ServerThread]:
-    """One broker for a whole module of differential scenarios (each uses its own names)."""
+    """One broker for a whole module of differential scenarios (each uses its own names),
+    answering as RabbitMQ 3.10, the reference the recorded outcomes come from."""
+    running = make_server(ServerConfig(port=0, rabbitmq="3.10"))
+    try:
+        yield running
+    finally:
+        running.stop()
+    assert running.server.internal_errors == 0, "the server logged an internal error"
+
+
+@pytest.fixture(scope="module")
+def newest_broker() -> Iterator[ServerThread]:
+    """Like ``module_broker``, answering as the newest RabbitMQ modelled (the default)."""
     running = make_server()
     try:
         yield running

@@ -11,7 +11,15 @@ from typing import Any
 
 import pika
 
-from tests.compat.differential import Env, Outcome, attempt, attempt_text, get_all, ready
+from tests.compat.differential import (
+    NEWEST_OUTCOMES,
+    Env,
+    Outcome,
+    attempt,
+    attempt_text,
+    get_all,
+    ready,
+)
 from tests.compat.differential_features import (
     dead_letter_target,
     feature,
@@ -236,3 +244,17 @@ def quorum_delivery_limit(env: Env) -> Outcome:
                            (properties.headers or {}).get("x-delivery-count")])
         ch.basic_nack(method.delivery_tag, requeue=True)
     return [deliveries, receive(env.channel(), dlq, 1), ready(ch, q)]
+
+
+# RabbitMQ 4.0 (rabbit_fifo_client:add_delivery_count_header/2): a first basic.get carries no
+# x-delivery-count; the rest is as on 3.10 (the dead-letter view leaves out 4.x's
+# x-last-death-* headers).
+NEWEST_OUTCOMES["quorum_delivery_limit"] = [
+    [["poison", False, None], ["poison", True, 1]],
+    [["poison", "<prefix>-q-qq", {
+        "x-death": [{"count": 1, "exchange": "", "queue": "<prefix>-q-qq",
+                     "reason": "delivery_limit", "routing-keys": ["<prefix>-q-qq"]}],
+        "x-first-death-exchange": "", "x-first-death-queue": "<prefix>-q-qq",
+        "x-first-death-reason": "delivery_limit", "expiration": None}]],
+    [0, 0],
+]

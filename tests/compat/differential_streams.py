@@ -1,13 +1,13 @@
 """Differential scenarios for stream queues (``x-queue-type: stream``) over AMQP 0-9-1: the same
-pika scenario against minibroker and against RabbitMQ 3.10 must give the same outcome.
-``test_differential_streams.py`` runs them.
+pika scenario against minibroker and against RabbitMQ must give the same outcome.
 
 Rules:
 
-1. Registry, names, cleanup and outcome shape follow ``differential.py`` (``Env``,
-   ``attempt_text``, ``<prefix>`` in place of the run's names); these scenarios have their
-   own registry (``STREAM_SCENARIOS``) and their own recording
-   (``rabbitmq_stream_outcomes.json``).
+1. The scenarios are registered like every other (``differential.scenario``) and run by
+   ``test_differential.py``: recorded from RabbitMQ 3.10 in ``rabbitmq_outcomes.json``, and
+   where the newest RabbitMQ answers differently (the profile rows ``STREAM_*`` of
+   ``core/generations.py``) that answer is written down in ``NEWEST_OUTCOMES``, with where
+   in RabbitMQ it comes from.
 2. A stream consumer must never hold a delivery pika has not handed over when its channel
    closes: pika rejects such pending deliveries on cancel, and RabbitMQ 3.10 answers a reject
    on a stream with 540. So every read uses a prefetch window exactly as large as what it
@@ -17,15 +17,13 @@ Rules:
    prefetch N holds N) and by what arrives after an ack or a later publish.
 4. Left out on purpose (unit tests cover them): where RabbitMQ 3.10 fails with 541
    INTERNAL_ERROR (``x-max-age: "-1D"``, ``x-stream-offset: "xyz"``, ``basic.recover`` on a
-   stream delivery) minibroker answers 406/540; RabbitMQ 3.13's filtering and
-   ``x-stream-filter-size-bytes`` bounds; chunk boundaries (``last`` with batched publishes),
-   which depend on timing in both brokers.
+   stream delivery) minibroker answers 406/540; chunk boundaries (``last`` with batched
+   publishes), which depend on timing in both brokers.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import time
 from collections.abc import Callable
 from functools import partial
@@ -34,27 +32,16 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from tests.compat.differential import TIMEOUT, Env, Outcome, Scenario, attempt_text
+from tests.compat.differential import (
+    NEWEST_OUTCOMES,
+    TIMEOUT,
+    Env,
+    Outcome,
+    attempt_text,
+    scenario,
+)
 
-#: name -> scenario, in definition order.
-STREAM_SCENARIOS: dict[str, Scenario] = {}
 STREAM = {"x-queue-type": "stream"}
-
-
-def stream_scenario(fn: Scenario) -> Scenario:
-    STREAM_SCENARIOS[fn.__name__] = fn
-    return fn
-
-
-def run_stream_scenario(name: str, url: str) -> Outcome:
-    env = Env(url)
-    try:
-        outcome = STREAM_SCENARIOS[name](env)
-    finally:
-        env.close()
-    text = json.dumps(outcome, default=str).replace(env.prefix, "<prefix>")
-    result: Outcome = json.loads(text)
-    return result
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -138,18 +125,26 @@ def after(ch: BlockingChannel, action: Callable[[], Any], queue: str) -> Any:
 # -- declaration ---------------------------------------------------------------------------------
 
 
-@stream_scenario
+@scenario
 def stream_declare_properties(env: Env) -> Outcome:
     # "Stream queues ... must be durable, not exclusive and not auto-delete."
+    big = {"x-stream-max-segment-size-bytes": 3_000_000_001}
     return [
         declare_refusal(env, {}, durable=False),
         declare_refusal(env, {}, exclusive=True),
         declare_refusal(env, {}, auto_delete=True),
+        # The order: refused arguments, then auto-delete, exclusive, durable, segment size.
         declare_refusal(env, {"x-dead-letter-exchange": "d"}, durable=False),
+        declare_refusal(env, {}, durable=False, auto_delete=True),
+        declare_refusal(env, {}, durable=False, exclusive=True),
+        declare_refusal(env, {}, exclusive=True, auto_delete=True),
+        declare_refusal(env, big, durable=False),
+        declare_refusal(env, big),
+        declare_refusal(env, {"x-stream-max-segment-size-bytes": 3_000_000_000}),
     ]
 
 
-@stream_scenario
+@scenario
 def stream_declare_argument_values(env: Env) -> Outcome:
     cases: list[dict[str, Any]] = [
         {"x-max-length-bytes": 1000}, {"x-max-length-bytes": 0}, {"x-max-length-bytes": -1},
@@ -180,7 +175,7 @@ def stream_declare_argument_values(env: Env) -> Outcome:
     return outcome
 
 
-@stream_scenario
+@scenario
 def stream_declare_refused_arguments(env: Env) -> Outcome:
     refused: list[dict[str, Any]] = [
         {"x-dead-letter-exchange": "d"}, {"x-dead-letter-routing-key": "k"},
@@ -198,7 +193,7 @@ def stream_declare_refused_arguments(env: Env) -> Outcome:
     return [[list(arguments), declare_refusal(env, arguments)] for arguments in refused]
 
 
-@stream_scenario
+@scenario
 def stream_redeclare_equivalence(env: Env) -> Outcome:
     base = {**STREAM, "x-max-age": "1D", "x-stream-max-segment-size-bytes": 1000,
             "x-max-length-bytes": 10000, "x-initial-cluster-size": 1,
@@ -224,6 +219,9 @@ def stream_redeclare_equivalence(env: Env) -> Outcome:
             partial(env.channel().queue_declare, name, durable=True, arguments=arguments))])
     outcome.append(["durable", attempt_text(
         partial(env.channel().queue_declare, name, durable=False, arguments=base))])
+    outcome.append(["exclusive", attempt_text(
+        partial(env.channel().queue_declare, name, durable=True, exclusive=True,
+                arguments=base))])
     ok = env.channel().queue_declare(name, durable=True, arguments=base).method
     outcome.append(["same", ok.message_count, ok.consumer_count])
     return outcome
@@ -232,7 +230,7 @@ def stream_redeclare_equivalence(env: Env) -> Outcome:
 # -- consuming: what streams refuse --------------------------------------------------------------
 
 
-@stream_scenario
+@scenario
 def stream_consume_refusals(env: Env) -> Outcome:
     _, name = declare_stream(env, "refusals")
     return [
@@ -240,6 +238,28 @@ def stream_consume_refusals(env: Env) -> Outcome:
         consume_refusal(env, name, prefetch=10, auto_ack=True),
         consume_refusal(env, name, auto_ack=True),
         consume_refusal(env, name, global_prefetch=10),
+    ]
+
+
+_REFUSALS = "<prefix>-q-refusals' in vhost '/'"
+# rabbit_stream_queue:consume/3 (4.0): "consumer prefetch count is not set for stream ~ts",
+# "automatic acknowledgement not supported by stream ~ts" (3.13 still had 3.10's texts).
+NEWEST_OUTCOMES["stream_consume_refusals"] = [
+    ["channel", 406, "PRECONDITION_FAILED - consumer prefetch count is not set for stream "
+                     f"queue '{_REFUSALS}"],
+    ["connection", 540, "NOT_IMPLEMENTED - automatic acknowledgement not supported by stream "
+                        f"queue '{_REFUSALS}"],
+    ["channel", 406, "PRECONDITION_FAILED - consumer prefetch count is not set for stream "
+                     f"queue '{_REFUSALS}"],
+    ["channel", 406, "PRECONDITION_FAILED - consumer prefetch count is not set for stream "
+                     f"queue '{_REFUSALS}"],
+]
+
+
+@scenario
+def stream_consume_argument_refusals(env: Env) -> Outcome:
+    _, name = declare_stream(env, "refusals")
+    return [
         consume_refusal(env, name, prefetch=10, global_prefetch=10),
         consume_refusal(env, name, prefetch=10, arguments={"x-priority": 5}),
         consume_refusal(env, name, prefetch=10, arguments={"x-priority": "a"}),
@@ -251,7 +271,7 @@ def stream_consume_refusals(env: Env) -> Outcome:
     ]
 
 
-@stream_scenario
+@scenario
 def stream_offset_argument_values(env: Env) -> Outcome:
     _, name = declare_stream(env, "offsets")
     values: list[Any] = ["0s", "10", "1h ", "1.5h", "1h30m", "first", "last", "next",
@@ -269,7 +289,7 @@ def stream_offset_argument_values(env: Env) -> Outcome:
     return outcome
 
 
-@stream_scenario
+@scenario
 def stream_get_purge_are_refused(env: Env) -> Outcome:
     ch, name = declare_stream(env, "get")
     publish_each(ch, name, ["a"])
@@ -283,7 +303,7 @@ def stream_get_purge_are_refused(env: Env) -> Outcome:
 # -- consuming: offsets, windows, acknowledgements ------------------------------------------------
 
 
-@stream_scenario
+@scenario
 def stream_offsets(env: Env) -> Outcome:
     ch, name = declare_stream(env, "offsets")
     publish_each(ch, name, [f"m{i}" for i in range(5)])
@@ -310,7 +330,7 @@ def stream_offsets(env: Env) -> Outcome:
     return outcome
 
 
-@stream_scenario
+@scenario
 def stream_window_and_acks(env: Env) -> Outcome:
     ch, name = declare_stream(env, "window")
     publish_each(ch, name, [f"m{i}" for i in range(6)])
@@ -328,7 +348,7 @@ def stream_window_and_acks(env: Env) -> Outcome:
     return outcome
 
 
-@stream_scenario
+@scenario
 def stream_qos_changes_after_consume(env: Env) -> Outcome:
     # The window is fixed at basic.consume; a later qos, global or not, changes nothing.
     ch, name = declare_stream(env, "qos")
@@ -341,10 +361,10 @@ def stream_qos_changes_after_consume(env: Env) -> Outcome:
     return [got, reader.until(2), after(reader.channel, lambda: None, name)]
 
 
-@stream_scenario
+@scenario
 def stream_nack_reject_refused(env: Env) -> Outcome:
     ch, name = declare_stream(env, "nack")
-    publish_each(ch, name, ["a", "b"])
+    publish_each(ch, name, ["a", "b", "c"])
     outcome = []
     for settle in (partial(BlockingChannel.basic_nack, delivery_tag=1, requeue=True),
                    partial(BlockingChannel.basic_nack, delivery_tag=1, requeue=False),
@@ -353,11 +373,19 @@ def stream_nack_reject_refused(env: Env) -> Outcome:
                    partial(BlockingChannel.basic_nack, delivery_tag=0, multiple=True)):
         reader = Reader(env, name, 2, **{"x-stream-offset": "first"})
         reader.until(2)
-        outcome.append(after(reader.channel, partial(settle, reader.channel), name))
+        answer = after(reader.channel, partial(settle, reader.channel), name)
+        # Credit back: the third message arrives (nothing is redelivered).
+        outcome.append([answer, reader.until(3) if answer == "ok" else reader.got])
     return outcome
 
 
-@stream_scenario
+# rabbit_stream_queue:settle/5 since 3.13 (PR #9644, "treat discard and return like settle"):
+# every outcome gives the consumer its credit back, like an ack.
+_READ = [["a", 0, 1, False], ["b", 1, 2, False], ["c", 2, 3, False]]
+NEWEST_OUTCOMES["stream_nack_reject_refused"] = [["ok", _READ] for _ in range(5)]
+
+
+@scenario
 def stream_cancel_then_ack(env: Env) -> Outcome:
     # An ack after cancel-ok only settles. (Had an ack before the cancel given credit for a
     # third message, pika would reject that delivery on cancel: 540 from RabbitMQ.)
@@ -370,7 +398,7 @@ def stream_cancel_then_ack(env: Env) -> Outcome:
     return [got, untouched, after(reader.channel, partial(reader.channel.basic_ack, 1), name)]
 
 
-@stream_scenario
+@scenario
 def stream_closed_channel_forgets_deliveries(env: Env) -> Outcome:
     ch, name = declare_stream(env, "close")
     publish_each(ch, name, ["a", "b", "c"])
@@ -381,7 +409,7 @@ def stream_closed_channel_forgets_deliveries(env: Env) -> Outcome:
             ch.queue_declare(name, passive=True).method.consumer_count]
 
 
-@stream_scenario
+@scenario
 def stream_consumers_each_read_everything(env: Env) -> Outcome:
     ch, name = declare_stream(env, "fanout")
     publish_each(ch, name, ["a", "b", "c"])
@@ -400,7 +428,7 @@ def stream_consumers_each_read_everything(env: Env) -> Outcome:
     return [readers[0].until(3), readers[1].until(2), second, ok.consumer_count]
 
 
-@stream_scenario
+@scenario
 def stream_routing_and_headers(env: Env) -> Outcome:
     ch, name = declare_stream(env, "routing")
     fanout = env.x("fanout")
@@ -426,7 +454,7 @@ def stream_routing_and_headers(env: Env) -> Outcome:
     return got
 
 
-@stream_scenario
+@scenario
 def stream_delete_cancels_consumers(env: Env) -> Outcome:
     ch, name = declare_stream(env, "delete")
     publish_each(ch, name, ["a"])
@@ -440,3 +468,30 @@ def stream_delete_cancels_consumers(env: Env) -> Outcome:
     while not cancelled and time.monotonic() < deadline:
         consumer.connection.process_data_events(time_limit=0.02)
     return [deleted.message_count, cancelled]
+
+
+@scenario
+def stream_filtering(env: Env) -> Outcome:
+    # RabbitMQ 3.13's stream filtering; 3.10 ignores the arguments.
+    outcome: list[Any] = [declare_refusal(env, {"x-stream-filter-size-bytes": 10})]
+    ch, name = declare_stream(env, "filtered")
+    ch.confirm_delivery()
+    for value in ("eu", "us", None, "eu"):
+        headers = None if value is None else {"x-stream-filter-value": value}
+        ch.basic_publish("", name, (value or "none").encode(),
+                         pika.BasicProperties(headers=headers))
+    outcome.append(read(env, name, 2, **{"x-stream-offset": "first", "x-stream-filter": "eu"}))
+    outcome.append(read(env, name, 3, **{"x-stream-offset": "first", "x-stream-filter": ["eu"],
+                                          "x-stream-match-unfiltered": True}))
+    return outcome
+
+
+# rabbit_stream_queue:check_filter_size/1 and filter_spec/1 (3.13): a filter size outside
+# 16..255 is refused; each message here is a chunk of its own (published one confirm at a
+# time), so the chunks a filtered consumer reads are exactly its messages (a Bloom filter's
+# false positive could add one in RabbitMQ; minibroker checks each message exactly).
+NEWEST_OUTCOMES["stream_filtering"] = [
+    ["channel", 406, "PRECONDITION_FAILED - Invalid value for  x-stream-filter-size-bytes"],
+    [["eu", 0, 1, False], ["eu", 3, 2, False]],
+    [["eu", 0, 1, False], ["none", 2, 2, False], ["eu", 3, 3, False]],
+]

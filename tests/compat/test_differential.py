@@ -1,14 +1,20 @@
 """Differential tests: the same pika scenario against minibroker and against RabbitMQ must give
 the same observable outcome (which calls succeed, reply codes and texts, bodies, flags, counts).
 
-RabbitMQ's outcomes are recorded in ``rabbitmq_outcomes.json`` so minibroker is checked against
-them on every run. When ``MINIBROKER_RABBITMQ_URL`` points at a reachable RabbitMQ, every
-scenario also runs there and must still give the recorded outcome (so the recording cannot go
-stale); set ``MINIBROKER_RECORD_OUTCOMES=1`` as well to re-record it.
+Rules:
 
-Where RabbitMQ 3.10 and current releases differ (``RABBITMQ_310_OUTCOMES``, e.g. an unknown
-exchange type: 503 connection error on 3.10, 406 channel error since PR #11214), the recording
-and minibroker follow the current release and a 3.10 broker is held to its own answer.
+1. RabbitMQ 3.10's outcomes are recorded in ``rabbitmq_outcomes.json``, and minibroker, run
+   under its RabbitMQ 3.10 profile (``ServerConfig(rabbitmq="3.10")``), is checked against
+   them on every run. When ``MINIBROKER_RABBITMQ_URL`` points at a reachable RabbitMQ 3.10,
+   every scenario also runs there and must still give the recorded outcome (so the recording
+   cannot go stale); set ``MINIBROKER_RECORD_OUTCOMES=1`` as well to re-record it.
+2. Where the newest RabbitMQ minibroker models (4.2) answers differently (``NEWEST_OUTCOMES``,
+   one entry per such scenario, e.g. an unknown exchange type: 503 connection error on 3.10,
+   406 channel error since 3.13.3), minibroker under its default, newest profile must give
+   that answer. Every row of ``core/generations.py`` has such a scenario
+   (``differential_generations.ROW_SCENARIOS``).
+3. A reference RabbitMQ of another version is held to the newest answer where one is written
+   down, else to the recording.
 """
 
 from __future__ import annotations
@@ -22,17 +28,22 @@ import pytest
 
 pika = pytest.importorskip("pika")
 
+from minibroker.core.generations import ACCESS_ROWS, ROWS  # noqa: E402
 from tests.compat import (  # noqa: E402, F401 - importing registers the scenarios
+    differential_fidelity,
+    differential_generations,
     differential_messaging,
+    differential_streams,
     differential_topology,
 )
 from tests.compat.conftest import ServerThread  # noqa: E402
 from tests.compat.differential import (  # noqa: E402
-    RABBITMQ_310_OUTCOMES,
+    NEWEST_OUTCOMES,
     SCENARIOS,
     Outcome,
     run_scenario,
 )
+from tests.compat.differential_features import FEATURE_SCENARIOS  # noqa: E402
 
 RECORDED = Path(__file__).with_name("rabbitmq_outcomes.json")
 NAMES = list(SCENARIOS)
@@ -52,7 +63,7 @@ def recorded() -> dict[str, Any]:
 
 def is_310(version: str) -> bool:
     major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
-    return major_minor < (3, 13)
+    return major_minor == (3, 10)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -65,21 +76,43 @@ def test_minibroker_matches_rabbitmq(name: str, module_broker: ServerThread) -> 
     assert normalize(run_scenario(name, module_broker.url)) == expected
 
 
+@pytest.mark.parametrize("name", [name for name in NAMES if name in NEWEST_OUTCOMES])
+def test_minibroker_newest_profile_gives_the_newest_answer(
+    name: str, newest_broker: ServerThread,
+) -> None:
+    assert normalize(run_scenario(name, newest_broker.url)) == normalize(NEWEST_OUTCOMES[name])
+
+
+def test_every_profile_row_has_a_scenario_with_both_answers() -> None:
+    scenarios = differential_generations.ROW_SCENARIOS
+    # The access-control rows have theirs in access_scenarios.json (test_access_*).
+    assert sorted(scenarios) == sorted(row.name for row in ROWS if row not in ACCESS_ROWS)
+    for name in scenarios.values():
+        assert name in SCENARIOS and name in NEWEST_OUTCOMES, name
+        assert name in recorded(), f"no recorded RabbitMQ 3.10 outcome for {name}"
+    assert set(NEWEST_OUTCOMES) <= set(SCENARIOS) | set(FEATURE_SCENARIOS)
+
+
+def expected_of(name: str, version: str) -> Any:
+    """What a RabbitMQ of ``version`` must answer (rules 1 and 3)."""
+    if not is_310(version) and name in NEWEST_OUTCOMES:
+        return normalize(NEWEST_OUTCOMES[name])
+    return recorded().get(name)
+
+
+def record(name: str, outcome: Any, version: str) -> None:
+    assert is_310(version), f"record against a RabbitMQ 3.10, not {version}"
+    data = recorded()
+    data[name] = outcome
+    RECORDED.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+
+
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("name", NAMES)
 def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: tuple[str, str]) -> None:
     url, version = rabbitmq
     outcome = normalize(run_scenario(name, url))
-    pair = RABBITMQ_310_OUTCOMES.get(name)
-    if pair is not None and is_310(version):
-        # Marked difference: the old broker's answer is checked, the recording keeps the
-        # current release's.
-        assert outcome == normalize(pair[0])
-        outcome = normalize(pair[1])
     if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
-        data = recorded()
-        data[name] = outcome
-        RECORDED.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+        record(name, outcome, version)
         return
-    assert outcome == recorded().get(name)
-
+    assert outcome == expected_of(name, version)

@@ -5,11 +5,13 @@ minibroker and against RabbitMQ must give the same observable outcome.
 
 Rules:
 
-1. Same contract as ``test_differential.py``: RabbitMQ's outcomes are recorded in
+1. Same contract as ``test_differential.py``: RabbitMQ 3.10's outcomes are recorded in
    ``rabbitmq_outcomes.json`` (one entry per scenario, next to the core scenarios' entries);
-   minibroker is checked against them on every run. With ``MINIBROKER_RABBITMQ_URL`` set every
-   scenario also runs against that RabbitMQ and must still give the recorded outcome; add
-   ``MINIBROKER_RECORD_OUTCOMES=1`` to re-record these scenarios' entries (only theirs).
+   minibroker under its 3.10 profile is checked against them on every run, and under its
+   newest profile against ``NEWEST_OUTCOMES`` where the newest RabbitMQ answers differently.
+   With ``MINIBROKER_RABBITMQ_URL`` set every scenario also runs against that RabbitMQ and
+   must still give the recorded outcome; add ``MINIBROKER_RECORD_OUTCOMES=1`` to re-record
+   these scenarios' entries (only theirs).
 2. A scenario whose feature the core does not have yet is ``xfail(strict=True)`` with the
    feature named in the reason (``PENDING``): it fails loudly once the feature lands, so whoever
    lands it removes the mark. Nothing is skipped.
@@ -17,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -30,8 +31,14 @@ from tests.compat import (  # noqa: E402, F401 - importing registers parts 2 and
     differential_features_routing,
 )
 from tests.compat.conftest import ServerThread  # noqa: E402
+from tests.compat.differential import NEWEST_OUTCOMES  # noqa: E402
 from tests.compat.differential_features import FEATURE_SCENARIOS, run_feature  # noqa: E402
-from tests.compat.test_differential import RECORDED, normalize, recorded  # noqa: E402
+from tests.compat.test_differential import (  # noqa: E402
+    expected_of,
+    normalize,
+    record,
+    recorded,
+)
 
 #: scenario -> the missing core feature that makes minibroker fail it today.
 PENDING: dict[str, str] = {}
@@ -56,13 +63,19 @@ def test_minibroker_matches_rabbitmq(name: str, module_broker: ServerThread) -> 
     assert normalize(run_feature(name, module_broker.url)) == expected
 
 
+@pytest.mark.parametrize("name", [name for name in FEATURE_SCENARIOS if name in NEWEST_OUTCOMES])
+def test_minibroker_newest_profile_gives_the_newest_answer(
+    name: str, newest_broker: ServerThread,
+) -> None:
+    assert normalize(run_feature(name, newest_broker.url)) == normalize(NEWEST_OUTCOMES[name])
+
+
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("name", list(FEATURE_SCENARIOS))
 def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: tuple[str, str]) -> None:
-    outcome = normalize(run_feature(name, rabbitmq[0]))
+    url, version = rabbitmq
+    outcome = normalize(run_feature(name, url))
     if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
-        data = recorded()
-        data[name] = outcome
-        RECORDED.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+        record(name, outcome, version)
         return
-    assert outcome == recorded().get(name)
+    assert outcome == expected_of(name, version)

@@ -140,3 +140,37 @@ def test_loop_uvloop_without_uvloop_is_one_line_and_no_warning() -> None:
                             capture_output=True, text=True, timeout=TIMEOUT, env=_environment())
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "minibroker: --loop uvloop: uvloop is not installed\n"
+
+
+def test_rabbitmq_version_makes_the_broker_answer_as_that_release() -> None:
+    # RabbitMQ 3.10 closes the connection (503) on an unknown exchange type; 4.2 the channel.
+    process = subprocess.Popen(
+        _command("--port", "0", "--heartbeat", "0", "--rabbitmq-version", "3.10"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+    )
+    try:
+        found = READY.match(_ready_line(process))
+        assert found
+
+        async def session() -> None:
+            client = await RawClient.connect(int(found.group(1)))
+            await client.open_channel()
+            client.send(f.ExchangeDeclare(1, "x", "no-such-type", False, False, False, False, {}))
+            close = await client.expect(f.ConnectionClose)
+            assert (close.reply_code, close.reply_text) == (
+                503, "COMMAND_INVALID - unknown exchange type 'no-such-type'"
+            )
+
+        asyncio.run(asyncio.wait_for(session(), TIMEOUT))
+    finally:
+        process.kill()
+        process.communicate(timeout=TIMEOUT)
+
+
+def test_an_unmodelled_rabbitmq_version_is_a_usage_error() -> None:
+    result = subprocess.run(
+        _command("--rabbitmq-version", "3.9"), capture_output=True, text=True,
+        timeout=TIMEOUT, env=_environment(),
+    )
+    assert result.returncode == 2
+    assert "RabbitMQ 3.9 is not modelled" in result.stderr

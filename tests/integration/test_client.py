@@ -40,6 +40,7 @@ from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.server import BrokerServer
+from minibroker.testing import ManualClock
 
 TIMEOUT = 10.0
 _T = TypeVar("_T")
@@ -637,10 +638,13 @@ def test_a_lost_connection_fails_the_client_and_requeues(url: str, server: Broke
 class FakeBroker:
     """A scripted server speaking the native protocol with the shared codec."""
 
-    def __init__(self, heartbeat: int = 0) -> None:
+    def __init__(self, heartbeat: int = 0, *, echo_heartbeats: bool = False) -> None:
         self.heartbeat = heartbeat
+        self.echo_heartbeats = echo_heartbeats
         self.received: list[f.Frame] = []
         self.replies: dict[type[f.Frame], f.Frame] = {}
+        #: Set whenever a heartbeat arrives (a test clears it, then waits for the next one).
+        self.heartbeat_seen = asyncio.Event()
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> str:
@@ -664,20 +668,48 @@ class FakeBroker:
                     writer.write(codec.send(f.TuneOk()))
                 elif isinstance(frame, f.ChannelOpen):
                     writer.write(codec.send(f.ChannelOpenOk(frame.channel)))
+                elif isinstance(frame, f.Heartbeat):
+                    if self.echo_heartbeats:
+                        writer.write(codec.send(f.Heartbeat()))
+                        await writer.drain()
+                    self.heartbeat_seen.set()
                 elif type(frame) in self.replies:
                     writer.write(codec.send(self.replies[type(frame)]))
         writer.close()
 
 
 def test_a_silent_broker_is_detected_by_heartbeat() -> None:
+    """Client heartbeats follow the clock the client is given: here a manual one."""
+
     async def scenario() -> None:
-        fake = FakeBroker(heartbeat=1)  # answers the handshake, then never sends a heartbeat
-        async with fake as fake_url, connect(fake_url) as conn:
-            assert conn.heartbeat == 1
+        clock = ManualClock()
+        fake = FakeBroker(heartbeat=10)  # answers the handshake, then never sends a heartbeat
+        async with fake as fake_url, connect(fake_url, clock=clock) as conn:
+            assert conn.heartbeat == 10
+            channel = await conn.channel()
+            clock.advance(5)  # half an interval without sending: our heartbeat goes out
+            await asyncio.wait_for(fake.heartbeat_seen.wait(), TIMEOUT)
+            assert not conn.is_closed
+            clock.advance(15.5)  # more than two intervals without a byte from the broker
+            assert conn.is_closed
             with pytest.raises(ConnectionClosed) as caught:
-                await (await conn.channel()).qos(1)  # never answered
+                await channel.qos(1)
             assert "heartbeat" in str(caught.value)
-        assert any(isinstance(frame, f.Heartbeat) for frame in fake.received)
+
+    run(scenario())
+
+
+def test_heartbeats_keep_a_connection_to_a_live_broker_open() -> None:
+    async def scenario() -> None:
+        clock = ManualClock()
+        fake = FakeBroker(heartbeat=10, echo_heartbeats=True)
+        async with fake as fake_url, connect(fake_url, clock=clock) as conn:
+            for _ in range(10):  # 50 s: five times the heartbeat interval
+                fake.heartbeat_seen.clear()
+                clock.advance(5)
+                await asyncio.wait_for(fake.heartbeat_seen.wait(), TIMEOUT)
+                await conn.channel()  # a round trip: the echo has been read since
+            assert not conn.is_closed
 
     run(scenario())
 

@@ -571,22 +571,6 @@ def test_trace_logs_frames_both_ways(
     assert any("-> ChannelOpenOk(channel=1)" in line for line in lines)
 
 
-def test_confirm_coalescer_only_merges_settled_prefixes() -> None:
-    from minibroker.core.effects import Confirm
-    from minibroker.protocols.native.mapping import ConfirmCoalescer
-
-    confirms = ConfirmCoalescer()
-    assert confirms.add(Confirm(1, 1, 1)) is None
-    assert confirms.add(Confirm(1, 1, 2)) is None
-    assert confirms.add(Confirm(1, 1, 3, ack=False)) == f.ConfirmNack(1, 3, False)
-    assert confirms.take(1) == [f.ConfirmAck(1, 2, True)]  # the caller sends this first
-    assert confirms.add(Confirm(1, 1, 5)) == f.ConfirmAck(1, 5, False)  # 4 is not settled
-    assert confirms.add(Confirm(1, 1, 4)) is None
-    assert confirms.take(0) == [f.ConfirmAck(1, 4, False)]
-    confirms.reset(1)  # a reopened channel numbers from 1 again
-    assert confirms.add(Confirm(1, 1, 1)) is None
-
-
 # -- dead-letter times --------------------------------------------------------------------------
 
 

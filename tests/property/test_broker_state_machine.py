@@ -421,8 +421,9 @@ class BrokerMachine(RuleBasedStateMachine):
             predict = 404
         elif queue is not None and queue.owner is not None and queue.owner != key[0]:
             predict = 405
-        elif queue is not None and not passive and (
-                (queue.owner is not None, queue.auto_delete) != (exclusive, auto_delete)):
+        elif queue is not None and not passive and queue.owner != (key[0] if exclusive else None):
+            predict = 405  # RabbitMQ checks the exclusive owner strictly on an active declare
+        elif queue is not None and not passive and queue.auto_delete != auto_delete:
             predict = 406
         outcome = self.attempt(
             c.DeclareQueue(*key, name, passive, False, exclusive, auto_delete,
@@ -449,6 +450,11 @@ class BrokerMachine(RuleBasedStateMachine):
             predict = None
         except Expected as expected:
             predict = expected.code
+            # Unbinding a binding that does not exist succeeds without asking for exclusive
+            # access (RabbitMQ's rabbit_binding:remove).
+            if unbind and predict == 405 and (exchange, name or chan.last_queue,
+                                              binding_key) not in self.bindings:
+                predict = None
         command = (c.UnbindQueue if unbind else c.BindQueue)(*key, name, exchange, binding_key)
         if self.attempt(command, key, predict) is not None:
             if unbind:

@@ -16,6 +16,8 @@ Invariants, after every step:
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -128,9 +130,8 @@ class StreamMachine(RuleBasedStateMachine):
 
     @invariant()
     def consumers_read_in_order_without_gaps(self) -> None:
-        log = self.queue.stream
         for offsets in self.seen.values():
-            for before, after in zip(offsets, offsets[1:], strict=False):
+            for before, after in pairwise(offsets):
                 assert after > before
                 assert after == before + 1 or after <= self.removed_below  # rule 1
 

@@ -139,3 +139,38 @@ def test_a_manual_clock_can_serve_a_thread_broker_from_the_test_thread() -> None
         clock.advance(2.0)  # returns once the loop thread has fired it
         assert fired == [5.0]
         assert clock.now() == 6.0
+
+
+def _declare_unknown_exchange_type(url: str) -> tuple[str, int]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().exchange_declare("x", "no-such-type")
+    except pika.exceptions.ChannelClosedByBroker as err:
+        connection.close()
+        return "channel", err.reply_code
+    except pika.exceptions.ConnectionClosedByBroker as err:
+        return "connection", err.reply_code
+    raise AssertionError("the declare was accepted")
+
+
+def test_rabbitmq_option_answers_as_that_release_also_after_reset() -> None:
+    # RabbitMQ 3.10 closes the connection on an unknown exchange type; since 3.13.3 the channel.
+    with broker_in_thread(rabbitmq="3.10") as old, broker_in_thread() as newest:
+        assert _declare_unknown_exchange_type(old.amqp_url) == ("connection", 503)
+        assert _declare_unknown_exchange_type(newest.amqp_url) == ("channel", 406)
+        old.reset()
+        assert _declare_unknown_exchange_type(old.amqp_url) == ("connection", 503)
+
+
+def test_running_broker_takes_the_rabbitmq_option_too() -> None:
+    async def main() -> None:
+        async with running_broker(rabbitmq="3.10") as broker:
+            assert broker.broker.profile.name == "3.10"
+
+    asyncio.run(main())
+
+
+def test_an_unmodelled_rabbitmq_version_is_refused_before_anything_starts() -> None:
+    with pytest.raises(ValueError, match=r"RabbitMQ 3\.8 is not modelled"), \
+            broker_in_thread(rabbitmq="3.8"):
+        pass

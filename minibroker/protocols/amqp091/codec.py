@@ -60,7 +60,16 @@ from minibroker.protocols.amqp091.frames import (
     octets,
 )
 from minibroker.protocols.amqp091.methods import Method
-from minibroker.protocols.amqp091.spec import FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER
+from minibroker.protocols.amqp091.spec import (
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    FRAME_MIN_SIZE,
+    FRAME_OVERHEAD,
+    PROTOCOL_HEADER,
+)
 
 __all__ = ["CONTROL_FRAME_LIMIT", "AMQPCodec"]
 
@@ -97,7 +106,7 @@ def _bad_frame_header(
 
 def _unexpected(ftype: int, channel: int, content: _Content | None) -> UnexpectedFrame:
     """The 505 for a frame that breaks content framing (AMQP §4.2.6), in RabbitMQ's words."""
-    if ftype != 1 and channel == 0:
+    if ftype != FRAME_METHOD and channel == 0:
         return UnexpectedFrame(f"type {ftype}, content frame on channel 0")
     if content is None:
         return UnexpectedFrame("expected method frame, got non method frame instead")
@@ -148,7 +157,8 @@ class AMQPCodec:
         self.role = role
         self._frame_max = FRAME_MIN_SIZE
         #: frame type -> largest payload accepted; a type missing from it is unknown (rule 3)
-        self._limits = dict.fromkeys((1, 2, 3, 8), FRAME_MIN_SIZE - FRAME_OVERHEAD)
+        self._limits = dict.fromkeys((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT),
+                                     FRAME_MIN_SIZE - FRAME_OVERHEAD)
         self._data = b""  # octets being parsed; self._pos is the next unparsed one
         self._pos = 0
         self._parts: list[bytes] = []  # received but not yet appended to self._data
@@ -175,7 +185,8 @@ class AMQPCodec:
         self._frame_max = value
         body_limit = value - FRAME_OVERHEAD if value else _NO_LIMIT
         control_limit = max(body_limit, CONTROL_FRAME_LIMIT)
-        self._limits = {1: control_limit, 2: control_limit, 3: body_limit, 8: control_limit}
+        self._limits = {FRAME_METHOD: control_limit, FRAME_HEADER: control_limit,
+                        FRAME_BODY: body_limit, FRAME_HEARTBEAT: control_limit}
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -255,6 +266,9 @@ class AMQPCodec:
         limits = self._limits
         decoders = DECODERS
         append = out.append
+        # (the frame types as locals: a global per comparison costs ~0.2% of an AMQP message)
+        method_type, header_type, body_type, frame_end_octet = (
+            FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_END)
         self._need = 7
         try:
             while end - pos >= 7:
@@ -266,16 +280,16 @@ class AMQPCodec:
                 if frame_end >= end:
                     self._need = frame_end + 1 - pos
                     break
-                if data[frame_end] != 0xCE:
+                if data[frame_end] != frame_end_octet:
                     raise FrameError(
                         f"type {ftype}, all octets = {octets(data[pos + 7 : frame_end])}:"
                         f" {{invalid_frame_end_marker,{data[frame_end]}}}"
                     )
                 start = pos + 7
                 pos = frame_end + 1
-                if ftype == 1:
+                if ftype == method_type:
                     if contents and channel in contents:
-                        raise _unexpected(1, channel, contents[channel])
+                        raise _unexpected(FRAME_METHOD, channel, contents[channel])
                     if size < 4:
                         raise method_error(data, start, frame_end)
                     try:
@@ -288,10 +302,10 @@ class AMQPCodec:
                         contents[channel] = _Content(method)
                     else:
                         append(MethodFrame(channel, method))
-                elif ftype == 3:
+                elif ftype == body_type:
                     content = contents.get(channel)
                     if content is None or content.properties is None or not channel:
-                        raise _unexpected(3, channel, content)
+                        raise _unexpected(FRAME_BODY, channel, content)
                     chunk = data[start:frame_end]
                     content.received += size
                     if content.received < content.body_size:
@@ -304,15 +318,15 @@ class AMQPCodec:
                         chunk = b"".join(content.chunks)
                     del contents[channel]
                     append(ContentMethod(channel, content.method, content.properties, chunk))
-                elif ftype == 2:
+                elif ftype == header_type:
                     content = contents.get(channel)
                     if content is None or content.properties is not None or not channel:
-                        raise _unexpected(2, channel, content)
+                        raise _unexpected(FRAME_HEADER, channel, content)
                     properties = _content_header(content, data, start, frame_end)
                     if not content.body_size:
                         del contents[channel]
                         append(ContentMethod(channel, content.method, properties, b""))
-                else:
+                else:  # FRAME_HEARTBEAT, the only type left by the limits above
                     if channel != 0:
                         raise UnexpectedFrame(f"type 8, heartbeat frame on channel {channel}")
                     if size:

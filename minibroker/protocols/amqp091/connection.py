@@ -13,7 +13,7 @@ Rules:
    every reply its owner wrote for earlier frames — replies leave in request order (AMQP §4.7).
 2. The owner gets the codec's own :class:`MethodFrame`/:class:`ContentMethod` objects for work on
    open channels (the hot path allocates no event of its own), plus a few events:
-   :class:`ConnectionOpened`, :class:`ChannelOpened`, :class:`ChannelClosed` (the client closed
+   :class:`ConnectionOpened`, :class:`ChannelOpened`, :class:`ChannelEnded` (the client closed
    it: release it in the core), :class:`ConnectionClosing` (we sent connection.close: leave the
    core, close the socket after the peer's close-ok or a grace period) and
    :class:`CloseSocket` (close it now).
@@ -44,7 +44,7 @@ from minibroker.message import FieldTable
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.events import (
-    ChannelClosed,
+    ChannelEnded,
     ChannelOpened,
     CloseSocket,
     ConnectionClosing,
@@ -71,7 +71,7 @@ from minibroker.protocols.amqp091.spec import FRAME_MIN_SIZE, PROTOCOL_HEADER
 
 __all__ = [
     "AMQPConnection",
-    "ChannelClosed",
+    "ChannelEnded",
     "ChannelOpened",
     "CloseSocket",
     "ConnectionClosing",
@@ -372,7 +372,7 @@ class AMQPConnection:
         if kind is m.ChannelClose:
             self.send_method(channel, m.ChannelCloseOk())
             del self.channels[channel]
-            return ChannelClosed(channel)
+            return ChannelEnded(channel)
         if kind is m.ChannelFlow:
             if not method.active:  # type: ignore[attr-defined]
                 # RabbitMQ never stops deliveries on request.
@@ -443,4 +443,4 @@ def _run_event(run: list[Frame]) -> Event:
     """A run of one frame goes out as itself (the single-frame fast path)."""
     if len(run) == 1:
         return run[0]  # type: ignore[return-value]
-    return HotRun(tuple(run))  # type: ignore[arg-type]
+    return HotRun(tuple(run))

@@ -34,6 +34,7 @@ from minibroker.protocols.amqp091.frames import (
 )
 from minibroker.protocols.amqp091.methods import BasicDeliver, Method
 from minibroker.protocols.amqp091.spec import BASIC_PROPERTIES, FRAME_OVERHEAD
+from minibroker.protocols.building import build_properties
 
 __all__ = [
     "decode_properties",
@@ -109,7 +110,7 @@ def _decode_properties(raw: bytes) -> Properties:
             values[i], off = decode_table(raw, off)
     if off != len(raw):
         raise FrameError(f"cannot decode content header properties {octets(raw)}")
-    return Properties(*values)
+    return build_properties(*values)
 
 
 def encode_properties(properties: Properties) -> bytes:

@@ -23,7 +23,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from minibroker.core import commands as c
@@ -53,24 +53,37 @@ from minibroker.protocols.amqp091.frames import (
     encode_method,
 )
 
-__all__ = ["command_for", "effect_bytes", "publish_command", "reply_bytes"]
+__all__ = [
+    "command_for", "effect_bytes", "publish_command", "publish_many", "published", "reply_bytes",
+]
 
 Builder = Callable[[int, int, Any], c.Command]
 
 
-def publish_command(connection: int, frame: ContentMethod) -> c.Publish:
-    """basic.publish + content → core ``Publish`` (the hot path)."""
-    method: m.BasicPublish = frame.method  # type: ignore[assignment]
+def published(frame: ContentMethod) -> tuple[Message, bool]:
+    """basic.publish + content → the core's message and the ``mandatory`` flag (the hot path)."""
+    method = frame.method
+    if type(method) is not m.BasicPublish:
+        raise CommandInvalid(f"unimplemented method {method.NAME}", class_id=method.CLASS_ID,
+                             method_id=method.METHOD_ID)
     if method.immediate:
         # RabbitMQ: "NOT_IMPLEMENTED - immediate=true" (errata: immediate was removed in 3.0).
         raise NotImplementedFeature(
             "immediate=true", class_id=m.BasicPublish.CLASS_ID, method_id=m.BasicPublish.METHOD_ID
         )
-    return c.Publish(
-        connection, frame.channel,
-        Message(method.exchange, method.routing_key, frame.body, frame.properties),
-        method.mandatory,
-    )
+    return (Message(method.exchange, method.routing_key, frame.body, frame.properties),
+            method.mandatory)
+
+
+def publish_command(connection: int, frame: ContentMethod) -> c.Publish:
+    """basic.publish + content → core ``Publish``."""
+    message, mandatory = published(frame)
+    return c.Publish(connection, frame.channel, message, mandatory)
+
+
+def publish_many(connection: int, frames: Sequence[ContentMethod]) -> c.PublishMany:
+    """A run of basic.publish of one channel → one core ``PublishMany``."""
+    return c.PublishMany(connection, frames[0].channel, tuple(map(published, frames)))
 
 
 def _qos(connection: int, channel: int, method: m.BasicQos) -> c.Command:
@@ -241,16 +254,13 @@ def deliver_bytes(effect: Deliver, frame_max: int) -> bytes:
 
 def effect_bytes(effect: Effect, frame_max: int, cancel_notify: bool) -> bytes | None:
     """The frames carrying out a core effect; ``None`` when this client should not hear it."""
-    kind = type(effect)
-    if kind is Deliver:
-        return deliver_bytes(effect, frame_max)  # type: ignore[arg-type]
-    if kind is Confirm:
-        assert isinstance(effect, Confirm)
+    if type(effect) is Deliver:
+        return deliver_bytes(effect, frame_max)
+    if type(effect) is Confirm:
         if effect.ack:
             return encode_basic_ack(effect.channel, effect.delivery_tag, effect.multiple)
         return encode_basic_nack(effect.channel, effect.delivery_tag, effect.multiple, False)
-    if kind is Return:
-        assert isinstance(effect, Return)
+    if type(effect) is Return:
         message = effect.message
         return encode_content(
             effect.channel,
@@ -258,8 +268,7 @@ def effect_bytes(effect: Effect, frame_max: int, cancel_notify: bool) -> bytes |
                           message.routing_key),
             message.properties, message.body, frame_max,
         )
-    if kind is ConsumerCancelled:
-        assert isinstance(effect, ConsumerCancelled)
+    if type(effect) is ConsumerCancelled:
         if not cancel_notify:
             return None  # the client did not ask (capability consumer_cancel_notify)
         # RabbitMQ sends its basic.cancel with nowait=true: no cancel-ok expected.

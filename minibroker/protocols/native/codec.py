@@ -45,7 +45,6 @@ from minibroker.protocols.native.values import (
     decode_properties,
     encode_properties,
     ext_hook,
-    frozen_builder,
     pack_default,
 )
 
@@ -101,6 +100,7 @@ class _Schema:
 
     def __init__(self, cls: type[Frame]) -> None:
         is_connection = issubclass(cls, ConnectionFrame)
+        # (every frame class is a dataclass; mypy cannot see it through ``type[Frame]``)
         specs = [(f.name, str(f.type)) for f in fields(cls)]  # type: ignore[arg-type]
         if is_connection:  # AMQP §4.2.3: connection traffic "MUST use channel number zero"
             specs.insert(0, ("channel", "Channel0"))
@@ -108,7 +108,7 @@ class _Schema:
         self.names = ("opcode", *(name for name, _ in specs))
         self.kinds = ("opcode", *(kind for _, kind in specs))
         self.first = 2 if is_connection else 1  # where the constructor's arguments start
-        self.build: Callable[..., Frame] = frozen_builder(cls)
+        self.build: Callable[..., Frame] = cls  # not frozen: protocols/building.py rule 1
         self.source = _compile_source(self, cls.opcode)
         namespace: dict[str, Any] = {
             "build": self.build, "check": self.check, "check_field_table": check_field_table,
@@ -256,6 +256,12 @@ class NativeCodec:
     def closed(self) -> bool:
         """The peer ended the stream and every frame it sent has been read."""
         return self._eof and self._offset >= len(self._buffer)
+
+    @property
+    def awaiting_preamble(self) -> bool:
+        """A server-side codec that has not consumed the peer's preamble yet (so an error now
+        is about the preamble)."""
+        return self._awaiting_preamble
 
     @property
     def buffered(self) -> int:

@@ -1,4 +1,4 @@
-"""The frames of the native protocol: one frozen, slotted dataclass per frame, with its opcode.
+"""The frames of the native protocol: one slotted dataclass per frame, with its opcode.
 
 A frame travels as one msgpack array ``[opcode, channel, *fields]`` (``docs/protocol.md``). This
 module only *declares* the frames; ``codec.py`` turns them into bytes and back.
@@ -16,6 +16,8 @@ Rules:
 4. ``sender`` says who may send a frame ("client", "server" or "both"); a codec refuses to
    decode a frame its peer may not send. A synchronous request gets exactly one reply, listed
    in :data:`REPLIES` (or a channel/connection close when it fails).
+5. Frames are values: never mutate one. They are not frozen, for speed (the house rule and its
+   measurement are in ``protocols/building.py``).
 """
 
 from __future__ import annotations
@@ -43,9 +45,6 @@ UInt32: TypeAlias = int  #: 0 .. 2**32 - 1
 UInt64: TypeAlias = int  #: 0 .. 2**64 - 1
 ShortStr: TypeAlias = str  #: at most 255 bytes once UTF-8 encoded (AMQP shortstr)
 Sender: TypeAlias = Literal["client", "server", "both"]
-
-def _table() -> FieldTable:
-    return {}
 
 
 class Frame:
@@ -82,17 +81,16 @@ class ConnectionFrame(Frame):
 
 # --- connection (channel 0) -------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hello(ConnectionFrame, opcode=0x01, sender="client"):
     """C→S, first frame after the preamble. Reply: HelloOk (or ConnectionClose 403)."""
     client_name: ShortStr
     username: str | None = None  #: credentials; None when the client sends none
     password: str | None = None
-    client_properties: FieldTable = field(default_factory=_table)
+    client_properties: FieldTable = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HelloOk(ConnectionFrame, opcode=0x02, sender="server"):
     """S→C: the server's limits. The client answers with Tune."""
     server_version: ShortStr
@@ -101,7 +99,7 @@ class HelloOk(ConnectionFrame, opcode=0x02, sender="server"):
     heartbeat: UInt16  #: seconds; 0 disables heartbeats
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tune(ConnectionFrame, opcode=0x03, sender="client"):
     """C→S: the limits the client chose, each at most the server's. Reply: TuneOk."""
     max_frame_size: UInt32
@@ -109,43 +107,42 @@ class Tune(ConnectionFrame, opcode=0x03, sender="client"):
     heartbeat: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TuneOk(ConnectionFrame, opcode=0x04, sender="server"):
     """S→C: the connection is open."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionClose(ConnectionFrame, opcode=0x05, sender="both"):
     """Either peer closes the connection. Reply: ConnectionCloseOk."""
     reply_code: UInt16
     reply_text: ShortStr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionCloseOk(ConnectionFrame, opcode=0x06, sender="both"):
     """The peer may now close the TCP connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Heartbeat(ConnectionFrame, opcode=0x07, sender="both"):
     """Proof of life, sent when nothing else was sent for a heartbeat interval. No reply."""
 
 
 # --- channel -----------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChannelOpen(Frame, opcode=0x10, sender="client"):
     """Reply: ChannelOpenOk."""
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChannelOpenOk(Frame, opcode=0x11, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChannelClose(Frame, opcode=0x12, sender="both"):
     """Either peer closes a channel (the server with the error's code). Reply: ChannelCloseOk."""
     channel: UInt16
@@ -153,15 +150,14 @@ class ChannelClose(Frame, opcode=0x12, sender="both"):
     reply_text: ShortStr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChannelCloseOk(Frame, opcode=0x13, sender="both"):
     channel: UInt16
 
 
 # --- exchange ----------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeDeclare(Frame, opcode=0x20, sender="client"):
     """Reply: ExchangeDeclareOk."""
     channel: UInt16
@@ -174,12 +170,12 @@ class ExchangeDeclare(Frame, opcode=0x20, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeDeclareOk(Frame, opcode=0x21, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeDelete(Frame, opcode=0x22, sender="client"):
     """Reply: ExchangeDeleteOk."""
     channel: UInt16
@@ -187,12 +183,12 @@ class ExchangeDelete(Frame, opcode=0x22, sender="client"):
     if_unused: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeDeleteOk(Frame, opcode=0x23, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeBind(Frame, opcode=0x24, sender="client"):
     """Exchange-to-exchange binding: messages routed by ``source`` flow on to ``destination``.
     Reply: ExchangeBindOk."""
@@ -203,12 +199,12 @@ class ExchangeBind(Frame, opcode=0x24, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeBindOk(Frame, opcode=0x25, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeUnbind(Frame, opcode=0x26, sender="client"):
     """Reply: ExchangeUnbindOk."""
     channel: UInt16
@@ -218,15 +214,14 @@ class ExchangeUnbind(Frame, opcode=0x26, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeUnbindOk(Frame, opcode=0x27, sender="server"):
     channel: UInt16
 
 
 # --- queue -------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueDeclare(Frame, opcode=0x30, sender="client"):
     """An empty ``queue`` asks the server to name it. Reply: QueueDeclareOk."""
     channel: UInt16
@@ -238,7 +233,7 @@ class QueueDeclare(Frame, opcode=0x30, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueDeclareOk(Frame, opcode=0x31, sender="server"):
     channel: UInt16
     queue: ShortStr
@@ -246,7 +241,7 @@ class QueueDeclareOk(Frame, opcode=0x31, sender="server"):
     consumer_count: UInt32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueBind(Frame, opcode=0x32, sender="client"):
     """Reply: QueueBindOk."""
     channel: UInt16
@@ -256,12 +251,12 @@ class QueueBind(Frame, opcode=0x32, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueBindOk(Frame, opcode=0x33, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueUnbind(Frame, opcode=0x34, sender="client"):
     """Reply: QueueUnbindOk."""
     channel: UInt16
@@ -271,25 +266,25 @@ class QueueUnbind(Frame, opcode=0x34, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueUnbindOk(Frame, opcode=0x35, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueuePurge(Frame, opcode=0x36, sender="client"):
     """Reply: QueuePurgeOk."""
     channel: UInt16
     queue: ShortStr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueuePurgeOk(Frame, opcode=0x37, sender="server"):
     channel: UInt16
     message_count: UInt32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueDelete(Frame, opcode=0x38, sender="client"):
     """Reply: QueueDeleteOk."""
     channel: UInt16
@@ -298,7 +293,7 @@ class QueueDelete(Frame, opcode=0x38, sender="client"):
     if_empty: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueDeleteOk(Frame, opcode=0x39, sender="server"):
     channel: UInt16
     message_count: UInt32
@@ -306,8 +301,7 @@ class QueueDeleteOk(Frame, opcode=0x39, sender="server"):
 
 # --- basic: consumers --------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Qos(Frame, opcode=0x40, sender="client"):
     """Reply: QosOk. ``global_`` is AMQP's ``global`` flag (a Python keyword)."""
     channel: UInt16
@@ -315,12 +309,12 @@ class Qos(Frame, opcode=0x40, sender="client"):
     global_: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QosOk(Frame, opcode=0x41, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Consume(Frame, opcode=0x42, sender="client"):
     """An empty ``consumer_tag`` asks the server to make one. Reply: ConsumeOk."""
     channel: UInt16
@@ -331,26 +325,26 @@ class Consume(Frame, opcode=0x42, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConsumeOk(Frame, opcode=0x43, sender="server"):
     channel: UInt16
     consumer_tag: ShortStr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cancel(Frame, opcode=0x44, sender="client"):
     """Reply: CancelOk."""
     channel: UInt16
     consumer_tag: ShortStr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelOk(Frame, opcode=0x45, sender="server"):
     channel: UInt16
     consumer_tag: ShortStr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConsumerCancelled(Frame, opcode=0x46, sender="server"):
     """S→C: the server cancelled a consumer (its queue was deleted, ...). No reply."""
     channel: UInt16
@@ -359,8 +353,7 @@ class ConsumerCancelled(Frame, opcode=0x46, sender="server"):
 
 # --- basic: messages ---------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish(Frame, opcode=0x50, sender="client"):
     """No reply; in confirm mode the server answers ConfirmAck/ConfirmNack, and an unroutable
     ``mandatory`` message comes back as Return first."""
@@ -372,7 +365,7 @@ class Publish(Frame, opcode=0x50, sender="client"):
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Deliver(Frame, opcode=0x51, sender="server"):
     channel: UInt16
     consumer_tag: ShortStr
@@ -384,7 +377,7 @@ class Deliver(Frame, opcode=0x51, sender="server"):
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Get(Frame, opcode=0x52, sender="client"):
     """Reply: GetOk or GetEmpty."""
     channel: UInt16
@@ -392,7 +385,7 @@ class Get(Frame, opcode=0x52, sender="client"):
     no_ack: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetOk(Frame, opcode=0x53, sender="server"):
     channel: UInt16
     delivery_tag: UInt64
@@ -404,12 +397,12 @@ class GetOk(Frame, opcode=0x53, sender="server"):
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetEmpty(Frame, opcode=0x54, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Return(Frame, opcode=0x55, sender="server"):
     """S→C: an unroutable mandatory message (312 NO_ROUTE). No reply."""
     channel: UInt16
@@ -421,14 +414,14 @@ class Return(Frame, opcode=0x55, sender="server"):
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack(Frame, opcode=0x58, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
     multiple: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Nack(Frame, opcode=0x59, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
@@ -436,40 +429,39 @@ class Nack(Frame, opcode=0x59, sender="client"):
     requeue: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reject(Frame, opcode=0x5A, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
     requeue: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recover(Frame, opcode=0x5B, sender="client"):
     """Redeliver every unacked message of the channel. Reply: RecoverOk."""
     channel: UInt16
     requeue: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecoverOk(Frame, opcode=0x5C, sender="server"):
     channel: UInt16
 
 
 # --- publisher confirms ------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConfirmSelect(Frame, opcode=0x60, sender="client"):
     """Reply: ConfirmSelectOk. From then on the server numbers publishes 1, 2, 3 ..."""
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConfirmSelectOk(Frame, opcode=0x61, sender="server"):
     channel: UInt16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConfirmAck(Frame, opcode=0x62, sender="server"):
     """S→C: the publish numbered ``delivery_tag`` (and all before it when ``multiple``) is safe."""
     channel: UInt16
@@ -477,7 +469,7 @@ class ConfirmAck(Frame, opcode=0x62, sender="server"):
     multiple: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConfirmNack(Frame, opcode=0x63, sender="server"):
     """S→C: the broker could not take responsibility for these publishes."""
     channel: UInt16
@@ -494,26 +486,10 @@ FRAME_TYPES: tuple[type[Frame], ...] = tuple(
     )
 )
 
-#: Synchronous request -> the reply types that answer it (a close answers any of them on error).
+#: Synchronous request -> the reply types that answer it (a close answers any of them on error):
+#: ``X`` is answered by ``XOk``, and ``Get`` by ``GetOk`` or ``GetEmpty``.
 REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
-    Hello: (HelloOk,),
-    Tune: (TuneOk,),
-    ConnectionClose: (ConnectionCloseOk,),
-    ChannelOpen: (ChannelOpenOk,),
-    ChannelClose: (ChannelCloseOk,),
-    ExchangeDeclare: (ExchangeDeclareOk,),
-    ExchangeDelete: (ExchangeDeleteOk,),
-    ExchangeBind: (ExchangeBindOk,),
-    ExchangeUnbind: (ExchangeUnbindOk,),
-    QueueDeclare: (QueueDeclareOk,),
-    QueueBind: (QueueBindOk,),
-    QueueUnbind: (QueueUnbindOk,),
-    QueuePurge: (QueuePurgeOk,),
-    QueueDelete: (QueueDeleteOk,),
-    Qos: (QosOk,),
-    Consume: (ConsumeOk,),
-    Cancel: (CancelOk,),
-    Get: (GetOk, GetEmpty),
-    Recover: (RecoverOk,),
-    ConfirmSelect: (ConfirmSelectOk,),
+    cls: (ok, GetEmpty) if cls is Get else (ok,)
+    for cls in FRAME_TYPES
+    if (ok := next((o for o in FRAME_TYPES if o.__name__ == cls.__name__ + "Ok"), None))
 }

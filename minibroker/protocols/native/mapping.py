@@ -1,9 +1,9 @@
 """The native protocol's mapping: frames to core commands, core replies and effects to frames.
 
-Pure functions, no state and no I/O: the server's :class:`~minibroker.server.native_session.
-NativeSession` runs them around ``Broker.handle``. Connection and channel lifecycle frames
-(``Hello``, ``Tune``, ``ChannelOpen``, ``ChannelClose`` ...) are the session's business and do
-not appear here.
+Pure functions, no state and no I/O: the server's native adapter (``server/native_adapter.py``)
+runs them around ``Broker.handle``. Connection and channel lifecycle frames (``Hello``,
+``Tune``, ``ChannelOpen``, ``ChannelClose`` ...) are the business of the protocol's
+connection object (``connection.py``) and do not appear here.
 
 Rules:
 
@@ -11,14 +11,11 @@ Rules:
    exactly one reply frame, or none (:func:`reply_for`). Field names are the same on both sides
    (AMQP vocabulary), so the mapping is a copy; an empty ``arguments`` table becomes ``None``.
 2. ``Publish`` builds the core :class:`~minibroker.message.Message` around the very
-   ``bytes`` object the codec produced: the body is never copied (DESIGN.md, hot path).
+   ``bytes`` object the codec produced: the body is never copied (the hot path).
 3. Every effect maps to one frame (:func:`frame_for_effect`); a ``Confirm`` becomes
-   ``ConfirmAck`` or ``ConfirmNack``. :class:`ConfirmCoalescer` may hold back a run of positive
-   confirms and send it as one ``ConfirmAck`` with ``multiple=True``: it only does so when every
-   tag up to the run's last one is settled, so the meaning is unchanged (RabbitMQ: "multiple ...
-   all messages up to and including the one with the delivery tag").
-4. Texts that travel as ``ShortStr`` are cut to 255 UTF-8 bytes (:func:`short`), never refused:
-   an error text must not turn into a second error.
+   ``ConfirmAck`` or ``ConfirmNack`` (runs of them may leave as one frame: ``confirms.py``).
+4. Texts that travel as ``ShortStr`` are cut to 255 UTF-8 bytes (``connection.short``), never
+   refused: an error text must not turn into a second error.
 """
 
 from __future__ import annotations
@@ -30,24 +27,9 @@ from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.message import EMPTY_PROPERTIES, Message
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.connection import short
 
-__all__ = [
-    "COMMANDS", "ConfirmCoalescer", "command_for", "describe", "frame_for_effect", "reply_for",
-    "short",
-]
-
-_SHORTSTR_MAX = 255
-
-
-def short(text: str) -> str:
-    """``text`` cut to fit a ShortStr (255 UTF-8 bytes) without splitting a character."""
-    if len(text) <= _SHORTSTR_MAX // 4:
-        return text
-    raw = text.encode()
-    if len(raw) <= _SHORTSTR_MAX:
-        return text
-    return raw[:_SHORTSTR_MAX].decode(errors="ignore")
-
+__all__ = ["COMMANDS", "command_for", "describe", "frame_for_effect", "reply_for"]
 
 # --- frame -> command ----------------------------------------------------------------------
 
@@ -175,50 +157,6 @@ def frame_for_effect(effect: e.Effect) -> f.Frame:
     raise TypeError(f"no native frame for effect {effect!r}")
 
 
-class ConfirmCoalescer:
-    """Per-channel runs of consecutive positive confirms, held back to be sent as one frame.
-
-    ``add`` returns the frame to send now, or None when the confirm joined a held run; the
-    caller must send ``take(channel)`` before any other frame of that channel (``take(0)``:
-    every channel), and at the latest when it flushes its output."""
-
-    __slots__ = ("_next", "pending")
-
-    def __init__(self) -> None:
-        #: Channel -> the tag whose confirm would extend the settled prefix 1..tag-1.
-        self._next: dict[int, int] = {}
-        #: Channel -> (first, last) tag of the run held back.
-        self.pending: dict[int, tuple[int, int]] = {}
-
-    def reset(self, channel: int) -> None:
-        """A channel was (re)opened: the core numbers its publishes from 1 again."""
-        self._next.pop(channel, None)
-        self.pending.pop(channel, None)
-
-    def add(self, confirm: e.Confirm) -> f.Frame | None:
-        channel, tag = confirm.channel, confirm.delivery_tag
-        expected = self._next.get(channel, 1)
-        if confirm.ack and (tag == expected or (confirm.multiple and tag > expected)):
-            # It extends the confirmed prefix (a multiple confirm covers every tag up to its
-            # own, and every tag before ``expected`` is confirmed already): hold it in the run.
-            self._next[channel] = tag + 1
-            run = self.pending.get(channel)
-            self.pending[channel] = (run[0] if run else expected, tag)
-            return None
-        if tag >= expected and (confirm.multiple or tag == expected):
-            self._next[channel] = tag + 1
-        return frame_for_effect(confirm)
-
-    def take(self, channel: int) -> list[f.Frame]:
-        """The held runs of ``channel`` (of every channel when it is 0) as frames."""
-        pending = self.pending
-        frames: list[f.Frame] = []
-        for number in list(pending) if channel == 0 else [channel] if channel in pending else []:
-            first, last = pending.pop(number)
-            frames.append(f.ConfirmAck(number, last, multiple=last != first))
-        return frames
-
-
 # --- tracing ---------------------------------------------------------------------------------
 
 _BODY_PREVIEW = 64
@@ -230,6 +168,7 @@ def describe(frame: f.Frame) -> str:
     parts: list[str] = []
     if isinstance(frame, f.ConnectionFrame):
         parts.append("channel=0")
+    # (every frame class is a dataclass; mypy cannot see it through ``type[Frame]``)
     for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
         value = getattr(frame, name)
         if name == "body":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from minibroker.core import commands as c
 from minibroker.core.effects import Confirm, Return
 from minibroker.errors import PreconditionFailed
-from minibroker.message import Message
+from minibroker.message import Message, Properties
 
 from .helpers import Chan, Harness, bodies, delivered
 
@@ -181,3 +182,104 @@ def test_closing_a_tx_channel_drops_publishes_and_requeues_pending_acks(ch: Chan
     ch.close()
     reply = ch.harness.open(1, 2).get_ok("q", no_ack=True)
     assert (reply.message.body, reply.redelivered, reply.message_count) == (b"1", True, 0)
+
+
+# -- transactional publishes are routed when published (RabbitMQ's rabbit_channel) -----------
+
+
+def test_tx_publish_misses_a_binding_made_before_commit(ch: Chan) -> None:
+    ch.declare_exchange("x", "direct")
+    ch.tx_select()
+    ch.publish("x", "k", b"early")
+    ch.bind("q", "x", "k")
+    ch.publish("x", "k", b"late")
+    ch.tx_commit()
+    assert [m.message.body for m in [ch.get_ok("q", no_ack=True)]] == [b"late"]
+    assert ready_unacked(ch) == (0, 0)
+
+
+def test_tx_publish_to_the_default_exchange_reaches_a_queue_declared_before_commit(
+    ch: Chan,
+) -> None:
+    ch.tx_select()
+    ch.publish("", "later", b"m")
+    ch.declare_queue("later")
+    ch.tx_commit()
+    assert ch.get_ok("later").message.body == b"m"
+
+
+def test_tx_publish_is_returned_at_commit_when_its_queue_is_gone(ch: Chan) -> None:
+    ch.declare_exchange("x", "fanout")
+    ch.bind("q", "x")
+    ch.tx_select()
+    ch.publish("x", "", b"m", mandatory=True)
+    ch.harness.open(1, 2).delete_queue("q")
+    outcome = ch.tx_commit()
+    assert [(type(e), e.message.body) for e in outcome.effects] == [(Return, b"m")]
+
+
+def test_tx_publish_survives_its_exchange_being_deleted_before_commit(ch: Chan) -> None:
+    ch.declare_exchange("x", "fanout")
+    ch.bind("q", "x")
+    ch.tx_select()
+    ch.publish("x", "", b"m")
+    ch.harness.open(1, 2).delete_exchange("x")
+    ch.tx_commit()
+    assert ready_unacked(ch) == (1, 0)
+
+
+def test_tx_publish_reaches_a_queue_redeclared_under_its_name(ch: Chan) -> None:
+    ch.tx_select()
+    ch.publish("", "q", b"m")
+    other = ch.harness.open(1, 2)
+    other.delete_queue("q")
+    other.declare_queue("q")
+    ch.tx_commit()
+    assert ready_unacked(ch) == (1, 0)
+
+
+def test_tx_batch_and_cc_are_routed_when_published(ch: Chan) -> None:
+    ch.declare_queue("cc")
+    ch.declare_queue("bcc")
+    ch.tx_select()
+    props = Properties(headers={"CC": ["cc"], "BCC": ["bcc"]})
+    ch.harness.handle(c.PublishMany(1, 1, [(Message("", "q", b"m", props), False)]))
+    ch.harness.open(1, 2).delete_queue("cc")
+    ch.tx_commit()
+    assert ready_unacked(ch, "q") == (1, 0)
+    headers = ch.get_ok("bcc").message.properties.headers
+    assert headers == {"CC": ["cc"]}  # BCC removed, as outside a transaction
+
+
+def test_commit_enqueues_publishes_then_settles_in_the_order_settled(ch: Chan) -> None:
+    # Observed on RabbitMQ 3.10.8: publishes first, then each run of settlements of one kind
+    # in the order they were made (the dead-letter queue gets p1, p2, then m1, m3, m4).
+    ch.declare_queue("dlq")
+    ch.declare_queue("src", arguments={"x-dead-letter-exchange": "",
+                                       "x-dead-letter-routing-key": "dlq"})
+    for body in (b"m1", b"m2", b"m3", b"m4"):
+        ch.publish("", "src", body)
+    ch.tx_select()
+    tags = [ch.get_ok("src").delivery_tag for _ in range(4)]
+    ch.reject(tags[0], requeue=False)
+    ch.publish("", "dlq", b"p1")
+    ch.ack(tags[1])
+    ch.reject(tags[3], requeue=False)
+    ch.reject(tags[2], requeue=False)
+    ch.publish("", "dlq", b"p2")
+    ch.tx_commit()
+    got = [ch.get_ok("dlq", no_ack=True).message.body for _ in range(5)]
+    assert got == [b"p1", b"p2", b"m1", b"m3", b"m4"]
+
+
+def test_tx_direct_reply_goes_out_when_published(ch: Chan) -> None:
+    # rabbit_exchange:route delivers a direct reply while routing, i.e. at publish time.
+    ch.consume("amq.rabbitmq.reply-to", "replies", no_ack=True)
+    ch.publish("", "q", b"request", properties=Properties(reply_to="amq.rabbitmq.reply-to"))
+    address = ch.get_ok("q", no_ack=True).message.properties.reply_to
+    assert address is not None
+    server = ch.harness.open(2)
+    server.tx_select()
+    out = server.publish("", address, b"reply", mandatory=True)
+    assert bodies(out) == [b"reply"]
+    assert server.tx_commit().effects == []  # nothing left to enqueue, nothing returned

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
+from minibroker.core.broker import Broker
+from minibroker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
+from minibroker.message import FieldTable, FieldValue
 
 from .helpers import Chan, Harness, bodies
 
@@ -150,6 +152,58 @@ def test_unknown_exchange_type_is_a_precondition_failure(ch: Chan) -> None:
     assert info.value.text == "unknown exchange type 'x-no-such-type'"
     with pytest.raises(NotFound):
         ch.harness.broker.exchange_info("x")
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.13.2"])
+def test_unknown_exchange_type_closes_the_connection_before_rabbitmq_3_13_3(
+    version: str,
+) -> None:
+    ch = Harness(Broker(rabbitmq=version)).open()
+    with pytest.raises(CommandInvalid) as info:
+        ch.declare_exchange("x", "x-no-such-type")
+    assert (info.value.reply_code, info.value.text) == (
+        503, "unknown exchange type 'x-no-such-type'"
+    )
+
+
+def test_the_exchange_type_is_checked_before_the_name() -> None:
+    # rabbit_channel: check_type/1 runs before check_not_default_exchange/1.
+    ch = Harness().open()
+    with pytest.raises(PreconditionFailed, match="unknown exchange type"):
+        ch.declare_exchange("", "x-no-such-type")
+    with pytest.raises(AccessRefused):
+        ch.declare_exchange("", "direct")
+
+
+@pytest.mark.parametrize(("value", "kind"), [
+    (5, "signedint"), (2**40, "long"), (True, "bool"), (b"ae", "binary"), (["ae"], "array"),
+    ({"a": 1}, "table"), (None, "void"), (1.5, "double"),
+])
+def test_alternate_exchange_must_be_a_string(ch: Chan, value: FieldValue, kind: str) -> None:
+    with pytest.raises(PreconditionFailed) as info:
+        ch.declare_exchange("x", "direct", arguments={"alternate-exchange": value})
+    assert info.value.text == (
+        f"invalid type '{kind}' for arg 'alternate-exchange' in exchange 'x' in vhost '/'"
+    )
+    with pytest.raises(NotFound):
+        ch.harness.broker.exchange_info("x")
+    ch.declare_exchange("x", "direct", arguments={"alternate-exchange": ""})  # a string: ok
+
+
+@pytest.mark.parametrize(("redeclared", "text"), [
+    ({"alternate-exchange": "b"}, "received 'b' but current is 'a'"),
+    ({"alternate-exchange": 5}, "received '5' but current is 'a'"),
+    ({}, "received none but current is the value 'a' of type 'longstr'"),
+])
+def test_alternate_exchange_is_compared_on_redeclare(
+    ch: Chan, redeclared: FieldTable, text: str,
+) -> None:
+    ch.declare_exchange("x", "direct", arguments={"alternate-exchange": "a"})
+    with pytest.raises(PreconditionFailed) as info:
+        ch.declare_exchange("x", "direct", arguments=redeclared)
+    assert info.value.text == (
+        f"inequivalent arg 'alternate-exchange' for exchange 'x' in vhost '/': {text}"
+    )
 
 
 # -- delete -----------------------------------------------------------------------------------

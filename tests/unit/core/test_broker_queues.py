@@ -8,6 +8,7 @@ import pytest
 
 from minibroker.core.effects import ConsumerCancelled, QueueDeleteOk
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed, ResourceLocked
+from minibroker.message import FieldTable
 
 from .helpers import Chan, Harness
 
@@ -57,30 +58,48 @@ def test_client_named_amq_queue_is_refused(ch: Chan) -> None:
     assert info.value.text == "queue name 'amq.mine' contains reserved prefix 'amq.*'"
 
 
-@pytest.mark.parametrize(("flag", "received", "current"), [
-    ("durable", "true", "false"), ("exclusive", "true", "false"),
-    ("auto_delete", "true", "false"),
-])
-def test_redeclare_with_a_different_flag_is_inequivalent(
-    ch: Chan, flag: str, received: str, current: str
-) -> None:
+@pytest.mark.parametrize("flag", ["durable", "auto_delete"])
+def test_redeclare_with_a_different_flag_is_inequivalent(ch: Chan, flag: str) -> None:
     ch.declare_queue("q")
     with pytest.raises(PreconditionFailed) as info:
-        ch.declare_queue("q", durable=flag == "durable", exclusive=flag == "exclusive",
-                         auto_delete=flag == "auto_delete")
+        ch.declare_queue("q", durable=flag == "durable", auto_delete=flag == "auto_delete")
     assert info.value.text == (
         f"inequivalent arg '{flag}' for queue 'q' in vhost '/': "
-        f"received '{received}' but current is '{current}'"
+        "received 'true' but current is 'false'"
     )
 
 
-def test_redeclare_with_a_different_checked_argument_is_inequivalent(ch: Chan) -> None:
-    ch.declare_queue("q", arguments={"x-max-length": 10})
+@pytest.mark.parametrize(("declared", "redeclared", "text"), [
+    # Both sides carry it: RabbitMQ prints the bare values, whatever their types.
+    ({"x-max-length": 10}, {"x-max-length": 11}, "received '11' but current is '10'"),
+    ({"x-max-length": 10}, {"x-max-length": "10"}, "received '10' but current is '10'"),
+    ({"x-dead-letter-exchange": "a"}, {"x-dead-letter-exchange": "b"},
+     "received 'b' but current is 'a'"),
+    ({"x-single-active-consumer": True}, {"x-single-active-consumer": False},
+     "received 'false' but current is 'true'"),
+    # One side lacks it: the present side with its AMQP type.
+    ({}, {"x-max-length": 3}, "received the value '3' of type 'signedint' but current is none"),
+    ({"x-max-length": 2**40}, {},
+     "received none but current is the value '1099511627776' of type 'long'"),
+    ({}, {"x-queue-type": "quorum"},
+     "received the value 'quorum' of type 'longstr' but current is none"),
+])
+def test_inequivalent_argument_texts_follow_rabbitmq(
+    ch: Chan, declared: FieldTable, redeclared: FieldTable, text: str,
+) -> None:
+    # rabbit_misc:assert_args_equivalence, the same in RabbitMQ 3.10.8 and 4.2.
+    ch.declare_queue("q", arguments=declared)
     with pytest.raises(PreconditionFailed) as info:
-        ch.declare_queue("q", arguments={"x-max-length": 11})
-    assert "inequivalent arg 'x-max-length' for queue 'q' in vhost '/'" in info.value.text
-    # Unknown x- arguments are not compared.
-    ch.declare_queue("q", arguments={"x-max-length": 10, "x-whatever": 1})
+        ch.declare_queue("q", arguments=redeclared)
+    key = next(iter(declared or redeclared))
+    assert info.value.text == f"inequivalent arg '{key}' for queue 'q' in vhost '/': {text}"
+
+
+def test_equivalent_arguments_and_ignored_ones(ch: Chan) -> None:
+    ch.declare_queue("q", arguments={"x-max-length": 10})
+    # Unknown x- arguments are not compared; an absent x-queue-type is "classic".
+    ch.declare_queue("q", arguments={"x-max-length": 10, "x-whatever": 1,
+                                     "x-queue-type": "classic"})
 
 
 def test_passive_declare_of_a_missing_queue_is_not_found(ch: Chan) -> None:
@@ -104,7 +123,7 @@ EXCLUSIVE_TOUCHES: dict[str, Callable[[Chan], object]] = {
     "declare-other-flags": lambda other: other.declare_queue("ex"),
     "passive": lambda other: other.declare_queue("ex", passive=True),
     "bind": lambda other: other.bind("ex", "amq.direct", "k"),
-    "unbind": lambda other: other.unbind("ex", "amq.direct", "k"),
+    "unbind": lambda other: other.unbind("ex", "amq.direct", "bound"),
     "purge": lambda other: other.purge("ex"),
     "delete": lambda other: other.delete_queue("ex"),
     "consume": lambda other: other.consume("ex"),
@@ -117,6 +136,7 @@ def test_exclusive_queue_is_locked_to_other_connections(touch: str) -> None:
     harness = Harness()
     owner = harness.open(1)
     owner.declare_queue("ex", exclusive=True)
+    owner.bind("ex", "amq.direct", "bound")
     owner.publish("", "ex", b"m")
     other = harness.open(2)
     with pytest.raises(ResourceLocked) as info:
@@ -131,8 +151,47 @@ def test_exclusive_queue_is_locked_to_other_connections(touch: str) -> None:
 @pytest.mark.parametrize("touch", sorted(set(EXCLUSIVE_TOUCHES) - {"declare-other-flags"}))
 def test_exclusive_queue_is_usable_from_another_channel_of_its_connection(touch: str) -> None:
     harness = Harness()
-    harness.open(1, 1).declare_queue("ex", exclusive=True)
+    owner = harness.open(1, 1)
+    owner.declare_queue("ex", exclusive=True)
+    owner.bind("ex", "amq.direct", "bound")
     EXCLUSIVE_TOUCHES[touch](harness.open(1, 2))
+
+
+@pytest.mark.parametrize(("exclusive", "redeclared"), [(True, False), (False, True)])
+def test_a_different_exclusive_flag_is_locked_even_for_the_owner(
+    exclusive: bool, redeclared: bool,
+) -> None:
+    # RabbitMQ checks the exclusive owner strictly on an active declare: 405, not the
+    # "inequivalent arg 'exclusive'" 406, from another channel of the same connection too.
+    harness = Harness()
+    harness.open(1, 1).declare_queue("q", exclusive=exclusive)
+    other_channel = harness.open(1, 2)
+    with pytest.raises(ResourceLocked) as info:
+        other_channel.declare_queue("q", exclusive=redeclared, durable=True)
+    assert info.value.text == (
+        "cannot obtain exclusive access to locked queue 'q' in vhost '/'. It could be "
+        "originally declared on another connection or the exclusive property value does not "
+        "match that of the original declaration."
+    )
+    # A passive declare does not look at the flag.
+    harness.open(1, 3).declare_queue("q", passive=True, exclusive=redeclared)
+
+
+def test_the_exclusive_check_comes_before_equivalence() -> None:
+    harness = Harness()
+    harness.open(1).declare_queue("q", exclusive=True)
+    with pytest.raises(ResourceLocked):
+        harness.open(2).declare_queue("q", exclusive=True, durable=True)
+    owner = harness.open(1, 2)
+    with pytest.raises(PreconditionFailed, match="inequivalent arg 'auto_delete'"):
+        owner.declare_queue("q", exclusive=True, auto_delete=True)
+
+
+def test_unbinding_a_missing_binding_of_an_exclusive_queue_succeeds_anywhere() -> None:
+    # rabbit_binding:remove asks for exclusive access only when the binding exists.
+    harness = Harness()
+    harness.open(1).declare_queue("ex", exclusive=True)
+    harness.open(2).unbind("ex", "amq.direct", "never-bound")
 
 
 def test_exclusive_queue_is_deleted_with_its_connection_not_its_channel() -> None:

@@ -106,6 +106,7 @@ def _setup(harness: Harness) -> tuple[Chan, Chan]:
     a.declare_queue("ex", exclusive=True)
     a.declare_exchange("x", "topic")
     a.bind("q", "x", "a.#")
+    a.bind("ex", "x", "k")
     a.declare_exchange("ad", "fanout", auto_delete=True)
     a.bind("q", "ad")
     a.qos(2)

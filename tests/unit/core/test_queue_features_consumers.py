@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from minibroker.core import commands as c
+from minibroker.core.broker import Broker
 from minibroker.core.effects import GetOk, Return
 from minibroker.errors import NotAllowed, PreconditionFailed
-from minibroker.message import FieldTable, FieldValue, Properties
+from minibroker.message import FieldTable, FieldValue, Message, Properties
 from tests.unit.core.helpers import Chan, Harness, bodies, delivered
 
 
@@ -74,21 +75,72 @@ def test_round_robin_among_equal_priorities(harness: Harness, ch: Chan) -> None:
 
 # -- quorum queues ---------------------------------------------------------------------------------
 
-def test_quorum_delivery_count_header_and_delivery_limit(harness: Harness, ch: Chan) -> None:
+def _quorum(ch: Chan, arguments: FieldTable | None = None) -> None:
     ch.declare_queue("dl")
     ch.declare_queue("qq", durable=True, arguments={
-        "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": "dl"})
+        "x-queue-type": "quorum", "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "dl", **(arguments or {})})
     ch.publish("", "qq", b"q")
+
+
+def _count(message: Message) -> FieldValue:
+    return (message.properties.headers or {}).get("x-delivery-count", "absent")
+
+
+@pytest.mark.parametrize(("version", "first"), [("3.10", 0), ("4.2", "absent")])
+def test_quorum_delivery_count_header_and_delivery_limit(version: str, first: object) -> None:
+    ch = Harness(Broker(rabbitmq=version)).open()
+    _quorum(ch, {"x-delivery-limit": 2})
     counts: list[FieldValue] = []
     for _ in range(3):
         got = ch.get_ok("qq")
-        assert got.message.properties.headers is not None
-        counts.append(got.message.properties.headers["x-delivery-count"])
+        counts.append(_count(got.message))
         ch.nack(got.delivery_tag, requeue=True)
-    assert counts == [0, 1, 2]  # RabbitMQ 3.10's observed values
+    # RabbitMQ 3.10 observed: 0, 1, 2 (basic.get); 4.x adds the header from the first return.
+    assert counts == [first, 1, 2]
     headers = ch.get_ok("dl", no_ack=True).message.properties.headers
     assert headers is not None and headers["x-first-death-reason"] == "delivery_limit"
+
+
+@pytest.mark.parametrize("version", ["3.10", "4.2"])
+def test_quorum_consumers_see_no_delivery_count_on_a_first_delivery(version: str) -> None:
+    ch = Harness(Broker(rabbitmq=version)).open()
+    _quorum(ch)
+    first = delivered(ch.consume("qq", "c"))[0]
+    again = delivered(ch.nack(first.delivery_tag, requeue=True))[0]
+    assert (_count(first.message), first.redelivered) == ("absent", False)
+    assert (_count(again.message), again.redelivered) == (1, True)
+
+
+@pytest.mark.parametrize(("version", "returns"), [("3.10", 25), ("4.2", 20)])
+def test_quorum_default_delivery_limit(version: str, returns: int) -> None:
+    # RabbitMQ 4.0 gave quorum queues a delivery limit of 20 by default; 3.10 had none.
+    ch = Harness(Broker(rabbitmq=version)).open()
+    _quorum(ch)
+    for _ in range(25):
+        got = ch.get("qq").reply
+        if not isinstance(got, GetOk):
+            break
+        ch.nack(got.delivery_tag, requeue=True)
+    stats = ch.harness.broker.queue_statistics
+    assert (stats("qq").delivered, stats("dl").ready) == (
+        (25, 0) if returns == 25 else (21, 1)
+    )
+
+
+@pytest.mark.parametrize(("version", "dead_after"), [("3.10", 1), ("4.2", None)])
+def test_quorum_negative_delivery_limit(version: str, dead_after: int | None) -> None:
+    # 3.10: the first return's count (1) exceeds -1; 4.0: a negative limit is no limit.
+    ch = Harness(Broker(rabbitmq=version)).open()
+    _quorum(ch, {"x-delivery-limit": -1})
+    for _ in range(3):
+        got = ch.get("qq").reply
+        if not isinstance(got, GetOk):
+            break
+        ch.nack(got.delivery_tag, requeue=True)
+    stats = ch.harness.broker.queue_statistics
+    assert stats("dl").ready == (0 if dead_after is None else 1)
+    assert stats("qq").delivered == (3 if dead_after is None else 1)
 
 
 @pytest.mark.parametrize(("flags", "prop"), [

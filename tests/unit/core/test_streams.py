@@ -262,7 +262,8 @@ def test_a_stream_takes_dead_letters_and_exchange_routes(ch: Chan) -> None:
     (lambda ch: ch.get("s"), "basic.get"),
     (lambda ch: ch.purge("s"), "queue.purge"),
 ])
-def test_what_streams_refuse_changes_nothing(ch: Chan, settle: object, text: str) -> None:
+def test_what_streams_refuse_changes_nothing(settle: object, text: str) -> None:
+    ch = Harness(Broker(rabbitmq="3.10")).open()  # nack and reject: refused by 3.10 only
     declare(ch)
     ch.declare_queue("classic")
     publish(ch, "a", "b")
@@ -277,7 +278,15 @@ def test_what_streams_refuse_changes_nothing(ch: Chan, settle: object, text: str
     assert fingerprint(ch.harness.broker) == before
 
 
-def test_consume_refusals_in_rabbitmqs_order(ch: Chan) -> None:
+@pytest.mark.parametrize(("version", "prefetch_text", "auto_ack_text"), [
+    ("3.10", "consumer prefetch count is not set for 'queue 's' in vhost '/''",
+     "automatic acknowledgement not supported by stream queues queue 's' in vhost '/'"),
+    ("4.2", "consumer prefetch count is not set for stream queue 's' in vhost '/'",
+     "automatic acknowledgement not supported by stream queue 's' in vhost '/'"),
+])
+def test_consume_refusals_in_rabbitmqs_order(
+        version: str, prefetch_text: str, auto_ack_text: str) -> None:
+    ch = Harness(Broker(rabbitmq=version)).open()
     declare(ch)
     with pytest.raises(PreconditionFailed, match="x-stream-offset"):
         ch.consume("s", no_ack=True, arguments={"x-stream-offset": "0s", "x-priority": 1})
@@ -285,18 +294,33 @@ def test_consume_refusals_in_rabbitmqs_order(ch: Chan) -> None:
         ch.consume("s", no_ack=True, arguments={"x-priority": 1})
     with pytest.raises(PreconditionFailed) as prefetch:
         ch.consume("s", no_ack=True)
-    assert prefetch.value.text == (
-        "consumer prefetch count is not set for 'queue 's' in vhost '/''")
+    assert prefetch.value.text == prefetch_text
     ch.qos(5)
-    with pytest.raises(NotImplementedFeature, match="automatic acknowledgement"):
+    with pytest.raises(NotImplementedFeature) as auto_ack:
         ch.consume("s", no_ack=True)
+    assert auto_ack.value.text == auto_ack_text
     ch.qos(5, global_=True)
     with pytest.raises(NotImplementedFeature) as qos:
         ch.consume("s")
     assert qos.value.text == "queue 's' in vhost '/' does not support global qos"
 
 
-def test_a_nack_of_a_classic_delivery_is_not_refused(ch: Chan) -> None:
+@pytest.mark.parametrize("settle", [
+    lambda ch: ch.nack(1), lambda ch: ch.nack(0, multiple=True, requeue=False),
+    lambda ch: ch.reject(1, requeue=False), lambda ch: ch.recover(),
+])
+def test_since_313_a_nack_or_reject_gives_credit_like_an_ack(ch: Chan, settle: object) -> None:
+    declare(ch)
+    publish(ch, "a", "b", "c")
+    assert bodies(consume(ch, "first", prefetch=1)) == [b"a"]
+    outcome = settle(ch)  # type: ignore[operator]
+    assert bodies(outcome) == [b"b"]  # the next message, not "a" again
+    stats = ch.harness.broker.queue_statistics("s")
+    assert (stats.unacked, stats.redelivered) == (1, 0)
+
+
+def test_a_nack_of_a_classic_delivery_is_not_refused() -> None:
+    ch = Harness(Broker(rabbitmq="3.10")).open()
     declare(ch)
     ch.declare_queue("classic")
     ch.publish("", "classic", b"c")
@@ -332,6 +356,14 @@ def test_filters_deliver_exactly_the_matching_messages(
         harness: Harness, arguments: FieldTable, expected: list[bytes]) -> None:
     ch = filtered(harness)
     assert bodies(consume(ch, "first", arguments=arguments)) == expected
+
+
+def test_rabbitmq_310_ignores_the_filter_arguments() -> None:
+    harness = Harness(Broker(rabbitmq="3.10"))
+    ch = filtered(harness)
+    declare(ch, "small", **{"x-stream-filter-size-bytes": 10})
+    assert bodies(consume(ch, "first", arguments={"x-stream-filter": "eu"})) == [
+        b"eu", b"us", b"none", b"eu", b"apac", b"batch"]
 
 
 def test_a_filtered_consumer_gets_matches_published_later(harness: Harness) -> None:

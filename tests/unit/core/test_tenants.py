@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minibroker.core.access import AccessControl, Permissions, User, VHost
-from minibroker.core.generations import Generation
+from minibroker.core.generations import Profile
 from minibroker.core.principal import Principal
 from minibroker.core.tenants import (
     TenantCounters,
@@ -68,7 +68,7 @@ def test_channel_limit_texts_by_generation() -> None:
     with pytest.raises(NotAllowed, match=r"maximum allowed user limit of 2$"):
         check_user_channels("u", UserLimits(max_channels=2), 2)
     with pytest.raises(NotAllowed, match=r"maximum allowed user limit of \(2\)$"):
-        check_user_channels("u", UserLimits(max_channels=2), 2, Generation.RABBITMQ_310)
+        check_user_channels("u", UserLimits(max_channels=2), 2, Profile("3.10"))
 
 
 def test_channel_max_counts_open_channels_and_zero_is_no_limit() -> None:

@@ -10,7 +10,7 @@ import pytest
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.connection import (
     AMQPConnection,
-    ChannelClosed,
+    ChannelEnded,
     ChannelOpened,
     CloseSocket,
     ConnectionClosing,
@@ -273,7 +273,7 @@ def test_work_frames_pass_through_and_client_close_is_an_event() -> None:
         if isinstance(event, MethodFrame):
             # The owner's reply goes out before the close-ok of the next frame (rule 1).
             peer.out.append(encode_method(1, ChannelFlowOk(True)))
-    assert seen == [ChannelOpened(1), MethodFrame(1, QueueDeclare(queue="q")), ChannelClosed(1)]
+    assert seen == [ChannelOpened(1), MethodFrame(1, QueueDeclare(queue="q")), ChannelEnded(1)]
     assert peer.methods() == [
         (1, ChannelOpenOk("")), (1, ChannelFlowOk(True)), (1, ChannelCloseOk())
     ]

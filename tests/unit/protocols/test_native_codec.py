@@ -176,13 +176,16 @@ def test_body_comes_out_as_bytes() -> None:
     assert type(frame.body) is bytes and frame.body == b"\x00\xff"
 
 
-def test_decoded_frames_are_frozen_instances_of_their_class() -> None:
+def test_decoded_frames_are_of_their_class_and_their_properties_frozen() -> None:
+    """Frames live for one input and are not frozen (protocols/building.py); the properties,
+    which the broker keeps and shares between queues, are."""
     codec = server()
-    codec.receive_data(NativeCodec(role="client").send(f.Ack(1, 5)))
+    codec.receive_data(NativeCodec(role="client").send(
+        f.Publish(1, "", "q", False, Properties(content_type="a"), b"")))
     frame = codec.next_frame()
-    assert type(frame) is f.Ack
+    assert type(frame) is f.Publish and type(frame.properties) is Properties
     with pytest.raises(AttributeError):
-        frame.delivery_tag = 6  # type: ignore[misc]
+        frame.properties.content_type = "b"  # type: ignore[misc]
 
 
 def test_field_values_keep_their_exact_types() -> None:
@@ -361,20 +364,6 @@ def test_send_deliver_is_the_same_bytes_as_sending_a_deliver_frame() -> None:
         direct = codec.send_deliver(3, "ctag", 7, True, "x", "rk", properties, b"body")
         framed = codec.send(f.Deliver(3, "ctag", 7, True, "x", "rk", properties, b"body"))
         assert direct == framed
-
-
-def test_the_confirm_coalescer_merges_a_multiple_confirm_into_its_run() -> None:
-    from minibroker.core.effects import Confirm
-    from minibroker.protocols.native.mapping import ConfirmCoalescer
-
-    coalescer = ConfirmCoalescer()
-    assert coalescer.add(Confirm(1, 1, 1)) is None
-    assert coalescer.add(Confirm(1, 1, 50, multiple=True)) is None  # publishes 2..50 at once
-    assert coalescer.take(1) == [f.ConfirmAck(1, 50, multiple=True)]
-    assert coalescer.add(Confirm(1, 1, 51, multiple=True)) is None  # only 51 was open
-    assert coalescer.take(1) == [f.ConfirmAck(1, 51, multiple=False)]
-    nack = coalescer.add(Confirm(1, 1, 52, ack=False))
-    assert nack == f.ConfirmNack(1, 52, multiple=False)
 
 
 @pytest.mark.parametrize("value", [2**63, [2**64 - 1], {"inner": 2**64 - 1}])

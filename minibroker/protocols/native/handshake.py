@@ -1,0 +1,57 @@
+"""The native handshake's decisions: who may log in, and the limits both sides then use.
+
+Pure functions over frames (``docs/protocol.md`` section 3); ``connection.py`` calls them at
+the matching step of its state machine.
+
+Rules:
+
+1. A ``Hello`` without credentials logs in as guest with guest's configured password, so it
+   works exactly when guest/guest would (RabbitMQ's default user). Anything else needs a
+   configured user and its password; a refusal is 403 ACCESS_REFUSED naming the user.
+2. ``Tune`` may only lower the server's limits, never raise them; 0 for the frame size or the
+   channel max means "the server's". A frame size under 4096 (AMQP's frame-min-size) is 530.
+   The effective heartbeat is the smaller of the two; 0 disables heartbeats.
+3. A client asks for its wish where it has one, never more than the server offered; no wish
+   takes the offer (a channel max of 0 in the offer means "no limit": 65535).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from minibroker.config import login_ok
+from minibroker.errors import AccessRefused, NotAllowed
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import MIN_FRAME_SIZE
+
+__all__ = ["client_tune", "login", "server_limits"]
+
+
+def login(users: Mapping[str, str], hello: f.Hello) -> str:
+    """The user ``hello`` logs in as (rule 1)."""
+    user = hello.username if hello.username is not None else "guest"
+    password = hello.password if hello.username is not None else "guest"
+    if not login_ok(users, user, password):
+        raise AccessRefused(f"login refused for user '{user}'")
+    return user
+
+
+def server_limits(offer: f.HelloOk, tune: f.Tune) -> f.Tune:
+    """The limits of the connection after the client's ``tune`` (rule 2)."""
+    frame_max = min(tune.max_frame_size or offer.max_frame_size, offer.max_frame_size)
+    if frame_max < MIN_FRAME_SIZE:
+        raise NotAllowed(f"max_frame_size {frame_max} is below the minimum {MIN_FRAME_SIZE}")
+    return f.Tune(frame_max, min(tune.channel_max or offer.channel_max, offer.channel_max),
+                  min(tune.heartbeat, offer.heartbeat))
+
+
+def client_tune(offer: f.HelloOk, max_frame_size: int | None, channel_max: int | None,
+                heartbeat: int | None) -> f.Tune:
+    """The ``Tune`` a client with these wishes answers ``offer`` with (rule 3)."""
+
+    def choose(ours: int | None, theirs: int) -> int:
+        return theirs if ours is None else min(ours, theirs)
+
+    return f.Tune(choose(max_frame_size, offer.max_frame_size),
+                  choose(channel_max, offer.channel_max or 0xFFFF),
+                  choose(heartbeat, offer.heartbeat))

@@ -1,0 +1,184 @@
+"""The AMQP 0-9-1 adapter: plugs ``protocols/amqp091/`` into the session pipeline.
+
+The wire rules — handshake, channel states, closing, heartbeat timing — are the sans-IO
+:class:`~minibroker.protocols.amqp091.connection.AMQPConnection`'s; methods ⇄ commands are
+``protocols/amqp091/mapping.py``'s. This class only joins them to a
+:class:`~minibroker.server.session.Session` (``adapter.py`` describes the interface).
+
+Rules:
+
+1. The hot path — basic.publish, basic.ack, basic.deliver — skips the generic dispatch.
+2. Errors name the offending method: a channel.close or connection.close carries the class and
+   method id of the method that caused it (RabbitMQ does the same).
+3. Heartbeats: "octets moved" is a flag set per read and per write, never a clock read per
+   frame; the connection turns the flags into times at each sweep.
+4. connection.blocked / unblocked go only to clients that announced the
+   ``connection.blocked`` capability (RabbitMQ's rule).
+5. A connection closed by the broker during the handshake is dropped without a word (there is
+   no connection yet to say it on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from minibroker.core.commands import Ack, AckMany, Command
+from minibroker.core.effects import Deliver, Effect, Reply
+from minibroker.errors import AMQPError
+from minibroker.protocols.amqp091.connection import AMQPConnection, State
+from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame
+from minibroker.protocols.amqp091.mapping import (
+    command_for,
+    deliver_bytes,
+    effect_bytes,
+    publish_command,
+    publish_many,
+    reply_bytes,
+)
+from minibroker.protocols.amqp091.methods import (
+    BasicAck,
+    BasicPublish,
+    ConnectionBlocked,
+    ConnectionUnblocked,
+)
+from minibroker.protocols.events import CloseSocket, ConnectionClosing
+
+if TYPE_CHECKING:
+    from minibroker.server.session import Session
+
+__all__ = ["AMQPAdapter"]
+
+trace_log = logging.getLogger("minibroker.trace")
+
+
+class AMQPAdapter:
+    """AMQP 0-9-1, for one session."""
+
+    name: ClassVar[str] = "amqp"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._write = session.write
+        server = session.server
+        config = server.config
+        self.connection = AMQPConnection(
+            session.write, users=config.users, frame_max=config.max_frame_size,
+            channel_max=config.channel_max, heartbeat=config.heartbeat, now=server.now(),
+        )
+        self._tracing = config.trace
+        if config.trace:
+            self.connection.trace = self._trace
+        self._received = False
+        self._sent = False
+
+    @property
+    def heartbeat(self) -> int:
+        return self.connection.heartbeat
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        self._received = True
+        self.connection.receive_data(data)
+
+    def events(self) -> Iterator[Any]:
+        return self.connection.events()
+
+    def command(self, frame: MethodFrame | ContentMethod) -> Command | None:
+        method = frame.method
+        if type(method) is BasicPublish and type(frame) is ContentMethod:  # rule 1
+            return publish_command(self.session.id, frame)
+        if type(method) is BasicAck:
+            return Ack(self.session.id, frame.channel, method.delivery_tag, method.multiple)
+        return command_for(self.session.id, frame)
+
+    def batch_command(self, frames: Sequence[Any]) -> Command:
+        first = frames[0]
+        if type(first) is ContentMethod:
+            return publish_many(self.session.id, frames)
+        return AckMany(self.session.id, first.channel,
+                       tuple(frame.method.delivery_tag for frame in frames))
+
+    # -- output -----------------------------------------------------------------------------
+
+    def send_reply(self, frame: MethodFrame | ContentMethod, reply: Reply | None) -> None:
+        method = frame.method
+        kind = type(method)
+        if kind is BasicPublish or kind is BasicAck:
+            return  # rule 1: no answer
+        out = reply_bytes(frame.channel, method, reply, self.connection.frame_max)
+        if out is not None:
+            self._write(out)
+            if self._tracing:
+                self._trace("out", frame.channel, f"reply to {method.NAME}: {reply}")
+
+    def send_effect(self, effect: Effect) -> None:
+        if self._tracing:
+            self._trace("out", effect.channel, effect)
+        if type(effect) is Deliver:  # rule 1
+            self._write(deliver_bytes(effect, self.connection.frame_max))
+            return
+        out = effect_bytes(effect, self.connection.frame_max,
+                           self.connection.consumer_cancel_notify)
+        if out is not None:
+            self._write(out)
+
+    def before_flush(self) -> None:
+        pass  # nothing is held back
+
+    def flushed(self) -> None:
+        self._sent = True
+
+    def _trace(self, direction: str, channel: int, item: object) -> None:
+        trace_log.info("[%d] %s ch%d %s", self.session.id, direction, channel, item)
+
+    # -- state, closing, time ---------------------------------------------------------------
+
+    def channel_is_open(self, channel: int) -> bool:
+        state = self.connection.channels.get(channel)
+        return (self.connection.state is State.OPEN and state is not None
+                and state.name == "OPEN")
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str, *,
+                      frame: Any = None, error: AMQPError | None = None) -> bool:
+        if not self.channel_is_open(channel):
+            return False
+        class_id = method_id = 0
+        if frame is not None:  # rule 2
+            class_id, method_id = frame.method.CLASS_ID, frame.method.METHOD_ID
+        self.connection.close_channel(channel, reply_code, reply_text, class_id, method_id)
+        return True
+
+    def close_connection(self, reply_code: int, reply_text: str, *, frame: Any = None,
+                         error: AMQPError | None = None) -> ConnectionClosing | CloseSocket | None:
+        connection = self.connection
+        if connection.state is State.CLOSING or connection.state is State.CLOSED:
+            return None
+        if connection.state is not State.OPEN:  # rule 5
+            return CloseSocket("closed by the broker during the handshake")
+        class_id = error.class_id if error is not None else 0
+        method_id = error.method_id if error is not None else 0
+        if not class_id and frame is not None:  # rule 2
+            class_id, method_id = frame.method.CLASS_ID, frame.method.METHOD_ID
+        text = error.text if error is not None else reply_text
+        return connection.close_connection(reply_code, text, class_id, method_id)
+
+    def tick(self, now: float, *, heard: bool) -> bool:
+        # While we do not read it (flow control, fairness, a fault) its silence is ours: count
+        # it as heard, and keep sending heartbeats (RabbitMQ pauses only the peer monitor).
+        sent, received = self._sent, self._received or heard
+        self._sent = self._received = False
+        return self.connection.tick(now, sent=sent, received=received)
+
+    def set_blocked(self, reason: str | None) -> bool:
+        connection = self.connection
+        if (connection.state is not State.OPEN
+                or connection.client_capabilities.get("connection.blocked") is not True):
+            return False  # rule 4
+        if reason is None:
+            connection.send_method(0, ConnectionUnblocked())
+        else:
+            connection.send_method(0, ConnectionBlocked(reason))
+        return True

@@ -1,0 +1,155 @@
+"""The native protocol's adapter: plugs ``protocols/native/`` into the session pipeline.
+
+The wire rules — handshake, channel states, closing, heartbeats, confirm coalescing — are the
+sans-IO :class:`~minibroker.protocols.native.connection.NativeConnection`'s; frames ⇄ commands
+are ``protocols/native/mapping.py``'s. This class only joins them to a
+:class:`~minibroker.server.session.Session` (``adapter.py`` describes the interface).
+
+Rules:
+
+1. The connection is told the server clock's time of every read and every write, so its
+   heartbeat rules see when bytes really moved.
+2. Exchange names and routing keys of publishes are interned per connection (:meth:`_name`):
+   the codec makes a new ``str`` per frame, and a queued message keeps its own for as long as it
+   lives, so a backlog of one routing key would otherwise hold one copy per message.
+3. A delivery is encoded straight from the core's effect (no frame object): the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from minibroker.core import commands as c
+from minibroker.core import effects as e
+from minibroker.errors import AMQPError
+from minibroker.message import Message
+from minibroker.protocols.events import CloseSocket, ConnectionClosing
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import mapping
+from minibroker.protocols.native.connection import NativeConnection
+
+if TYPE_CHECKING:
+    from minibroker.server.session import Session
+
+__all__ = ["NativeAdapter"]
+
+trace_log = logging.getLogger("minibroker.trace")
+
+#: Distinct exchange names and routing keys a connection keeps shared (rule 2).
+_NAME_CACHE_SIZE = 1024
+
+
+class NativeAdapter:
+    """The native msgpack protocol, for one session."""
+
+    name: ClassVar[str] = "native"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        server = session.server
+        config = server.config
+        self._clock = server.clock
+        self.connection = NativeConnection(
+            "server", session.write, max_frame_size=config.max_frame_size,
+            channel_max=config.channel_max, heartbeat=config.heartbeat, users=config.users,
+            now=self._clock.now(),
+        )
+        if config.trace:
+            self.connection.trace = self._trace
+        self._names: dict[str, str] = {}
+
+    @property
+    def heartbeat(self) -> int:
+        return self.connection.heartbeat
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        self.connection.receive_data(data, now=self._clock.now())
+
+    def events(self) -> Iterator[Any]:
+        return self.connection.events()
+
+    def command(self, frame: Any) -> c.Command | None:
+        if type(frame) is f.Publish:  # the hot path first
+            name = self._name
+            return c.Publish(self.session.id, frame.channel, Message(
+                name(frame.exchange), name(frame.routing_key), frame.body, frame.properties,
+            ), frame.mandatory)
+        return mapping.COMMANDS[type(frame)](frame, self.session.id)
+
+    def batch_command(self, frames: Sequence[Any]) -> c.Command:
+        first = frames[0]
+        if type(first) is f.Publish:
+            name = self._name
+            return c.PublishMany(self.session.id, first.channel, tuple(
+                (Message(name(frame.exchange), name(frame.routing_key), frame.body,
+                         frame.properties), frame.mandatory)
+                for frame in frames
+            ))
+        return c.AckMany(self.session.id, first.channel,
+                         tuple(frame.delivery_tag for frame in frames))
+
+    def _name(self, text: str) -> str:
+        """The one ``str`` object this connection uses for an exchange or routing key
+        (rule 2)."""
+        names = self._names
+        known = names.get(text)
+        if known is None:
+            if len(names) >= _NAME_CACHE_SIZE:
+                names.clear()  # bounded: ever new keys gain nothing and cost nothing
+            names[text] = known = text
+        return known
+
+    # -- output -----------------------------------------------------------------------------
+
+    def send_reply(self, frame: Any, reply: e.Reply | None) -> None:
+        answer = mapping.reply_for(frame, reply)
+        if answer is not None:
+            self.connection.send(answer)
+
+    def send_effect(self, effect: e.Effect) -> None:
+        if type(effect) is e.Deliver:  # rule 3
+            message = effect.message
+            self.connection.send_deliver(
+                effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
+                message.exchange, message.routing_key, message.properties, message.body,
+            )
+        elif isinstance(effect, e.Confirm):
+            if not self.connection.send_confirm(effect.channel, effect.delivery_tag,
+                                                effect.multiple, effect.ack):
+                self.session.schedule_flush()  # held back: it goes out this iteration
+        else:
+            self.connection.send(mapping.frame_for_effect(effect))
+
+    def before_flush(self) -> None:
+        self.connection.flush_held()
+
+    def flushed(self) -> None:
+        self.connection.note_sent(self._clock.now())
+
+    def _trace(self, direction: str, frame: f.Frame) -> None:
+        arrow = "<-" if direction == "in" else "->"
+        trace_log.info("%s #%d %s %s", self.session.peer, self.session.id, arrow,
+                       mapping.describe(frame))
+
+    # -- state, closing, time ---------------------------------------------------------------
+
+    def channel_is_open(self, channel: int) -> bool:
+        return self.connection.channel_is_open(channel)
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str, *,
+                      frame: Any = None, error: AMQPError | None = None) -> bool:
+        return self.connection.close_channel(channel, reply_code, reply_text)
+
+    def close_connection(self, reply_code: int, reply_text: str, *, frame: Any = None,
+                         error: AMQPError | None = None) -> ConnectionClosing | CloseSocket | None:
+        return self.connection.close(reply_code, reply_text)
+
+    def tick(self, now: float, *, heard: bool) -> bool:
+        return self.connection.tick(now, heard=heard)
+
+    def set_blocked(self, reason: str | None) -> bool:
+        return False  # the native protocol has no such notification
