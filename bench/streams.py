@@ -17,10 +17,14 @@ Rules:
    and of 1 KiB to a new stream; then one consumer (prefetch 1,000, one multiple ack per read)
    reads ``--replay`` stored messages from ``first``. Ratios minibroker / RabbitMQ are printed
    with the goals of the issue (append >= 1.0x, replay >= 1.5x).
-3. ``storage``: the on-disk stream log (``minibroker/storage/streamlog.py``) alone: appends
+3. ``native``: the native client against a fresh minibroker: batched publishing (``--batch``
+   messages of 16 B per ``PublishBatch`` frame, confirm mode, 4 batches in flight), then one
+   pull reader (``read``, 5,000 messages per call) replaying everything from ``first``; goals
+   of the issue: >= 300,000 appends and >= 500,000 replayed messages per second.
+4. ``storage``: the on-disk stream log (``minibroker/storage/streamlog.py``) alone: appends
    made durable by group commit, replay from disk, and the resident memory of a log of many
    stored messages with its sparse index (the goal: 10,000,000 messages <= 64 MiB).
-4. Every run checks its result (every message read once, in order); wall-clock numbers are for
+5. Every run checks its result (every message read once, in order); wall-clock numbers are for
    the table the lead fills on a quiet machine, probe counts are exact.
 """
 
@@ -240,10 +244,56 @@ async def bench_amqp(quick: bool, count: int, replay: int, window: int) -> None:
     print()
 
 
+async def native_run(count: int, batch: int) -> tuple[float, float]:
+    import minibroker
+
+    broker = start_minibroker()
+    try:
+        url = f"minibroker://guest:guest@{broker.host}:{broker.port}"
+        async with minibroker.connect(url) as conn:
+            ch = await conn.channel()
+            await ch.declare_queue("bench", durable=True, arguments=STREAM_ARGS)
+            await ch.confirm_select()
+            bodies = [b"x" * 16] * batch
+            in_flight = asyncio.Semaphore(4)
+
+            async def one() -> None:
+                async with in_flight:
+                    await ch.publish_batch("", "bench", bodies)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(count // batch)))
+            append = count / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            offset: object = "first"
+            read = 0
+            while read < count:
+                got = await ch.read("bench", offset, max_messages=5000,  # type: ignore[arg-type]
+                                    max_bytes=1 << 22)
+                assert got.messages and got.messages[0].offset == read
+                read += len(got)
+                offset = got.next_offset
+            replay = count / (time.perf_counter() - t0)
+        return append, replay
+    finally:
+        broker.stop()
+
+
+def bench_native(quick: bool, count: int, batch: int) -> None:
+    append, replay = asyncio.run(native_run(count, batch))
+    print(f"## native protocol ({count:,} messages of 16 B, {batch} per PublishBatch)\n")
+    print("| run | msg/s | goal |")
+    print("|---|---:|---|")
+    print(f"| batched append with confirms | {append:,.0f} | >= 300,000 |")
+    print(f"| pull replay from first (read) | {replay:,.0f} | >= 500,000 |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=("core", "amqp", "storage"))
+    parser.add_argument("--only", choices=("core", "amqp", "native", "storage"))
+    parser.add_argument("--batch", type=int, default=1000, help="messages per PublishBatch")
     parser.add_argument("--count", type=int, help="AMQP appends per run")
     parser.add_argument("--replay", type=int, help="stored messages the AMQP consumer reads")
     parser.add_argument("--window", type=int, default=1000, help="publishes in flight")
@@ -254,6 +304,8 @@ def main() -> None:
         count = options.count or (20_000 if options.quick else 200_000)
         replay = options.replay or (100_000 if options.quick else 1_000_000)
         asyncio.run(bench_amqp(options.quick, count, replay, options.window))
+    if options.only in (None, "native"):
+        bench_native(options.quick, 200_000 if options.quick else 1_000_000, options.batch)
     if options.only in (None, "storage"):
         try:
             from storage_streams import bench_storage  # phase B, next to this file

@@ -130,6 +130,13 @@ class Delivery(MessageFields):
         return self._channel
 
     @property
+    def offset(self) -> int | None:
+        """The message's offset when it came from a stream (``x-stream-offset``), else
+        ``None``."""
+        offset = self.headers.get("x-stream-offset")
+        return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
+
+    @property
     def settled(self) -> bool:
         """True once acked, nacked or rejected (always true for a ``no_ack`` delivery)."""
         return self._settled

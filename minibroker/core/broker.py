@@ -50,6 +50,7 @@ from minibroker.core.statistics import (
     QueueStatistics,
     TopologySnapshot,
 )
+from minibroker.core.streamreads import StreamReads
 from minibroker.core.streams import StreamQueue
 from minibroker.core.timers import Timers
 from minibroker.core.topology import Topology, queue_text
@@ -87,6 +88,7 @@ class Broker:
         self.transactions = tx = Transactions(state, publishing, acks)
         self.declarations = declare = Declarations(state, lifecycle)
         self.introspection = Introspection(state)
+        self.stream_reads = reads = StreamReads(state, lifecycle.streams)
         handlers: dict[type, Callable[..., Outcome]] = {
             c.Publish: publishing.publish,
             c.Ack: acks.ack,
@@ -117,6 +119,9 @@ class Broker:
             c.TxSelect: tx.select,
             c.TxCommit: tx.commit,
             c.TxRollback: tx.rollback,
+            c.ReadStream: reads.read,
+            c.CommitOffset: reads.commit,
+            c.QueryOffset: reads.query,
         }
         self._handlers = handlers
 

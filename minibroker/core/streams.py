@@ -76,7 +76,7 @@ EQUIVALENCE_CHECKED = (
 class StreamQueue(Queue):
     """A stream: a queue whose messages are a log (rule 1)."""
 
-    __slots__ = ("stream",)
+    __slots__ = ("committed", "stream")
     stream: StreamLog
 
     def __init__(
@@ -85,6 +85,8 @@ class StreamQueue(Queue):
     ) -> None:
         super().__init__(name, durable=True, arguments=arguments, meter=meter, now=now)
         self.stream = StreamLog(limits)
+        #: Offsets named consumers stored (``streamreads.py``).
+        self.committed: dict[str, int] = {}
 
     @property
     def message_count(self) -> int:

@@ -41,6 +41,14 @@ def _publish(frame: f.Publish, connection: int) -> c.Publish:
     return c.Publish(connection, frame.channel, message, frame.mandatory)
 
 
+def _publish_batch(frame: f.PublishBatch, connection: int) -> c.PublishMany:
+    exchange, routing_key, mandatory = frame.exchange, frame.routing_key, frame.mandatory
+    return c.PublishMany(connection, frame.channel, tuple(
+        (Message(exchange, routing_key, body, properties), mandatory)
+        for properties, body in frame.messages
+    ))
+
+
 #: Request frame type -> builder of the core command (the connection id is the session's).
 COMMANDS: dict[type[f.Frame], _ToCommand] = {
     f.ExchangeDeclare: lambda fr, cid: c.DeclareExchange(
@@ -81,6 +89,13 @@ COMMANDS: dict[type[f.Frame], _ToCommand] = {
     f.Reject: lambda fr, cid: c.Reject(cid, fr.channel, fr.delivery_tag, fr.requeue),
     f.Recover: lambda fr, cid: c.Recover(cid, fr.channel, fr.requeue),
     f.ConfirmSelect: lambda fr, cid: c.ConfirmSelect(cid, fr.channel),
+    f.PublishBatch: _publish_batch,
+    f.StreamRead: lambda fr, cid: c.ReadStream(
+        cid, fr.channel, fr.queue, fr.arguments or None, fr.max_messages, fr.max_bytes
+    ),
+    f.OffsetCommit: lambda fr, cid: c.CommitOffset(cid, fr.channel, fr.queue, fr.name,
+                                                   fr.offset),
+    f.OffsetQuery: lambda fr, cid: c.QueryOffset(cid, fr.channel, fr.queue, fr.name),
 }
 
 
@@ -129,6 +144,15 @@ def reply_for(frame: f.Frame, reply: e.Reply | None) -> f.Frame | None:
             )
         case e.GetEmpty():
             return f.GetEmpty(channel)
+        case e.StreamReadOk(next_offset, messages):
+            return f.StreamReadOk(channel, next_offset, [
+                (offset, m.exchange, m.routing_key, m.properties, m.body)
+                for offset, m in messages
+            ])
+        case e.OffsetOk(offset):
+            if type(frame) is f.OffsetCommit:
+                return f.OffsetCommitOk(channel)
+            return f.OffsetQueryOk(channel, offset is not None, offset or 0)
     return None  # Publish, Ack, Nack, Reject: no reply
 
 

@@ -10,7 +10,14 @@ import pytest
 
 from minibroker.core import commands as c
 from minibroker.core.broker import Broker
-from minibroker.core.effects import ConsumerCancelled, Deliver, QueueDeleteOk
+from minibroker.core.effects import (
+    ConsumerCancelled,
+    Deliver,
+    OffsetOk,
+    QueueDeleteOk,
+    StreamReadOk,
+)
+from minibroker.core.streamreads import MAX_NAMES
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
 from minibroker.message import FieldTable, Message, Properties
 from tests.unit.core.helpers import Chan, Harness, bodies, delivered, fingerprint
@@ -423,3 +430,62 @@ def test_memory_meter_follows_the_stream(ch: Chan) -> None:
     assert meter.weight > 5
     ch.delete_queue("s")
     assert meter.weight == 0
+
+
+# -- the pull model and stored offsets -------------------------------------------------------------
+
+
+def read(ch: Chan, queue: str = "s", **kwargs: object) -> tuple[int, list[tuple[int, bytes]]]:
+    arguments = kwargs.pop("arguments", None)
+    reply = ch.harness.handle(c.ReadStream(ch.connection, ch.channel, queue,
+                                           arguments, **kwargs)).reply  # type: ignore[arg-type]
+    assert isinstance(reply, StreamReadOk)
+    return reply.next_offset, [(offset, message.body) for offset, message in reply.messages]
+
+
+def test_a_read_returns_a_batch_and_where_to_go_on(ch: Chan) -> None:
+    declare(ch)
+    publish(ch, "a", "bb", "ccc", "dddd")
+    assert read(ch, arguments={"x-stream-offset": "first"}, max_messages=2) == (
+        2, [(0, b"a"), (1, b"bb")])
+    assert read(ch, arguments={"x-stream-offset": 2}, max_bytes=3) == (3, [(2, b"ccc")])
+    assert read(ch, arguments={"x-stream-offset": 3}) == (4, [(3, b"dddd")])
+    assert read(ch, arguments={"x-stream-offset": 4}) == (4, [])
+    assert read(ch) == (4, [])  # "next" by default: nothing yet
+    assert read(ch, arguments={"x-stream-offset": "first", "x-stream-filter": "x"}) == (4, [])
+    stats = ch.harness.broker.queue_statistics("s")
+    assert (stats.delivered, stats.unacked, stats.consumers) == (4, 0, 0)
+
+
+def test_named_offsets_are_stored_per_stream(ch: Chan) -> None:
+    declare(ch)
+    declare(ch, "other")
+
+    def query(queue: str, name: str) -> int | None:
+        reply = ch.harness.handle(c.QueryOffset(1, 1, queue, name)).reply
+        assert isinstance(reply, OffsetOk)
+        return reply.offset
+
+    assert query("s", "billing") is None
+    ch.harness.handle(c.CommitOffset(1, 1, "s", "billing", 41))
+    ch.harness.handle(c.CommitOffset(1, 1, "s", "billing", 42))
+    assert (query("s", "billing"), query("other", "billing")) == (42, None)
+    ch.delete_queue("s")
+    declare(ch)
+    assert query("s", "billing") is None  # the offsets died with the stream
+
+
+def test_only_streams_are_read(ch: Chan) -> None:
+    ch.declare_queue("classic")
+    with pytest.raises(PreconditionFailed) as info:
+        read(ch, "classic")
+    assert info.value.text == "queue 'classic' in vhost '/' is not a stream"
+
+
+def test_a_stream_keeps_a_bounded_number_of_names(ch: Chan) -> None:
+    declare(ch)
+    for n in range(MAX_NAMES):
+        ch.harness.handle(c.CommitOffset(1, 1, "s", f"n{n}", n))
+    ch.harness.handle(c.CommitOffset(1, 1, "s", "n0", 7))  # replacing is always allowed
+    with pytest.raises(PreconditionFailed, match="at most"):
+        ch.harness.handle(c.CommitOffset(1, 1, "s", "one more", 0))
