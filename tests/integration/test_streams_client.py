@@ -171,3 +171,21 @@ def test_a_read_larger_than_a_frame_is_cut_to_what_fits(url: str) -> None:
             assert (seen, offset) == (100, 100)
 
     run(scenario())
+
+
+def test_the_blocking_client_reads_and_batches_too(url: str) -> None:
+    from minibroker.blocking import connect as blocking_connect
+
+    with blocking_connect(url) as conn:
+        ch = conn.channel()
+        ch.declare_queue("log", durable=True, arguments=STREAM)
+        ch.confirm_select()
+        ch.publish_batch("", "log", (f"m{n}" for n in range(5)))
+        assert [m.body for m in ch.read("log", 3).messages] == [b"m3", b"m4"]
+        ch.commit_offset("log", "me", 5)
+        assert ch.committed_offset("log", "me") == 5
+        ch.qos(2)
+        with ch.consume("log", offset="last") as consumer:
+            delivery = consumer.receive(timeout=5)
+            assert (delivery.offset, delivery.body) == (0, b"m0")  # one batch: one chunk
+            delivery.ack()
