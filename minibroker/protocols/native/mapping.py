@@ -26,6 +26,7 @@ from typing import Any
 from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.message import EMPTY_PROPERTIES, Message
+from minibroker.protocols.building import frozen_builder
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.connection import short
 
@@ -44,9 +45,13 @@ def _publish(frame: f.Publish, connection: int) -> c.Publish:
 def _publish_batch(frame: f.PublishBatch, connection: int) -> c.PublishMany:
     exchange, routing_key, mandatory = frame.exchange, frame.routing_key, frame.mandatory
     return c.PublishMany(connection, frame.channel, tuple(
-        (Message(exchange, routing_key, body, properties), mandatory)
+        (build_message(exchange, routing_key, body, properties), mandatory)
         for properties, body in frame.messages
     ))
+
+
+#: ``Message(...)`` for a batch's messages (``protocols/building.py``).
+build_message = frozen_builder(Message)
 
 
 #: Request frame type -> builder of the core command (the connection id is the session's).
