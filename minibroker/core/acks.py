@@ -12,9 +12,10 @@ Rules:
    (RabbitMQ). ``transactions.py`` applies them.
 4. ``basic.get`` is a delivery without a consumer: the channel's next delivery tag, unacked
    unless ``no_ack``, and a use of the queue (its ``x-expires`` lease is renewed).
-5. Stream deliveries follow RabbitMQ 3.10 (``streams.py`` rule 4): ``basic.get`` of a stream,
-   and nack, reject and recover of a stream delivery are refused (540) before anything
-   changes; an ack only gives credit back.
+5. Streams (``streams.py`` rule 4): ``basic.get`` of a stream is refused (540); a nack,
+   reject or recover of a stream delivery is refused (540) under RabbitMQ 3.10's profile and
+   gives the credit back like an ack since 3.13 — checked before anything changes. An ack only
+   gives credit back.
 """
 
 from __future__ import annotations
