@@ -50,6 +50,7 @@ from minibroker.errors import (
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.events import ChannelEnded
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import streamframes as sf
 
 if TYPE_CHECKING:
     from minibroker.client.connection import Connection
@@ -245,21 +246,21 @@ class Channel:
         """Read a stream without subscribing (Kafka's pull): at most ``max_messages``, and
         stopping after ``max_bytes`` of bodies, from ``offset``; ``next_offset`` of the
         result is where to go on."""
-        ok = await self._call(f.StreamRead(
+        ok = await self._call(sf.StreamRead(
             self.number, stream, read_arguments(offset, filter, match_unfiltered), max_messages,
-            max_bytes), (f.StreamReadOk,))
+            max_bytes), (sf.StreamReadOk,))
         return StreamBatch([build_stream_message(*record) for record in ok.messages],
                            ok.next_offset)
 
     async def commit_offset(self, stream: str, name: str, offset: int) -> None:
         """Store ``offset`` for the consumer ``name`` in the broker (a restarted consumer
         resumes from :meth:`committed_offset`)."""
-        await self._call(f.OffsetCommit(self.number, stream, name, offset),
-                         (f.OffsetCommitOk,))
+        await self._call(sf.OffsetCommit(self.number, stream, name, offset),
+                         (sf.OffsetCommitOk,))
 
     async def committed_offset(self, stream: str, name: str) -> int | None:
         """The offset stored for ``name``; ``None`` when none was."""
-        ok = await self._call(f.OffsetQuery(self.number, stream, name), (f.OffsetQueryOk,))
+        ok = await self._call(sf.OffsetQuery(self.number, stream, name), (sf.OffsetQueryOk,))
         return ok.offset if ok.found else None
 
     async def cancel(self, consumer_tag: str) -> None:
@@ -347,7 +348,7 @@ class Channel:
             return
         connection = self.connection
         try:
-            data = connection.codec.send(f.PublishBatch(self.number, exchange, routing_key,
+            data = connection.codec.send(sf.PublishBatch(self.number, exchange, routing_key,
                                                         mandatory, batch))
         except ProtocolError as exc:  # too large, or a value the wire cannot carry
             raise ClientError(f"cannot publish: {exc.text}") from exc

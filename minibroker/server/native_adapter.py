@@ -33,6 +33,7 @@ from minibroker.message import Message
 from minibroker.protocols.events import CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
+from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
 
 if TYPE_CHECKING:
@@ -117,12 +118,12 @@ class NativeAdapter:
 
     def send_reply(self, frame: Any, reply: e.Reply | None) -> None:
         answer = mapping.reply_for(frame, reply)
-        if type(answer) is f.StreamReadOk:
+        if type(answer) is sf.StreamReadOk:
             self._send_fitting(answer)
         elif answer is not None:
             self.connection.send(answer)
 
-    def _send_fitting(self, answer: f.StreamReadOk) -> None:
+    def _send_fitting(self, answer: sf.StreamReadOk) -> None:
         """Rule 4: halve the messages until the frame fits (the codec refuses an oversized
         frame before anything is written)."""
         while True:
@@ -133,7 +134,7 @@ class NativeAdapter:
                 if len(answer.messages) <= 1:
                     raise
                 keep = len(answer.messages) // 2
-                answer = f.StreamReadOk(answer.channel, answer.messages[keep][0],
+                answer = sf.StreamReadOk(answer.channel, answer.messages[keep][0],
                                         answer.messages[:keep])
 
     def send_effect(self, effect: e.Effect) -> None:

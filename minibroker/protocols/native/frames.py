@@ -10,8 +10,7 @@ Rules:
    :data:`UInt32`, :data:`UInt64` (msgpack ints in range), :data:`ShortStr` (str of at most 255
    UTF-8 bytes, AMQP's ``shortstr``), ``str | None``, ``bool``, ``bytes`` (msgpack ``bin``),
    :data:`FieldTable` (msgpack map), :class:`Properties` (msgpack array, see ``values.py``),
-   :data:`Batch` (an array of ``[properties, body]``) and :data:`Records` (an array of
-   ``[offset, exchange, routing_key, properties, body]``).
+   ``Batch`` and ``Records`` (arrays of messages, ``streamframes.py``).
 3. Frames of a channel carry ``channel`` as their first field. Connection frames (``Hello`` ...
    ``Heartbeat``) have no such field: they always travel on channel 0 and their ``channel``
    property says so.
@@ -30,27 +29,22 @@ from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 from minibroker.message import FieldTable, Properties
 
 __all__ = [
-    "FRAME_TYPES", "REPLIES", "Ack", "Batch", "Cancel", "CancelOk", "ChannelClose",
-    "ChannelCloseOk", "ChannelOpen", "ChannelOpenOk", "ConfirmAck", "ConfirmNack", "ConfirmSelect",
+    "FRAME_TYPES", "REPLIES", "Ack", "Cancel", "CancelOk", "ChannelClose", "ChannelCloseOk",
+    "ChannelOpen", "ChannelOpenOk", "ConfirmAck", "ConfirmNack", "ConfirmSelect",
     "ConfirmSelectOk", "ConnectionClose", "ConnectionCloseOk", "ConnectionFrame", "Consume",
     "ConsumeOk", "ConsumerCancelled", "Deliver", "ExchangeBind", "ExchangeBindOk",
     "ExchangeDeclare", "ExchangeDeclareOk", "ExchangeDelete", "ExchangeDeleteOk", "ExchangeUnbind",
     "ExchangeUnbindOk", "Frame", "Get", "GetEmpty", "GetOk", "Heartbeat", "Hello", "HelloOk",
-    "Nack", "OffsetCommit", "OffsetCommitOk", "OffsetQuery", "OffsetQueryOk", "Publish",
-    "PublishBatch", "Qos", "QosOk", "QueueBind", "QueueBindOk", "QueueDeclare",
+    "Nack", "Publish", "Qos", "QosOk", "QueueBind", "QueueBindOk", "QueueDeclare",
     "QueueDeclareOk", "QueueDelete", "QueueDeleteOk", "QueuePurge", "QueuePurgeOk", "QueueUnbind",
-    "QueueUnbindOk", "Records", "Recover", "RecoverOk", "Reject", "Return", "Sender", "ShortStr",
-    "StreamRead", "StreamReadOk", "Tune", "TuneOk", "UInt16", "UInt32", "UInt64",
+    "QueueUnbindOk", "Recover", "RecoverOk", "Reject", "Return", "Sender", "ShortStr", "Tune",
+    "TuneOk", "UInt16", "UInt32", "UInt64",
 ]
 
 UInt16: TypeAlias = int  #: 0 .. 65535
 UInt32: TypeAlias = int  #: 0 .. 2**32 - 1
 UInt64: TypeAlias = int  #: 0 .. 2**64 - 1
 ShortStr: TypeAlias = str  #: at most 255 bytes once UTF-8 encoded (AMQP shortstr)
-#: Messages of a ``PublishBatch``: (properties, body) pairs.
-Batch: TypeAlias = "list[tuple[Properties, bytes]]"
-#: Messages of a ``StreamReadOk``: (offset, exchange, routing_key, properties, body).
-Records: TypeAlias = "list[tuple[int, str, str, Properties, bytes]]"
 Sender: TypeAlias = Literal["client", "server", "both"]
 
 
@@ -422,19 +416,6 @@ class Return(Frame, opcode=0x55, sender="server"):
 
 
 @dataclass(slots=True)
-class PublishBatch(Frame, opcode=0x56, sender="client"):
-    """Many messages to one exchange and routing key in one frame: as many Publish frames in a
-    row (the broker numbers each for confirms), except that a batch with a refused message
-    (say, a bad ``expiration``) is refused whole, before any of it is routed. No reply; in
-    confirm mode one ConfirmAck (``multiple``) covers the batch when every message was taken."""
-    channel: UInt16
-    exchange: ShortStr
-    routing_key: ShortStr
-    mandatory: bool
-    messages: Batch
-
-
-@dataclass(slots=True)
 class Ack(Frame, opcode=0x58, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
@@ -497,59 +478,13 @@ class ConfirmNack(Frame, opcode=0x63, sender="server"):
     multiple: bool = False
 
 
-# --- streams: reading without a subscription, stored offsets ------------------------------
-
-@dataclass(slots=True)
-class StreamRead(Frame, opcode=0x70, sender="client"):
-    """Read a stream: ``arguments`` as a stream consumer's (``x-stream-offset``, the filter).
-    Reply: StreamReadOk."""
-    channel: UInt16
-    queue: ShortStr
-    arguments: FieldTable
-    max_messages: UInt32
-    max_bytes: UInt32
-
-
-@dataclass(slots=True)
-class StreamReadOk(Frame, opcode=0x71, sender="server"):
-    channel: UInt16
-    next_offset: UInt64
-    messages: Records
-
-
-@dataclass(slots=True)
-class OffsetCommit(Frame, opcode=0x72, sender="client"):
-    """Store ``offset`` for the consumer ``name`` of the stream. Reply: OffsetCommitOk."""
-    channel: UInt16
-    queue: ShortStr
-    name: ShortStr
-    offset: UInt64
-
-
-@dataclass(slots=True)
-class OffsetCommitOk(Frame, opcode=0x73, sender="server"):
-    channel: UInt16
-
-
-@dataclass(slots=True)
-class OffsetQuery(Frame, opcode=0x74, sender="client"):
-    """The offset stored for ``name``. Reply: OffsetQueryOk (``found`` false: none)."""
-    channel: UInt16
-    queue: ShortStr
-    name: ShortStr
-
-
-@dataclass(slots=True)
-class OffsetQueryOk(Frame, opcode=0x75, sender="server"):
-    channel: UInt16
-    found: bool
-    offset: UInt64
-
+# PublishBatch and the stream frames are declared on ``Frame`` in ``streamframes.py``.
+from minibroker.protocols.native import streamframes  # noqa: E402 - needs Frame, above
 
 #: Every frame type, in opcode order.
 FRAME_TYPES: tuple[type[Frame], ...] = tuple(
     sorted(
-        (cls for cls in list(globals().values())
+        (cls for cls in [*globals().values(), *vars(streamframes).values()]
          if isinstance(cls, type) and issubclass(cls, Frame) and hasattr(cls, "opcode")),
         key=lambda cls: cls.opcode,
     )

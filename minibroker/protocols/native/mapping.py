@@ -28,6 +28,7 @@ from minibroker.core import effects as e
 from minibroker.message import EMPTY_PROPERTIES, Message
 from minibroker.protocols.building import frozen_builder
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import short
 
 __all__ = ["COMMANDS", "command_for", "describe", "frame_for_effect", "reply_for"]
@@ -42,7 +43,7 @@ def _publish(frame: f.Publish, connection: int) -> c.Publish:
     return c.Publish(connection, frame.channel, message, frame.mandatory)
 
 
-def _publish_batch(frame: f.PublishBatch, connection: int) -> c.PublishMany:
+def _publish_batch(frame: sf.PublishBatch, connection: int) -> c.PublishMany:
     exchange, routing_key, mandatory = frame.exchange, frame.routing_key, frame.mandatory
     return c.PublishMany(connection, frame.channel, tuple(
         (build_message(exchange, routing_key, body, properties), mandatory)
@@ -94,13 +95,13 @@ COMMANDS: dict[type[f.Frame], _ToCommand] = {
     f.Reject: lambda fr, cid: c.Reject(cid, fr.channel, fr.delivery_tag, fr.requeue),
     f.Recover: lambda fr, cid: c.Recover(cid, fr.channel, fr.requeue),
     f.ConfirmSelect: lambda fr, cid: c.ConfirmSelect(cid, fr.channel),
-    f.PublishBatch: _publish_batch,
-    f.StreamRead: lambda fr, cid: c.ReadStream(
+    sf.PublishBatch: _publish_batch,
+    sf.StreamRead: lambda fr, cid: c.ReadStream(
         cid, fr.channel, fr.queue, fr.arguments or None, fr.max_messages, fr.max_bytes
     ),
-    f.OffsetCommit: lambda fr, cid: c.CommitOffset(cid, fr.channel, fr.queue, fr.name,
+    sf.OffsetCommit: lambda fr, cid: c.CommitOffset(cid, fr.channel, fr.queue, fr.name,
                                                    fr.offset),
-    f.OffsetQuery: lambda fr, cid: c.QueryOffset(cid, fr.channel, fr.queue, fr.name),
+    sf.OffsetQuery: lambda fr, cid: c.QueryOffset(cid, fr.channel, fr.queue, fr.name),
 }
 
 
@@ -150,14 +151,14 @@ def reply_for(frame: f.Frame, reply: e.Reply | None) -> f.Frame | None:
         case e.GetEmpty():
             return f.GetEmpty(channel)
         case e.StreamReadOk(next_offset, messages):
-            return f.StreamReadOk(channel, next_offset, [
+            return sf.StreamReadOk(channel, next_offset, [
                 (offset, m.exchange, m.routing_key, m.properties, m.body)
                 for offset, m in messages
             ])
         case e.OffsetOk(offset):
-            if type(frame) is f.OffsetCommit:
-                return f.OffsetCommitOk(channel)
-            return f.OffsetQueryOk(channel, offset is not None, offset or 0)
+            if type(frame) is sf.OffsetCommit:
+                return sf.OffsetCommitOk(channel)
+            return sf.OffsetQueryOk(channel, offset is not None, offset or 0)
     return None  # Publish, Ack, Nack, Reject: no reply
 
 
