@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -44,6 +44,7 @@ from minibroker.client.consumer import Consumer, ConsumerStatistics
 from minibroker.client.delivery import Delivery, MessageFields
 from minibroker.client.params import DEFAULT_URL
 from minibroker.client.publish import PublishProperties, encode_publish, message_properties
+from minibroker.client.streams import Offset, StreamBatch
 from minibroker.errors import ClientError
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.native.codec import NativeCodec
@@ -279,15 +280,41 @@ class BlockingChannel:
 
     def consume(self, queue: str, *, consumer_tag: str = "", no_ack: bool = False,
                 exclusive: bool = False, arguments: FieldTable | None = None,
-                ) -> BlockingConsumer:
-        """Start consuming now; use the result with ``with`` to cancel on exit."""
+                offset: Offset | None = None) -> BlockingConsumer:
+        """Start consuming now; use the result with ``with`` to cancel on exit. ``offset``:
+        where to start in a stream (``client/streams.py``)."""
         consumer = self.channel.consume(queue, consumer_tag=consumer_tag, no_ack=no_ack,
-                                        exclusive=exclusive, arguments=arguments)
+                                        exclusive=exclusive, arguments=arguments, offset=offset)
         self._run(consumer.start())
         return BlockingConsumer(consumer, self._runner)
 
     def cancel(self, consumer_tag: str) -> None:
         self._run(self.channel.cancel(consumer_tag))
+
+    def read(self, stream: str, offset: Offset, *, max_messages: int = 1000,
+             max_bytes: int = 1 << 20, filter: str | Iterable[str] | None = None,
+             match_unfiltered: bool = False) -> StreamBatch:
+        """Read a stream without subscribing (``Channel.read``)."""
+        return self._run(self.channel.read(stream, offset, max_messages=max_messages,
+                                           max_bytes=max_bytes, filter=filter,
+                                           match_unfiltered=match_unfiltered))
+
+    def commit_offset(self, stream: str, name: str, offset: int) -> None:
+        self._run(self.channel.commit_offset(stream, name, offset))
+
+    def committed_offset(self, stream: str, name: str) -> int | None:
+        return self._run(self.channel.committed_offset(stream, name))
+
+    def publish_batch(
+        self, exchange: str, routing_key: str,
+        messages: Iterable[bytes | str | tuple[bytes | str, Properties]], *,
+        mandatory: bool = False, properties: Properties | None = None,
+        **fields: Unpack[PublishProperties],
+    ) -> None:
+        """Many messages in one frame (``Channel.publish_batch``)."""
+        self._run(self.channel.publish_batch(exchange, routing_key, list(messages),
+                                             mandatory=mandatory, properties=properties,
+                                             **fields))
 
     def ack(self, delivery_tag: int, *, multiple: bool = False) -> None:
         self._run(self.channel.ack(delivery_tag, multiple=multiple))
@@ -377,6 +404,11 @@ class BlockingDelivery(MessageFields):
         self.consumer_tag = delivery.consumer_tag
         self.properties = delivery.properties
         self.message_count = delivery.message_count
+
+    @property
+    def offset(self) -> int | None:
+        """Its offset, when it came from a stream."""
+        return self.delivery.offset
 
     def ack(self, *, multiple: bool = False) -> None:
         self._runner.run(self.delivery.ack(multiple=multiple))

@@ -27,6 +27,7 @@ from minibroker.client.consumer import Consumer, ConsumerStatistics
 from minibroker.client.delivery import Delivery, MessageFields, ReturnedMessage
 from minibroker.client.params import DEFAULT_URL, ConnectionParameters
 from minibroker.client.publish import PublishProperties
+from minibroker.client.streams import StreamBatch, StreamMessage
 from minibroker.errors import ChannelClosed, MessageReturned, PublishNacked
 
 __all__ = [
@@ -45,5 +46,7 @@ __all__ = [
     "PublishProperties",
     "QueueInfo",
     "ReturnedMessage",
+    "StreamBatch",
+    "StreamMessage",
     "connect",
 ]

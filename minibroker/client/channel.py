@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, Unpack
@@ -31,16 +31,26 @@ from minibroker.client.confirms import ConfirmTracker
 from minibroker.client.consumer import Consumer
 from minibroker.client.delivery import Delivery, ReturnedMessage
 from minibroker.client.publish import PublishProperties, encode_publish, message_properties
+from minibroker.client.streams import (
+    Offset,
+    StreamBatch,
+    batch_messages,
+    build_stream_message,
+    offset_argument,
+    read_arguments,
+)
 from minibroker.errors import (
     AMQPError,
     ChannelClosed,
     ClientError,
     ConnectionClosed,
+    ProtocolError,
     error_for_code,
 )
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.events import ChannelEnded
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import streamframes as sf
 
 if TYPE_CHECKING:
     from minibroker.client.connection import Connection
@@ -216,12 +226,42 @@ class Channel:
         await self._call(f.Qos(self.number, prefetch_count, global_), (f.QosOk,))
 
     def consume(self, queue: str, *, consumer_tag: str = "", no_ack: bool = False,
-                exclusive: bool = False, arguments: FieldTable | None = None) -> Consumer:
+                exclusive: bool = False, arguments: FieldTable | None = None,
+                offset: Offset | None = None) -> Consumer:
         """A consumer of ``queue``: use ``async with ch.consume(q) as consumer`` (cancels on
-        exit) or ``consumer = await ch.consume(q)``."""
+        exit) or ``consumer = await ch.consume(q)``. For a stream, ``offset`` says where to
+        start (``streams.py`` rule 1; a prefetch window is required) and each delivery's
+        ``offset`` is its position."""
         self._check_open()
+        if offset is not None:
+            arguments = {**(arguments or {}), "x-stream-offset": offset_argument(offset)}
         return Consumer(self, queue, consumer_tag=consumer_tag, no_ack=no_ack,
                         exclusive=exclusive, arguments=arguments)
+
+    # -- streams (``streams.py``) ------------------------------------------------------------
+
+    async def read(self, stream: str, offset: Offset, *, max_messages: int = 1000,
+                   max_bytes: int = 1 << 20, filter: str | Iterable[str] | None = None,
+                   match_unfiltered: bool = False) -> StreamBatch:
+        """Read a stream without subscribing (Kafka's pull): at most ``max_messages``, and
+        stopping after ``max_bytes`` of bodies, from ``offset``; ``next_offset`` of the
+        result is where to go on."""
+        ok = await self._call(sf.StreamRead(
+            self.number, stream, read_arguments(offset, filter, match_unfiltered), max_messages,
+            max_bytes), (sf.StreamReadOk,))
+        return StreamBatch([build_stream_message(*record) for record in ok.messages],
+                           ok.next_offset)
+
+    async def commit_offset(self, stream: str, name: str, offset: int) -> None:
+        """Store ``offset`` for the consumer ``name`` in the broker (a restarted consumer
+        resumes from :meth:`committed_offset`)."""
+        await self._call(sf.OffsetCommit(self.number, stream, name, offset),
+                         (sf.OffsetCommitOk,))
+
+    async def committed_offset(self, stream: str, name: str) -> int | None:
+        """The offset stored for ``name``; ``None`` when none was."""
+        ok = await self._call(sf.OffsetQuery(self.number, stream, name), (sf.OffsetQueryOk,))
+        return ok.offset if ok.found else None
 
     async def cancel(self, consumer_tag: str) -> None:
         """Cancel a consumer by tag (``basic.cancel``); unknown tags are not an error."""
@@ -290,6 +330,35 @@ class Channel:
                 await connection.drain()
             return
         confirmed = confirms.track(exchange, routing_key, body, mandatory)
+        connection._write(data)
+        await confirmed
+
+    async def publish_batch(
+        self, exchange: str, routing_key: str,
+        messages: Iterable[bytes | str | tuple[bytes | str, Properties]], *,
+        mandatory: bool = False, properties: Properties | None = None,
+        **fields: Unpack[PublishProperties],
+    ) -> None:
+        """Publish many messages in one frame (``streams.py`` rule 3): each a body, sent with
+        the call's properties, or a (body, properties) pair. In confirm mode, returns once the
+        broker confirmed all of them."""
+        self._check_open()
+        batch = batch_messages(messages, message_properties(properties, fields))
+        if not batch:
+            return
+        connection = self.connection
+        try:
+            data = connection.codec.send(sf.PublishBatch(self.number, exchange, routing_key,
+                                                        mandatory, batch))
+        except ProtocolError as exc:  # too large, or a value the wire cannot carry
+            raise ClientError(f"cannot publish: {exc.text}") from exc
+        confirms = self._confirms
+        if confirms is None:
+            connection._write(data)
+            if not connection.writable:
+                await connection.drain()
+            return
+        confirmed = confirms.track_batch(len(batch))
         connection._write(data)
         await confirmed
 

@@ -36,7 +36,7 @@ class ConfirmTracker:
         self._loop = loop
         #: The number the broker will give our next publish.
         self.next_seq = 1
-        self._unconfirmed: OrderedDict[int, asyncio.Future[None]] = OrderedDict()
+        self._unconfirmed: OrderedDict[int, asyncio.Future[None] | _Batch] = OrderedDict()
         # Unconfirmed mandatory publishes (rule 2): seq -> (exchange, routing_key, body).
         self._mandatory: OrderedDict[int, tuple[str, str, bytes]] = OrderedDict()
         self._returned: dict[int, ReturnedMessage] = {}
@@ -52,9 +52,21 @@ class ConfirmTracker:
             self._mandatory[seq] = (exchange, routing_key, body)
         return confirmed
 
+    def track_batch(self, count: int) -> asyncio.Future[None]:
+        """Number the ``count`` publishes of a batch; the future settles when all are
+        confirmed (with ``PublishNacked`` naming the first refused one)."""
+        first = self.next_seq
+        self.next_seq = first + count
+        confirmed: asyncio.Future[None] = self._loop.create_future()
+        batch = _Batch(confirmed, count)
+        unconfirmed = self._unconfirmed
+        for seq in range(first, first + count):
+            unconfirmed[seq] = batch
+        return confirmed
+
     def on_confirm(self, tag: int, *, multiple: bool, ack: bool) -> None:
         unconfirmed = self._unconfirmed
-        settled: list[tuple[int, asyncio.Future[None]]] = []
+        settled: list[tuple[int, asyncio.Future[None] | _Batch]] = []
         if multiple:
             while unconfirmed:
                 seq = next(iter(unconfirmed))
@@ -70,6 +82,9 @@ class ConfirmTracker:
             if mandatory:
                 mandatory.pop(seq, None)
             message = returned.pop(seq, None) if returned else None
+            if isinstance(future, _Batch):
+                future.settle(seq, ack)
+                continue
             if future.done():  # rule 3
                 continue
             if not ack:
@@ -100,3 +115,31 @@ class ConfirmTracker:
 
     def __len__(self) -> int:
         return len(self._unconfirmed)
+
+
+class _Batch:
+    """The publishes of one ``PublishBatch``: one future for all of them."""
+
+    __slots__ = ("future", "left", "refused")
+
+    def __init__(self, future: asyncio.Future[None], count: int) -> None:
+        self.future = future
+        self.left = count
+        self.refused: int | None = None
+
+    def settle(self, seq: int, ack: bool) -> None:
+        if not ack and self.refused is None:
+            self.refused = seq
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            if self.refused is None:
+                self.future.set_result(None)
+            else:
+                self.future.set_exception(PublishNacked(self.refused))
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)

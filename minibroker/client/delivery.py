@@ -23,7 +23,7 @@ from minibroker.message import FieldTable, Properties
 if TYPE_CHECKING:
     from minibroker.client.channel import Channel
 
-__all__ = ["Delivery", "MessageFields", "ReturnedMessage"]
+__all__ = ["Delivery", "MessageFields", "ReturnedMessage", "stream_offset"]
 
 
 class MessageFields:
@@ -90,6 +90,12 @@ class MessageFields:
         return self.properties.app_id
 
 
+def stream_offset(properties: Properties) -> int | None:
+    """The ``x-stream-offset`` header a stream's delivery carries, if any."""
+    offset = (properties.headers or {}).get("x-stream-offset")
+    return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
+
+
 class Delivery(MessageFields):
     """One message handed to this client by ``basic.deliver`` (a consumer) or ``basic.get-ok``.
 
@@ -128,6 +134,12 @@ class Delivery(MessageFields):
     @property
     def channel(self) -> Channel:
         return self._channel
+
+    @property
+    def offset(self) -> int | None:
+        """The message's offset when it came from a stream (``x-stream-offset``), else
+        ``None``."""
+        return stream_offset(self.properties)
 
     @property
     def settled(self) -> bool:

@@ -12,6 +12,10 @@ Rules:
    (RabbitMQ). ``transactions.py`` applies them.
 4. ``basic.get`` is a delivery without a consumer: the channel's next delivery tag, unacked
    unless ``no_ack``, and a use of the queue (its ``x-expires`` lease is renewed).
+5. Streams (``streams.py`` rule 4): ``basic.get`` of a stream is refused (540); a nack,
+   reject or recover of a stream delivery is refused (540) under RabbitMQ 3.10's profile and
+   gives the credit back like an ack since 3.13 — checked before anything changes. An ack only
+   gives credit back.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from minibroker.core.effects import GET_EMPTY, Effect, GetOk, Outcome
 from minibroker.core.fates import Fate
 from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.state import BrokerState
+from minibroker.core.streams import named_tags
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
 
 __all__ = ["Acknowledgements"]
@@ -40,6 +45,7 @@ class Acknowledgements:
         state = self.state
         channel = state.channel(command)
         queue = state.usable_queue(channel, command.queue)
+        self.lifecycle.streams.refuse_get(queue)
         self.lifecycle.queue_used(queue, now)
         effects: list[Effect] = []
         entry = queue.checkout(now)
@@ -94,11 +100,14 @@ class Acknowledgements:
 
     def nack(self, command: c.Nack, now: float) -> Outcome:
         channel = self.state.channel(command)
+        self.lifecycle.streams.refuse_requeue(
+            channel, named_tags(channel, command.delivery_tag, command.multiple))
         taken = delivery.take_unacked(channel, command.delivery_tag, command.multiple)
         return self._settle(channel, taken, _requeue_or_discard(command.requeue), "nacked", now)
 
     def reject(self, command: c.Reject, now: float) -> Outcome:
         channel = self.state.channel(command)
+        self.lifecycle.streams.refuse_requeue(channel, [command.delivery_tag])
         taken = delivery.take_unacked(channel, command.delivery_tag, False)
         return self._settle(channel, taken, _requeue_or_discard(command.requeue), "rejected",
                             now)
@@ -108,6 +117,7 @@ class Acknowledgements:
         if not command.requeue:
             # RabbitMQ does not implement redelivery to the original recipient.
             raise NotImplementedFeature("requeue=false")
+        self.lifecycle.streams.refuse_requeue(channel, None)
         pending = list(channel.unacked.values())
         channel.unacked.clear()
         effects: list[Effect] = []

@@ -11,7 +11,8 @@ Rules:
    (``features.needs_features`` decides which limits need the feature store).
 3. Quorum queues are accepted with RabbitMQ's preconditions (durable, not exclusive, not
    auto-delete) and behave as classic queues plus ``x-delivery-limit`` and the
-   ``x-delivery-count`` header. Streams are refused clearly (they are not implemented).
+   ``x-delivery-count`` header. Streams are declared by ``streamargs.py``; a ``binary``
+   ``x-queue-type`` that says "stream" is refused as RabbitMQ refuses it.
    What a quorum queue's delivery limit is without the argument or with a negative one, and
    whether a first ``basic.get`` carries ``x-delivery-count``, depends on the RabbitMQ
    version (``generations.py``): the profile is read here, once, when the queue is declared.
@@ -120,8 +121,8 @@ def queue_limits(
                           (auto_delete, "auto-delete")):
             if bad:
                 raise PreconditionFailed(f"invalid property '{prop}' for {queue_text(name)}")
-        if queue_type == "stream":
-            raise _invalid(name, "x-queue-type", "\"stream queues are not supported\"")
+        if queue_type == "stream":  # only a binary value gets here (``streamargs.is_stream``)
+            raise _invalid(name, "x-queue-type", "{unacceptable_type,binary}")
     refused = _NOT_FOR_QUORUM if queue_type == "quorum" else _NOT_FOR_CLASSIC
     for key in refused:
         if key in arguments:

@@ -21,7 +21,7 @@ Rules:
 6. ``Broker`` is composed, not inherited: it holds the shared state (``state.py``) and one
    collaborator per concern, and routes each command to its handler. Connections, channels and
    consumers are handled here; publishing, acknowledgements, transactions, declarations, the
-   queue lifecycle, direct reply-to and introspection each have their own module.
+   queue lifecycle, streams, direct reply-to and introspection each have their own module.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from minibroker.core.statistics import (
     QueueStatistics,
     TopologySnapshot,
 )
+from minibroker.core.streamreads import StreamReads
+from minibroker.core.streams import StreamQueue
 from minibroker.core.timers import Timers
 from minibroker.core.topology import Topology, queue_text
 from minibroker.core.transactions import Transactions
@@ -86,6 +88,7 @@ class Broker:
         self.transactions = tx = Transactions(state, publishing, acks)
         self.declarations = declare = Declarations(state, lifecycle)
         self.introspection = Introspection(state)
+        self.stream_reads = reads = StreamReads(state, lifecycle.streams)
         handlers: dict[type, Callable[..., Outcome]] = {
             c.Publish: publishing.publish,
             c.Ack: acks.ack,
@@ -116,6 +119,9 @@ class Broker:
             c.TxSelect: tx.select,
             c.TxCommit: tx.commit,
             c.TxRollback: tx.rollback,
+            c.ReadStream: reads.read,
+            c.CommitOffset: reads.commit,
+            c.QueryOffset: reads.query,
         }
         self._handlers = handlers
 
@@ -319,6 +325,8 @@ class Broker:
         if tag in channel.consumers or (tag and tag == channel.reply_consumer):
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
         queue = state.usable_queue(channel, command.queue)
+        if isinstance(queue, StreamQueue):
+            return self.lifecycle.streams.consume(channel, queue, command, now)
         if queue.consumers and (command.exclusive or queue.has_exclusive_consumer()):
             raise AccessRefused(f"{queue_text(queue.name)} in exclusive use")
         priority = consumer_priority(command.arguments)

@@ -18,10 +18,10 @@ from minibroker.message import FieldTable, Message
 
 __all__ = [
     "Ack", "AckMany", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection",
-    "Command", "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue", "DeleteExchange",
-    "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish", "PublishMany",
-    "PurgeQueue", "Qos", "Recover", "Reject", "SetWritable", "TxCommit", "TxRollback", "TxSelect",
-    "UnbindExchange", "UnbindQueue",
+    "Command", "CommitOffset", "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue",
+    "DeleteExchange", "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish",
+    "PublishMany", "PurgeQueue", "Qos", "QueryOffset", "ReadStream", "Recover", "Reject",
+    "SetWritable", "TxCommit", "TxRollback", "TxSelect", "UnbindExchange", "UnbindQueue",
 ]
 
 
@@ -275,10 +275,46 @@ class TxRollback:
     channel: int
 
 
+# -- streams: the pull model and stored offsets (``streamreads.py``; native protocol only) ---
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStream:
+    """Read a stream without a subscription: the messages from where ``arguments`` say
+    (``x-stream-offset`` and the filter arguments, as ``basic.consume`` takes them), at most
+    ``max_messages`` and stopping once ``max_bytes`` of bodies are read."""
+
+    connection: int
+    channel: int
+    queue: str
+    arguments: FieldTable | None = None
+    max_messages: int = 1000
+    max_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOffset:
+    """Store ``offset`` for the consumer ``name`` of a stream (Kafka's committed offset)."""
+
+    connection: int
+    channel: int
+    queue: str
+    name: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOffset:
+    connection: int
+    channel: int
+    queue: str
+    name: str
+
+
 Command = (
     OpenConnection | CloseConnection | SetWritable | OpenChannel | CloseChannel
     | DeclareExchange | DeleteExchange | BindExchange | UnbindExchange
     | DeclareQueue | DeleteQueue | BindQueue | UnbindQueue | PurgeQueue
     | Qos | Consume | Cancel | Publish | PublishMany | Get | Ack | AckMany | Nack | Reject | Recover
-    | ConfirmSelect | TxSelect | TxCommit | TxRollback
+    | ConfirmSelect | TxSelect | TxCommit | TxRollback | ReadStream | CommitOffset | QueryOffset
 )

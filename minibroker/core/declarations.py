@@ -7,6 +7,8 @@ Rules:
 2. Texts follow RabbitMQ's wording; the rules themselves are documented in ``topology.py``.
 3. Queues are born and die through the queue lifecycle (``lifecycle.py``), which keeps their
    timers; a declare (active or passive) of an existing queue counts as a use of it.
+4. ``x-queue-type: stream`` declares a stream (``streams.py``): its arguments, equivalence,
+   declare-ok and delete-ok counts are the stream's; ``queue.purge`` of a stream is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from minibroker.core.generations import UNKNOWN_EXCHANGE_TYPE_CLOSES_CONNECTION
 from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.replyto import REPLY_QUEUE
 from minibroker.core.state import BrokerState
+from minibroker.core.streamargs import is_stream
+from minibroker.core.streams import StreamQueue
 from minibroker.core.topology import queue_text
 from minibroker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
 
@@ -114,10 +118,13 @@ class Declarations:
                 self.state.check_exclusive(
                     connection, existing, declared_exclusive=command.exclusive
                 )
-                topology.check_queue_equivalent(
-                    existing, durable=command.durable, auto_delete=command.auto_delete,
-                    arguments=arguments,
-                )
+                if existing.stream is not None:
+                    self.lifecycle.streams.check_equivalent(existing, command)
+                else:
+                    topology.check_queue_equivalent(
+                        existing, durable=command.durable, auto_delete=command.auto_delete,
+                        arguments=arguments,
+                    )
                 queue = existing
                 self.lifecycle.queue_used(queue, now)
             else:
@@ -125,6 +132,10 @@ class Declarations:
                     raise AccessRefused(
                         f"queue name '{command.queue}' contains reserved prefix 'amq.*'"
                     )
+                if is_stream(arguments):
+                    stream = self.lifecycle.streams.create(command, name, now)
+                    channel.last_queue = name
+                    return Outcome(stream.declare_ok())
                 limits = queue_limits(
                     name, arguments, durable=command.durable, exclusive=command.exclusive,
                     auto_delete=command.auto_delete, profile=self.state.profile,
@@ -137,6 +148,8 @@ class Declarations:
                 if command.exclusive:
                     connection.exclusive_queues.add(name)
         channel.last_queue = name
+        if isinstance(queue, StreamQueue):
+            return Outcome(queue.declare_ok())
         return Outcome(QueueDeclareOk(name, len(queue.ready), len(queue.consumers)))
 
     def delete_queue(self, command: c.DeleteQueue, now: float) -> Outcome:
@@ -146,7 +159,8 @@ class Declarations:
         if queue is None:
             return Outcome(QueueDeleteOk(0))  # RabbitMQ: deleting a missing queue succeeds
         self.state.check_exclusive(channel.connection, queue)
-        if command.if_unused and queue.consumers:
+        # Streams ignore if-unused (and hold nothing ready, so if-empty never refuses).
+        if command.if_unused and queue.consumers and queue.stream is None:
             raise PreconditionFailed(f"{queue_text(name)} in use")
         if command.if_empty and queue.ready:
             raise PreconditionFailed(f"{queue_text(name)} not empty")
@@ -156,6 +170,7 @@ class Declarations:
 
     def purge_queue(self, command: c.PurgeQueue, now: float) -> Outcome:
         queue = self.state.usable_queue(self.state.channel(command), command.queue)
+        self.lifecycle.streams.refuse_purge(queue)
         self.lifecycle.observe_ready(queue, "purged")
         count = queue.purge()
         effects: list[Effect] = []

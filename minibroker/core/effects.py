@@ -27,12 +27,14 @@ __all__ = [
     "Effect",
     "GetEmpty",
     "GetOk",
+    "OffsetOk",
     "Outcome",
     "QueueDeclareOk",
     "QueueDeleteOk",
     "QueuePurgeOk",
     "Reply",
     "Return",
+    "StreamReadOk",
 ]
 
 
@@ -82,7 +84,25 @@ class GetEmpty:
 
 GET_EMPTY = GetEmpty()
 
-Reply = QueueDeclareOk | QueuePurgeOk | QueueDeleteOk | ConsumeOk | CancelOk | GetOk | GetEmpty
+@dataclass(frozen=True, slots=True)
+class StreamReadOk:
+    """A stream's messages as (offset, message), and the offset to read from next."""
+
+    next_offset: int
+    messages: tuple[tuple[int, Message], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetOk:
+    """A stored consumer offset (``None``: nothing stored under that name)."""
+
+    offset: int | None
+
+
+Reply = (
+    QueueDeclareOk | QueuePurgeOk | QueueDeleteOk | ConsumeOk | CancelOk | GetOk | GetEmpty
+    | StreamReadOk | OffsetOk
+)
 
 
 # -- effects ----------------------------------------------------------------------------------

@@ -47,6 +47,10 @@ __all__ = [
     "QUORUM_NEGATIVE_DELIVERY_LIMIT_UNLIMITED",
     "RESOURCE_REFUSED_TEXT",
     "ROWS",
+    "STREAM_AUTO_ACK_TEXT",
+    "STREAM_FILTERING",
+    "STREAM_PREFETCH_TEXT",
+    "STREAM_SETTLES_ANY_OUTCOME",
     "TOPIC_CHECK_COVERS_CC_BCC",
     "TOPIC_REFUSED_TEXT",
     "UNKNOWN_EXCHANGE_TYPE_CLOSES_CONNECTION",
@@ -117,6 +121,48 @@ QUORUM_FIRST_GET_DELIVERY_COUNT = Row(
     "x-delivery-count header (since 4.0; consumers never saw one on a first delivery)",
     old=True, new=False, since=(4, 0, 0),
     source="rabbit_fifo_client:dequeue/4 and add_delivery_count_header/2 (3.10.8 vs 4.0.0)",
+)
+
+# Stream queues (x-queue-type: stream).
+
+STREAM_PREFETCH_TEXT = Row(
+    "stream consumer without a prefetch count",
+    "basic.consume on a stream without a prefetch count: 406 with the queue quoted once more "
+    "(3.10) or named a stream queue (since 4.0)",
+    old="consumer prefetch count is not set for '{queue}'",
+    new="consumer prefetch count is not set for stream {queue}",
+    since=(4, 0, 0),
+    source="rabbit_stream_queue:consume/3 (3.13.x still has the 3.10 text)",
+)
+
+STREAM_AUTO_ACK_TEXT = Row(
+    "stream consumer with automatic acknowledgement",
+    "basic.consume on a stream with no-ack: 540, the text says 'stream queues' (3.10) or "
+    "'stream' (since 4.0) before the queue",
+    old="automatic acknowledgement not supported by stream queues {queue}",
+    new="automatic acknowledgement not supported by stream {queue}",
+    since=(4, 0, 0),
+    source="rabbit_stream_queue:consume/3 (3.13.x still has the 3.10 text)",
+)
+
+STREAM_SETTLES_ANY_OUTCOME = Row(
+    "stream nack and reject give credit",
+    "basic.nack, basic.reject (and basic.recover) of a stream delivery: 540 NOT_IMPLEMENTED "
+    "closes the connection (3.10); treated like an ack, the consumer's credit comes back "
+    "(since 3.13)",
+    old=False, new=True, since=(3, 13, 0),
+    source="rabbit_stream_queue:settle/5, \"treat discard and return like settle\" (PR #9644)",
+)
+
+STREAM_FILTERING = Row(
+    "stream filtering",
+    "x-stream-filter / x-stream-match-unfiltered on basic.consume and "
+    "x-stream-filter-size-bytes on queue.declare: ignored (3.10); a consumer reads only the "
+    "chunks whose Bloom filter may hold its values, the filter size must be 16..255 "
+    "(since 3.13)",
+    old=False, new=True, since=(3, 13, 0),
+    source="rabbit_stream_queue:filter_spec/1, check_filter_size/1 (3.13 release notes: "
+           "stream filtering)",
 )
 
 # Access control (users, permissions, limits): the texts and the order of the checks.
@@ -194,6 +240,10 @@ ROWS: tuple[Row[object], ...] = (
     QUORUM_DEFAULT_DELIVERY_LIMIT,
     QUORUM_NEGATIVE_DELIVERY_LIMIT_UNLIMITED,
     QUORUM_FIRST_GET_DELIVERY_COUNT,
+    STREAM_PREFETCH_TEXT,
+    STREAM_AUTO_ACK_TEXT,
+    STREAM_SETTLES_ANY_OUTCOME,
+    STREAM_FILTERING,
     *ACCESS_ROWS,
 )
 

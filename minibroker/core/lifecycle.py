@@ -25,6 +25,9 @@ Rules:
    taken to be seconds since the Unix epoch.
 5. ``x-expires``: a queue unused (no consumers, no ``basic.get``, no redeclare) for that long
    is deleted, its messages dropped. Each use renews its lease (:meth:`queue_used`).
+6. Stream queues (``streams.py``) take their own path at the two doors: a routed message is
+   appended to the stream's log, and dispatching a stream serves each consumer from its own
+   cursor. ``streams`` owns them; their age retention fires from the same timer heap.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
 from minibroker.core.queues import Queue
 from minibroker.core.state import BrokerState
 from minibroker.core.stores import FifoStore, QueueEntry
-from minibroker.core.timers import EXPIRY, TTL, Timers
+from minibroker.core.streams import Streams
+from minibroker.core.timers import EXPIRY, RETENTION, TTL, Timers
 from minibroker.message import FieldTable, Message
 
 __all__ = ["QueueLifecycle"]
@@ -62,6 +66,8 @@ class QueueLifecycle:
         self.timers = Timers()
         #: ``now`` -> seconds since the Unix epoch (rule 4).
         self.wall_time: Callable[[float], float] = wall_time or _epoch
+        #: The stream queues' collaborator (rule 6).
+        self.streams = Streams(state, self.timers, self.wall_time)
 
     # -- birth and death ---------------------------------------------------------------------
 
@@ -129,7 +135,9 @@ class QueueLifecycle:
             ))
         accepted = True
         for queue in queues:
-            if queue.features is None and ttl is None:
+            if queue.stream is not None:
+                self.streams.append(queue, message, now, effects)  # rule 6
+            elif queue.features is None and ttl is None:
                 queue.enqueue(message)
                 # Under a publisher flood this saves one futile dispatch per publish (the
                 # consumer's window is full; measured: 690,000 dispatches for 360,000
@@ -170,6 +178,9 @@ class QueueLifecycle:
         """Deliver what the queue's consumers can take; then, for a queue with features, apply
         its rules (rule 2)."""
         state = self.state
+        if queue.stream is not None:
+            state.delivered += self.streams.dispatch(queue, effects)  # rule 6
+            return
         if state.observer is None:
             state.delivered += delivery.dispatch(queue, now, effects)
         else:
@@ -253,6 +264,11 @@ class QueueLifecycle:
                 if features is not None:
                     features.ttl_deadline = None
                     self.after_change(queue, now, effects)
+                continue
+            if kind == RETENTION:
+                if queue.stream is not None:
+                    queue.stream.deadline = None
+                    self.streams.retain(queue, now)
                 continue
             lease = queue.lease
             if lease is None or queue.deleted:

@@ -25,12 +25,15 @@ Rules:
    when it died, without resurrecting them.
 6. ``x-expires`` is a :class:`Lease`: a queue unused for that long is deleted
    (``lifecycle.py``).
+7. ``stream`` is ``None`` here; a stream queue (``streams.py``) keeps its log there, and the
+   core's few stream hooks test it.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from minibroker.core.arguments import QueueLimits
 from minibroker.core.consumers import ConsumerRing
@@ -38,6 +41,9 @@ from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
 from minibroker.core.flow import UNMETERED, ReadyMeter
 from minibroker.core.stores import BackingStore, FifoStore, QueueEntry, msg_id_of
 from minibroker.message import FieldTable, Message
+
+if TYPE_CHECKING:
+    from minibroker.core.streamlog import StreamLog
 
 __all__ = ["Lease", "Queue"]
 
@@ -65,6 +71,9 @@ class Queue:
         "exclusive_owner", "features", "lease", "limits", "name",
         "next_msg_id", "plain", "published", "ready", "redelivered", "store", "unacked",
     )
+
+    #: The log of a stream queue (rule 7); a class default, so a classic queue costs nothing.
+    stream: StreamLog | None = None
 
     def __init__(
         self,

@@ -8,7 +8,8 @@ Rules:
    is read from the one place that keeps it (``state.py`` rule 2, ``queues.py`` rule 3).
 3. ``QueueStatistics.backing_store`` names the store that keeps the queue's messages: ``"fifo"``
    on the plain path, ``"features"`` while TTL, limits, priorities or dead-lettering need the
-   feature path (``stores.py``, ``features.py``).
+   feature path (``stores.py``, ``features.py``), ``"stream"`` for a stream's log, whose
+   ``ready`` is the number of messages stored (``streams.py``).
 """
 
 from __future__ import annotations
@@ -122,10 +123,13 @@ class TopologySnapshot:
 def _queue_statistics(queue: Queue) -> QueueStatistics:
     return QueueStatistics(
         name=queue.name, durable=queue.durable, exclusive=queue.exclusive,
-        auto_delete=queue.auto_delete, arguments=dict(queue.arguments), ready=len(queue.ready),
+        auto_delete=queue.auto_delete, arguments=dict(queue.arguments), ready=queue.message_count,
         unacked=queue.unacked, consumers=len(queue.consumers), published=queue.published,
         delivered=queue.delivered, acked=queue.acked, redelivered=queue.redelivered,
-        backing_store="fifo" if queue.features is None else "features",
+        backing_store=(
+            "stream" if queue.stream is not None else
+            "fifo" if queue.features is None else "features"
+        ),
     )
 
 
@@ -146,7 +150,7 @@ class Introspection:
             exchanges=len(self.topology.exchanges),
             queues=len(self.topology.queues),
             consumers=sum(len(queue.consumers) for queue in queues),
-            messages_ready=sum(len(queue.ready) for queue in queues),
+            messages_ready=sum(queue.message_count for queue in queues),
             messages_unacked=sum(queue.unacked for queue in queues),
             published=state.published, delivered=state.delivered, acked=state.acked,
             returned=state.returned,

@@ -1,10 +1,12 @@
-"""Timers: the core's deadlines (message TTL at queue heads, queue expiry) in one heap.
+"""Timers: the core's deadlines (message TTL at queue heads, queue expiry, stream age retention)
+in one heap.
 
 Rules:
 
 1. The heap holds (deadline, sequence, kind, queue). Entries are never removed when they stop
    being true: an entry is *live* only while its queue is alive and still has that deadline
-   recorded for that kind (``FeatureStore.ttl_deadline`` / ``Lease.deadline``). Stale entries
+   recorded for that kind (``FeatureStore.ttl_deadline`` / ``Lease.deadline`` /
+   ``StreamLog.deadline``). Stale entries
    are skipped when they reach the top (lazy invalidation), so rescheduling costs one push.
 2. :meth:`Timers.next_deadline` returns the earliest live deadline; :meth:`Timers.due` pops
    every live entry due at ``now``. Neither reads a clock.
@@ -23,10 +25,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from minibroker.core.queues import Queue
 
-__all__ = ["EXPIRY", "TTL", "Timers"]
+__all__ = ["EXPIRY", "RETENTION", "TTL", "Timers"]
 
 #: Kinds of deadline.
-TTL, EXPIRY = "ttl", "expiry"
+TTL, EXPIRY, RETENTION = "ttl", "expiry", "retention"
 
 
 def _live(kind: str, queue: Queue, deadline: float) -> bool:
@@ -35,6 +37,9 @@ def _live(kind: str, queue: Queue, deadline: float) -> bool:
     if kind == TTL:
         features = queue.features
         return features is not None and features.ttl_deadline == deadline
+    if kind == RETENTION:
+        stream = queue.stream
+        return stream is not None and stream.deadline == deadline
     lease = queue.lease
     return lease is not None and lease.deadline == deadline
 

@@ -13,21 +13,27 @@ Rules:
    the codec makes a new ``str`` per frame, and a queued message keeps its own for as long as it
    lives, so a backlog of one routing key would otherwise hold one copy per message.
 3. A delivery is encoded straight from the core's effect (no frame object): the hot path.
+4. A stream read asks the core for at most a frame's worth of bodies, and a ``StreamReadOk``
+   that still does not fit the negotiated frame size (properties and envelopes count too) is
+   cut to the messages that fit, ``next_offset`` pointing at the first one left out: a read
+   never fails for asking too much.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minibroker.core import commands as c
 from minibroker.core import effects as e
-from minibroker.errors import AMQPError
+from minibroker.errors import AMQPError, ProtocolError
 from minibroker.message import Message
 from minibroker.protocols.events import CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
+from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
 
 if TYPE_CHECKING:
@@ -78,7 +84,12 @@ class NativeAdapter:
             return c.Publish(self.session.id, frame.channel, Message(
                 name(frame.exchange), name(frame.routing_key), frame.body, frame.properties,
             ), frame.mandatory)
-        return mapping.COMMANDS[type(frame)](frame, self.session.id)
+        command = mapping.COMMANDS[type(frame)](frame, self.session.id)
+        if type(command) is c.ReadStream:  # rule 4
+            limit = self.connection.codec.max_frame_size
+            if command.max_bytes > limit:
+                command = dataclasses.replace(command, max_bytes=limit)
+        return command
 
     def batch_command(self, frames: Sequence[Any]) -> c.Command:
         first = frames[0]
@@ -107,8 +118,24 @@ class NativeAdapter:
 
     def send_reply(self, frame: Any, reply: e.Reply | None) -> None:
         answer = mapping.reply_for(frame, reply)
-        if answer is not None:
+        if type(answer) is sf.StreamReadOk:
+            self._send_fitting(answer)
+        elif answer is not None:
             self.connection.send(answer)
+
+    def _send_fitting(self, answer: sf.StreamReadOk) -> None:
+        """Rule 4: halve the messages until the frame fits (the codec refuses an oversized
+        frame before anything is written)."""
+        while True:
+            try:
+                self.connection.send(answer)
+                return
+            except ProtocolError:
+                if len(answer.messages) <= 1:
+                    raise
+                keep = len(answer.messages) // 2
+                answer = sf.StreamReadOk(answer.channel, answer.messages[keep][0],
+                                        answer.messages[:keep])
 
     def send_effect(self, effect: e.Effect) -> None:
         if type(effect) is e.Deliver:  # rule 3

@@ -13,6 +13,8 @@ Reading map:
 7. ``files.py``, ``simdisk.py`` — the file-system seam, real and simulated.
 8. ``datadir.py`` — where data lives, the lock, free space; ``definitions.py`` and
    ``definitions_json.py`` — definitions as values and as RabbitMQ's JSON.
+9. ``streams.py``, ``streamsegments.py``, ``streamreader.py``, ``streamstore.py`` — streams'
+   own segment files, their sparse index, readers and durability marks (``docs/streams.md``).
 
 ``docs/storage.md`` describes the format, the guarantees and the measured choices.
 """

@@ -15,6 +15,8 @@ Rules:
 4. :meth:`FileSystem.lock` takes an exclusive, non-blocking lock on a file and records the
    holder's PID in it; it raises :class:`DataDirLocked` naming the holder when that fails. The
    operating system drops the lock when the process dies, however it dies.
+5. :meth:`FileSystem.open_read` gives positional reads (``pread``) of a file that may still be
+   growing, for the stream log's readers: a read sees what was written before it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Protocol
 
 from minibroker.storage.errors import DataDirLocked
 
-__all__ = ["AppendFile", "FileLock", "FileSystem", "OsFileSystem"]
+__all__ = ["AppendFile", "FileLock", "FileSystem", "OsFileSystem", "ReadFile"]
 
 
 class AppendFile(Protocol):
@@ -40,12 +42,26 @@ class FileLock(Protocol):
     def release(self) -> None: ...
 
 
+class ReadFile(Protocol):
+    path: str
+
+    def pread(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer at the end of the file)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class FileSystem(Protocol):
     def open_append(self, path: str) -> AppendFile:
         """Open ``path`` for appending, creating it (empty) if it does not exist."""
         ...
 
     def read(self, path: str) -> bytes: ...
+    def open_read(self, path: str) -> ReadFile:
+        """Rule 5."""
+        ...
+
     def listdir(self, path: str) -> list[str]: ...
     def exists(self, path: str) -> bool: ...
     def remove(self, path: str) -> None: ...
@@ -95,6 +111,22 @@ class _OsAppendFile:
         os.close(self.fd)
 
 
+class _OsReadFile:
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class _OsFileLock:
     __slots__ = ("fd",)
 
@@ -116,6 +148,9 @@ class OsFileSystem:
     def read(self, path: str) -> bytes:
         with open(path, "rb") as file:
             return file.read()
+
+    def open_read(self, path: str) -> ReadFile:
+        return _OsReadFile(path)
 
     def listdir(self, path: str) -> list[str]:
         return os.listdir(path)

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 
 from minibroker.storage.errors import DataDirLocked
-from minibroker.storage.files import AppendFile, FileLock
+from minibroker.storage.files import AppendFile, FileLock, ReadFile
 
 __all__ = ["SimDisk"]
 
@@ -65,6 +65,25 @@ class _SimHandle:
             self._check()
             self._file.synced = len(self._file.data)
             self._disk.syncs += 1
+
+    def close(self) -> None:
+        pass
+
+
+class _SimReader:
+    __slots__ = ("_disk", "_epoch", "_file", "path")
+
+    def __init__(self, disk: SimDisk, path: str, file: _SimFile) -> None:
+        self._disk = disk
+        self._epoch = disk.epoch
+        self._file = file
+        self.path = path
+
+    def pread(self, size: int, offset: int) -> bytes:
+        with self._disk.mutex:
+            if self._epoch != self._disk.epoch:
+                raise RuntimeError(f"{self.path}: handle used after a simulated crash")
+            return bytes(self._file.data[offset:offset + size])
 
     def close(self) -> None:
         pass
@@ -111,6 +130,10 @@ class SimDisk:
     def read(self, path: str) -> bytes:
         with self.mutex:
             return bytes(self._get(path).data)
+
+    def open_read(self, path: str) -> ReadFile:
+        with self.mutex:
+            return _SimReader(self, path, self._get(path))
 
     def listdir(self, path: str) -> list[str]:
         with self.mutex:

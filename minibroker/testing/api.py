@@ -15,10 +15,15 @@ Rules:
    gave it (``connection_name`` in AMQP client properties, the native ``client_name``).
 5. Names follow AMQP: ``queue``, ``exchange``, ``routing_key``, ``consumer_tag``, ``reply_code``.
    Waiting conditions live in ``conditions.py``.
+6. :meth:`BrokerAPI.messages` reads a stream as a consumer would attach to it
+   (``offset=`` takes what ``x-stream-offset`` takes: ``"first"``, ``"last"``, ``"next"``, an
+   integer, a ``datetime``, an interval like ``"1h"``) without consuming or changing anything;
+   ``msg_id`` is then the stream offset.
 """
 
 from __future__ import annotations
 
+import datetime
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +38,7 @@ from minibroker.core.statistics import (
     ExchangeInfo,
     QueueStatistics,
 )
+from minibroker.core.streamargs import parse_offset
 from minibroker.message import FieldTable, Message, Properties
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
@@ -168,9 +174,15 @@ class BrokerAPI(Conditions):
         every = self._call(lambda: self._controller.broker.snapshot().connections)
         return tuple(info for info in every if name is None or info.connection_name == name)
 
-    def messages(self, queue: str) -> tuple[QueuedMessage, ...]:
-        """The ready messages of ``queue``, head first, without consuming them."""
-        found = self._call(lambda: _ready_messages(self._controller, queue))
+    def messages(
+        self, queue: str, *, offset: str | int | datetime.datetime | None = None,
+        max_messages: int | None = None,
+    ) -> tuple[QueuedMessage, ...]:
+        """The ready messages of ``queue``, head first, without consuming them; for a stream,
+        the stored messages from ``offset`` on (default ``"first"``: all of them), at most
+        ``max_messages`` (rule 6)."""
+        found = self._call(
+            lambda: _ready_messages(self._controller, queue, offset, max_messages))
         if found is None:
             raise KeyError(f"no queue {queue!r}")
         return found
@@ -322,10 +334,26 @@ class BrokerAPI(Conditions):
         self._call(self._controller.reset)
 
 
-def _ready_messages(controller: Controller, name: str) -> tuple[QueuedMessage, ...] | None:
+def _ready_messages(
+    controller: Controller, name: str, offset: str | int | datetime.datetime | None,
+    max_messages: int | None,
+) -> tuple[QueuedMessage, ...] | None:
     queue = controller.broker.topology.queues.get(name)
     if queue is None:
         return None
+    log = queue.stream
+    if log is not None:
+        spec = parse_offset(name, "first" if offset is None else offset, True)
+        wall_now = controller.broker.lifecycle.wall_time(controller.server.now())
+        found: list[QueuedMessage] = []
+        for position, message in log.read(log.seek(spec, wall_now)):
+            if max_messages is not None and len(found) >= max_messages:
+                break
+            found.append(QueuedMessage(position, message.exchange, message.routing_key,
+                                       bytes(message.body), message.properties, False))
+        return tuple(found)
+    if offset is not None:
+        raise ValueError(f"queue {name!r} is not a stream: offset= reads streams only")
     return tuple(
         QueuedMessage(entry.msg_id, entry.message.exchange, entry.message.routing_key,
                       bytes(entry.message.body), entry.message.properties, entry.redelivered)

@@ -30,6 +30,10 @@ ROW_SCENARIOS = {
     generations.QUORUM_DEFAULT_DELIVERY_LIMIT.name: "quorum_default_delivery_limit",
     generations.QUORUM_NEGATIVE_DELIVERY_LIMIT_UNLIMITED.name: "quorum_negative_delivery_limit",
     generations.QUORUM_FIRST_GET_DELIVERY_COUNT.name: "quorum_delivery_count_first_delivery",
+    generations.STREAM_PREFETCH_TEXT.name: "stream_consume_refusals",
+    generations.STREAM_AUTO_ACK_TEXT.name: "stream_consume_refusals",
+    generations.STREAM_SETTLES_ANY_OUTCOME.name: "stream_nack_reject_refused",
+    generations.STREAM_FILTERING.name: "stream_filtering",
 }
 
 

@@ -33,6 +33,7 @@ from tests.compat import (  # noqa: E402, F401 - importing registers the scenari
     differential_fidelity,
     differential_generations,
     differential_messaging,
+    differential_streams,
     differential_topology,
 )
 from tests.compat.conftest import ServerThread  # noqa: E402

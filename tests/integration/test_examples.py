@@ -125,3 +125,14 @@ def test_a_refused_login_is_one_line_without_the_hint(url: str) -> None:
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "login refused for user 'nobody'" in done.stderr
     assert "Start one with" not in done.stderr
+
+
+def test_event_log(url: str) -> None:
+    lines = run_example("event_log", url)
+    assert lines[-1] == (
+        "Replaying the log from the start and resuming from an offset agree: "
+        "{'alice': 60, 'bob': 15, 'carol': 7}.")
+    assert "[projection 1] replayed 6 events up to offset 5: {'alice': 60, 'bob': 35}" in lines
+    assert "[projection 2] replayed 6 events up to offset 5: {'alice': 60, 'bob': 35}" in lines
+    assert any(line.startswith("[projection 1, resumed] replayed 3 events up to offset 8")
+               for line in lines)

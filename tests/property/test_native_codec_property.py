@@ -64,6 +64,9 @@ KINDS: dict[str, st.SearchStrategy[Any]] = {
     "bytes": st.binary(max_size=100),
     "FieldTable": field_tables,
     "Properties": properties,
+    "Batch": st.lists(st.tuples(properties, st.binary(max_size=20)), max_size=4),
+    "Records": st.lists(st.tuples(st.integers(0, 2**64 - 1), short_strs, short_strs, properties,
+                                  st.binary(max_size=20)), max_size=4),
 }
 
 

@@ -83,6 +83,7 @@ _WIRE_TYPES: dict[str, type] = {
     "opcode": int, "Channel0": int, "UInt16": int, "UInt32": int, "UInt64": int,
     "ShortStr": str, "str | None": str,
     "bool": bool, "bytes": bytes, "FieldTable": dict, "Properties": list,
+    "Batch": list, "Records": list,
 }
 _MSGPACK_ERRORS = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
 
@@ -148,6 +149,8 @@ class _Schema:
         namespace: dict[str, Any] = {
             "build": self.build, "check": self.check, "check_field_table": self.check_table,
             "decode_properties": self.decode_props, "encode_properties": encode_properties,
+            "decode_batch": decode_batch, "encode_batch": encode_batch,
+            "decode_records": decode_records, "encode_records": encode_records,
             "EMPTY_PROPERTIES": EMPTY_PROPERTIES, "short_enough": _short_enough,
         }
         exec(self.source, namespace)
@@ -183,6 +186,10 @@ class _Schema:
             self.check_table(value, where)
         if kind == "Properties":
             return self.decode_props(value, self.name)
+        if kind == "Batch":
+            return decode_batch(value, where)
+        if kind == "Records":
+            return decode_records(value, where)
         return value
 
 
@@ -205,6 +212,55 @@ _FAST_TESTS = {
     "bytes": "type({v}) is bytes",
     "FieldTable": "type({v}) is dict",
     "Properties": "type({v}) is list",
+    "Batch": "type({v}) is list",
+    "Records": "type({v}) is list",
+}
+
+
+def decode_batch(values: list[Any], where: str) -> list[tuple[Properties, bytes]]:
+    """A ``Batch``: ``[[properties, body], ...]``, each element checked."""
+    messages = []
+    for item in values:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not list or (
+                type(item[1]) is not bytes):
+            raise FrameSyntaxError(f"{where}: each message must be [properties, bin]")
+        properties = decode_properties(item[0], where) if item[0] else EMPTY_PROPERTIES
+        messages.append((properties, item[1]))
+    return messages
+
+
+def encode_batch(messages: list[tuple[Properties, bytes]]) -> list[list[Any]]:
+    return [[encode_properties(properties), body] for properties, body in messages]
+
+
+def decode_records(
+    values: list[Any], where: str,
+) -> list[tuple[int, str, str, Properties, bytes]]:
+    """``Records``: ``[[offset, exchange, routing_key, properties, body], ...]``, checked. Only a
+    server sends them: their properties are what the broker checked or took from AMQP."""
+    records = []
+    for item in values:
+        if (type(item) is not list or len(item) != 5 or type(item[0]) is not int
+                or item[0] < 0 or type(item[1]) is not str or type(item[2]) is not str
+                or type(item[3]) is not list or type(item[4]) is not bytes):
+            raise FrameSyntaxError(
+                f"{where}: each record must be [offset, exchange, routing_key, properties, bin]")
+        properties = (decode_properties(item[3], where, from_client=False) if item[3]
+                      else EMPTY_PROPERTIES)
+        records.append((item[0], item[1], item[2], properties, item[4]))
+    return records
+
+
+def encode_records(records: list[tuple[int, str, str, Properties, bytes]]) -> list[list[Any]]:
+    return [[offset, exchange, routing_key, encode_properties(properties), body]
+            for offset, exchange, routing_key, properties, body in records]
+
+
+_CONVERT = {
+    "Properties": ("(decode_properties({v}, '{name}') if {v} else EMPTY_PROPERTIES)",
+                   "encode_properties(frame.{field})"),
+    "Batch": ("decode_batch({v}, '{name}.{field}')", "encode_batch(frame.{field})"),
+    "Records": ("decode_records({v}, '{name}.{field}')", "encode_records(frame.{field})"),
 }
 
 
@@ -220,12 +276,11 @@ def _compile_source(schema: _Schema, opcode: int) -> str:
         if kind == "FieldTable"
     )
     args = [
-        f"(decode_properties({v}, '{schema.name}') if {v} else EMPTY_PROPERTIES)"
-        if kind == "Properties" else v
-        for v, kind in zip(local, schema.kinds, strict=True)
+        _CONVERT[kind][0].format(v=v, name=schema.name, field=name) if kind in _CONVERT else v
+        for v, name, kind in zip(local, schema.names, schema.kinds, strict=True)
     ][schema.first :]
     attributes = [
-        f"encode_properties(frame.{name})" if kind == "Properties" else f"frame.{name}"
+        _CONVERT[kind][1].format(field=name) if kind in _CONVERT else f"frame.{name}"
         for name, kind in zip(schema.names, schema.kinds, strict=True)
     ][schema.first :]
     head = f"{opcode}, 0" if schema.first == 2 else f"{opcode}"

@@ -9,7 +9,8 @@ Rules:
 2. A field's annotation is its wire type, and the codec validates by it: :data:`UInt16`,
    :data:`UInt32`, :data:`UInt64` (msgpack ints in range), :data:`ShortStr` (str of at most 255
    UTF-8 bytes, AMQP's ``shortstr``), ``str | None``, ``bool``, ``bytes`` (msgpack ``bin``),
-   :data:`FieldTable` (msgpack map) and :class:`Properties` (msgpack array, see ``values.py``).
+   :data:`FieldTable` (msgpack map), :class:`Properties` (msgpack array, see ``values.py``),
+   ``Batch`` and ``Records`` (arrays of messages, ``streamframes.py``).
 3. Frames of a channel carry ``channel`` as their first field. Connection frames (``Hello`` ...
    ``Heartbeat``) have no such field: they always travel on channel 0 and their ``channel``
    property says so.
@@ -477,10 +478,13 @@ class ConfirmNack(Frame, opcode=0x63, sender="server"):
     multiple: bool = False
 
 
+# PublishBatch and the stream frames are declared on ``Frame`` in ``streamframes.py``.
+from minibroker.protocols.native import streamframes  # noqa: E402 - needs Frame, above
+
 #: Every frame type, in opcode order.
 FRAME_TYPES: tuple[type[Frame], ...] = tuple(
     sorted(
-        (cls for cls in list(globals().values())
+        (cls for cls in [*globals().values(), *vars(streamframes).values()]
          if isinstance(cls, type) and issubclass(cls, Frame) and hasattr(cls, "opcode")),
         key=lambda cls: cls.opcode,
     )

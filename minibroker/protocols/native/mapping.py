@@ -26,7 +26,9 @@ from typing import Any
 from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.message import EMPTY_PROPERTIES, Message
+from minibroker.protocols.building import frozen_builder
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import short
 
 __all__ = ["COMMANDS", "command_for", "describe", "frame_for_effect", "reply_for"]
@@ -39,6 +41,18 @@ _ToCommand = Callable[[Any, int], c.Command]
 def _publish(frame: f.Publish, connection: int) -> c.Publish:
     message = Message(frame.exchange, frame.routing_key, frame.body, frame.properties)
     return c.Publish(connection, frame.channel, message, frame.mandatory)
+
+
+def _publish_batch(frame: sf.PublishBatch, connection: int) -> c.PublishMany:
+    exchange, routing_key, mandatory = frame.exchange, frame.routing_key, frame.mandatory
+    return c.PublishMany(connection, frame.channel, tuple(
+        (build_message(exchange, routing_key, body, properties), mandatory)
+        for properties, body in frame.messages
+    ))
+
+
+#: ``Message(...)`` for a batch's messages (``protocols/building.py``).
+build_message = frozen_builder(Message)
 
 
 #: Request frame type -> builder of the core command (the connection id is the session's).
@@ -81,6 +95,13 @@ COMMANDS: dict[type[f.Frame], _ToCommand] = {
     f.Reject: lambda fr, cid: c.Reject(cid, fr.channel, fr.delivery_tag, fr.requeue),
     f.Recover: lambda fr, cid: c.Recover(cid, fr.channel, fr.requeue),
     f.ConfirmSelect: lambda fr, cid: c.ConfirmSelect(cid, fr.channel),
+    sf.PublishBatch: _publish_batch,
+    sf.StreamRead: lambda fr, cid: c.ReadStream(
+        cid, fr.channel, fr.queue, fr.arguments or None, fr.max_messages, fr.max_bytes
+    ),
+    sf.OffsetCommit: lambda fr, cid: c.CommitOffset(cid, fr.channel, fr.queue, fr.name,
+                                                   fr.offset),
+    sf.OffsetQuery: lambda fr, cid: c.QueryOffset(cid, fr.channel, fr.queue, fr.name),
 }
 
 
@@ -129,6 +150,15 @@ def reply_for(frame: f.Frame, reply: e.Reply | None) -> f.Frame | None:
             )
         case e.GetEmpty():
             return f.GetEmpty(channel)
+        case e.StreamReadOk(next_offset, messages):
+            return sf.StreamReadOk(channel, next_offset, [
+                (offset, m.exchange, m.routing_key, m.properties, m.body)
+                for offset, m in messages
+            ])
+        case e.OffsetOk(offset):
+            if type(frame) is sf.OffsetCommit:
+                return sf.OffsetCommitOk(channel)
+            return sf.OffsetQueryOk(channel, offset is not None, offset or 0)
     return None  # Publish, Ack, Nack, Reject: no reply
 
 

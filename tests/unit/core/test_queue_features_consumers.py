@@ -154,9 +154,12 @@ def test_quorum_preconditions(ch: Chan, flags: dict[str, bool], prop: str) -> No
     assert info.value.text == f"invalid property '{prop}' for queue 'qq' in vhost '/'"
 
 
-def test_stream_queues_are_refused_clearly(ch: Chan) -> None:
-    with pytest.raises(PreconditionFailed, match="stream"):
-        ch.declare_queue("s", durable=True, arguments={"x-queue-type": "stream"})
+def test_a_binary_stream_queue_type_is_refused_as_rabbitmq_refuses_it(ch: Chan) -> None:
+    with pytest.raises(PreconditionFailed) as info:
+        ch.declare_queue("s", durable=True, arguments={"x-queue-type": b"stream"})
+    assert info.value.text == (
+        "invalid arg 'x-queue-type' for queue 's' in vhost '/': {unacceptable_type,binary}"
+    )
 
 
 # -- argument validation ----------------------------------------------------------------------

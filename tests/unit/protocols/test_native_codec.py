@@ -349,7 +349,7 @@ def test_data_after_end_of_stream_is_refused() -> None:
 
 def test_opcodes_are_unique_single_byte_fixints() -> None:
     opcodes = [cls.opcode for cls in f.FRAME_TYPES]
-    assert len(set(opcodes)) == len(opcodes) == 51
+    assert len(set(opcodes)) == len(opcodes) == 58
     assert all(0 < op < 0x80 for op in opcodes)
 
 

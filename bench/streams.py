@@ -1,0 +1,319 @@
+"""Streams (``x-queue-type: stream``): the numbers of the streams issue (run by hand).
+
+    python bench/streams.py                  # everything this build can measure
+    python bench/streams.py --quick          # smaller counts
+    python bench/streams.py --only core      # core, amqp, storage
+    MINIBROKER_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ python bench/streams.py
+
+Rules:
+
+1. ``core``: the broker core alone (no sockets): appends per second (16-byte and 1 KiB bodies
+   in ``PublishMany`` batches of 50, confirm mode), one consumer replaying everything from
+   ``first`` with a window of 1,000 and one multiple ack per window, memory per stored message
+   (RSS growth over the appends, bodies distinct), and what a seek costs as probes of the
+   sparse index for logs of growing numbers of segments.
+2. ``amqp``: the same run against minibroker (a fresh subprocess) and RabbitMQ: one publisher
+   with confirms keeping ``--window`` publishes in flight appends ``--count`` messages of 16 B
+   and of 1 KiB to a new stream; then one consumer (prefetch 1,000, one multiple ack per read)
+   reads ``--replay`` stored messages from ``first``. Ratios minibroker / RabbitMQ are printed
+   with the goals of the issue (append >= 1.0x, replay >= 1.5x).
+3. ``native``: the native client against a fresh minibroker: batched publishing (``--batch``
+   messages of 16 B per ``PublishBatch`` frame, confirm mode, 4 batches in flight), then one
+   pull reader (``read``, 5,000 messages per call) replaying everything from ``first``; goals
+   of the issue: >= 300,000 appends and >= 500,000 replayed messages per second.
+4. ``storage``: the on-disk stream log (``minibroker/storage/streamlog.py``) alone: appends
+   made durable by group commit, replay from disk, and the resident memory of a log of many
+   stored messages with its sparse index (the goal: 10,000,000 messages <= 64 MiB).
+5. Every run checks its result (every message read once, in order); wall-clock numbers are for
+   the table the lead fills on a quiet machine, probe counts are exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clients import AMQPConn, open_amqp
+from harness import Broker, rabbitmq, start_minibroker
+
+from minibroker.core import commands as c
+from minibroker.core.broker import Broker as Core
+from minibroker.core.effects import Deliver
+from minibroker.core.streamargs import OffsetSpec, StreamLimits
+from minibroker.core.streamlog import StreamLog
+from minibroker.message import Message, Properties
+from minibroker.protocols.amqp091 import methods as m
+from minibroker.protocols.amqp091.frames import ContentMethod
+
+STREAM_ARGS = {"x-queue-type": "stream"}
+BATCH = 50
+CONSUME_ARGS = {"x-stream-offset": "first"}
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- core (rule 1) -------------------------------------------------------------------------------
+
+
+def core_run(count: int, size: int) -> dict[str, float]:
+    core = Core()
+    handle = core.handle
+    handle(c.OpenConnection(1), now=0)
+    handle(c.OpenChannel(1, 1), now=0)
+    handle(c.ConfirmSelect(1, 1), now=0)
+    handle(c.DeclareQueue(1, 1, "s", durable=True, arguments=STREAM_ARGS), now=0)
+    properties = Properties()
+    gc.collect()
+    before = rss()
+    bodies = [i.to_bytes(8, "big") * (size // 8) for i in range(count)]  # distinct bodies
+    t0 = time.perf_counter()
+    for start in range(0, count, BATCH):
+        batch = tuple((Message("", "s", body, properties), False)
+                      for body in bodies[start:start + BATCH])
+        handle(c.PublishMany(1, 1, batch), now=start * 1e-6)
+    append = time.perf_counter() - t0
+    del bodies
+    gc.collect()
+    grown = rss() - before
+    handle(c.OpenConnection(2), now=1)
+    handle(c.OpenChannel(2, 1), now=1)
+    handle(c.Qos(2, 1, 1000), now=1)
+    t0 = time.perf_counter()
+    effects = handle(c.Consume(2, 1, "s", "r", arguments={"x-stream-offset": "first"}),
+                     now=1).effects
+    read = expected = 0
+    while effects:
+        tags = [e.delivery_tag for e in effects if type(e) is Deliver]
+        for e in effects:
+            if type(e) is Deliver:
+                assert e.message.properties.headers == {"x-stream-offset": expected}
+                expected += 1
+        read += len(tags)
+        if not tags:
+            break
+        effects = handle(c.Ack(2, 1, tags[-1], True), now=1).effects
+    replay = time.perf_counter() - t0
+    assert read == count, (read, count)
+    return {"append": count / append, "replay": count / replay, "rss": grown / count}
+
+
+def seek_probes() -> list[tuple[int, int, int]]:
+    """(segments, worst offset-seek probes, worst timestamp-seek probes)."""
+    rows = []
+    for segments in (16, 1024, 65536):
+        log = StreamLog(StreamLimits(max_segment_size=1))
+        for i in range(segments):
+            log.append(Message("", "s", b"x"), float(i), float, object())
+        worst_offset = worst_time = 0
+        for target in range(0, segments, max(1, segments // 64)):
+            before = log.comparisons
+            log.reader(log.seek(OffsetSpec("offset", target), 0.0)).take()
+            worst_offset = max(worst_offset, log.comparisons - before)
+            before = log.comparisons
+            log.seek(OffsetSpec("timestamp", target + 0.5), 0.0)
+            worst_time = max(worst_time, log.comparisons - before)
+        rows.append((segments, worst_offset, worst_time))
+    return rows
+
+
+def bench_core(quick: bool) -> None:
+    count = 200_000 if quick else 1_000_000
+    print(f"## core ({count:,} messages per run)\n")
+    print("| body | append msg/s | replay from first msg/s | RSS per stored message |")
+    print("|---|---:|---:|---:|")
+    for size in (16, 1024):
+        result = core_run(count if size == 16 else count // 4, size)
+        print(f"| {size} B | {result['append']:,.0f} | {result['replay']:,.0f} | "
+              f"{result['rss']:,.0f} B |")
+    print("\n| segments | offset seek: probes (worst) | timestamp seek: probes (worst) | "
+          "log2(segments) |")
+    print("|---:|---:|---:|---:|")
+    for segments, offset, stamp in seek_probes():
+        print(f"| {segments:,} | {offset} | {stamp} | {math.log2(segments):.0f} |")
+    print()
+
+
+# -- AMQP against RabbitMQ (rule 2) ------------------------------------------------------------
+
+
+async def amqp_append(broker: Broker, queue: str, count: int, size: int,
+                      window: int) -> float:
+    conn = await open_amqp(broker)
+    assert isinstance(conn, AMQPConn)
+    await conn.call(m.QueueDelete(queue=queue), m.QueueDeleteOk)
+    await conn.call(m.QueueDeclare(queue=queue, durable=True, arguments=STREAM_ARGS),
+                    m.QueueDeclareOk)
+    await conn.confirm_select()
+    one = conn.publish_frame("", queue, b"x" * size)
+    confirmed = 0
+    progress = asyncio.Event()
+
+    def on_confirm(tag: int) -> None:
+        nonlocal confirmed
+        confirmed = max(confirmed, tag)
+        progress.set()
+
+    conn.on_confirm = on_confirm
+    t0 = time.perf_counter()
+    sent = 0
+    while confirmed < count:
+        room = min(window - (sent - confirmed), count - sent)
+        if room > 0:
+            await conn.writable.wait()
+            conn.write(one * room)
+            sent += room
+        progress.clear()
+        await asyncio.wait_for(progress.wait(), 60)
+    seconds = time.perf_counter() - t0
+    await conn.close()
+    return count / seconds
+
+
+async def amqp_replay(broker: Broker, queue: str, count: int) -> float:
+    conn = await open_amqp(broker)
+    assert isinstance(conn, AMQPConn)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    read = 0
+
+    def on_deliver(tags: list[int], bodies: list[bytes]) -> None:
+        nonlocal read
+        read += len(tags)
+        conn.write(conn.codec.encode_method(1, m.BasicAck(delivery_tag=tags[-1], multiple=True)))
+        if read >= count and not done.done():
+            done.set_result(None)
+
+    conn.on_deliver = on_deliver
+    await conn.call(m.BasicQos(prefetch_count=1000), m.BasicQosOk)
+    t0 = time.perf_counter()
+    await conn.call(m.BasicConsume(queue=queue, arguments=CONSUME_ARGS),
+                    m.BasicConsumeOk)
+    await asyncio.wait_for(done, 600)
+    seconds = time.perf_counter() - t0
+    assert ContentMethod  # the client decodes deliveries as ContentMethod frames
+    await conn.call(m.QueueDelete(queue=queue), m.QueueDeleteOk)
+    await conn.close()
+    return read / seconds
+
+
+async def bench_amqp(quick: bool, count: int, replay: int, window: int) -> None:
+    rabbit, reason = await rabbitmq(os.environ.get("MINIBROKER_RABBITMQ_URL"))
+    print(f"## AMQP 0-9-1 ({count:,} appends with confirms, window {window}; "
+          f"replay of {replay:,})\n")
+    if rabbit is None:
+        print(f"# RabbitMQ skipped: {reason}")
+    results: dict[tuple[str, str], float] = {}
+    brokers: list[tuple[str, Any]] = [("minibroker", None)]
+    if rabbit is not None:
+        brokers.append(("RabbitMQ", rabbit))
+    for name, fixed in brokers:
+        broker = fixed or start_minibroker()
+        try:
+            for size in (16, 1024):
+                queue = f"minibroker-bench-stream-{size}"
+                results[(name, f"append {size} B")] = await amqp_append(
+                    broker, queue, count, size, window)
+                await (await open_amqp(broker)).call(m.QueueDelete(queue=queue),
+                                                     m.QueueDeleteOk)
+            queue = "minibroker-bench-stream-replay"
+            await amqp_append(broker, queue, replay, 16, window)
+            results[(name, "replay 16 B from first")] = await amqp_replay(broker, queue, replay)
+        finally:
+            if fixed is None:
+                broker.stop()
+    goals = {"append 16 B": 1.0, "append 1024 B": 1.0, "replay 16 B from first": 1.5}
+    print("| run | minibroker msg/s | RabbitMQ msg/s | ratio | goal |")
+    print("|---|---:|---:|---:|---|")
+    for run, goal in goals.items():
+        mine = results[("minibroker", run)]
+        theirs = results.get(("RabbitMQ", run))
+        ratio = f"{mine / theirs:.2f}x" if theirs else "-"
+        shown = f"{theirs:,.0f}" if theirs else "-"
+        print(f"| {run} | {mine:,.0f} | {shown} | {ratio} | >= {goal}x |")
+    print()
+
+
+async def native_run(count: int, batch: int) -> tuple[float, float]:
+    import minibroker
+
+    broker = start_minibroker()
+    try:
+        url = f"minibroker://guest:guest@{broker.host}:{broker.port}"
+        async with minibroker.connect(url) as conn:
+            ch = await conn.channel()
+            await ch.declare_queue("bench", durable=True, arguments=STREAM_ARGS)
+            await ch.confirm_select()
+            bodies = [b"x" * 16] * batch
+            in_flight = asyncio.Semaphore(4)
+
+            async def one() -> None:
+                async with in_flight:
+                    await ch.publish_batch("", "bench", bodies)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(count // batch)))
+            append = count / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            offset: object = "first"
+            read = 0
+            while read < count:
+                got = await ch.read("bench", offset, max_messages=5000,  # type: ignore[arg-type]
+                                    max_bytes=1 << 22)
+                assert got.messages and got.messages[0].offset == read
+                read += len(got)
+                offset = got.next_offset
+            replay = count / (time.perf_counter() - t0)
+        return append, replay
+    finally:
+        broker.stop()
+
+
+def bench_native(quick: bool, count: int, batch: int) -> None:
+    append, replay = asyncio.run(native_run(count, batch))
+    print(f"## native protocol ({count:,} messages of 16 B, {batch} per PublishBatch)\n")
+    print("| run | msg/s | goal |")
+    print("|---|---:|---|")
+    print(f"| batched append with confirms | {append:,.0f} | >= 300,000 |")
+    print(f"| pull replay from first (read) | {replay:,.0f} | >= 500,000 |")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=("core", "amqp", "native", "storage"))
+    parser.add_argument("--batch", type=int, default=1000, help="messages per PublishBatch")
+    parser.add_argument("--count", type=int, help="AMQP appends per run")
+    parser.add_argument("--replay", type=int, help="stored messages the AMQP consumer reads")
+    parser.add_argument("--window", type=int, default=1000, help="publishes in flight")
+    options = parser.parse_args()
+    if options.only in (None, "core"):
+        bench_core(options.quick)
+    if options.only in (None, "amqp"):
+        count = options.count or (20_000 if options.quick else 200_000)
+        replay = options.replay or (100_000 if options.quick else 1_000_000)
+        asyncio.run(bench_amqp(options.quick, count, replay, options.window))
+    if options.only in (None, "native"):
+        bench_native(options.quick, 200_000 if options.quick else 1_000_000, options.batch)
+    if options.only in (None, "storage"):
+        try:
+            from storage_streams import bench_storage  # phase B, next to this file
+        except ImportError:
+            print("## storage\n\n# the on-disk stream log is not in this build")
+        else:
+            bench_storage(options.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Streams without subscriptions: the pull model (Kafka's fetch) and the offsets named consumers
+store in the broker. No I/O. The native protocol's ``StreamRead``, ``OffsetCommit`` and
+``OffsetQuery`` frames reach these handlers; AMQP 0-9-1 has no such methods.
+
+Rules:
+
+1. ``ReadStream`` returns at most ``max_messages`` messages from where its arguments say
+   (``x-stream-offset``, ``x-stream-filter`` and ``x-stream-match-unfiltered``, read as a
+   consumer's: ``streamargs.py``), stopping after the message that reaches ``max_bytes`` of
+   bodies, and the offset to read from next. It changes nothing but the counters: no
+   consumer, no delivery tag, nothing to acknowledge. A read past the end returns nothing and
+   the offset it was given (or the end, when it was given ``next``).
+2. A stream stores at most :data:`MAX_NAMES` consumer offsets (``CommitOffset``); a commit
+   replaces the name's offset, whatever it was. ``QueryOffset`` answers ``None`` for a name
+   never committed. The offsets live and die with the stream.
+3. A queue that is not a stream is refused with 406, naming it.
+"""
+
+from __future__ import annotations
+
+from minibroker.core import commands as c
+from minibroker.core.effects import OffsetOk, Outcome, StreamReadOk
+from minibroker.core.generations import STREAM_FILTERING
+from minibroker.core.queues import Queue
+from minibroker.core.state import BrokerState
+from minibroker.core.streamargs import consumer_spec
+from minibroker.core.streams import StreamQueue, Streams
+from minibroker.core.topology import queue_text
+from minibroker.errors import PreconditionFailed
+from minibroker.message import Message
+
+__all__ = ["MAX_NAMES", "StreamReads"]
+
+#: Consumer offsets a stream keeps (rule 2).
+MAX_NAMES = 4096
+
+
+class StreamReads:
+    """``ReadStream``, ``CommitOffset`` and ``QueryOffset``."""
+
+    def __init__(self, state: BrokerState, streams: Streams) -> None:
+        self.state = state
+        self.streams = streams
+
+    def _stream(self, command: c.ReadStream | c.CommitOffset | c.QueryOffset) -> StreamQueue:
+        queue: Queue = self.state.usable_queue(self.state.channel(command), command.queue)
+        if not isinstance(queue, StreamQueue):
+            raise PreconditionFailed(f"{queue_text(queue.name)} is not a stream")  # rule 3
+        return queue
+
+    def read(self, command: c.ReadStream, now: float) -> Outcome:
+        """Rule 1."""
+        queue = self._stream(command)
+        spec = consumer_spec(queue.name, command.arguments,
+                             filtering=self.state.profile[STREAM_FILTERING])
+        log = queue.stream
+        reader = log.reader(log.seek(spec.offset, self.streams.wall_time(now)), spec.filter,
+                            spec.match_unfiltered)
+        messages: list[tuple[int, Message]] = []
+        size = 0
+        limit, max_bytes = command.max_messages, command.max_bytes
+        while len(messages) < limit and size < max_bytes:
+            if spec.filter is None:  # whole runs of a segment at a time
+                offset, run = reader.take_run(limit - len(messages))
+                if not run:
+                    break
+                for message in run:
+                    messages.append((offset, message))
+                    offset += 1
+                    size += len(message.body)
+                    if size >= max_bytes:
+                        break
+                reader.offset = offset
+                continue
+            item = reader.take()
+            if item is None:
+                break
+            messages.append(item)
+            size += len(item[1].body)
+        queue.delivered += len(messages)
+        self.state.delivered += len(messages)
+        return Outcome(StreamReadOk(reader.offset, tuple(messages)))
+
+    def commit(self, command: c.CommitOffset, now: float) -> Outcome:
+        """Rule 2."""
+        queue = self._stream(command)
+        committed = queue.committed
+        if command.name not in committed and len(committed) >= MAX_NAMES:
+            raise PreconditionFailed(
+                f"{queue_text(queue.name)} stores at most {MAX_NAMES} consumer offsets"
+            )
+        committed[command.name] = command.offset
+        return Outcome(OffsetOk(command.offset))
+
+    def query(self, command: c.QueryOffset, now: float) -> Outcome:
+        queue = self._stream(command)
+        return Outcome(OffsetOk(queue.committed.get(command.name)))

@@ -1,0 +1,102 @@
+"""The data directory's streams and when their appends are durable.
+
+Rules:
+
+1. Each stream is a :class:`~minibroker.storage.streams.DiskStream` in its own directory
+   (``streams.stream_directory``), opened (and recovered) by :meth:`StreamStore.open`.
+2. :meth:`StreamStore.flush` (once per loop iteration, next to ``DurableStore.flush``) writes
+   every stream's pending chunks and hands the files to group commit under one *mark*, the
+   next number of the store's sequencer: one ``fdatasync`` per file written, whatever the
+   number of streams. It remembers how far each stream had written at that mark.
+3. When the writer reports ``durable up to seq N`` (``writer.py`` rule 1), :meth:`durable`
+   says, for each stream, up to which offset its messages are on disk: publisher confirms
+   for stream appends wait for that (the offset of the message, below the durable end).
+4. Deleting a stream removes its files by ``DeleteFile`` jobs, after what was written before
+   is durable; its handle is dead from then on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from minibroker.storage.files import AppendFile, FileSystem
+from minibroker.storage.jobs import DeleteFile
+from minibroker.storage.messagelog import Sequencer
+from minibroker.storage.streams import DiskStream, StreamSettings, stream_directory
+from minibroker.storage.writer import GroupCommit
+
+__all__ = ["StreamStore"]
+
+
+class StreamStore:
+    """Streams under ``root`` sharing one group commit (rules 1-4)."""
+
+    def __init__(self, fs: FileSystem, root: str, writer: GroupCommit,
+                 sequencer: Sequencer) -> None:
+        self._fs = fs
+        self.root = root
+        self._writer = writer
+        self._sequencer = sequencer
+        self.streams: dict[tuple[str, str], DiskStream] = {}
+        #: (mark, {stream: offset written by then}) not yet durable, oldest first.
+        self._marks: deque[tuple[int, dict[DiskStream, int]]] = deque()
+        #: Each stream's durable end: every offset below it is on disk.
+        self.durable_end: dict[DiskStream, int] = {}
+
+    def open(self, vhost: str, name: str, settings: StreamSettings) -> DiskStream:
+        """The stream's handle, recovering its files on first use (rule 1)."""
+        stream = self.streams.get((vhost, name))
+        if stream is None:
+            stream = DiskStream(self._fs, stream_directory(self.root, vhost, name),
+                                self._writer, settings)
+            self.streams[(vhost, name)] = stream
+            self.durable_end[stream] = stream.written
+        return stream
+
+    def delete(self, vhost: str, name: str) -> None:
+        """Rule 4."""
+        stream = self.streams.pop((vhost, name), None)
+        if stream is None:
+            return
+        stream.close()
+        for segment in stream.segments:
+            segment.removed = True
+            self._writer.submit(DeleteFile(segment.path))
+        stream.segments = []
+        self.durable_end.pop(stream, None)
+
+    def flush(self) -> int:
+        """Rule 2; the mark covering what was written, 0 when nothing was."""
+        files: list[AppendFile] = []
+        reached: dict[DiskStream, int] = {}
+        for stream in self.streams.values():
+            file = stream.flush()
+            if file is not None:
+                files.append(file)
+                reached[stream] = stream.written
+        if not files:
+            return 0
+        mark = self._sequencer.next()
+        self._marks.append((mark, reached))
+        self._writer.written(mark, *files)
+        return mark
+
+    def durable(self, seq: int) -> dict[DiskStream, int]:
+        """Rule 3: the streams whose durable end moved, and where it is now."""
+        moved: dict[DiskStream, int] = {}
+        marks = self._marks
+        while marks and marks[0][0] <= seq:
+            _, reached = marks.popleft()
+            for stream, offset in reached.items():
+                if stream in self.durable_end and offset > self.durable_end[stream]:
+                    self.durable_end[stream] = moved[stream] = offset
+        return moved
+
+    def retain(self, wall_now: float) -> None:
+        """Retention for every stream (``streams.py`` rule 4)."""
+        for stream in self.streams.values():
+            stream.retain(wall_now)
+
+    def close(self) -> None:
+        for stream in self.streams.values():
+            stream.close()
