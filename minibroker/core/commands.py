@@ -20,8 +20,8 @@ __all__ = [
     "Ack", "AckMany", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection",
     "Command", "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue", "DeleteExchange",
     "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish", "PublishMany",
-    "PurgeQueue", "Qos", "Recover", "Reject", "SetWritable", "TxCommit", "TxRollback", "TxSelect",
-    "UnbindExchange", "UnbindQueue",
+    "PurgeQueue", "Qos", "Recover", "Reject", "SetWritable", "Synced", "TxCommit", "TxRollback",
+    "TxSelect", "UnbindExchange", "UnbindQueue",
 ]
 
 
@@ -52,6 +52,14 @@ class SetWritable:
 
     connection: int
     writable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """From the shell's storage writer: every journal intent up to ``upto`` (the journal's
+    ``count``) is on disk (``journal.py`` rule 3); the confirms waiting for it may go."""
+
+    upto: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +284,7 @@ class TxRollback:
 
 
 Command = (
-    OpenConnection | CloseConnection | SetWritable | OpenChannel | CloseChannel
+    OpenConnection | CloseConnection | SetWritable | Synced | OpenChannel | CloseChannel
     | DeclareExchange | DeleteExchange | BindExchange | UnbindExchange
     | DeclareQueue | DeleteQueue | BindQueue | UnbindQueue | PurgeQueue
     | Qos | Consume | Cancel | Publish | PublishMany | Get | Ack | AckMany | Nack | Reject | Recover
