@@ -296,7 +296,7 @@ def start_minibroker(loop: str, profile: str | None) -> tuple[subprocess.Popen[s
     python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
     proc = subprocess.Popen(
         [*python, "-m", "minibroker", "--port", "0", "--loop", loop, "--log-level", "warning",
-         "--heartbeat", "0"],
+         "--heartbeat", "0", "--in-memory"],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
