@@ -76,6 +76,8 @@ class Durability:
         self._replies: list[tuple[int, Callable[[], None]]] = []
         self.loader: MessageLoader | None = None
         self._load_started = 0.0
+        #: True once the store is closed or abandoned: nothing more is written.
+        self.closed = False
 
     # -- start (rule 1) -------------------------------------------------------------------------
 
@@ -124,6 +126,16 @@ class Durability:
             server.loop.call_soon(self._load_step)
         self.after_input()
 
+    def load_all(self) -> None:
+        """Restore every recovered message now (the test toolkit: a restart it waits for)."""
+        loader = self.loader
+        while loader is not None and not loader.done:
+            effects = loader.step(self.server.now(), chunk=1 << 30)
+            if effects:
+                self.server.apply_effects(effects)
+        self.loader = None
+        self.after_input()
+
     def before_command(self, command: object) -> None:
         """While messages are still loading, a purge empties the whole queue: load it first."""
         loader = self.loader
@@ -142,7 +154,7 @@ class Durability:
 
     def flush(self) -> None:
         self._scheduled = False
-        if self.failed is not None:
+        if self.failed is not None or self.closed:
             self.sync.journal.drain()  # nothing more can be stored; keep memory bounded
             return
         try:
@@ -153,7 +165,7 @@ class Durability:
         self.on_durable(self.store.durable_seq)
 
     def on_durable(self, seq: int) -> None:
-        if self.failed is not None:
+        if self.failed is not None or self.closed:
             return
         upto = self.sync.durable(seq)
         if not upto:
@@ -180,7 +192,7 @@ class Durability:
     # -- periodic (rule 3) ----------------------------------------------------------------------
 
     def maintain(self) -> None:
-        if self.failed is not None:
+        if self.failed is not None or self.closed:
             return
         try:
             self.store.maintain()
@@ -210,15 +222,21 @@ class Durability:
 
     def close(self) -> None:
         """Clean stop (rule 5): what the core recorded last, then the marker."""
+        if self.closed:
+            return
         self.loader = None
         if self.failed is None:
             try:
                 self.sync.flush()
             except StorageError as exc:
                 log.error("storage in %s failed at shutdown: %s", self.directory, exc)
+        self.closed = True
         self.store.close()
 
     def abandon(self) -> None:
         """As if the process were killed: nothing more is written, no marker."""
+        if self.closed:
+            return
         self.loader = None
+        self.closed = True
         self.store.abandon()

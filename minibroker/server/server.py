@@ -126,6 +126,17 @@ class BrokerServer:
         under a manual clock, wall time moves with the clock)."""
         return now + self._wall_offset
 
+    def open_storage(self) -> None:
+        """Open the data directory behind the core (rule 8): recover the definitions now,
+        the messages lazily. Raises ``DataDirLocked`` for a directory in use."""
+        durability = Durability(self)
+        try:
+            self.storage_lines = durability.recover()
+        except BaseException:
+            durability.close()
+            raise
+        self.durability = durability
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None, "the server is not started"
@@ -146,13 +157,7 @@ class BrokerServer:
         raise_open_file_limit(config.open_files)
         install_accept_error_handler(self._loop)
         if config.data_dir is not None and self.durability is None:
-            durability = Durability(self)  # raises DataDirLocked for a directory in use
-            try:
-                self.storage_lines = durability.recover()
-            except BaseException:
-                durability.close()
-                raise
-            self.durability = durability
+            self.open_storage()
         self._listeners.append(
             await self._loop.create_server(
                 lambda: BrokerProtocol(self), config.host, config.port, reuse_address=True,
@@ -216,6 +221,7 @@ class BrokerServer:
         if self._cancel_timer is not None:
             self._cancel_timer()
         if self.durability is not None:
+            await asyncio.sleep(0)  # the aborted sockets' requeues are recorded, then written
             self.durability.close()
 
     async def abort(self) -> None:
