@@ -115,3 +115,17 @@ def test_a_second_test_broker_on_the_same_dir_is_refused(tmp_path: Path) -> None
         with broker_in_thread(data_dir=str(tmp_path)):
             pass
     assert str(tmp_path) in str(info.value)
+
+
+def test_a_committed_transaction_survives_a_crash(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare("ledger", durable=True)
+        channel.tx_select()
+        channel.basic_publish("", "ledger", b"debit", pika.BasicProperties(delivery_mode=2))
+        channel.basic_publish("", "ledger", b"credit", pika.BasicProperties(delivery_mode=2))
+        channel.tx_commit()  # commit-ok comes once both are on disk
+        channel.basic_publish("", "ledger", b"uncommitted", pika.BasicProperties(delivery_mode=2))
+        broker.crash()
+        assert [m.body for m in broker.messages("ledger")] == [b"debit", b"credit"]
