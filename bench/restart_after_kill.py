@@ -52,7 +52,9 @@ def start(directory: str, sync: str) -> tuple[subprocess.Popen[str], int, float]
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "minibroker", "--port", "0", "--heartbeat", "0", "--data-dir",
-         directory, "--sync", sync, "--log-level", "error"],
+         directory, "--sync", sync, "--log-level", "error",
+         # a million queued messages must not raise the resource alarm (no consumer drains)
+         "--memory-high-water", str(4 << 30), "--queue-high-water", str(1 << 30)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert process.stdout is not None

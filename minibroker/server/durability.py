@@ -42,7 +42,7 @@ from minibroker.storage.store import DurableStore
 if TYPE_CHECKING:
     from minibroker.server.server import BrokerServer
 
-__all__ = ["Durability"]
+__all__ = ["Durability", "load_definitions_file"]
 
 log = logging.getLogger("minibroker.storage")
 
@@ -86,7 +86,8 @@ class Durability:
         to print at start."""
         recovered = self.store.recovered
         server = self.server
-        lines = [f"data directory {self.directory} (sync {server.config.sync})"]
+        lines = [f"data directory {self.directory} (sync {server.config.sync}; opened in "
+                 f"{self.opened_in:.2f} s)"]
         if recovered.report.files or recovered.report.damage:
             lines += recovered.report.lines()
         else:
@@ -96,13 +97,7 @@ class Durability:
         problems = restore_definitions(server.broker, recovered.definitions, now=server.now(),
                                        next_msg_ids=ids)
         lines += problems
-        definitions = server.config.definitions_file
-        if definitions is not None:
-            text = Path(definitions).read_bytes()
-            problems = import_json(server.broker, text, now=server.now())
-            lines.append(f"loaded definitions from {definitions}"
-                         + (f" ({len(problems)} refused)" if problems else ""))
-            lines += problems
+        lines += load_definitions_file(server)
         self.after_input()
         self.loader = MessageLoader(server.broker, recovered, time.time)
         self._load_started = time.perf_counter()
@@ -240,3 +235,14 @@ class Durability:
         self.loader = None
         self.closed = True
         self.store.abandon()
+
+
+def load_definitions_file(server: BrokerServer) -> list[str]:
+    """``--definitions FILE`` (RabbitMQ's ``load_definitions``), with or without a data
+    directory; the lines to print at start."""
+    definitions = server.config.definitions_file
+    if definitions is None:
+        return []
+    problems = import_json(server.broker, Path(definitions).read_bytes(), now=server.now())
+    return [f"loaded definitions from {definitions}"
+            + (f" ({len(problems)} refused)" if problems else ""), *problems]

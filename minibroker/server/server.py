@@ -46,7 +46,7 @@ from minibroker.core.journal import Journal
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
-from minibroker.server.durability import Durability
+from minibroker.server.durability import Durability, load_definitions_file
 from minibroker.server.flow import (
     FlowController,
     install_accept_error_handler,
@@ -158,6 +158,8 @@ class BrokerServer:
         install_accept_error_handler(self._loop)
         if config.data_dir is not None and self.durability is None:
             self.open_storage()
+        elif config.data_dir is None and config.definitions_file is not None:
+            self.storage_lines = load_definitions_file(self)
         self._listeners.append(
             await self._loop.create_server(
                 lambda: BrokerProtocol(self), config.host, config.port, reuse_address=True,

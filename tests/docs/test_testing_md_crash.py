@@ -24,7 +24,7 @@ def test_confirmed_orders_survive_a_broker_crash(tmp_path):
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
         channel = connection.channel()
         bodies = []
-        for method, properties, body in channel.consume("orders", inactivity_timeout=1):
+        for method, _properties, body in channel.consume("orders", inactivity_timeout=1):
             if method is None:
                 break
             assert method.redelivered                # the app may have seen it before

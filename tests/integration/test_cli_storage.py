@@ -176,3 +176,14 @@ def test_export_refuses_a_directory_in_use(tmp_path: Path, brokers: list[Broker]
         capture_output=True, text=True, timeout=TIMEOUT, env=_environment())
     assert result.returncode == 2
     assert str(broker.process.pid) in result.stderr
+
+
+def test_definitions_load_in_memory_too(tmp_path: Path, brokers: list[Broker]) -> None:
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text(json.dumps({"queues": [
+        {"name": "audit", "vhost": "/", "durable": True, "auto_delete": False,
+         "arguments": {}}]}))
+    brokers.append(broker := Broker("--in-memory", "--definitions", str(definitions)))
+    connection = broker.connect()
+    assert connection.channel().queue_declare("audit", passive=True).method.queue == "audit"
+    connection.close()

@@ -111,9 +111,9 @@ def test_async_handle_crash_and_ttl_deadlines_survive(tmp_path: Path) -> None:
 def test_a_second_test_broker_on_the_same_dir_is_refused(tmp_path: Path) -> None:
     from minibroker.storage.errors import DataDirLocked
 
-    with broker_in_thread(data_dir=str(tmp_path)), pytest.raises(DataDirLocked) as info:
-        with broker_in_thread(data_dir=str(tmp_path)):
-            pass
+    with (broker_in_thread(data_dir=str(tmp_path)), pytest.raises(DataDirLocked) as info,
+          broker_in_thread(data_dir=str(tmp_path))):
+        pass
     assert str(tmp_path) in str(info.value)
 
 
