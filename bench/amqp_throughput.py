@@ -232,8 +232,14 @@ async def minimal_client(target: Target, count: int, size: int, window: int) -> 
         await asyncio.sleep(0)
     await asyncio.wait_for(done, 300)
     seconds = time.perf_counter() - t0
-    await publisher.close()
     await consumer.close()
+    if PERSISTENT:  # a durable queue would outlive the run on the reference broker
+        publisher.handler = publisher._enqueue
+        publisher.send(m.QueueDelete(queue=queue))
+        while not isinstance(await asyncio.wait_for(publisher.methods.get(), 10),
+                             m.QueueDeleteOk):
+            pass  # late confirms
+    await publisher.close()
     return seconds
 
 
