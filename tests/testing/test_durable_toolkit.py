@@ -129,3 +129,34 @@ def test_a_committed_transaction_survives_a_crash(tmp_path: Path) -> None:
         channel.basic_publish("", "ledger", b"uncommitted", pika.BasicProperties(delivery_mode=2))
         broker.crash()
         assert [m.body for m in broker.messages("ledger")] == [b"debit", b"credit"]
+
+
+def test_quorum_delivery_counts_and_dead_letter_history_survive_a_crash(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare("q", durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_declare("dlq", durable=True)
+        channel.queue_declare("src", durable=True, arguments={
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+        channel.basic_publish("", "q", b"job", pika.BasicProperties(delivery_mode=2))
+        channel.basic_publish("", "src", b"dead", pika.BasicProperties(delivery_mode=2))
+        for _ in range(2):
+            method, _, _ = channel.basic_get("q")
+            channel.basic_nack(method.delivery_tag, requeue=True)
+        method, _, _ = channel.basic_get("src")
+        channel.basic_reject(method.delivery_tag, requeue=False)  # dead-lettered to dlq
+        _, properties, _ = channel.basic_get("q")
+        expected = properties.headers["x-delivery-count"]
+        connection.close()  # returned once more: the count goes up by one
+        broker.crash()
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        method, properties, body = channel.basic_get("q", auto_ack=True)
+        assert body == b"job" and method.redelivered
+        assert properties.headers["x-delivery-count"] == expected + 1
+        _, properties, body = channel.basic_get("dlq", auto_ack=True)
+        assert body == b"dead"
+        death = properties.headers["x-death"][0]
+        assert (death["queue"], death["reason"]) == ("src", "rejected")
+        connection.close()
