@@ -4,6 +4,8 @@
     MINIBROKER_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ python bench/amqp_throughput.py
     python bench/amqp_throughput.py --quick           # fewer messages
     python bench/amqp_throughput.py --profile x.prof  # minibroker under cProfile, top functions
+    python bench/amqp_throughput.py --persistent      # durable queue, delivery_mode 2; minibroker
+                                                      # with a data directory, fsync per confirm
 
 Rules:
 
@@ -36,6 +38,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +54,8 @@ from minibroker.protocols.amqp091.spec import PROTOCOL_HEADER
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUEUE = "minibroker-bench-amqp"
+#: ``--persistent``: a durable queue and persistent messages (set once by ``main``).
+PERSISTENT = False
 FRAME_MAX = 131072
 M = TypeVar("M", bound=Method)
 
@@ -176,11 +181,12 @@ class Run:
 async def minimal_client(target: Target, count: int, size: int, window: int) -> float:
     """Rule 2's pipelining client; returns the seconds from first publish to last delivery."""
     publisher, consumer = await open_link(target), await open_link(target)
-    await publisher.call(m.QueueDeclare(queue=QUEUE), m.QueueDeclareOk)
-    await publisher.call(m.QueuePurge(queue=QUEUE), m.QueuePurgeOk)
+    queue = QUEUE + ("-durable" if PERSISTENT else "")
+    await publisher.call(m.QueueDeclare(queue=queue, durable=PERSISTENT), m.QueueDeclareOk)
+    await publisher.call(m.QueuePurge(queue=queue), m.QueuePurgeOk)
     await publisher.call(m.ConfirmSelect(), m.ConfirmSelectOk)
     await consumer.call(m.BasicQos(prefetch_count=100), m.BasicQosOk)
-    await consumer.call(m.BasicConsume(queue=QUEUE, consumer_tag="bench"), m.BasicConsumeOk)
+    await consumer.call(m.BasicConsume(queue=queue, consumer_tag="bench"), m.BasicConsumeOk)
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     received = 0
@@ -196,8 +202,9 @@ async def minimal_client(target: Target, count: int, size: int, window: int) -> 
             done.set_result(None)
 
     consumer.handler = on_deliveries
-    one = publisher.codec.encode_content(1, m.BasicPublish(routing_key=QUEUE), Properties(),
-                                         b"x" * size)
+    one = publisher.codec.encode_content(
+        1, m.BasicPublish(routing_key=queue),
+        Properties(delivery_mode=2) if PERSISTENT else Properties(), b"x" * size)
     confirmed = 0
     can_send = asyncio.Event()
 
@@ -225,8 +232,14 @@ async def minimal_client(target: Target, count: int, size: int, window: int) -> 
         await asyncio.sleep(0)
     await asyncio.wait_for(done, 300)
     seconds = time.perf_counter() - t0
-    await publisher.close()
     await consumer.close()
+    if PERSISTENT:  # a durable queue would outlive the run on the reference broker
+        publisher.handler = publisher._enqueue
+        publisher.send(m.QueueDelete(queue=queue))
+        while not isinstance(await asyncio.wait_for(publisher.methods.get(), 10),
+                             m.QueueDeleteOk):
+            pass  # late confirms
+    await publisher.close()
     return seconds
 
 
@@ -294,9 +307,11 @@ async def measure(client: str, target: Target, count: int, warmup: int, size: in
 
 def start_minibroker(loop: str, profile: str | None) -> tuple[subprocess.Popen[str], str]:
     python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
+    storage = (["--data-dir", tempfile.mkdtemp(prefix="minibroker-bench-"), "--sync", "always"]
+               if PERSISTENT else ["--in-memory"])
     proc = subprocess.Popen(
         [*python, "-m", "minibroker", "--port", "0", "--loop", loop, "--log-level", "warning",
-         "--heartbeat", "0"],
+         "--heartbeat", "0", *storage],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -385,7 +400,12 @@ def main() -> None:
                         help="minibroker's event loop")
     parser.add_argument("--profile", metavar="FILE",
                         help="run minibroker under cProfile (minibroker rows only)")
+    parser.add_argument("--persistent", action="store_true",
+                        help="durable queue and persistent messages (minibroker: a data "
+                        "directory, --sync always)")
     args = parser.parse_args()
+    global PERSISTENT
+    PERSISTENT = args.persistent
     print(f"# {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {platform.machine()}")
     asyncio.run(main_async(args))

@@ -104,7 +104,8 @@ def start_minibroker(loop: str = "uvloop", extra: list[str] | None = None,
     python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
     proc = subprocess.Popen(
         [*python, "-m", "minibroker", "--port", "0", "--loop", loop, "--log-level", "warning",
-         "--heartbeat", "0", *(extra or [])],
+         "--heartbeat", "0",
+         *([] if "--data-dir" in (extra or []) else ["--in-memory"]), *(extra or [])],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None

@@ -2,6 +2,8 @@
 
     python bench/throughput.py                 # every scenario, asyncio and uvloop
     python bench/throughput.py --quick         # fewer messages
+    python bench/throughput.py --persistent    # durable queue, delivery_mode 2, a data
+                                               # directory with --sync always (16 B, ack only)
 
 One publisher and one consumer on one queue, each on its own connection. The broker runs as a
 separate process (``python -m minibroker --port 0``) so its CPU time can be read from /proc
@@ -26,6 +28,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -35,6 +38,8 @@ from minibroker.protocols.native.codec import NativeCodec
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUEUE = "bench"
+#: ``--persistent`` (set once by ``main``).
+PERSISTENT = False
 
 
 def broker_cpu_seconds(pid: int) -> float:
@@ -111,7 +116,7 @@ async def run_throughput(port: int, pid: int, *, count: int, size: int, no_ack: 
                          window: int) -> Result:
     publisher = await open_link(port)
     consumer = await open_link(port)
-    publisher.send(f.QueueDeclare(1, QUEUE, False, False, False, False, {}))
+    publisher.send(f.QueueDeclare(1, QUEUE, False, PERSISTENT, False, False, {}))
     await publisher.expect(f.QueueDeclareOk)
     publisher.send(f.QueuePurge(1, QUEUE))
     await publisher.expect(f.QueuePurgeOk)
@@ -138,7 +143,8 @@ async def run_throughput(port: int, pid: int, *, count: int, size: int, no_ack: 
     consumer.handler = on_deliveries
 
     body = b"x" * size
-    one = publisher.codec.send(f.Publish(1, "", QUEUE, False, Properties(), body))
+    properties = Properties(delivery_mode=2) if PERSISTENT else Properties()
+    one = publisher.codec.send(f.Publish(1, "", QUEUE, False, properties, body))
     confirmed = 0
     can_send = asyncio.Event()
     can_send.set()
@@ -178,7 +184,7 @@ async def run_throughput(port: int, pid: int, *, count: int, size: int, no_ack: 
 async def run_latency(port: int, *, rate: int, seconds: float) -> tuple[float, float]:
     publisher = await open_link(port)
     consumer = await open_link(port)
-    publisher.send(f.QueueDeclare(1, QUEUE, False, False, False, False, {}))
+    publisher.send(f.QueueDeclare(1, QUEUE, False, PERSISTENT, False, False, {}))
     await publisher.expect(f.QueueDeclareOk)
     consumer.send(f.Qos(1, 100, False))
     await consumer.expect(f.QosOk)
@@ -219,7 +225,9 @@ async def run_latency(port: int, *, rate: int, seconds: float) -> tuple[float, f
 def start_broker(loop: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "minibroker", "--port", "0", "--loop", loop,
-         "--log-level", "WARNING"],
+         "--log-level", "WARNING",
+         *(["--data-dir", tempfile.mkdtemp(prefix="minibroker-bench-"), "--sync", "always"]
+           if PERSISTENT else ["--in-memory"])],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -236,13 +244,16 @@ async def scenario(loop_kind: str, quick: bool, window: int) -> list[str]:
     rows = []
     try:
         count = 20_000 if quick else 200_000
-        for size, no_ack in ((16, False), (16, True), (1024, False)):
+        loads = ((16, False),) if PERSISTENT else ((16, False), (16, True), (1024, False))
+        for size, no_ack in loads:
             await run_throughput(port, proc.pid, count=2000, size=size, no_ack=no_ack,
                                  window=window)  # warm-up
             result = await run_throughput(port, proc.pid, count=count, size=size, no_ack=no_ack,
                                           window=window)
             rows.append(f"| native | {loop_kind} | {result.label} | {result.rate:,.0f} | "
                         f"{result.cpu_us:.1f} | |")
+        if PERSISTENT:
+            return rows
         p50, p99 = await run_latency(port, rate=1000, seconds=2 if quick else 5)
         rows.append(f"| native | {loop_kind} | latency at 1,000 msg/s (16 B, ack) | | | "
                     f"p50 {p50:.0f} µs, p99 {p99:.0f} µs |")
@@ -257,7 +268,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer messages")
     parser.add_argument("--window", type=int, default=1000, help="publishes in flight")
     parser.add_argument("--loops", default="asyncio,uvloop", help="broker loops to measure")
+    parser.add_argument("--persistent", action="store_true",
+                        help="durable queue, persistent messages, a data directory")
     args = parser.parse_args()
+    global PERSISTENT
+    PERSISTENT = args.persistent
     print(f"# {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {platform.machine()}")
     print("| protocol | broker loop | load | msgs/s | broker CPU µs/msg | latency |")

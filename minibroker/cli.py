@@ -11,6 +11,12 @@ Rules:
    usage-error code, like argparse's): no traceback, no stray warning.
 4. SIGINT/SIGTERM shut down gracefully: stop accepting, tell clients (320 CONNECTION_FORCED),
    wait briefly (``shutdown_grace``), close, exit 0.
+5. Storage: durable state lives in ``--data-dir`` (default ``$MINIBROKER_DATA_DIR``, else the
+   per-user state directory, ``storage.resolve_data_dir``); ``--in-memory`` keeps nothing.
+   The ready line ends with where data lives (or that nothing is kept); what recovery found
+   goes to stderr before it. A data directory held by another broker is one line naming the
+   directory and its PID, exit 2. ``minibroker export-definitions`` writes the definitions
+   of a stopped broker's data directory as RabbitMQ's JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from minibroker.config import DEFAULT_PORT, ServerConfig
 from minibroker.core.generations import NEWEST, OLDEST, Profile
 from minibroker.server.loop import loop_factory, run
 from minibroker.server.server import BrokerServer
+from minibroker.storage.datadir import DEFAULT_DISK_FREE_LIMIT, resolve_data_dir
+from minibroker.storage.errors import StorageError
 
 __all__ = ["build_parser", "main"]
 
@@ -91,6 +99,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace", action="store_true",
         help="log every frame in both directions, decoded (logger minibroker.trace, stderr)",
     )
+    storage = parser.add_argument_group("storage")
+    storage.add_argument(
+        "--data-dir", metavar="PATH", default=None,
+        help="where durable queues, exchanges, bindings and persistent messages are kept "
+        "(default: $MINIBROKER_DATA_DIR, else the per-user state directory, e.g. "
+        "~/.local/state/minibroker); one broker per directory",
+    )
+    storage.add_argument(
+        "--in-memory", action="store_true",
+        help="keep nothing on disk: every queue and message is gone after a restart",
+    )
+    storage.add_argument(
+        "--sync", choices=["always", "never"], default="always",
+        help="always: confirm a persistent message only after fdatasync; never: after the "
+        "write to the OS (faster; a power cut may lose confirmed messages) "
+        "(default: %(default)s)",
+    )
+    storage.add_argument(
+        "--disk-free-limit", type=_non_negative, default=DEFAULT_DISK_FREE_LIMIT,
+        metavar="BYTES",
+        help="block publishers while the data directory's disk has less free space; 0 "
+        "disables the check (default: %(default)s, RabbitMQ's 50 MB)",
+    )
+    storage.add_argument(
+        "--definitions", metavar="FILE", default=None,
+        help="load RabbitMQ definitions JSON (rabbitmqctl export_definitions) at start, as "
+        "RabbitMQ's load_definitions; durable objects are then stored",
+    )
+    return parser
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minibroker export-definitions",
+        description="Write the durable definitions (exchanges, queues, bindings) of a data "
+        "directory as RabbitMQ definitions JSON, for rabbitmqctl import_definitions. The "
+        "broker using the directory must be stopped.",
+    )
+    parser.add_argument("--data-dir", metavar="PATH", default=None,
+                        help="the data directory (default: as for the broker)")
+    parser.add_argument("--output", "-o", metavar="FILE", default="-",
+                        help="where to write (default: stdout)")
     return parser
 
 
@@ -105,6 +155,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a non-negative integer")
     return value
 
 
@@ -124,7 +181,14 @@ def _uint16(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export-definitions"]:
+        return export_definitions(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.in_memory and args.data_dir is not None:
+        parser.error("--in-memory and --data-dir exclude each other")
+    data_dir = None if args.in_memory else str(resolve_data_dir(args.data_dir))
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -135,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host, port=args.port, amqp_port=args.amqp_port, heartbeat=args.heartbeat,
         trace=args.trace, memory_high_water=args.memory_high_water,
         queue_high_water=args.queue_high_water, rabbitmq=args.rabbitmq_version,
+        data_dir=data_dir, sync=args.sync, disk_free_limit=args.disk_free_limit,
+        definitions_file=args.definitions,
     )
     try:
         loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
@@ -148,15 +214,30 @@ async def _serve(config: ServerConfig) -> int:
     server = BrokerServer(config)
     try:
         await server.start()
+    except StorageError as exc:  # the data directory is in use, or of a newer format
+        await server.close()
+        print(f"minibroker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         await server.close()
-        print(f"minibroker: {_listen_error(exc, config)}", file=sys.stderr)
+        if exc.filename is not None:  # the data directory or the definitions file
+            print(f"minibroker: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
+        else:
+            print(f"minibroker: {_listen_error(exc, config)}", file=sys.stderr)
         return EXIT_USAGE
+    except ValueError as exc:  # a definitions file that is not RabbitMQ's JSON
+        await server.close()
+        print(f"minibroker: {config.definitions_file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for line in server.storage_lines:
+        print(f"minibroker: {line}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"minibroker listening on {_listening(server)}", flush=True)
+    where = (f"; data in {config.data_dir}" if config.data_dir is not None
+             else "; in memory only (nothing survives a restart)")
+    print(f"minibroker listening on {_listening(server)}{where}", flush=True)
     await stop.wait()
     logging.getLogger("minibroker.server").info("shutting down")
     await server.close()
@@ -183,3 +264,35 @@ def _failed_port(exc: OSError, config: ServerConfig) -> int:
     """The port asyncio could not bind: its message names the address; else the main port."""
     found = re.search(r"\(['\"][^'\"]*['\"], (\d+)\)", str(exc))
     return int(found.group(1)) if found else config.port
+
+
+def export_definitions(argv: list[str]) -> int:
+    """``minibroker export-definitions`` (rule 5)."""
+    from minibroker.storage import definitions_json
+    from minibroker.storage.files import OsFileSystem
+    from minibroker.storage.recovered import RecoveryReport
+    from minibroker.storage.recovery import replay_definitions
+
+    args = build_export_parser().parse_args(argv)
+    directory = resolve_data_dir(args.data_dir)
+    if not directory.is_dir():
+        print(f"minibroker: no data directory at {directory}", file=sys.stderr)
+        return EXIT_USAGE
+    fs = OsFileSystem()
+    try:
+        lock = fs.lock(str(directory / "LOCK"))
+    except StorageError as exc:
+        print(f"minibroker: {exc}; stop that broker first (a running broker's definitions "
+              "come from its management API)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        state, _last = replay_definitions(fs, str(directory), RecoveryReport(clean=False))
+        text = definitions_json.render(state.definitions())
+    finally:
+        lock.release()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    return EXIT_OK

@@ -11,6 +11,10 @@ Rules:
    mark. A pair that cannot work (low above high, marks below 1) is refused at construction.
 4. ``rabbitmq`` is the RabbitMQ version whose answers the broker gives where RabbitMQ releases
    differ (``core/generations.py``); a version outside the modelled range is refused here.
+5. Storage: ``data_dir`` ``None`` (the default here and in the test toolkit) keeps nothing;
+   a directory makes durable queues, exchanges, bindings and persistent messages survive
+   restarts (``server/durability.py``). The CLI resolves its own default
+   (``storage.resolve_data_dir``).
 """
 
 from __future__ import annotations
@@ -88,6 +92,16 @@ class ServerConfig:
     open_files: int = 10_240
     #: The RabbitMQ version to answer as where releases differ: "3.10" to "4.2" (rule 4).
     rabbitmq: str = NEWEST
+    #: Where durable state lives; ``None``: in memory only (rule 5).
+    data_dir: str | None = None
+    #: ``"always"``: a persistent message is confirmed once ``fdatasync`` returned;
+    #: ``"never"``: once written to the OS (faster; a power cut may lose confirmed messages).
+    sync: Literal["always", "never"] = "always"
+    #: Publishers are blocked while the data directory's file system has less free space
+    #: (RabbitMQ's ``disk_free_limit``, 50 MB); 0 disables the check.
+    disk_free_limit: int = 50_000_000
+    #: A RabbitMQ definitions JSON file loaded at start (RabbitMQ's ``load_definitions``).
+    definitions_file: str | None = None
 
     def __post_init__(self) -> None:
         Profile(self.rabbitmq)  # refuses a version outside the model, naming the range
@@ -99,6 +113,10 @@ class ServerConfig:
         if not 1 <= self.max_message_size <= MAX_MESSAGE_SIZE_LIMIT:
             raise ValueError(f"max_message_size must be in 1..{MAX_MESSAGE_SIZE_LIMIT} (512 MiB), "
                              f"not {self.max_message_size}")
+        if self.sync not in ("always", "never"):
+            raise ValueError(f"sync must be 'always' or 'never', not {self.sync!r}")
+        if self.disk_free_limit < 0:
+            raise ValueError(f"disk_free_limit must be at least 0, not {self.disk_free_limit}")
         if not 1 <= self.channel_max <= 0xFFFF:
             raise ValueError(f"channel_max must be in 1..65535, not {self.channel_max}")
         if not 0 <= self.heartbeat <= 0xFFFF:

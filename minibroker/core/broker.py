@@ -22,6 +22,10 @@ Rules:
    collaborator per concern, and routes each command to its handler. Connections, channels and
    consumers are handled here; publishing, acknowledgements, transactions, declarations, the
    queue lifecycle, streams, direct reply-to and introspection each have their own module.
+7. Durability (``journal.py``): a broker given a ``journal`` records its durable facts
+   there and holds the confirms of persistent messages until the shell reports them on disk
+   (the ``Synced`` input); ``restore`` (``restore.py``) brings recovered objects and messages
+   back. Without a journal nothing is recorded and nothing waits.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from minibroker.core.effects import CancelOk, ConsumeOk, Effect, Outcome
 from minibroker.core.fates import Fate, Observer
 from minibroker.core.flow import ReadyMeter
 from minibroker.core.generations import NEWEST, Profile
+from minibroker.core.journal import Journal
 from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.publishing import Publishing
 from minibroker.core.queues import Queue
 from minibroker.core.replyto import REPLY_QUEUE, DirectReplyTo
+from minibroker.core.restore import Restoration
 from minibroker.core.state import BrokerState, SequentialNames
 from minibroker.core.statistics import (
     BrokerStatistics,
@@ -77,10 +83,11 @@ class Broker:
     def __init__(
         self, *, make_name: Callable[[str], str] | None = None,
         wall_time: Callable[[float], float] | None = None,
-        rabbitmq: str | Profile = NEWEST,
+        rabbitmq: str | Profile = NEWEST, journal: Journal | None = None,
     ) -> None:
         profile = rabbitmq if isinstance(rabbitmq, Profile) else Profile(rabbitmq)
         self.state = state = BrokerState(make_name=make_name, profile=profile)
+        state.journal = state.topology.journal = journal
         self.lifecycle = lifecycle = QueueLifecycle(state, wall_time=wall_time)
         self.reply_to = reply_to = DirectReplyTo(state)
         self.publishing = publishing = Publishing(state, lifecycle, reply_to)
@@ -89,6 +96,7 @@ class Broker:
         self.declarations = declare = Declarations(state, lifecycle)
         self.introspection = Introspection(state)
         self.stream_reads = reads = StreamReads(state, lifecycle.streams)
+        self.restore = Restoration(state, lifecycle)
         handlers: dict[type, Callable[..., Outcome]] = {
             c.Publish: publishing.publish,
             c.Ack: acks.ack,
@@ -99,6 +107,7 @@ class Broker:
             c.OpenConnection: self._open_connection,
             c.CloseConnection: self._close_connection,
             c.SetWritable: self._set_writable,
+            c.Synced: publishing.synced,
             c.OpenChannel: self._open_channel,
             c.CloseChannel: self._close_channel_command,
             c.DeclareExchange: declare.declare_exchange,
@@ -167,6 +176,11 @@ class Broker:
     @profile.setter
     def profile(self, profile: Profile) -> None:
         self.state.profile = profile
+
+    @property
+    def journal(self) -> Journal | None:
+        """Where durable facts are recorded (``journal.py``); ``None`` keeps nothing."""
+        return self.state.journal
 
     @property
     def topology(self) -> Topology:

@@ -26,9 +26,11 @@ Rules:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from minibroker.core.effects import Confirm
 from minibroker.message import FieldTable, Message
 
 if TYPE_CHECKING:
@@ -154,7 +156,7 @@ class BrokerChannel:
     confirm or transaction mode."""
 
     __slots__ = (
-        "confirm", "connection", "consumer_unacked", "consumers", "global_prefetch",
+        "confirm", "connection", "consumer_unacked", "consumers", "global_prefetch", "held",
         "last_queue", "next_delivery_tag", "next_publish_seq", "number", "prefetch_count",
         "reply_consumer", "reply_token", "tx", "unacked",
     )
@@ -173,6 +175,9 @@ class BrokerChannel:
         self.consumer_unacked = 0
         self.confirm = False
         self.next_publish_seq = 1
+        #: Confirms waiting for the disk, in publish order: (journal count, confirm)
+        #: (``journal.py`` rule 4).
+        self.held: deque[tuple[int, Confirm]] = deque()
         self.tx: TxBuffer | None = None
         #: The queue named by the last queue.declare on this channel: AMQP lets later methods
         #: leave the queue name empty to mean it.

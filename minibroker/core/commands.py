@@ -21,7 +21,8 @@ __all__ = [
     "Command", "CommitOffset", "ConfirmSelect", "Consume", "DeclareExchange", "DeclareQueue",
     "DeleteExchange", "DeleteQueue", "Get", "Nack", "OpenChannel", "OpenConnection", "Publish",
     "PublishMany", "PurgeQueue", "Qos", "QueryOffset", "ReadStream", "Recover", "Reject",
-    "SetWritable", "TxCommit", "TxRollback", "TxSelect", "UnbindExchange", "UnbindQueue",
+    "SetWritable", "Synced", "TxCommit", "TxRollback", "TxSelect", "UnbindExchange",
+    "UnbindQueue",
 ]
 
 
@@ -52,6 +53,14 @@ class SetWritable:
 
     connection: int
     writable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """From the shell's storage writer: every journal intent up to ``upto`` (the journal's
+    ``count``) is on disk (``journal.py`` rule 3); the confirms waiting for it may go."""
+
+    upto: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +321,7 @@ class QueryOffset:
 
 
 Command = (
-    OpenConnection | CloseConnection | SetWritable | OpenChannel | CloseChannel
+    OpenConnection | CloseConnection | SetWritable | Synced | OpenChannel | CloseChannel
     | DeclareExchange | DeleteExchange | BindExchange | UnbindExchange
     | DeclareQueue | DeleteQueue | BindQueue | UnbindQueue | PurgeQueue
     | Qos | Consume | Cancel | Publish | PublishMany | Get | Ack | AckMany | Nack | Reject | Recover

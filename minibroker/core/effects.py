@@ -158,3 +158,6 @@ Effect = Deliver | Confirm | Return | ConsumerCancelled
 class Outcome:
     reply: Reply | None = None
     effects: list[Effect] = field(default_factory=list)
+    #: The journal count the reply must wait for before it is sent (a ``tx.commit`` that
+    #: recorded durable intents, ``journal.py`` rule 5); 0: send it now.
+    durable_at: int = 0

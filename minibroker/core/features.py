@@ -185,6 +185,18 @@ class FeatureStore(BackingStore):
         self.dead.clear()
         return self.purge()
 
+    def restore(self, batch: list[QueueEntry]) -> None:
+        """Recovered entries (``stores.py`` rule 5); with priorities each goes to its place."""
+        for entry in batch:
+            if entry.expires_at is not None:
+                self.timed += 1
+        if self.limits.max_priority is not None:
+            for entry in batch:
+                self._insert(entry)
+            return
+        super().restore(batch)
+        self.ready_bytes += sum(len(entry.message.body) for entry in batch)
+
     # -- internals -------------------------------------------------------------------------------
 
     def _insert(self, entry: QueueEntry) -> None:

@@ -80,6 +80,10 @@ class QueueLifecycle:
             arguments=arguments, limits=limits or PLAIN_LIMITS, meter=self.state.meter, now=now,
         )
         self.topology.add_queue(queue)
+        journal = self.state.journal
+        if journal is not None and durable and exclusive_owner is None:
+            queue.journal = journal  # ``journal.py`` rule 1
+            journal.declare_queue(queue)
         self._schedule_expiry(queue)
         return queue
 
@@ -228,8 +232,14 @@ class QueueLifecycle:
         observer = self.state.observer
         dlx_name = limits.dead_letter_exchange
         exchange = self.topology.exchanges.get(dlx_name) if dlx_name is not None else None
+        journal = queue.journal
         for entry, reason in dead:
             message = entry.message
+            # It leaves the queue for good ("rejected" was recorded by ``Queue.discard``; a
+            # refused publish, msg_id 0, never entered).
+            if (journal is not None and reason != "rejected" and entry.msg_id
+                    and message.properties.delivery_mode == 2):
+                journal.settle(queue.name, entry.msg_id)
             if observer is not None and reason != "rejected":  # "rejected" was reported
                 kind = "expired" if reason == "expired" else "dropped"
                 observer(Fate(kind, message, queue=queue.name, reason=reason))

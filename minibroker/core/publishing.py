@@ -14,8 +14,10 @@ Rules:
    or a direct reply-to address that takes it counts as a route.
 4. Confirms are made in one place, :meth:`Publishing.confirm`: an ack for a message every
    queue took, a nack when a ``reject-publish`` queue refused it. A confirm goes out with the
-   outcome of the publish; this is where a durable store's confirms will wait for "synced up
-   to sequence N" (``stores.py`` rule 4).
+   outcome of the publish — unless the publish recorded a durable intent (a persistent
+   message in a durable queue) or an earlier confirm of the channel waits: then it waits
+   for the disk, in order (``journal.py`` rule 4), and :meth:`Publishing.synced` (the input
+   ``Synced(N)``) releases it.
 5. A transactional publish is routed when it is published and enqueued when the transaction
    commits (:meth:`Publishing.route_now`, :meth:`Publishing.commit`), as RabbitMQ does
    (``transactions.py`` rule 2).
@@ -66,9 +68,11 @@ class Publishing:
             channel.tx.publishes.append(self.route_now(message, command.mandatory, effects))
         else:
             self.state.published += 1
+            journal = self.state.journal
+            mark = -1 if journal is None else journal.count
             accepted = self.route(channel, message, command.mandatory, now, effects)
             if channel.confirm:
-                self.confirm(channel, 1, accepted, effects)
+                self.confirm(channel, 1, accepted, effects, mark=mark)
         return Outcome(None, effects)
 
     def publish_many(self, command: c.PublishMany, now: float) -> Outcome:
@@ -89,13 +93,15 @@ class Publishing:
             for message, mandatory in accepted:
                 route(channel, message, mandatory, now, effects)
             return Outcome(None, effects)
+        journal = self.state.journal
+        mark = -1 if journal is None else journal.count
         results = [route(channel, message, mandatory, now, effects)
                    for message, mandatory in accepted]
         if all(results):
-            self.confirm(channel, len(results), True, effects, multiple=True)
+            self.confirm(channel, len(results), True, effects, multiple=True, mark=mark)
         else:
             for taken in results:
-                self.confirm(channel, 1, taken, effects)
+                self.confirm(channel, 1, taken, effects, mark=mark)
         return Outcome(None, effects)
 
     def confirm_select(self, command: c.ConfirmSelect, now: float) -> Outcome:
@@ -107,19 +113,32 @@ class Publishing:
 
     # -- confirms (rule 4) -------------------------------------------------------------------
 
-    @staticmethod
     def confirm(
-        channel: BrokerChannel, count: int, ack: bool, effects: list[Effect],
-        multiple: bool = False,
+        self, channel: BrokerChannel, count: int, ack: bool, effects: list[Effect],
+        multiple: bool = False, mark: int = -1,
     ) -> None:
         """Confirm the channel's next ``count`` publishes: an ack, or a nack when a queue
         refused the message. A whole accepted batch gets one ``multiple`` confirm: every
-        earlier publish of the channel is confirmed already, so it covers exactly the batch
-        (broker CPU 10.5 -> 8.5 us/message in bench/suite.py --only native: 49 of 50 confirm
-        effects less per batch)."""
+        earlier publish of the channel is confirmed (or held) already, so it covers exactly
+        the batch (broker CPU 10.5 -> 8.5 us/message in bench/suite.py --only native: 49 of
+        50 confirm effects less per batch). ``mark``: the journal's count before the publish;
+        if it moved, or the channel holds confirms, this one waits for the disk (rule 4)."""
         last = channel.next_publish_seq + count - 1
         channel.next_publish_seq = last + 1
-        effects.append(Confirm(channel.connection.id, channel.number, last, multiple, ack))
+        confirm = Confirm(channel.connection.id, channel.number, last, multiple, ack)
+        journal = self.state.journal
+        if journal is None or (journal.count == mark and not channel.held):
+            effects.append(confirm)
+        else:
+            journal.hold(channel, confirm)
+
+    def synced(self, command: c.Synced, now: float) -> Outcome:
+        """The shell wrote everything up to the journal's count ``command.upto`` to disk:
+        release the confirms that waited for it (rule 4)."""
+        journal = self.state.journal
+        if journal is None:
+            return Outcome()
+        return Outcome(None, journal.release(command.upto))
 
     # -- checks (rule 1) ---------------------------------------------------------------------
 

@@ -27,6 +27,11 @@ Rules:
    (``lifecycle.py``).
 7. ``stream`` is ``None`` here; a stream queue (``streams.py``) keeps its log there, and the
    core's few stream hooks test it.
+8. Durability is recorded here, one layer above the store (the store may change under a
+   queue, plain <-> features, but the queue stays): a durable queue's ``journal`` hears every
+   persistent message that enters it and every settle, requeue and purge of one, and its
+   deletion (``journal.py``). ``journal`` is ``None`` for every other queue: one test on the
+   hot path.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from minibroker.core.arguments import QueueLimits
 from minibroker.core.consumers import ConsumerRing
 from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
 from minibroker.core.flow import UNMETERED, ReadyMeter
+from minibroker.core.journal import Journal
 from minibroker.core.stores import BackingStore, FifoStore, QueueEntry, msg_id_of
 from minibroker.message import FieldTable, Message
 
@@ -68,7 +74,7 @@ class Queue:
 
     __slots__ = (
         "acked", "arguments", "auto_delete", "consumers", "deleted", "delivered", "durable",
-        "exclusive_owner", "features", "lease", "limits", "name",
+        "exclusive_owner", "features", "journal", "lease", "limits", "name",
         "next_msg_id", "plain", "published", "ready", "redelivered", "store", "unacked",
     )
 
@@ -105,6 +111,8 @@ class Queue:
         self.acked = 0
         self.redelivered = 0
         self.lease = None if limits.expires is None else Lease(limits.expires / 1000, now)
+        #: Where durable facts are recorded (rule 7); set by the lifecycle for a durable queue.
+        self.journal: Journal | None = None
         self.store: BackingStore
         self.features: FeatureStore | None
         self.plain: bool
@@ -136,7 +144,11 @@ class Queue:
         msg_id = self.next_msg_id
         self.next_msg_id = msg_id + 1
         self.published += 1
-        return self.store.append(msg_id, message, now, ttl)
+        entry = self.store.append(msg_id, message, now, ttl)
+        journal = self.journal
+        if journal is not None and message.properties.delivery_mode == 2:
+            journal.publish(self.name, entry)
+        return entry
 
     def checkout(self, now: float = 0.0) -> QueueEntry | None:
         """The head message, out of ``ready``: it is unacked until settled."""
@@ -153,12 +165,21 @@ class Queue:
         self.acked += 1
         if not self.plain:  # the plain store keeps nothing for an unacked entry
             self.store.settle(entry)
+        journal = self.journal
+        if journal is not None and entry.message.properties.delivery_mode == 2 and (
+                not self.deleted):
+            journal.settle(self.name, entry.msg_id)
 
     def discard(self, entry: QueueEntry) -> None:
         """``entry`` was rejected without requeue: gone, or dead-lettered (reason ``rejected``)
         when the queue has a dead-letter exchange."""
         self.unacked -= 1
-        if not self.plain and not self.deleted:
+        if self.deleted:
+            return
+        journal = self.journal
+        if journal is not None and entry.message.properties.delivery_mode == 2:
+            journal.settle(self.name, entry.msg_id)  # dead-lettered or not, it leaves
+        if not self.plain:
             self.store.discard(entry)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
@@ -171,14 +192,33 @@ class Queue:
             entry.redelivered = True
         self.redelivered += len(batch)
         if not self.deleted:
+            journal = self.journal
+            if journal is not None:
+                for entry in batch:
+                    if entry.message.properties.delivery_mode == 2:
+                        journal.requeue(self.name, entry.msg_id, entry.delivery_count)
             self.store.requeue(batch)
 
+    def restore(self, entries: list[QueueEntry]) -> None:
+        """Recovered entries (``msg_id`` order) come back as ready, behind those restored
+        before and ahead of everything enqueued since (``BackingStore.restore``). They are on
+        disk already: nothing is recorded."""
+        if entries and not self.deleted:
+            self.store.restore(entries)
+
     def purge(self) -> int:
+        journal = self.journal
+        if journal is not None:
+            for entry in self.ready:
+                if entry.message.properties.delivery_mode == 2:
+                    journal.settle(self.name, entry.msg_id)
         return self.store.purge()
 
     def delete(self) -> int:
         """The queue dies: drop what is ready (rule 5); return how many that was."""
         self.deleted = True
+        if self.journal is not None:
+            self.journal.delete_queue(self.name)
         return self.store.delete()
 
     # -- consumers --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from minibroker.core.channels import BrokerChannel, ChannelAddress, ConnectionSt
 from minibroker.core.fates import Observer
 from minibroker.core.flow import ReadyMeter
 from minibroker.core.generations import Profile
+from minibroker.core.journal import Journal
 from minibroker.core.queues import Queue
 from minibroker.core.topology import Topology, queue_text
 from minibroker.errors import ChannelStateError, NotFound, ResourceLocked
@@ -70,6 +71,8 @@ class BrokerState:
         self.observer: Observer | None = None
         #: What the ready messages weigh (``flow.py``): the shell's flow control reads it.
         self.meter = ReadyMeter()
+        #: Where durable facts are recorded (``journal.py``); ``None``: an in-memory broker.
+        self.journal: Journal | None = None
 
     def connection(self, connection_id: int) -> ConnectionState:
         connection = self.connections.get(connection_id)

@@ -30,7 +30,11 @@ Rules:
    waits. The journal numbers its intents; the shell later reports "synced up to sequence N"
    as an input, and the confirms of persistent messages wait for it — the one place they are
    made is ``Publishing.confirm`` (``publishing.py``). The in-memory stores below record
-   nothing, so their confirms go out at once.
+   nothing, so their confirms go out at once. The recording itself is done by the queue's
+   verbs (``queues.py`` rule 7) rather than by a third store, because a queue changes store
+   (plain <-> features) while its messages stay durable: ``journal.py`` has the intents.
+5. :meth:`~BackingStore.restore` is the one way recovered messages (``minibroker/storage/``)
+   come back: in ``msg_id`` order, in chunks, while the broker already serves new ones.
 """
 
 from __future__ import annotations
@@ -132,6 +136,29 @@ class BackingStore(ABC):
         """The queue is deleted: drop what is ready; return how many there were. Entries out
         at that moment are settled, discarded or requeued later, and stay gone."""
         return self.purge()
+
+    def restore(self, batch: list[QueueEntry]) -> None:
+        """Recovered entries (rule 5) come back as ready: ``batch`` is in ``msg_id`` order,
+        newer than every entry restored before and older than every entry appended since
+        recovery began, so it goes in between — the newer entries are few, at the tail, and
+        a rotation moves them aside (no walk of the backlog)."""
+        ready = self.ready
+        last = batch[-1].msg_id
+        newer = 0
+        for entry in reversed(ready):
+            if entry.msg_id < last:
+                break
+            newer += 1
+        weight = len(batch) * MESSAGE_OVERHEAD
+        for entry in batch:
+            weight += len(entry.message.body)
+        if newer:
+            ready.rotate(newer)
+            ready.extend(batch)
+            ready.rotate(-newer)
+        else:
+            ready.extend(batch)
+        self._meter_in(weight)
 
     def _meter_in(self, weight: int) -> None:
         self.weight += weight

@@ -17,6 +17,9 @@ Rules:
 6. Alternate exchange (RabbitMQ): "whenever an exchange with a configured AE cannot route a
    message to any queue, it publishes the message to the specified AE instead"; chains are
    followed, each exchange once.
+7. With a ``journal`` (``journal.py``), every change to a durable exchange and to a binding
+   between durable objects is recorded where it happens (the cascades of rule 4 included:
+   the store deletes the bindings of a deleted queue or exchange itself).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from minibroker.core.exchanges import (
     Exchange,
     exchange_class,
 )
+from minibroker.core.journal import BIND, UNBIND, Journal
 from minibroker.errors import AccessRefused, AMQPError, NotFound, PreconditionFailed
 from minibroker.message import FieldTable
 
@@ -89,6 +93,8 @@ class Topology:
         self.queues: dict[str, Queue] = {}
         #: How many exchange-to-exchange bindings exist; 0 lets routing skip the graph walk.
         self.exchange_bindings = 0
+        #: Records durable changes (rule 7); ``None`` in an in-memory broker.
+        self.journal: Journal | None = None
         for name, type_name, internal in PREDECLARED_EXCHANGES:
             cls = exchange_class(type_name)
             assert cls is not None
@@ -142,6 +148,8 @@ class Topology:
                 arguments=arguments,
             )
             self.exchanges[name] = exchange
+            if durable and self.journal is not None:
+                self.journal.declare_exchange(exchange)
             return exchange
         what = exchange_text(name)
         check_flag(what, "type", type_name, existing.type_name)
@@ -165,6 +173,8 @@ class Topology:
 
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
+        if exchange.durable and self.journal is not None:
+            self.journal.delete_exchange(exchange.name)
         for binding in exchange.bindings():
             if binding.destination.kind is DestinationKind.EXCHANGE:
                 self.exchange_bindings -= 1
@@ -196,10 +206,10 @@ class Topology:
             self.exchange(destination.name)
         source = self.exchange(source_name)
         source.validate_binding(routing_key, arguments)
-        if source.bind(destination, routing_key, arguments) and (
-            destination.kind is DestinationKind.EXCHANGE
-        ):
-            self.exchange_bindings += 1
+        if source.bind(destination, routing_key, arguments):
+            if destination.kind is DestinationKind.EXCHANGE:
+                self.exchange_bindings += 1
+            self._record_binding(BIND, source, destination, routing_key, arguments)
 
     def unbind(
         self, source_name: str, destination: Destination, routing_key: str, arguments: FieldTable,
@@ -213,8 +223,27 @@ class Topology:
         if source.unbind(destination, routing_key, arguments):
             if destination.kind is DestinationKind.EXCHANGE:
                 self.exchange_bindings -= 1
+            self._record_binding(UNBIND, source, destination, routing_key, arguments)
             if source.auto_delete and not source.binding_count:
                 self._remove_exchange(source)
+
+    def _record_binding(self, op: int, source: Exchange, destination: Destination,
+                        routing_key: str, arguments: FieldTable) -> None:
+        """Rule 7: only a binding between durable objects is recorded."""
+        journal = self.journal
+        if journal is None or not source.durable:
+            return
+        if destination.kind is DestinationKind.QUEUE:
+            queue = self.queues.get(destination.name)
+            if queue is None or queue.journal is None:
+                return
+            kind = "queue"
+        else:
+            target = self.exchanges.get(destination.name)
+            if target is None or not target.durable:
+                return
+            kind = "exchange"
+        journal.binding(op, source.name, kind, destination.name, routing_key, arguments)
 
     def has_binding(
         self, source_name: str, destination: Destination, routing_key: str,

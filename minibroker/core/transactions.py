@@ -14,6 +14,9 @@ Rules:
    a kind together, RabbitMQ's ``ack_cons``), each run in delivery-tag order.
 3. ``tx.rollback`` forgets the publishes and puts the settled-but-uncommitted deliveries back
    as unacked, in delivery-tag order (RabbitMQ).
+4. With a journal, ``tx.commit-ok`` is answered only once what the commit recorded (its
+   persistent publishes into durable queues, its settlements) is on disk
+   (``Outcome.durable_at``).
 """
 
 from __future__ import annotations
@@ -52,12 +55,17 @@ class Transactions:
         channel, tx = self._transactional(command)
         channel.tx = TxBuffer([], [])
         effects: list[Effect] = []
+        journal = self.state.journal
+        mark = 0 if journal is None else journal.count
         self.state.published += len(tx.publishes)
         for publish in tx.publishes:
             self.publishing.commit(channel, publish, now, effects)
         for action, run in groupby(tx.settlements, key=itemgetter(2)):
             group = [unacked for _, unacked, _ in sorted(run, key=itemgetter(0))]
             self.acks.apply(channel, group, action, now, effects)
+        if journal is not None and journal.count != mark:
+            # commit-ok waits for the disk, like a confirm (``journal.py`` rule 5).
+            return Outcome(None, effects, durable_at=journal.count)
         return Outcome(None, effects)
 
     def rollback(self, command: c.TxRollback, now: float) -> Outcome:

@@ -27,6 +27,10 @@ Rules:
    ``accept()`` that fails for lack of descriptors is logged as one clear error naming the
    limit (again at most once a minute), not as a traceback per attempt. (uvloop never reports
    it: libuv accepts and closes the surplus sockets itself.)
+6. Disk (RabbitMQ's ``disk_free_limit``, 50 MB by default): a broker with a data directory
+   raises the same alarm while the free space of its file system is below
+   ``--disk-free-limit`` (:meth:`FlowController.disk_alarm`, checked on the periodic sweep).
+   It clears when the space is back, if the memory marks allow.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ class FlowController:
         self._threshold = self.memory_high
         #: Times the alarm went on (for tests and statistics).
         self.alarms = 0
+        #: Why the disk alarm is on (rule 6), else ``None``.
+        self.disk: str | None = None
 
     def replace_broker(self) -> None:
         """The server serves another core: meter it, forget the old alarm."""
@@ -115,17 +121,33 @@ class FlowController:
         """The periodic walk: re-measure queues with features, then check."""
         meter = self.meter
         meter.recount(self.server.broker.topology.queues.values())
-        self._threshold = self.memory_high - meter.featured
+        # A disk alarm makes every input take the slow path (-1: any weight is above it).
+        self._threshold = -1 if self.disk is not None else self.memory_high - meter.featured
         if self.blocked:
             self.blocked = {session for session in self.blocked if not session.closed}
         self.check()
+
+    def disk_alarm(self, reason: str | None) -> None:
+        """Rule 6: the free disk space fell below the limit (``reason`` says so) or is back
+        (``None``)."""
+        if reason == self.disk:
+            return
+        self.disk = reason
+        if reason is not None:
+            self._threshold = -1
+            if self.alarm is None:
+                self._raise()
+        else:
+            self.recount()
 
     # -- transitions (rules 1 and 2) ------------------------------------------------------------
 
     def _raise(self) -> None:
         meter = self.meter
         self._prune_long_queues(self.queue_high)
-        if meter.total > self.memory_high:
+        if self.disk is not None:
+            reason = self.disk
+        elif meter.total > self.memory_high:
             reason = (f"memory: ready messages hold about {meter.total / _MIB:.1f} MiB, above "
                       f"the high-water mark of {self.memory_high / _MIB:.1f} MiB")
         elif meter.long_queues:
@@ -142,7 +164,7 @@ class FlowController:
                     meter.total)
 
     def _drained(self) -> bool:
-        if self.meter.total >= self.memory_low:
+        if self.disk is not None or self.meter.total >= self.memory_low:
             return False
         self._prune_long_queues(self.queue_low)
         return not self.meter.long_queues

@@ -22,6 +22,10 @@ Rules:
 7. Protocols plug in through ``adapters``: protocol name -> the class of its
    :class:`~minibroker.server.adapter.ProtocolAdapter`; ``protocols.detect`` names the
    protocol a socket's first bytes ask for.
+8. Storage (``durability.py``): with ``config.data_dir`` the core gets a journal, the store
+   is opened and recovered in ``start`` before the listeners, every input that recorded a
+   durable intent schedules one flush, the periodic sweep runs reclaim and the disk check,
+   ``close`` stops the store cleanly and ``abort`` abandons it as a crash would.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from minibroker.config import ServerConfig
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
+from minibroker.core.journal import Journal
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
+from minibroker.server.durability import Durability, load_definitions_file
 from minibroker.server.flow import (
     FlowController,
     install_accept_error_handler,
@@ -103,19 +109,35 @@ class BrokerServer:
         self.closing = False
         #: Wall-clock seconds minus server-clock seconds, fixed at start (see ``wall_time``).
         self._wall_offset = 0.0
+        #: The data directory behind the core (rule 8), once started with ``data_dir``.
+        self.durability: Durability | None = None
+        #: What the start found on disk and loaded (lines for the start-up output).
+        self.storage_lines: list[str] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def new_broker(self) -> Broker:
-        """A fresh core wired to this server: random names, wall time for ``x-death``, and the
-        RabbitMQ version of ``config.rabbitmq``."""
+        """A fresh core wired to this server: random names, wall time for ``x-death``, the
+        RabbitMQ version of ``config.rabbitmq``, and a journal when there is a data directory."""
+        journal = None if self.config.data_dir is None else Journal()
         return Broker(make_name=random_name, wall_time=self.wall_time,
-                      rabbitmq=self.config.rabbitmq)
+                      rabbitmq=self.config.rabbitmq, journal=journal)
 
     def wall_time(self, now: float) -> float:
         """Epoch seconds for a server-clock reading (the core records dead-letter times with it;
         under a manual clock, wall time moves with the clock)."""
         return now + self._wall_offset
+
+    def open_storage(self) -> None:
+        """Open the data directory behind the core (rule 8): recover the definitions now,
+        the messages lazily. Raises ``DataDirLocked`` for a directory in use."""
+        durability = Durability(self)
+        try:
+            self.storage_lines = durability.recover()
+        except BaseException:
+            durability.close()
+            raise
+        self.durability = durability
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -136,6 +158,10 @@ class BrokerServer:
         config = self.config
         raise_open_file_limit(config.open_files)
         install_accept_error_handler(self._loop)
+        if config.data_dir is not None and self.durability is None:
+            self.open_storage()
+        elif config.data_dir is None and config.definitions_file is not None:
+            self.storage_lines = load_definitions_file(self)
         self._listeners.append(
             await self._loop.create_server(
                 lambda: BrokerProtocol(self), config.host, config.port, reuse_address=True,
@@ -198,6 +224,9 @@ class BrokerServer:
             self._sweep.cancel()
         if self._cancel_timer is not None:
             self._cancel_timer()
+        if self.durability is not None:
+            await asyncio.sleep(0)  # the aborted sockets' requeues are recorded, then written
+            self.durability.close()
 
     async def abort(self) -> None:
         """Stop at once, like a killed process: no close frames, every socket reset."""
@@ -214,6 +243,9 @@ class BrokerServer:
         if self._cancel_timer is not None:
             self._cancel_timer()
             self._cancel_timer = None
+        if self.durability is not None:
+            # As a killed process: what the aborted connections change is never written.
+            self.durability.abandon()
         await asyncio.sleep(0)  # let the aborted sockets' connection_lost callbacks run
 
     def replace_broker(self, broker: Broker) -> None:
@@ -259,7 +291,14 @@ class BrokerServer:
 
     def execute(self, command: Command) -> Outcome:
         """Run one command in the core (raises its ``AMQPError``); effects are *not* applied."""
-        outcome = self.broker.handle(command, now=self.clock.now())
+        durability = self.durability
+        if durability is None:
+            outcome = self.broker.handle(command, now=self.clock.now())
+        else:
+            if durability.loader is not None:
+                durability.before_command(command)
+            outcome = self.broker.handle(command, now=self.clock.now())
+            durability.after_input()
         self._rearm()
         return outcome
 
@@ -310,6 +349,8 @@ class BrokerServer:
     def _fire(self, *, sweep: bool) -> None:
         now = self.clock.now()
         effects = self.broker.handle_timeout(now=now)
+        if self.durability is not None:
+            self.durability.after_input()
         self.apply_effects(effects)
         if sweep:
             self._sweep_sockets(now)
@@ -322,6 +363,9 @@ class BrokerServer:
 
     def _on_sweep(self) -> None:
         self._sweep_sockets(self.clock.now())
+        if self.durability is not None:
+            self.durability.after_input()  # what was recorded outside any input (toolkit)
+            self.durability.maintain()
         if not self.closing:
             self._schedule_sweep()
 

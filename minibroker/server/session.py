@@ -207,9 +207,27 @@ class Session:
         except AMQPError as err:
             self.fail_connection(err, frame)
             return
+        if outcome.durable_at and self._hold_for_disk(frame, outcome):
+            return
         self.adapter.send_reply(frame, outcome.reply)
         if outcome.effects:
             server.apply_effects(outcome.effects)
+
+    def _hold_for_disk(self, frame: Any, outcome: Outcome) -> bool:
+        """A ``tx.commit`` that recorded durable intents answers once they are on disk
+        (``core/journal.py`` rule 5); its effects (deliveries) go now."""
+        durability = self.server.durability
+        if durability is None or durability.synced(outcome.durable_at):
+            return False
+
+        def send() -> None:
+            if not self.closed and self.adapter.channel_is_open(frame.channel):
+                self.adapter.send_reply(frame, outcome.reply)
+
+        durability.hold_reply(outcome.durable_at, send)
+        if outcome.effects:
+            self.server.apply_effects(outcome.effects)
+        return True
 
     def _finish(self, frame: Any, outcome: Outcome) -> None:
         """Send a reply and apply its effects (held back by an interceptor)."""
@@ -384,6 +402,9 @@ class Session:
             self.server.loop.call_soon(self.flush)
 
     def flush(self) -> None:
+        durability = self.server.durability
+        if durability is not None and durability.sync.journal.intents:
+            durability.flush()  # nothing leaves before what caused it is written
         self.adapter.before_flush()
         self._flush_scheduled = False
         if self._out and not self.transport.is_closing():

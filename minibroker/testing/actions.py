@@ -79,6 +79,10 @@ class Actions:
             # The connection has no consumer, nothing unacked (gets are no-ack) and no exclusive
             # queue: closing it changes nothing else.
             effects.extend(server.execute(c.CloseConnection(TOOLKIT_CONNECTION)).effects)
+            if server.durability is not None:
+                # The action answered, as a reply to a client would: what it changed is
+                # written first (``server/durability.py`` rule 2).
+                server.durability.flush()
             server.apply_effects([effect for effect in effects
                                   if effect.connection != TOOLKIT_CONNECTION])
             controller.check_waiters()

@@ -24,10 +24,13 @@ Rules:
 from __future__ import annotations
 
 import datetime
+import json
+import os
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from minibroker.core.exchanges import Binding
@@ -40,6 +43,7 @@ from minibroker.core.statistics import (
 )
 from minibroker.core.streamargs import parse_offset
 from minibroker.message import FieldTable, Message, Properties
+from minibroker.persistence.definitions import export_json, import_json
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
 from minibroker.testing.controller import Controller
@@ -330,8 +334,39 @@ class BrokerAPI(Conditions):
         return self._call(lambda: self._actions.purge(queue))
 
     def reset(self) -> None:
-        """Back to a fresh broker: clients get 320, topology, messages, history and faults go."""
+        """Back to a fresh broker: clients get 320, topology, messages, history and faults go
+        (and, with ``data_dir``, the directory's contents)."""
         self._call(self._controller.reset)
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def load_definitions(self, definitions: str | bytes | os.PathLike[str] | dict[str, Any]
+                         ) -> list[str]:
+        """Declare what a RabbitMQ definitions document holds (``rabbitmqctl
+        export_definitions``): a path to its JSON file, its text, or the parsed object.
+        Returns a line for each object the broker refused (the others are declared)."""
+        if isinstance(definitions, dict):
+            text: str | bytes = json.dumps(definitions)
+        elif isinstance(definitions, str | bytes) and definitions.lstrip()[:1] in ("{", b"{"):
+            text = definitions
+        else:
+            text = Path(os.fsdecode(definitions)).read_bytes()
+        controller = self._controller
+
+        def load() -> list[str]:
+            server = controller.server
+            problems = import_json(controller.broker, text, now=server.now())
+            if server.durability is not None:
+                server.durability.after_input()
+            return problems
+        return self._call(load)
+
+    def export_definitions(self) -> dict[str, Any]:
+        """The broker's durable exchanges, queues and bindings as a RabbitMQ definitions
+        document (for ``rabbitmqctl import_definitions``)."""
+        text = self._call(lambda: export_json(self._controller.broker))
+        document: dict[str, Any] = json.loads(text)
+        return document
 
 
 def _ready_messages(

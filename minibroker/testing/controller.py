@@ -11,8 +11,16 @@ Rules:
    ``Broker``: topology, messages, history and faults are gone, the port and the clock stay.
    It does not wait for the clients to go: they are already forgotten by the new core.
 4. ``stop()`` is abrupt (every socket reset, no close frames, like a killed process);
-   ``start()`` listens again on the same port, with the same core state — as a RabbitMQ node
-   whose queues and messages were all durable comes back. ``reset()`` empties it.
+   ``start()`` listens again on the same port. Without a data directory (the default) the
+   same core state comes back — as a RabbitMQ node whose queues and messages were all durable
+   would — and ``restart()`` is ``stop()`` then ``start()``; ``crash()`` comes back empty,
+   as a real in-memory broker after ``kill -9``. ``reset()`` empties it.
+5. With ``data_dir`` the state on disk is the truth: ``stop()`` and ``crash()`` are a
+   ``kill -9`` (connections reset, nothing written that was not written, no clean-shutdown
+   marker), ``restart()`` is a clean stop (clients told 320, the store closed cleanly), and
+   ``start()`` builds a new core from the directory — transient messages and non-durable
+   queues gone, persistent messages back (``redelivered`` after a crash) — and loads every
+   recovered message before it returns. ``reset()`` empties the directory too.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import shutil
 from collections.abc import Callable
 
 from minibroker.config import ServerConfig
@@ -78,12 +88,20 @@ class Controller:
     async def start(self) -> None:
         if self.running:
             raise RuntimeError("the broker is already running")
-        if self.server.closing:  # started before: a new server on the same port, same core
+        durable = self.config.data_dir is not None
+        if self.server.closing:  # started before: a new server on the same port
             self._old_errors += self.server.internal_errors
-            self.server = BrokerServer(self.config, broker=self.broker, clock=self.clock)
+            # Same core in memory (rule 4); a new one from the disk with a data dir (rule 5).
+            self.server = BrokerServer(self.config, broker=None if durable else self.broker,
+                                       clock=self.clock)
+            if durable:
+                self.broker = self.server.broker
+                self.broker.observer = self.recorder
             self.faults.server = self.server
             self.faults.clear()
         await self.server.start()
+        if self.server.durability is not None:
+            self.server.durability.load_all()
         self.running = True
         # A restart must find the same ports again, even when 0 ("any free port") was asked.
         server = self.server
@@ -100,6 +118,21 @@ class Controller:
         """Abrupt stop (rule 4)."""
         self._stopped()
         await self.server.abort()
+
+    async def restart(self) -> None:
+        """Rules 4-5: ``stop()`` and ``start()`` in memory; a clean stop with a data dir."""
+        if self.config.data_dir is None:
+            await self.stop()
+        else:
+            await self.close()
+        await self.start()
+
+    async def crash(self) -> None:
+        """As ``kill -9`` and a new start (rules 4-5)."""
+        await self.stop()
+        if self.config.data_dir is None:
+            self.broker = self._new_broker()  # an in-memory broker keeps nothing
+        await self.start()
 
     async def close(self) -> None:
         """Graceful: clients are told 320 and given ``shutdown_grace`` seconds."""
@@ -129,8 +162,15 @@ class Controller:
                 protocol.transport.abort()
         self.faults.clear()
         self.recorder.clear()
+        durability = server.durability
+        if durability is not None:  # rule 5: the directory is emptied too
+            durability.abandon()
+            server.durability = None
+            _empty_directory(durability.directory)
         self.broker = self._new_broker()
         server.replace_broker(self.broker)
+        if durability is not None:
+            server.open_storage()
         self.check_waiters()
 
     # -- connections and channels -----------------------------------------------------------
@@ -210,3 +250,12 @@ class Controller:
                 continue
             if done:
                 waiter.future.set_result(None)
+
+
+def _empty_directory(directory: str) -> None:
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)

@@ -5,7 +5,8 @@ Rules:
 1. ``running_broker(**options)`` (``async with``) starts a broker on the running loop, on
    127.0.0.1 and a port the kernel chooses (port 0), and enters once the socket accepts
    connections: ``start()`` returning is the readiness signal, nothing polls or sleeps. No fixed
-   port, no global state, no files: any number can run at once, in any pytest-xdist worker.
+   port, no global state, no files (unless ``data_dir`` is given): any number can run at
+   once, in any pytest-xdist worker.
 2. ``broker_in_thread(**options)`` (``with``) runs the same broker on a new event loop in a
    daemon thread, for synchronous code (pika's BlockingConnection, kombu, Celery, the blocking
    client). Every method of its handle may be called from any thread: the work runs on the
@@ -13,7 +14,8 @@ Rules:
 3. ``options`` are :class:`~minibroker.config.ServerConfig` fields (``heartbeat=0``,
    ``users=...``, ``rabbitmq="3.10"`` to answer as that RabbitMQ version), plus ``clock``
    (e.g. a :class:`~minibroker.testing.ManualClock`), ``history_size``, and ``loop``
-   ("auto", "asyncio", "uvloop") for the thread variant.
+   ("auto", "asyncio", "uvloop") for the thread variant. ``data_dir=path`` keeps durable
+   state there (``crash()``, ``restart()``); by default nothing touches the disk.
 4. Leaving the block closes the broker gracefully: clients hear 320 CONNECTION_FORCED and get
    ``shutdown_grace`` (0.2 s here) to close; the loop and its sockets are gone afterwards.
 5. Every ``wait_for_*`` has an awaitable twin ``wait_for_*_async`` with the same arguments. On
@@ -146,8 +148,15 @@ class RunningBroker(_Handle):
         await self._controller.start()
 
     async def restart(self) -> None:
-        await self.stop()
-        await self.start()
+        """Stop and start again: without ``data_dir`` the same state comes back; with one a
+        clean shutdown, then recovery from the directory (``controller.py`` rules 4-5)."""
+        await self._controller.restart()
+
+    async def crash(self) -> None:
+        """As ``kill -9`` and a restart: connections reset, nothing written that was not
+        written; with ``data_dir`` the durable state comes back from the directory (messages
+        ``redelivered``), without one the broker comes back empty."""
+        await self._controller.crash()
 
 
 @asynccontextmanager
@@ -299,8 +308,12 @@ class ThreadBroker(_Handle):
         self._run(self._controller.start(), 0)
 
     def restart(self) -> None:
-        self.stop()
-        self.start()
+        """See :meth:`RunningBroker.restart`."""
+        self._run(self._controller.restart(), 0)
+
+    def crash(self) -> None:
+        """See :meth:`RunningBroker.crash`."""
+        self._run(self._controller.crash(), 0)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def _command(*args: str) -> list[str]:
 
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
+    # The default data directory is per user: each broker here gets its own, fresh one.
+    env["MINIBROKER_DATA_DIR"] = tempfile.mkdtemp(prefix="minibroker-cli-test-")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
