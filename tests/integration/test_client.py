@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -33,7 +34,6 @@ from minibroker.errors import (
     ConnectionForced,
     NotAllowed,
     NotFound,
-    PreconditionFailed,
     UnexpectedFrame,
 )
 from minibroker.message import Properties
@@ -157,6 +157,56 @@ def test_connect_to_a_closed_port_raises_connection_closed() -> None:
         closed_url = server.url
     with pytest.raises(ConnectionClosed):
         run(connect(closed_url).__aenter__())
+
+
+class Stranger:
+    """A TCP server on port 0 that is not a minibroker: it answers our first bytes with
+    ``answer`` (nothing at all when None), then hangs up if ``hang_up``."""
+
+    def __init__(self, answer: bytes | None, *, hang_up: bool = True) -> None:
+        self.answer = answer
+        self.hang_up = hang_up
+        self.gone = asyncio.Event()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(8)
+        if self.answer is not None:
+            writer.write(self.answer)
+            await writer.drain()
+        if self.hang_up:
+            writer.close()
+        else:
+            await reader.read()  # until the client gives up
+        self.gone.set()
+
+    async def url(self) -> str:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"minibroker://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@pytest.mark.parametrize(("answer", "hang_up", "said"), [
+    (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", True,
+     r"this is not a minibroker: it sent b'HTTP/1\.1 400 Bad Request\\r\\n"),
+    (b"AMQP\x00\x00\x09\x01", True, "it sent the AMQP protocol header"),
+    (b"\x00\x00", True, r"this is not a minibroker: 127\.0\.0\.1:\d+ sent b'\\x00\\x00' and "
+                       "closed the connection"),
+    (b"", True, "closed the connection during the handshake"),
+    (None, False, r"no answer to our Hello within 0\.2 s \(is a minibroker listening"),
+], ids=["http", "amqp", "two-bytes", "hang-up", "silent"])
+def test_a_port_that_is_not_a_minibroker_is_named_once(
+    answer: bytes | None, hang_up: bool, said: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        stranger = Stranger(answer, hang_up=hang_up)
+        url = await stranger.url()
+        with pytest.raises(ConnectionClosed, match=said):
+            await connect(url, connect_timeout=0.2)
+        await asyncio.wait_for(stranger.gone.wait(), TIMEOUT)
+
+    with caplog.at_level("DEBUG", logger="minibroker.client"):
+        run(scenario())
+    # The exception says it; no log line says it again.
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
 
 
 # -- topology -------------------------------------------------------------------------------
@@ -289,13 +339,14 @@ def test_double_ack_is_refused_by_the_client(url: str) -> None:
             delivery = await ch.get(name)
             assert delivery is not None
             await delivery.ack()
-            with pytest.raises(ClientError):
+            with pytest.raises(ClientError, match="cannot ack delivery 1: it was acked"):
                 await delivery.ack()
+            # A tag never delivered: the broker would close the channel with 406; the client
+            # refuses it before sending, and the channel lives on.
+            with pytest.raises(ClientError, match="unknown delivery tag 999"):
+                await ch.ack(999)
             assert not ch.is_closed
-            # The broker's own check: an unknown delivery tag is 406 and closes the channel.
-            await ch.ack(999)
-            with pytest.raises(PreconditionFailed):
-                await ch.declare_queue("", exclusive=True)
+            await ch.declare_queue("", exclusive=True)
 
     run(scenario())
 

@@ -29,6 +29,13 @@ Rules:
    our AMQP side (surrogate-escaped ``str``). The server sends such text on as the very octets
    (msgpack ``str`` that is not UTF-8) and a client codec decodes it with ``surrogateescape``; a
    server codec still refuses text that is not UTF-8 (502).
+8. A client knows what a native server says first: HelloOk or ConnectionClose, a small msgpack
+   array, or a preamble refusing ours. With ``expect_greeting`` set (the client connection sets
+   it when it sends Hello), until that first frame is read, bytes that
+   cannot begin it (an HTTP response, an SSH banner, an AMQP protocol header) are a
+   :class:`FrameError` that says "this is not a minibroker" and quotes them (the peer's own
+   words show what it is), raised as soon as 5 bytes are in, not after waiting for a frame
+   of the gigabytes its first 4 bytes would announce.
 """
 
 from __future__ import annotations
@@ -85,6 +92,10 @@ _WIRE_TYPES: dict[str, type] = {
     "bool": bool, "bytes": bytes, "FieldTable": dict, "Properties": list,
 }
 _MSGPACK_ERRORS = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
+#: The bytes a msgpack array can begin with: fixarray, array 16, array 32 (rule 8).
+_ARRAY_HEADS = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
+#: How many of a stranger's bytes an error quotes (rule 8): their repr fits a ShortStr.
+_QUOTED = 48
 
 
 def is_native_preamble(first8: bytes) -> bool:
@@ -281,6 +292,8 @@ class NativeCodec:
         self._offset = 0  # bytes of _buffer already consumed
         self._eof = False
         self._awaiting_preamble = role == "server"
+        #: Rule 8: check that the next bytes can begin a native server's first frame.
+        self.expect_greeting = False
         self.max_frame_size = max_frame_size
 
     # --- limits and state ----------------------------------------------------------------
@@ -356,6 +369,8 @@ class NativeCodec:
         buffer, offset, end = self._buffer, self._offset, len(self._buffer)
         decoders, limit, unpackb = self._decoders, self._max_frame_size, msgpack.unpackb
         errors, largest = self._unicode_errors, self.max_message_size
+        if self.expect_greeting and end - offset >= 4:
+            self._check_first(buffer, offset, end)
         view = memoryview(buffer)  # slices of a view share the buffer: no copy per frame
         try:
             while end - offset >= 4:
@@ -395,6 +410,8 @@ class NativeCodec:
         finally:
             view.release()
         self._offset = offset
+        if self.expect_greeting and found:
+            self.expect_greeting = False
         if not found and self._eof and offset < end:
             raise FrameError(f"stream ended inside a frame ({end - offset} bytes pending)")
         return found
@@ -430,8 +447,29 @@ class NativeCodec:
         if self.role == "client" and prefix in (PREAMBLE[:4], b"AMQP"):
             # A server answers with its own preamble when it refuses ours (as AMQP does).
             return FrameError(f"the server refused our protocol version and answered with "
-                              f"{bytes(self._buffer[self._offset : self._offset + 8])!r}")
+                              f"{self.peek(8)!r}")
         return FrameError(f"frame of {size} bytes exceeds max_frame_size {self._max_frame_size}")
+
+    def _check_first(self, buffer: bytes | bytearray, offset: int, end: int) -> None:
+        """Rule 8: can these bytes begin what a native server sends first?"""
+        head = bytes(buffer[offset : offset + 5])
+        size = _LENGTH.unpack_from(head)[0]
+        if head[:4] == PREAMBLE[:4]:
+            # A server answers with its own preamble when it refuses ours (as AMQP does).
+            raise FrameError(f"the server refused our protocol version and answered with "
+                             f"{self.peek(8)!r}")
+        if head[:4] == b"AMQP":
+            raise FrameError(f"this is not a minibroker: it sent the AMQP protocol header "
+                             f"{self.peek(8)!r}, so it is an AMQP 0-9-1 port (RabbitMQ's, or "
+                             f"minibroker's AMQP-only port): use an AMQP client there, or "
+                             f"minibroker's native port")
+        if size > MIN_FRAME_SIZE or (len(head) == 5 and head[4] not in _ARRAY_HEADS):
+            raise FrameError(f"this is not a minibroker: it sent {self.peek(_QUOTED)!r}"
+                             f"{'...' if end - offset > _QUOTED else ''}")
+
+    def peek(self, size: int) -> bytes:
+        """Up to ``size`` of the bytes received and not yet decoded (to quote them)."""
+        return bytes(self._buffer[self._offset : self._offset + size])
 
     # --- sending -------------------------------------------------------------------------
 
