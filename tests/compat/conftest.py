@@ -16,6 +16,7 @@ from concurrent.futures import Future
 import pika
 import pytest
 
+from minibroker.clock import Clock
 from minibroker.config import ServerConfig
 from minibroker.core.generations import Profile
 from minibroker.server.server import BrokerServer
@@ -27,8 +28,8 @@ TIMEOUT = 10.0
 class ServerThread:
     """A :class:`BrokerServer` on an event loop in a daemon thread."""
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
-        self.server = BrokerServer(config or ServerConfig(port=0))
+    def __init__(self, config: ServerConfig | None = None, clock: Clock | None = None) -> None:
+        self.server = BrokerServer(config or ServerConfig(port=0), clock=clock)
         # The RabbitMQ version to answer as, set on the core before its first command.
         self.server.broker.profile = Profile(self.server.config.rabbitmq)
         self.loop = asyncio.new_event_loop()
@@ -92,8 +93,8 @@ def broker() -> Iterator[ServerThread]:
     assert running.server.internal_errors == 0, "the server logged an internal error"
 
 
-def make_server(config: ServerConfig | None = None) -> ServerThread:
-    return ServerThread(config).start()
+def make_server(config: ServerConfig | None = None, clock: Clock | None = None) -> ServerThread:
+    return ServerThread(config, clock).start()
 
 
 @pytest.fixture(scope="module")

@@ -646,18 +646,65 @@ def test_channel_close_and_reopen(url: str) -> None:
     run(scenario())
 
 
-def test_heartbeats_keep_an_idle_connection_alive() -> None:
-    with running_server(ServerConfig(port=0, heartbeat=1)) as server:
-        async def scenario() -> None:
-            async with connect(server.url) as conn:
-                assert conn.heartbeat == 1
-                # The subject of this test is the passage of time: the broker drops a peer
-                # that is silent for two intervals; our heartbeats must prevent that.
-                await asyncio.sleep(2.6)
-                ch = await conn.channel()
-                await ch.declare_queue("", exclusive=True)
+class HeartbeatsHeard(logging.Handler):
+    """Sets :attr:`heard` when the broker's trace logs a heartbeat it received."""
 
-        run(scenario())
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if " <- " in message and "Heartbeat" in message:
+            self.heard.set()
+
+
+def test_an_idle_client_sends_heartbeats_and_detects_a_silent_broker() -> None:
+    """Both sides on manual clocks, over a real socket: while the client is idle its
+    heartbeats keep the broker from dropping it; once the broker falls silent (its clock
+    stops), the client gives up on it after two intervals."""
+
+    async def scenario() -> None:
+        server_clock, client_clock = ManualClock(), ManualClock()
+        server = BrokerServer(ServerConfig(port=0, heartbeat=10, trace=True), clock=server_clock)
+        await server.start()
+        seen = HeartbeatsHeard()
+        trace = logging.getLogger("minibroker.trace")
+        trace.addHandler(seen)
+        level, trace.level = trace.level, logging.INFO
+        try:
+            async with connect(server.url, clock=client_clock) as conn:
+                assert conn.heartbeat == 10
+                [session] = server.sessions.values()
+
+                async def idle(seconds: float) -> None:
+                    """``seconds`` of idleness on the client: its heartbeat reaches the broker."""
+                    seen.heard.clear()
+                    client_clock.advance(seconds)
+                    await asyncio.wait_for(seen.heard.wait(), TIMEOUT)
+
+                for _ in range(6):  # 30 s: three intervals, of which the broker hears only
+                    await idle(5)  # heartbeats
+                    server_clock.advance(5)
+                    server.fire_timers()
+                assert server.sessions.get(session.id) is session and not conn.is_closed
+
+                # The broker falls silent: its clock no longer moves, so it sends nothing.
+                ch = await conn.channel()  # a round trip: what it sent before is read
+                for _ in range(4):
+                    await idle(5)  # 20 s without a byte from the broker: not more than 2h
+                assert not conn.is_closed
+                client_clock.advance(5)
+                assert conn.is_closed
+                with pytest.raises(ConnectionClosed, match="heartbeat timeout"):
+                    await ch.qos(1)
+        finally:
+            trace.removeHandler(seen)
+            trace.level = level
+            await server.close()
+        assert server.internal_errors == 0
+
+    run(scenario())
 
 
 def test_a_lost_connection_fails_the_client_and_requeues(url: str, server: BrokerServer) -> None:
@@ -719,6 +766,8 @@ class FakeBroker:
                     writer.write(codec.send(f.TuneOk()))
                 elif isinstance(frame, f.ChannelOpen):
                     writer.write(codec.send(f.ChannelOpenOk(frame.channel)))
+                elif isinstance(frame, f.ConnectionClose):
+                    writer.write(codec.send(f.ConnectionCloseOk()))
                 elif isinstance(frame, f.Heartbeat):
                     if self.echo_heartbeats:
                         writer.write(codec.send(f.Heartbeat()))
