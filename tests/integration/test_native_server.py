@@ -15,7 +15,6 @@ import msgpack
 import pytest
 
 from minibroker import __version__
-from minibroker.config import ServerConfig
 from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import PREAMBLE
@@ -553,22 +552,6 @@ def test_shutdown_sends_connection_forced(run_broker: RunBroker) -> None:
         assert not server.sessions
 
     run_broker(scenario)
-
-
-def test_trace_logs_frames_both_ways(
-    run_broker: RunBroker, caplog: pytest.LogCaptureFixture
-) -> None:
-    async def scenario(server: BrokerServer) -> None:
-        client = await RawClient.connect(server.port)
-        await client.open_channel()
-        client.publish(b"traced body", "nowhere")
-        await client.close()
-
-    with caplog.at_level(logging.INFO, logger="minibroker.trace"):
-        run_broker(scenario, config=ServerConfig(port=0, trace=True))
-    lines = [r.getMessage() for r in caplog.records if r.name == "minibroker.trace"]
-    assert any("<- Publish(" in line and "traced body" in line for line in lines)
-    assert any("-> ChannelOpenOk(channel=1)" in line for line in lines)
 
 
 # -- dead-letter times --------------------------------------------------------------------------
