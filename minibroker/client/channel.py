@@ -384,8 +384,10 @@ class Channel:
         """Publish ``body`` (a ``str`` is sent as UTF-8) to ``exchange`` with ``routing_key``.
 
         The message properties are keyword arguments (``PublishProperties``), or a whole
-        ``properties`` object. In confirm mode, returns once the broker confirmed (rule 3);
-        else once the frame is written, waiting only while the socket's buffer is full."""
+        ``properties`` object. A body of any size goes (in parts when it does not fit a
+        frame, ``publish.py`` rule 3) up to the broker's ``max_message_size``. In confirm
+        mode, returns once the broker confirmed (rule 3); else once the frame is written,
+        waiting only while the socket's buffer is full."""
         self._check_open()
         properties = message_properties(properties, fields)
         connection = self.connection

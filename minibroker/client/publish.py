@@ -10,9 +10,11 @@ Rules:
 2. No property given means the shared ``EMPTY_PROPERTIES``, which the codec sends as one byte
    without looking at it; ``None`` is "absent" for every property, so falsy values such as
    ``priority=0`` or ``headers={}`` are sent.
-3. A ``str`` body is sent as UTF-8; a body the frame cannot carry (over ``max_frame_size``
-   minus the Publish headroom of docs/protocol.md) raises :class:`ClientError` before anything
-   is written, so the connection stays usable.
+3. A ``str`` body is sent as UTF-8. A body of any size is sent: one that does not fit a frame
+   goes in Body frames before the Publish (``docs/protocol.md`` section 2.1), all in one
+   ``bytes``. Properties and names that do not fit a frame by themselves raise
+   :class:`ClientError` before anything is written, so the connection stays usable; a body
+   over the broker's ``max_message_size`` closes the channel (406), as over AMQP.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def message_properties(properties: Properties | None, fields: PublishProperties)
 def encode_publish(codec: NativeCodec, channel: int, exchange: str, routing_key: str,
                    body: bytes | str, mandatory: bool, properties: Properties,
                    ) -> tuple[bytes, bytes]:
-    """The bytes of a Publish frame, and the body as bytes (a ``str`` is sent as UTF-8)."""
+    """The bytes of a Publish frame (after Body frames for a body too large for one, rule 3),
+    and the body as bytes (a ``str`` is sent as UTF-8)."""
     if not isinstance(body, bytes):
         if isinstance(body, str):
             body = body.encode()

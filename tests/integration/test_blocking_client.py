@@ -45,6 +45,22 @@ def test_publish_consume_ack(url: str) -> None:
         assert ch.declare_queue(q.name, passive=True).message_count == 0
 
 
+def test_large_messages_and_multiple_acks(url: str) -> None:
+    big = bytes(range(256)) * 2000  # 512000 bytes: four of the broker's frames
+    with blocking.connect(url) as conn:
+        ch = conn.channel()
+        q = ch.declare_queue("", exclusive=True)
+        ch.publish("", q.name, big)  # split into Body frames in this thread
+        ch.publish("", q.name, b"small")
+        first, second = ch.get(q.name), ch.get(q.name)
+        assert first is not None and second is not None and first.body == big
+        second.ack(multiple=True)
+        assert first.settled
+        with pytest.raises(ClientError, match=r"acked by ack\(multiple=True\) of delivery 2"):
+            first.ack()
+        assert ch.declare_queue(q.name, passive=True).message_count == 0
+
+
 def test_get_purge_delete(url: str) -> None:
     with blocking.connect(url) as conn:
         ch = conn.channel()
@@ -183,8 +199,8 @@ def test_pipelined_publishes_arrive_in_order(url: str) -> None:
         got = [ch.get(q.name, no_ack=True) for _ in range(1000)]
         assert [d.body for d in got if d] == [b"%d" % i for i in range(1000)]
         assert got[1] is not None and got[1].headers == {"i": 1}
-        with pytest.raises(ClientError):
-            ch.publish("", q.name, b"x" * conn.connection.max_frame_size)
+        with pytest.raises(ClientError, match="fields besides the body"):  # in this thread
+            ch.publish("", q.name, b"x", headers={"h": "v" * conn.connection.max_frame_size})
         ch.publish("missing-exchange", "k", b"x")  # fails the channel asynchronously
         # The next call raises NotFound if it was sent before the broker's channel.close
         # arrived, ChannelClosed (carrying the NotFound) if after: both are correct.

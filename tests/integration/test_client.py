@@ -15,6 +15,7 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
+import pika
 import pytest
 
 import minibroker
@@ -351,12 +352,63 @@ def test_double_ack_is_refused_by_the_client(url: str) -> None:
     run(scenario())
 
 
-def test_oversized_publish_raises_without_breaking_the_connection(url: str) -> None:
+def test_messages_larger_than_a_frame_cross_in_parts(url: str) -> None:
+    """The broker's frames are 128 KiB; a 1 MiB message is published, delivered, fetched and
+    returned in Body frames (docs/protocol.md section 2.1), whole."""
+    big = bytes(range(256)) * 4096
+
     async def scenario() -> None:
         async with connect(url) as conn:
+            assert conn.max_frame_size == 131072
             ch = await conn.channel()
-            with pytest.raises(ClientError):
-                await ch.publish("", "q", b"x" * conn.max_frame_size)
+            name = await _queue_with(ch, big, big)
+            got = await ch.get(name)
+            assert got is not None and got.body == big
+            async with ch.consume(name) as consumer:
+                delivery = await consumer.receive()
+                assert delivery.body == big
+                await delivery.ack(multiple=True)
+            await ch.confirm_select()
+            with pytest.raises(MessageReturned) as caught:
+                await ch.publish("", "no-such-queue", big, mandatory=True)
+            assert caught.value.message.body == big
+
+    run(scenario())
+
+
+def test_a_large_message_published_over_amqp_reaches_a_native_consumer(
+    server: BrokerServer,
+) -> None:
+    """Regression: a message larger than the native consumer's frames used to cost its
+    connection a 541 INTERNAL_ERROR."""
+    big = b"x" * 1_000_000
+
+    def publish_with_pika() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(server.amqp_url))
+        connection.channel().basic_publish("", "from-amqp", big)
+        connection.close()
+
+    async def scenario() -> None:
+        async with connect(server.url) as conn:
+            ch = await conn.channel()
+            await ch.declare_queue("from-amqp", exclusive=True)
+            await asyncio.to_thread(publish_with_pika)
+            async with ch.consume("from-amqp") as consumer:
+                delivery = await consumer.receive()
+                assert delivery.body == big
+                await delivery.ack()
+
+    run(scenario())
+
+
+def test_properties_too_large_for_a_frame_are_refused_before_sending(url: str) -> None:
+    async def scenario() -> None:
+        async with connect(url, max_frame_size=4096) as conn:
+            ch = await conn.channel()
+            headers = {f"h{i}": "v" * 200 for i in range(30)}
+            with pytest.raises(ClientError, match="cannot publish: Publish frame: its fields "
+                               "besides the body take"):
+                await ch.publish("", "q", b"small", headers=headers)
             name = await _queue_with(ch, b"small")
             assert (await ch.declare_queue(name, passive=True)).message_count == 1
 

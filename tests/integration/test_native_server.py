@@ -622,9 +622,11 @@ def test_a_header_integer_amqp_cannot_carry_is_refused_at_publish(run_broker: Ru
     run_broker(scenario)
 
 
-def test_a_message_too_big_for_a_consumer_closes_that_consumer_only(run_broker: RunBroker) -> None:
-    """A consumer that negotiated a small frame size cannot take a big message: its connection
-    closes (501, naming the sizes) and the message goes back; the publisher is not touched."""
+def test_a_message_bigger_than_a_consumers_frames_reaches_it_in_parts(
+    run_broker: RunBroker,
+) -> None:
+    """A consumer that negotiated the smallest frame size still gets a big message: in Body
+    frames, then the Deliver with the last part (docs/protocol.md section 2.1)."""
 
     async def scenario(server: BrokerServer) -> None:
         consumer = await RawClient.connect(server.port, max_frame_size=4096)
@@ -634,13 +636,16 @@ def test_a_message_too_big_for_a_consumer_closes_that_consumer_only(run_broker: 
         publisher = await RawClient.connect(server.port)
         await publisher.open_channel()
         await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
-        publisher.publish(b"x" * 10_000, QUEUE)
+        body = bytes(range(256)) * 40  # 10 KiB: three frames of 4 KiB
+        publisher.publish(body, QUEUE)
         assert isinstance(await publisher.expect(f.ConfirmAck), f.ConfirmAck)
-        close = await consumer.expect(f.ConnectionClose)
-        assert close.reply_code == 501 and "4096" in close.reply_text
-        await publisher.declare_queue(QUEUE)  # the publisher's connection still works
+        deliver = await consumer.expect(f.Deliver)
+        assert deliver.body == body
+        consumer.send(f.Ack(1, deliver.delivery_tag))
+        await consumer.declare_queue(QUEUE)  # a round trip: the ack is handled
         stats = server.broker.queue_statistics(QUEUE)
-        assert (stats.ready, stats.unacked) == (1, 0)
+        assert (stats.ready, stats.unacked, stats.acked) == (0, 0, 1)
         await publisher.close()
+        await consumer.close()
 
     run_broker(scenario)
