@@ -212,6 +212,7 @@ class NativeCodec:
         buffer, offset, end = self._buffer, self._offset, len(self._buffer)
         decoders, limit, unpackb = self._decoders, self._max_frame_size, msgpack.unpackb
         errors, largest, parts = self._unicode_errors, self.max_message_size, self._parts
+        body_opcode, joining = Body.opcode, bool(parts.channels)
         if self.expect_greeting and end - offset >= 4:
             check_greeting(bytes(buffer[offset : offset + QUOTED]), end - offset > QUOTED,
                            preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
@@ -240,8 +241,9 @@ class NativeCodec:
                             f"Publish frame of {size} bytes leaves less than {FRAME_HEADROOM} "
                             f"bytes of headroom under max_frame_size {limit}"
                         )
-                    if parts.channels or type(frame) is Body:  # a message in parts (rule 9)
+                    if joining or values[0] == body_opcode:  # a message in parts (rule 9)
                         joined = parts.join(frame, largest)
+                        joining = bool(parts.channels)
                         if joined is None:  # a part, kept or dropped: nothing to hand out
                             offset = stop
                             continue
@@ -355,7 +357,15 @@ class NativeCodec:
 
     def _encode(self, frame: Frame) -> bytes | None:
         """The frame's payload; None for a message frame that must go in parts (rule 9)."""
-        payload = self._payload(frame)
+        encode = self._encoders.get(type(frame))
+        if encode is None:  # (the hot path packs here, without calling _payload)
+            return self._payload(frame)  # raises why
+        try:
+            payload: bytes = self._pack(encode(frame))
+        except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
+            payload = self._pack_octets(encode(frame))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise FrameSyntaxError(f"cannot encode {type(frame).__name__}: {exc}") from None
         size = len(payload)
         if size > self._publish_limit and (
             size > self._max_frame_size or type(frame) is Publish
@@ -367,6 +377,7 @@ class NativeCodec:
         return payload
 
     def _payload(self, frame: Frame) -> bytes:
+        """The frame's payload, whatever its size."""
         encode = self._encoders.get(type(frame))
         if encode is None:
             if type(frame) is Body:
