@@ -27,6 +27,9 @@ Rules:
 7. A request whose caller was cancelled still gets its reply handled: a consume-ok registers
    the consumer (which then cancels itself, ``consumer.py``), a get-ok's message is requeued at
    once with ``basic.reject``, so nothing stays unacknowledged for a caller that is gone.
+8. Arguments are checked as the broker's codec checks them before anything is sent (names of
+   at most 255 bytes, numbers in range, field values AMQP can carry): a bad one raises
+   :class:`ClientError` naming it, where the broker would close the whole connection with 502.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from minibroker.errors import (
     ChannelClosed,
     ClientError,
     ConnectionClosed,
+    ProtocolError,
     error_for_code,
 )
 from minibroker.message import FieldTable, Properties
@@ -126,8 +130,14 @@ class Channel:
 
     def _call(self, frame: f.Frame, replies: tuple[type[_F], ...],
               on_reply: _OnReply | None = None) -> asyncio.Future[_F]:
-        """Send a synchronous request; the future resolves with its reply (rule 1)."""
+        """Send a synchronous request; the future resolves with its reply (rule 1). An
+        argument the broker would refuse with 502 raises here (rule 8)."""
         self._check_open()
+        try:
+            self.connection.codec.check(frame)
+        except ProtocolError as exc:
+            raise ClientError(f"cannot send {type(frame).__name__}: {exc.text} (the broker "
+                              f"would close the connection with {exc.reply_code})") from exc
         future: asyncio.Future[_F] = self._loop.create_future()
         # (``_on_reply`` checks the reply's type against ``replies`` before it resolves the
         # future, which mypy cannot follow through the FIFO of mixed requests.)

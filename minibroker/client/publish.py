@@ -15,6 +15,11 @@ Rules:
    ``bytes``. Properties and names that do not fit a frame by themselves raise
    :class:`ClientError` before anything is written, so the connection stays usable; a body
    over the broker's ``max_message_size`` closes the channel (406), as over AMQP.
+4. What the broker's codec would refuse with 502, closing the whole connection — an exchange
+   or routing key over 255 bytes, a property out of range (``priority=300``), a header value
+   AMQP cannot carry — raises :class:`ClientError` naming it, before anything is written. The
+   check is skipped for a publish with short names and the very ``Properties`` object checked
+   last, so a publisher that reuses one pays nothing for it.
 """
 
 from __future__ import annotations
@@ -76,8 +81,16 @@ def encode_publish(codec: NativeCodec, channel: int, exchange: str, routing_key:
         else:
             # bytes(5) would be five NUL bytes and bytes([1, 2]) b"\x01\x02": never guess.
             raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+    frame = f.Publish(channel, exchange, routing_key, mandatory, properties, body)
     try:
-        return codec.send(f.Publish(channel, exchange, routing_key, mandatory, properties,
-                                    body)), body
-    except ProtocolError as exc:  # too large, or a value the wire cannot carry
+        if len(exchange) > 63 or len(routing_key) > 63 or properties is not _checked[0]:
+            codec.check(frame)  # rule 4
+            _checked[0] = properties
+        return codec.send(frame), body
+    except ProtocolError as exc:  # a value the wire cannot carry, or fields that do not fit
         raise ClientError(f"cannot publish: {exc.text}") from exc
+
+
+#: The properties object the last check found sendable (rule 4; a race between threads only
+#: costs a check more).
+_checked: list[Properties] = [EMPTY_PROPERTIES]

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Literal, NoReturn
 
 import msgpack
@@ -307,6 +308,20 @@ class NativeCodec:
         return bytes(self._buffer[self._offset : self._offset + size])
 
     # --- sending -------------------------------------------------------------------------
+
+    def check(self, frame: Frame) -> None:
+        """Raise the :class:`ProtocolError` the peer's codec would raise for ``frame`` (a name
+        over 255 bytes, a number out of range, a property AMQP cannot carry): the receiver's
+        checks, run by the sender, so a client refuses a bad argument itself instead of losing
+        its connection to a 502. A message's body is not looked at."""
+        if type(frame) in MESSAGE_FRAMES:
+            frame = replace(frame, body=b"")  # type: ignore[type-var]
+        try:
+            values = msgpack.unpackb(self._payload(frame), ext_hook=ext_hook, timestamp=3)
+        except UnicodeDecodeError as exc:
+            raise FrameSyntaxError(f"{type(frame).__name__}: text that is not UTF-8 "
+                                   f"({exc.reason})") from None
+        SCHEMAS[frame.opcode].decode(values)  # its slow path raises, naming the field
 
     def send_preamble(self) -> bytes:
         """The 8 bytes a client writes first (and a server writes before closing when the
