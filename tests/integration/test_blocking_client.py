@@ -172,6 +172,31 @@ def test_deliveries_cross_threads(url: str) -> None:
         assert bodies == [b"%d" % i for i in range(20)]
 
 
+def test_two_threads_receiving_from_one_consumer_both_get_deliveries(url: str) -> None:
+    with blocking.connect(url) as conn:
+        ch = conn.channel()
+        q = ch.declare_queue("", exclusive=True)
+        consumer = ch.consume(q.name)
+        got: dict[str, list[bytes]] = {"a": [], "b": []}
+        both_waiting = threading.Barrier(2)
+
+        def worker(who: str) -> None:
+            both_waiting.wait(5)
+            for delivery in consumer.iter(timeout=0.5):
+                got[who].append(delivery.body)
+                delivery.ack()
+
+        threads = [threading.Thread(target=worker, args=(who,)) for who in got]
+        for thread in threads:
+            thread.start()
+        for i in range(40):
+            ch.publish("", q.name, b"%d" % i)
+        for thread in threads:
+            thread.join(10)
+        assert sorted(got["a"] + got["b"], key=int) == [b"%d" % i for i in range(40)]
+        assert not any(thread.is_alive() for thread in threads)
+
+
 def test_blocking_call_from_the_loop_thread_is_refused(url: str) -> None:
     with blocking.connect(url) as conn:
         ch = conn.channel()
