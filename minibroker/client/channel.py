@@ -304,10 +304,11 @@ class Channel:
         """Requeue every unacked delivery of this channel (``basic.recover``). Their
         :class:`Delivery` objects can no longer be settled, and deliveries a consumer still
         buffers are dropped: the broker delivers them again, with new tags."""
-        upto = next(reversed(self._unacked), 0)  # what the broker requeues (rule 6)
-
         def on_recover_ok(frame: f.Frame) -> None:
-            self._void(upto, "requeued by basic.recover")
+            # Every delivery decoded before recover-ok was sent before the broker requeued
+            # the channel's unacked messages (a channel's frames keep their order, and the
+            # broker writes recover-ok before the redeliveries it causes).
+            self._void("requeued by basic.recover")
 
         await self._call(f.Recover(self.number, requeue), (f.RecoverOk,), on_recover_ok)
 
@@ -355,13 +356,12 @@ class Channel:
             for tag in earlier:
                 unacked.pop(tag)._settled = how
 
-    def _void(self, upto: int, how: str) -> None:
-        """The broker requeued every unacked delivery up to tag ``upto`` (``basic.recover``):
-        they cannot be settled, and the copies consumers still buffer are dropped."""
-        unacked = self._unacked
-        voided = [tag for tag in unacked if tag <= upto]
-        for tag in voided:
-            unacked.pop(tag)._settled = how
+    def _void(self, how: str) -> None:
+        """The broker requeued every unacked delivery (``basic.recover``): they cannot be
+        settled, and the copies consumers still buffer are dropped."""
+        voided, self._unacked = self._unacked, {}
+        for delivery in voided.values():
+            delivery._settled = how
         if voided:
             for consumer in self._consumers.values():
                 consumer._drop_settled()

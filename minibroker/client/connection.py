@@ -39,13 +39,15 @@ from minibroker.errors import (
     AMQPError,
     ClientError,
     ConnectionClosed,
+    FrameError,
     UnexpectedFrame,
     error_for_code,
 )
 from minibroker.protocols.events import ChannelEnded, CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
-from minibroker.protocols.native.codec import NativeCodec
+from minibroker.protocols.native.codec import MIN_FRAME_SIZE, PREAMBLE, NativeCodec
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.native.greeting import QUOTED, check_greeting
 
 __all__ = ["Connection", "connect"]
 
@@ -347,14 +349,24 @@ class Connection:
         detail = f": {exc}" if exc is not None else ""
         text = f"connection lost{detail}"
         if not self._opened.done():  # hung up on our Hello: say what it was, if it said
-            where = f"{self.params.host}:{self.params.port}"
-            said = self._conn.codec.peek(48)
-            text = (f"this is not a minibroker: {where} sent {said!r} and closed the connection"
-                    if said else f"{where} closed the connection during the handshake{detail} "
-                    f"(is a minibroker listening there?)")
+            text = self._hung_up(detail)
         self._finish(ConnectionClosed(text), requested=False)
         if not self._lost.done():
             self._lost.set_result(None)
+
+    def _hung_up(self, detail: str) -> str:
+        """Why the connection closed before the handshake completed, quoting what the other
+        side sent (``greeting.py``)."""
+        where = f"{self.params.host}:{self.params.port}"
+        said = self._conn.codec.peek(QUOTED)
+        if len(said) >= 4:
+            try:
+                check_greeting(said, False, preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
+            except FrameError as exc:
+                return f"cannot connect to {where}: {exc.text}"
+        after = f", after sending {said!r}" if said else ""
+        return (f"{where} closed the connection during the handshake{after}{detail} (is a "
+                f"minibroker listening there?)")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed is not None else "open"

@@ -102,6 +102,8 @@ class Consumer:
             frame = f.Consume(self.channel.number, self.queue, self.consumer_tag, self.no_ack,
                               self.exclusive, self.arguments)
             self._consume_ok = self.channel._call(frame, (f.ConsumeOk,), self._on_consume_ok)
+            # An abandoned start's failure (its channel closing) has no one to raise it to.
+            self._consume_ok.add_done_callback(_retrieve)
         try:
             await asyncio.shield(self._consume_ok)
         except asyncio.CancelledError:
@@ -266,6 +268,6 @@ class Consumer:
                 f"channel={self.channel.number} buffered={len(self._buffer)}>")
 
 
-def _retrieve(future: asyncio.Future[f.CancelOk]) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()

@@ -189,11 +189,12 @@ class Stranger:
     (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", True,
      r"this is not a minibroker: it sent b'HTTP/1\.1 400 Bad Request\\r\\n"),
     (b"AMQP\x00\x00\x09\x01", True, "it sent the AMQP protocol header"),
-    (b"\x00\x00", True, r"this is not a minibroker: 127\.0\.0\.1:\d+ sent b'\\x00\\x00' and "
-                       "closed the connection"),
+    (b"\x00\x00", True, r"127\.0\.0\.1:\d+ closed the connection during the handshake, after "
+                       r"sending b'\\x00\\x00' \(is a minibroker listening there\?\)"),
+    (b"+OK", True, r"after sending b'\+OK'"),
     (b"", True, "closed the connection during the handshake"),
     (None, False, r"no answer to our Hello within 0\.2 s \(is a minibroker listening"),
-], ids=["http", "amqp", "two-bytes", "hang-up", "silent"])
+], ids=["http", "amqp", "two-bytes", "four-bytes", "hang-up", "silent"])
 def test_a_port_that_is_not_a_minibroker_is_named_once(
     answer: bytes | None, hang_up: bool, said: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
