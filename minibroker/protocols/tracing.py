@@ -9,6 +9,8 @@ Rules:
 2. A body shows its size and its first 64 bytes; message properties only those present; a
    secret (a native Hello's password, an AMQP login response) only as ``'***'``.
 3. Nothing here runs unless tracing is on: the untraced hot path never builds a line.
+4. A native message sent in Body frames shows as its one message frame, whole: the codec
+   joins the parts before anyone sees them (``protocols/native/parts.py``).
 """
 
 from __future__ import annotations
