@@ -410,6 +410,12 @@ class BlockingDelivery(MessageFields):
         """Its offset, when it came from a stream."""
         return self.delivery.offset
 
+    @property
+    def settled(self) -> bool:
+        """True once acked, nacked or rejected, by itself or by a ``multiple`` of a later
+        delivery (see :attr:`Delivery.settled <minibroker.client.delivery.Delivery.settled>`)."""
+        return self.delivery.settled
+
     def ack(self, *, multiple: bool = False) -> None:
         self._runner.run(self.delivery.ack(multiple=multiple))
 

@@ -15,6 +15,21 @@ Rules:
    later use raises :class:`ChannelClosed`. The connection keeps working.
 5. AMQP §1.5.2.5 (channel.close): "After sending this method, any received methods except Close
    and Close-OK MUST be discarded."
+6. The channel keeps the ledger the broker keeps: every delivery it handed out with an
+   acknowledgement pending (``basic.deliver`` and ``basic.get-ok``), in delivery-tag order, put
+   there when the frame is decoded. An ack, nack or reject takes from it exactly what the broker
+   will take: one tag, every tag up to and including it (``multiple``), or all (tag 0 with
+   ``multiple``). A tag that is not in the ledger — never delivered on this channel, already
+   settled (perhaps by a ``multiple`` of a later one), requeued by ``basic.recover`` — raises
+   :class:`ClientError` and sends nothing, where the broker would close the channel with 406
+   PRECONDITION_FAILED "unknown delivery tag" (RabbitMQ does so for a ``multiple`` whose own
+   tag is settled, too).
+7. A request whose caller was cancelled still gets its reply handled: a consume-ok registers
+   the consumer (which then cancels itself, ``consumer.py``), a get-ok's message is requeued at
+   once with ``basic.reject``, so nothing stays unacknowledged for a caller that is gone.
+8. Arguments are checked as the broker's codec checks them before anything is sent (names of
+   at most 255 bytes, numbers in range, field values AMQP can carry): a bad one raises
+   :class:`ClientError` naming it, where the broker would close the whole connection with 502.
 """
 
 from __future__ import annotations
@@ -100,6 +115,8 @@ class Channel:
         self._pending: deque[tuple[tuple[type[f.Frame], ...], asyncio.Future[f.Frame],
                                    _OnReply | None]] = deque()
         self._consumers: dict[str, Consumer] = {}
+        #: Deliveries awaiting ack/nack/reject, by tag, in tag order (rule 6).
+        self._unacked: dict[int, Delivery] = {}
         self._confirms: ConfirmTracker | None = None  # set by confirm_select
         self._closed: ClientError | None = None
         self._close_ok: asyncio.Future[None] | None = None
@@ -122,8 +139,14 @@ class Channel:
 
     def _call(self, frame: f.Frame, replies: tuple[type[_F], ...],
               on_reply: _OnReply | None = None) -> asyncio.Future[_F]:
-        """Send a synchronous request; the future resolves with its reply (rule 1)."""
+        """Send a synchronous request; the future resolves with its reply (rule 1). An
+        argument the broker would refuse with 502 raises here (rule 8)."""
         self._check_open()
+        try:
+            self.connection.codec.check(frame)
+        except ProtocolError as exc:
+            raise ClientError(f"cannot send {type(frame).__name__}: {exc.text} (the broker "
+                              f"would close the connection with {exc.reply_code})") from exc
         future: asyncio.Future[_F] = self._loop.create_future()
         # (``_on_reply`` checks the reply's type against ``replies`` before it resolves the
         # future, which mypy cannot follow through the FIFO of mixed requests.)
@@ -272,31 +295,125 @@ class Channel:
             await self._call(f.Cancel(self.number, consumer_tag), (f.CancelOk,))
 
     async def get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
-        """Fetch one message (``basic.get``); None when the queue is empty."""
-        reply = await self._call(f.Get(self.number, queue, no_ack), (f.GetOk, f.GetEmpty))
-        if not isinstance(reply, f.GetOk):
-            return None
-        return Delivery(self, "", reply.delivery_tag, reply.redelivered, reply.exchange,
-                        reply.routing_key, reply.properties, reply.body, no_ack=no_ack,
-                        message_count=reply.message_count)
+        """Fetch one message (``basic.get``); None when the queue is empty. Cancelled while it
+        waits, the message that comes all the same is requeued (rule 7)."""
+        got: list[Delivery] = []
+
+        def on_get_ok(frame: f.Frame) -> None:  # at decode time (rule 1)
+            if type(frame) is not f.GetOk:
+                return
+            delivery = self._delivered(Delivery(
+                self, "", frame.delivery_tag, frame.redelivered, frame.exchange,
+                frame.routing_key, frame.properties, frame.body, no_ack=no_ack,
+                message_count=frame.message_count))
+            if future.cancelled():
+                self._requeue_nowait(delivery, "requeued: its get() was cancelled")
+            else:
+                got.append(delivery)
+
+        future = self._call(f.Get(self.number, queue, no_ack), (f.GetOk, f.GetEmpty),
+                            on_get_ok)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if got:  # the reply came, but our caller is gone
+                self._requeue_nowait(got[0], "requeued: its get() was cancelled")
+            raise
+        return got[0] if got else None
 
     async def ack(self, delivery_tag: int, *, multiple: bool = False) -> None:
-        self._check_open()
+        """Acknowledge a delivery of this channel; with ``multiple``, every earlier one too
+        (tag 0: all). An unknown or settled tag raises :class:`ClientError` (rule 6)."""
+        self._settle(delivery_tag, multiple, "ack")
         await self.connection._send_and_drain(f.Ack(self.number, delivery_tag, multiple))
 
     async def nack(self, delivery_tag: int, *, requeue: bool = True,
                    multiple: bool = False) -> None:
-        self._check_open()
+        """Refuse a delivery (and every earlier one with ``multiple``), requeued or dropped."""
+        self._settle(delivery_tag, multiple, "nack")
         await self.connection._send_and_drain(
             f.Nack(self.number, delivery_tag, multiple, requeue))
 
     async def reject(self, delivery_tag: int, *, requeue: bool = True) -> None:
-        self._check_open()
+        """Refuse one delivery (``basic.reject``), requeued or dropped."""
+        self._settle(delivery_tag, False, "reject")
         await self.connection._send_and_drain(f.Reject(self.number, delivery_tag, requeue))
 
     async def recover(self, *, requeue: bool = True) -> None:
-        """Requeue every unacked delivery of this channel (``basic.recover``)."""
-        await self._call(f.Recover(self.number, requeue), (f.RecoverOk,))
+        """Requeue every unacked delivery of this channel (``basic.recover``). Their
+        :class:`Delivery` objects can no longer be settled, and deliveries a consumer still
+        buffers are dropped: the broker delivers them again, with new tags."""
+        def on_recover_ok(frame: f.Frame) -> None:
+            # Every delivery decoded before recover-ok was sent before the broker requeued
+            # the channel's unacked messages (a channel's frames keep their order, and the
+            # broker writes recover-ok before the redeliveries it causes).
+            self._void("requeued by basic.recover")
+
+        await self._call(f.Recover(self.number, requeue), (f.RecoverOk,), on_recover_ok)
+
+    # -- the ledger of unsettled deliveries (rule 6) ------------------------------------------
+
+    @property
+    def unacked_count(self) -> int:
+        """Deliveries of this channel waiting for an ack, nack or reject."""
+        return len(self._unacked)
+
+    def _delivered(self, delivery: Delivery) -> Delivery:
+        """Record a delivery as the broker does: unacked until settled (unless ``no_ack``)."""
+        if not delivery.no_ack:
+            self._unacked[delivery.delivery_tag] = delivery
+        return delivery
+
+    def _settle(self, delivery_tag: int, multiple: bool, verb: str) -> None:
+        """Take what an ack/nack/reject of ``delivery_tag`` settles out of the ledger, or
+        raise where the broker would close the channel (rule 6). Nothing is sent here."""
+        self._check_open()
+        unacked = self._unacked
+        past = {"ack": "acked", "nack": "nacked", "reject": "rejected"}[verb]
+        if multiple and delivery_tag == 0:
+            # "If the multiple field is 1, and the delivery tag is zero, this indicates
+            # acknowledgement of all outstanding messages."
+            settled = list(unacked.values())
+            unacked.clear()
+            for delivery in settled:
+                delivery._settled = f"{past} by {verb}(0, multiple=True)"
+            return
+        named = unacked.pop(delivery_tag, None)
+        if named is None:
+            raise ClientError(
+                f"cannot {verb} delivery tag {delivery_tag}: no delivery with that tag awaits "
+                f"settlement on channel {self.number} (the broker would close the channel "
+                f"with 406 PRECONDITION_FAILED - unknown delivery tag {delivery_tag})")
+        named._settled = past
+        if multiple:
+            earlier = []
+            for tag in unacked:  # insertion order is tag order
+                if tag > delivery_tag:
+                    break
+                earlier.append(tag)
+            how = f"{past} by {verb}(multiple=True) of delivery {delivery_tag}"
+            for tag in earlier:
+                unacked.pop(tag)._settled = how
+
+    def _void(self, how: str) -> None:
+        """The broker requeued every unacked delivery (``basic.recover``): they cannot be
+        settled, and the copies consumers still buffer are dropped."""
+        voided, self._unacked = self._unacked, {}
+        for delivery in voided.values():
+            delivery._settled = how
+        if voided:
+            for consumer in self._consumers.values():
+                consumer._drop_settled()
+
+    def _requeue_nowait(self, delivery: Delivery, how: str) -> None:
+        """Give a delivery nobody will handle back to its queue now (``basic.reject``,
+        requeue), without waiting for the socket (usable from a frame callback)."""
+        if delivery.no_ack or self.is_closed:
+            return  # nothing to give back, or the broker requeues it with the channel
+        if self._unacked.pop(delivery.delivery_tag, None) is None:
+            return
+        delivery._settled = how
+        self.connection._send(f.Reject(self.number, delivery.delivery_tag, True))
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -316,8 +433,10 @@ class Channel:
         """Publish ``body`` (a ``str`` is sent as UTF-8) to ``exchange`` with ``routing_key``.
 
         The message properties are keyword arguments (``PublishProperties``), or a whole
-        ``properties`` object. In confirm mode, returns once the broker confirmed (rule 3);
-        else once the frame is written, waiting only while the socket's buffer is full."""
+        ``properties`` object. A body of any size goes (in parts when it does not fit a
+        frame, ``publish.py`` rule 3) up to the broker's ``max_message_size``. In confirm
+        mode, returns once the broker confirmed (rule 3); else once the frame is written,
+        waiting only while the socket's buffer is full."""
         self._check_open()
         properties = message_properties(properties, fields)
         connection = self.connection
@@ -395,13 +514,18 @@ class Channel:
                 return  # rule 5
             deliver = frame
             consumer = self._consumers.get(deliver.consumer_tag)
+            delivery = self._delivered(Delivery(
+                self, deliver.consumer_tag, deliver.delivery_tag, deliver.redelivered,
+                deliver.exchange, deliver.routing_key, deliver.properties, deliver.body,
+                no_ack=consumer.no_ack if consumer is not None else False))
             if consumer is None:
+                # The broker delivers only to consumers it confirmed, and each is registered
+                # from its consume-ok to its cancel-ok: this is a broker fault. The delivery
+                # stays in the ledger (a multiple ack settles it, as on the broker).
                 log.warning("channel %d: delivery for unknown consumer %r dropped",
                             self.number, deliver.consumer_tag)
                 return
-            consumer._push(Delivery(self, deliver.consumer_tag, deliver.delivery_tag,
-                                    deliver.redelivered, deliver.exchange, deliver.routing_key,
-                                    deliver.properties, deliver.body, no_ack=consumer.no_ack))
+            consumer._push(delivery)
         elif type(frame) is f.ConfirmAck or type(frame) is f.ConfirmNack:
             if self._confirms is not None:
                 self._confirms.on_confirm(frame.delivery_tag, multiple=frame.multiple,
@@ -465,6 +589,7 @@ class Channel:
         self._closed = closed
         self.connection._channels.pop(self.number, None)
         pending, self._pending = self._pending, deque()
+        self._unacked.clear()  # the broker requeued them with the channel
         for _, future, _ in pending:
             if not future.done():
                 future.set_exception(make_error())

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, cast
 
@@ -39,17 +39,22 @@ from minibroker.errors import (
     AMQPError,
     ClientError,
     ConnectionClosed,
+    FrameError,
     UnexpectedFrame,
     error_for_code,
 )
 from minibroker.protocols.events import ChannelEnded, CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
-from minibroker.protocols.native.codec import NativeCodec
+from minibroker.protocols.native.codec import MIN_FRAME_SIZE, PREAMBLE, NativeCodec
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.native.greeting import QUOTED, check_greeting
 
 __all__ = ["Connection", "connect"]
 
 log = logging.getLogger("minibroker.client")
+
+#: Makes the transport for a protocol factory (in place of ``loop.create_connection``).
+Connector = Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]]
 
 _FLUSH_THRESHOLD = 64 * 1024
 
@@ -78,19 +83,30 @@ class Connection:
 
     # -- opening ------------------------------------------------------------------------------
 
-    async def _open(self) -> Connection:
+    async def _open(self, connector: Connector | None = None) -> Connection:
+        """Connect the socket (``connector``: a test's in-memory link instead) and shake
+        hands (rule 3)."""
         params = self.params
+        where = f"{params.host}:{params.port}"
         try:
             async with asyncio.timeout(params.connect_timeout):
-                await self._loop.create_connection(lambda: _Protocol(self), params.host,
-                                                   params.port)
+                if connector is None:
+                    await self._loop.create_connection(lambda: _Protocol(self), params.host,
+                                                       params.port)
+                else:
+                    await connector(lambda: _Protocol(self))
                 self._conn.start(params.client_name, params.username, params.password,
                                  {"product": "minibroker", "platform": "Python"},
                                  max_frame_size=params.max_frame_size,
                                  channel_max=params.channel_max, heartbeat=params.heartbeat)
                 await self._opened
         except TimeoutError:
-            self._abort(ConnectionClosed(f"timed out connecting to {params.host}:{params.port}"))
+            if self._transport is None:
+                text = f"timed out connecting to {where}"
+            else:  # the TCP connection was made: whatever listens there does not answer
+                text = (f"timed out connecting to {where}: no answer to our Hello within "
+                        f"{params.connect_timeout:g} s (is a minibroker listening there?)")
+            self._abort(ConnectionClosed(text))
             raise _copy(self._closed) from None
         except OSError as exc:
             raise ConnectionClosed(f"cannot connect to {params.host}:{params.port}: {exc}") \
@@ -270,10 +286,15 @@ class Connection:
 
     def _abort_with(self, error: AMQPError) -> None:
         """We refused what the broker sent and told it why (the close is written): flush it,
-        close the socket, fail everything."""
-        log.warning("closing the connection: %s", error)
+        close the socket, fail everything. Not logged above debug: every waiting and later
+        call raises it, so the application hears it once (rule 5)."""
+        log.debug("closing the connection: %s", error)
         self._flush()
-        self._abort(ConnectionClosed(f"protocol error: {error}", error))
+        if self._opened.done():
+            text = f"protocol error: {error}"
+        else:  # e.g. codec rule 8: not a minibroker at all
+            text = f"cannot connect to {self.params.host}:{self.params.port}: {error.text}"
+        self._abort(ConnectionClosed(text, error))
 
     def _abort(self, closed: ConnectionClosed) -> None:
         self._finish(closed, requested=False)
@@ -326,9 +347,26 @@ class Connection:
             self._flush_handle.cancel()
             self._flush_handle = None
         detail = f": {exc}" if exc is not None else ""
-        self._finish(ConnectionClosed(f"connection lost{detail}"), requested=False)
+        text = f"connection lost{detail}"
+        if not self._opened.done():  # hung up on our Hello: say what it was, if it said
+            text = self._hung_up(detail)
+        self._finish(ConnectionClosed(text), requested=False)
         if not self._lost.done():
             self._lost.set_result(None)
+
+    def _hung_up(self, detail: str) -> str:
+        """Why the connection closed before the handshake completed, quoting what the other
+        side sent (``greeting.py``)."""
+        where = f"{self.params.host}:{self.params.port}"
+        said = self._conn.codec.peek(QUOTED)
+        if len(said) >= 4:
+            try:
+                check_greeting(said, False, preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
+            except FrameError as exc:
+                return f"cannot connect to {where}: {exc.text}"
+        after = f", after sending {said!r}" if said else ""
+        return (f"{where} closed the connection during the handshake{after}{detail} (is a "
+                f"minibroker listening there?)")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed is not None else "open"

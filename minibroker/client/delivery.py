@@ -7,9 +7,12 @@ Rules:
    :class:`~minibroker.message.Properties`) and as a shortcut (``delivery.headers``,
    ``delivery.correlation_id`` ...). The shortcuts live in :class:`MessageFields`, shared with
    the blocking wrapper's delivery.
-3. A delivery is settled at most once (ack, nack or reject): a second settlement raises
-   :class:`~minibroker.errors.ClientError` here instead of letting the broker close the channel
-   with 406 "unknown delivery tag". A ``no_ack`` delivery cannot be settled at all.
+3. A delivery is settled at most once, as the broker counts it: by its own ack, nack or
+   reject, or by a ``multiple`` ack or nack of a later delivery of the same channel (the
+   channel's ledger, ``channel.py`` rule 6). Settling it again raises
+   :class:`~minibroker.errors.ClientError` saying how it was settled, and sends nothing,
+   instead of letting the broker close the channel with 406 "unknown delivery tag". A
+   ``no_ack`` delivery cannot be settled at all; neither can one ``basic.recover`` requeued.
 """
 
 from __future__ import annotations
@@ -120,7 +123,8 @@ class Delivery(MessageFields):
         message_count: int | None = None,
     ) -> None:
         self._channel = channel
-        self._settled = no_ack
+        #: How it was settled (rule 3); None while it waits for an ack, nack or reject.
+        self._settled: str | None = "consumed with no_ack" if no_ack else None
         self.consumer_tag = consumer_tag
         self.delivery_tag = delivery_tag
         self.redelivered = redelivered
@@ -143,29 +147,34 @@ class Delivery(MessageFields):
 
     @property
     def settled(self) -> bool:
-        """True once acked, nacked or rejected (always true for a ``no_ack`` delivery)."""
-        return self._settled
+        """True once acked, nacked or rejected — by itself or by a ``multiple`` of a later
+        delivery — or requeued by ``basic.recover``; always true for a ``no_ack`` delivery."""
+        return self._settled is not None
 
-    def _settle(self) -> None:
+    def _check_unsettled(self, verb: str) -> None:
         self._channel._check_open()  # a closed channel's deliveries were requeued: stay unsettled
-        if self._settled:
-            how = "consumed with no_ack" if self.no_ack else "already settled"
-            raise ClientError(f"delivery {self.delivery_tag} was {how}")
-        self._settled = True
+        if self._settled is not None:
+            tag = self.delivery_tag
+            raise ClientError(
+                f"cannot {verb} delivery {tag}: it was {self._settled}"
+                + ("" if self.no_ack else
+                   f" (the broker would close channel {self._channel.number} with 406 "
+                   f"PRECONDITION_FAILED - unknown delivery tag {tag})"))
 
     async def ack(self, *, multiple: bool = False) -> None:
         """Acknowledge this delivery (and every earlier one of the channel when ``multiple``)."""
-        self._settle()
+        self._check_unsettled("ack")
         await self._channel.ack(self.delivery_tag, multiple=multiple)
 
     async def nack(self, *, requeue: bool = True, multiple: bool = False) -> None:
-        """Refuse this delivery; ``requeue=True`` puts it back in its queue, marked redelivered."""
-        self._settle()
+        """Refuse this delivery (and every earlier one of the channel when ``multiple``);
+        ``requeue=True`` puts it back in its queue, marked redelivered."""
+        self._check_unsettled("nack")
         await self._channel.nack(self.delivery_tag, requeue=requeue, multiple=multiple)
 
     async def reject(self, *, requeue: bool = True) -> None:
         """Refuse this one delivery (AMQP ``basic.reject``)."""
-        self._settle()
+        self._check_unsettled("reject")
         await self._channel.reject(self.delivery_tag, requeue=requeue)
 
     def __repr__(self) -> str:

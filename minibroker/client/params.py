@@ -47,8 +47,13 @@ class ConnectionParameters:
     def from_url(cls, url: str, **overrides: object) -> ConnectionParameters:
         """Parse ``url`` (rule 1), then apply the non-None ``overrides`` (rule 2)."""
         parts = urlsplit(url)
+        shown = _without_password(url)
         if parts.scheme != "minibroker":
-            raise ValueError(f"expected a minibroker:// URL, got {url!r}")
+            hint = ""
+            if parts.scheme in ("amqp", "amqps"):
+                hint = (": amqp:// is for AMQP clients (pika, aio-pika, kombu); this native "
+                        "client takes the same broker at minibroker://host:5680")
+            raise ValueError(f"expected a minibroker:// URL, got {shown!r}{hint}")
         values: dict[str, object] = {
             "host": parts.hostname or "127.0.0.1",
             "port": parts.port or DEFAULT_PORT,
@@ -57,14 +62,18 @@ class ConnectionParameters:
             values["username"] = unquote(parts.username)
             values["password"] = unquote(parts.password) if parts.password is not None else ""
         for key, raw in parse_qsl(parts.query):
-            if key in _INT_OPTIONS:
-                values[key] = int(raw)
-            elif key in _FLOAT_OPTIONS:
-                values[key] = float(raw)
+            kind = int if key in _INT_OPTIONS else float if key in _FLOAT_OPTIONS else None
+            if kind is not None:
+                try:
+                    values[key] = kind(raw)
+                except ValueError:
+                    expected = "an integer" if kind is int else "a number of seconds"
+                    raise ValueError(f"connection option {key} must be {expected}, not {raw!r}"
+                                     f" (in {shown!r})") from None
             elif key == "client_name":
                 values[key] = raw
             else:
-                raise ValueError(f"unknown connection option {key!r} in {url!r}")
+                raise ValueError(f"unknown connection option {key!r} in {shown!r}")
         values.update({key: value for key, value in overrides.items() if value is not None})
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
@@ -72,3 +81,12 @@ class ConnectionParameters:
             raise TypeError(f"unknown connection parameters: {', '.join(sorted(unknown))}")
         # (``values`` holds only field names, checked above, of the types parsed for them)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit for an error message: a password shows as ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()

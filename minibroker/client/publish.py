@@ -10,9 +10,16 @@ Rules:
 2. No property given means the shared ``EMPTY_PROPERTIES``, which the codec sends as one byte
    without looking at it; ``None`` is "absent" for every property, so falsy values such as
    ``priority=0`` or ``headers={}`` are sent.
-3. A ``str`` body is sent as UTF-8; a body the frame cannot carry (over ``max_frame_size``
-   minus the Publish headroom of docs/protocol.md) raises :class:`ClientError` before anything
-   is written, so the connection stays usable.
+3. A ``str`` body is sent as UTF-8. A body of any size is sent: one that does not fit a frame
+   goes in Body frames before the Publish (``docs/protocol.md`` section 2.1), all in one
+   ``bytes``. Properties and names that do not fit a frame by themselves raise
+   :class:`ClientError` before anything is written, so the connection stays usable; a body
+   over the broker's ``max_message_size`` closes the channel (406), as over AMQP.
+4. What the broker's codec would refuse with 502, closing the whole connection — an exchange
+   or routing key over 255 bytes, a property out of range (``priority=300``), a header value
+   AMQP cannot carry — raises :class:`ClientError` naming it, before anything is written. The
+   check is skipped for a publish with short names and the very ``Properties`` object checked
+   last, so a publisher that reuses one pays nothing for it.
 """
 
 from __future__ import annotations
@@ -64,7 +71,8 @@ def message_properties(properties: Properties | None, fields: PublishProperties)
 def encode_publish(codec: NativeCodec, channel: int, exchange: str, routing_key: str,
                    body: bytes | str, mandatory: bool, properties: Properties,
                    ) -> tuple[bytes, bytes]:
-    """The bytes of a Publish frame, and the body as bytes (a ``str`` is sent as UTF-8)."""
+    """The bytes of a Publish frame (after Body frames for a body too large for one, rule 3),
+    and the body as bytes (a ``str`` is sent as UTF-8)."""
     if not isinstance(body, bytes):
         if isinstance(body, str):
             body = body.encode()
@@ -73,8 +81,16 @@ def encode_publish(codec: NativeCodec, channel: int, exchange: str, routing_key:
         else:
             # bytes(5) would be five NUL bytes and bytes([1, 2]) b"\x01\x02": never guess.
             raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+    frame = f.Publish(channel, exchange, routing_key, mandatory, properties, body)
     try:
-        return codec.send(f.Publish(channel, exchange, routing_key, mandatory, properties,
-                                    body)), body
-    except ProtocolError as exc:  # too large, or a value the wire cannot carry
+        if len(exchange) > 63 or len(routing_key) > 63 or properties is not _checked[0]:
+            codec.check(frame)  # rule 4
+            _checked[0] = properties
+        return codec.send(frame), body
+    except ProtocolError as exc:  # a value the wire cannot carry, or fields that do not fit
         raise ClientError(f"cannot publish: {exc.text}") from exc
+
+
+#: The properties object the last check found sendable (rule 4; a race between threads only
+#: costs a check more).
+_checked: list[Properties] = [EMPTY_PROPERTIES]

@@ -16,7 +16,7 @@ __all__ = ["AMQP_HEADER", "HEADER_NAMED", "NATIVE_HEADER", "PROTOCOL_HEADER_SIZE
 PROTOCOL_HEADER_SIZE = 8
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 #: Must equal ``minibroker.protocols.native.codec.PREAMBLE`` (a test checks it).
-NATIVE_HEADER = b"MBRK\x00\x01\x00\x00"
+NATIVE_HEADER = b"MBRK\x00\x01\x01\x00"
 
 
 #: The protocols :func:`detect` can name by their header.

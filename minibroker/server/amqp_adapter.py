@@ -16,11 +16,13 @@ Rules:
    ``connection.blocked`` capability (RabbitMQ's rule).
 5. A connection closed by the broker during the handshake is dropped without a word (there is
    no connection yet to say it on).
+6. Tracing (``--trace``) logs every frame received as the codec decoded it, and every frame
+   sent as decoded back from the octets written (``protocols/amqp091/tracing.py``); untraced,
+   writes go straight to the session.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,14 +45,14 @@ from minibroker.protocols.amqp091.methods import (
     ConnectionBlocked,
     ConnectionUnblocked,
 )
+from minibroker.protocols.amqp091.tracing import SentFrames, describe
 from minibroker.protocols.events import CloseSocket, ConnectionClosing
+from minibroker.protocols.tracing import log_frame
 
 if TYPE_CHECKING:
     from minibroker.server.session import Session
 
 __all__ = ["AMQPAdapter"]
-
-trace_log = logging.getLogger("minibroker.trace")
 
 
 class AMQPAdapter:
@@ -60,16 +62,19 @@ class AMQPAdapter:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._write = session.write
         server = session.server
         config = server.config
+        self._write = session.write
+        self._sent_frames: SentFrames | None = None
+        if config.trace:  # rule 6
+            self._sent_frames = SentFrames()
+            self._write = self._traced_write
         self.connection = AMQPConnection(
-            session.write, users=config.users, frame_max=config.max_frame_size,
+            self._write, users=config.users, frame_max=config.max_frame_size,
             channel_max=config.channel_max, heartbeat=config.heartbeat, now=server.now(),
         )
-        self._tracing = config.trace
         if config.trace:
-            self.connection.trace = self._trace
+            self.connection.trace = self._trace_received
         self._received = False
         self._sent = False
 
@@ -111,12 +116,8 @@ class AMQPAdapter:
         out = reply_bytes(frame.channel, method, reply, self.connection.frame_max)
         if out is not None:
             self._write(out)
-            if self._tracing:
-                self._trace("out", frame.channel, f"reply to {method.NAME}: {reply}")
 
     def send_effect(self, effect: Effect) -> None:
-        if self._tracing:
-            self._trace("out", effect.channel, effect)
         if type(effect) is Deliver:  # rule 1
             self._write(deliver_bytes(effect, self.connection.frame_max))
             return
@@ -131,8 +132,16 @@ class AMQPAdapter:
     def flushed(self) -> None:
         self._sent = True
 
-    def _trace(self, direction: str, channel: int, item: object) -> None:
-        trace_log.info("[%d] %s ch%d %s", self.session.id, direction, channel, item)
+    def _trace_received(self, direction: str, channel: int, item: object) -> None:
+        if direction == "in":  # what we send is traced from the octets (rule 6)
+            channel, text = describe(item)  # type: ignore[arg-type]
+            log_frame(self.session.peer, self.session.id, "in", channel, text)
+
+    def _traced_write(self, data: bytes) -> None:
+        self.session.write(data)
+        assert self._sent_frames is not None
+        for channel, text in self._sent_frames.feed(data):
+            log_frame(self.session.peer, self.session.id, "out", channel, text)
 
     # -- state, closing, time ---------------------------------------------------------------
 

@@ -22,7 +22,6 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,13 +34,12 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.tracing import log_frame
 
 if TYPE_CHECKING:
     from minibroker.server.session import Session
 
 __all__ = ["NativeAdapter"]
-
-trace_log = logging.getLogger("minibroker.trace")
 
 #: Distinct exchange names and routing keys a connection keeps shared (rule 2).
 _NAME_CACHE_SIZE = 1024
@@ -158,9 +156,8 @@ class NativeAdapter:
         self.connection.note_sent(self._clock.now())
 
     def _trace(self, direction: str, frame: f.Frame) -> None:
-        arrow = "<-" if direction == "in" else "->"
-        trace_log.info("%s #%d %s %s", self.session.peer, self.session.id, arrow,
-                       mapping.describe(frame))
+        log_frame(self.session.peer, self.session.id, direction, frame.channel,
+                  mapping.describe(frame))
 
     # -- state, closing, time ---------------------------------------------------------------
 

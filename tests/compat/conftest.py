@@ -16,6 +16,7 @@ from concurrent.futures import Future
 import pika
 import pytest
 
+from minibroker.clock import Clock
 from minibroker.config import ServerConfig
 from minibroker.server.server import BrokerServer
 
@@ -26,8 +27,8 @@ TIMEOUT = 10.0
 class ServerThread:
     """A :class:`BrokerServer` on an event loop in a daemon thread."""
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
-        self.server = BrokerServer(config or ServerConfig(port=0))
+    def __init__(self, config: ServerConfig | None = None, clock: Clock | None = None) -> None:
+        self.server = BrokerServer(config or ServerConfig(port=0), clock=clock)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="minibroker", daemon=True)
         self._started: Future[None] = Future()
@@ -89,8 +90,8 @@ def broker() -> Iterator[ServerThread]:
     assert running.server.internal_errors == 0, "the server logged an internal error"
 
 
-def make_server(config: ServerConfig | None = None) -> ServerThread:
-    return ServerThread(config).start()
+def make_server(config: ServerConfig | None = None, clock: Clock | None = None) -> ServerThread:
+    return ServerThread(config, clock).start()
 
 
 @pytest.fixture(scope="module")

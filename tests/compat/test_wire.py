@@ -1,6 +1,7 @@
-"""Raw-socket checks of the AMQP listener: protocol header refusal and heartbeats both ways.
+"""Raw-socket checks of the AMQP listener: protocol header refusal and heartbeats.
 
-Every wait is a socket read with a timeout: the test waits for the broker's octets, not for time.
+Every wait is a socket read with a timeout: the test waits for the broker's octets, not for
+time. The broker's time is a :class:`ManualClock` the test moves.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from minibroker.protocols.amqp091.methods import (
     ConnectionTuneOk,
 )
 from minibroker.protocols.amqp091.spec import PROTOCOL_HEADER
+from minibroker.testing import ManualClock
 from tests.compat.conftest import TIMEOUT, ServerThread, make_server
 
 
 @pytest.fixture
-def fast_heartbeat_broker() -> Iterator[ServerThread]:
-    running = make_server(ServerConfig(port=0, heartbeat=1))
+def manual_clock_broker() -> Iterator[tuple[ServerThread, ManualClock]]:
+    """A broker proposing 10 s heartbeats, on a clock that moves only when the test says."""
+    clock = ManualClock()
+    running = make_server(ServerConfig(port=0, heartbeat=10), clock)
+    running.call(clock.attach, running.server)  # on the loop's thread: advance() runs there
     try:
-        yield running
+        yield running, clock
     finally:
         running.stop()
 
@@ -71,16 +76,21 @@ def test_unsupported_protocol_header_is_answered_and_closed(broker: ServerThread
 
 
 def test_broker_sends_heartbeats_and_drops_a_silent_peer(
-    fast_heartbeat_broker: ServerThread,
+    manual_clock_broker: tuple[ServerThread, ManualClock],
 ) -> None:
-    client = RawClient(fast_heartbeat_broker.port)
+    running, clock = manual_clock_broker
+    client = RawClient(running.port)
     try:
-        client.open(heartbeat=1)
+        client.open(heartbeat=10)
+        clock.advance(0)  # the broker notes the handshake's traffic at time 0
+        clock.advance(5)  # half an interval with nothing sent: the broker's heartbeat is due
+        assert client.next_frame() == Heartbeat()
+        clock.advance(25)  # 30 s in all without a byte from us: more than two intervals
         frames = []
         while (frame := client.next_frame()) is not None:
             frames.append(frame)
-        # Heartbeats arrived while we were silent, then the broker hung up without a close.
-        assert frames and all(isinstance(frame, Heartbeat) for frame in frames)
+        # At most heartbeats came meanwhile, then the broker hung up without a close.
+        assert all(isinstance(frame, Heartbeat) for frame in frames)
     finally:
         client.close()
 

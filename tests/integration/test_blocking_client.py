@@ -45,6 +45,22 @@ def test_publish_consume_ack(url: str) -> None:
         assert ch.declare_queue(q.name, passive=True).message_count == 0
 
 
+def test_large_messages_and_multiple_acks(url: str) -> None:
+    big = bytes(range(256)) * 2000  # 512000 bytes: four of the broker's frames
+    with blocking.connect(url) as conn:
+        ch = conn.channel()
+        q = ch.declare_queue("", exclusive=True)
+        ch.publish("", q.name, big)  # split into Body frames in this thread
+        ch.publish("", q.name, b"small")
+        first, second = ch.get(q.name), ch.get(q.name)
+        assert first is not None and second is not None and first.body == big
+        second.ack(multiple=True)
+        assert first.settled
+        with pytest.raises(ClientError, match=r"acked by ack\(multiple=True\) of delivery 2"):
+            first.ack()
+        assert ch.declare_queue(q.name, passive=True).message_count == 0
+
+
 def test_get_purge_delete(url: str) -> None:
     with blocking.connect(url) as conn:
         ch = conn.channel()
@@ -156,6 +172,31 @@ def test_deliveries_cross_threads(url: str) -> None:
         assert bodies == [b"%d" % i for i in range(20)]
 
 
+def test_two_threads_receiving_from_one_consumer_both_get_deliveries(url: str) -> None:
+    with blocking.connect(url) as conn:
+        ch = conn.channel()
+        q = ch.declare_queue("", exclusive=True)
+        consumer = ch.consume(q.name)
+        got: dict[str, list[bytes]] = {"a": [], "b": []}
+        both_waiting = threading.Barrier(2)
+
+        def worker(who: str) -> None:
+            both_waiting.wait(5)
+            for delivery in consumer.iter(timeout=0.5):
+                got[who].append(delivery.body)
+                delivery.ack()
+
+        threads = [threading.Thread(target=worker, args=(who,)) for who in got]
+        for thread in threads:
+            thread.start()
+        for i in range(40):
+            ch.publish("", q.name, b"%d" % i)
+        for thread in threads:
+            thread.join(10)
+        assert sorted(got["a"] + got["b"], key=int) == [b"%d" % i for i in range(40)]
+        assert not any(thread.is_alive() for thread in threads)
+
+
 def test_blocking_call_from_the_loop_thread_is_refused(url: str) -> None:
     with blocking.connect(url) as conn:
         ch = conn.channel()
@@ -183,8 +224,8 @@ def test_pipelined_publishes_arrive_in_order(url: str) -> None:
         got = [ch.get(q.name, no_ack=True) for _ in range(1000)]
         assert [d.body for d in got if d] == [b"%d" % i for i in range(1000)]
         assert got[1] is not None and got[1].headers == {"i": 1}
-        with pytest.raises(ClientError):
-            ch.publish("", q.name, b"x" * conn.connection.max_frame_size)
+        with pytest.raises(ClientError, match="fields besides the body"):  # in this thread
+            ch.publish("", q.name, b"x", headers={"h": "v" * conn.connection.max_frame_size})
         ch.publish("missing-exchange", "k", b"x")  # fails the channel asynchronously
         # The next call raises NotFound if it was sent before the broker's channel.close
         # arrived, ChannelClosed (carrying the NotFound) if after: both are correct.

@@ -15,7 +15,6 @@ import msgpack
 import pytest
 
 from minibroker import __version__
-from minibroker.config import ServerConfig
 from minibroker.message import Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import PREAMBLE
@@ -555,22 +554,6 @@ def test_shutdown_sends_connection_forced(run_broker: RunBroker) -> None:
     run_broker(scenario)
 
 
-def test_trace_logs_frames_both_ways(
-    run_broker: RunBroker, caplog: pytest.LogCaptureFixture
-) -> None:
-    async def scenario(server: BrokerServer) -> None:
-        client = await RawClient.connect(server.port)
-        await client.open_channel()
-        client.publish(b"traced body", "nowhere")
-        await client.close()
-
-    with caplog.at_level(logging.INFO, logger="minibroker.trace"):
-        run_broker(scenario, config=ServerConfig(port=0, trace=True))
-    lines = [r.getMessage() for r in caplog.records if r.name == "minibroker.trace"]
-    assert any("<- Publish(" in line and "traced body" in line for line in lines)
-    assert any("-> ChannelOpenOk(channel=1)" in line for line in lines)
-
-
 # -- dead-letter times --------------------------------------------------------------------------
 
 
@@ -639,9 +622,11 @@ def test_a_header_integer_amqp_cannot_carry_is_refused_at_publish(run_broker: Ru
     run_broker(scenario)
 
 
-def test_a_message_too_big_for_a_consumer_closes_that_consumer_only(run_broker: RunBroker) -> None:
-    """A consumer that negotiated a small frame size cannot take a big message: its connection
-    closes (501, naming the sizes) and the message goes back; the publisher is not touched."""
+def test_a_message_bigger_than_a_consumers_frames_reaches_it_in_parts(
+    run_broker: RunBroker,
+) -> None:
+    """A consumer that negotiated the smallest frame size still gets a big message: in Body
+    frames, then the Deliver with the last part (docs/protocol.md section 2.1)."""
 
     async def scenario(server: BrokerServer) -> None:
         consumer = await RawClient.connect(server.port, max_frame_size=4096)
@@ -651,13 +636,16 @@ def test_a_message_too_big_for_a_consumer_closes_that_consumer_only(run_broker: 
         publisher = await RawClient.connect(server.port)
         await publisher.open_channel()
         await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
-        publisher.publish(b"x" * 10_000, QUEUE)
+        body = bytes(range(256)) * 40  # 10 KiB: three frames of 4 KiB
+        publisher.publish(body, QUEUE)
         assert isinstance(await publisher.expect(f.ConfirmAck), f.ConfirmAck)
-        close = await consumer.expect(f.ConnectionClose)
-        assert close.reply_code == 501 and "4096" in close.reply_text
-        await publisher.declare_queue(QUEUE)  # the publisher's connection still works
+        deliver = await consumer.expect(f.Deliver)
+        assert deliver.body == body
+        consumer.send(f.Ack(1, deliver.delivery_tag))
+        await consumer.declare_queue(QUEUE)  # a round trip: the ack is handled
         stats = server.broker.queue_statistics(QUEUE)
-        assert (stats.ready, stats.unacked) == (1, 0)
+        assert (stats.ready, stats.unacked, stats.acked) == (0, 0, 1)
         await publisher.close()
+        await consumer.close()
 
     run_broker(scenario)

@@ -19,41 +19,52 @@ Rules:
 4. The server side expects the 8-byte preamble first; the client side writes it with
    :meth:`~NativeCodec.send_preamble`. After ``receive_data(b"")`` the codec is ``closed`` once
    every complete frame has been read; a partial frame at that point is a :class:`FrameError`.
-5. Decoding is table driven: a frame class's field annotations (``frames.py``) are its schema.
+5. Decoding is table driven: a frame class's field annotations (``frames.py``) are its schema
+   (``schema.py``).
 6. A Publish whose body is larger than ``max_message_size`` (RabbitMQ's 128 MiB by default)
    comes out as :class:`OversizedPublish`, not as the Publish: a channel error, answered with
    ``ChannelClose(406, "PRECONDITION_FAILED - message size N is larger than configured max size
-   M")`` like AMQP's; the frame is consumed and the codec reads on.
+   M")`` like AMQP's; the frame is consumed and the codec reads on. A message in parts (rule
+   9) is refused by the size its first part announces, before any part is kept.
 7. Text is UTF-8 both ways, except what came from AMQP 0-9-1: RabbitMQ accepts any octets in a
    routing key, an exchange name in a publish, a string property or a header name, and so does
    our AMQP side (surrogate-escaped ``str``). The server sends such text on as the very octets
    (msgpack ``str`` that is not UTF-8) and a client codec decodes it with ``surrogateescape``; a
    server codec still refuses text that is not UTF-8 (502).
+8. With ``expect_greeting`` set (the client connection sets it when it sends Hello), bytes that
+   cannot begin a native server's first frame — an HTTP response, an SSH banner, an AMQP
+   header — are a :class:`FrameError` saying "this is not a minibroker" and quoting them, as
+   soon as 5 bytes are in (``greeting.py``).
+9. Messages of any size: a message frame (Publish, Deliver, GetOk, Return) too large for one
+   frame is sent as Body frames with its leading parts, then itself with the last part; on
+   receipt the parts are joined and the whole message comes out (``parts.py``). Only the codec
+   makes Body frames; the parts held count in :attr:`~NativeCodec.partial_bytes`.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
-from functools import partial
-from typing import Any, Literal, NoReturn
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Literal, NoReturn
 
 import msgpack
 
 from minibroker.config import DEFAULT_MAX_MESSAGE_SIZE
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
-from minibroker.message import EMPTY_PROPERTIES, Properties
+from minibroker.message import Properties
 from minibroker.protocols.native.frames import (
     FRAME_TYPES,
-    ConnectionFrame,
+    MESSAGE_FRAMES,
+    Body,
     Deliver,
     Frame,
     Publish,
 )
+from minibroker.protocols.native.greeting import QUOTED, check_greeting
+from minibroker.protocols.native.parts import Assembler, OversizedPublish, split
+from minibroker.protocols.native.schema import SCHEMAS
 from minibroker.protocols.native.values import (
-    check_field_table,
-    decode_properties,
     encode_properties,
     ext_hook,
     pack_default,
@@ -66,7 +77,8 @@ __all__ = [
 
 #: Opens every native connection: magic, a zero byte, major and minor version, a zero byte.
 #: Same length as AMQP's ``AMQP\x00\x00\x09\x01`` so one port can tell the two apart.
-PREAMBLE = b"MBRK\x00\x01\x00\x00"
+#: Version 1.1 added Body frames (rule 9); a server accepts any 1.x.
+PREAMBLE = b"MBRK\x00\x01\x01\x00"
 _PREAMBLE_CHECKED = 6  # magic, zero byte and major version must match; any minor is accepted
 #: AMQP's frame-min-size (§4.2.3): every peer accepts frames this large.
 MIN_FRAME_SIZE = 4096
@@ -76,15 +88,6 @@ DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 FRAME_HEADROOM = 512
 
 _LENGTH = struct.Struct(">I")
-_MAX_SHORTSTR = 255
-_UINT_MAX = {"UInt16": 0xFFFF, "UInt32": 0xFFFF_FFFF, "UInt64": 0xFFFF_FFFF_FFFF_FFFF}
-# Annotation (as written in frames.py) -> the one Python type msgpack decodes it to.
-_WIRE_TYPES: dict[str, type] = {
-    "opcode": int, "Channel0": int, "UInt16": int, "UInt32": int, "UInt64": int,
-    "ShortStr": str, "str | None": str,
-    "bool": bool, "bytes": bytes, "FieldTable": dict, "Properties": list,
-    "Batch": list, "Records": list,
-}
 _MSGPACK_ERRORS = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
 
 
@@ -93,217 +96,13 @@ def is_native_preamble(first8: bytes) -> bool:
     return first8[:4] == PREAMBLE[:4]
 
 
-@dataclass(frozen=True, slots=True)
-class OversizedPublish(Frame):
-    """Not a wire frame but a codec event (rule 6): a Publish on ``channel`` carried a body of
-    ``body_size`` bytes, more than ``limit`` (``max_message_size``). The session closes the
-    channel with 406 and RabbitMQ's text (:attr:`reply_text`); the body is already dropped."""
-
-    channel: int
-    body_size: int
-    limit: int
-
-    @property
-    def reply_text(self) -> str:
-        return (f"PRECONDITION_FAILED - message size {self.body_size} is larger than configured"
-                f" max size {self.limit}")
-
-
 class UnknownOpcode(ProtocolError):
     """503 COMMAND_INVALID: an opcode that does not exist, or that the peer may not send."""
 
     reply_code = 503
 
 
-class _Schema:
-    """One frame type: its wire layout, a precise (slow) check, and compiled fast paths.
-
-    ``decode`` and ``encode`` are generated from the layout (as ``dataclasses`` generates
-    ``__init__``): straight-line code with no per-field loop, 2-3x faster than walking the
-    layout. ``source`` holds their text for reading. ``decode`` only accepts: anything it does
-    not like goes to ``check``, which finds and names the fault, so the two cannot disagree
-    about what is valid (a property test compares them)."""
-
-    __slots__ = ("build", "check_table", "decode", "decode_props", "encode", "first", "kinds",
-                 "name", "names", "source")
-
-    def __init__(self, cls: type[Frame]) -> None:
-        is_connection = issubclass(cls, ConnectionFrame)
-        # (every frame class is a dataclass; mypy cannot see it through ``type[Frame]``)
-        specs = [(f.name, str(f.type)) for f in fields(cls)]  # type: ignore[arg-type]
-        if is_connection:  # AMQP §4.2.3: connection traffic "MUST use channel number zero"
-            specs.insert(0, ("channel", "Channel0"))
-        self.name = cls.__name__
-        self.names = ("opcode", *(name for name, _ in specs))
-        self.kinds = ("opcode", *(kind for _, kind in specs))
-        self.first = 2 if is_connection else 1  # where the constructor's arguments start
-        self.build: Callable[..., Frame] = cls  # not frozen: protocols/building.py rule 1
-        self.source = _compile_source(self, cls.opcode)
-        # Frames only a server sends carry what it checked or took from AMQP (values.py rule 4).
-        # (Client frames keep the plain functions: Publish is the hot path.)
-        self.check_table: Callable[[dict[Any, Any], str], None] = check_field_table
-        self.decode_props: Callable[[list[Any], str], Properties] = decode_properties
-        if cls.sender == "server":
-            self.check_table = partial(check_field_table, from_client=False)
-            self.decode_props = partial(decode_properties, from_client=False)
-        namespace: dict[str, Any] = {
-            "build": self.build, "check": self.check, "check_field_table": self.check_table,
-            "decode_properties": self.decode_props, "encode_properties": encode_properties,
-            "decode_batch": decode_batch, "encode_batch": encode_batch,
-            "decode_records": decode_records, "encode_records": encode_records,
-            "EMPTY_PROPERTIES": EMPTY_PROPERTIES, "short_enough": _short_enough,
-        }
-        exec(self.source, namespace)
-        self.decode: Callable[[list[Any]], Frame] = namespace["decode"]
-        self.encode: Callable[[Any], tuple[Any, ...]] = namespace["encode"]
-
-    def check(self, values: list[Any]) -> Frame:
-        """The slow path: check every element, raise naming the first bad one, else build."""
-        if len(values) != len(self.kinds):
-            raise FrameSyntaxError(
-                f"{self.name}: expected {len(self.kinds)} array elements "
-                f"[{', '.join(self.names)}], got {len(values)}"
-            )
-        args = list(values)
-        for i, kind in enumerate(self.kinds):
-            args[i] = self._check_value(self.names[i], kind, values[i])
-        return self.build(*args[self.first :])
-
-    def _check_value(self, name: str, kind: str, value: Any) -> Any:
-        where = f"{self.name}.{name}"
-        expected, actual = _WIRE_TYPES[kind], type(value)
-        if actual is not expected and not (value is None and kind == "str | None"):
-            raise FrameSyntaxError(f"{where}: expected {_msgpack_name(expected)}"
-                                   f"{' or nil' if kind == 'str | None' else ''}, "
-                                   f"got {_msgpack_name(actual)}")
-        if kind == "Channel0" and value != 0:
-            raise FrameError(f"{self.name} must travel on channel 0, not {value}")
-        if kind in _UINT_MAX and not 0 <= value <= _UINT_MAX[kind]:
-            raise FrameSyntaxError(f"{where}: {value} is not in 0..{_UINT_MAX[kind]}")
-        if kind == "ShortStr" and not _short_enough(value):
-            raise FrameSyntaxError(f"{where}: longer than {_MAX_SHORTSTR} bytes")
-        if kind == "FieldTable" and value:
-            self.check_table(value, where)
-        if kind == "Properties":
-            return self.decode_props(value, self.name)
-        if kind == "Batch":
-            return decode_batch(value, where)
-        if kind == "Records":
-            return decode_records(value, where)
-        return value
-
-
-def _short_enough(text: str) -> bool:
-    # surrogateescape: a client decodes a server's text that is not UTF-8 that way (rule 7)
-    return len(text.encode("utf-8", "surrogateescape")) <= _MAX_SHORTSTR
-
-
-# Kind -> the fast-path test of one decoded element ``{v}`` (all must hold to take the fast path).
-_FAST_TESTS = {
-    "opcode": "type({v}) is int",
-    "Channel0": "type({v}) is int and {v} == 0",
-    "UInt16": "type({v}) is int and 0 <= {v} <= 0xFFFF",
-    "UInt32": "type({v}) is int and 0 <= {v} <= 0xFFFFFFFF",
-    "UInt64": "type({v}) is int and {v} >= 0",  # msgpack has no larger int than 2**64-1
-    # 63 characters encode to at most 252 bytes, so short names skip the encode
-    "ShortStr": "type({v}) is str and (len({v}) <= 63 or short_enough({v}))",
-    "str | None": "({v} is None or type({v}) is str)",
-    "bool": "type({v}) is bool",
-    "bytes": "type({v}) is bytes",
-    "FieldTable": "type({v}) is dict",
-    "Properties": "type({v}) is list",
-    "Batch": "type({v}) is list",
-    "Records": "type({v}) is list",
-}
-
-
-def decode_batch(values: list[Any], where: str) -> list[tuple[Properties, bytes]]:
-    """A ``Batch``: ``[[properties, body], ...]``, each element checked."""
-    messages = []
-    for item in values:
-        if type(item) is not list or len(item) != 2 or type(item[0]) is not list or (
-                type(item[1]) is not bytes):
-            raise FrameSyntaxError(f"{where}: each message must be [properties, bin]")
-        properties = decode_properties(item[0], where) if item[0] else EMPTY_PROPERTIES
-        messages.append((properties, item[1]))
-    return messages
-
-
-def encode_batch(messages: list[tuple[Properties, bytes]]) -> list[list[Any]]:
-    return [[encode_properties(properties), body] for properties, body in messages]
-
-
-def decode_records(
-    values: list[Any], where: str,
-) -> list[tuple[int, str, str, Properties, bytes]]:
-    """``Records``: ``[[offset, exchange, routing_key, properties, body], ...]``, checked. Only a
-    server sends them: their properties are what the broker checked or took from AMQP."""
-    records = []
-    for item in values:
-        if (type(item) is not list or len(item) != 5 or type(item[0]) is not int
-                or item[0] < 0 or type(item[1]) is not str or type(item[2]) is not str
-                or type(item[3]) is not list or type(item[4]) is not bytes):
-            raise FrameSyntaxError(
-                f"{where}: each record must be [offset, exchange, routing_key, properties, bin]")
-        properties = (decode_properties(item[3], where, from_client=False) if item[3]
-                      else EMPTY_PROPERTIES)
-        records.append((item[0], item[1], item[2], properties, item[4]))
-    return records
-
-
-def encode_records(records: list[tuple[int, str, str, Properties, bytes]]) -> list[list[Any]]:
-    return [[offset, exchange, routing_key, encode_properties(properties), body]
-            for offset, exchange, routing_key, properties, body in records]
-
-
-_CONVERT = {
-    "Properties": ("(decode_properties({v}, '{name}') if {v} else EMPTY_PROPERTIES)",
-                   "encode_properties(frame.{field})"),
-    "Batch": ("decode_batch({v}, '{name}.{field}')", "encode_batch(frame.{field})"),
-    "Records": ("decode_records({v}, '{name}.{field}')", "encode_records(frame.{field})"),
-}
-
-
-def _compile_source(schema: _Schema, opcode: int) -> str:
-    """The text of ``decode(values) -> Frame`` and ``encode(frame) -> tuple`` for one frame."""
-    local = [f"v_{name}" for name in schema.names]
-    tests = "\n                and ".join(
-        _FAST_TESTS[kind].format(v=v) for v, kind in zip(local, schema.kinds, strict=True)
-    )
-    tables = "".join(
-        f"            if {v}:\n                check_field_table({v}, '{schema.name}.{name}')\n"
-        for v, name, kind in zip(local, schema.names, schema.kinds, strict=True)
-        if kind == "FieldTable"
-    )
-    args = [
-        _CONVERT[kind][0].format(v=v, name=schema.name, field=name) if kind in _CONVERT else v
-        for v, name, kind in zip(local, schema.names, schema.kinds, strict=True)
-    ][schema.first :]
-    attributes = [
-        _CONVERT[kind][1].format(field=name) if kind in _CONVERT else f"frame.{name}"
-        for name, kind in zip(schema.names, schema.kinds, strict=True)
-    ][schema.first :]
-    head = f"{opcode}, 0" if schema.first == 2 else f"{opcode}"
-    return (
-        f"def decode(values):\n"
-        f"    if len(values) == {len(local)}:\n"
-        f"        {', '.join(local)}, = values\n"
-        f"        if ({tests}):\n"
-        f"{tables}"
-        f"            return build({', '.join(args)})\n"
-        f"    return check(values)\n"
-        f"\n"
-        f"def encode(frame):\n"
-        f"    return ({', '.join([head, *attributes])},)\n"
-    )
-
-
-def _msgpack_name(cls: type) -> str:
-    return {int: "int", str: "str", bool: "bool", bytes: "bin", dict: "map", list: "array",
-            float: "float", type(None): "nil"}.get(cls, cls.__name__)
-
-
-_SCHEMAS = {cls.opcode: _Schema(cls) for cls in FRAME_TYPES}
+_SCHEMAS = SCHEMAS  # (the name the property tests use)
 _DELIVER = Deliver.opcode
 _BY_OPCODE = {cls.opcode: cls for cls in FRAME_TYPES}
 
@@ -322,7 +121,8 @@ class NativeCodec:
         self._decoders = {op: schema.decode for op, schema in _SCHEMAS.items()
                           if _BY_OPCODE[op].sender in (peer, "both")}
         self._encoders = {_BY_OPCODE[op]: schema.encode for op, schema in _SCHEMAS.items()
-                          if _BY_OPCODE[op].sender in (role, "both")}
+                          if _BY_OPCODE[op].sender in (role, "both") and op != Body.opcode}
+        self._parts = Assembler()  # messages arriving in parts (rule 9)
         self._pack = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True).pack
         # Only for text that came from AMQP with octets that are not UTF-8 (rule 7).
         self._pack_octets = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True,
@@ -336,6 +136,8 @@ class NativeCodec:
         self._offset = 0  # bytes of _buffer already consumed
         self._eof = False
         self._awaiting_preamble = role == "server"
+        #: Rule 8: check that the next bytes can begin a native server's first frame.
+        self.expect_greeting = False
         self.max_frame_size = max_frame_size
 
     # --- limits and state ----------------------------------------------------------------
@@ -370,9 +172,9 @@ class NativeCodec:
 
     @property
     def partial_bytes(self) -> int:
-        """Bytes held for a frame not complete yet (a message arriving), for memory accounting
-        (the AMQP codec's accessor of the same name)."""
-        return self.buffered
+        """Bytes held for what is not complete yet — a frame, the parts of a message (rule 9)
+        — for memory accounting (the AMQP codec's accessor of the same name)."""
+        return self.buffered + self._parts.held
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -410,7 +212,11 @@ class NativeCodec:
         found: list[Frame] = []
         buffer, offset, end = self._buffer, self._offset, len(self._buffer)
         decoders, limit, unpackb = self._decoders, self._max_frame_size, msgpack.unpackb
-        errors, largest = self._unicode_errors, self.max_message_size
+        errors, largest, parts = self._unicode_errors, self.max_message_size, self._parts
+        body_opcode, joining = Body.opcode, bool(parts.channels)
+        if self.expect_greeting and end - offset >= 4:
+            check_greeting(bytes(buffer[offset : offset + QUOTED]), end - offset > QUOTED,
+                           preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
         view = memoryview(buffer)  # slices of a view share the buffer: no copy per frame
         try:
             while end - offset >= 4:
@@ -436,6 +242,13 @@ class NativeCodec:
                             f"Publish frame of {size} bytes leaves less than {FRAME_HEADROOM} "
                             f"bytes of headroom under max_frame_size {limit}"
                         )
+                    if joining or values[0] == body_opcode:  # a message in parts (rule 9)
+                        joined = parts.join(frame, largest)
+                        joining = bool(parts.channels)
+                        if joined is None:  # a part, kept or dropped: nothing to hand out
+                            offset = stop
+                            continue
+                        frame = joined
                     if (largest is not None and type(frame) is Publish
                             and len(frame.body) > largest):
                         frame = OversizedPublish(frame.channel, len(frame.body), largest)
@@ -450,6 +263,8 @@ class NativeCodec:
         finally:
             view.release()
         self._offset = offset
+        if self.expect_greeting and found:
+            self.expect_greeting = False
         if not found and self._eof and offset < end:
             raise FrameError(f"stream ended inside a frame ({end - offset} bytes pending)")
         return found
@@ -485,10 +300,28 @@ class NativeCodec:
         if self.role == "client" and prefix in (PREAMBLE[:4], b"AMQP"):
             # A server answers with its own preamble when it refuses ours (as AMQP does).
             return FrameError(f"the server refused our protocol version and answered with "
-                              f"{bytes(self._buffer[self._offset : self._offset + 8])!r}")
+                              f"{self.peek(8)!r}")
         return FrameError(f"frame of {size} bytes exceeds max_frame_size {self._max_frame_size}")
 
+    def peek(self, size: int) -> bytes:
+        """Up to ``size`` of the bytes received and not yet decoded (to quote them)."""
+        return bytes(self._buffer[self._offset : self._offset + size])
+
     # --- sending -------------------------------------------------------------------------
+
+    def check(self, frame: Frame) -> None:
+        """Raise the :class:`ProtocolError` the peer's codec would raise for ``frame`` (a name
+        over 255 bytes, a number out of range, a property AMQP cannot carry): the receiver's
+        checks, run by the sender, so a client refuses a bad argument itself instead of losing
+        its connection to a 502. A message's body is not looked at."""
+        if type(frame) in MESSAGE_FRAMES:
+            frame = replace(frame, body=b"")  # type: ignore[type-var]
+        try:
+            values = msgpack.unpackb(self._payload(frame), ext_hook=ext_hook, timestamp=3)
+        except UnicodeDecodeError as exc:
+            raise FrameSyntaxError(f"{type(frame).__name__}: text that is not UTF-8 "
+                                   f"({exc.reason})") from None
+        SCHEMAS[frame.opcode].decode(values)  # its slow path raises, naming the field
 
     def send_preamble(self) -> bytes:
         """The 8 bytes a client writes first (and a server writes before closing when the
@@ -496,15 +329,25 @@ class NativeCodec:
         return PREAMBLE
 
     def send(self, frame: Frame) -> bytes:
-        """The bytes of one frame, length prefix included."""
+        """The bytes of one frame, length prefix included; of Body frames and the frame when
+        a message does not fit one frame (rule 9)."""
         payload = self._encode(frame)
+        if payload is None:
+            return self._split(frame)
         return _LENGTH.pack(len(payload)) + payload
+
+    def _split(self, frame: Frame) -> bytes:
+        limit = self._publish_limit if type(frame) is Publish else self._max_frame_size
+        return split(frame, self._payload, self._pack, self._max_frame_size, limit)
 
     def send_many(self, frames: Iterable[Frame]) -> bytes:
         """The bytes of several frames, joined with one copy (for a write per loop iteration)."""
         parts: list[bytes] = []
         for frame in frames:
             payload = self._encode(frame)
+            if payload is None:
+                parts.append(self._split(frame))
+                continue
             parts.append(_LENGTH.pack(len(payload)))
             parts.append(payload)
         return b"".join(parts)
@@ -522,15 +365,16 @@ class NativeCodec:
             payload: bytes = self._pack(values)
         except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
             payload = self._pack_octets(values)
-        if len(payload) > self._max_frame_size:
-            raise FrameError(f"Deliver frame of {len(payload)} bytes does not fit "
-                             f"max_frame_size {self._max_frame_size}")
+        if len(payload) > self._max_frame_size:  # rule 9
+            return self._split(Deliver(channel, consumer_tag, delivery_tag, redelivered,
+                                       exchange, routing_key, properties, body))
         return _LENGTH.pack(len(payload)) + payload
 
-    def _encode(self, frame: Frame) -> bytes:
+    def _encode(self, frame: Frame) -> bytes | None:
+        """The frame's payload; None for a message frame that must go in parts (rule 9)."""
         encode = self._encoders.get(type(frame))
-        if encode is None:
-            raise UnexpectedFrame(f"a {self.role} does not send {type(frame).__name__}")
+        if encode is None:  # (the hot path packs here, without calling _payload)
+            return self._payload(frame)  # raises why
         try:
             payload: bytes = self._pack(encode(frame))
         except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
@@ -541,6 +385,23 @@ class NativeCodec:
         if size > self._publish_limit and (
             size > self._max_frame_size or type(frame) is Publish
         ):
+            if type(frame) in MESSAGE_FRAMES:
+                return None
             raise FrameError(f"{type(frame).__name__} frame of {size} bytes does not fit "
                              f"max_frame_size {self._max_frame_size}")
+        return payload
+
+    def _payload(self, frame: Frame) -> bytes:
+        """The frame's payload, whatever its size."""
+        encode = self._encoders.get(type(frame))
+        if encode is None:
+            if type(frame) is Body:
+                raise UnexpectedFrame("Body frames are made by the codec itself (rule 9)")
+            raise UnexpectedFrame(f"a {self.role} does not send {type(frame).__name__}")
+        try:
+            payload: bytes = self._pack(encode(frame))
+        except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
+            payload = self._pack_octets(encode(frame))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise FrameSyntaxError(f"cannot encode {type(frame).__name__}: {exc}") from None
         return payload

@@ -405,6 +405,7 @@ class NativeConnection:
         """Client role: write the preamble and ``Hello`` (rule 1). The limits are our wishes
         for Tune; None takes the server's offer."""
         self._wishes = (max_frame_size, channel_max, heartbeat)
+        self.codec.expect_greeting = True  # a stranger's answer is named as such (codec rule 8)
         self._write(self.codec.send_preamble())
         self.send(f.Hello(client_name, username, password, client_properties))
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 from minibroker.message import FieldTable, Properties
 
 __all__ = [
-    "FRAME_TYPES", "REPLIES", "Ack", "Cancel", "CancelOk", "ChannelClose", "ChannelCloseOk",
-    "ChannelOpen", "ChannelOpenOk", "ConfirmAck", "ConfirmNack", "ConfirmSelect",
+    "FRAME_TYPES", "MESSAGE_FRAMES", "REPLIES", "Ack", "Body", "Cancel", "CancelOk",
+    "ChannelClose", "ChannelCloseOk", "ChannelOpen", "ChannelOpenOk", "ConfirmAck",
+    "ConfirmNack", "ConfirmSelect",
     "ConfirmSelectOk", "ConnectionClose", "ConnectionCloseOk", "ConnectionFrame", "Consume",
     "ConsumeOk", "ConsumerCancelled", "Deliver", "ExchangeBind", "ExchangeBindOk",
     "ExchangeDeclare", "ExchangeDeclareOk", "ExchangeDelete", "ExchangeDeleteOk", "ExchangeUnbind",
@@ -413,6 +414,21 @@ class Return(Frame, opcode=0x55, sender="server"):
     routing_key: ShortStr
     properties: Properties
     body: bytes
+
+
+@dataclass(slots=True)
+class Body(Frame, opcode=0x56, sender="both"):
+    """A leading part of a message body too large for one frame (``docs/protocol.md`` section
+    2.1): one or more Body frames precede the message frame — Publish, Deliver, GetOk or
+    Return — whose ``body`` is the last part. The codec splits and joins them: its owner only
+    ever sees whole messages."""
+    channel: UInt16
+    body_size: UInt64  #: the whole body's size, the same in every part of one message
+    chunk: bytes
+
+
+#: The frames that carry a message, and may follow Body frames.
+MESSAGE_FRAMES: tuple[type[Frame], ...] = (Publish, Deliver, GetOk, Return)
 
 
 @dataclass(slots=True)

@@ -25,11 +25,12 @@ from typing import Any
 
 from minibroker.core import commands as c
 from minibroker.core import effects as e
-from minibroker.message import EMPTY_PROPERTIES, Message
+from minibroker.message import Message
 from minibroker.protocols.building import frozen_builder
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import short
+from minibroker.protocols.tracing import frame_text
 
 __all__ = ["COMMANDS", "command_for", "describe", "frame_for_effect", "reply_for"]
 
@@ -189,29 +190,11 @@ def frame_for_effect(effect: e.Effect) -> f.Frame:
 
 # --- tracing ---------------------------------------------------------------------------------
 
-_BODY_PREVIEW = 64
-
 
 def describe(frame: f.Frame) -> str:
-    """A readable one-line rendering of a frame for the trace log (bodies shortened)."""
-    cls = type(frame)
-    parts: list[str] = []
-    if isinstance(frame, f.ConnectionFrame):
-        parts.append("channel=0")
+    """The trace log's rendering of a frame (``protocols/tracing.py``): its name and fields,
+    without the channel, which the trace line shows on its own."""
     # (every frame class is a dataclass; mypy cannot see it through ``type[Frame]``)
-    for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
-        value = getattr(frame, name)
-        if name == "body":
-            preview = value[:_BODY_PREVIEW]
-            more = "..." if len(value) > _BODY_PREVIEW else ""
-            parts.append(f"body=<{len(value)} bytes {preview!r}{more}>")
-        elif name == "properties":
-            if value is not EMPTY_PROPERTIES:
-                present = (f"{key}={getattr(value, key)!r}" for key in value.__dataclass_fields__
-                           if getattr(value, key) is not None)
-                parts.append(f"properties=({', '.join(present)})")
-        elif name == "password" and value is not None:
-            parts.append("password='***'")
-        else:
-            parts.append(f"{name}={value!r}")
-    return f"{cls.__name__}({', '.join(parts)})"
+    names = type(frame).__dataclass_fields__  # type: ignore[attr-defined]
+    return frame_text(type(frame).__name__,
+                      ((name, getattr(frame, name)) for name in names if name != "channel"))

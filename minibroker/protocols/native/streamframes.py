@@ -24,7 +24,7 @@ Records: TypeAlias = "list[tuple[int, str, str, Properties, bytes]]"
 
 
 @dataclass(slots=True)
-class PublishBatch(Frame, opcode=0x56, sender="client"):
+class PublishBatch(Frame, opcode=0x57, sender="client"):
     """Many messages to one exchange and routing key in one frame: as many Publish frames in a
     row (the broker numbers each for confirms), except that a batch with a refused message
     (say, a bad ``expiration``) is refused whole, before any of it is routed. No reply; in
