@@ -105,8 +105,14 @@ class ApiServer:
 
     def __exit__(self, *exc: object) -> None:
         if self._server is not None:
-            self._server.close()
-            self.call_async(self._server.wait_closed())
+            # Close on the loop's thread: asyncio.Server is not thread-safe, and a connection
+            # finishing on the loop while another thread closes the server wakes its waiters twice.
+            server = self._server
+
+            async def close() -> None:
+                server.close()
+                await server.wait_closed()
+            self.call_async(close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         self.loop.close()
