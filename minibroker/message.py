@@ -44,15 +44,23 @@ FieldValue: TypeAlias = (
 FieldTable: TypeAlias = "dict[str, FieldValue]"
 
 
-def field_type_name(value: FieldValue, *, integer: str = "long") -> str:
+def field_type_name(value: FieldValue, *, integer: str | None = "long") -> str:
     """The AMQP field type RabbitMQ names for ``value`` in its error texts. RabbitMQ says
-    ``long`` or ``signedint`` for an integer depending on the message, hence ``integer``."""
+    ``long`` or ``signedint`` for an integer depending on the message, hence ``integer``;
+    ``integer=None`` names an integer by the width pika and RabbitMQ's own encoder would send it
+    in (``signedint`` when it fits 32 bits, else ``long``), unless its type says otherwise in
+    ``AMQP_TYPE``."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, Timestamp):
         return "timestamp"
     if isinstance(value, int):
-        return integer
+        if integer is not None:
+            return integer
+        known: str | None = getattr(type(value), "AMQP_TYPE", None)
+        if known is not None:
+            return known
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
     if isinstance(value, float):
         return "double"
     if isinstance(value, str):

@@ -32,7 +32,7 @@ import decimal
 from collections.abc import Sequence
 
 from minibroker.errors import PreconditionFailed
-from minibroker.message import FieldTable, FieldValue
+from minibroker.message import FieldTable, FieldValue, field_type_name
 
 __all__ = [
     "Long",
@@ -43,9 +43,6 @@ __all__ = [
     "wire_type",
 ]
 
-_INT32 = range(-(2**31), 2**31)
-
-
 class Long(int):
     """An integer RabbitMQ holds as an AMQP ``long`` whatever its size (rule 4)."""
 
@@ -55,28 +52,7 @@ class Long(int):
 
 def wire_type(value: FieldValue) -> str:
     """The AMQP field type RabbitMQ names for ``value`` (rule 4)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        known: str | None = getattr(type(value), "AMQP_TYPE", None)
-        if known is not None:
-            return known
-        return "signedint" if value in _INT32 else "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "longstr"
-    if isinstance(value, bytes):
-        return "binary"
-    if isinstance(value, decimal.Decimal):
-        return "decimal"
-    if isinstance(value, datetime.datetime):
-        return "timestamp"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    return "void"
+    return field_type_name(value, integer=None)
 
 
 def _type_class(value: FieldValue) -> str:
