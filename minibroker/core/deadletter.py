@@ -38,8 +38,8 @@ def _keys(headers: FieldTable | None, name: str) -> list[str]:
     value = headers.get(name)
     if not isinstance(value, list):
         return []
-    return [item.decode(errors="replace") if isinstance(item, bytes) else item
-            for item in value if isinstance(item, str | bytes)]
+    # Only longstr entries are routing keys, as at publish (core/publishing.py).
+    return [item for item in value if isinstance(item, str)]
 
 
 def routing_keys(message: Message) -> list[str]:

@@ -40,7 +40,7 @@ from minibroker.core.queues import Queue
 from minibroker.core.replyto import REPLY_PREFIX, REPLY_QUEUE, DirectReplyTo
 from minibroker.core.state import BrokerState
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed
-from minibroker.message import Message
+from minibroker.message import FieldTable, Message, field_type_name
 
 __all__ = ["Publishing"]
 
@@ -164,6 +164,9 @@ class Publishing:
                 parse_expiration(properties.expiration)  # RabbitMQ refuses a bad one: 406
             if properties.reply_to == REPLY_QUEUE:
                 message = self.reply_to.address(channel, message)
+        headers = properties.headers
+        if headers and ("CC" in headers or "BCC" in headers):
+            _check_routing_headers(headers)
         return message
 
     # -- routing (rules 2-3) -----------------------------------------------------------------
@@ -276,8 +279,22 @@ class Publishing:
         return message, queues
 
 
+def _check_routing_headers(headers: FieldTable) -> None:
+    """``CC`` and ``BCC`` must be arrays: RabbitMQ refuses the message otherwise
+    (``rabbit_basic:header_routes``: ``{Type, _Val} -> throw({error,
+    {unacceptable_type_in_header, ...}})``, which the channel answers with
+    ``precondition_failed("invalid message: ~p", [Reason])``)."""
+    for name in ("CC", "BCC"):
+        value = headers.get(name, [])
+        if not isinstance(value, list):
+            raise PreconditionFailed(
+                f'invalid message: {{unacceptable_type_in_header,"{name}",'
+                f"{field_type_name(value, integer=None)}}}")
+
+
 def _string_list(value: object) -> list[str]:
+    """The routing keys of a ``CC``/``BCC`` array: its ``longstr`` entries only, as RabbitMQ
+    takes them (``[Route || {longstr, Route} <- Routes]``); other entries are ignored."""
     if not isinstance(value, list):
         return []
-    return [item.decode(errors="replace") if isinstance(item, bytes) else item
-            for item in value if isinstance(item, str | bytes)]
+    return [item for item in value if isinstance(item, str)]
