@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from minibroker.core.commands import Command
 from minibroker.core.effects import Outcome
@@ -164,8 +164,7 @@ class HTTPConnection(asyncio.Protocol):
         self.last_input = listener.server.now()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.listener.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
