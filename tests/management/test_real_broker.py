@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +23,15 @@ from pyrabbit2.api import Client, PermissionError
 
 from minibroker.blocking import connect
 from minibroker.testing import ThreadBroker, broker_in_thread
+from tests.management.reference import (
+    RECORDING,
+    Names,
+    endpoints,
+    http_requester,
+    live_scenario,
+    summary,
+)
+from tests.management.test_differential import differences
 
 TIMEOUT = 10
 
@@ -164,3 +174,20 @@ def test_the_overview_names_the_real_listeners(broker: ThreadBroker) -> None:
     assert {("amqp", broker.port), ("http", port)} <= listeners
     status, _ = request(broker, "GET", f"/api/health/checks/port-listener/{port}")
     assert status == 200
+
+
+def test_the_real_broker_answers_as_the_recording_of_rabbitmq(broker: ThreadBroker) -> None:
+    """The differential scenario, played over AMQP (pika) and HTTP on the real broker."""
+    names = Names("mbref-real")
+    connection = live_scenario(broker.amqp_url, names)
+    try:
+        broker.wait_for_consumer(names.consumed)
+        sampler = broker.server.management.sampler  # type: ignore[union-attr]
+        start = time.time()
+        for at in (start, start + sampler.interval):  # two samples, as two sweeps 5 s apart
+            broker._call(lambda at=at: sampler.sample(at))  # type: ignore[misc]
+        ours = summary(endpoints(names, http_requester(
+            broker.management_url.replace("http://", "http://guest:guest@"))), names)
+    finally:
+        connection.close()
+    assert differences(ours, json.loads(RECORDING.read_text())) == []
