@@ -14,7 +14,8 @@ Rules:
 2. What the API changes, it changes with core commands through :meth:`ServerBackend.execute`,
    exactly as a protocol's session does: ``BrokerServer.execute`` (the journal, the core's timer),
    then ``apply_effects`` (deliveries to consumers that a publish or a purge caused). After each
-   request the flow controller and the test toolkit's hooks look at the core, as after a read.
+   request the flow controller and the test toolkit's hooks look at the core, as after a read,
+   and with a data directory the answer leaves only once what the request changed is written.
 3. The API runs its commands on core connections of its own, numbered from the server's
    sequence, so they never collide with a session's.
 4. Rates are sampled by the server's periodic sweep (:meth:`ManagementListener.tick`), never per
@@ -196,6 +197,9 @@ class HTTPConnection(asyncio.Protocol):
                     answered = True
         except HTTPError as err:
             out.append(codec.send(app.error_response(err)))
+        durability = server.durability
+        if answered and durability is not None and durability.sync.journal.intents:
+            durability.flush()  # as a session's: nothing leaves before what caused it is written
         if out and not transport.is_closing():
             transport.write(b"".join(out))
         if codec.must_close or codec.closed:

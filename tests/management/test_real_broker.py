@@ -191,3 +191,20 @@ def test_the_real_broker_answers_as_the_recording_of_rabbitmq(broker: ThreadBrok
     finally:
         connection.close()
     assert differences(ours, json.loads(RECORDING.read_text())) == []
+
+
+def test_what_the_api_declares_and_publishes_survives_a_restart(tmp_path: Any) -> None:
+    with broker_in_thread(management=True, data_dir=str(tmp_path)) as broker:
+        status, _ = request(broker, "PUT", "/api/queues/%2F/kept", {"durable": True})
+        assert status == 201
+        status, body = request(broker, "POST", "/api/exchanges/%2F/amq.default/publish", {
+            "routing_key": "kept", "payload": "persistent", "payload_encoding": "string",
+            "properties": {"delivery_mode": 2}})
+        assert (status, json.loads(body)) == (200, {"routed": True})
+        url = broker.management_url
+        broker.crash()  # as kill -9: only what was written comes back
+        assert broker.management_url == url  # the same port again
+        status, body = request(broker, "POST", "/api/queues/%2F/kept/get", {
+            "count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        assert status == 200
+        assert [message["payload"] for message in json.loads(body)] == ["persistent"]
