@@ -22,7 +22,8 @@ Rules:
    message or per request: the hot path does nothing for the management API.
 5. Requests are answered in order, one input processed completely before the next; a request
    the codec refuses (400/413/...) is answered and the socket closed. An HTTP connection idle
-   for :data:`IDLE_TIMEOUT` seconds is closed by the sweep (keep-alive must not pin sockets).
+   for :data:`IDLE_TIMEOUT` seconds is closed by the sweep (keep-alive must not pin sockets);
+   one whose answers fill the write buffer is not read until they drain.
 6. On shutdown the listener stops accepting and its sockets are closed with the broker's.
 """
 
@@ -180,6 +181,16 @@ class HTTPConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        # A client that sends requests without reading the answers: stop reading it until
+        # its answers drain, so nothing it asks for piles up in memory.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _answer(self) -> None:
         transport = self.transport
