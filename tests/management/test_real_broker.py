@@ -7,6 +7,7 @@ pyrabbit2 (a client of RabbitMQ's HTTP API) and pika (an AMQP client) talk to th
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import time
 import urllib.error
@@ -22,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyrabbit2.api import Client, PermissionError
 
 from minibroker.blocking import connect
-from minibroker.testing import ThreadBroker, broker_in_thread
+from minibroker.server.management import IDLE_TIMEOUT
+from minibroker.testing import ManualClock, ThreadBroker, broker_in_thread
 from tests.management.reference import (
     RECORDING,
     Names,
@@ -209,3 +211,27 @@ def test_what_the_api_declares_and_publishes_survives_a_restart(tmp_path: Any) -
             "count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
         assert status == 200
         assert [message["payload"] for message in json.loads(body)] == ["persistent"]
+
+
+def test_a_resource_alarm_fails_the_alarms_health_check(broker: ThreadBroker) -> None:
+    assert request(broker, "GET", "/api/health/checks/alarms")[0] == 200
+    broker._call(lambda: broker.server.flow.disk_alarm("disk: 1 MB free, below the limit"))
+    status, body = request(broker, "GET", "/api/health/checks/alarms")
+    assert status == 503
+    assert json.loads(body)["status"] == "failed"
+    broker._call(lambda: broker.server.flow.disk_alarm(None))
+    assert request(broker, "GET", "/api/health/checks/alarms")[0] == 200
+
+
+def test_an_idle_http_connection_is_closed() -> None:
+    clock = ManualClock()
+    with broker_in_thread(management=True, clock=clock) as broker:
+        port = int(broker.management_url.rstrip("/").rsplit(":", 1)[1])
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        idle.request("GET", "/metrics")  # answered: the broker knows the connection
+        assert idle.getresponse().read()
+        assert idle.sock is not None
+        clock.advance(IDLE_TIMEOUT + 1)
+        # the periodic sweep sees it idle for longer than allowed: the broker closes it
+        assert idle.sock.recv(1) == b""
+        idle.close()
