@@ -19,7 +19,8 @@ Rules:
 3. The API runs its commands on core connections of its own, numbered from the server's
    sequence, so they never collide with a session's.
 4. Rates are sampled by the server's periodic sweep (:meth:`ManagementListener.tick`), never per
-   message or per request: the hot path does nothing for the management API.
+   message or per request: the hot path does nothing for the management API. A connection's
+   octet and segment counts are the kernel's (``TCP_INFO``), read only when asked.
 5. Requests are answered in order, one input processed completely before the next; a request
    the codec refuses (400/413/...) is answered and the socket closed. An HTTP connection idle
    for :data:`IDLE_TIMEOUT` seconds is closed by the sweep (keep-alive must not pin sockets);
@@ -33,6 +34,7 @@ import asyncio
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -91,6 +93,7 @@ class ServerBackend:
         opened_at = getattr(transport.get_protocol(), "opened_at", None)
         connected_at = (time.time() if opened_at is None
                         else self.server.wall_time(opened_at))
+        counts = tcp_counts(transport.get_extra_info("socket"))
         core = self.server.broker.connections.get(connection)
         properties = getattr(core, "client_properties", None) or {}
         return ConnectionDetails(
@@ -103,6 +106,7 @@ class ServerBackend:
             heartbeat=int(session.adapter.heartbeat or 0),
             auth_mechanism=str(getattr(wire, "mechanism", "") or "PLAIN"),
             state="blocked" if session in self.server.flow.blocked else "running",
+            recv_oct=counts[0], send_oct=counts[1], recv_cnt=counts[2], send_cnt=counts[3],
             send_pend=transport.get_write_buffer_size(),
         )
 
@@ -148,6 +152,32 @@ def resident_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+#: ``struct tcp_info`` (Linux ``<linux/tcp.h>``): ``tcpi_bytes_acked`` and
+#: ``tcpi_bytes_received`` (u64) at offset 120, ``tcpi_segs_out`` and ``tcpi_segs_in`` (u32)
+#: after them; present since Linux 4.2.
+_TCP_INFO_COUNTS = struct.Struct("=QQII")
+_TCP_INFO_OFFSET = 120
+_TCP_INFO_SIZE = _TCP_INFO_OFFSET + _TCP_INFO_COUNTS.size
+
+
+def tcp_counts(sock: Any) -> tuple[int, int, int, int]:
+    """(octets received, octets sent, segments in, segments out) of a TCP socket, read from the
+    kernel when asked (rule 4: the session counts nothing per read or write); zeros where the
+    kernel does not tell."""
+    option = getattr(socket, "TCP_INFO", None)
+    if sock is None or option is None:
+        return 0, 0, 0, 0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_SIZE)
+    except (OSError, TypeError, ValueError):
+        return 0, 0, 0, 0
+    if not isinstance(info, bytes) or len(info) < _TCP_INFO_SIZE:
+        return 0, 0, 0, 0
+    sent, received, segments_out, segments_in = _TCP_INFO_COUNTS.unpack_from(
+        info, _TCP_INFO_OFFSET)
+    return received, sent, segments_in, segments_out
 
 
 def _address(value: object) -> tuple[str, int]:

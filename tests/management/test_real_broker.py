@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -235,3 +236,27 @@ def test_an_idle_http_connection_is_closed() -> None:
         # the periodic sweep sees it idle for longer than allowed: the broker closes it
         assert idle.sock.recv(1) == b""
         idle.close()
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="the kernel's TCP_INFO is Linux's")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_connection_shows_the_octets_it_moved(loop: str) -> None:
+    pytest.importorskip(loop)
+    with broker_in_thread(management=True, heartbeat=0, loop=loop) as broker:
+        api = Client(broker.management_url.removeprefix("http://").rstrip("/"), "guest",
+                     "guest", timeout=TIMEOUT)
+        connection = pika.BlockingConnection(pika.URLParameters(
+            broker.amqp_url + "?heartbeat=0&connection_attempts=1"))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.queue_declare("bytes")
+            [before] = api.get_connections()
+            channel.basic_publish("", "bytes", b"x" * 10_000)  # confirmed: the broker read it
+            [after] = api.get_connections()
+        finally:
+            connection.close()
+    assert after["recv_oct"] >= before["recv_oct"] + 10_000
+    # octets sent count once the peer acknowledged them (the kernel's bytes_acked)
+    assert after["send_oct"] >= before["send_oct"] > 0
+    assert after["recv_cnt"] > before["recv_cnt"] > 0
