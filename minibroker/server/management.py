@@ -129,6 +129,7 @@ class ServerBackend:
         return out
 
     def alarms(self) -> Sequence[str]:
+        # RabbitMQ knows two resources; our queue-length alarm guards memory, so it shows as it.
         flow = self.server.flow
         out = []
         if flow.alarm is not None and flow.disk is None:

@@ -260,3 +260,9 @@ def test_a_connection_shows_the_octets_it_moved(loop: str) -> None:
     # octets sent count once the peer acknowledged them (the kernel's bytes_acked)
     assert after["send_oct"] >= before["send_oct"] > 0
     assert after["recv_cnt"] > before["recv_cnt"] > 0
+
+
+@pytest.mark.minibroker(management=True)
+def test_the_pytest_fixture_serves_it_on_request(minibroker: ThreadBroker) -> None:
+    status, body = request(minibroker, "GET", "/api/whoami")
+    assert (status, json.loads(body)["name"]) == (200, "guest")
