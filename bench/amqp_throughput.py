@@ -310,7 +310,8 @@ def start_minibroker(loop: str, profile: str | None) -> tuple[subprocess.Popen[s
     storage = (["--data-dir", tempfile.mkdtemp(prefix="minibroker-bench-"), "--sync", "always"]
                if PERSISTENT else ["--in-memory"])
     proc = subprocess.Popen(
-        [*python, "-m", "minibroker", "--port", "0", "--loop", loop, "--log-level", "warning",
+        [*python, "-m", "minibroker", "--port", "0", "--management-port", "0",
+         "--loop", loop, "--log-level", "warning",
          "--heartbeat", "0", *storage],
         stdout=subprocess.PIPE, text=True,
     )

@@ -103,7 +103,8 @@ def start_minibroker(loop: str = "uvloop", extra: list[str] | None = None,
     """Rule 1: a fresh broker on a free port, ready when its ready line is printed."""
     python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
     proc = subprocess.Popen(
-        [*python, "-m", "minibroker", "--port", "0", "--loop", loop, "--log-level", "warning",
+        [*python, "-m", "minibroker", "--port", "0", "--management-port", "0",
+         "--loop", loop, "--log-level", "warning",
          "--heartbeat", "0",
          *([] if "--data-dir" in (extra or []) else ["--in-memory"]), *(extra or [])],
         stdout=subprocess.PIPE, text=True,

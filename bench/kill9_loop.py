@@ -66,7 +66,8 @@ class Minibroker:
         started = time.perf_counter()
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minibroker", "--port", "0", "--heartbeat", "0",
+            [sys.executable, "-m", "minibroker", "--port", "0", "--management-port", "0",
+             "--heartbeat", "0",
              "--data-dir", self.directory, "--sync", self.sync, "--log-level", "error"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         assert self.process.stdout is not None

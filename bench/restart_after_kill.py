@@ -51,7 +51,8 @@ def rss(pid: int) -> int:
 def start(directory: str, sync: str) -> tuple[subprocess.Popen[str], int, float]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "minibroker", "--port", "0", "--heartbeat", "0", "--data-dir",
+        [sys.executable, "-m", "minibroker", "--port", "0", "--management-port", "0",
+         "--heartbeat", "0", "--data-dir",
          directory, "--sync", sync, "--log-level", "error",
          # a million queued messages must not raise the resource alarm (no consumer drains)
          "--memory-high-water", str(4 << 30), "--queue-high-water", str(1 << 30)],

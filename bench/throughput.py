@@ -224,7 +224,8 @@ async def run_latency(port: int, *, rate: int, seconds: float) -> tuple[float, f
 
 def start_broker(loop: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "minibroker", "--port", "0", "--loop", loop,
+        [sys.executable, "-m", "minibroker", "--port", "0", "--management-port", "0",
+         "--loop", loop,
          "--log-level", "WARNING",
          *(["--data-dir", tempfile.mkdtemp(prefix="minibroker-bench-"), "--sync", "always"]
            if PERSISTENT else ["--in-memory"])],

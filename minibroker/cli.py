@@ -4,7 +4,8 @@ Rules:
 
 1. Safe defaults: 127.0.0.1 and :data:`~minibroker.config.DEFAULT_PORT` (never AMQP's 5672).
 2. Readiness is ONE line on stdout, flushed, printed only once every listener accepts:
-   ``minibroker listening on minibroker://host:port (native) and amqp://... (AMQP 0-9-1)``.
+   ``minibroker listening on minibroker://host:port (native) and amqp://... (AMQP 0-9-1)``,
+   then `` and http://host:port/ (management)`` unless ``--no-management``.
    Scripts and tests wait for that line, never for a delay.
 3. An address that cannot be listened on (a port in use, a host name that does not resolve) or a
    loop that is not installed is one line on stderr saying so in words, and exit code 2 (the
@@ -41,6 +42,8 @@ from minibroker.storage.errors import StorageError
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_USAGE = 0, 2
+#: The management listener's default port (RabbitMQ's is 15672; ours sits beside our 5680).
+DEFAULT_MANAGEMENT_PORT = 15680
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trace", action="store_true",
         help="log every frame in both directions, decoded (logger minibroker.trace, stderr)",
+    )
+    management = parser.add_argument_group("management")
+    management.add_argument(
+        "--management-port", type=_port, default=DEFAULT_MANAGEMENT_PORT, metavar="PORT",
+        help="serve RabbitMQ's management HTTP API, Prometheus metrics (/metrics) and a web "
+        "page on this port; 0 picks any free port (default: %(default)s)",
+    )
+    management.add_argument(
+        "--no-management", action="store_true",
+        help="do not serve the management API, metrics or web page",
     )
     storage = parser.add_argument_group("storage")
     storage.add_argument(
@@ -201,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         queue_high_water=args.queue_high_water, rabbitmq=args.rabbitmq_version,
         data_dir=data_dir, sync=args.sync, disk_free_limit=args.disk_free_limit,
         definitions_file=args.definitions,
+        management_port=None if args.no_management else args.management_port,
     )
     try:
         loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
@@ -246,9 +260,11 @@ async def _serve(config: ServerConfig) -> int:
 
 def _listening(server: BrokerServer) -> str:
     native = f"{server.url} (native)"
-    if "amqp" not in server.adapters:
-        return native
-    return f"{native} and {server.amqp_url} (AMQP 0-9-1)"
+    if "amqp" in server.adapters:
+        native = f"{native} and {server.amqp_url} (AMQP 0-9-1)"
+    if server.management_url is not None:
+        native = f"{native} and {server.management_url} (management)"
+    return native
 
 
 def _listen_error(exc: OSError, config: ServerConfig) -> str:
@@ -257,7 +273,11 @@ def _listen_error(exc: OSError, config: ServerConfig) -> str:
         return (f"cannot listen on {config.host}: the host name does not resolve "
                 f"({exc.strerror}); give an IP address or a name this machine resolves")
     reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
-    return f"cannot listen on {config.host} port {_failed_port(exc, config)}: {reason}"
+    port = _failed_port(exc, config)
+    if port == config.management_port and port not in (config.port, config.amqp_port):
+        return (f"cannot listen on {config.host} port {port} for the management API: {reason}; "
+                "choose another with --management-port, or --no-management")
+    return f"cannot listen on {config.host} port {port}: {reason}"
 
 
 def _failed_port(exc: OSError, config: ServerConfig) -> int:

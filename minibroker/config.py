@@ -102,6 +102,9 @@ class ServerConfig:
     disk_free_limit: int = 50_000_000
     #: A RabbitMQ definitions JSON file loaded at start (RabbitMQ's ``load_definitions``).
     definitions_file: str | None = None
+    #: The management HTTP API, metrics and web page on this port (0: any free port);
+    #: ``None``: not served.
+    management_port: int | None = None
 
     def __post_init__(self) -> None:
         Profile(self.rabbitmq)  # refuses a version outside the model, naming the range
@@ -119,6 +122,8 @@ class ServerConfig:
             raise ValueError(f"disk_free_limit must be at least 0, not {self.disk_free_limit}")
         if not 1 <= self.channel_max <= 0xFFFF:
             raise ValueError(f"channel_max must be in 1..65535, not {self.channel_max}")
+        if self.management_port is not None and not 0 <= self.management_port <= 0xFFFF:
+            raise ValueError(f"management_port must be in 0..65535, not {self.management_port}")
         if not 0 <= self.heartbeat <= 0xFFFF:
             raise ValueError(f"heartbeat must be in 0..65535 seconds, not {self.heartbeat}")
         for high, low, what in (

@@ -26,6 +26,9 @@ Rules:
    is opened and recovered in ``start`` before the listeners, every input that recorded a
    durable intent schedules one flush, the periodic sweep runs reclaim and the disk check,
    ``close`` stops the store cleanly and ``abort`` abandons it as a crash would.
+9. Management (``management.py``): with ``config.management_port`` the HTTP API, metrics and
+   web page listen on a port of their own, started after the protocol listeners and closed
+   with them; the periodic sweep samples its message rates.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from minibroker.server.flow import (
     install_accept_error_handler,
     raise_open_file_limit,
 )
+from minibroker.server.management import ManagementListener
 from minibroker.server.native_adapter import NativeAdapter
 from minibroker.server.protocol import BrokerProtocol
 
@@ -113,6 +117,8 @@ class BrokerServer:
         self.durability: Durability | None = None
         #: What the start found on disk and loaded (lines for the start-up output).
         self.storage_lines: list[str] = []
+        #: The management listener (rule 9), once started with ``management_port``.
+        self.management: ManagementListener | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -175,6 +181,10 @@ class BrokerServer:
                     reuse_address=True, backlog=1024,
                 )
             )
+        if config.management_port is not None:
+            management = ManagementListener(self, config.management_port)
+            await management.start()
+            self.management = management
         self._schedule_sweep()
 
     def _bound_port(self, index: int) -> int | None:
@@ -203,6 +213,11 @@ class BrokerServer:
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@{self.config.host}:{self.amqp_port}/"
 
+    @property
+    def management_url(self) -> str | None:
+        """The management API and web page (``http://host:port/``), ``None`` when not served."""
+        return None if self.management is None else self.management.url
+
     async def close(self, reply_code: int = 320, reply_text: str = "broker shutdown") -> None:
         """Graceful shutdown: stop accepting, tell clients, wait briefly, drop the rest."""
         if self.closing:
@@ -210,6 +225,8 @@ class BrokerServer:
         self.closing = True
         for listener in self._listeners:
             listener.close()
+        if self.management is not None:
+            self.management.close()
         for session in list(self.sessions.values()):
             session.shutdown(reply_code, reply_text)
         deadline = self.loop.time() + self.config.shutdown_grace
@@ -220,6 +237,8 @@ class BrokerServer:
                 protocol.transport.abort()
         for listener in self._listeners:
             await listener.wait_closed()
+        if self.management is not None:
+            await self.management.wait_closed()
         if self._sweep is not None:
             self._sweep.cancel()
         if self._cancel_timer is not None:
@@ -233,11 +252,15 @@ class BrokerServer:
         self.closing = True
         for listener in self._listeners:
             listener.close()
+        if self.management is not None:
+            self.management.close()
         for protocol in list(self.protocols):
             if protocol.transport is not None:
                 protocol.transport.abort()
         for listener in self._listeners:
             await listener.wait_closed()
+        if self.management is not None:
+            await self.management.wait_closed()
         if self._sweep is not None:
             self._sweep.cancel()
         if self._cancel_timer is not None:
@@ -366,6 +389,8 @@ class BrokerServer:
         if self.durability is not None:
             self.durability.after_input()  # what was recorded outside any input (toolkit)
             self.durability.maintain()
+        if self.management is not None:
+            self.management.tick()
         if not self.closing:
             self._schedule_sweep()
 

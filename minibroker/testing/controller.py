@@ -108,6 +108,8 @@ class Controller:
         self.config = dataclasses.replace(
             self.config, port=server.port,
             amqp_port=None if self.config.amqp_port is None else server.amqp_port,
+            management_port=(None if server.management is None
+                             else server.management.port),
         )
         if isinstance(self.clock, ManualClock):
             self.clock.attach(self.server)

@@ -14,8 +14,9 @@ Rules:
 3. ``options`` are :class:`~minibroker.config.ServerConfig` fields (``heartbeat=0``,
    ``users=...``, ``rabbitmq="3.10"`` to answer as that RabbitMQ version), plus ``clock``
    (e.g. a :class:`~minibroker.testing.ManualClock`), ``history_size``, and ``loop``
-   ("auto", "asyncio", "uvloop") for the thread variant. ``data_dir=path`` keeps durable
-   state there (``crash()``, ``restart()``); by default nothing touches the disk.
+   ("auto", "asyncio", "uvloop") for the thread variant, and ``management=True`` to serve
+   the management HTTP API on any free port (``.management_url``). ``data_dir=path`` keeps
+   durable state there (``crash()``, ``restart()``); by default nothing touches the disk.
 4. Leaving the block closes the broker gracefully: clients hear 320 CONNECTION_FORCED and get
    ``shutdown_grace`` (0.2 s here) to close; the loop and its sockets are gone afterwards.
 5. Every ``wait_for_*`` has an awaitable twin ``wait_for_*_async`` with the same arguments. On
@@ -59,6 +60,8 @@ CALL_TIMEOUT = 30.0
 def _controller(config: ServerConfig | None, clock: Clock | None, history_size: int,
                 options: dict[str, Any]) -> Controller:
     base = config or TEST_CONFIG
+    if options.pop("management", False):  # the management API on any free port
+        options.setdefault("management_port", 0)
     return Controller(dataclasses.replace(base, **options), clock, history_size)
 
 
@@ -80,6 +83,16 @@ class _Handle(BrokerAPI):
     @property
     def clock(self) -> Clock | None:
         return self._controller.clock
+
+    @property
+    def management_url(self) -> str:
+        """The management HTTP API and web page (``management=True``), e.g.
+        ``http://127.0.0.1:41234/``; log in as a broker user (guest/guest)."""
+        url = self._controller.server.management_url
+        if url is None:
+            raise RuntimeError("the management API is off: start the broker with "
+                               "management=True")
+        return url
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"

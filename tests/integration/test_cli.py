@@ -28,7 +28,8 @@ TIMEOUT = 10
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "minibroker", *args]
+    # Any free management port: brokers of parallel tests must not contend for the default.
+    return [sys.executable, "-m", "minibroker", "--management-port", "0", *args]
 
 
 def _environment() -> dict[str, str]:
@@ -138,7 +139,7 @@ def test_loop_uvloop_without_uvloop_is_one_line_and_no_warning() -> None:
     script = ("import sys\n"
               "sys.modules['uvloop'] = None  # as if uvloop were not installed\n"
               "from minibroker.cli import main\n"
-              "sys.exit(main(['--loop', 'uvloop', '--port', '0']))\n")
+              "sys.exit(main(['--loop', 'uvloop', '--port', '0', '--no-management']))\n")
     result = subprocess.run([sys.executable, "-W", "default", "-c", script],
                             capture_output=True, text=True, timeout=TIMEOUT, env=_environment())
     assert result.returncode == 2 and result.stdout == ""

@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20
 READY = re.compile(r"^minibroker listening on minibroker://127\.0\.0\.1:(\d+) \(native\)"
-                   r" and amqp://guest:guest@127\.0\.0\.1:(\d+)/ \(AMQP 0-9-1\); (.*)$")
+                   r" and amqp://guest:guest@127\.0\.0\.1:(\d+)/ \(AMQP 0-9-1\)"
+                   r"(?: and http://\S+ \(management\))?; (.*)$")
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -34,7 +35,8 @@ def _environment(**extra: str) -> dict[str, str]:
 class Broker:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minibroker", "--port", "0", "--heartbeat", "0", *args],
+            [sys.executable, "-m", "minibroker", "--port", "0", "--heartbeat", "0",
+             "--management-port", "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=env or _environment())
         assert self.process.stdout is not None
@@ -121,7 +123,8 @@ def test_a_second_broker_on_the_directory_names_it_and_the_pid(tmp_path: Path,
     data = str(tmp_path / "data")
     brokers.append(first := Broker("--data-dir", data))
     result = subprocess.run(
-        [sys.executable, "-m", "minibroker", "--port", "0", "--data-dir", data],
+        [sys.executable, "-m", "minibroker", "--port", "0", "--no-management", "--data-dir",
+         data],
         capture_output=True, text=True, timeout=TIMEOUT, env=_environment())
     assert result.returncode == 2 and result.stdout == ""
     assert data in result.stderr and str(first.process.pid) in result.stderr, result.stderr
