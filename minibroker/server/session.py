@@ -30,6 +30,11 @@ Rules:
 6. Reading may be held for several reasons at once — flow control, fairness, fault injection
    (:meth:`hold_reading`) — and resumes when the last one lets go. While it is held the peer's
    silence proves nothing: heartbeats count it as heard.
+8. A peer that does not read cannot make us hold its answers without limit: while the
+   transport's buffer is past its high-water mark (``pause_writing``) the connection is not
+   read and its pending frames wait ("writing" hold), replies and deliveries alike; and a read
+   whose replies pass :data:`OUTPUT_MARK` bytes stops there, flushes, and goes on later. So
+   what one connection makes us buffer is about its high-water mark plus one frame's reply.
 7. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
    connection id, counted by the server, and closes this connection only (541).
 """
@@ -60,12 +65,14 @@ if TYPE_CHECKING:
     from minibroker.server.adapter import AdapterFactory
     from minibroker.server.server import BrokerServer
 
-__all__ = ["FAIR_SHARE", "Session"]
+__all__ = ["FAIR_SHARE", "OUTPUT_MARK", "Session"]
 
 log = logging.getLogger("minibroker.server")
 
 #: Frames one connection may have processed per loop iteration before others get their turn.
 FAIR_SHARE = 1024
+#: Bytes of output one read may queue before its remaining frames wait for a flush (rule 8).
+OUTPUT_MARK = 256 * 1024
 
 
 class Session:
@@ -78,6 +85,8 @@ class Session:
         self.transport = transport
         self.peer = peer
         self._out: list[bytes] = []
+        #: Bytes in ``_out`` (rule 8).
+        self.out_size = 0
         self._flush_scheduled = False
         self.closed = False
         #: True once the core knows this connection (OpenConnection was executed).
@@ -137,7 +146,7 @@ class Session:
                 else:
                     run_one(event)
                     budget -= 1
-                if budget <= 0:
+                if budget <= 0 or self.out_size > OUTPUT_MARK or self._writing_paused:
                     break
             else:  # every event of the read is done
                 self._events = None
@@ -149,6 +158,11 @@ class Session:
             return
         # The share is used up: the rest in later loop iterations, reading nothing meanwhile.
         self.hold_reading("fairness")
+        if self.out_size > OUTPUT_MARK:
+            self.flush()  # may pause writing at once (rule 8)
+        if self._writing_paused:
+            self.hold_reading("writing")  # resume_writing continues (rule 8)
+            return
         self.server.loop.call_soon(self._continue)
 
     def _continue(self) -> None:
@@ -391,6 +405,7 @@ class Session:
         if self.closed:
             return
         self._out.append(data)
+        self.out_size += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.server.loop.call_soon(self.flush)
@@ -407,6 +422,7 @@ class Session:
             durability.flush()  # nothing leaves before what caused it is written
         self.adapter.before_flush()
         self._flush_scheduled = False
+        self.out_size = 0
         if self._out and not self.transport.is_closing():
             out = self._out
             self._out = []
@@ -460,6 +476,7 @@ class Session:
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self.hold_reading("writing")  # rule 8
         if self.registered:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=False)).effects
@@ -471,6 +488,14 @@ class Session:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=True)).effects
             )
+        if self._events is not None and not self.closed:
+            # Frames of a read wait for the drain (rule 8): go on with them, reading nothing
+            # new until they are done.
+            self._reading_holds.discard("writing")
+            self._reading_holds.add("fairness")
+            self.server.loop.call_soon(self._continue)
+        else:
+            self.release_reading("writing")
 
 
 def _connection_name(properties: FieldTable) -> str:
