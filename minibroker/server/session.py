@@ -35,6 +35,10 @@ Rules:
    read and its pending frames wait ("writing" hold), replies and deliveries alike; and a read
    whose replies pass :data:`OUTPUT_MARK` bytes stops there, flushes, and goes on later. So
    what one connection makes us buffer is about its high-water mark plus one frame's reply.
+9. When the socket is gone the session drops its adapter (for a
+   :class:`~minibroker.server.adapter.DetachedAdapter`): the adapter holds bound methods of the
+   session, and that cycle would keep a reset connection's partial message alive until the
+   cyclic garbage collector ran. Reference counting frees it at once.
 7. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
    connection id, counted by the server, and closes this connection only (541).
 """
@@ -60,9 +64,10 @@ from minibroker.core.effects import Outcome
 from minibroker.errors import AMQPError, ChannelError, ConnectionForced
 from minibroker.message import FieldTable
 from minibroker.protocols import events as ev
+from minibroker.server.adapter import DetachedAdapter
 
 if TYPE_CHECKING:
-    from minibroker.server.adapter import AdapterFactory
+    from minibroker.server.adapter import AdapterFactory, ProtocolAdapter
     from minibroker.server.server import BrokerServer
 
 __all__ = ["FAIR_SHARE", "OUTPUT_MARK", "Session"]
@@ -104,7 +109,7 @@ class Session:
         #: The part of a run beyond the last fair share.
         self._rest: Sequence[Any] = ()
         self._grace: asyncio.TimerHandle | None = None
-        self.adapter = adapter(self)
+        self.adapter: ProtocolAdapter = adapter(self)
         self.protocol_name = self.adapter.name
         #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
         self.on_effect = self.adapter.send_effect
@@ -391,7 +396,18 @@ class Session:
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
-        self._leave_core()
+        try:
+            self._leave_core()
+        finally:
+            self._detach()
+
+    def _detach(self) -> None:
+        """Rule 9: break the session ↔ adapter cycle."""
+        self._out.clear()
+        self.out_size = 0
+        detached = DetachedAdapter(self.adapter.name)
+        self.adapter = detached
+        self.on_effect = detached.send_effect
 
     def internal_error(self, exc: BaseException) -> None:
         self.server.internal_errors += 1
