@@ -46,6 +46,7 @@ from minibroker.core.journal import Journal
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
+from minibroker.server.closelog import CloseLog
 from minibroker.server.durability import Durability, load_definitions_file
 from minibroker.server.flow import (
     FlowController,
@@ -105,6 +106,8 @@ class BrokerServer:
         self._cancel_timer: Callable[[], None] | None = None
         self._timer_at: float | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        #: Rate-limited log lines for closes caused by a peer (``closelog.py``).
+        self.close_log = CloseLog(log)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
         #: Wall-clock seconds minus server-clock seconds, fixed at start (see ``wall_time``).
@@ -379,4 +382,5 @@ class BrokerServer:
                 session.check_heartbeat(now)
             except Exception as exc:
                 session.internal_error(exc)
+        self.close_log.flush(now)
         self.flow.recount()

@@ -39,7 +39,9 @@ Rules:
    :class:`~minibroker.server.adapter.DetachedAdapter`): the adapter holds bound methods of the
    session, and that cycle would keep a reset connection's partial message alive until the
    cyclic garbage collector ran. Reference counting frees it at once.
-7. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
+7. Closes caused by the peer (a channel error, a connection error) are logged one line each,
+   rate-limited by the server's :class:`~minibroker.server.closelog.CloseLog`.
+   An exception that is not an ``AMQPError`` is an internal error: it is logged with the
    connection id, counted by the server, and closes this connection only (541).
 """
 
@@ -276,8 +278,9 @@ class Session:
     def fail_channel(self, frame: Any, err: ChannelError) -> None:
         """Rule 3, for a channel error caused by ``frame``."""
         channel = frame.channel
-        log.info("%s: closing channel %d of %s connection %d: %s", self.peer, channel,
-                 self.protocol_name, self.id, err.reply_text)
+        self.server.close_log.log(
+            self.server.now(), logging.INFO, "%s: closing channel %d of %s connection %d: %d %s",
+            self.peer, channel, self.protocol_name, self.id, err.reply_code, err.reply_text)
         self.adapter.close_channel(channel, err.reply_code, err.reply_text, frame=frame,
                                    error=err)
         self._release_channel(channel)
@@ -306,8 +309,9 @@ class Session:
         elif kind is ev.ConnectionOpened:
             self._opened(event)
         elif kind is ev.ConnectionClosing:
-            log.warning("%s: closing %s connection %d: %d %s", self.peer, self.protocol_name,
-                        self.id, event.reply_code, event.reply_text)
+            self.server.close_log.log(  # rate-limited: a client may do this in a loop
+                self.server.now(), logging.WARNING, "%s: closing %s connection %d: %d %s",
+                self.peer, self.protocol_name, self.id, event.reply_code, event.reply_text)
             self._closing()
         elif kind is ev.CloseSocket:
             log.debug("%s: %s connection %d: %s", self.peer, self.protocol_name, self.id,
