@@ -88,6 +88,10 @@ class AMQPAdapter:
         self._received = True
         self.connection.receive_data(data)
 
+    def buffered_input(self) -> int:
+        """Bytes received but not yet frames (the session's frame timeout watches them)."""
+        return self.connection.codec.buffered
+
     def events(self) -> Iterator[Any]:
         return self.connection.events()
 

@@ -73,6 +73,10 @@ class NativeAdapter:
     def receive(self, data: bytes) -> None:
         self.connection.receive_data(data, now=self._clock.now())
 
+    def buffered_input(self) -> int:
+        """Bytes received but not yet frames (the session's frame timeout watches them)."""
+        return self.connection.codec.buffered
+
     def events(self) -> Iterator[Any]:
         return self.connection.events()
 

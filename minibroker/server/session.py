@@ -30,6 +30,10 @@ Rules:
 6. Reading may be held for several reasons at once — flow control, fairness, fault injection
    (:meth:`hold_reading`) — and resumes when the last one lets go. While it is held the peer's
    silence proves nothing: heartbeats count it as heard.
+7. Closes caused by the peer (a channel error, a connection error) are logged one line each,
+   rate-limited by the server's :class:`~minibroker.server.closelog.CloseLog`.
+   An exception that is not an ``AMQPError`` is an internal error: it is logged with the
+   connection id, counted by the server, and closes this connection only (541).
 8. A peer that does not read cannot make us hold its answers without limit: while the
    transport's buffer is past its high-water mark (``pause_writing``) the connection is not
    read and its pending frames wait ("writing" hold), replies and deliveries alike; and a read
@@ -39,17 +43,18 @@ Rules:
    :class:`~minibroker.server.adapter.DetachedAdapter`): the adapter holds bound methods of the
    session, and that cycle would keep a reset connection's partial message alive until the
    cyclic garbage collector ran. Reference counting frees it at once.
-7. Closes caused by the peer (a channel error, a connection error) are logged one line each,
-   rate-limited by the server's :class:`~minibroker.server.closelog.CloseLog`.
-   An exception that is not an ``AMQPError`` is an internal error: it is logged with the
-   connection id, counted by the server, and closes this connection only (541).
+10. Slow senders: a connection that began a frame and has not completed it within
+    ``ServerConfig.frame_timeout`` seconds is closed by the server's sweep
+    (:meth:`check_heartbeat`); any byte is not progress, a completed frame is. An adapter
+    that can tell offers ``buffered_input()`` (bytes received but not yet frames). While we
+    hold its reading the wait is ours, not the peer's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -115,12 +120,20 @@ class Session:
         self.protocol_name = self.adapter.name
         #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
         self.on_effect = self.adapter.send_effect
+        #: Rule 10: bytes received, bytes the codec had made frames of at the last read, and
+        #: since when a frame has been incomplete (None: no incomplete frame).
+        self._buffered_input: Callable[[], int] | None = getattr(
+            self.adapter, "buffered_input", None)
+        self._received = 0
+        self._consumed = 0
+        self.stalled_since: float | None = None
 
     # -- input ------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self._received += len(data)
         self.adapter.receive(data)
         if self._events is None:  # else a held read's events take these bytes in turn
             self._events = self.adapter.events()
@@ -129,6 +142,19 @@ class Session:
             except BaseException:  # an internal error (rule 7): the next read starts afresh
                 self._events, self._rest = None, ()
                 raise
+            if self._events is None and self._buffered_input is not None:
+                self._track_frames(self._buffered_input())
+
+    def _track_frames(self, tail: int) -> None:
+        """Rule 10, after a read is processed: ``tail`` bytes are an incomplete frame."""
+        if not tail:
+            self.stalled_since = None
+            self._consumed = self._received
+            return
+        consumed = self._received - tail
+        if consumed != self._consumed or self.stalled_since is None:
+            self._consumed = consumed  # a frame completed: the next one starts now
+            self.stalled_since = self.server.now()
 
     def _pump(self) -> None:
         """Process the read's events, a fair share per loop iteration (rule 4)."""
@@ -186,6 +212,8 @@ class Session:
             self._events, self._rest = None, ()
             self.internal_error(exc)
             self.shutdown(541, "INTERNAL_ERROR")
+        if self._events is None and self._buffered_input is not None and not self.closed:
+            self._track_frames(self._buffered_input())
         server.flow.after_input(self, published)
         if server.input_hooks:
             server.run_input_hooks()
@@ -387,12 +415,35 @@ class Session:
         return self.adapter.set_blocked(reason)
 
     def check_heartbeat(self, now: float) -> None:
-        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer."""
-        if self.closed or self.adapter.tick(now, heard=self.reading_held):
+        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer, and
+        a slow one (rule 10)."""
+        if self.closed:
+            return
+        if self.stalled_since is not None and self._frame_expired(now):
+            return
+        if self.adapter.tick(now, heard=self.reading_held):
             return
         log.warning("%s: %s connection %d missed heartbeats (interval %d s); closing",
                     self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
         self._close_now()
+
+    def _frame_expired(self, now: float) -> bool:
+        """Rule 10: close (at once: a slow peer may not read either) a connection whose
+        incomplete frame is older than the frame timeout."""
+        assert self.stalled_since is not None
+        if self.reading_held:
+            self.stalled_since = now  # its wait is ours
+            return False
+        timeout = self.server.config.frame_timeout
+        if not timeout or now - self.stalled_since <= timeout:
+            return False
+        self.server.close_log.log(
+            now, logging.WARNING, "%s: %s connection %d sent part of a frame and did not "
+            "complete it within %g s; closing", self.peer, self.protocol_name, self.id, timeout)
+        self._leave_core()
+        self.closed = True
+        self.transport.abort()
+        return True
 
     def connection_lost(self) -> None:
         """The socket is gone: release everything (the core requeues unacked messages)."""
@@ -412,6 +463,8 @@ class Session:
         detached = DetachedAdapter(self.adapter.name)
         self.adapter = detached
         self.on_effect = detached.send_effect
+        self._buffered_input = None
+        self.stalled_since = None
 
     def internal_error(self, exc: BaseException) -> None:
         self.server.internal_errors += 1
