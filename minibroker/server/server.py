@@ -43,6 +43,7 @@ from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
 from minibroker.core.journal import Journal
+from minibroker.core.timers import consumer_timeout_text, overdue_channels
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
@@ -383,4 +384,15 @@ class BrokerServer:
             except Exception as exc:
                 session.internal_error(exc)
         self.close_log.flush(now)
+        if self.config.consumer_timeout:
+            self._close_overdue_channels(now)
         self.flow.recount()
+
+    def _close_overdue_channels(self, now: float) -> None:
+        """RabbitMQ's ``consumer_timeout`` (``core/timers.py`` rule 4): 406 on the channel."""
+        timeout = self.config.consumer_timeout
+        for channel in overdue_channels(self.broker.connections.values(), now, timeout):
+            session = self.sessions.get(channel.connection.id)
+            if session is not None:
+                session.close_channel(channel.number, 406,
+                                      consumer_timeout_text(channel.number, timeout))
