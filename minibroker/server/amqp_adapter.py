@@ -72,6 +72,7 @@ class AMQPAdapter:
         self.connection = AMQPConnection(
             self._write, users=config.users, frame_max=config.max_frame_size,
             channel_max=config.channel_max, heartbeat=config.heartbeat, now=server.now(),
+            max_message_size=config.max_message_size,
         )
         if config.trace:
             self.connection.trace = self._trace_received

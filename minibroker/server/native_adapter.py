@@ -60,6 +60,8 @@ class NativeAdapter:
             channel_max=config.channel_max, heartbeat=config.heartbeat, users=config.users,
             now=self._clock.now(),
         )
+        # ServerConfig.max_message_size (the codec's default is RabbitMQ's 128 MiB).
+        self.connection.codec.max_message_size = config.max_message_size
         if config.trace:
             self.connection.trace = self._trace
         self._names: dict[str, str] = {}
