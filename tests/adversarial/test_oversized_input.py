@@ -1,5 +1,5 @@
 """Oversized input is refused before it is buffered: frames above ``frame_max`` of every type
-(item 3) and messages above ``max_message_size`` (item 4), in both protocols.
+and messages above ``max_message_size``, in both protocols.
 
 Issue: method and content-header frames up to 16 MiB were accepted (each 15 MiB header table
 stalled the loop ~1.4 s to decode), and a 130 MiB message was accepted. Now: 501
