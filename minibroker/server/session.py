@@ -423,8 +423,9 @@ class Session:
             return
         if self.adapter.tick(now, heard=self.reading_held):
             return
-        log.warning("%s: %s connection %d missed heartbeats (interval %d s); closing",
-                    self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
+        self.server.close_log.log(
+            now, logging.WARNING, "%s: %s connection %d missed heartbeats (interval %d s); "
+            "closing", self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
         self._close_now()
 
     def _frame_expired(self, now: float) -> bool:

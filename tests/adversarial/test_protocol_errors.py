@@ -8,6 +8,7 @@ errors were not logged, or would be logged 100,000 times for 100,000 refused pub
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -99,3 +100,24 @@ def test_the_close_log_is_a_token_bucket_that_reports_what_it_suppressed(
         close_log.log(101.0, logging.WARNING, "x")
     close_log.flush(200.0)
     assert "suppressed 12 more" in caplog.records[-1].getMessage()
+
+
+def test_sockets_refused_in_a_loop_log_a_bounded_number_of_lines(
+    run_broker: RunBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="minibroker.server")
+
+    async def scenario(server: BrokerServer) -> None:
+        canary = await Canary.start(server.url)
+        for _ in range(100):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GARBAGE!")
+            assert await reader.read(8) != b""  # our preamble, then the close
+            assert await reader.read() == b""
+            writer.close()
+        await canary.round()
+        await canary.close()
+
+    run_broker(scenario, clock=ManualClock())
+    lines = [r for r in caplog.records if "unknown protocol header" in r.getMessage()]
+    assert len(lines) == BURST, len(lines)
