@@ -79,6 +79,10 @@ class NativeAdapter:
         """Bytes received but not yet frames (the session's frame timeout watches them)."""
         return self.connection.codec.buffered
 
+    def partial_input(self) -> int:
+        """Bytes held for frames and messages not complete yet (flow control counts them)."""
+        return self.connection.codec.partial_bytes
+
     def events(self) -> Iterator[Any]:
         return self.connection.events()
 

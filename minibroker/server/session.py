@@ -29,7 +29,9 @@ Rules:
    session renews the core's delivery burst for window-less consumers (:meth:`_renew_burst`).
 6. Reading may be held for several reasons at once — flow control, fairness, fault injection
    (:meth:`hold_reading`) — and resumes when the last one lets go. While it is held the peer's
-   silence proves nothing: heartbeats count it as heard.
+   silence proves nothing: heartbeats count it as heard. Nor would we see it hang up: the
+   server's sweep asks the socket (:func:`peer_hung_up`, a zero-timeout ``poll``), so a
+   blocked publisher that vanishes does not keep its bytes, or the alarm, forever.
 7. Closes caused by the peer (a channel error, a connection error) are logged one line each,
    rate-limited by the server's :class:`~minibroker.server.closelog.CloseLog`.
    An exception that is not an ``AMQPError`` is an internal error: it is logged with the
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -127,6 +130,11 @@ class Session:
         self._received = 0
         self._consumed = 0
         self.stalled_since: float | None = None
+        #: Bytes held for messages not complete yet, as the flow controller last counted them
+        #: (``flow.py`` rule 7); the adapter tells (``partial_input()``), if it can.
+        self._partial_input: Callable[[], int] | None = getattr(
+            self.adapter, "partial_input", None)
+        self.partial_held = 0
 
     # -- input ------------------------------------------------------------------------------
 
@@ -415,9 +423,14 @@ class Session:
         return self.adapter.set_blocked(reason)
 
     def check_heartbeat(self, now: float) -> None:
-        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer, and
-        a slow one (rule 10)."""
+        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer, a
+        slow one (rule 10), and one that hung up while we were not reading it (rule 6)."""
         if self.closed:
+            return
+        if self._reading_holds and self._events is None and peer_hung_up(self.transport):
+            log.debug("%s: %s connection %d hung up while its reading was held", self.peer,
+                      self.protocol_name, self.id)
+            self._drop()
             return
         if self.stalled_since is not None and self._frame_expired(now):
             return
@@ -427,6 +440,12 @@ class Session:
             now, logging.WARNING, "%s: %s connection %d missed heartbeats (interval %d s); "
             "closing", self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
         self._close_now()
+
+    def partial_input(self) -> int:
+        """Bytes held for frames and messages not complete yet (0 when the adapter cannot
+        tell)."""
+        partial_input = self._partial_input
+        return 0 if partial_input is None else partial_input()
 
     def _frame_expired(self, now: float) -> bool:
         """Rule 10: close (at once: a slow peer may not read either) a connection whose
@@ -441,10 +460,14 @@ class Session:
         self.server.close_log.log(
             now, logging.WARNING, "%s: %s connection %d sent part of a frame and did not "
             "complete it within %g s; closing", self.peer, self.protocol_name, self.id, timeout)
+        self._drop()
+        return True
+
+    def _drop(self) -> None:
+        """Close at once, writing nothing more (the peer is gone, or would not read)."""
         self._leave_core()
         self.closed = True
         self.transport.abort()
-        return True
 
     def connection_lost(self) -> None:
         """The socket is gone: release everything (the core requeues unacked messages)."""
@@ -455,6 +478,7 @@ class Session:
         try:
             self._leave_core()
         finally:
+            self.server.flow.forget(self)
             self._detach()
 
     def _detach(self) -> None:
@@ -465,6 +489,7 @@ class Session:
         self.adapter = detached
         self.on_effect = detached.send_effect
         self._buffered_input = None
+        self._partial_input = None
         self.stalled_since = None
 
     def internal_error(self, exc: BaseException) -> None:
@@ -570,6 +595,28 @@ class Session:
             self.server.loop.call_soon(self._continue)
         else:
             self.release_reading("writing")
+
+
+_POLL = hasattr(select, "poll")
+_RESET = select.POLLHUP | select.POLLERR if _POLL else 0
+_SHUT = getattr(select, "POLLRDHUP", 0)
+
+
+def peer_hung_up(transport: asyncio.BaseTransport) -> bool:
+    """Is the peer of a socket we do not read gone? Reset (what it sent is lost anyway), or
+    shut down its sending side with nothing left for us to read. (Only asked of sockets we do
+    not read: for the others the event loop tells us.)"""
+    sock = transport.get_extra_info("socket")
+    if not _POLL or sock is None:
+        return False
+    fd = sock.fileno()
+    if fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | _RESET | _SHUT)
+    ready = poller.poll(0)
+    mask = ready[0][1] if ready else 0
+    return bool(mask & _RESET) or bool(mask & _SHUT and not mask & select.POLLIN)
 
 
 def _connection_name(properties: FieldTable) -> str:
