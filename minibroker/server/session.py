@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import select
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,12 @@ from minibroker.errors import AMQPError, ChannelError, ConnectionForced
 from minibroker.message import FieldTable
 from minibroker.protocols import events as ev
 from minibroker.server.adapter import DetachedAdapter
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = termios = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from minibroker.server.adapter import AdapterFactory, ProtocolAdapter
@@ -597,7 +604,7 @@ class Session:
             self.release_reading("writing")
 
 
-_POLL = hasattr(select, "poll")
+_POLL = fcntl is not None and hasattr(select, "poll")
 _RESET = select.POLLHUP | select.POLLERR if _POLL else 0
 _SHUT = getattr(select, "POLLRDHUP", 0)
 
@@ -613,10 +620,18 @@ def peer_hung_up(transport: asyncio.BaseTransport) -> bool:
     if fd < 0:
         return False
     poller = select.poll()
-    poller.register(fd, select.POLLIN | _RESET | _SHUT)
+    poller.register(fd, _RESET | _SHUT)
     ready = poller.poll(0)
     mask = ready[0][1] if ready else 0
-    return bool(mask & _RESET) or bool(mask & _SHUT and not mask & select.POLLIN)
+    if mask & _RESET:
+        return True
+    if not mask & _SHUT:
+        return False
+    try:  # shut down: gone once we have read everything it sent
+        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return False
+    return bool(unread == 0)
 
 
 def _connection_name(properties: FieldTable) -> str:

@@ -29,8 +29,8 @@ ATTEMPTS = 40
 
 
 def _publish_with_headers(headers: dict[str, object]) -> bytes:
-    payload = msgpack.packb([0x50, 1, "", "q", False, ["", "", headers], b""],
-                            use_bin_type=True)
+    payload: bytes = msgpack.packb([0x50, 1, "", "q", False, ["", "", headers], b""],
+                                   use_bin_type=True)
     return len(payload).to_bytes(4, "big") + payload
 
 
@@ -76,15 +76,15 @@ def test_random_bytes_after_a_handshake_close_with_protocol_errors(run_broker: R
                 amqp.writer.write(garbage)
                 amqp.writer.write(b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x32\xce")  # close
                 try:
-                    frame = await amqp.recv()
-                    while (not isinstance(frame, MethodFrame | ContentMethod)
-                           or frame.channel != 0):
-                        frame = await amqp.recv()
+                    answer = await amqp.recv()
+                    while (not isinstance(answer, MethodFrame | ContentMethod)
+                           or answer.channel != 0):
+                        answer = await amqp.recv()
                 except EOFError:
                     pass  # garbage that reads as a frame error may close at once
                 else:
-                    if isinstance(frame.method, ConnectionClose):
-                        assert frame.method.reply_code in PROTOCOL_CODES, frame
+                    if isinstance(answer.method, ConnectionClose):
+                        assert answer.method.reply_code in PROTOCOL_CODES, answer
                 amqp.writer.close()
             if attempt % 10 == 9:
                 await canary.round()
