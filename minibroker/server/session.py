@@ -30,8 +30,7 @@ Rules:
 6. Reading may be held for several reasons at once — flow control, fairness, fault injection
    (:meth:`hold_reading`) — and resumes when the last one lets go. While it is held the peer's
    silence proves nothing: heartbeats count it as heard. Nor would we see it hang up: the
-   server's sweep asks the socket (:func:`peer_hung_up`, a zero-timeout ``poll``), so a
-   blocked publisher that vanishes does not keep its bytes, or the alarm, forever.
+   server's sweep asks the socket (``liveness.py`` rule 2).
 7. Closes caused by the peer (a channel error, a connection error) are logged one line each,
    rate-limited by the server's :class:`~minibroker.server.closelog.CloseLog`.
    An exception that is not an ``AMQPError`` is an internal error: it is logged with the
@@ -47,17 +46,14 @@ Rules:
    cyclic garbage collector ran. Reference counting frees it at once.
 10. Slow senders: a connection that began a frame and has not completed it within
     ``ServerConfig.frame_timeout`` seconds is closed by the server's sweep
-    (:meth:`check_heartbeat`); any byte is not progress, a completed frame is. An adapter
-    that can tell offers ``buffered_input()`` (bytes received but not yet frames). While we
-    hold its reading the wait is ours, not the peer's.
+    (:meth:`check_heartbeat`; ``liveness.py`` rule 1). An adapter that can tell offers
+    ``buffered_input()`` (bytes received but not yet frames).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import select
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -76,12 +72,7 @@ from minibroker.errors import AMQPError, ChannelError, ConnectionForced
 from minibroker.message import FieldTable
 from minibroker.protocols import events as ev
 from minibroker.server.adapter import DetachedAdapter
-
-try:
-    import fcntl
-    import termios
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = termios = None  # type: ignore[assignment]
+from minibroker.server.liveness import FrameWatch, peer_hung_up
 
 if TYPE_CHECKING:
     from minibroker.server.adapter import AdapterFactory, ProtocolAdapter
@@ -130,13 +121,10 @@ class Session:
         self.protocol_name = self.adapter.name
         #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
         self.on_effect = self.adapter.send_effect
-        #: Rule 10: bytes received, bytes the codec had made frames of at the last read, and
-        #: since when a frame has been incomplete (None: no incomplete frame).
+        #: Rule 10: is a frame in progress, and since when (``liveness.py``).
         self._buffered_input: Callable[[], int] | None = getattr(
             self.adapter, "buffered_input", None)
-        self._received = 0
-        self._consumed = 0
-        self.stalled_since: float | None = None
+        self.frames = FrameWatch()
         #: Bytes held for messages not complete yet, as the flow controller last counted them
         #: (``flow.py`` rule 7); the adapter tells (``partial_input()``), if it can.
         self._partial_input: Callable[[], int] | None = getattr(
@@ -148,7 +136,7 @@ class Session:
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self._received += len(data)
+        self.frames.received += len(data)
         self.adapter.receive(data)
         if self._events is None:  # else a held read's events take these bytes in turn
             self._events = self.adapter.events()
@@ -158,18 +146,7 @@ class Session:
                 self._events, self._rest = None, ()
                 raise
             if self._events is None and self._buffered_input is not None:
-                self._track_frames(self._buffered_input())
-
-    def _track_frames(self, tail: int) -> None:
-        """Rule 10, after a read is processed: ``tail`` bytes are an incomplete frame."""
-        if not tail:
-            self.stalled_since = None
-            self._consumed = self._received
-            return
-        consumed = self._received - tail
-        if consumed != self._consumed or self.stalled_since is None:
-            self._consumed = consumed  # a frame completed: the next one starts now
-            self.stalled_since = self.server.now()
+                self.frames.after_read(self._buffered_input(), self.server.now)
 
     def _pump(self) -> None:
         """Process the read's events, a fair share per loop iteration (rule 4)."""
@@ -228,7 +205,7 @@ class Session:
             self.internal_error(exc)
             self.shutdown(541, "INTERNAL_ERROR")
         if self._events is None and self._buffered_input is not None and not self.closed:
-            self._track_frames(self._buffered_input())
+            self.frames.after_read(self._buffered_input(), self.server.now)
         server.flow.after_input(self, published)
         if server.input_hooks:
             server.run_input_hooks()
@@ -439,7 +416,8 @@ class Session:
                       self.protocol_name, self.id)
             self._drop()
             return
-        if self.stalled_since is not None and self._frame_expired(now):
+        if self.frames.expired(now, self.server.config.frame_timeout, held=self.reading_held):
+            self._frame_expired(now)
             return
         if self.adapter.tick(now, heard=self.reading_held):
             return
@@ -454,21 +432,13 @@ class Session:
         partial_input = self._partial_input
         return 0 if partial_input is None else partial_input()
 
-    def _frame_expired(self, now: float) -> bool:
-        """Rule 10: close (at once: a slow peer may not read either) a connection whose
-        incomplete frame is older than the frame timeout."""
-        assert self.stalled_since is not None
-        if self.reading_held:
-            self.stalled_since = now  # its wait is ours
-            return False
-        timeout = self.server.config.frame_timeout
-        if not timeout or now - self.stalled_since <= timeout:
-            return False
+    def _frame_expired(self, now: float) -> None:
+        """Rule 10: close at once (a slow peer may not read either)."""
         self.server.close_log.log(
             now, logging.WARNING, "%s: %s connection %d sent part of a frame and did not "
-            "complete it within %g s; closing", self.peer, self.protocol_name, self.id, timeout)
+            "complete it within %g s; closing", self.peer, self.protocol_name, self.id,
+            self.server.config.frame_timeout)
         self._drop()
-        return True
 
     def _drop(self) -> None:
         """Close at once, writing nothing more (the peer is gone, or would not read)."""
@@ -497,7 +467,7 @@ class Session:
         self.on_effect = detached.send_effect
         self._buffered_input = None
         self._partial_input = None
-        self.stalled_since = None
+        self.frames.forget()
 
     def internal_error(self, exc: BaseException) -> None:
         self.server.internal_errors += 1
@@ -602,36 +572,6 @@ class Session:
             self.server.loop.call_soon(self._continue)
         else:
             self.release_reading("writing")
-
-
-_POLL = fcntl is not None and hasattr(select, "poll")
-_RESET = select.POLLHUP | select.POLLERR if _POLL else 0
-_SHUT = getattr(select, "POLLRDHUP", 0)
-
-
-def peer_hung_up(transport: asyncio.BaseTransport) -> bool:
-    """Is the peer of a socket we do not read gone? Reset (what it sent is lost anyway), or
-    shut down its sending side with nothing left for us to read. (Only asked of sockets we do
-    not read: for the others the event loop tells us.)"""
-    sock = transport.get_extra_info("socket")
-    if not _POLL or sock is None:
-        return False
-    fd = sock.fileno()
-    if fd < 0:
-        return False
-    poller = select.poll()
-    poller.register(fd, _RESET | _SHUT)
-    ready = poller.poll(0)
-    mask = ready[0][1] if ready else 0
-    if mask & _RESET:
-        return True
-    if not mask & _SHUT:
-        return False
-    try:  # shut down: gone once we have read everything it sent
-        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-    except OSError:
-        return False
-    return bool(unread == 0)
 
 
 def _connection_name(properties: FieldTable) -> str:

@@ -9,6 +9,8 @@ that the canary keeps flowing and loses nothing. Waits are bounded by counts, ne
 - ``test_reset_partial_message``: a reset mid-message frees it without the cyclic GC.
 - ``test_codec_errors``: hostile values and random bytes are protocol errors, never 541.
 - ``test_protocol_errors``: non-UTF-8 routing keys; rate-limited close log lines.
+- ``test_partial_messages``: large messages still arriving raise the memory alarm.
+- ``test_liveness``: slow frames and hung-up peers, the sweep's two questions.
 - ``test_slow_loris``: a frame trickled byte by byte past ``frame_timeout``.
 - ``test_consumer_timeout``: a delivery never acknowledged, past ``consumer_timeout``.
 

@@ -30,7 +30,7 @@ CONFIG = ServerConfig(port=0, shutdown_grace=0.2, heartbeat=0, frame_timeout=TIM
 
 
 def _received(first: Session, first_bytes: int, second: Session, second_bytes: int) -> bool:
-    return first._received == first_bytes and second._received == second_bytes
+    return first.frames.received == first_bytes and second.frames.received == second_bytes
 
 
 def test_a_frame_that_is_not_completed_in_time_closes_the_connection(
@@ -55,9 +55,9 @@ def test_a_frame_that_is_not_completed_in_time_closes_the_connection(
         frame = b"\x01\x00\x01\x00\x00\x00\x20" + b"\x00" * 20
         loris.writer.write(frame[:10])
         patient.send_raw(publish[:5])
-        await wait_until(server, lambda: loris_session.stalled_since is not None
-                         and patient_session.stalled_since is not None)
-        loris_bytes, patient_bytes = loris_session._received, patient_session._received
+        await wait_until(server, lambda: loris_session.frames.stalled_since is not None
+                         and patient_session.frames.stalled_since is not None)
+        loris_bytes, patient_bytes = loris_session.frames.received, patient_session.frames.received
         for step in range(1, 3):  # 2 x 40 s: the loris's frame is 80 s old by then
             loris.writer.write(frame[9 + step : 10 + step])  # a byte is not progress
             patient.send_raw(publish[5:] + publish[:5])  # one frame done, the next begun
@@ -89,7 +89,7 @@ def test_a_connection_with_no_frame_begun_is_not_a_slow_sender(run_broker: RunBr
         session = session_of(server, before)
         clock.advance(10 * TIMEOUT)
         await asyncio.sleep(0)
-        assert not session.closed and session.stalled_since is None
+        assert not session.closed and session.frames.stalled_since is None
         await idle.open_channel()
         idle.abort()
 
