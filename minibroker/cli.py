@@ -90,12 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at 80%% of it (default: %(default)s)",
     )
     parser.add_argument(
-        "--frame-timeout", type=float, default=defaults.frame_timeout, metavar="SECONDS",
+        "--frame-timeout", type=_seconds, default=defaults.frame_timeout, metavar="SECONDS",
         help="close a connection that takes longer than this to complete a frame it began "
         "sending; 0 disables (default: %(default)s)",
     )
     parser.add_argument(
-        "--consumer-timeout", type=float, default=defaults.consumer_timeout, metavar="SECONDS",
+        "--consumer-timeout", type=_seconds, default=defaults.consumer_timeout, metavar="SECONDS",
         help="close with 406 a channel whose delivery stays unacknowledged longer than this "
         "(RabbitMQ's consumer_timeout); 0 disables (default: %(default)s)",
     )
@@ -172,6 +172,13 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is not a non-negative integer")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
     return value
 
 

@@ -102,3 +102,9 @@ def test_the_timeouts_come_from_the_command_line_and_are_validated() -> None:
     assert build_parser().parse_args([]).frame_timeout == ServerConfig().frame_timeout == 60.0
     with pytest.raises(ValueError, match="frame_timeout must be at least 0"):
         ServerConfig(frame_timeout=-1)
+
+
+def test_a_negative_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--frame-timeout", "-1"])
+    assert "-1 is not a number of seconds" in capsys.readouterr().err
