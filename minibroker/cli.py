@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         "at 80%% of it (default: %(default)s)",
     )
     parser.add_argument(
+        "--frame-timeout", type=_seconds, default=defaults.frame_timeout, metavar="SECONDS",
+        help="close a connection that takes longer than this to complete a frame it began "
+        "sending; 0 disables (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--consumer-timeout", type=_seconds, default=defaults.consumer_timeout, metavar="SECONDS",
+        help="close with 406 a channel whose delivery stays unacknowledged longer than this "
+        "(RabbitMQ's consumer_timeout); 0 disables (default: %(default)s)",
+    )
+    parser.add_argument(
         "--rabbitmq-version", type=_rabbitmq_version, default=NEWEST, metavar="VERSION",
         help=f"answer as this RabbitMQ version where releases differ ({OLDEST} to {NEWEST}, "
         "e.g. 3.10: an unknown exchange type closes the connection with 503; see "
@@ -178,6 +188,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
+    return value
+
+
 def _rabbitmq_version(text: str) -> str:
     try:
         Profile(text)
@@ -213,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         trace=args.trace, memory_high_water=args.memory_high_water,
         queue_high_water=args.queue_high_water, rabbitmq=args.rabbitmq_version,
         data_dir=data_dir, sync=args.sync, disk_free_limit=args.disk_free_limit,
-        definitions_file=args.definitions,
+        definitions_file=args.definitions, frame_timeout=args.frame_timeout,
+        consumer_timeout=args.consumer_timeout,
         management_port=None if args.no_management else args.management_port,
     )
     try:

@@ -78,6 +78,12 @@ class ServerConfig:
     #: Seconds a new socket has to complete its protocol handshake before it is dropped
     #: (RabbitMQ's ``handshake_timeout`` is 10 s): half-open connections must not pile up.
     handshake_timeout: float = 10.0
+    #: Seconds a connection may take to complete a frame it began sending (slow-loris senders
+    #: are closed; RabbitMQ has no such limit); 0 disables.
+    frame_timeout: float = 60.0
+    #: Seconds a delivery may stay unacknowledged before its channel is closed with 406
+    #: (RabbitMQ's ``consumer_timeout``, 1800000 ms); 0 disables.
+    consumer_timeout: float = 1800.0
     #: Block publishers when ready messages hold about this many bytes (bodies plus a fixed
     #: per-message overhead); resume them below ``memory_low_water`` (``None``: 80%).
     memory_high_water: int = DEFAULT_MEMORY_HIGH_WATER
@@ -126,6 +132,9 @@ class ServerConfig:
             raise ValueError(f"management_port must be in 0..65535, not {self.management_port}")
         if not 0 <= self.heartbeat <= 0xFFFF:
             raise ValueError(f"heartbeat must be in 0..65535 seconds, not {self.heartbeat}")
+        for name in ("frame_timeout", "consumer_timeout"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be at least 0 seconds, not {getattr(self, name)}")
         for high, low, what in (
             (self.memory_high_water, self.memory_low_water, "memory"),
             (self.queue_high_water, self.queue_low_water, "queue"),

@@ -54,7 +54,7 @@ class Acknowledgements:
             if command.no_ack:
                 queue.settle(entry)
             else:
-                channel.unacked[tag] = Unacked(queue, entry, None)
+                channel.unacked[tag] = Unacked(queue, entry, None, now)
         if queue.features is not None:
             self.lifecycle.after_change(queue, now, effects)
         if entry is None:

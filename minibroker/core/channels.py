@@ -47,6 +47,8 @@ __all__ = [
     "Settlement", "TxBuffer", "TxPublish", "Unacked",
 ]
 
+_NEVER = float("inf")
+
 #: What happens to a settled delivery: acknowledged, back to its queue, or rejected for good.
 Settlement = Literal["ack", "requeue", "discard"]
 
@@ -121,13 +123,17 @@ class BrokerConsumer:
 class Unacked:
     """A delivery waiting for ack/nack/reject on its channel."""
 
-    __slots__ = ("consumer", "entry", "queue")
+    __slots__ = ("consumer", "delivered_at", "entry", "queue")
 
-    def __init__(self, queue: Queue, entry: QueueEntry, consumer: BrokerConsumer | None) -> None:
+    def __init__(self, queue: Queue, entry: QueueEntry, consumer: BrokerConsumer | None,
+                 delivered_at: float = _NEVER) -> None:
         self.queue = queue
         self.entry = entry
         #: The consumer it was delivered to; ``None`` for ``basic.get``.
         self.consumer = consumer
+        #: When it was delivered (the consumer timeout, ``timers.py`` rule 4); never for a
+        #: stream's deliveries, which are not redelivered and so cannot time out.
+        self.delivered_at = delivered_at
 
 
 @dataclass(frozen=True, slots=True)

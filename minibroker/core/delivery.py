@@ -65,7 +65,7 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
         if consumer.no_ack:
             queue.settle(entry)
         else:
-            channel.unacked[tag] = Unacked(queue, entry, consumer)
+            channel.unacked[tag] = Unacked(queue, entry, consumer, now)
             consumer.unacked += 1
             channel.consumer_unacked += 1
         effects.append(Deliver(

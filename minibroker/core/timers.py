@@ -14,18 +14,29 @@ Rules:
    ``x-expires`` polled by ``basic.get`` reschedules on every poll). When the heap holds twice
    as many entries as at the last compaction (and at least 64), it is rebuilt from its live
    entries: amortised O(1) per push, memory O(live timers).
+4. Consumer timeout (RabbitMQ's ``consumer_timeout``): a channel whose oldest unacknowledged
+   delivery (the first in its unacked map: tags, and so delivery times, increase) was
+   delivered more than ``timeout`` seconds before ``now`` is overdue
+   (:func:`overdue_channels`, O(1) per channel); the shell walks it on its periodic sweep,
+   as RabbitMQ checks on its channel tick, and closes each overdue channel with 406 and
+   :func:`consumer_timeout_text`. Only deliveries that must be acknowledged count; a
+   stream's never time out.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from minibroker.core.channels import BrokerChannel, ConnectionState
     from minibroker.core.queues import Queue
 
-__all__ = ["EXPIRY", "RETENTION", "TTL", "Timers"]
+__all__ = [
+    "EXPIRY", "RETENTION", "TTL", "Timers", "consumer_timeout_text", "overdue_channels",
+]
 
 #: Kinds of deadline.
 TTL, EXPIRY, RETENTION = "ttl", "expiry", "retention"
@@ -80,3 +91,26 @@ class Timers:
             if _live(kind, queue, deadline):
                 fired.append((kind, queue))
         return fired
+
+
+# -- consumer timeout (rule 4) -------------------------------------------------------------------
+
+
+def overdue_channels(connections: Iterable[ConnectionState], now: float,
+                     timeout: float) -> list[BrokerChannel]:
+    """Channels whose oldest unacknowledged delivery is more than ``timeout`` seconds old."""
+    overdue: list[BrokerChannel] = []
+    limit = now - timeout
+    for connection in connections:
+        for channel in connection.channels.values():
+            unacked = channel.unacked
+            if unacked and next(iter(unacked.values())).delivered_at < limit:
+                overdue.append(channel)
+    return overdue
+
+
+def consumer_timeout_text(channel: int, timeout: float) -> str:
+    """RabbitMQ's reply text (406 PRECONDITION_FAILED) for an overdue channel."""
+    return (f"delivery acknowledgement on channel {channel} timed out. Timeout value used: "
+            f"{round(timeout * 1000)} ms. This timeout value can be configured, see consumers "
+            f"doc guide to learn more")

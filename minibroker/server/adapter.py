@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from minibroker.errors import AMQPError
     from minibroker.server.session import Session
 
-__all__ = ["AdapterFactory", "Interceptor", "ProtocolAdapter"]
+__all__ = ["AdapterFactory", "DetachedAdapter", "Interceptor", "ProtocolAdapter"]
 
 
 class ProtocolAdapter(Protocol):
@@ -113,6 +113,63 @@ class ProtocolAdapter(Protocol):
         """Tell the peer that publishing is blocked (``reason``) or unblocked (None); False
         when the protocol or the peer has no such notification."""
         ...
+
+
+class DetachedAdapter:
+    """What a session holds once its socket is gone: the protocol's adapter is dropped, so the
+    session → adapter → bound ``session.write`` cycle ends and reference counting frees the
+    adapter's buffers (a partial message) at once. Everything is a no-op: the connection is
+    closed, no channel is open."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]  # (the protocol's name, for logs)
+
+    name: ClassVar[str]
+
+    @property
+    def heartbeat(self) -> int:
+        return 0
+
+    def receive(self, data: bytes) -> None:
+        pass
+
+    def events(self) -> Iterator[Any]:
+        return iter(())
+
+    def command(self, frame: Any) -> Command | None:
+        return None
+
+    def batch_command(self, frames: Sequence[Any]) -> Command:
+        raise RuntimeError("the connection is closed")
+
+    def send_reply(self, frame: Any, reply: Reply | None) -> None:
+        pass
+
+    def send_effect(self, effect: Effect) -> None:
+        pass
+
+    def channel_is_open(self, channel: int) -> bool:
+        return False
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str, *,
+                      frame: Any = None, error: AMQPError | None = None) -> bool:
+        return False
+
+    def close_connection(self, reply_code: int, reply_text: str, *, frame: Any = None,
+                         error: AMQPError | None = None) -> ConnectionClosing | CloseSocket | None:
+        return None
+
+    def tick(self, now: float, *, heard: bool) -> bool:
+        return True
+
+    def before_flush(self) -> None:
+        pass
+
+    def flushed(self) -> None:
+        pass
+
+    def set_blocked(self, reason: str | None) -> bool:
+        return False
 
 
 #: What ``BrokerServer.adapters`` holds: a class (or function) making the adapter of a session.

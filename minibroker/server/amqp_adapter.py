@@ -72,6 +72,7 @@ class AMQPAdapter:
         self.connection = AMQPConnection(
             self._write, users=config.users, frame_max=config.max_frame_size,
             channel_max=config.channel_max, heartbeat=config.heartbeat, now=server.now(),
+            max_message_size=config.max_message_size,
         )
         if config.trace:
             self.connection.trace = self._trace_received
@@ -87,6 +88,14 @@ class AMQPAdapter:
     def receive(self, data: bytes) -> None:
         self._received = True
         self.connection.receive_data(data)
+
+    def buffered_input(self) -> int:
+        """Bytes received but not yet frames (the session's frame timeout watches them)."""
+        return self.connection.codec.buffered
+
+    def partial_input(self) -> int:
+        """Bytes held for frames and messages not complete yet (flow control counts them)."""
+        return self.connection.codec.partial_bytes
 
     def events(self) -> Iterator[Any]:
         return self.connection.events()

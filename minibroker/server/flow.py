@@ -27,6 +27,12 @@ Rules:
    ``accept()`` that fails for lack of descriptors is logged as one clear error naming the
    limit (again at most once a minute), not as a traceback per attempt. (uvloop never reports
    it: libuv accepts and closes the surplus sockets itself.)
+7. Messages still arriving count too: the bytes a connection's codec holds for frames and
+   messages not complete yet (``Session.partial_input``) are added to the ready weight, and a
+   connection whose held bytes grew during an input while the alarm is on is blocked like a
+   publisher; a lost connection's bytes are forgotten (:meth:`FlowController.forget`). So a
+   slow 128 MiB message, or many of them on many connections, raises the alarm like ready
+   messages do.
 6. Disk (RabbitMQ's ``disk_free_limit``, 50 MB by default): a broker with a data directory
    raises the same alarm while the free space of its file system is below
    ``--disk-free-limit`` (:meth:`FlowController.disk_alarm`, checked on the periodic sweep).
@@ -84,6 +90,8 @@ class FlowController:
         self.alarms = 0
         #: Why the disk alarm is on (rule 6), else ``None``.
         self.disk: str | None = None
+        #: Bytes held by every session for messages still arriving (rule 7).
+        self.partial = 0
 
     def replace_broker(self) -> None:
         """The server serves another core: meter it, forget the old alarm."""
@@ -96,9 +104,14 @@ class FlowController:
 
     def after_input(self, session: Session, published: int) -> None:
         """After ``session``'s input; ``published`` is the broker's publish count before it."""
+        held = session.partial_input()
+        grew = held > session.partial_held
+        if held != session.partial_held:  # rule 7
+            self.partial += held - session.partial_held
+            session.partial_held = held
         meter = self.meter
         if self.alarm is None:
-            if meter.weight <= self._threshold and not meter.long_queues:
+            if meter.weight + self.partial <= self._threshold and not meter.long_queues:
                 return
             self._raise()
             if self.alarm is None:
@@ -106,13 +119,18 @@ class FlowController:
         elif self._drained():
             self._clear()
             return
-        if self.server.broker.published != published and session not in self.blocked:
+        if (grew or self.server.broker.published != published) and session not in self.blocked:
             self._block(session)
+
+    def forget(self, session: Session) -> None:
+        """Rule 7: ``session``'s socket is gone, and the bytes it held with it."""
+        self.partial -= session.partial_held
+        session.partial_held = 0
 
     def check(self) -> None:
         """After an input that publishes nothing (a lost socket, a drained buffer)."""
         if self.alarm is None:
-            if self.meter.weight > self._threshold or self.meter.long_queues:
+            if self.meter.weight + self.partial > self._threshold or self.meter.long_queues:
                 self._raise()
         elif self._drained():
             self._clear()
@@ -147,9 +165,10 @@ class FlowController:
         self._prune_long_queues(self.queue_high)
         if self.disk is not None:
             reason = self.disk
-        elif meter.total > self.memory_high:
-            reason = (f"memory: ready messages hold about {meter.total / _MIB:.1f} MiB, above "
-                      f"the high-water mark of {self.memory_high / _MIB:.1f} MiB")
+        elif meter.total + self.partial > self.memory_high:
+            reason = (f"memory: ready messages hold about {meter.total / _MIB:.1f} MiB and "
+                      f"messages still arriving {self.partial / _MIB:.1f} MiB, above the "
+                      f"high-water mark of {self.memory_high / _MIB:.1f} MiB")
         elif meter.long_queues:
             queue = max(meter.long_queues, key=lambda queue: len(queue.ready))
             reason = (f"queue '{queue.name}' has {len(queue.ready)} ready messages, above the "
@@ -164,7 +183,7 @@ class FlowController:
                     meter.total)
 
     def _drained(self) -> bool:
-        if self.disk is not None or self.meter.total >= self.memory_low:
+        if self.disk is not None or self.meter.total + self.partial >= self.memory_low:
             return False
         self._prune_long_queues(self.queue_low)
         return not self.meter.long_queues

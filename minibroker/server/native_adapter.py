@@ -60,6 +60,8 @@ class NativeAdapter:
             channel_max=config.channel_max, heartbeat=config.heartbeat, users=config.users,
             now=self._clock.now(),
         )
+        # ServerConfig.max_message_size (the codec's default is RabbitMQ's 128 MiB).
+        self.connection.codec.max_message_size = config.max_message_size
         if config.trace:
             self.connection.trace = self._trace
         self._names: dict[str, str] = {}
@@ -72,6 +74,14 @@ class NativeAdapter:
 
     def receive(self, data: bytes) -> None:
         self.connection.receive_data(data, now=self._clock.now())
+
+    def buffered_input(self) -> int:
+        """Bytes received but not yet frames (the session's frame timeout watches them)."""
+        return self.connection.codec.buffered
+
+    def partial_input(self) -> int:
+        """Bytes held for frames and messages not complete yet (flow control counts them)."""
+        return self.connection.codec.partial_bytes
 
     def events(self) -> Iterator[Any]:
         return self.connection.events()

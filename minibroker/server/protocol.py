@@ -14,6 +14,8 @@ Rules:
    controller checks the ready meter (``flow.py``); it is told whether the read published.
 5. A socket that has not completed a handshake within ``handshake_timeout`` is dropped by the
    server's sweep (:meth:`handshake_expired`), whatever protocol it chose, if any.
+6. The lines logged for sockets refused here go through the server's rate-limited
+   ``close_log`` (``closelog.py``): a client that loops cannot flood the log.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class BrokerProtocol(asyncio.Protocol):
             name = self.only  # a listener of its own, for a protocol without a header (rule 1)
         adapter = self.server.adapters.get(name) if name else None
         if adapter is None or (self.only is not None and name != self.only):
-            log.warning(
+            self.server.close_log.log(  # rate-limited: a client may do this in a loop
+                self.server.now(), logging.WARNING,
                 "%s: unknown protocol header %r; answering with ours and closing",
                 self.peer, self._head[:PROTOCOL_HEADER_SIZE],
             )
@@ -95,8 +98,8 @@ class BrokerProtocol(asyncio.Protocol):
             return False
         if now - self.opened_at < self.server.config.handshake_timeout:
             return False
-        log.warning(
-            "%s: handshake not completed within %.1f s; closing",
+        self.server.close_log.log(
+            now, logging.WARNING, "%s: handshake not completed within %.1f s; closing",
             self.peer, self.server.config.handshake_timeout,
         )
         if self.transport is not None:

@@ -46,9 +46,11 @@ from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
 from minibroker.core.journal import Journal
+from minibroker.core.timers import consumer_timeout_text, overdue_channels
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
+from minibroker.server.closelog import CloseLog
 from minibroker.server.durability import Durability, load_definitions_file
 from minibroker.server.flow import (
     FlowController,
@@ -109,6 +111,8 @@ class BrokerServer:
         self._cancel_timer: Callable[[], None] | None = None
         self._timer_at: float | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        #: Rate-limited log lines for closes caused by a peer (``closelog.py``).
+        self.close_log = CloseLog(log)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
         #: Wall-clock seconds minus server-clock seconds, fixed at start (see ``wall_time``).
@@ -404,4 +408,16 @@ class BrokerServer:
                 session.check_heartbeat(now)
             except Exception as exc:
                 session.internal_error(exc)
+        self.close_log.flush(now)
+        if self.config.consumer_timeout:
+            self._close_overdue_channels(now)
         self.flow.recount()
+
+    def _close_overdue_channels(self, now: float) -> None:
+        """RabbitMQ's ``consumer_timeout`` (``core/timers.py`` rule 4): 406 on the channel."""
+        timeout = self.config.consumer_timeout
+        for channel in overdue_channels(self.broker.connections.values(), now, timeout):
+            session = self.sessions.get(channel.connection.id)
+            if session is not None:
+                session.close_channel(channel.number, 406,
+                                      consumer_timeout_text(channel.number, timeout))

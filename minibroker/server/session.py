@@ -29,16 +29,32 @@ Rules:
    session renews the core's delivery burst for window-less consumers (:meth:`_renew_burst`).
 6. Reading may be held for several reasons at once — flow control, fairness, fault injection
    (:meth:`hold_reading`) — and resumes when the last one lets go. While it is held the peer's
-   silence proves nothing: heartbeats count it as heard.
-7. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
+   silence proves nothing: heartbeats count it as heard. Nor would we see it hang up: the
+   server's sweep asks the socket (``liveness.py`` rule 2).
+7. Closes caused by the peer (a channel error, a connection error) are logged one line each,
+   rate-limited by the server's :class:`~minibroker.server.closelog.CloseLog`.
+   An exception that is not an ``AMQPError`` is an internal error: it is logged with the
    connection id, counted by the server, and closes this connection only (541).
+8. A peer that does not read cannot make us hold its answers without limit: while the
+   transport's buffer is past its high-water mark (``pause_writing``) the connection is not
+   read and its pending frames wait ("writing" hold), replies and deliveries alike; and a read
+   whose replies pass :data:`OUTPUT_MARK` bytes stops there, flushes, and goes on later. So
+   what one connection makes us buffer is about its high-water mark plus one frame's reply.
+9. When the socket is gone the session drops its adapter (for a
+   :class:`~minibroker.server.adapter.DetachedAdapter`): the adapter holds bound methods of the
+   session, and that cycle would keep a reset connection's partial message alive until the
+   cyclic garbage collector ran. Reference counting frees it at once.
+10. Slow senders: a connection that began a frame and has not completed it within
+    ``ServerConfig.frame_timeout`` seconds is closed by the server's sweep
+    (:meth:`check_heartbeat`; ``liveness.py`` rule 1). An adapter that can tell offers
+    ``buffered_input()`` (bytes received but not yet frames).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -55,17 +71,21 @@ from minibroker.core.effects import Outcome
 from minibroker.errors import AMQPError, ChannelError, ConnectionForced
 from minibroker.message import FieldTable
 from minibroker.protocols import events as ev
+from minibroker.server.adapter import DetachedAdapter
+from minibroker.server.liveness import FrameWatch, peer_hung_up
 
 if TYPE_CHECKING:
-    from minibroker.server.adapter import AdapterFactory
+    from minibroker.server.adapter import AdapterFactory, ProtocolAdapter
     from minibroker.server.server import BrokerServer
 
-__all__ = ["FAIR_SHARE", "Session"]
+__all__ = ["FAIR_SHARE", "OUTPUT_MARK", "Session"]
 
 log = logging.getLogger("minibroker.server")
 
 #: Frames one connection may have processed per loop iteration before others get their turn.
 FAIR_SHARE = 1024
+#: Bytes of output one read may queue before its remaining frames wait for a flush (rule 8).
+OUTPUT_MARK = 256 * 1024
 
 
 class Session:
@@ -78,6 +98,8 @@ class Session:
         self.transport = transport
         self.peer = peer
         self._out: list[bytes] = []
+        #: Bytes in ``_out`` (rule 8).
+        self.out_size = 0
         self._flush_scheduled = False
         self.closed = False
         #: True once the core knows this connection (OpenConnection was executed).
@@ -95,16 +117,26 @@ class Session:
         #: The part of a run beyond the last fair share.
         self._rest: Sequence[Any] = ()
         self._grace: asyncio.TimerHandle | None = None
-        self.adapter = adapter(self)
+        self.adapter: ProtocolAdapter = adapter(self)
         self.protocol_name = self.adapter.name
         #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
         self.on_effect = self.adapter.send_effect
+        #: Rule 10: is a frame in progress, and since when (``liveness.py``).
+        self._buffered_input: Callable[[], int] | None = getattr(
+            self.adapter, "buffered_input", None)
+        self.frames = FrameWatch()
+        #: Bytes held for messages not complete yet, as the flow controller last counted them
+        #: (``flow.py`` rule 7); the adapter tells (``partial_input()``), if it can.
+        self._partial_input: Callable[[], int] | None = getattr(
+            self.adapter, "partial_input", None)
+        self.partial_held = 0
 
     # -- input ------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.frames.received += len(data)
         self.adapter.receive(data)
         if self._events is None:  # else a held read's events take these bytes in turn
             self._events = self.adapter.events()
@@ -113,6 +145,8 @@ class Session:
             except BaseException:  # an internal error (rule 7): the next read starts afresh
                 self._events, self._rest = None, ()
                 raise
+            if self._events is None and self._buffered_input is not None:
+                self.frames.after_read(self._buffered_input(), self.server.now)
 
     def _pump(self) -> None:
         """Process the read's events, a fair share per loop iteration (rule 4)."""
@@ -137,7 +171,7 @@ class Session:
                 else:
                     run_one(event)
                     budget -= 1
-                if budget <= 0:
+                if budget <= 0 or self.out_size > OUTPUT_MARK or self._writing_paused:
                     break
             else:  # every event of the read is done
                 self._events = None
@@ -149,6 +183,11 @@ class Session:
             return
         # The share is used up: the rest in later loop iterations, reading nothing meanwhile.
         self.hold_reading("fairness")
+        if self.out_size > OUTPUT_MARK:
+            self.flush()  # may pause writing at once (rule 8)
+        if self._writing_paused:
+            self.hold_reading("writing")  # resume_writing continues (rule 8)
+            return
         self.server.loop.call_soon(self._continue)
 
     def _continue(self) -> None:
@@ -165,6 +204,8 @@ class Session:
             self._events, self._rest = None, ()
             self.internal_error(exc)
             self.shutdown(541, "INTERNAL_ERROR")
+        if self._events is None and self._buffered_input is not None and not self.closed:
+            self.frames.after_read(self._buffered_input(), self.server.now)
         server.flow.after_input(self, published)
         if server.input_hooks:
             server.run_input_hooks()
@@ -257,8 +298,9 @@ class Session:
     def fail_channel(self, frame: Any, err: ChannelError) -> None:
         """Rule 3, for a channel error caused by ``frame``."""
         channel = frame.channel
-        log.info("%s: closing channel %d of %s connection %d: %s", self.peer, channel,
-                 self.protocol_name, self.id, err.reply_text)
+        self.server.close_log.log(
+            self.server.now(), logging.INFO, "%s: closing channel %d of %s connection %d: %d %s",
+            self.peer, channel, self.protocol_name, self.id, err.reply_code, err.reply_text)
         self.adapter.close_channel(channel, err.reply_code, err.reply_text, frame=frame,
                                    error=err)
         self._release_channel(channel)
@@ -287,8 +329,9 @@ class Session:
         elif kind is ev.ConnectionOpened:
             self._opened(event)
         elif kind is ev.ConnectionClosing:
-            log.warning("%s: closing %s connection %d: %d %s", self.peer, self.protocol_name,
-                        self.id, event.reply_code, event.reply_text)
+            self.server.close_log.log(  # rate-limited: a client may do this in a loop
+                self.server.now(), logging.WARNING, "%s: closing %s connection %d: %d %s",
+                self.peer, self.protocol_name, self.id, event.reply_code, event.reply_text)
             self._closing()
         elif kind is ev.CloseSocket:
             log.debug("%s: %s connection %d: %s", self.peer, self.protocol_name, self.id,
@@ -364,12 +407,44 @@ class Session:
         return self.adapter.set_blocked(reason)
 
     def check_heartbeat(self, now: float) -> None:
-        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer."""
-        if self.closed or self.adapter.tick(now, heard=self.reading_held):
+        """Called by the server's sweep: send a heartbeat when idle, drop a silent peer, a
+        slow one (rule 10), and one that hung up while we were not reading it (rule 6)."""
+        if self.closed:
             return
-        log.warning("%s: %s connection %d missed heartbeats (interval %d s); closing",
-                    self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
+        if self._reading_holds and self._events is None and peer_hung_up(self.transport):
+            log.debug("%s: %s connection %d hung up while its reading was held", self.peer,
+                      self.protocol_name, self.id)
+            self._drop()
+            return
+        if self.frames.expired(now, self.server.config.frame_timeout, held=self.reading_held):
+            self._frame_expired(now)
+            return
+        if self.adapter.tick(now, heard=self.reading_held):
+            return
+        self.server.close_log.log(
+            now, logging.WARNING, "%s: %s connection %d missed heartbeats (interval %d s); "
+            "closing", self.peer, self.protocol_name, self.id, self.adapter.heartbeat)
         self._close_now()
+
+    def partial_input(self) -> int:
+        """Bytes held for frames and messages not complete yet (0 when the adapter cannot
+        tell)."""
+        partial_input = self._partial_input
+        return 0 if partial_input is None else partial_input()
+
+    def _frame_expired(self, now: float) -> None:
+        """Rule 10: close at once (a slow peer may not read either)."""
+        self.server.close_log.log(
+            now, logging.WARNING, "%s: %s connection %d sent part of a frame and did not "
+            "complete it within %g s; closing", self.peer, self.protocol_name, self.id,
+            self.server.config.frame_timeout)
+        self._drop()
+
+    def _drop(self) -> None:
+        """Close at once, writing nothing more (the peer is gone, or would not read)."""
+        self._leave_core()
+        self.closed = True
+        self.transport.abort()
 
     def connection_lost(self) -> None:
         """The socket is gone: release everything (the core requeues unacked messages)."""
@@ -377,7 +452,22 @@ class Session:
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
-        self._leave_core()
+        try:
+            self._leave_core()
+        finally:
+            self.server.flow.forget(self)
+            self._detach()
+
+    def _detach(self) -> None:
+        """Rule 9: break the session ↔ adapter cycle."""
+        self._out.clear()
+        self.out_size = 0
+        detached = DetachedAdapter(self.adapter.name)
+        self.adapter = detached
+        self.on_effect = detached.send_effect
+        self._buffered_input = None
+        self._partial_input = None
+        self.frames.forget()
 
     def internal_error(self, exc: BaseException) -> None:
         self.server.internal_errors += 1
@@ -391,6 +481,7 @@ class Session:
         if self.closed:
             return
         self._out.append(data)
+        self.out_size += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.server.loop.call_soon(self.flush)
@@ -407,6 +498,7 @@ class Session:
             durability.flush()  # nothing leaves before what caused it is written
         self.adapter.before_flush()
         self._flush_scheduled = False
+        self.out_size = 0
         if self._out and not self.transport.is_closing():
             out = self._out
             self._out = []
@@ -460,6 +552,7 @@ class Session:
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self.hold_reading("writing")  # rule 8
         if self.registered:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=False)).effects
@@ -471,6 +564,14 @@ class Session:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=True)).effects
             )
+        if self._events is not None and not self.closed:
+            # Frames of a read wait for the drain (rule 8): go on with them, reading nothing
+            # new until they are done.
+            self._reading_holds.discard("writing")
+            self._reading_holds.add("fairness")
+            self.server.loop.call_soon(self._continue)
+        else:
+            self.release_reading("writing")
 
 
 def _connection_name(properties: FieldTable) -> str:

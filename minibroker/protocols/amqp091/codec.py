@@ -207,6 +207,12 @@ class AMQPCodec:
         self._limit = value or _NO_LIMIT
 
     @property
+    def buffered(self) -> int:
+        """Octets received but not yet returned as frames (the native codec's accessor of the
+        same name): after :meth:`frames`, those of the one frame not complete yet."""
+        return len(self._data) - self._pos + self._parts_size
+
+    @property
     def partial_bytes(self) -> int:
         """Octets held for what is not complete yet: the unparsed tail of the input (at most
         one frame) and the body octets of unfinished contents (rule 5). The broker counts them

@@ -57,6 +57,7 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
 from minibroker.protocols.native.handshake import client_tune, login, server_limits
+from minibroker.protocols.native.parts import OversizedPublish
 
 __all__ = ["NativeConnection", "State", "short"]
 
@@ -346,6 +347,8 @@ class NativeConnection:
             yield from self._channel_close(frame.channel)
         elif kind is f.ChannelCloseOk:
             self._channel_close_ok(frame.channel)
+        elif isinstance(frame, OversizedPublish):
+            yield from self._oversized(frame)
         else:  # Hello, Tune, ConnectionCloseOk
             raise UnexpectedFrame(f"{kind.__name__} on a connection that is already open")
 
@@ -377,6 +380,12 @@ class NativeConnection:
         self.confirms.reset(channel)
         yield ev.ChannelOpened(channel)
         self.send(f.ChannelOpenOk(channel))
+
+    def _oversized(self, frame: OversizedPublish) -> Iterator[Event]:
+        """A Publish over ``max_message_size`` (``codec.py`` rule 6; its body was dropped):
+        406 on its channel, as AMQP answers, and the channel is gone for the core."""
+        if self.close_channel(frame.channel, 406, frame.reply_text):
+            yield ev.ChannelEnded(frame.channel, 406, frame.reply_text, by_peer=False)
 
     def _channel_close(self, channel: int) -> Iterator[Event]:
         state = self.channels.get(channel)
