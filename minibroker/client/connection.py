@@ -95,7 +95,11 @@ class Connection:
                                                        params.port)
                 else:
                     await connector(lambda: _Protocol(self))
-                self._conn.start(params.client_name, params.username, params.password,
+                # No credentials in the URL: guest/guest, as AMQP clients default (the broker
+                # never picks a user for a client).
+                username, password = ((params.username, params.password)
+                                      if params.username is not None else ("guest", "guest"))
+                self._conn.start(params.client_name, username, password,
                                  {"product": "minibroker", "platform": "Python"},
                                  max_frame_size=params.max_frame_size,
                                  channel_max=params.channel_max, heartbeat=params.heartbeat)

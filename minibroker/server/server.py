@@ -37,12 +37,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from minibroker.accounts import build_access
 from minibroker.clock import Clock, LoopClock
 from minibroker.config import ServerConfig
+from minibroker.core.access import AccessControl
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
 from minibroker.core.journal import Journal
+from minibroker.core.tenants import TenantCounters
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
@@ -69,6 +72,11 @@ HEARTBEAT_SWEEP_INTERVAL = 0.5
 def random_name(prefix: str) -> str:
     """RabbitMQ-style generated names: prefix + 22 URL-safe base64 characters."""
     return prefix + secrets.token_urlsafe(16)
+
+
+def _access_from(config: ServerConfig) -> AccessControl:
+    return build_access(config.users, vhosts=config.vhosts, user_vhosts=config.user_vhosts,
+                        loopback_users=config.loopback_users, rabbitmq=config.rabbitmq)
 
 
 def _default_adapters() -> dict[str, AdapterFactory]:
@@ -113,6 +121,10 @@ class BrokerServer:
         self.durability: Durability | None = None
         #: What the start found on disk and loaded (lines for the start-up output).
         self.storage_lines: list[str] = []
+        #: Users, vhosts and permissions (``accounts.py``), and the open connections and
+        #: channels per tenant that their limits count.
+        self.access = self.config.access or _access_from(self.config)
+        self.counters = TenantCounters()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -175,6 +187,15 @@ class BrokerServer:
                     reuse_address=True, backlog=1024,
                 )
             )
+        if config.tls_port is not None and config.tls is not None:
+            from minibroker.tls import server_context
+
+            self._listeners.append(
+                await self._loop.create_server(
+                    lambda: BrokerProtocol(self), config.host, config.tls_port,
+                    reuse_address=True, backlog=1024, ssl=server_context(config.tls),
+                )
+            )
         self._schedule_sweep()
 
     def _bound_port(self, index: int) -> int | None:
@@ -194,6 +215,14 @@ class BrokerServer:
     def amqp_port(self) -> int:
         """The port AMQP clients use: the dedicated one if configured, else the shared one."""
         return self._bound_port(1) or self.port
+
+    @property
+    def tls_port(self) -> int:
+        """The TLS port (``config.tls_port``; the bound one when that was 0)."""
+        assert self.config.tls_port is not None, "no TLS port configured"
+        port = self._bound_port(len(self._listeners) - 1)
+        assert port is not None, "the server is not started"
+        return port
 
     @property
     def url(self) -> str:

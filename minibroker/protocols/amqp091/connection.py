@@ -46,11 +46,11 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from enum import Enum
 
-from minibroker.config import login_ok
-from minibroker.errors import ProtocolError
+from minibroker.core.access import LoginRefused
+from minibroker.errors import AMQPError, ProtocolError
 from minibroker.message import FieldTable
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
@@ -74,12 +74,8 @@ from minibroker.protocols.amqp091.frames import (
     encode_heartbeat,
     encode_method,
 )
-from minibroker.protocols.amqp091.handshake import (
-    LOGIN_REFUSED,
-    credentials,
-    reply_text,
-    server_properties,
-)
+from minibroker.protocols.amqp091.handshake import reply_text, server_properties
+from minibroker.protocols.amqp091.sasl import read_response
 from minibroker.protocols.amqp091.spec import FRAME_MIN_SIZE, PROTOCOL_HEADER
 
 __all__ = [
@@ -132,7 +128,7 @@ class AMQPConnection:
         self,
         write: Callable[[bytes], None],
         *,
-        users: Mapping[str, str],
+        login: Callable[[str | None, str | None, str], str],
         frame_max: int = 131072,
         channel_max: int = 2047,
         heartbeat: int = 60,
@@ -140,7 +136,8 @@ class AMQPConnection:
         now: float = 0.0,
     ) -> None:
         self._write = write
-        self.users = users
+        #: ``login(user, password, mechanism)`` -> the user name, or ``LoginRefused``.
+        self.login = login
         self.codec = AMQPCodec("server", max_message_size=max_message_size)
         self.state = State.AWAIT_HEADER
         self.channels: dict[int, _Channel] = {}
@@ -342,17 +339,19 @@ class AMQPConnection:
             self.client_capabilities = capabilities
             self.consumer_cancel_notify = capabilities.get("consumer_cancel_notify") is True
         mechanism = method.mechanism
-        login = credentials(mechanism, method.response)
-        if login is None:
+        try:
+            user, password = read_response(mechanism, method.response)
+        except AMQPError as err:
             # AMQP: a mechanism the server did not offer, or an unreadable response: "the
-            # server MUST close the socket without sending any further data".
-            return self._drop(f"unusable mechanism {mechanism!r} or response")
-        user, password = login
-        if not login_ok(self.users, user, password):
-            log.warning("login refused for user %r (mechanism %s)", user, mechanism)
+            # server MUST close the socket without sending any further data". RabbitMQ also
+            # refuses a PLAIN authorization identity here (sasl.py rule 2).
+            return self._drop(f"{err.reply_code} {err.text}")
+        try:
+            user = self.login(user, password, mechanism)
+        except LoginRefused as err:
             if self.client_capabilities.get("authentication_failure_close") is True:
                 return self.close_connection(
-                    403, LOGIN_REFUSED.format(mechanism),
+                    403, err.text,
                     m.ConnectionStartOk.CLASS_ID, m.ConnectionStartOk.METHOD_ID,
                 )
             return self._drop("login refused")

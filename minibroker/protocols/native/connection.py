@@ -46,17 +46,18 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from minibroker import __version__
+from minibroker.core.access import LoginRefused
 from minibroker.errors import AMQPError, ChannelStateError, ProtocolError, UnexpectedFrame
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
-from minibroker.protocols.native.handshake import client_tune, login, server_limits
+from minibroker.protocols.native.handshake import LoginCheck, client_tune, login, server_limits
 
 __all__ = ["NativeConnection", "State", "short"]
 
@@ -109,7 +110,7 @@ class NativeConnection:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         channel_max: int = 2047,
         heartbeat: int = 60,
-        users: Mapping[str, str] | None = None,
+        login: LoginCheck | None = None,
         now: float = 0.0,
     ) -> None:
         """``max_frame_size``, ``channel_max``, ``heartbeat``: the server's offer (server role;
@@ -122,7 +123,7 @@ class NativeConnection:
         self.max_frame_size = max_frame_size
         self.channel_max = channel_max
         self.heartbeat = heartbeat
-        self._users = users if users is not None else {}
+        self._login = login
         self.user = "guest"
         self.client_name = ""
         self.server_version = ""
@@ -352,7 +353,9 @@ class NativeConnection:
     def _hello(self, hello: f.Hello) -> None:
         self.client_name = hello.client_name
         self._peer_properties = hello.client_properties
-        self.user = login(self._users, hello)
+        if self._login is None:
+            raise LoginRefused("PLAIN", "no login check configured")
+        self.user = login(self._login, hello)
         self._offer = f.HelloOk(__version__, self.max_frame_size, self.channel_max,
                                 self.heartbeat)
         self.send(self._offer)
