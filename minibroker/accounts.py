@@ -26,17 +26,21 @@ from minibroker.core.access import (
     AccessControl,
     LoginRefused,
     Permissions,
+    TopicPermissions,
     User,
     VHost,
     is_loopback,
 )
 from minibroker.core.generations import Profile
+from minibroker.core.tenants import UserLimits, VHostLimits
 from minibroker.passwords import hash_password, verify_password
 
 if TYPE_CHECKING:
     from minibroker.server.session import Session
+    from minibroker.storage.definitions import Definitions
 
-__all__ = ["DEFAULT_VHOST", "Login", "add_user", "build_access", "session_login"]
+__all__ = ["DEFAULT_VHOST", "Login", "add_user", "build_access", "load_accounts",
+           "session_login"]
 
 log = logging.getLogger("minibroker.server")
 
@@ -105,3 +109,48 @@ def session_login(session: Session) -> Login:
     peername = session.transport.get_extra_info("peername")
     host = peername[0] if isinstance(peername, tuple) else None
     return Login(session.server.access, host)
+
+
+def load_accounts(access: AccessControl, definitions: Definitions) -> list[str]:
+    """The users, vhosts, permissions, topic permissions and limits of a RabbitMQ definitions
+    document, into ``access`` (password hashes verbatim); a line for each one refused."""
+    problems: list[str] = []
+    refused = (ValueError, TypeError, LookupError)
+    for vhost in definitions.vhosts:
+        try:
+            limits = vhost.limits if isinstance(vhost.limits, Mapping) else {}
+            access.put_vhost(VHost(vhost.name, vhost.description, frozenset(vhost.tags),
+                                   VHostLimits.from_definition(limits)))
+        except refused as exc:
+            problems.append(f"vhost '{vhost.name}' refused: {exc}")
+    for user in definitions.users:
+        try:
+            access.put_user(User(user.name, user.password_hash, user.hashing_algorithm,
+                                 frozenset(user.tags),
+                                 UserLimits.from_definition(user.limits or {})))
+        except refused as exc:
+            problems.append(f"user '{user.name}' refused: {exc}")
+    for entry in definitions.permissions:
+        try:
+            access.set_permissions(entry.user, entry.vhost,
+                                   Permissions(entry.configure, entry.write, entry.read))
+        except refused as exc:
+            problems.append(f"permissions of '{entry.user}' in vhost '{entry.vhost}' "
+                            f"refused: {exc}")
+    for topic in definitions.topic_permissions:
+        try:
+            access.set_topic_permissions(str(topic["user"]), str(topic["vhost"]),
+                                         TopicPermissions(str(topic["exchange"]),
+                                                          str(topic.get("write", ".*")),
+                                                          str(topic.get("read", ".*"))))
+        except refused as exc:
+            problems.append(f"topic permissions {topic} refused: {exc}")
+    for parameter in definitions.parameters:
+        if parameter.get("component") != "vhost-limits":
+            continue
+        try:
+            access.set_vhost_limits(str(parameter["vhost"]),
+                                    VHostLimits.from_definition(parameter["value"]))
+        except refused as exc:
+            problems.append(f"vhost-limits {parameter} refused: {exc}")
+    return problems

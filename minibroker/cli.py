@@ -31,12 +31,14 @@ import socket
 import sys
 
 from minibroker import __version__
+from minibroker.cli_security import add_security_arguments, security_options
 from minibroker.config import DEFAULT_PORT, ServerConfig
 from minibroker.core.generations import NEWEST, OLDEST, Profile
 from minibroker.server.loop import loop_factory, run
 from minibroker.server.server import BrokerServer
 from minibroker.storage.datadir import DEFAULT_DISK_FREE_LIMIT, resolve_data_dir
 from minibroker.storage.errors import StorageError
+from minibroker.tls import TLSConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load RabbitMQ definitions JSON (rabbitmqctl export_definitions) at start, as "
         "RabbitMQ's load_definitions; durable objects are then stored",
     )
+    add_security_arguments(parser)
     return parser
 
 
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         trace=args.trace, memory_high_water=args.memory_high_water,
         queue_high_water=args.queue_high_water, rabbitmq=args.rabbitmq_version,
         data_dir=data_dir, sync=args.sync, disk_free_limit=args.disk_free_limit,
-        definitions_file=args.definitions,
+        definitions_file=args.definitions, **security_options(parser, args),
     )
     try:
         loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
@@ -225,6 +228,10 @@ async def _serve(config: ServerConfig) -> int:
         else:
             print(f"minibroker: {_listen_error(exc, config)}", file=sys.stderr)
         return EXIT_USAGE
+    except TLSConfigError as exc:  # a certificate or key that cannot be served
+        await server.close()
+        print(f"minibroker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ValueError as exc:  # a definitions file that is not RabbitMQ's JSON
         await server.close()
         print(f"minibroker: {config.definitions_file}: {exc}", file=sys.stderr)
@@ -246,9 +253,12 @@ async def _serve(config: ServerConfig) -> int:
 
 def _listening(server: BrokerServer) -> str:
     native = f"{server.url} (native)"
+    tls = ""
+    if server.config.tls_port is not None:
+        tls = f", TLS on port {server.tls_port} (minibrokers://, amqps://)"
     if "amqp" not in server.adapters:
-        return native
-    return f"{native} and {server.amqp_url} (AMQP 0-9-1)"
+        return native + tls
+    return f"{native} and {server.amqp_url} (AMQP 0-9-1){tls}"
 
 
 def _listen_error(exc: OSError, config: ServerConfig) -> str:

@@ -19,6 +19,8 @@ Rules:
    (``offset=`` takes what ``x-stream-offset`` takes: ``"first"``, ``"last"``, ``"next"``, an
    integer, a ``datetime``, an interval like ``"1h"``) without consuming or changing anything;
    ``msg_id`` is then the stream offset.
+7. Users, vhosts and permissions change the live registry (``core/access.py``): open
+   connections see a change at their next operation, and a restart keeps them.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import datetime
 import json
 import os
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from minibroker.core.access import Permissions, TopicPermissions, User, VHost
 from minibroker.core.exchanges import Binding
 from minibroker.core.statistics import (
     BrokerStatistics,
@@ -42,7 +45,9 @@ from minibroker.core.statistics import (
     QueueStatistics,
 )
 from minibroker.core.streamargs import parse_offset
+from minibroker.core.tenants import UserLimits, VHostLimits
 from minibroker.message import FieldTable, Message, Properties
+from minibroker.passwords import hash_password
 from minibroker.persistence.definitions import export_json, import_json
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
@@ -118,11 +123,67 @@ class BrokerAPI(Conditions):
         return f"amqp://{_userinfo(user, password)}@{config.host}:{port}/"
 
     def _password(self, user: str) -> str:
-        users = self._controller.config.users
+        users = {**self._controller.config.users, **self._controller.passwords}
         if user not in users:
             known = ", ".join(sorted(users)) or "none"
             raise KeyError(f"no user {user!r} (configured users: {known})")
         return users[user]
+
+    # -- users, vhosts, permissions (rule 7) -----------------------------------------------------
+
+    def add_vhost(self, name: str, *, limits: Mapping[str, int] | None = None) -> None:
+        """Create the vhost ``name`` (RabbitMQ's ``add_vhost``); ``limits``: its
+        ``max-connections`` / ``max-queues``, as ``set_vhost_limits`` takes them."""
+        vhost = VHost(name, limits=VHostLimits.from_definition(limits or {}))
+        self._call(lambda: self._controller.server.access.put_vhost(vhost))
+
+    def add_user(
+        self, name: str, password: str, *, tags: Iterable[str] = (),
+        permissions: Mapping[str, tuple[str, str, str]] | None = None,
+        limits: Mapping[str, int] | None = None,
+    ) -> None:
+        """Add (or replace) a user with ``password``; ``permissions``: vhost -> (configure,
+        write, read) expressions (default: full permissions on ``/``); ``limits``: its
+        ``max-connections`` / ``max-channels``. :meth:`url_for` then logs in as it."""
+        wanted = permissions if permissions is not None else {"/": (".*", ".*", ".*")}
+        user = User(name, hash_password(password) if password else "", tags=frozenset(tags),
+                    limits=UserLimits.from_definition(limits or {}))
+
+        def add() -> None:
+            access = self._controller.server.access
+            access.put_user(user)
+            for vhost, (configure, write, read) in wanted.items():
+                access.set_permissions(name, vhost, Permissions(configure, write, read))
+
+        self._call(add)
+        self._controller.passwords[name] = password
+
+    def set_permissions(self, user: str, vhost: str = "/", configure: str = ".*",
+                        write: str = ".*", read: str = ".*") -> None:
+        """RabbitMQ's ``set_permissions -p VHOST USER CONF WRITE READ``: applies to the next
+        operation of open connections too."""
+        permissions = Permissions(configure, write, read)
+        self._call(lambda: self._controller.server.access.set_permissions(
+            user, vhost, permissions))
+
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str = ".*",
+                              read: str = ".*") -> None:
+        """RabbitMQ's ``set_topic_permissions``: expressions on a topic exchange's keys."""
+        topic = TopicPermissions(exchange, write, read)
+        self._call(lambda: self._controller.server.access.set_topic_permissions(
+            user, vhost, topic))
+
+    def url_in(self, vhost: str, user: str | None = None) -> str:
+        """The native URL that logs in as ``user`` (default: the default user) to ``vhost``."""
+        name = user if user is not None else default_user(self._controller.config.users)[0]
+        return (f"minibroker://{_userinfo(name, self._password(name))}@{self.host}:"
+                f"{self.port}/{quote(vhost, safe='')}")
+
+    def amqp_url_in(self, vhost: str, user: str | None = None) -> str:
+        """The AMQP 0-9-1 URL that logs in as ``user`` (default: the default user) to
+        ``vhost``."""
+        name = user if user is not None else default_user(self._controller.config.users)[0]
+        return self._amqp_url(name, self._password(name)) + quote(vhost, safe="")
 
     @property
     def internal_errors(self) -> int:

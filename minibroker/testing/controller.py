@@ -77,6 +77,8 @@ class Controller:
         self._waiters: list[_Waiter] = []
         self._old_errors = 0
         self.running = False
+        #: Plain-text passwords of the users the test added (for the handles' URLs).
+        self.passwords: dict[str, str] = {}
 
     def _new_broker(self) -> Broker:
         broker = self.server.new_broker()
@@ -105,9 +107,12 @@ class Controller:
         self.running = True
         # A restart must find the same ports again, even when 0 ("any free port") was asked.
         server = self.server
+        # ... and the same users, vhosts and permissions (those added by the test too).
         self.config = dataclasses.replace(
             self.config, port=server.port,
             amqp_port=None if self.config.amqp_port is None else server.amqp_port,
+            tls_port=None if self.config.tls_port is None else server.tls_port,
+            access=server.access,
         )
         if isinstance(self.clock, ManualClock):
             self.clock.attach(self.server)
