@@ -71,7 +71,9 @@ class AMQPAdapter:
             self._sent_frames = SentFrames()
             self._write = self._traced_write
         self.connection = AMQPConnection(
-            self._write, login=session_login(session), frame_max=config.max_frame_size,
+            self._write, login=session_login(session),
+            open_vhost=session.tenancy.open_vhost, admit_channel=session.tenancy.admit_channel,
+            frame_max=config.max_frame_size,
             channel_max=config.channel_max, heartbeat=config.heartbeat, now=server.now(),
         )
         if config.trace:

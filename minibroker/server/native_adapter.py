@@ -60,6 +60,7 @@ class NativeAdapter:
             "server", session.write, max_frame_size=config.max_frame_size,
             channel_max=config.channel_max, heartbeat=config.heartbeat,
             login=session_login(session),
+            open_vhost=session.tenancy.open_vhost, admit_channel=session.tenancy.admit_channel,
             now=self._clock.now(),
         )
         if config.trace:

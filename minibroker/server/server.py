@@ -57,6 +57,7 @@ from minibroker.server.flow import (
 )
 from minibroker.server.native_adapter import NativeAdapter
 from minibroker.server.protocol import BrokerProtocol
+from minibroker.server.vhosts import VHostCores
 
 if TYPE_CHECKING:
     from minibroker.server.session import Session
@@ -125,6 +126,8 @@ class BrokerServer:
         #: channels per tenant that their limits count.
         self.access = self.config.access or _access_from(self.config)
         self.counters = TenantCounters()
+        #: The cores of the vhosts other than ``/`` (``vhosts.py``).
+        self.vhosts = VHostCores(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -320,6 +323,14 @@ class BrokerServer:
 
     def execute(self, command: Command) -> Outcome:
         """Run one command in the core (raises its ``AMQPError``); effects are *not* applied."""
+        routes = self.vhosts.routes
+        if routes:  # a connection outside "/" runs in its vhost's core (vhosts.py)
+            connection = getattr(command, "connection", 0)
+            core = routes.get(connection)
+            if core is not None:
+                outcome = self.vhosts.execute(core, command, connection)
+                self._rearm()
+                return outcome
         durability = self.durability
         if durability is None:
             outcome = self.broker.handle(command, now=self.clock.now())
@@ -354,6 +365,8 @@ class BrokerServer:
 
     def _rearm(self) -> None:
         deadline = self.broker.next_deadline()
+        if self.vhosts.cores:
+            deadline = self.vhosts.next_deadline(deadline)
         if deadline == self._timer_at:
             return
         if self._cancel_timer is not None:
@@ -378,6 +391,8 @@ class BrokerServer:
     def _fire(self, *, sweep: bool) -> None:
         now = self.clock.now()
         effects = self.broker.handle_timeout(now=now)
+        if self.vhosts.cores:
+            effects = [*effects, *self.vhosts.handle_timeouts(now)]
         if self.durability is not None:
             self.durability.after_input()
         self.apply_effects(effects)

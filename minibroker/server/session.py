@@ -55,6 +55,7 @@ from minibroker.core.effects import Outcome
 from minibroker.errors import AMQPError, ChannelError, ConnectionForced
 from minibroker.message import FieldTable
 from minibroker.protocols import events as ev
+from minibroker.server.tenancy import Tenancy
 
 if TYPE_CHECKING:
     from minibroker.server.adapter import AdapterFactory
@@ -95,6 +96,8 @@ class Session:
         #: The part of a run beyond the last fair share.
         self._rest: Sequence[Any] = ()
         self._grace: asyncio.TimerHandle | None = None
+        #: Its user and vhost, permission gate and tenant counts (``tenancy.py``).
+        self.tenancy = Tenancy(server, connection_id)
         self.adapter = adapter(self)
         self.protocol_name = self.adapter.name
         #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
@@ -194,6 +197,7 @@ class Session:
             command = self.adapter.command(frame)
             if command is None:
                 return
+            self.tenancy.check(command)
             interceptor = server.interceptor
             if interceptor is None:
                 outcome = server.execute(command)
@@ -242,7 +246,9 @@ class Session:
         server = self.server
         if len(frames) > 1 and server.interceptor is None:
             try:
-                outcome = server.execute(self.adapter.batch_command(frames))
+                batch = self.adapter.batch_command(frames)
+                self.tenancy.check(batch)
+                outcome = server.execute(batch)
             except AMQPError:
                 pass  # replayed below
             else:
@@ -272,6 +278,7 @@ class Session:
 
     def _release_channel(self, channel: int) -> None:
         """The channel is gone for the core right away: its unacked messages go back now."""
+        self.tenancy.channel_closed()
         outcome = self.execute(CloseChannel(self.id, channel))
         if outcome.effects:
             self.server.apply_effects(outcome.effects)
@@ -282,6 +289,7 @@ class Session:
         kind = type(event)
         if kind is ev.ChannelOpened:
             self.execute(OpenChannel(self.id, event.channel))
+            self.tenancy.channel_opened()
         elif kind is ev.ChannelEnded:
             self._release_channel(event.channel)
         elif kind is ev.ConnectionOpened:
@@ -300,11 +308,13 @@ class Session:
             self.fail_connection(ConnectionForced("broker shutdown"))
             return
         self.name = event.name or _connection_name(event.peer_properties)
+        self.tenancy.opened()
         self.execute(OpenConnection(
             self.id, user=event.user, peer=self.peer, connection_name=self.name,
             client_properties=event.peer_properties,
         ))
         self.server.register(self)
+        self.tenancy.registered()
         self.registered = self.handshake_done = True
         log.debug("%s: %s connection %d open (user %r)", self.peer, self.protocol_name, self.id,
                   event.user)
@@ -331,6 +341,7 @@ class Session:
             return
         self.registered = False
         outcome = self.execute(CloseConnection(self.id))
+        self.tenancy.left()
         self.server.unregister(self)
         self.server.apply_effects(outcome.effects)
 
@@ -423,7 +434,7 @@ class Session:
         ``pause_writing`` within one burst."""
         if not self.registered or self._writing_paused:
             return
-        state = self.server.broker.connections.get(self.id)
+        state = self.server.vhosts.for_connection(self.id).connections.get(self.id)
         if state is not None and state.burst >= DELIVERY_BURST:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=True)).effects

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from enum import Enum
 
 from minibroker.core.access import LoginRefused
-from minibroker.errors import AMQPError, ProtocolError
+from minibroker.errors import AMQPError, ConnectionLevelError, NotAllowed, ProtocolError
 from minibroker.message import FieldTable
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
@@ -129,6 +129,8 @@ class AMQPConnection:
         write: Callable[[bytes], None],
         *,
         login: Callable[[str | None, str | None, str], str],
+        open_vhost: Callable[[str, str], None] | None = None,
+        admit_channel: Callable[[], None] | None = None,
         frame_max: int = 131072,
         channel_max: int = 2047,
         heartbeat: int = 60,
@@ -138,6 +140,12 @@ class AMQPConnection:
         self._write = write
         #: ``login(user, password, mechanism)`` -> the user name, or ``LoginRefused``.
         self.login = login
+        #: ``open_vhost(user, vhost)`` at connection.open, before open-ok: raises the
+        #: 530 ``NotAllowed`` RabbitMQ answers (unknown vhost, no access, a connection limit).
+        self.open_vhost = open_vhost
+        #: ``admit_channel()`` at channel.open, before open-ok: raises 530 ``NotAllowed`` for
+        #: the user's ``max-channels``.
+        self.admit_channel = admit_channel
         self.codec = AMQPCodec("server", max_message_size=max_message_size)
         self.state = State.AWAIT_HEADER
         self.channels: dict[int, _Channel] = {}
@@ -314,9 +322,14 @@ class AMQPConnection:
         if state is State.AWAIT_TUNE_OK and type(method) is m.ConnectionTuneOk:
             return self._tune_ok(method)
         if state is State.AWAIT_OPEN and type(method) is m.ConnectionOpen:
-            if method.virtual_host != "/":
+            try:
+                if self.open_vhost is not None:
+                    self.open_vhost(self.user, method.virtual_host)
+                elif method.virtual_host != "/":
+                    raise NotAllowed(f"vhost {method.virtual_host} not found")
+            except ConnectionLevelError as err:
                 return self.close_connection(
-                    530, f"vhost {method.virtual_host} not found",
+                    err.reply_code, err.text,
                     m.ConnectionOpen.CLASS_ID, m.ConnectionOpen.METHOD_ID,
                 )
             self.state = State.OPEN
@@ -404,6 +417,11 @@ class AMQPConnection:
                     f" negotiated channel_max ({self.channel_max})",
                     method,
                 )
+            if self.admit_channel is not None:
+                try:
+                    self.admit_channel()
+                except ConnectionLevelError as err:
+                    return self._hard(err.reply_code, err.text, method)
             self.channels[channel] = _OPEN
             self.send_method(channel, m.ChannelOpenOk(""))
             return ChannelOpened(channel)

@@ -111,6 +111,8 @@ class NativeConnection:
         channel_max: int = 2047,
         heartbeat: int = 60,
         login: LoginCheck | None = None,
+        open_vhost: Callable[[str, str], None] | None = None,
+        admit_channel: Callable[[], None] | None = None,
         now: float = 0.0,
     ) -> None:
         """``max_frame_size``, ``channel_max``, ``heartbeat``: the server's offer (server role;
@@ -124,6 +126,12 @@ class NativeConnection:
         self.channel_max = channel_max
         self.heartbeat = heartbeat
         self._login = login
+        #: The owner's checks (as ``AMQPConnection``'s): the vhost at the handshake's end,
+        #: each channel before its open-ok; both raise the connection error to close with.
+        self.open_vhost = open_vhost
+        self.admit_channel = admit_channel
+        #: The vhost the client asked for (``Hello.vhost``).
+        self.vhost = "/"
         self.user = "guest"
         self.client_name = ""
         self.server_version = ""
@@ -363,8 +371,11 @@ class NativeConnection:
 
     def _tune(self, tune: f.Tune) -> Iterator[Event]:
         self._apply(server_limits(self._offer, tune))
+        if self.open_vhost is not None:
+            self.open_vhost(self.user, self.vhost)
         self.state = State.OPEN
-        yield ev.ConnectionOpened(self.user, "/", self._peer_properties, self.client_name)
+        yield ev.ConnectionOpened(self.user, self.vhost, self._peer_properties,
+                                  self.client_name)
         if self.state is State.OPEN:  # rule 1: unless the owner refused it meanwhile
             self.send(f.TuneOk())
 
@@ -376,6 +387,8 @@ class NativeConnection:
             return  # ignored until the client's close-ok (rule 3)
         if state is _OPEN:
             raise ChannelStateError(f"second ChannelOpen on channel {channel}, already open")
+        if self.admit_channel is not None:
+            self.admit_channel()
         self.channels[channel] = _OPEN
         self.confirms.reset(channel)
         yield ev.ChannelOpened(channel)
