@@ -11,14 +11,17 @@ Rules:
    bind's source exchange, a publish to a topic exchange) read the vhost's topology, never
    change it. Argument checks RabbitMQ makes before permissions (an unknown exchange type) are
    left to the core: the gate lets such a command through unchecked so the core answers it.
-3. A server-named queue is checked under the prefix of the name it will get (``amq.gen-``):
-   the gate runs before the core generates the name.
+3. A server-named queue is checked under a name like the one it will get: the gate runs
+   before the core generates the name, so it makes its own with the injected ``make_name``
+   (``amq.gen-`` and a random part, as RabbitMQ names the queue in its refusal).
 4. The publish path is the hot path: write permission per exchange is remembered per gate
    (a dict of exchange -> the registry epoch it was granted at), and topic permissions are
    looked at only when the user has any in this vhost.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from minibroker.core import commands as c
 from minibroker.core.access import AccessControl
@@ -41,11 +44,13 @@ def _argument(arguments: FieldTable | None, key: str) -> str | None:
 class Gate:
     """The permission checks of one connection (rule 1)."""
 
-    __slots__ = ("_access", "_written", "principal")
+    __slots__ = ("_access", "_make_name", "_written", "principal")
 
-    def __init__(self, access: AccessControl, principal: Principal) -> None:
+    def __init__(self, access: AccessControl, principal: Principal, *,
+                 make_name: Callable[[str], str] | None = None) -> None:
         self._access = access
         self.principal = principal
+        self._make_name = make_name
         #: Exchange -> registry epoch its write permission was granted at (rule 4).
         self._written: dict[str, int] = {}
 
@@ -96,7 +101,11 @@ class Gate:
             principal.exchange_delete(command.exchange)
         elif isinstance(command, c.DeclareQueue):
             server_named = command.queue == ""
-            name = SERVER_NAMED_PREFIX if server_named else command.queue
+            name = command.queue
+            if server_named:
+                make_name = self._make_name
+                name = SERVER_NAMED_PREFIX if make_name is None else make_name(
+                    SERVER_NAMED_PREFIX)
             principal.queue_declare(
                 name, passive=command.passive, exists=name in topology.queues,
                 server_named=server_named,

@@ -51,7 +51,9 @@ class Tenancy:
         access = self.server.access
         principal = Principal.open(access, user, vhost, counters=self.server.counters)
         self.user, self.vhost = user, vhost
-        self.gate = Gate(access, principal)
+        from minibroker.server.server import random_name
+
+        self.gate = Gate(access, principal, make_name=random_name)
 
     def admit_channel(self) -> None:
         """channel.open: the user's ``max-channels`` over all its connections (530)."""
