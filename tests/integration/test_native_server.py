@@ -308,7 +308,7 @@ BAD_INPUT = {
     "channel above channel_max": (
         _raw_frame(msgpack.packb([f.ChannelOpen.opcode, 4000])), 504, "2047"),
     "hello after open": (
-        _raw_frame(msgpack.packb([f.Hello.opcode, 0, "again", None, None, {}])), 505, "Hello"),
+        _raw_frame(msgpack.packb([f.Hello.opcode, 0, "again", None, None, {}, "/"])), 505, "Hello"),
 }
 
 

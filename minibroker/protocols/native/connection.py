@@ -361,6 +361,7 @@ class NativeConnection:
     def _hello(self, hello: f.Hello) -> None:
         self.client_name = hello.client_name
         self._peer_properties = hello.client_properties
+        self.vhost = hello.vhost
         if self._login is None:
             raise LoginRefused("PLAIN", "no login check configured")
         self.user = login(self._login, hello)
@@ -417,13 +418,14 @@ class NativeConnection:
 
     def start(self, client_name: str, username: str | None, password: str | None,
               client_properties: FieldTable, *, max_frame_size: int | None = None,
-              channel_max: int | None = None, heartbeat: int | None = None) -> None:
+              channel_max: int | None = None, heartbeat: int | None = None,
+              vhost: str = "/") -> None:
         """Client role: write the preamble and ``Hello`` (rule 1). The limits are our wishes
         for Tune; None takes the server's offer."""
         self._wishes = (max_frame_size, channel_max, heartbeat)
         self.codec.expect_greeting = True  # a stranger's answer is named as such (codec rule 8)
         self._write(self.codec.send_preamble())
-        self.send(f.Hello(client_name, username, password, client_properties))
+        self.send(f.Hello(client_name, username, password, client_properties, vhost))
 
     def open_channel(self, channel: int) -> None:
         """Client role: ask for a channel; its ``ChannelOpenOk`` comes out of :meth:`events`."""
