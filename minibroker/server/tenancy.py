@@ -51,9 +51,7 @@ class Tenancy:
         access = self.server.access
         principal = Principal.open(access, user, vhost, counters=self.server.counters)
         self.user, self.vhost = user, vhost
-        from minibroker.server.server import random_name
-
-        self.gate = Gate(access, principal, make_name=random_name)
+        self.gate = Gate(access, principal, make_name=self.server.broker.state.make_name)
 
     def admit_channel(self) -> None:
         """channel.open: the user's ``max-channels`` over all its connections (530)."""
@@ -66,7 +64,7 @@ class Tenancy:
     def check(self, command: object) -> None:
         """Rule 2."""
         gate = self.gate
-        if gate is not None:
+        if gate is not None and not gate.passes(command):
             server = self.server
             core = server.vhosts.routes.get(self.connection) or server.broker
             gate.check(command, core.topology)

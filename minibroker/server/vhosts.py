@@ -57,10 +57,8 @@ class VHostCores:
             return self.server.broker
         core = self.cores.get(vhost)
         if core is None:
-            from minibroker.server.server import random_name
-
             core = self.cores[vhost] = Broker(
-                make_name=random_name, wall_time=self.server.wall_time,
+                make_name=self.server.broker.state.make_name, wall_time=self.server.wall_time,
                 rabbitmq=self.server.config.rabbitmq)
         return core
 
