@@ -99,3 +99,14 @@ def test_toolkit_users_log_in_and_survive_a_restart() -> None:
         broker.restart()
         _login(broker.port, "ann", "p@ss:w/rd")
         assert broker.server.access.users["ann"].tags == frozenset({"management"})
+
+
+def test_reset_restores_the_accounts_the_options_made() -> None:
+    with broker_in_thread(heartbeat=0, vhosts=("orders",)) as broker:
+        broker.add_user("ann", "pw")
+        broker.add_vhost("extra")
+        broker.reset()
+        access = broker.server.access
+        assert set(access.users) == {"guest"} and set(access.vhosts) == {"/", "orders"}
+        with pytest.raises(KeyError, match="no user 'ann'"):
+            broker.url_for("ann")
