@@ -303,6 +303,10 @@ class AccessControl:
         self.users[user] = replace(self._user(user), limits=limits)
         self.epoch += 1
 
+    def tags(self) -> Mapping[str, frozenset[str]]:
+        """User name -> tags (the management API's view of the users)."""
+        return {name: user.tags for name, user in self.users.items()}
+
     def _user(self, name: str) -> User:
         user = self.users.get(name)
         if user is None:

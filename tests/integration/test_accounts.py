@@ -110,3 +110,10 @@ def test_reset_restores_the_accounts_the_options_made() -> None:
         assert set(access.users) == {"guest"} and set(access.vhosts) == {"/", "orders"}
         with pytest.raises(KeyError, match="no user 'ann'"):
             broker.url_for("ann")
+
+
+def test_tags_of_every_user() -> None:
+    with broker_in_thread(heartbeat=0) as broker:
+        broker.add_user("ann", "pw", tags=["management"])
+        assert broker.server.access.tags() == {"guest": frozenset({"administrator"}),
+                                               "ann": frozenset({"management"})}
