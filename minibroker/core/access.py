@@ -138,7 +138,9 @@ class Permissions:
                 permission.value, getattr(self, permission.value))
 
     def allows(self, permission: Permission, name: str) -> bool:
-        return self._patterns[permission].search(name.encode("utf-8")) is not None
+        # A name that is not UTF-8 reaches us surrogate-escaped: match its original octets.
+        octets = name.encode("utf-8", "surrogateescape")
+        return self._patterns[permission].search(octets) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ class TopicPermissions:
             compiled = compile_permission(pattern)
         except re.error:
             return False  # an expansion that is no longer a valid expression denies
-        return compiled.search(routing_key.encode("utf-8")) is not None
+        return compiled.search(routing_key.encode("utf-8", "surrogateescape")) is not None
 
 
 @dataclass(frozen=True, slots=True)

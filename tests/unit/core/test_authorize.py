@@ -69,3 +69,10 @@ def test_commands_without_a_permission_pass() -> None:
     gate, broker = _gate(Permissions("^$", "^$", "^$"))
     for command in (c.Qos(1, 1, 10), c.Ack(1, 1, 1), c.ConfirmSelect(1, 1), c.Cancel(1, 1, "t")):
         gate.check(command, broker.topology)
+
+
+def test_a_name_that_is_not_utf8_is_matched_on_its_octets() -> None:
+    gate, broker = _gate(Permissions("", "^x", ""))
+    gate.check(c.Publish(1, 1, Message("x\udcff", "k", b"")), broker.topology)
+    with pytest.raises(AccessRefused):
+        gate.check(c.Publish(1, 1, Message("\udcffx", "k", b"")), broker.topology)
