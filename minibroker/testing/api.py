@@ -158,6 +158,33 @@ class BrokerAPI(Conditions):
         self._call(add)
         self._controller.passwords[name] = password
 
+    def delete_vhost(self, name: str) -> None:
+        """Delete a vhost with everything in it; its connections are closed with RabbitMQ
+        3.10's 320 ``vhost 'X' is down``."""
+
+        def delete() -> None:
+            server = self._controller.server
+            server.access.delete_vhost(name)
+            for session in list(server.sessions.values()):
+                if session.tenancy.vhost == name:
+                    session.shutdown(320, f"vhost '{name}' is down")
+            server.vhosts.cores.pop(name, None)
+
+        self._call(delete)
+
+    def delete_user(self, name: str) -> None:
+        """Delete a user; its connections are closed with 320 ``user 'U' is deleted``."""
+
+        def delete() -> None:
+            server = self._controller.server
+            server.access.delete_user(name)
+            for session in list(server.sessions.values()):
+                if session.tenancy.user == name:
+                    session.shutdown(320, f"user '{name}' is deleted")
+
+        self._call(delete)
+        self._controller.passwords.pop(name, None)
+
     def set_permissions(self, user: str, vhost: str = "/", configure: str = ".*",
                         write: str = ".*", read: str = ".*") -> None:
         """RabbitMQ's ``set_permissions -p VHOST USER CONF WRITE READ``: applies to the next
