@@ -32,6 +32,8 @@ Rules:
    silence proves nothing: heartbeats count it as heard.
 7. An exception that is not an ``AMQPError`` is an internal error: it is logged with the
    connection id, counted by the server, and closes this connection only (541).
+8. Every command, batches included, passes the session's permission gate before it runs
+   (``tenancy.py``): a refusal is a ``ChannelError`` like any other (rule 3).
 """
 
 from __future__ import annotations

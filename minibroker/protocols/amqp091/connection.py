@@ -21,8 +21,10 @@ Rules:
    §4.10.2, RabbitMQ): tune-ok's frame-max above ours, below 4096 or 0, and its channel-max
    above ours or 0 (RabbitMQ: "The channel_max (4000) sent by the client is higher than the
    server's maximum (2047)", in its log only). Bad credentials send 403 ACCESS_REFUSED first
-   only to clients that advertised ``authentication_failure_close``; an unknown vhost is 530
-   NOT_ALLOWED.
+   only to clients that advertised ``authentication_failure_close``; an unreadable SASL
+   response (``sasl.py``) closes the socket without a word. connection.open asks the owner's
+   ``open_vhost`` before the open-ok, channel.open its ``admit_channel``: their refusals (an
+   unknown vhost, no access, a limit) are 530 NOT_ALLOWED with RabbitMQ's texts.
 4. Channel rules (RabbitMQ's observed answers): a method on a channel that is not open is 504
    CHANNEL_ERROR "expected 'channel.open'"; a second channel.open is 504 "second
    'channel.open' seen"; a non-connection method on channel 0 is 504; a connection method on a

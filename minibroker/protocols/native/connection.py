@@ -10,8 +10,10 @@ the events of ``protocols/events.py`` (the ones ``protocols/amqp091/connection.p
 Rules:
 
 1. Server handshake: preamble, ``Hello`` (the login, ``handshake.py``), ``HelloOk`` with our
-   limits, ``Tune`` (the client's, each at most ours), then :class:`ConnectionOpened` and,
-   unless the owner closed the connection while handling it, ``TuneOk``. Any other frame before
+   limits, ``Tune`` (the client's, each at most ours), then the owner's ``open_vhost`` check
+   of the Hello's vhost (a refusal is its 530), :class:`ConnectionOpened` and, unless the
+   owner closed the connection while handling it, ``TuneOk``. ``ChannelOpen`` asks the
+   owner's ``admit_channel`` before the open-ok. Any other frame before
    that is 505 UNEXPECTED_FRAME; a bad preamble is answered with ours, then the socket closes.
    Client handshake: preamble and ``Hello`` (:meth:`start`), ``HelloOk`` → ``Tune`` with our
    wishes → ``TuneOk`` → :class:`ConnectionOpened`.
