@@ -94,3 +94,24 @@ def test_verify_peer_refuses_a_client_without_a_certificate(files: Files) -> Non
         port = broker.server.tls_port
         with pytest.raises(ConnectionClosed):  # the stranger's certificate is refused
             asyncio.run(native())
+
+
+def test_aio_pika_over_tls(files: Files) -> None:
+    aio_pika = pytest.importorskip("aio_pika")
+
+    async def main() -> None:
+        settings = TLSSettings(files.server_cert, files.server_key)
+        async with running_broker(heartbeat=0, tls_port=0, tls=settings) as broker:
+            context = ssl.create_default_context(cafile=files.cafile)
+            connection = await aio_pika.connect(
+                f"amqps://guest:guest@localhost:{broker.server.tls_port}/",
+                ssl_context=context, timeout=TIMEOUT)
+            async with connection:
+                channel = await connection.channel()
+                queue = await channel.declare_queue("q")
+                await channel.default_exchange.publish(aio_pika.Message(b"tls"), "q")
+                message = await queue.get(timeout=TIMEOUT)
+                assert message is not None and message.body == b"tls"
+                await message.ack()
+
+    asyncio.run(main())
