@@ -233,7 +233,10 @@ class BrokerServer:
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://guest:guest@{self.config.host}:{self.amqp_port}/"
+        """With guest/guest's credentials while that user is the configured one (RabbitMQ's
+        default); other users' passwords are never printed."""
+        guest = self.config.access is None and self.config.users.get("guest") == "guest"
+        return f"amqp://{'guest:guest@' if guest else ''}{self.config.host}:{self.amqp_port}/"
 
     async def close(self, reply_code: int = 320, reply_text: str = "broker shutdown") -> None:
         """Graceful shutdown: stop accepting, tell clients, wait briefly, drop the rest."""

@@ -48,7 +48,8 @@ def _params(port: int, user: str, password: str, vhost: str = "/",
 
 
 def test_users_and_vhosts_from_the_command_line() -> None:
-    for port, _ in _run("--user", "app:s3cret@orders", "--vhost", "audit"):
+    for port, line in _run("--user", "app:s3cret@orders", "--vhost", "audit"):
+        assert "s3cret" not in line and f" and amqp://127.0.0.1:{port}/ " in line
         connection = pika.BlockingConnection(_params(port, "app", "s3cret", "orders"))
         connection.channel().queue_declare("jobs")
         connection.close()
