@@ -141,6 +141,10 @@ class Gate:
             principal.basic_get(command.queue)
         elif isinstance(command, c.Consume):
             principal.basic_consume(command.queue)
+        elif isinstance(command, (c.ReadStream, c.CommitOffset, c.QueryOffset)):
+            # The native stream reads: read on the stream, as RabbitMQ's stream protocol
+            # checks reading, storing and querying offsets (rabbit_stream_reader).
+            principal.basic_get(command.queue)
         elif isinstance(command, (c.BindQueue, c.UnbindQueue)):
             source = topology.exchanges.get(command.exchange)
             principal.queue_bind(command.queue, command.exchange, command.routing_key,
@@ -162,4 +166,5 @@ def _keys(value: object) -> list[str]:
 _CHECKED = frozenset({
     c.DeclareExchange, c.DeleteExchange, c.DeclareQueue, c.DeleteQueue, c.PurgeQueue, c.Get,
     c.Consume, c.BindQueue, c.UnbindQueue, c.BindExchange, c.UnbindExchange,
+    c.ReadStream, c.CommitOffset, c.QueryOffset,
 })

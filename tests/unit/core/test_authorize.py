@@ -76,3 +76,12 @@ def test_a_name_that_is_not_utf8_is_matched_on_its_octets() -> None:
     gate.check(c.Publish(1, 1, Message("x\udcff", "k", b"")), broker.topology)
     with pytest.raises(AccessRefused):
         gate.check(c.Publish(1, 1, Message("\udcffx", "k", b"")), broker.topology)
+
+
+def test_stream_reads_and_offsets_need_read() -> None:
+    gate, broker = _gate(Permissions("", "", "^s$"))
+    for command in (c.ReadStream(1, 1, "s"), c.CommitOffset(1, 1, "s", "app", 3),
+                    c.QueryOffset(1, 1, "s", "app")):
+        gate.check(command, broker.topology)
+    with pytest.raises(AccessRefused, match=r"read access to queue 't'"):
+        gate.check(c.ReadStream(1, 1, "t"), broker.topology)
