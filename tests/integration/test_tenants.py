@@ -159,3 +159,22 @@ def test_limits_per_tenant(broker: ThreadBroker) -> None:
     finally:
         first.close()
     _connect(broker, "lim", "small").close()  # the closed connection no longer counts
+
+
+def test_timers_of_another_vhost_fire() -> None:
+    """The server's one timer covers every vhost's core: a TTL in "orders" expires."""
+    from minibroker.testing import ManualClock
+
+    clock = ManualClock()
+    with broker_in_thread(heartbeat=0, clock=clock, vhosts=("orders",)) as broker:
+        broker.set_permissions("guest", "orders")
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url_in("orders")))
+        try:
+            channel = connection.channel()
+            channel.queue_declare("short", arguments={"x-message-ttl": 5000})
+            channel.basic_publish("", "short", b"soon gone")
+            assert channel.queue_declare("short", passive=True).method.message_count == 1
+            clock.advance(6)
+            assert channel.queue_declare("short", passive=True).method.message_count == 0
+        finally:
+            connection.close()
