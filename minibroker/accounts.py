@@ -7,13 +7,16 @@ Rules:
    user ``guest`` (password ``guest``, tag ``administrator``) with full permissions on it, which
    logs in from loopback addresses only. ``ServerConfig.users`` (plain-text passwords, as the
    CLI's ``--user`` and the test toolkit give them) replaces that user list: each is an
-   administrator with full permissions on ``/`` and on the vhosts listed for it.
+   administrator with full permissions on the vhosts listed for it, ``/`` when none are.
 2. Passwords are stored hashed in RabbitMQ's format (``passwords.py``), never in clear text in
    the registry.
 3. A login goes through :class:`Login`: the credentials, the mechanism and whether the peer is a
    loopback address reach ``AccessControl.authenticate``; a refusal is
    :class:`~minibroker.core.access.LoginRefused` (403, RabbitMQ's one text for every reason);
    the reason goes to the log.
+4. A definitions document's accounts (:func:`load_accounts`) are added one by one: one that is
+   refused (an unknown hashing algorithm, an invalid expression, a missing user or vhost) is
+   a line in the result and the rest go on, as the topology's import does.
 """
 
 from __future__ import annotations
