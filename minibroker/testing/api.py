@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from minibroker.core.access import Permissions, TopicPermissions, User, VHost
+from minibroker.core.broker import Broker
 from minibroker.core.exchanges import Binding
 from minibroker.core.statistics import (
     BrokerStatistics,
@@ -222,22 +223,33 @@ class BrokerAPI(Conditions):
     def statistics(self) -> BrokerStatistics:
         return self._call(lambda: self._controller.broker.statistics())
 
-    def exchanges(self) -> tuple[ExchangeInfo, ...]:
-        return self._call(lambda: self._controller.broker.snapshot().exchanges)
+    def _core(self, vhost: str) -> Broker:
+        """The core of ``vhost`` (on the broker's loop): ``/`` is the toolkit's own."""
+        if vhost == "/":
+            return self._controller.broker
+        return self._controller.server.vhosts.core(vhost)
 
-    def queues(self) -> tuple[QueueStatistics, ...]:
-        """Every queue, with its ``ready`` and ``unacked`` counts."""
-        return self._call(lambda: self._controller.broker.snapshot().queues)
+    def exchanges(self, *, vhost: str = "/") -> tuple[ExchangeInfo, ...]:
+        return self._call(lambda: self._core(vhost).snapshot().exchanges)
 
-    def queue(self, name: str) -> QueueStatistics:
+    def queues(self, *, vhost: str = "/") -> tuple[QueueStatistics, ...]:
+        """Every queue (of ``vhost``), with its ``ready`` and ``unacked`` counts."""
+        return self._call(lambda: self._core(vhost).snapshot().queues)
+
+    def queue(self, name: str, *, vhost: str = "/") -> QueueStatistics:
         """One queue's counters; ``KeyError`` if there is no such queue."""
-        found = self._call(lambda: find_queue(self._controller, name))
+        if vhost == "/":
+            found = self._call(lambda: find_queue(self._controller, name))
+        else:
+            found = next((queue for queue in self.queues(vhost=vhost) if queue.name == name),
+                         None)
         if found is None:
-            raise KeyError(f"no queue {name!r}")
+            raise KeyError(f"no queue {name!r}" + (f" in vhost {vhost!r}" if vhost != "/"
+                                                   else ""))
         return found
 
-    def has_queue(self, name: str) -> bool:
-        return self._call(lambda: name in self._controller.broker.topology.queues)
+    def has_queue(self, name: str, *, vhost: str = "/") -> bool:
+        return self._call(lambda: name in self._core(vhost).topology.queues)
 
     def exchange(self, name: str) -> ExchangeInfo:
         """One exchange (type, flags, arguments, binding count); ``KeyError`` if none."""
@@ -250,11 +262,11 @@ class BrokerAPI(Conditions):
             raise KeyError(f"no exchange {name!r}")
         return found
 
-    def has_exchange(self, name: str) -> bool:
-        return self._call(lambda: name in self._controller.broker.topology.exchanges)
+    def has_exchange(self, name: str, *, vhost: str = "/") -> bool:
+        return self._call(lambda: name in self._core(vhost).topology.exchanges)
 
-    def bindings(self) -> tuple[Binding, ...]:
-        return self._call(lambda: self._controller.broker.snapshot().bindings)
+    def bindings(self, *, vhost: str = "/") -> tuple[Binding, ...]:
+        return self._call(lambda: self._core(vhost).snapshot().bindings)
 
     def consumers(self, queue: str | None = None) -> tuple[ConsumerInfo, ...]:
         every = self._call(lambda: self._controller.broker.snapshot().consumers)

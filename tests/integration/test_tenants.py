@@ -57,7 +57,14 @@ def test_vhosts_keep_their_queues_and_messages_apart(broker: ThreadBroker) -> No
             orders.channel().queue_declare("only-in-root", passive=True)
         assert missing.value.reply_code == 404
         assert missing.value.reply_text == "NOT_FOUND - no queue 'only-in-root' in vhost 'orders'"
-        assert broker.queue("q").ready == 0  # the toolkit looks at "/"
+        assert broker.queue("q").ready == 0  # the toolkit looks at "/" unless told
+        assert broker.has_queue("q", vhost="orders")
+        assert not broker.has_queue("only-in-root", vhost="orders")
+        assert broker.queue("q", vhost="orders").ready == 0
+        assert [b.binding_key for b in broker.bindings(vhost="orders")
+                if b.source == "amq.topic"] == ["k"]
+        with pytest.raises(KeyError, match="no queue 'x' in vhost 'orders'"):
+            broker.queue("x", vhost="orders")
     finally:
         root.close()
         orders.close()
