@@ -287,7 +287,7 @@ async def open_native(broker: Broker) -> Conn:
     _, conn = await asyncio.get_running_loop().create_connection(NativeConn, broker.host,
                                                                  broker.port)
     conn.write(conn.codec.send_preamble())
-    conn.send(f.Hello(client_name="minibroker-bench"))
+    conn.send(f.Hello("minibroker-bench", "guest", "guest"))
     hello = await conn.reply(f.HelloOk)
     assert isinstance(hello, f.HelloOk)
     await conn.call(f.Tune(hello.max_frame_size, hello.channel_max, 0), f.TuneOk)

@@ -118,7 +118,7 @@ async def exchange(count: int, publisher: Client, consumer: Client, one: bytes,
 async def native(server: BrokerServer, count: int) -> None:
     def open_client() -> tuple[Client, NativeCodec]:
         client, codec = Client(server), NativeCodec(role="client")
-        client.send(codec.send_preamble() + codec.send(f.Hello("bench")))
+        client.send(codec.send_preamble() + codec.send(f.Hello("bench", "guest", "guest")))
         client.send(codec.send(f.Tune(131072, 2047, 0)) + codec.send(f.ChannelOpen(1)))
         return client, codec
 

@@ -108,7 +108,7 @@ def flood_publisher(host: str, port: int, duration: float, written: Any) -> None
     as the socket takes them, for ``duration`` seconds; ``written`` counts the publishes."""
     codec = NativeCodec(role="client")
     sock = socket.create_connection((host, port))
-    sock.sendall(codec.send_preamble() + codec.send(f.Hello(client_name="flood")))
+    sock.sendall(codec.send_preamble() + codec.send(f.Hello("flood", "guest", "guest")))
 
     def expect(kind: type[f.Frame]) -> f.Frame:
         while True:

@@ -86,7 +86,7 @@ async def open_link(port: int) -> Link:
     _, link = await loop.create_connection(Link, "127.0.0.1", port)
     assert link.transport is not None
     link.transport.write(link.codec.send_preamble())
-    link.send(f.Hello(client_name="bench"))
+    link.send(f.Hello("bench", "guest", "guest"))
     hello = await link.expect(f.HelloOk)
     assert isinstance(hello, f.HelloOk)
     link.send(f.Tune(hello.max_frame_size, hello.channel_max, 0))

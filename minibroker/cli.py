@@ -32,12 +32,14 @@ import socket
 import sys
 
 from minibroker import __version__
+from minibroker.cli_security import add_security_arguments, security_options
 from minibroker.config import DEFAULT_PORT, ServerConfig
 from minibroker.core.generations import NEWEST, OLDEST, Profile
 from minibroker.server.loop import loop_factory, run
 from minibroker.server.server import BrokerServer
 from minibroker.storage.datadir import DEFAULT_DISK_FREE_LIMIT, resolve_data_dir
 from minibroker.storage.errors import StorageError
+from minibroker.tls import TLSConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load RabbitMQ definitions JSON (rabbitmqctl export_definitions) at start, as "
         "RabbitMQ's load_definitions; durable objects are then stored",
     )
+    add_security_arguments(parser)
     return parser
 
 
@@ -233,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         definitions_file=args.definitions, frame_timeout=args.frame_timeout,
         consumer_timeout=args.consumer_timeout,
         management_port=None if args.no_management else args.management_port,
+        **security_options(parser, args),
     )
     try:
         loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
@@ -257,6 +261,10 @@ async def _serve(config: ServerConfig) -> int:
         else:
             print(f"minibroker: {_listen_error(exc, config)}", file=sys.stderr)
         return EXIT_USAGE
+    except TLSConfigError as exc:  # a certificate or key that cannot be served
+        await server.close()
+        print(f"minibroker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ValueError as exc:  # a definitions file that is not RabbitMQ's JSON
         await server.close()
         print(f"minibroker: {config.definitions_file}: {exc}", file=sys.stderr)
@@ -280,6 +288,8 @@ def _listening(server: BrokerServer) -> str:
     native = f"{server.url} (native)"
     if "amqp" in server.adapters:
         native = f"{native} and {server.amqp_url} (AMQP 0-9-1)"
+    if server.config.tls_port is not None:
+        native = f"{native}, TLS on port {server.tls_port} (minibrokers://, amqps://)"
     if server.management_url is not None:
         native = f"{native} and {server.management_url} (management)"
     return native

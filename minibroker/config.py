@@ -15,6 +15,12 @@ Rules:
    a directory makes durable queues, exchanges, bindings and persistent messages survive
    restarts (``server/durability.py``). The CLI resolves its own default
    (``storage.resolve_data_dir``).
+6. Accounts (``accounts.py``): ``access``, when given, is the live registry of users, vhosts
+   and permissions; otherwise one is built from ``users`` (plain-text passwords, each user an
+   administrator with full permissions on ``/`` and on the vhosts ``user_vhosts`` lists for
+   it) and ``vhosts``. ``loopback_users`` may log in from loopback addresses only.
+7. TLS: ``tls_port`` serves both protocols over TLS with ``tls`` (``tls.py``); one without
+   the other is refused here.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from minibroker.core.access import AccessControl
 from minibroker.core.generations import NEWEST, Profile
+from minibroker.tls import TLSSettings
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -69,8 +77,19 @@ class ServerConfig:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: Heartbeat interval the server proposes, in seconds (0 disables).
     heartbeat: int = 60
-    #: Users allowed to log in (AMQP PLAIN/AMQPLAIN; the native hello's credentials).
+    #: Users allowed to log in, name -> plain-text password (rule 6; ignored with ``access``).
     users: dict[str, str] = field(default_factory=_default_users)
+    #: Vhosts besides ``/`` (rule 6).
+    vhosts: tuple[str, ...] = ()
+    #: User name -> the vhosts it gets full permissions on (``/`` when not listed).
+    user_vhosts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Users that may log in from loopback addresses only (RabbitMQ's ``loopback_users``).
+    loopback_users: frozenset[str] = frozenset({"guest"})
+    #: The registry of users, vhosts, permissions and limits itself (rule 6).
+    access: AccessControl | None = None
+    #: A port serving both protocols over TLS, with these settings (rule 7).
+    tls_port: int | None = None
+    tls: TLSSettings | None = None
     #: Log every frame in both directions, decoded (logger ``minibroker.trace``).
     trace: bool = False
     #: Seconds to wait for clients to close after telling them the broker is shutting down.
@@ -113,6 +132,9 @@ class ServerConfig:
     management_port: int | None = None
 
     def __post_init__(self) -> None:
+        if (self.tls_port is None) != (self.tls is None):
+            raise ValueError("tls_port and tls (certfile, keyfile...) go together: "
+                             f"tls_port={self.tls_port}, tls={self.tls}")
         Profile(self.rabbitmq)  # refuses a version outside the model, naming the range
         # Limits the handshakes send as 32/16-bit fields: refuse impossible ones here, with
         # the field's name, rather than fail every connection later.
@@ -146,9 +168,10 @@ class ServerConfig:
                                  f"not {low}")
 
 
+
 def login_ok(users: Mapping[str, str], user: str, password: str | None) -> bool:
-    """Does ``password`` log ``user`` in? Only a configured user with its own password does
-    (one rule for both protocols: an unknown user never matches, not even without a
-    password)."""
+    """Does ``password`` log ``user`` in, by a plain-text ``users`` table? (The management
+    API's basic auth; the protocols check logins through ``accounts.Login``.) Only a
+    configured user with its own password does."""
     expected = users.get(user)
     return expected is not None and password is not None and expected == password

@@ -48,6 +48,7 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import MIN_FRAME_SIZE, PREAMBLE, NativeCodec
 from minibroker.protocols.native.connection import NativeConnection
 from minibroker.protocols.native.greeting import QUOTED, check_greeting
+from minibroker.tls import client_context
 
 __all__ = ["Connection", "connect"]
 
@@ -91,14 +92,23 @@ class Connection:
         try:
             async with asyncio.timeout(params.connect_timeout):
                 if connector is None:
+                    context = None
+                    if params.tls:  # minibrokers:// (params.py rule 5)
+                        context = client_context(cafile=params.cafile, certfile=params.certfile,
+                                                 keyfile=params.keyfile)
                     await self._loop.create_connection(lambda: _Protocol(self), params.host,
-                                                       params.port)
+                                                       params.port, ssl=context)
                 else:
                     await connector(lambda: _Protocol(self))
-                self._conn.start(params.client_name, params.username, params.password,
+                # No credentials in the URL: guest/guest, as AMQP clients default (the broker
+                # never picks a user for a client).
+                username, password = ((params.username, params.password)
+                                      if params.username is not None else ("guest", "guest"))
+                self._conn.start(params.client_name, username, password,
                                  {"product": "minibroker", "platform": "Python"},
                                  max_frame_size=params.max_frame_size,
-                                 channel_max=params.channel_max, heartbeat=params.heartbeat)
+                                 channel_max=params.channel_max, heartbeat=params.heartbeat,
+                                 vhost=params.vhost)
                 await self._opened
         except TimeoutError:
             if self._transport is None:

@@ -2,10 +2,16 @@
 
 Rules:
 
-1. The URL is ``minibroker://[user[:password]@]host[:port][/][?option=value&...]``; the port
-   defaults to 5680 (``minibroker.config.DEFAULT_PORT``) and the host to 127.0.0.1. Options:
+1. The URL is ``minibroker://[user[:password]@]host[:port][/vhost][?option=value&...]``; the
+   port defaults to 5680 (``minibroker.config.DEFAULT_PORT``) and the host to 127.0.0.1. Options:
    ``heartbeat``, ``max_frame_size``, ``channel_max`` (integers), ``connect_timeout``,
-   ``close_timeout`` (seconds) and ``client_name``.
+   ``close_timeout`` (seconds) and ``client_name``. Without user info the client logs in as
+   guest/guest (the broker never picks a user).
+4. The path names the vhost, percent-encoded as in AMQP URIs (``/orders``; ``/%2F`` is
+   ``/``); no path, or ``/`` alone, is the default vhost ``/``.
+5. ``minibrokers://`` is the same over TLS (default port 5681): the server's certificate is
+   verified against ``cafile`` (else the system's CAs) and its host name; ``certfile`` and
+   ``keyfile`` are the client's own certificate for a server that verifies peers.
 2. Keyword arguments given to ``connect()`` override what the URL says.
 3. ``None`` for a negotiated limit means "take the broker's proposal"; a value asks for at most
    that much (the broker's proposal is the ceiling, docs/protocol.md's Tune rule).
@@ -19,12 +25,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from minibroker.config import DEFAULT_PORT
 
-__all__ = ["DEFAULT_URL", "ConnectionParameters"]
+__all__ = ["DEFAULT_TLS_PORT", "DEFAULT_URL", "ConnectionParameters"]
+
+#: The port ``minibrokers://`` URLs default to (rule 5).
+DEFAULT_TLS_PORT = 5681
 
 DEFAULT_URL = f"minibroker://127.0.0.1:{DEFAULT_PORT}"
 
 _INT_OPTIONS = ("heartbeat", "max_frame_size", "channel_max")
 _FLOAT_OPTIONS = ("connect_timeout", "close_timeout")
+_TEXT_OPTIONS = ("client_name", "cafile", "certfile", "keyfile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +52,33 @@ class ConnectionParameters:
     connect_timeout: float = 10.0
     #: Seconds to wait for the broker's close-ok before dropping the socket.
     close_timeout: float = 5.0
+    #: The virtual host to open (rule 4).
+    vhost: str = "/"
+    #: TLS (``minibrokers://``, rule 5) and its files.
+    tls: bool = False
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
 
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> ConnectionParameters:
         """Parse ``url`` (rule 1), then apply the non-None ``overrides`` (rule 2)."""
         parts = urlsplit(url)
         shown = _without_password(url)
-        if parts.scheme != "minibroker":
+        if parts.scheme not in ("minibroker", "minibrokers"):
             hint = ""
             if parts.scheme in ("amqp", "amqps"):
                 hint = (": amqp:// is for AMQP clients (pika, aio-pika, kombu); this native "
                         "client takes the same broker at minibroker://host:5680")
             raise ValueError(f"expected a minibroker:// URL, got {shown!r}{hint}")
+        tls = parts.scheme == "minibrokers"
         values: dict[str, object] = {
             "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or DEFAULT_PORT,
+            "port": parts.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
+            "tls": tls,
         }
+        if parts.path not in ("", "/"):
+            values["vhost"] = unquote(parts.path[1:])
         if parts.username is not None:
             values["username"] = unquote(parts.username)
             values["password"] = unquote(parts.password) if parts.password is not None else ""
@@ -70,7 +91,7 @@ class ConnectionParameters:
                     expected = "an integer" if kind is int else "a number of seconds"
                     raise ValueError(f"connection option {key} must be {expected}, not {raw!r}"
                                      f" (in {shown!r})") from None
-            elif key == "client_name":
+            elif key in _TEXT_OPTIONS:
                 values[key] = raw
             else:
                 raise ValueError(f"unknown connection option {key!r} in {shown!r}")

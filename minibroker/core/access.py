@@ -138,7 +138,9 @@ class Permissions:
                 permission.value, getattr(self, permission.value))
 
     def allows(self, permission: Permission, name: str) -> bool:
-        return self._patterns[permission].search(name.encode("utf-8")) is not None
+        # A name that is not UTF-8 reaches us surrogate-escaped: match its original octets.
+        octets = name.encode("utf-8", "surrogateescape")
+        return self._patterns[permission].search(octets) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ class TopicPermissions:
             compiled = compile_permission(pattern)
         except re.error:
             return False  # an expansion that is no longer a valid expression denies
-        return compiled.search(routing_key.encode("utf-8")) is not None
+        return compiled.search(routing_key.encode("utf-8", "surrogateescape")) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +304,10 @@ class AccessControl:
     def set_user_limits(self, user: str, limits: UserLimits) -> None:
         self.users[user] = replace(self._user(user), limits=limits)
         self.epoch += 1
+
+    def tags(self) -> Mapping[str, frozenset[str]]:
+        """User name -> tags (the management API's view of the users)."""
+        return {name: user.tags for name, user in self.users.items()}
 
     def _user(self, name: str) -> User:
         user = self.users.get(name)

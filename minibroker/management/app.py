@@ -6,7 +6,7 @@ request the codec refused.
 
 Rules:
 
-1. ``/api/...`` needs HTTP basic auth with a user of the broker (``config.login_ok``): none is
+1. ``/api/...`` needs HTTP basic auth with a user of the broker (``Backend.login``): none is
    401 with ``WWW-Authenticate: Basic realm="RabbitMQ Management"`` and no body, wrong is 401
    ``"Login failed"`` (RabbitMQ's answers). The challenge is left out for requests marked
    ``X-Requested-With: XMLHttpRequest``, so the web page's own login form is not doubled by
@@ -27,7 +27,6 @@ from collections.abc import Callable
 from importlib import resources
 from urllib.parse import parse_qsl
 
-from minibroker.config import login_ok
 from minibroker.management import (
     bindings,
     connections,
@@ -124,8 +123,8 @@ class ManagementApp:
         except (binascii.Error, ValueError):
             decoded = ""
         user, colon, password = decoded.partition(":")
-        if scheme.lower() != "basic" or not colon or not login_ok(
-                self.backend.users(), user, password):
+        if scheme.lower() != "basic" or not colon or not self.backend.login(
+                user, password):
             raise ApiError(401, "not_authorized", "Login failed", challenge)
         return user
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from minibroker.config import login_ok
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
@@ -123,7 +124,10 @@ class Backend(Protocol):
         """Resource alarms in force ("memory", "disk"); empty when none."""
 
     def users(self) -> Mapping[str, str]:
-        """User name -> password (``ServerConfig.users``) for HTTP basic auth."""
+        """User name -> password (``ServerConfig.users``), for a definitions export."""
+
+    def login(self, user: str, password: str) -> bool:
+        """HTTP basic auth: do these credentials log in?"""
 
     def resident_memory(self) -> int | None:
         """The process's resident set size in bytes, ``None`` when unknown."""
@@ -177,6 +181,9 @@ class LocalBackend:
 
     def users(self) -> Mapping[str, str]:
         return self.user_table
+
+    def login(self, user: str, password: str) -> bool:
+        return login_ok(self.users(), user, password)
 
     def resident_memory(self) -> int | None:
         return self.memory()

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from minibroker.accounts import session_login
 from minibroker.core.commands import Ack, AckMany, Command
 from minibroker.core.effects import Deliver, Effect, Reply
 from minibroker.errors import AMQPError
@@ -70,7 +71,9 @@ class AMQPAdapter:
             self._sent_frames = SentFrames()
             self._write = self._traced_write
         self.connection = AMQPConnection(
-            self._write, users=config.users, frame_max=config.max_frame_size,
+            self._write, login=session_login(session),
+            open_vhost=session.tenancy.open_vhost, admit_channel=session.tenancy.admit_channel,
+            frame_max=config.max_frame_size,
             channel_max=config.channel_max, heartbeat=config.heartbeat, now=server.now(),
             max_message_size=config.max_message_size,
         )

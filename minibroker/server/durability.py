@@ -31,10 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from minibroker.accounts import load_accounts
 from minibroker.core.commands import PurgeQueue, Synced
 from minibroker.persistence.definitions import import_json
 from minibroker.persistence.recovery import MessageLoader, restore_definitions
 from minibroker.persistence.sync import StorageSync
+from minibroker.storage import definitions_json
 from minibroker.storage.datadir import disk_free
 from minibroker.storage.errors import StorageError
 from minibroker.storage.store import DurableStore
@@ -243,6 +245,8 @@ def load_definitions_file(server: BrokerServer) -> list[str]:
     definitions = server.config.definitions_file
     if definitions is None:
         return []
-    problems = import_json(server.broker, Path(definitions).read_bytes(), now=server.now())
+    text = Path(definitions).read_bytes()
+    problems = import_json(server.broker, text, now=server.now())
+    problems += load_accounts(server.access, definitions_json.parse(text))
     return [f"loaded definitions from {definitions}"
             + (f" ({len(problems)} refused)" if problems else ""), *problems]

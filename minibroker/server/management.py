@@ -39,6 +39,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from minibroker.accounts import Login
+from minibroker.core.access import LoginRefused
 from minibroker.core.commands import Command
 from minibroker.core.effects import Outcome
 from minibroker.management import ConnectionDetails, Listener, ManagementApp, RateSampler
@@ -140,6 +142,16 @@ class ServerBackend:
 
     def users(self) -> Mapping[str, str]:
         return self.server.config.users
+
+    def login(self, user: str, password: str) -> bool:
+        """The broker's own accounts (``--user``, definitions files, the toolkit). The peer's
+        address is not known here: a loopback-only user such as ``guest`` may log in while the
+        listener itself is bound to a loopback address, as only local clients reach it then."""
+        try:
+            Login(self.server.access, self.server.config.host)(user, password, "PLAIN")
+        except LoginRefused:
+            return False
+        return True
 
     def resident_memory(self) -> int | None:
         return resident_memory()

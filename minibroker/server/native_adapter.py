@@ -25,6 +25,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from minibroker.accounts import session_login
 from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.errors import AMQPError, ProtocolError
@@ -57,7 +58,9 @@ class NativeAdapter:
         self._clock = server.clock
         self.connection = NativeConnection(
             "server", session.write, max_frame_size=config.max_frame_size,
-            channel_max=config.channel_max, heartbeat=config.heartbeat, users=config.users,
+            channel_max=config.channel_max, heartbeat=config.heartbeat,
+            login=session_login(session),
+            open_vhost=session.tenancy.open_vhost, admit_channel=session.tenancy.admit_channel,
             now=self._clock.now(),
         )
         # ServerConfig.max_message_size (the codec's default is RabbitMQ's 128 MiB).

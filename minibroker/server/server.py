@@ -40,12 +40,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from minibroker.accounts import build_access
 from minibroker.clock import Clock, LoopClock
 from minibroker.config import ServerConfig
+from minibroker.core.access import AccessControl
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
 from minibroker.core.journal import Journal
+from minibroker.core.tenants import TenantCounters
 from minibroker.core.timers import consumer_timeout_text, overdue_channels
 from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
@@ -60,6 +63,7 @@ from minibroker.server.flow import (
 from minibroker.server.management import ManagementListener
 from minibroker.server.native_adapter import NativeAdapter
 from minibroker.server.protocol import BrokerProtocol
+from minibroker.server.vhosts import VHostCores
 
 if TYPE_CHECKING:
     from minibroker.server.session import Session
@@ -75,6 +79,11 @@ HEARTBEAT_SWEEP_INTERVAL = 0.5
 def random_name(prefix: str) -> str:
     """RabbitMQ-style generated names: prefix + 22 URL-safe base64 characters."""
     return prefix + secrets.token_urlsafe(16)
+
+
+def _access_from(config: ServerConfig) -> AccessControl:
+    return build_access(config.users, vhosts=config.vhosts, user_vhosts=config.user_vhosts,
+                        loopback_users=config.loopback_users, rabbitmq=config.rabbitmq)
 
 
 def _default_adapters() -> dict[str, AdapterFactory]:
@@ -123,6 +132,12 @@ class BrokerServer:
         self.storage_lines: list[str] = []
         #: The management listener (rule 9), once started with ``management_port``.
         self.management: ManagementListener | None = None
+        #: Users, vhosts and permissions (``accounts.py``), and the open connections and
+        #: channels per tenant that their limits count.
+        self.access = self.config.access or _access_from(self.config)
+        self.counters = TenantCounters()
+        #: The cores of the vhosts other than ``/`` (``vhosts.py``).
+        self.vhosts = VHostCores(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -185,6 +200,15 @@ class BrokerServer:
                     reuse_address=True, backlog=1024,
                 )
             )
+        if config.tls_port is not None and config.tls is not None:
+            from minibroker.tls import server_context
+
+            self._listeners.append(
+                await self._loop.create_server(
+                    lambda: BrokerProtocol(self), config.host, config.tls_port,
+                    reuse_address=True, backlog=1024, ssl=server_context(config.tls),
+                )
+            )
         if config.management_port is not None:
             management = ManagementListener(self, config.management_port)
             await management.start()
@@ -210,12 +234,23 @@ class BrokerServer:
         return self._bound_port(1) or self.port
 
     @property
+    def tls_port(self) -> int:
+        """The TLS port (``config.tls_port``; the bound one when that was 0)."""
+        assert self.config.tls_port is not None, "no TLS port configured"
+        port = self._bound_port(len(self._listeners) - 1)
+        assert port is not None, "the server is not started"
+        return port
+
+    @property
     def url(self) -> str:
         return f"minibroker://{self.config.host}:{self.port}"
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://guest:guest@{self.config.host}:{self.amqp_port}/"
+        """With guest/guest's credentials while that user is the configured one (RabbitMQ's
+        default); other users' passwords are never printed."""
+        guest = self.config.access is None and self.config.users.get("guest") == "guest"
+        return f"amqp://{'guest:guest@' if guest else ''}{self.config.host}:{self.amqp_port}/"
 
     @property
     def management_url(self) -> str | None:
@@ -318,6 +353,14 @@ class BrokerServer:
 
     def execute(self, command: Command) -> Outcome:
         """Run one command in the core (raises its ``AMQPError``); effects are *not* applied."""
+        routes = self.vhosts.routes
+        if routes:  # a connection outside "/" runs in its vhost's core (vhosts.py)
+            connection = getattr(command, "connection", 0)
+            core = routes.get(connection)
+            if core is not None:
+                outcome = self.vhosts.execute(core, command, connection)
+                self._rearm()
+                return outcome
         durability = self.durability
         if durability is None:
             outcome = self.broker.handle(command, now=self.clock.now())
@@ -352,6 +395,8 @@ class BrokerServer:
 
     def _rearm(self) -> None:
         deadline = self.broker.next_deadline()
+        if self.vhosts.cores:
+            deadline = self.vhosts.next_deadline(deadline)
         if deadline == self._timer_at:
             return
         if self._cancel_timer is not None:
@@ -376,6 +421,8 @@ class BrokerServer:
     def _fire(self, *, sweep: bool) -> None:
         now = self.clock.now()
         effects = self.broker.handle_timeout(now=now)
+        if self.vhosts.cores:
+            effects = [*effects, *self.vhosts.handle_timeouts(now)]
         if self.durability is not None:
             self.durability.after_input()
         self.apply_effects(effects)
@@ -416,7 +463,9 @@ class BrokerServer:
     def _close_overdue_channels(self, now: float) -> None:
         """RabbitMQ's ``consumer_timeout`` (``core/timers.py`` rule 4): 406 on the channel."""
         timeout = self.config.consumer_timeout
-        for channel in overdue_channels(self.broker.connections.values(), now, timeout):
+        cores = [self.broker, *self.vhosts.cores.values()]
+        connections = [c for core in cores for c in core.connections.values()]
+        for channel in overdue_channels(connections, now, timeout):
             session = self.sessions.get(channel.connection.id)
             if session is not None:
                 session.close_channel(channel.number, 406,

@@ -48,6 +48,8 @@ Rules:
     ``ServerConfig.frame_timeout`` seconds is closed by the server's sweep
     (:meth:`check_heartbeat`; ``liveness.py`` rule 1). An adapter that can tell offers
     ``buffered_input()`` (bytes received but not yet frames).
+11. Every command, batches included, passes the session's permission gate before it runs
+    (``tenancy.py``): a refusal is a ``ChannelError`` like any other (rule 3).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ from minibroker.message import FieldTable
 from minibroker.protocols import events as ev
 from minibroker.server.adapter import DetachedAdapter
 from minibroker.server.liveness import FrameWatch, peer_hung_up
+from minibroker.server.tenancy import Tenancy
 
 if TYPE_CHECKING:
     from minibroker.server.adapter import AdapterFactory, ProtocolAdapter
@@ -117,6 +120,8 @@ class Session:
         #: The part of a run beyond the last fair share.
         self._rest: Sequence[Any] = ()
         self._grace: asyncio.TimerHandle | None = None
+        #: Its user and vhost, permission gate and tenant counts (``tenancy.py``).
+        self.tenancy = Tenancy(server, connection_id)
         self.adapter: ProtocolAdapter = adapter(self)
         self.protocol_name = self.adapter.name
         #: The server hands this connection's effects here (rule 3 of ``adapter.py``).
@@ -235,6 +240,7 @@ class Session:
             command = self.adapter.command(frame)
             if command is None:
                 return
+            self.tenancy.check(command)
             interceptor = server.interceptor
             if interceptor is None:
                 outcome = server.execute(command)
@@ -283,7 +289,9 @@ class Session:
         server = self.server
         if len(frames) > 1 and server.interceptor is None:
             try:
-                outcome = server.execute(self.adapter.batch_command(frames))
+                batch = self.adapter.batch_command(frames)
+                self.tenancy.check(batch)
+                outcome = server.execute(batch)
             except AMQPError:
                 pass  # replayed below
             else:
@@ -314,6 +322,7 @@ class Session:
 
     def _release_channel(self, channel: int) -> None:
         """The channel is gone for the core right away: its unacked messages go back now."""
+        self.tenancy.channel_closed()
         outcome = self.execute(CloseChannel(self.id, channel))
         if outcome.effects:
             self.server.apply_effects(outcome.effects)
@@ -324,6 +333,7 @@ class Session:
         kind = type(event)
         if kind is ev.ChannelOpened:
             self.execute(OpenChannel(self.id, event.channel))
+            self.tenancy.channel_opened()
         elif kind is ev.ChannelEnded:
             self._release_channel(event.channel)
         elif kind is ev.ConnectionOpened:
@@ -343,11 +353,13 @@ class Session:
             self.fail_connection(ConnectionForced("broker shutdown"))
             return
         self.name = event.name or _connection_name(event.peer_properties)
+        self.tenancy.opened()
         self.execute(OpenConnection(
             self.id, user=event.user, peer=self.peer, connection_name=self.name,
             client_properties=event.peer_properties,
         ))
         self.server.register(self)
+        self.tenancy.registered()
         self.registered = self.handshake_done = True
         log.debug("%s: %s connection %d open (user %r)", self.peer, self.protocol_name, self.id,
                   event.user)
@@ -374,6 +386,7 @@ class Session:
             return
         self.registered = False
         outcome = self.execute(CloseConnection(self.id))
+        self.tenancy.left()
         self.server.unregister(self)
         self.server.apply_effects(outcome.effects)
 
@@ -515,7 +528,7 @@ class Session:
         ``pause_writing`` within one burst."""
         if not self.registered or self._writing_paused:
             return
-        state = self.server.broker.connections.get(self.id)
+        state = self.server.vhosts.for_connection(self.id).connections.get(self.id)
         if state is not None and state.burst >= DELIVERY_BURST:
             self.server.apply_effects(
                 self.server.execute(SetWritable(self.id, writable=True)).effects

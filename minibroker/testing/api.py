@@ -19,6 +19,8 @@ Rules:
    (``offset=`` takes what ``x-stream-offset`` takes: ``"first"``, ``"last"``, ``"next"``, an
    integer, a ``datetime``, an interval like ``"1h"``) without consuming or changing anything;
    ``msg_id`` is then the stream offset.
+7. Users, vhosts and permissions change the live registry (``core/access.py``): open
+   connections see a change at their next operation, and a restart keeps them.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import datetime
 import json
 import os
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from minibroker.core.access import Permissions, TopicPermissions, User, VHost
+from minibroker.core.broker import Broker
 from minibroker.core.exchanges import Binding
 from minibroker.core.statistics import (
     BrokerStatistics,
@@ -42,7 +46,9 @@ from minibroker.core.statistics import (
     QueueStatistics,
 )
 from minibroker.core.streamargs import parse_offset
+from minibroker.core.tenants import UserLimits, VHostLimits
 from minibroker.message import FieldTable, Message, Properties
+from minibroker.passwords import hash_password
 from minibroker.persistence.definitions import export_json, import_json
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
@@ -118,11 +124,94 @@ class BrokerAPI(Conditions):
         return f"amqp://{_userinfo(user, password)}@{config.host}:{port}/"
 
     def _password(self, user: str) -> str:
-        users = self._controller.config.users
+        users = {**self._controller.config.users, **self._controller.passwords}
         if user not in users:
             known = ", ".join(sorted(users)) or "none"
             raise KeyError(f"no user {user!r} (configured users: {known})")
         return users[user]
+
+    # -- users, vhosts, permissions (rule 7) -----------------------------------------------------
+
+    def add_vhost(self, name: str, *, limits: Mapping[str, int] | None = None) -> None:
+        """Create the vhost ``name`` (RabbitMQ's ``add_vhost``); ``limits``: its
+        ``max-connections`` / ``max-queues``, as ``set_vhost_limits`` takes them."""
+        vhost = VHost(name, limits=VHostLimits.from_definition(limits or {}))
+        self._call(lambda: self._controller.server.access.put_vhost(vhost))
+
+    def add_user(
+        self, name: str, password: str, *, tags: Iterable[str] = (),
+        permissions: Mapping[str, tuple[str, str, str]] | None = None,
+        limits: Mapping[str, int] | None = None,
+    ) -> None:
+        """Add (or replace) a user with ``password``; ``permissions``: vhost -> (configure,
+        write, read) expressions (default: full permissions on ``/``); ``limits``: its
+        ``max-connections`` / ``max-channels``. :meth:`url_for` then logs in as it."""
+        wanted = permissions if permissions is not None else {"/": (".*", ".*", ".*")}
+        user = User(name, hash_password(password) if password else "", tags=frozenset(tags),
+                    limits=UserLimits.from_definition(limits or {}))
+
+        def add() -> None:
+            access = self._controller.server.access
+            access.put_user(user)
+            for vhost, (configure, write, read) in wanted.items():
+                access.set_permissions(name, vhost, Permissions(configure, write, read))
+
+        self._call(add)
+        self._controller.passwords[name] = password
+
+    def delete_vhost(self, name: str) -> None:
+        """Delete a vhost with everything in it; its connections are closed with RabbitMQ
+        3.10's 320 ``vhost 'X' is down``."""
+
+        def delete() -> None:
+            server = self._controller.server
+            server.access.delete_vhost(name)
+            for session in list(server.sessions.values()):
+                if session.tenancy.vhost == name:
+                    session.shutdown(320, f"vhost '{name}' is down")
+            server.vhosts.cores.pop(name, None)
+
+        self._call(delete)
+
+    def delete_user(self, name: str) -> None:
+        """Delete a user; its connections are closed with 320 ``user 'U' is deleted``."""
+
+        def delete() -> None:
+            server = self._controller.server
+            server.access.delete_user(name)
+            for session in list(server.sessions.values()):
+                if session.tenancy.user == name:
+                    session.shutdown(320, f"user '{name}' is deleted")
+
+        self._call(delete)
+        self._controller.passwords.pop(name, None)
+
+    def set_permissions(self, user: str, vhost: str = "/", configure: str = ".*",
+                        write: str = ".*", read: str = ".*") -> None:
+        """RabbitMQ's ``set_permissions -p VHOST USER CONF WRITE READ``: applies to the next
+        operation of open connections too."""
+        permissions = Permissions(configure, write, read)
+        self._call(lambda: self._controller.server.access.set_permissions(
+            user, vhost, permissions))
+
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str = ".*",
+                              read: str = ".*") -> None:
+        """RabbitMQ's ``set_topic_permissions``: expressions on a topic exchange's keys."""
+        topic = TopicPermissions(exchange, write, read)
+        self._call(lambda: self._controller.server.access.set_topic_permissions(
+            user, vhost, topic))
+
+    def url_in(self, vhost: str, user: str | None = None) -> str:
+        """The native URL that logs in as ``user`` (default: the default user) to ``vhost``."""
+        name = user if user is not None else default_user(self._controller.config.users)[0]
+        return (f"minibroker://{_userinfo(name, self._password(name))}@{self.host}:"
+                f"{self.port}/{quote(vhost, safe='')}")
+
+    def amqp_url_in(self, vhost: str, user: str | None = None) -> str:
+        """The AMQP 0-9-1 URL that logs in as ``user`` (default: the default user) to
+        ``vhost``."""
+        name = user if user is not None else default_user(self._controller.config.users)[0]
+        return self._amqp_url(name, self._password(name)) + quote(vhost, safe="")
 
     @property
     def internal_errors(self) -> int:
@@ -134,22 +223,33 @@ class BrokerAPI(Conditions):
     def statistics(self) -> BrokerStatistics:
         return self._call(lambda: self._controller.broker.statistics())
 
-    def exchanges(self) -> tuple[ExchangeInfo, ...]:
-        return self._call(lambda: self._controller.broker.snapshot().exchanges)
+    def _core(self, vhost: str) -> Broker:
+        """The core of ``vhost`` (on the broker's loop): ``/`` is the toolkit's own."""
+        if vhost == "/":
+            return self._controller.broker
+        return self._controller.server.vhosts.core(vhost)
 
-    def queues(self) -> tuple[QueueStatistics, ...]:
-        """Every queue, with its ``ready`` and ``unacked`` counts."""
-        return self._call(lambda: self._controller.broker.snapshot().queues)
+    def exchanges(self, *, vhost: str = "/") -> tuple[ExchangeInfo, ...]:
+        return self._call(lambda: self._core(vhost).snapshot().exchanges)
 
-    def queue(self, name: str) -> QueueStatistics:
+    def queues(self, *, vhost: str = "/") -> tuple[QueueStatistics, ...]:
+        """Every queue (of ``vhost``), with its ``ready`` and ``unacked`` counts."""
+        return self._call(lambda: self._core(vhost).snapshot().queues)
+
+    def queue(self, name: str, *, vhost: str = "/") -> QueueStatistics:
         """One queue's counters; ``KeyError`` if there is no such queue."""
-        found = self._call(lambda: find_queue(self._controller, name))
+        if vhost == "/":
+            found = self._call(lambda: find_queue(self._controller, name))
+        else:
+            found = next((queue for queue in self.queues(vhost=vhost) if queue.name == name),
+                         None)
         if found is None:
-            raise KeyError(f"no queue {name!r}")
+            raise KeyError(f"no queue {name!r}" + (f" in vhost {vhost!r}" if vhost != "/"
+                                                   else ""))
         return found
 
-    def has_queue(self, name: str) -> bool:
-        return self._call(lambda: name in self._controller.broker.topology.queues)
+    def has_queue(self, name: str, *, vhost: str = "/") -> bool:
+        return self._call(lambda: name in self._core(vhost).topology.queues)
 
     def exchange(self, name: str) -> ExchangeInfo:
         """One exchange (type, flags, arguments, binding count); ``KeyError`` if none."""
@@ -162,11 +262,11 @@ class BrokerAPI(Conditions):
             raise KeyError(f"no exchange {name!r}")
         return found
 
-    def has_exchange(self, name: str) -> bool:
-        return self._call(lambda: name in self._controller.broker.topology.exchanges)
+    def has_exchange(self, name: str, *, vhost: str = "/") -> bool:
+        return self._call(lambda: name in self._core(vhost).topology.exchanges)
 
-    def bindings(self) -> tuple[Binding, ...]:
-        return self._call(lambda: self._controller.broker.snapshot().bindings)
+    def bindings(self, *, vhost: str = "/") -> tuple[Binding, ...]:
+        return self._call(lambda: self._core(vhost).snapshot().bindings)
 
     def consumers(self, queue: str | None = None) -> tuple[ConsumerInfo, ...]:
         every = self._call(lambda: self._controller.broker.snapshot().consumers)

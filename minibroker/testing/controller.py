@@ -8,7 +8,8 @@ Rules:
    input the server processes (``server.input_hooks``: a read, a timer, a lost socket) and after
    every toolkit action. The hook is installed only while someone waits.
 3. ``reset()`` tells every client connection 320 CONNECTION_FORCED and swaps in a fresh core
-   ``Broker``: topology, messages, history and faults are gone, the port and the clock stay.
+   ``Broker``: topology, messages, history and faults are gone (in every vhost), users, vhosts
+   and permissions are as the options made them, the port and the clock stay.
    It does not wait for the clients to go: they are already forgotten by the new core.
 4. ``stop()`` is abrupt (every socket reset, no close frames, like a killed process);
    ``start()`` listens again on the same port. Without a data directory (the default) the
@@ -32,6 +33,7 @@ import os
 import shutil
 from collections.abc import Callable
 
+from minibroker.accounts import build_access
 from minibroker.config import ServerConfig
 from minibroker.core.broker import Broker
 from minibroker.server.clock import Clock
@@ -77,6 +79,10 @@ class Controller:
         self._waiters: list[_Waiter] = []
         self._old_errors = 0
         self.running = False
+        #: Plain-text passwords of the users the test added (for the handles' URLs).
+        self.passwords: dict[str, str] = {}
+        #: The registry was built from the options (so a reset builds it afresh).
+        self._own_access = config.access is None
 
     def _new_broker(self) -> Broker:
         broker = self.server.new_broker()
@@ -105,11 +111,14 @@ class Controller:
         self.running = True
         # A restart must find the same ports again, even when 0 ("any free port") was asked.
         server = self.server
+        # ... and the same users, vhosts and permissions (those added by the test too).
         self.config = dataclasses.replace(
             self.config, port=server.port,
             amqp_port=None if self.config.amqp_port is None else server.amqp_port,
             management_port=(None if server.management is None
                              else server.management.port),
+            tls_port=None if self.config.tls_port is None else server.tls_port,
+            access=server.access,
         )
         if isinstance(self.clock, ManualClock):
             self.clock.attach(self.server)
@@ -164,6 +173,14 @@ class Controller:
                 protocol.transport.abort()
         self.faults.clear()
         self.recorder.clear()
+        server.vhosts.cores.clear()  # every vhost's queues and messages go too
+        if self._own_access:  # users, vhosts and permissions as the options made them
+            config = dataclasses.replace(self.config, access=None)
+            server.access = build_access(
+                config.users, vhosts=config.vhosts, user_vhosts=config.user_vhosts,
+                loopback_users=config.loopback_users, rabbitmq=config.rabbitmq)
+            self.config = dataclasses.replace(config, access=server.access)
+            self.passwords.clear()
         durability = server.durability
         if durability is not None:  # rule 5: the directory is emptied too
             durability.abandon()

@@ -26,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -42,7 +43,7 @@ _ASYNC_MARKERS = ("asyncio", "anyio", "trio")
 #: The plugin's fixtures: only tests that use one of them are run by this plugin (rule 2).
 _FIXTURES = frozenset({
     "minibroker", "minibroker_url", "minibroker_amqp_url", "minibroker_session",
-    "minibroker_shared",
+    "minibroker_shared", "minibroker_vhost",
 })
 
 
@@ -164,6 +165,27 @@ def minibroker_shared(
     broker.reset()
     before = broker.internal_errors
     yield broker
+    _check_errors(broker, before)
+
+
+@pytest.fixture
+def minibroker_vhost(
+    minibroker_session: ThreadBroker | RemoteBroker, request: pytest.FixtureRequest,
+) -> Iterator[str]:
+    """A vhost of this test's own on the session broker (``guest`` may do anything in it):
+    its name. Connect with ``minibroker_session.amqp_url_in(vhost)`` / ``url_in(vhost)``;
+    the vhost and everything in it go after the test."""
+    broker = minibroker_session
+    if isinstance(broker, RemoteBroker):
+        broker._skip("a vhost of its own")
+    vhost = "test-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    broker.add_vhost(vhost)
+    broker.set_permissions("guest", vhost)
+    before = broker.internal_errors
+    try:
+        yield vhost
+    finally:
+        broker.delete_vhost(vhost)
     _check_errors(broker, before)
 
 

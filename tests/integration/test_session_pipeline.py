@@ -52,8 +52,8 @@ class FakeTransport:
     def abort(self) -> None:
         pass
 
-    def get_extra_info(self, name: str) -> None:
-        return None
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 1) if name == "peername" else None  # loopback: guest logs in
 
 
 async def native_session(server: BrokerServer) -> tuple[Session, FakeTransport, bytes]:
@@ -64,7 +64,7 @@ async def native_session(server: BrokerServer) -> tuple[Session, FakeTransport, 
     session = Session(server, server.next_connection_id(), transport, "test",  # type: ignore[arg-type]
                       NativeAdapter)
     client = NativeCodec(role="client")
-    session.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
+    session.data_received(client.send_preamble() + client.send(f.Hello("t", "guest", "guest")))
     session.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
         f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False, {})))
     return session, transport, client.send(f.Publish(1, "", "q", False, Properties(), b"m"))
@@ -154,7 +154,7 @@ def test_an_internal_error_closes_its_connection_and_the_close_ok_is_still_read(
         protocol = BrokerProtocol(server)
         protocol.connection_made(transport)  # type: ignore[arg-type]
         client = NativeCodec(role="client")
-        protocol.data_received(client.send_preamble() + client.send(f.Hello(client_name="t")))
+        protocol.data_received(client.send_preamble() + client.send(f.Hello("t", "guest", "guest")))
         protocol.data_received(client.send(f.Tune(131072, 2047, 0)) + client.send(
             f.ChannelOpen(1)) + client.send(f.QueueDeclare(1, "q", False, False, False, False,
                                                            {})))

@@ -83,4 +83,4 @@ def test_native_frames_are_traced_in_the_same_style(
     assert ("<-", "1", "Publish(exchange='', routing_key='nowhere', mandatory=False, "
             "body=<11 bytes b'traced body'>)") in seen
     assert ("<-", "0", "Hello(client_name='rawclient', username='guest', password='***', "
-            "client_properties={})") in seen
+            "client_properties={}, vhost='/')") in seen

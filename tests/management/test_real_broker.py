@@ -63,9 +63,9 @@ def amqp(broker: ThreadBroker) -> Iterator[pika.BlockingConnection]:
 
 
 def request(broker: ThreadBroker, method: str, path: str, body: Any = None, *,
-            password: str = "guest", headers: dict[str, str] | None = None
-            ) -> tuple[int, bytes]:
-    token = base64.b64encode(f"guest:{password}".encode()).decode()
+            password: str = "guest", headers: dict[str, str] | None = None,
+            user: str = "guest") -> tuple[int, bytes]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         broker.management_url.rstrip("/") + path, data=data, method=method,
@@ -168,6 +168,15 @@ def test_a_wrong_password_is_401(broker: ThreadBroker) -> None:
     with pytest.raises(PermissionError):
         Client(broker.management_url.removeprefix("http://").rstrip("/"), "guest", "nope",
                timeout=TIMEOUT).get_overview()
+
+
+def test_users_the_broker_knows_log_in_and_deleted_ones_do_not(broker: ThreadBroker) -> None:
+    broker.add_user("ops", "s3cret", tags=("administrator",))
+    status, body = request(broker, "GET", "/api/whoami", user="ops", password="s3cret")
+    assert status == 200 and json.loads(body)["name"] == "ops"
+    assert request(broker, "GET", "/api/whoami", user="ops", password="guest")[0] == 401
+    broker.delete_user("ops")
+    assert request(broker, "GET", "/api/whoami", user="ops", password="s3cret")[0] == 401
 
 
 def test_the_overview_names_the_real_listeners(broker: ThreadBroker) -> None:

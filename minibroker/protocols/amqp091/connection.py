@@ -21,8 +21,10 @@ Rules:
    §4.10.2, RabbitMQ): tune-ok's frame-max above ours, below 4096 or 0, and its channel-max
    above ours or 0 (RabbitMQ: "The channel_max (4000) sent by the client is higher than the
    server's maximum (2047)", in its log only). Bad credentials send 403 ACCESS_REFUSED first
-   only to clients that advertised ``authentication_failure_close``; an unknown vhost is 530
-   NOT_ALLOWED.
+   only to clients that advertised ``authentication_failure_close``; an unreadable SASL
+   response (``sasl.py``) closes the socket without a word. connection.open asks the owner's
+   ``open_vhost`` before the open-ok, channel.open its ``admit_channel``: their refusals (an
+   unknown vhost, no access, a limit) are 530 NOT_ALLOWED with RabbitMQ's texts.
 4. Channel rules (RabbitMQ's observed answers): a method on a channel that is not open is 504
    CHANNEL_ERROR "expected 'channel.open'"; a second channel.open is 504 "second
    'channel.open' seen"; a non-connection method on channel 0 is 504; a connection method on a
@@ -46,11 +48,11 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from enum import Enum
 
-from minibroker.config import login_ok
-from minibroker.errors import ProtocolError
+from minibroker.core.access import LoginRefused
+from minibroker.errors import AMQPError, ConnectionLevelError, NotAllowed, ProtocolError
 from minibroker.message import FieldTable
 from minibroker.protocols.amqp091 import methods as m
 from minibroker.protocols.amqp091.codec import AMQPCodec
@@ -74,12 +76,8 @@ from minibroker.protocols.amqp091.frames import (
     encode_heartbeat,
     encode_method,
 )
-from minibroker.protocols.amqp091.handshake import (
-    LOGIN_REFUSED,
-    credentials,
-    reply_text,
-    server_properties,
-)
+from minibroker.protocols.amqp091.handshake import reply_text, server_properties
+from minibroker.protocols.amqp091.sasl import read_response
 from minibroker.protocols.amqp091.spec import FRAME_MIN_SIZE, PROTOCOL_HEADER
 
 __all__ = [
@@ -132,7 +130,9 @@ class AMQPConnection:
         self,
         write: Callable[[bytes], None],
         *,
-        users: Mapping[str, str],
+        login: Callable[[str | None, str | None, str], str],
+        open_vhost: Callable[[str, str], None] | None = None,
+        admit_channel: Callable[[], None] | None = None,
         frame_max: int = 131072,
         channel_max: int = 2047,
         heartbeat: int = 60,
@@ -140,7 +140,14 @@ class AMQPConnection:
         now: float = 0.0,
     ) -> None:
         self._write = write
-        self.users = users
+        #: ``login(user, password, mechanism)`` -> the user name, or ``LoginRefused``.
+        self.login = login
+        #: ``open_vhost(user, vhost)`` at connection.open, before open-ok: raises the
+        #: 530 ``NotAllowed`` RabbitMQ answers (unknown vhost, no access, a connection limit).
+        self.open_vhost = open_vhost
+        #: ``admit_channel()`` at channel.open, before open-ok: raises 530 ``NotAllowed`` for
+        #: the user's ``max-channels``.
+        self.admit_channel = admit_channel
         self.codec = AMQPCodec("server", max_message_size=max_message_size)
         self.state = State.AWAIT_HEADER
         self.channels: dict[int, _Channel] = {}
@@ -317,9 +324,14 @@ class AMQPConnection:
         if state is State.AWAIT_TUNE_OK and type(method) is m.ConnectionTuneOk:
             return self._tune_ok(method)
         if state is State.AWAIT_OPEN and type(method) is m.ConnectionOpen:
-            if method.virtual_host != "/":
+            try:
+                if self.open_vhost is not None:
+                    self.open_vhost(self.user, method.virtual_host)
+                elif method.virtual_host != "/":
+                    raise NotAllowed(f"vhost {method.virtual_host} not found")
+            except ConnectionLevelError as err:
                 return self.close_connection(
-                    530, f"vhost {method.virtual_host} not found",
+                    err.reply_code, err.text,
                     m.ConnectionOpen.CLASS_ID, m.ConnectionOpen.METHOD_ID,
                 )
             self.state = State.OPEN
@@ -342,17 +354,19 @@ class AMQPConnection:
             self.client_capabilities = capabilities
             self.consumer_cancel_notify = capabilities.get("consumer_cancel_notify") is True
         mechanism = method.mechanism
-        login = credentials(mechanism, method.response)
-        if login is None:
+        try:
+            user, password = read_response(mechanism, method.response)
+        except AMQPError as err:
             # AMQP: a mechanism the server did not offer, or an unreadable response: "the
-            # server MUST close the socket without sending any further data".
-            return self._drop(f"unusable mechanism {mechanism!r} or response")
-        user, password = login
-        if not login_ok(self.users, user, password):
-            log.warning("login refused for user %r (mechanism %s)", user, mechanism)
+            # server MUST close the socket without sending any further data". RabbitMQ also
+            # refuses a PLAIN authorization identity here (sasl.py rule 2).
+            return self._drop(f"{err.reply_code} {err.text}")
+        try:
+            user = self.login(user, password, mechanism)
+        except LoginRefused as err:
             if self.client_capabilities.get("authentication_failure_close") is True:
                 return self.close_connection(
-                    403, LOGIN_REFUSED.format(mechanism),
+                    403, err.text,
                     m.ConnectionStartOk.CLASS_ID, m.ConnectionStartOk.METHOD_ID,
                 )
             return self._drop("login refused")
@@ -405,6 +419,11 @@ class AMQPConnection:
                     f" negotiated channel_max ({self.channel_max})",
                     method,
                 )
+            if self.admit_channel is not None:
+                try:
+                    self.admit_channel()
+                except ConnectionLevelError as err:
+                    return self._hard(err.reply_code, err.text, method)
             self.channels[channel] = _OPEN
             self.send_method(channel, m.ChannelOpenOk(""))
             return ChannelOpened(channel)

@@ -5,9 +5,8 @@ Rules:
 1. Advertise only what works end to end (``CAPABILITIES``): clients switch features on from
    this table (pika needs ``publisher_confirms`` and ``basic.nack`` for confirms, aiormq's
    default channel needs ``publisher_confirms``).
-2. Logins: SASL PLAIN (RFC 4616, ``authzid NUL authcid NUL passwd``) and RabbitMQ's AMQPLAIN
-   (a field table without its length prefix, keys ``LOGIN`` and ``PASSWORD``). Anything
-   unreadable is "no credentials", never an exception.
+2. Logins: the SASL responses are read by ``sasl.py``, the credentials checked by the
+   server's ``accounts.Login``.
 3. Reply texts are RabbitMQ's ``"NAME - detail"`` and always fit a shortstr: a longer one is
    cut to 252 octets and ``"..."`` as RabbitMQ cuts it (at a character boundary here, so the
    text stays UTF-8).
@@ -18,11 +17,11 @@ from __future__ import annotations
 import sys
 
 from minibroker import __version__
-from minibroker.errors import REPLY_NAMES, ProtocolError
+from minibroker.errors import REPLY_NAMES
 from minibroker.message import FieldTable
-from minibroker.protocols.amqp091.fields import decode_table, encode_text
+from minibroker.protocols.amqp091.fields import encode_text
 
-__all__ = ["CAPABILITIES", "LOGIN_REFUSED", "credentials", "reply_text", "server_properties"]
+__all__ = ["CAPABILITIES", "LOGIN_REFUSED", "reply_text", "server_properties"]
 
 #: What the broker advertises in connection.start. Only what works end to end.
 CAPABILITIES: FieldTable = {
@@ -68,32 +67,3 @@ def reply_text(reply_code: int, text: str) -> str:
             break
         kept.append(char)
     return "".join(kept) + "..."
-
-
-
-def credentials(mechanism: str, response: bytes) -> tuple[str, str] | None:
-    """(user, password) from a SASL response, or ``None`` when unusable."""
-    if mechanism == "PLAIN":
-        # RFC 4616: [authzid] NUL authcid NUL passwd.
-        parts = response.split(b"\x00")
-        if len(parts) != 3:
-            return None
-        try:
-            return parts[1].decode(), parts[2].decode()
-        except UnicodeDecodeError:
-            return None
-    if mechanism == "AMQPLAIN":
-        # A field table without its 4-octet length prefix: LOGIN and PASSWORD.
-        try:
-            table, _ = decode_table(len(response).to_bytes(4, "big") + response, 0)
-        except ProtocolError:
-            return None
-        login, password = table.get("LOGIN"), table.get("PASSWORD")
-        if isinstance(login, bytes):
-            login = login.decode(errors="replace")
-        if isinstance(password, bytes):
-            password = password.decode(errors="replace")
-        if not isinstance(login, str) or not isinstance(password, str):
-            return None
-        return login, password
-    return None

@@ -10,8 +10,10 @@ the events of ``protocols/events.py`` (the ones ``protocols/amqp091/connection.p
 Rules:
 
 1. Server handshake: preamble, ``Hello`` (the login, ``handshake.py``), ``HelloOk`` with our
-   limits, ``Tune`` (the client's, each at most ours), then :class:`ConnectionOpened` and,
-   unless the owner closed the connection while handling it, ``TuneOk``. Any other frame before
+   limits, ``Tune`` (the client's, each at most ours), then the owner's ``open_vhost`` check
+   of the Hello's vhost (a refusal is its 530), :class:`ConnectionOpened` and, unless the
+   owner closed the connection while handling it, ``TuneOk``. ``ChannelOpen`` asks the
+   owner's ``admit_channel`` before the open-ok. Any other frame before
    that is 505 UNEXPECTED_FRAME; a bad preamble is answered with ours, then the socket closes.
    Client handshake: preamble and ``Hello`` (:meth:`start`), ``HelloOk`` → ``Tune`` with our
    wishes → ``TuneOk`` → :class:`ConnectionOpened`.
@@ -46,17 +48,18 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from minibroker import __version__
+from minibroker.core.access import LoginRefused
 from minibroker.errors import AMQPError, ChannelStateError, ProtocolError, UnexpectedFrame
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
-from minibroker.protocols.native.handshake import client_tune, login, server_limits
+from minibroker.protocols.native.handshake import LoginCheck, client_tune, login, server_limits
 from minibroker.protocols.native.parts import OversizedPublish
 
 __all__ = ["NativeConnection", "State", "short"]
@@ -110,7 +113,9 @@ class NativeConnection:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         channel_max: int = 2047,
         heartbeat: int = 60,
-        users: Mapping[str, str] | None = None,
+        login: LoginCheck | None = None,
+        open_vhost: Callable[[str, str], None] | None = None,
+        admit_channel: Callable[[], None] | None = None,
         now: float = 0.0,
     ) -> None:
         """``max_frame_size``, ``channel_max``, ``heartbeat``: the server's offer (server role;
@@ -123,7 +128,13 @@ class NativeConnection:
         self.max_frame_size = max_frame_size
         self.channel_max = channel_max
         self.heartbeat = heartbeat
-        self._users = users if users is not None else {}
+        self._login = login
+        #: The owner's checks (as ``AMQPConnection``'s): the vhost at the handshake's end,
+        #: each channel before its open-ok; both raise the connection error to close with.
+        self.open_vhost = open_vhost
+        self.admit_channel = admit_channel
+        #: The vhost the client asked for (``Hello.vhost``).
+        self.vhost = "/"
         self.user = "guest"
         self.client_name = ""
         self.server_version = ""
@@ -355,7 +366,10 @@ class NativeConnection:
     def _hello(self, hello: f.Hello) -> None:
         self.client_name = hello.client_name
         self._peer_properties = hello.client_properties
-        self.user = login(self._users, hello)
+        self.vhost = hello.vhost
+        if self._login is None:
+            raise LoginRefused("PLAIN", "no login check configured")
+        self.user = login(self._login, hello)
         self._offer = f.HelloOk(__version__, self.max_frame_size, self.channel_max,
                                 self.heartbeat)
         self.send(self._offer)
@@ -363,8 +377,11 @@ class NativeConnection:
 
     def _tune(self, tune: f.Tune) -> Iterator[Event]:
         self._apply(server_limits(self._offer, tune))
+        if self.open_vhost is not None:
+            self.open_vhost(self.user, self.vhost)
         self.state = State.OPEN
-        yield ev.ConnectionOpened(self.user, "/", self._peer_properties, self.client_name)
+        yield ev.ConnectionOpened(self.user, self.vhost, self._peer_properties,
+                                  self.client_name)
         if self.state is State.OPEN:  # rule 1: unless the owner refused it meanwhile
             self.send(f.TuneOk())
 
@@ -376,6 +393,8 @@ class NativeConnection:
             return  # ignored until the client's close-ok (rule 3)
         if state is _OPEN:
             raise ChannelStateError(f"second ChannelOpen on channel {channel}, already open")
+        if self.admit_channel is not None:
+            self.admit_channel()
         self.channels[channel] = _OPEN
         self.confirms.reset(channel)
         yield ev.ChannelOpened(channel)
@@ -410,13 +429,14 @@ class NativeConnection:
 
     def start(self, client_name: str, username: str | None, password: str | None,
               client_properties: FieldTable, *, max_frame_size: int | None = None,
-              channel_max: int | None = None, heartbeat: int | None = None) -> None:
+              channel_max: int | None = None, heartbeat: int | None = None,
+              vhost: str = "/") -> None:
         """Client role: write the preamble and ``Hello`` (rule 1). The limits are our wishes
         for Tune; None takes the server's offer."""
         self._wishes = (max_frame_size, channel_max, heartbeat)
         self.codec.expect_greeting = True  # a stranger's answer is named as such (codec rule 8)
         self._write(self.codec.send_preamble())
-        self.send(f.Hello(client_name, username, password, client_properties))
+        self.send(f.Hello(client_name, username, password, client_properties, vhost))
 
     def open_channel(self, channel: int) -> None:
         """Client role: ask for a channel; its ``ChannelOpenOk`` comes out of :meth:`events`."""

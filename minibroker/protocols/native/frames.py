@@ -90,6 +90,7 @@ class Hello(ConnectionFrame, opcode=0x01, sender="client"):
     username: str | None = None  #: credentials; None when the client sends none
     password: str | None = None
     client_properties: FieldTable = field(default_factory=dict)
+    vhost: ShortStr = "/"  #: the virtual host to open (AMQP's connection.open virtual-host)
 
 
 @dataclass(slots=True)

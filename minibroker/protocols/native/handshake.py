@@ -5,9 +5,11 @@ the matching step of its state machine.
 
 Rules:
 
-1. A ``Hello`` without credentials logs in as guest with guest's configured password, so it
-   works exactly when guest/guest would (RabbitMQ's default user). Anything else needs a
-   configured user and its password; a refusal is 403 ACCESS_REFUSED naming the user.
+1. A ``Hello`` logs in with its own credentials only: the server never picks a user for the
+   client (the client library sends guest/guest when its URL names none, as AMQP clients
+   do). A ``Hello`` without a user name, an unknown user, a wrong password are refused alike
+   with AMQP's login refusal: 403 ACCESS_REFUSED "Login was refused using authentication
+   mechanism PLAIN. For details see the broker logfile." (``core/access.py`` rule 2).
 2. ``Tune`` may only lower the server's limits, never raise them; 0 for the frame size or the
    channel max means "the server's". A frame size under 4096 (AMQP's frame-min-size) is 530.
    The effective heartbeat is the smaller of the two; 0 disables heartbeats.
@@ -17,23 +19,22 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 
-from minibroker.config import login_ok
-from minibroker.errors import AccessRefused, NotAllowed
+from minibroker.errors import NotAllowed
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import MIN_FRAME_SIZE
 
-__all__ = ["client_tune", "login", "server_limits"]
+__all__ = ["LoginCheck", "client_tune", "login", "server_limits"]
 
 
-def login(users: Mapping[str, str], hello: f.Hello) -> str:
-    """The user ``hello`` logs in as (rule 1)."""
-    user = hello.username if hello.username is not None else "guest"
-    password = hello.password if hello.username is not None else "guest"
-    if not login_ok(users, user, password):
-        raise AccessRefused(f"login refused for user '{user}'")
-    return user
+#: ``login(user, password, mechanism)`` -> the user name, or ``LoginRefused`` (403).
+LoginCheck = Callable[[str | None, str | None, str], str]
+
+
+def login(check: LoginCheck, hello: f.Hello) -> str:
+    """The user ``hello`` logs in as (rule 1): its credentials, checked as a PLAIN login."""
+    return check(hello.username, hello.password, "PLAIN")
 
 
 def server_limits(offer: f.HelloOk, tune: f.Tune) -> f.Tune:

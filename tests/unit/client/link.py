@@ -67,7 +67,7 @@ class MemoryLink:
         self.server = server
         self.loop = asyncio.get_running_loop()
         self.to_server = _End(self, "client", ("broker", 5680))
-        self.to_client = _End(self, "server", ("memory", 1))
+        self.to_client = _End(self, "server", ("127.0.0.1", 1))  # loopback: guest may log in
         self._held = False
         self._held_bytes: list[bytes] = []
         self._in_flight = 0

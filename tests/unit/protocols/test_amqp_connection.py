@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from minibroker.accounts import Login, build_access
 from minibroker.message import EMPTY_PROPERTIES
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.connection import (
@@ -53,7 +54,8 @@ class Peer:
     def __init__(self, heartbeat: int = 60, max_message_size: int | None = None) -> None:
         self.out: list[bytes] = []
         self.connection = AMQPConnection(
-            self.out.append, users={"guest": "guest"}, heartbeat=heartbeat, now=0.0,
+            self.out.append, login=Login(build_access({"guest": "guest"}), "127.0.0.1"),
+            heartbeat=heartbeat, now=0.0,
             max_message_size=max_message_size,
         )
         self.codec = AMQPCodec("client")

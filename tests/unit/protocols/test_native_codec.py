@@ -50,7 +50,7 @@ GOLDEN: list[tuple[f.Frame, str]] = [
         f.Deliver(1, "c", 1, True, "ex", "rk", Properties(delivery_mode=2), b"x"),
         "00000015 99 51 01 a163 01 c3 a26578 a2726b 94c0c0c002 c40178",
     ),
-    (f.Hello("app"), "0000000a 96 01 00 a3617070 c0 c0 80"),
+    (f.Hello("app"), "0000000c 97 01 00 a3617070 c0 c0 80 a12f"),
     (f.QueueDeclareOk(3, "q", 7, 0), "00000007 95 31 03 a171 07 00"),
     (f.ConnectionClose(320, "bye"), "0000000a 94 05 00 cd0140 a3627965"),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from minibroker.accounts import Login, build_access
 from minibroker.message import Properties
 from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
@@ -15,6 +16,9 @@ from minibroker.protocols.native.confirms import ConfirmCoalescer
 from minibroker.protocols.native.connection import NativeConnection, State
 
 USERS = {"guest": "guest", "bob": "secret"}
+LOGIN_REFUSED = ("ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. "
+                 "For details see the broker logfile.")
+LOGIN = Login(build_access(USERS), "127.0.0.1")
 
 
 class Peer:
@@ -42,9 +46,9 @@ class Peer:
 
 
 def open_server(**options: Any) -> Peer:
-    peer = Peer("server", users=USERS, max_frame_size=131072, channel_max=16, heartbeat=10,
+    peer = Peer("server", login=LOGIN, max_frame_size=131072, channel_max=16, heartbeat=10,
                 **options)
-    assert peer.feed(f.Hello("test"), preamble=True) == []
+    assert peer.feed(f.Hello("test", "guest", "guest"), preamble=True) == []
     events = peer.feed(f.Tune(0, 0, 10))
     assert events == [ev.ConnectionOpened("guest", "/", {}, "test")]
     assert peer.written() == [f.HelloOk(_version(), 131072, 16, 10), f.TuneOk()]
@@ -61,7 +65,7 @@ def _version() -> str:
 
 
 def test_server_handshake_negotiates_the_lower_limits_and_opens() -> None:
-    peer = Peer("server", users=USERS, max_frame_size=131072, channel_max=16, heartbeat=10)
+    peer = Peer("server", login=LOGIN, max_frame_size=131072, channel_max=16, heartbeat=10)
     assert peer.feed(f.Hello("app", "bob", "secret"), preamble=True) == []
     assert peer.written() == [f.HelloOk(_version(), 131072, 16, 10)]
     [opened] = peer.feed(f.Tune(65536, 0, 4))
@@ -74,32 +78,40 @@ def test_server_handshake_negotiates_the_lower_limits_and_opens() -> None:
 
 
 def test_server_refuses_a_wrong_password_with_403() -> None:
-    peer = Peer("server", users=USERS)
+    peer = Peer("server", login=LOGIN)
     [closing] = peer.feed(f.Hello("app", "bob", "wrong"), preamble=True)
     assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code == 403
     [close] = peer.written()
-    assert isinstance(close, f.ConnectionClose) and "bob" in close.reply_text
+    assert isinstance(close, f.ConnectionClose) and close.reply_text == LOGIN_REFUSED
     # Rule 4: while closing only the close handshake is read.
     assert peer.feed(f.Tune(0, 0, 0)) == []
     assert peer.feed(f.ConnectionCloseOk()) == [ev.CloseSocket("connection closed")]
 
 
+@pytest.mark.parametrize("hello", [f.Hello("app"), f.Hello("app", None, "wrong"),
+                                   f.Hello("app", "guest", None), f.Hello("app", "guest", "")])
+def test_a_hello_without_full_credentials_is_refused(hello: f.Hello) -> None:
+    peer = Peer("server", login=LOGIN)
+    [closing] = peer.feed(hello, preamble=True)
+    assert closing == ev.ConnectionClosing(403, LOGIN_REFUSED)
+
+
 def test_a_frame_out_of_handshake_order_is_505() -> None:
-    peer = Peer("server", users=USERS)
+    peer = Peer("server", login=LOGIN)
     [closing] = peer.feed(f.ChannelOpen(1), preamble=True)
     assert closing == ev.ConnectionClosing(505,
                                            "UNEXPECTED_FRAME - expected Hello, got ChannelOpen")
 
 
 def test_a_tune_below_the_minimum_frame_size_is_530() -> None:
-    peer = Peer("server", users=USERS)
-    peer.feed(f.Hello("app"), preamble=True)
+    peer = Peer("server", login=LOGIN)
+    peer.feed(f.Hello("app", "guest", "guest"), preamble=True)
     [closing] = peer.feed(f.Tune(1000, 0, 0))
     assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code == 530
 
 
 def test_a_bad_preamble_is_answered_with_ours_and_the_socket_closes() -> None:
-    peer = Peer("server", users=USERS)
+    peer = Peer("server", login=LOGIN)
     peer.connection.receive_data(b"MBRK\x00\x09\x00\x00", now=0)
     [event] = peer.connection.events()
     assert isinstance(event, ev.CloseSocket)
@@ -107,8 +119,8 @@ def test_a_bad_preamble_is_answered_with_ours_and_the_socket_closes() -> None:
 
 
 def test_the_owner_may_refuse_the_connection_before_tune_ok() -> None:
-    peer = Peer("server", users=USERS)
-    peer.feed(f.Hello("app"), preamble=True)
+    peer = Peer("server", login=LOGIN)
+    peer.feed(f.Hello("app", "guest", "guest"), preamble=True)
     peer.written()
     peer.connection.receive_data(peer.codec.send(f.Tune(0, 0, 0)), now=0)
     events = peer.connection.events()
@@ -221,8 +233,8 @@ def test_a_peer_we_do_not_read_counts_as_heard() -> None:
 
 
 def test_heartbeat_zero_disables_both_directions() -> None:
-    peer = Peer("server", users=USERS, heartbeat=10)
-    peer.feed(f.Hello("x"), preamble=True)
+    peer = Peer("server", login=LOGIN, heartbeat=10)
+    peer.feed(f.Hello("x", "guest", "guest"), preamble=True)
     peer.feed(f.Tune(0, 0, 0))
     peer.written()
     assert peer.connection.tick(1000.0) and peer.written() == []

@@ -1,0 +1,56 @@
+"""The access-control scenarios of ``access_scenarios.json`` against minibroker, over real sockets:
+every one must give RabbitMQ 3.10's recorded outcome when minibroker answers as 3.10, and the
+current releases' outcome otherwise. The accounts are loaded from the same definitions document
+``rabbitmqctl import_definitions`` gets, through minibroker's own importer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+pika = pytest.importorskip("pika")
+
+from minibroker.accounts import load_accounts  # noqa: E402
+from minibroker.storage import definitions_json  # noqa: E402
+from minibroker.testing import broker_in_thread  # noqa: E402
+from tests.compat import access_runner  # noqa: E402
+from tests.compat.access_runner import Names  # noqa: E402
+
+SCENARIOS = access_runner.load()
+NAMES = [scenario["name"] for scenario in SCENARIOS]
+WORKERS = 4
+GENERATIONS = {"3.10": "3.10", "4.2": "current"}
+
+
+@pytest.fixture(scope="module", params=sorted(GENERATIONS))
+def outcomes(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(generation, scenario name -> outcome) from one broker answering as that version."""
+    version: str = request.param
+    names = Names(uuid.uuid4().hex[:6])
+    document = access_runner.definitions(SCENARIOS, names)
+    with broker_in_thread(heartbeat=0, rabbitmq=version) as broker:
+        problems = load_accounts(broker.server.access,
+                                 definitions_json.parse(json.dumps(document)))
+        assert problems == []
+        with ThreadPoolExecutor(WORKERS) as pool:
+            futures = {
+                scenario["name"]: pool.submit(access_runner.run, scenario, index, names,
+                                              "127.0.0.1", broker.port)
+                for index, scenario in enumerate(SCENARIOS)
+            }
+            yield GENERATIONS[version], {name: future.result()
+                                         for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_minibroker_gives_rabbitmqs_outcome(
+    name: str, outcomes: tuple[str, dict[str, Any]],
+) -> None:
+    generation, found = outcomes
+    scenario = SCENARIOS[NAMES.index(name)]
+    assert found[name] == access_runner.expected(scenario, generation)
