@@ -8,7 +8,8 @@ out with the outcome of its publish, as before.
 Rules:
 
 1. Only durable facts are recorded (RabbitMQ's rule for what survives a restart): a
-   persistent message (``delivery_mode`` 2) entering a durable, non-exclusive queue, and
+   persistent message (``delivery_mode`` 2) entering a durable, non-exclusive queue, any
+   message appended to a stream (streams are durable; all their messages are kept), and
    everything that later happens to it in that queue (settled: acked, rejected, expired,
    purged, dead-lettered, dropped by a length limit; requeued with its delivery count); the
    declaration and deletion of durable exchanges and durable non-exclusive queues; bindings
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BIND", "DECLARE_EXCHANGE", "DECLARE_QUEUE", "DELETE_EXCHANGE", "DELETE_QUEUE", "PUBLISH",
-    "REQUEUE", "SETTLE", "UNBIND", "Journal",
+    "REQUEUE", "SETTLE", "STREAM_APPEND", "UNBIND", "Journal",
 ]
 
 # The intents (rule 2); each is a tuple whose first item is one of these.
@@ -73,6 +74,10 @@ DELETE_EXCHANGE = 7
 BIND = 8
 #: ``(UNBIND, source, destination_kind, destination, routing_key, arguments)``
 UNBIND = 9
+#: ``(STREAM_APPEND, stream)``: messages appended to a stream (its log writes them; the
+#: intent only numbers them, so their confirms wait for the disk). Consecutive appends to one
+#: stream share one tuple.
+STREAM_APPEND = 10
 
 
 class Journal:
@@ -122,6 +127,12 @@ class Journal:
     def binding(self, op: int, source: str, kind: str, destination: str, routing_key: str,
                 arguments: FieldTable) -> None:
         self.intents.append((op, source, kind, destination, routing_key, dict(arguments)))
+        self.count += 1
+
+    def stream_append(self, stream: str) -> None:
+        intents = self.intents
+        if not intents or intents[-1][0] != STREAM_APPEND or intents[-1][1] != stream:
+            intents.append((STREAM_APPEND, stream))
         self.count += 1
 
     def drain(self) -> list[tuple[Any, ...]]:

@@ -49,7 +49,7 @@ from minibroker.core.stores import BackingStore, FifoStore, QueueEntry, msg_id_o
 from minibroker.message import FieldTable, Message
 
 if TYPE_CHECKING:
-    from minibroker.core.streamlog import StreamLog
+    from minibroker.core.streamlog import Log
 
 __all__ = ["Lease", "Queue"]
 
@@ -79,7 +79,7 @@ class Queue:
     )
 
     #: The log of a stream queue (rule 7); a class default, so a classic queue costs nothing.
-    stream: StreamLog | None = None
+    stream: Log | None = None
 
     def __init__(
         self,

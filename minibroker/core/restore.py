@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from minibroker.core import commands as c
 from minibroker.core.arguments import queue_limits
 from minibroker.core.effects import Effect
 from minibroker.core.exchanges import Destination, DestinationKind
@@ -32,6 +33,7 @@ from minibroker.core.lifecycle import QueueLifecycle
 from minibroker.core.queues import Queue
 from minibroker.core.state import BrokerState
 from minibroker.core.stores import QueueEntry, TimedEntry
+from minibroker.core.streamargs import is_stream
 from minibroker.message import FieldTable, Message
 
 __all__ = ["Restoration", "RestoredMessage"]
@@ -66,6 +68,10 @@ class Restoration:
             self.topology.check_queue_equivalent(
                 existing, durable=durable, auto_delete=auto_delete, arguments=arguments)
             queue = existing
+        elif is_stream(arguments):  # its messages are its log's: none to restore here
+            return self.lifecycle.streams.create(c.DeclareQueue(
+                0, 0, name, durable=durable, auto_delete=auto_delete, arguments=arguments),
+                name, now)
         else:
             limits = queue_limits(name, arguments, durable=durable, exclusive=False,
                                   auto_delete=auto_delete, profile=self.state.profile)

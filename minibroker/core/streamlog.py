@@ -31,6 +31,11 @@ Rules:
    and never changes the log. With a filter it skips whole chunks whose Bloom filter matches
    none of its values (and that hold no unfiltered message it wants), then checks each
    message of a candidate chunk exactly, so it yields only the messages asked for.
+7. :class:`Log` and :class:`Cursor` are what the core asks of a stream's log and of its
+   readers. :class:`StreamLog` is the in-memory one; a broker with a data directory gets its
+   durable streams' logs from a factory the shell injects (``Streams.make_log``), so the core
+   never touches a file. A log that is not ``metered`` keeps its messages outside the
+   process's memory (on disk): they do not count into the ready meter.
 """
 
 from __future__ import annotations
@@ -38,13 +43,14 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from minibroker.core.streamargs import OffsetSpec, StreamLimits
 from minibroker.message import Message
 
 __all__ = [
-    "CHUNK_MESSAGES", "STORED_OVERHEAD", "Chunk", "Segment", "StreamLog", "StreamReader",
-    "filter_value",
+    "CHUNK_MESSAGES", "STORED_OVERHEAD", "Chunk", "Cursor", "Log", "Segment", "StreamLog",
+    "StreamReader", "filter_value",
 ]
 
 #: The most messages one chunk holds (rule 2).
@@ -55,6 +61,59 @@ CHUNK_MESSAGES = 1024
 #: single publishes (a chunk each) cost more.
 STORED_OVERHEAD = 128
 FILTER_HEADER = "x-stream-filter-value"
+
+
+class Cursor(Protocol):
+    """A reader of a stream's log (rule 6): what consumers and pull reads use."""
+
+    #: The next offset to read (a pull read may move it back within the run it took).
+    offset: int
+
+    @property
+    def values(self) -> frozenset[str] | None:
+        """The filter values, ``None`` without a filter."""
+
+    def take(self) -> tuple[int, Message] | None: ...
+
+    def take_run(self, limit: int) -> tuple[int, list[Message]]: ...
+
+
+class Log(Protocol):
+    """What the core asks of a stream's log (rule 7)."""
+
+    #: The age deadline on the broker's timer heap, if any.
+    deadline: float | None
+
+    @property
+    def metered(self) -> bool:
+        """True when the messages are held in memory (they count into the ready meter)."""
+
+    @property
+    def first_offset(self) -> int: ...
+
+    @property
+    def next_offset(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def append(
+        self, message: Message, now: float, wall_time: Callable[[float], float], key: object,
+    ) -> bool: ...
+
+    def retain(self, now: float) -> int: ...
+
+    def retention_deadline(self) -> float | None: ...
+
+    def clear(self) -> int: ...
+
+    def seek(self, spec: OffsetSpec, wall_now: float) -> int: ...
+
+    def reader(
+        self, start: int, filter_values: tuple[str, ...] | None = None,
+        match_unfiltered: bool = False,
+    ) -> Cursor: ...
+
+    def read(self, start: int) -> Iterator[tuple[int, Message]]: ...
 
 
 def filter_value(message: Message) -> str | None:
@@ -128,6 +187,9 @@ class StreamLog:
         "bytes", "comparisons", "deadline", "filter_size", "first_offset", "last_wall",
         "max_age", "max_bytes", "max_segment_size", "next_offset", "segments",
     )
+
+    #: Rule 7: the messages are in memory.
+    metered = True
 
     def __init__(self, limits: StreamLimits) -> None:
         self.max_segment_size = limits.max_segment_size

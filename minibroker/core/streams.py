@@ -58,7 +58,7 @@ from minibroker.core.streamargs import (
     consumer_spec,
     stream_limits,
 )
-from minibroker.core.streamlog import STORED_OVERHEAD, StreamLog, StreamReader
+from minibroker.core.streamlog import STORED_OVERHEAD, Cursor, Log, StreamLog
 from minibroker.core.timers import RETENTION, Timers
 from minibroker.core.topology import queue_text
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
@@ -77,14 +77,13 @@ class StreamQueue(Queue):
     """A stream: a queue whose messages are a log (rule 1)."""
 
     __slots__ = ("committed", "stream")
-    stream: StreamLog
+    stream: Log
 
     def __init__(
-        self, name: str, *, arguments: FieldTable, limits: StreamLimits, meter: ReadyMeter,
-        now: float,
+        self, name: str, *, arguments: FieldTable, log: Log, meter: ReadyMeter, now: float,
     ) -> None:
         super().__init__(name, durable=True, arguments=arguments, meter=meter, now=now)
-        self.stream = StreamLog(limits)
+        self.stream = log
         #: Offsets named consumers stored (``streamreads.py``).
         self.committed: dict[str, int] = {}
 
@@ -104,6 +103,11 @@ class StreamQueue(Queue):
     def discard(self, entry: QueueEntry) -> None:
         self.unacked -= 1
 
+    def settle(self, entry: QueueEntry) -> None:
+        """An ack only returns credit: the log keeps the message (nothing to record)."""
+        self.unacked -= 1
+        self.acked += 1
+
     def purge(self) -> int:
         raise AssertionError("streams refuse queue.purge before it reaches the queue")
 
@@ -112,6 +116,8 @@ class StreamQueue(Queue):
         self.deleted = True
         self.stream.clear()
         self.store.delete()  # its share of the meter, the stream's weight included
+        if self.journal is not None:
+            self.journal.delete_queue(self.name)
         return 0
 
     def __repr__(self) -> str:
@@ -126,7 +132,7 @@ class StreamConsumer(BrokerConsumer):
 
     def __init__(
         self, channel: BrokerChannel, queue: StreamQueue, consumer_tag: str, *,
-        prefetch_count: int, arguments: FieldTable, reader: StreamReader,
+        prefetch_count: int, arguments: FieldTable, reader: Cursor,
     ) -> None:
         super().__init__(
             channel, queue, consumer_tag, no_ack=False, exclusive=False,
@@ -182,6 +188,9 @@ class Streams:
         self.timers = timers
         #: ``now`` -> Unix seconds (``lifecycle.py`` rule 4), for chunk timestamps.
         self.wall_time = wall_time
+        #: The shell's factory of durable logs (``streamlog.py`` rule 7): a broker with a
+        #: data directory keeps its streams on disk; ``None`` keeps them in memory.
+        self.make_log: Callable[[str, StreamLimits], Log] | None = None
 
     # -- declaration ---------------------------------------------------------------------
 
@@ -191,9 +200,14 @@ class Streams:
             name, arguments, durable=command.durable, exclusive=command.exclusive,
             auto_delete=command.auto_delete, filtering=self.state.profile[STREAM_FILTERING],
         )
-        queue = StreamQueue(name, arguments=arguments, limits=limits, meter=self.state.meter,
+        log = StreamLog(limits) if self.make_log is None else self.make_log(name, limits)
+        queue = StreamQueue(name, arguments=arguments, log=log, meter=self.state.meter,
                             now=now)
         self.state.topology.add_queue(queue)
+        journal = self.state.journal
+        if journal is not None:  # a stream is durable (``journal.py`` rule 1)
+            queue.journal = journal
+            journal.declare_queue(queue)
         return queue
 
     @staticmethod
@@ -274,7 +288,11 @@ class Streams:
         assert log is not None
         closed = log.append(message, now, self.wall_time, effects)
         queue.published += 1
-        queue.store._meter_in(len(message.body) + STORED_OVERHEAD)
+        journal = self.state.journal
+        if journal is not None:
+            journal.stream_append(queue.name)  # its confirm waits for the disk
+        if log.metered:
+            queue.store._meter_in(len(message.body) + STORED_OVERHEAD)
         if closed:
             self.retain(queue, now)
         if queue.consumers.members:
@@ -290,7 +308,9 @@ class Streams:
 
     def _deliver(self, queue: Queue, consumer: StreamConsumer, effects: list[Effect]) -> int:
         reader = consumer.reader
-        if reader.offset >= reader.log.next_offset:
+        log = queue.stream
+        assert log is not None
+        if reader.offset >= log.next_offset:
             return 0
         channel = consumer.channel
         connection = channel.connection

@@ -18,7 +18,10 @@ Rules:
    ``QueueLog`` of a deleted queue is dead and ignores late intents anyway).
 4. Consecutive settles (or requeues) of one queue go to the store as one call: an ``ack
    multiple`` or a purge is one record, written as runs.
-5. Deadlines: the core's ``expires_at`` is on its monotonic ``now`` scale; the store keeps
+5. A stream's appends (``STREAM_APPEND``) only number them: its log (``streams.py``) gave
+   them to the store's ``StreamStore``, which the store's flush writes under a mark below
+   the flush's, so the journal count of the flush covers them.
+6. Deadlines: the core's ``expires_at`` is on its monotonic ``now`` scale; the store keeps
    Unix epoch seconds (``wall_time`` converts).
 """
 
@@ -38,6 +41,7 @@ from minibroker.core.journal import (
     PUBLISH,
     REQUEUE,
     SETTLE,
+    STREAM_APPEND,
     UNBIND,
     Journal,
 )
@@ -58,7 +62,8 @@ VHOST = "/"
 def queue_definition(queue: Queue) -> QueueDefinition:
     return QueueDefinition(queue.name, VHOST, durable=queue.durable,
                            auto_delete=queue.auto_delete, arguments=dict(queue.arguments),
-                           type="quorum" if queue.limits.quorum else "classic")
+                           type="stream" if queue.stream is not None else
+                           "quorum" if queue.limits.quorum else "classic")
 
 
 def exchange_definition(exchange: Exchange) -> ExchangeDefinition:
@@ -143,6 +148,8 @@ class StorageSync:
                 _flush_run(log, run_op, run)
                 run = []
             name, log = None, None
+            if op == STREAM_APPEND:
+                continue  # the stream's log holds the messages (``persistence/streams.py``)
             if op == DECLARE_QUEUE:
                 store.declare_queue(queue_definition(intent[1]))
             elif op == DELETE_QUEUE:

@@ -7,7 +7,8 @@ Rules:
    recovered definitions before listening, and restores the messages lazily afterwards, one
    chunk per loop iteration (``persistence/recovery.py``). ``--definitions FILE`` is loaded
    after that, and stored.
-2. Write path: the core records intents (``core/journal.py``); :meth:`Durability.flush` —
+2. Write path: the core records intents (``core/journal.py``; a stream's appends are
+   written by its log, ``persistence/streams.py``); :meth:`Durability.flush` —
    scheduled once per loop iteration that recorded any, and run before any session writes
    to its socket — hands them to the store, which writes them to the page cache at once and
    syncs them on its worker thread (group commit). ``on_durable`` comes back through
@@ -35,6 +36,7 @@ from minibroker.accounts import load_accounts
 from minibroker.core.commands import PurgeQueue, Synced
 from minibroker.persistence.definitions import import_json
 from minibroker.persistence.recovery import MessageLoader, restore_definitions
+from minibroker.persistence.streams import DiskLogs
 from minibroker.persistence.sync import StorageSync
 from minibroker.storage import definitions_json
 from minibroker.storage.datadir import disk_free
@@ -72,6 +74,9 @@ class Durability:
                                   on_error=on_error)
         self.opened_in = time.perf_counter() - started
         self.sync = StorageSync(self.store, journal, server.wall_time)
+        # Durable streams keep their logs in the store (``persistence/streams.py``).
+        server.broker.lifecycle.streams.make_log = DiskLogs(self.store.streams, "/",
+                                                             server.wall_time)
         self._scheduled = False
         self.failed: BaseException | None = None
         #: tx.commit-ok replies waiting for the disk: (journal count, send).
@@ -156,14 +161,22 @@ class Durability:
             return
         try:
             self.sync.flush()
+            self._retain()
         except StorageError as exc:
             self._fail(exc)
             return
         self.on_durable(self.store.durable_seq)
 
+    def _retain(self) -> None:
+        """Streams' retention (``persistence/streams.py`` rule 3), by wall time."""
+        streams = self.store.streams
+        if streams.streams:
+            streams.retain(self.server.wall_time(self.server.now()))
+
     def on_durable(self, seq: int) -> None:
         if self.failed is not None or self.closed:
             return
+        self.store.streams.durable(seq)
         upto = self.sync.durable(seq)
         if not upto:
             return
@@ -193,6 +206,7 @@ class Durability:
             return
         try:
             self.store.maintain()
+            self._retain()
         except StorageError as exc:
             self._fail(exc)
             return

@@ -54,6 +54,7 @@ from minibroker.storage.records import KIND_DEFINITIONS, encode_file_header, enc
 from minibroker.storage.recovered import RecoveredState
 from minibroker.storage.segments import Compaction, Segment, SegmentTable
 from minibroker.storage.startup import recover
+from minibroker.storage.streamstore import StreamStore
 from minibroker.storage.writer import GroupCommit, SyncMode
 
 __all__ = ["DurableStore", "QueueLog", "StoreStatistics"]
@@ -122,6 +123,9 @@ class DurableStore:
         self._start_definitions(install=False)
         self._log = MessageLog(fs, posixpath.join(self.directory, "messages"), self._writer,
                                self._segments, self._sequencer, segment_size=segment_size)
+        #: The streams' logs, on the same writer and sequencer: one mark covers a loop
+        #: iteration's messages and every stream's chunks (``streamstore.py``).
+        self.streams = StreamStore(fs, self.directory, self._writer, self._sequencer)
         self._queues: dict[tuple[str, str], QueueLog] = {}
         for (vhost, name), incarnation in definitions.incarnations.items():
             definition = definitions.objects[("queue", vhost, name)]
@@ -247,6 +251,7 @@ class DurableStore:
             raise StorageFailed(f"storage in {self.directory} failed: {exc}") from exc
 
     def _write(self) -> None:
+        self.streams.flush()  # under its own mark, below the one the rest is written under
         _last, file = self._log.flush()
         files = [file] if file is not None else []
         if self._pending_definitions:
@@ -342,6 +347,7 @@ class DurableStore:
         finally:
             self._closed = True
             self._log.close()
+            self.streams.close()
             if self._definitions_file is not None:
                 self._writer.retire(self._definitions_file)
             self._writer.stop()
@@ -366,6 +372,7 @@ class DurableStore:
             return
         self._closed = True
         self._log.close()
+        self.streams.close()
         if self._definitions_file is not None:
             self._writer.retire(self._definitions_file)
         self._writer.stop()

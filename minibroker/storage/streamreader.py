@@ -135,6 +135,14 @@ class DiskReader:
                 return seq
             self._advance(payload)
 
+    def last_chunk(self) -> int:
+        """From here to the end of the segment, the offset of the last record."""
+        last = self.offset
+        while (record := self._record()) is not None:
+            last = record[0]
+            self._advance(record[1])
+        return last
+
     def _next_segment(self) -> bool:
         assert self.segment is not None
         self.offset = max(self.offset, self.segment.end)

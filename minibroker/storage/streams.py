@@ -117,14 +117,19 @@ class DiskStream:
         self.written = 0
         #: Probes made by seeks (rule 3), for tests and the benchmark.
         self.comparisons = 0
+        #: The first offset of the newest chunk written (``None``: not known since recovery).
+        self._last_chunk: int | None = None
         fs.makedirs(directory)
         self._recover()
 
     # -- recovery (rule 5) ---------------------------------------------------------------
 
     def _recover(self) -> None:
-        names = sorted(name for name in self.fs.listdir(self.directory)
-                       if name.endswith(".seg"))
+        listed = self.fs.listdir(self.directory)
+        for name in listed:
+            if name.endswith(".deleted"):  # a deleted stream's file a crash left behind
+                self.fs.remove(posixpath.join(self.directory, name))
+        names = sorted(name for name in listed if name.endswith(".seg"))
         for name in names:
             path = posixpath.join(self.directory, name)
             reader = self.fs.open_read(path)
@@ -199,6 +204,7 @@ class DiskStream:
             segment.last_wall = max(segment.last_wall, chunk.wall)
             parts.append(record)
         self._write(parts)
+        self._last_chunk = self._pending[-1].first
         self._pending = []
         self.written = self.next_offset
         return self._file
@@ -291,6 +297,29 @@ class DiskStream:
             return reader.first_at(wall)
         finally:
             reader.close()
+
+    def last_chunk(self) -> int:
+        """The first offset of the newest chunk (``next_offset`` when the log is empty)."""
+        if self._pending:
+            return self._pending[-1].first
+        if self._last_chunk is None:
+            if not self.segments:
+                return self.next_offset
+            segment = self.segments[-1]
+            reader = self.reader(segment.offsets[-1] if len(segment.offsets) else segment.first)
+            reader.place(segment)
+            try:
+                self._last_chunk = reader.last_chunk()
+            finally:
+                reader.close()
+        return self._last_chunk
+
+    def pending_at_timestamp(self, wall: float) -> int:
+        """Like :meth:`at_timestamp` among the chunks not yet written."""
+        for chunk in self._pending:
+            if chunk.wall >= wall:
+                return chunk.first
+        return self.next_offset
 
     def _entry_wall(self, walls: array[float]) -> Callable[[int], float]:
         def key(index: int) -> float:

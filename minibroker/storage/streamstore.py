@@ -11,8 +11,10 @@ Rules:
 3. When the writer reports ``durable up to seq N`` (``writer.py`` rule 1), :meth:`durable`
    says, for each stream, up to which offset its messages are on disk: publisher confirms
    for stream appends wait for that (the offset of the message, below the durable end).
-4. Deleting a stream removes its files by ``DeleteFile`` jobs, after what was written before
-   is durable; its handle is dead from then on.
+4. Deleting a stream renames its files at once (``<segment>.<mark>.deleted``, so a stream
+   declared again under the same name starts empty, and recovery removes what a crash left)
+   and removes them by ``DeleteFile`` jobs, after what was written before is durable; its
+   handle is dead from then on.
 """
 
 from __future__ import annotations
@@ -59,9 +61,12 @@ class StreamStore:
         if stream is None:
             return
         stream.close()
+        mark = self._sequencer.last
         for segment in stream.segments:
             segment.removed = True
-            self._writer.submit(DeleteFile(segment.path))
+            doomed = f"{segment.path}.{mark}.deleted"
+            self._fs.rename(segment.path, doomed)
+            self._writer.submit(DeleteFile(doomed))
         stream.segments = []
         self.durable_end.pop(stream, None)
 

@@ -1,0 +1,232 @@
+"""A durable stream's log for the core: the core's ``Log`` (``core/streamlog.py`` rule 7) over a
+``DiskStream`` (``storage/streams.py``). The shell injects :class:`DiskLogs` as the core's
+factory of stream logs when the server has a data directory.
+
+Rules:
+
+1. Appends go to the ``DiskStream`` (memory until the store's flush at the end of the loop
+   iteration) and to a *tail*: the messages not yet written, so consumers get a message in the
+   iteration that appended it, as from the in-memory log. Once the flush wrote them, readers
+   read the files (``pread`` of the page cache) and the tail is dropped: what a stream holds
+   costs the sparse index, not its messages, and is not metered.
+2. A cursor reads the files below ``DiskStream.written`` through a ``DiskReader`` it keeps
+   open while it reads on, and the tail above. The reader is closed when the cursor reaches
+   the tail and when the cursor is freed.
+3. Retention is the shell's: ``Durability`` applies ``DiskStream.retain`` after each flush
+   (``x-max-length-bytes``) and on its periodic sweep (``x-max-age``, by wall time), so the
+   core schedules no deadline for a durable stream. Readers in a removed segment go on at the
+   first offset kept.
+4. Deleting the stream (``clear``) deletes its files (``StreamStore.delete``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from minibroker.core.streamargs import OffsetSpec, StreamLimits
+from minibroker.core.streamlog import filter_value
+from minibroker.message import Message
+from minibroker.storage.streamreader import DiskReader
+from minibroker.storage.streams import DiskStream, StreamSettings
+from minibroker.storage.streamstore import StreamStore
+
+__all__ = ["DiskCursor", "DiskLog", "DiskLogs"]
+
+
+def settings_of(limits: StreamLimits) -> StreamSettings:
+    return StreamSettings(max_segment_size=limits.max_segment_size,
+                          max_length_bytes=limits.max_length_bytes, max_age=limits.max_age,
+                          filter_size=limits.filter_size)
+
+
+class DiskLogs:
+    """The factory the shell gives the core: ``(name, limits) -> DiskLog``."""
+
+    def __init__(self, store: StreamStore, vhost: str,
+                 wall_time: Callable[[float], float]) -> None:
+        self.store = store
+        self.vhost = vhost
+        self.wall_time = wall_time
+
+    def __call__(self, name: str, limits: StreamLimits) -> DiskLog:
+        disk = self.store.open(self.vhost, name, settings_of(limits))
+        return DiskLog(self, name, disk)
+
+
+class DiskLog:
+    """One durable stream, as the core sees it (rules 1-4)."""
+
+    #: Rule 1: the messages live on disk.
+    metered = False
+
+    def __init__(self, logs: DiskLogs, name: str, disk: DiskStream) -> None:
+        self._logs = logs
+        self.name = name
+        self.disk = disk
+        self.deadline: float | None = None
+        #: Rule 1: the messages from ``tail_first`` on, not yet written.
+        self.tail: list[Message] = []
+        self.tail_first = disk.next_offset
+        self._last_wall = float("-inf")
+
+    @property
+    def first_offset(self) -> int:
+        return self.disk.first_offset
+
+    @property
+    def next_offset(self) -> int:
+        return self.disk.next_offset
+
+    @property
+    def comparisons(self) -> int:
+        return self.disk.comparisons
+
+    def __len__(self) -> int:
+        return self.disk.next_offset - self.disk.first_offset
+
+    def trim(self) -> None:
+        """Drop from the tail what the files hold now."""
+        written = self.disk.written
+        if written > self.tail_first:
+            del self.tail[:written - self.tail_first]
+            self.tail_first = written
+
+    def append(
+        self, message: Message, now: float, wall_time: Callable[[float], float], key: object,
+    ) -> bool:
+        self.trim()
+        wall = wall_time(now)
+        if wall < self._last_wall:
+            wall = self._last_wall  # chunk times never decrease
+        self._last_wall = wall
+        self.disk.append(message, wall, key)
+        self.tail.append(message)
+        return False  # segments close at the flush, where retention is applied (rule 3)
+
+    def retain(self, now: float) -> int:
+        self.disk.retain(self._logs.wall_time(now))
+        return 0
+
+    def retention_deadline(self) -> float | None:
+        return None  # rule 3
+
+    def clear(self) -> int:
+        self._logs.store.delete(self._logs.vhost, self.name)
+        self.tail = []
+        self.tail_first = self.disk.next_offset
+        return 0
+
+    def seek(self, spec: OffsetSpec, wall_now: float) -> int:
+        kind = spec.kind
+        disk = self.disk
+        if kind == "first":
+            return disk.first_offset
+        if kind == "last":
+            return disk.last_chunk()
+        if kind == "next":
+            return disk.next_offset
+        if kind == "offset":
+            return max(int(spec.value), disk.first_offset)
+        wall = spec.value if kind == "timestamp" else wall_now - spec.value
+        found = disk.at_timestamp(wall)
+        return found if found < disk.written else disk.pending_at_timestamp(wall)
+
+    def reader(
+        self, start: int, filter_values: tuple[str, ...] | None = None,
+        match_unfiltered: bool = False,
+    ) -> DiskCursor:
+        return DiskCursor(self, start, filter_values, match_unfiltered)
+
+    def read(self, start: int) -> Iterator[tuple[int, Message]]:
+        cursor = self.reader(start)
+        while (item := cursor.take()) is not None:
+            yield item
+
+
+class DiskCursor:
+    """A reader of a :class:`DiskLog` (rule 2)."""
+
+    __slots__ = ("_disk", "_filter", "log", "match_unfiltered", "offset", "values")
+
+    def __init__(self, log: DiskLog, start: int, values: tuple[str, ...] | None,
+                 match_unfiltered: bool) -> None:
+        self.log = log
+        self.offset = start
+        self._filter = values
+        self.values = None if values is None else frozenset(values)
+        self.match_unfiltered = match_unfiltered
+        self._disk: DiskReader | None = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._disk is not None:
+            self._disk.close()
+            self._disk = None
+
+    def _from_disk(self, limit: int) -> list[tuple[int, Message]]:
+        """Up to ``limit`` messages from the files, from ``offset`` on."""
+        reader = self._disk
+        if reader is None or reader.offset != self.offset:
+            self.close()
+            reader = self._disk = self.log.disk.reader(self.offset, self._filter,
+                                                       self.match_unfiltered)
+        got = reader.read(max_messages=limit)
+        if not got:
+            self.offset = max(self.offset, reader.offset)
+            self.close()
+        return got
+
+    def _position(self) -> None:
+        log = self.log
+        log.trim()
+        if self.offset < log.disk.first_offset:
+            self.offset = log.disk.first_offset
+
+    def take(self) -> tuple[int, Message] | None:
+        self._position()
+        log = self.log
+        if self.offset < log.disk.written:
+            got = self._from_disk(1)
+            if got:
+                offset = got[0][0]
+                assert self._disk is not None
+                self.offset = self._disk.offset
+                return offset, got[0][1]
+            if self.offset < log.disk.written:
+                return None
+        values = self.values
+        tail = log.tail
+        while self.offset < log.disk.next_offset:
+            offset = self.offset
+            message = tail[offset - log.tail_first]
+            self.offset = offset + 1
+            if values is None:
+                return offset, message
+            value = filter_value(message)
+            if value in values if value is not None else self.match_unfiltered:
+                return offset, message
+        return None
+
+    def take_run(self, limit: int) -> tuple[int, list[Message]]:
+        assert self.values is None
+        self._position()
+        log = self.log
+        offset = self.offset
+        if offset < log.disk.written:
+            got = self._from_disk(limit)
+            if not got:
+                return offset, []
+            first = got[0][0]
+            run = [got[0][1]]
+            for position, message in got[1:]:
+                if position != first + len(run):
+                    break  # a gap left by damage: the next call starts a new reader
+                run.append(message)
+            self.offset = first + len(run)
+            return first, run
+        start = offset - log.tail_first
+        run = log.tail[start:start + limit]
+        self.offset = offset + len(run)
+        return offset, run

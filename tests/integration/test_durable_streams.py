@@ -1,0 +1,102 @@
+"""Streams with a data directory, over real sockets: what was confirmed survives a crash and a
+restart, in order and with its offsets; retention still removes whole segments afterwards;
+deleting a stream deletes its files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pika
+import pytest
+
+from minibroker.testing import broker_in_thread
+
+STREAM = {"x-queue-type": "stream"}
+
+
+def _publish(url: str, name: str, bodies: list[bytes], arguments: dict[str, object]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare(name, durable=True, arguments=arguments)
+    for body in bodies:
+        channel.basic_publish("", name, body)  # pika waits for each confirm
+    connection.close()
+
+
+def _consume(url: str, name: str, count: int,
+             offset: object = "first") -> list[tuple[int, bytes]]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=100)
+    got: list[tuple[int, bytes]] = []
+    for method, properties, body in channel.consume(
+            name, arguments={"x-stream-offset": offset}, inactivity_timeout=30):
+        assert method is not None, "the stream stopped delivering"
+        got.append((properties.headers["x-stream-offset"], body))
+        channel.basic_ack(method.delivery_tag)
+        if len(got) == count:
+            break
+    channel.cancel()
+    connection.close()
+    return got
+
+
+def _segments(root: Path) -> list[Path]:
+    return sorted((root / "streams").glob("*/*.seg"))
+
+
+@pytest.mark.parametrize("stop", ["crash", "restart"])
+def test_confirmed_appends_come_back_in_order_with_their_offsets(tmp_path: Path,
+                                                                  stop: str) -> None:
+    bodies = [f"event {n}".encode() for n in range(300)]
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        _publish(broker.amqp_url, "events", bodies, STREAM)
+        getattr(broker, stop)()
+        assert broker.queue("events").ready == 300
+        assert _consume(broker.amqp_url, "events", 300) == list(enumerate(bodies))
+        # Appends go on after the recovered offsets, and a restart keeps them too.
+        _publish(broker.amqp_url, "events", [b"after"], STREAM)
+        broker.crash()
+        stored = broker.messages("events", offset=299)
+        assert [(m.msg_id, m.body) for m in stored] == [(299, b"event 299"), (300, b"after")]
+        assert _consume(broker.amqp_url, "events", 1, offset="last") == [(300, b"after")]
+
+
+def test_last_and_an_offset_after_a_restart(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        _publish(broker.amqp_url, "events", [b"a", b"b", b"c"], STREAM)
+        broker.crash()
+        assert _consume(broker.amqp_url, "events", 1, offset="last") == [(2, b"c")]
+        assert _consume(broker.amqp_url, "events", 2, offset=1) == [(1, b"b"), (2, b"c")]
+
+
+def test_retention_by_length_removes_whole_segments_after_a_restart(tmp_path: Path) -> None:
+    arguments = {**STREAM, "x-max-length-bytes": 2000, "x-stream-max-segment-size-bytes": 500}
+    body = b"x" * 100
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        _publish(broker.amqp_url, "small", [body] * 10, arguments)
+        broker.crash()
+        before = _segments(tmp_path)
+        assert broker.queue("small").ready == 10
+        _publish(broker.amqp_url, "small", [body] * 60, arguments)
+        after = _segments(tmp_path)
+        assert len(after) < len(before) + 60 // 4  # whole files went
+        stored = broker.messages("small", offset="first")
+        first = stored[0].msg_id
+        assert first > 0 and [m.msg_id for m in stored] == list(range(first, 70))
+        # Whole segments: what is kept starts where a file starts.
+        assert any(path.name == f"{first:020d}.seg" for path in after)
+        assert sum(len(m.body) for m in stored) <= 2000 + 600
+
+
+def test_deleting_a_stream_deletes_its_files_and_a_new_one_starts_empty(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        _publish(broker.amqp_url, "events", [b"old"] * 5, STREAM)
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        connection.channel().queue_delete("events")
+        connection.close()
+        _publish(broker.amqp_url, "events", [b"new"], STREAM)
+        broker.crash()
+        assert [(m.msg_id, m.body) for m in broker.messages("events", offset="first")] == [
+            (0, b"new")]
