@@ -4,12 +4,14 @@ deleting a stream deletes its files."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pika
 import pytest
 
 from minibroker.testing import broker_in_thread
+from tests.integration.test_cli_storage import Broker, brokers  # noqa: F401
 
 STREAM = {"x-queue-type": "stream"}
 
@@ -100,3 +102,22 @@ def test_deleting_a_stream_deletes_its_files_and_a_new_one_starts_empty(tmp_path
         broker.crash()
         assert [(m.msg_id, m.body) for m in broker.messages("events", offset="first")] == [
             (0, b"new")]
+
+
+def test_a_stream_survives_kill_9_of_the_process(
+        tmp_path: Path, brokers: list[Broker],  # noqa: F811 (the fixture)
+) -> None:
+    data = str(tmp_path / "data")
+    brokers.append(first := Broker("--data-dir", data))
+    url = f"amqp://guest:guest@127.0.0.1:{first.port}/"
+    bodies = [f"m{n}".encode() for n in range(500)]
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("events", durable=True, arguments=STREAM)
+    for body in bodies:
+        channel.basic_publish("", "events", body)  # each confirmed before the next
+    first.stop(signal.SIGKILL)
+    brokers.append(second := Broker("--data-dir", data))
+    url = f"amqp://guest:guest@127.0.0.1:{second.port}/"
+    assert _consume(url, "events", 500) == list(enumerate(bodies))
