@@ -115,6 +115,12 @@ class Log(Protocol):
 
     def read(self, start: int) -> Iterator[tuple[int, Message]]: ...
 
+    def stored_offsets(self) -> dict[str, int]:
+        """The consumers' offsets the log kept (a durable log's, after a restart)."""
+
+    def store_offset(self, name: str, offset: int) -> None:
+        """Keep a consumer's offset (``commit_offset``) where the log keeps them."""
+
 
 def filter_value(message: Message) -> str | None:
     """A message's ``x-stream-filter-value`` header, if it is a string."""
@@ -348,6 +354,12 @@ class StreamLog:
             return max(int(spec.value), self.first_offset)
         wall = spec.value if kind == "timestamp" else wall_now - spec.value
         return self.at_timestamp(wall)
+
+    def stored_offsets(self) -> dict[str, int]:
+        return {}  # in memory, the queue's table is the only one
+
+    def store_offset(self, name: str, offset: int) -> None:
+        pass
 
     def reader(
         self, start: int, filter_values: tuple[str, ...] | None = None,

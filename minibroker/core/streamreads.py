@@ -12,7 +12,8 @@ Rules:
    the offset it was given (or the end, when it was given ``next``).
 2. A stream stores at most :data:`MAX_NAMES` consumer offsets (``CommitOffset``); a commit
    replaces the name's offset, whatever it was. ``QueryOffset`` answers ``None`` for a name
-   never committed. The offsets live and die with the stream.
+   never committed. The offsets live and die with the stream; a durable stream's log keeps
+   them across restarts (``streamlog.py`` rule 7).
 3. A queue that is not a stream is refused with 406, naming it.
 """
 
@@ -90,6 +91,7 @@ class StreamReads:
                 f"{queue_text(queue.name)} stores at most {MAX_NAMES} consumer offsets"
             )
         committed[command.name] = command.offset
+        queue.stream.store_offset(command.name, command.offset)  # a durable log keeps it
         return Outcome(OffsetOk(command.offset))
 
     def query(self, command: c.QueryOffset, now: float) -> Outcome:

@@ -85,7 +85,7 @@ class StreamQueue(Queue):
         super().__init__(name, durable=True, arguments=arguments, meter=meter, now=now)
         self.stream = log
         #: Offsets named consumers stored (``streamreads.py``).
-        self.committed: dict[str, int] = {}
+        self.committed: dict[str, int] = log.stored_offsets()
 
     @property
     def message_count(self) -> int:

@@ -17,6 +17,8 @@ Rules:
    core schedules no deadline for a durable stream. Readers in a removed segment go on at the
    first offset kept.
 4. Deleting the stream (``clear``) deletes its files (``StreamStore.delete``).
+5. Consumers' stored offsets (``commit_offset``) are the ``DiskStream``'s (its rule 6): the
+   queue starts with the recovered ones.
 """
 
 from __future__ import annotations
@@ -130,6 +132,12 @@ class DiskLog:
         wall = spec.value if kind == "timestamp" else wall_now - spec.value
         found = disk.at_timestamp(wall)
         return found if found < disk.written else disk.pending_at_timestamp(wall)
+
+    def stored_offsets(self) -> dict[str, int]:
+        return dict(self.disk.offsets)
+
+    def store_offset(self, name: str, offset: int) -> None:
+        self.disk.store_offset(name, offset)
 
     def reader(
         self, start: int, filter_values: tuple[str, ...] | None = None,

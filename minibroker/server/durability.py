@@ -104,6 +104,8 @@ class Durability:
         problems = restore_definitions(server.broker, recovered.definitions, now=server.now(),
                                        next_msg_ids=ids)
         lines += problems
+        for directory in self.store.streams.remove_unopened():
+            lines.append(f"removed the files of a deleted stream: {directory}")
         lines += load_definitions_file(server)
         self.after_input()
         self.loader = MessageLoader(server.broker, recovered, time.time)

@@ -40,6 +40,10 @@ Rules:
    or damage: the lost offsets are a gap readers skip). Only the last record of a segment (its
    message count) and the records at index points (their time) are decoded. Then it syncs
    what it recovered (a ``kill -9`` leaves unsynced pages that are the stream's from now on).
+6. The offsets consumers stored (``commit_offset``) are one small file, :data:`OFFSETS`,
+   written whole (a temporary file renamed over it) at each commit, without a sync: like
+   RabbitMQ's stored offsets they are not confirmed, they survive a ``kill -9``, and a power
+   cut may take back the latest commits.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ import msgpack
 from minibroker.message import Message
 from minibroker.storage.files import AppendFile, FileSystem
 from minibroker.storage.intents import properties_blob
-from minibroker.storage.jobs import DeleteFile
+from minibroker.storage.jobs import DeleteFile, write_file
 from minibroker.storage.records import encode_file_header, encode_record
 from minibroker.storage.streamreader import DiskReader
 from minibroker.storage.streamsegments import (
@@ -73,8 +77,12 @@ from minibroker.storage.streamsegments import (
 )
 from minibroker.storage.writer import GroupCommit
 
+#: The file of the consumers' stored offsets in a stream's directory (rule 6).
+OFFSETS = "offsets"
+
 __all__ = [
-    "CHUNK", "CHUNK_MESSAGES", "INDEX_INTERVAL", "KIND_STREAM", "DiskReader", "DiskStream",
+    "CHUNK", "CHUNK_MESSAGES", "INDEX_INTERVAL", "KIND_STREAM", "OFFSETS", "DiskReader",
+    "DiskStream",
     "StreamDamage", "StreamSettings", "bloom_mask", "stream_directory",
 ]
 
@@ -117,6 +125,8 @@ class DiskStream:
         self.written = 0
         #: Probes made by seeks (rule 3), for tests and the benchmark.
         self.comparisons = 0
+        #: The consumers' stored offsets (rule 6).
+        self.offsets: dict[str, int] = {}
         #: The first offset of the newest chunk written (``None``: not known since recovery).
         self._last_chunk: int | None = None
         fs.makedirs(directory)
@@ -125,11 +135,8 @@ class DiskStream:
     # -- recovery (rule 5) ---------------------------------------------------------------
 
     def _recover(self) -> None:
-        listed = self.fs.listdir(self.directory)
-        for name in listed:
-            if name.endswith(".deleted"):  # a deleted stream's file a crash left behind
-                self.fs.remove(posixpath.join(self.directory, name))
-        names = sorted(name for name in listed if name.endswith(".seg"))
+        names = sorted(name for name in self.fs.listdir(self.directory)
+                       if name.endswith(".seg"))
         for name in names:
             path = posixpath.join(self.directory, name)
             reader = self.fs.open_read(path)
@@ -160,6 +167,22 @@ class DiskStream:
         self.fs.sync_dir(self.directory)
         if self.segments:
             self.next_offset = self.written = self.segments[-1].end
+        offsets = posixpath.join(self.directory, OFFSETS)
+        if self.fs.exists(offsets):
+            try:
+                stored = msgpack.unpackb(self.fs.read(offsets))
+            except ValueError as exc:
+                self.damage.append(StreamDamage(offsets, 0, 0, f"unreadable: {exc}"))
+            else:
+                self.offsets = {str(k): int(v) for k, v in stored.items()}
+
+    # -- consumers' offsets (rule 6) -------------------------------------------------------
+
+    def store_offset(self, name: str, offset: int) -> None:
+        """Keep ``offset`` for the consumer ``name``: the whole table is written again."""
+        self.offsets[name] = offset
+        write_file(self.fs, posixpath.join(self.directory, OFFSETS),
+                   msgpack.packb(self.offsets), sync=False)
 
     # -- appending (rules 1-2) -------------------------------------------------------------
 

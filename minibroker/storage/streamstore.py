@@ -14,17 +14,20 @@ Rules:
 4. Deleting a stream renames its files at once (``<segment>.<mark>.deleted``, so a stream
    declared again under the same name starts empty, and recovery removes what a crash left)
    and removes them by ``DeleteFile`` jobs, after what was written before is durable; its
-   handle is dead from then on.
+   handle is dead from then on. Renamed files a stop left behind go when the store opens,
+   and so do (:meth:`StreamStore.remove_unopened`) the files of a stream whose definition
+   did not come back.
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections import deque
 
 from minibroker.storage.files import AppendFile, FileSystem
 from minibroker.storage.jobs import DeleteFile
 from minibroker.storage.messagelog import Sequencer
-from minibroker.storage.streams import DiskStream, StreamSettings, stream_directory
+from minibroker.storage.streams import OFFSETS, DiskStream, StreamSettings, stream_directory
 from minibroker.storage.writer import GroupCommit
 
 __all__ = ["StreamStore"]
@@ -44,6 +47,37 @@ class StreamStore:
         self._marks: deque[tuple[int, dict[DiskStream, int]]] = deque()
         #: Each stream's durable end: every offset below it is on disk.
         self.durable_end: dict[DiskStream, int] = {}
+        self._remove_deleted()
+
+    def _remove_deleted(self) -> None:
+        """Rule 4: the files of deleted streams a stop left behind."""
+        base = posixpath.join(self.root, "streams")
+        if not self._fs.exists(base):
+            return
+        for name in self._fs.listdir(base):
+            directory = posixpath.join(base, name)
+            for file in self._fs.listdir(directory):
+                if file.endswith(".deleted"):
+                    self._fs.remove(posixpath.join(directory, file))
+
+    def remove_unopened(self) -> list[str]:
+        """Delete the directories of streams nobody opened since the start (their definition
+        is gone: deleted before a crash made that durable); the directories removed."""
+        base = posixpath.join(self.root, "streams")
+        if not self._fs.exists(base):
+            return []
+        kept = {stream.directory for stream in self.streams.values()}
+        removed = []
+        for name in self._fs.listdir(base):
+            directory = posixpath.join(base, name)
+            if directory in kept:
+                continue
+            for file in self._fs.listdir(directory):
+                doomed = posixpath.join(directory, f"{file}.orphan.deleted")
+                self._fs.rename(posixpath.join(directory, file), doomed)
+                self._writer.submit(DeleteFile(doomed))
+            removed.append(directory)
+        return removed
 
     def open(self, vhost: str, name: str, settings: StreamSettings) -> DiskStream:
         """The stream's handle, recovering its files on first use (rule 1)."""
@@ -66,6 +100,11 @@ class StreamStore:
             segment.removed = True
             doomed = f"{segment.path}.{mark}.deleted"
             self._fs.rename(segment.path, doomed)
+            self._writer.submit(DeleteFile(doomed))
+        offsets = posixpath.join(stream.directory, OFFSETS)
+        if self._fs.exists(offsets):
+            doomed = f"{offsets}.{mark}.deleted"
+            self._fs.rename(offsets, doomed)
             self._writer.submit(DeleteFile(doomed))
         stream.segments = []
         self.durable_end.pop(stream, None)

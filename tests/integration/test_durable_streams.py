@@ -10,6 +10,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from minibroker import blocking
 from minibroker.testing import broker_in_thread
 from tests.integration.test_cli_storage import Broker, brokers  # noqa: F401
 
@@ -121,3 +122,45 @@ def test_a_stream_survives_kill_9_of_the_process(
     brokers.append(second := Broker("--data-dir", data))
     url = f"amqp://guest:guest@127.0.0.1:{second.port}/"
     assert _consume(url, "events", 500) == list(enumerate(bodies))
+
+
+def test_stored_consumer_offsets_and_pull_reads_survive_a_crash(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        with blocking.connect(broker.url) as conn:
+            ch = conn.channel()
+            ch.declare_queue("events", durable=True, arguments=STREAM)
+            ch.confirm_select()
+            ch.publish_batch("", "events", [f"e{n}".encode() for n in range(10)])
+            batch = ch.read("events", 0, max_messages=4)
+            ch.commit_offset("events", "billing", batch.next_offset)
+            ch.commit_offset("events", "audit", 7)
+        broker.crash()
+        with blocking.connect(broker.url) as conn:
+            ch = conn.channel()
+            resume = ch.committed_offset("events", "billing")
+            assert resume == 4
+            assert ch.committed_offset("events", "audit") == 7
+            batch = ch.read("events", resume, max_messages=100)
+            assert [(m.offset, m.body) for m in batch.messages] == [
+                (n, f"e{n}".encode()) for n in range(4, 10)]
+            assert batch.next_offset == 10
+            # Deleted with the stream: a new one under the name knows none.
+            ch.delete_queue("events")
+            ch.declare_queue("events", durable=True, arguments=STREAM)
+            assert ch.committed_offset("events", "billing") is None
+        broker.crash()
+        with blocking.connect(broker.url) as conn:
+            assert conn.channel().committed_offset("events", "billing") is None
+
+
+def test_the_files_of_a_stream_whose_definition_is_gone_are_removed_at_start(
+        tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        _publish(broker.amqp_url, "events", [b"a", b"b"], STREAM)
+        broker.crash()
+        orphan = tmp_path / "streams" / ("0" * 64)
+        orphan.mkdir()
+        (orphan / f"{0:020d}.seg").write_bytes(b"left behind")
+        broker.restart()
+        assert [m.body for m in broker.messages("events", offset="first")] == [b"a", b"b"]
+        assert not list(orphan.glob("*.seg"))
