@@ -24,7 +24,10 @@ Rules:
 4. ``storage``: the on-disk stream log (``minibroker/storage/streamlog.py``) alone: appends
    made durable by group commit, replay from disk, and the resident memory of a log of many
    stored messages with its sparse index (the goal: 10,000,000 messages <= 64 MiB).
-5. Every run checks its result (every message read once, in order); wall-clock numbers are for
+5. ``--durable``: the ``amqp`` and ``native`` runs start minibroker with a fresh data
+   directory (``--data-dir``), so stream appends are confirmed once on disk and replays read
+   the files; ``native`` also prints the broker's RSS once the stream holds everything.
+6. Every run checks its result (every message read once, in order); wall-clock numbers are for
    the table the lead fills on a quiet machine, probe counts are exact.
 """
 
@@ -207,10 +210,30 @@ async def amqp_replay(broker: Broker, queue: str, count: int) -> float:
     return read / seconds
 
 
+#: ``--durable``: the data directory of each minibroker started (rule 5).
+DATA_DIRS: list[str] = []
+
+
+def durable_args() -> list[str]:
+    if not DATA_DIRS:
+        return []
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="minibroker-bench-streams-")
+    DATA_DIRS.append(directory)
+    return ["--data-dir", directory]
+
+
+def broker_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 async def bench_amqp(quick: bool, count: int, replay: int, window: int) -> None:
     rabbit, reason = await rabbitmq(os.environ.get("MINIBROKER_RABBITMQ_URL"))
+    where = ", minibroker on disk" if DATA_DIRS else ""
     print(f"## AMQP 0-9-1 ({count:,} appends with confirms, window {window}; "
-          f"replay of {replay:,})\n")
+          f"replay of {replay:,}{where})\n")
     if rabbit is None:
         print(f"# RabbitMQ skipped: {reason}")
     results: dict[tuple[str, str], float] = {}
@@ -218,7 +241,7 @@ async def bench_amqp(quick: bool, count: int, replay: int, window: int) -> None:
     if rabbit is not None:
         brokers.append(("RabbitMQ", rabbit))
     for name, fixed in brokers:
-        broker = fixed or start_minibroker()
+        broker = fixed or start_minibroker(extra=durable_args())
         try:
             for size in (16, 1024):
                 queue = f"minibroker-bench-stream-{size}"
@@ -244,10 +267,10 @@ async def bench_amqp(quick: bool, count: int, replay: int, window: int) -> None:
     print()
 
 
-async def native_run(count: int, batch: int) -> tuple[float, float]:
+async def native_run(count: int, batch: int) -> tuple[float, float, int]:
     import minibroker
 
-    broker = start_minibroker()
+    broker = start_minibroker(extra=durable_args())
     try:
         url = f"minibroker://guest:guest@{broker.host}:{broker.port}"
         async with minibroker.connect(url) as conn:
@@ -264,6 +287,7 @@ async def native_run(count: int, batch: int) -> tuple[float, float]:
             t0 = time.perf_counter()
             await asyncio.gather(*(one() for _ in range(count // batch)))
             append = count / (time.perf_counter() - t0)
+            memory = broker_rss(broker.pid)
             t0 = time.perf_counter()
             offset: object = "first"
             read = 0
@@ -274,18 +298,20 @@ async def native_run(count: int, batch: int) -> tuple[float, float]:
                 read += len(got)
                 offset = got.next_offset
             replay = count / (time.perf_counter() - t0)
-        return append, replay
+        return append, replay, memory
     finally:
         broker.stop()
 
 
 def bench_native(quick: bool, count: int, batch: int) -> None:
-    append, replay = asyncio.run(native_run(count, batch))
-    print(f"## native protocol ({count:,} messages of 16 B, {batch} per PublishBatch)\n")
+    append, replay, memory = asyncio.run(native_run(count, batch))
+    where = ", on disk" if DATA_DIRS else ", in memory"
+    print(f"## native protocol ({count:,} messages of 16 B, {batch} per PublishBatch{where})\n")
     print("| run | msg/s | goal |")
     print("|---|---:|---|")
     print(f"| batched append with confirms | {append:,.0f} | >= 300,000 |")
     print(f"| pull replay from first (read) | {replay:,.0f} | >= 500,000 |")
+    print(f"| broker RSS holding the stream | {memory / 2**20:,.1f} MiB | |")
     print()
 
 
@@ -297,7 +323,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, help="AMQP appends per run")
     parser.add_argument("--replay", type=int, help="stored messages the AMQP consumer reads")
     parser.add_argument("--window", type=int, default=1000, help="publishes in flight")
+    parser.add_argument("--durable", action="store_true",
+                        help="minibroker with a data directory (rule 5)")
+    parser.add_argument("--native-count", type=int, help="messages of the native run")
     options = parser.parse_args()
+    if options.durable:
+        DATA_DIRS.append("")  # a marker: each broker gets its own directory
     if options.only in (None, "core"):
         bench_core(options.quick)
     if options.only in (None, "amqp"):
@@ -305,7 +336,8 @@ def main() -> None:
         replay = options.replay or (100_000 if options.quick else 1_000_000)
         asyncio.run(bench_amqp(options.quick, count, replay, options.window))
     if options.only in (None, "native"):
-        bench_native(options.quick, 200_000 if options.quick else 1_000_000, options.batch)
+        bench_native(options.quick, options.native_count
+                     or (200_000 if options.quick else 1_000_000), options.batch)
     if options.only in (None, "storage"):
         try:
             from storage_streams import bench_storage  # phase B, next to this file
@@ -313,6 +345,11 @@ def main() -> None:
             print("## storage\n\n# the on-disk stream log is not in this build")
         else:
             bench_storage(options.quick)
+    if DATA_DIRS:
+        import shutil
+
+        for directory in DATA_DIRS[1:]:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
