@@ -12,10 +12,11 @@ Rules:
 2. A cursor reads the files below ``DiskStream.written`` through a ``DiskReader`` it keeps
    open while it reads on, and the tail above. The reader is closed when the cursor reaches
    the tail and when the cursor is freed.
-3. Retention is the shell's: ``Durability`` applies ``DiskStream.retain`` after each flush
-   (``x-max-length-bytes``) and on its periodic sweep (``x-max-age``, by wall time), so the
-   core schedules no deadline for a durable stream. Readers in a removed segment go on at the
-   first offset kept.
+3. Retention: ``Durability`` applies ``DiskStream.retain`` after each flush and on its
+   periodic sweep (by wall time); and, as for the in-memory log, the first append after a
+   flush closed a segment returns True, so the core applies retention and keeps the
+   ``x-max-age`` deadline of the oldest closed segment on its timer heap (a ``ManualClock``
+   drives it). Readers in a removed segment go on at the first offset kept.
 4. Deleting the stream (``clear``) deletes its files (``StreamStore.delete``).
 5. Consumers' stored offsets (``commit_offset``) are the ``DiskStream``'s (its rule 6): the
    queue starts with the recovered ones.
@@ -70,6 +71,8 @@ class DiskLog:
         self.tail: list[Message] = []
         self.tail_first = disk.next_offset
         self._last_wall = float("-inf")
+        #: Segments the core was last told about (rule 3).
+        self._segments = len(disk.segments)
 
     @property
     def first_offset(self) -> int:
@@ -103,14 +106,24 @@ class DiskLog:
         self._last_wall = wall
         self.disk.append(message, wall, key)
         self.tail.append(message)
-        return False  # segments close at the flush, where retention is applied (rule 3)
+        # Segments close at the flush: the first append after one closed says so (rule 3).
+        segments = len(self.disk.segments)
+        closed, self._segments = segments > self._segments, segments
+        return closed
 
     def retain(self, now: float) -> int:
         self.disk.retain(self._logs.wall_time(now))
+        self._segments = len(self.disk.segments)
         return 0
 
     def retention_deadline(self) -> float | None:
-        return None  # rule 3
+        """When the oldest closed segment passes ``x-max-age``, on the ``now`` scale."""
+        max_age = self.disk.settings.max_age
+        segments = self.disk.segments
+        if max_age is None or len(segments) < 2:
+            return None
+        wall_time = self._logs.wall_time
+        return segments[0].last_wall + max_age - (wall_time(0.0) - 0.0)
 
     def clear(self) -> int:
         self._logs.store.delete(self._logs.vhost, self.name)

@@ -4,6 +4,7 @@ deleting a stream deletes its files."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pika
 import pytest
 
 from minibroker import blocking
-from minibroker.testing import broker_in_thread
+from minibroker.testing import ManualClock, broker_in_thread, running_broker
 from tests.integration.test_cli_storage import Broker, brokers  # noqa: F401
 
 STREAM = {"x-queue-type": "stream"}
@@ -164,3 +165,22 @@ def test_the_files_of_a_stream_whose_definition_is_gone_are_removed_at_start(
         broker.restart()
         assert [m.body for m in broker.messages("events", offset="first")] == [b"a", b"b"]
         assert not list(orphan.glob("*.seg"))
+
+
+def test_a_manual_clock_drives_max_age_retention_of_a_durable_stream(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = ManualClock()
+        async with running_broker(clock=clock, data_dir=str(tmp_path)) as broker:
+            broker.declare_queue("events", durable=True, arguments={
+                **STREAM, "x-max-age": "1m", "x-stream-max-segment-size-bytes": 1})
+            for n in range(3):  # at t = 0, 20, 40; every chunk closes the segment before it
+                broker.publish("", "events", f"e{n}")
+                await broker.wait_for_queue("events", ready=n + 1)
+                clock.advance(20 if n < 2 else 19)
+            assert [m.body for m in broker.messages("events")] == [b"e0", b"e1", b"e2"]
+            clock.advance(1)  # t = 60: e0's segment is a minute old
+            assert [m.body for m in broker.messages("events")] == [b"e1", b"e2"]
+            await broker.crash()  # the segment's file went with it
+            assert [m.body for m in broker.messages("events")] == [b"e1", b"e2"]
+
+    asyncio.run(main())
