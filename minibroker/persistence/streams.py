@@ -71,6 +71,7 @@ class DiskLog:
         self.tail: list[Message] = []
         self.tail_first = disk.next_offset
         self._last_wall = float("-inf")
+        self._key: object = None
         #: Segments the core was last told about (rule 3).
         self._segments = len(disk.segments)
 
@@ -99,12 +100,15 @@ class DiskLog:
     def append(
         self, message: Message, now: float, wall_time: Callable[[float], float], key: object,
     ) -> bool:
-        self.trim()
-        wall = wall_time(now)
-        if wall < self._last_wall:
-            wall = self._last_wall  # chunk times never decrease
-        self._last_wall = wall
-        self.disk.append(message, wall, key)
+        disk = self.disk
+        if disk.written != self.tail_first:
+            self.trim()
+        if key is not self._key:  # a new input: its time (one per input, as its chunk's)
+            self._key = key
+            wall = wall_time(now)
+            if wall > self._last_wall:  # chunk times never decrease
+                self._last_wall = wall
+        disk.append(message, self._last_wall, key)
         self.tail.append(message)
         # Segments close at the flush: the first append after one closed says so (rule 3).
         segments = len(self.disk.segments)
