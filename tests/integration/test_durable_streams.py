@@ -184,3 +184,32 @@ def test_a_manual_clock_drives_max_age_retention_of_a_durable_stream(tmp_path: P
             assert [m.body for m in broker.messages("events")] == [b"e1", b"e2"]
 
     asyncio.run(main())
+
+
+def test_kill_9_with_appends_in_flight_keeps_a_prefix_holding_every_confirmed_one(
+        tmp_path: Path, brokers: list[Broker],  # noqa: F811 (the fixture)
+) -> None:
+    data = str(tmp_path / "data")
+    brokers.append(first := Broker("--data-dir", data))
+    url = f"amqp://guest:guest@127.0.0.1:{first.port}/"
+    confirmed = [f"c{n}".encode() for n in range(200)]
+    unconfirmed = [f"u{n}".encode() for n in range(2000)]
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("events", durable=True, arguments=STREAM)
+    for body in confirmed:
+        channel.basic_publish("", "events", body)
+    other = pika.BlockingConnection(pika.URLParameters(url)).channel()  # no confirms
+    for body in unconfirmed:
+        other.basic_publish("", "events", body)
+    first.stop(signal.SIGKILL)  # some of these may be written, some not
+    brokers.append(second := Broker("--data-dir", data))
+    url = f"amqp://guest:guest@127.0.0.1:{second.port}/"
+    probe = pika.BlockingConnection(pika.URLParameters(url))
+    stored = probe.channel().queue_declare("events", durable=True, arguments=STREAM)
+    count = stored.method.message_count
+    probe.close()
+    published = confirmed + unconfirmed
+    assert 200 <= count <= len(published)
+    assert _consume(url, "events", count) == list(enumerate(published[:count]))
