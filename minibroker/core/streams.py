@@ -8,7 +8,11 @@ Rules:
    appends (the message gets the next offset), and only retention removes messages. It lives in
    the topology like any queue, so routing, bindings, exclusivity checks and deletion need no
    special case. What is stored counts into the broker's ready meter (body bytes plus
-   ``STORED_OVERHEAD`` a message), so the memory alarm also guards streams kept in memory.
+   ``STORED_OVERHEAD`` a message), so the memory alarm also guards streams kept in memory; a
+   log that keeps its messages on disk (not ``metered``, ``streamlog.py`` rule 7) does not.
+   With a journal (a data directory), each append is numbered in it (``STREAM_APPEND``), so
+   its publisher confirm waits for the disk, and the stream's declaration and deletion are
+   recorded like a durable queue's.
 2. Each consumer reads with its own cursor (:class:`StreamConsumer`): every consumer sees every
    message from where it attached (``x-stream-offset``), in offset order, round-robin plays no
    part. A consumer needs a window (``basic.qos`` prefetch before ``basic.consume``) and

@@ -266,6 +266,8 @@ class DiskStream:
     def retain(self, wall_now: float) -> int:
         """Remove closed head segments past the limits; how many went."""
         settings = self.settings
+        if settings.max_length_bytes is None and settings.max_age is None:
+            return 0
         removed = 0
         total = self.bytes
         while len(self.segments) > 1:
