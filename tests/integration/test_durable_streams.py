@@ -213,3 +213,38 @@ def test_kill_9_with_appends_in_flight_keeps_a_prefix_holding_every_confirmed_on
     published = confirmed + unconfirmed
     assert 200 <= count <= len(published)
     assert _consume(url, "events", count) == list(enumerate(published[:count]))
+
+
+def test_a_filtered_consumer_reads_the_files_then_what_is_appended(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("events", durable=True, arguments=STREAM)
+        for n in range(30):
+            region = ("eu", "us", None)[n % 3]
+            headers = {} if region is None else {"x-stream-filter-value": region}
+            channel.basic_publish("", "events", f"{region}-{n}".encode(),
+                                  pika.BasicProperties(headers=headers))
+        connection.close()
+        broker.crash()
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=5)
+        got: list[tuple[int, bytes]] = []
+        arguments = {"x-stream-offset": "first", "x-stream-filter": "eu"}
+        for method, properties, body in channel.consume("events", arguments=arguments,
+                                                        inactivity_timeout=30):
+            assert method is not None, "the stream stopped delivering"
+            got.append((properties.headers["x-stream-offset"], body))
+            channel.basic_ack(method.delivery_tag)
+            if len(got) == 10:  # everything stored: append one more of each
+                publisher = connection.channel()
+                for region in ("us", "eu"):
+                    publisher.basic_publish("", "events", f"{region}-new".encode(),
+                                            pika.BasicProperties(
+                                                headers={"x-stream-filter-value": region}))
+            if len(got) == 11:
+                break
+        connection.close()
+        assert got == [(n, f"eu-{n}".encode()) for n in range(0, 30, 3)] + [(31, b"eu-new")]
