@@ -11,7 +11,8 @@ Rules:
    costs the sparse index, not its messages, and is not metered.
 2. A cursor reads the files below ``DiskStream.written`` through a ``DiskReader`` it keeps
    open while it reads on, and the tail above. The reader is closed when the cursor reaches
-   the tail and when the cursor is freed.
+   the tail and when the cursor is freed. Taken one at a time (filters, the toolkit), messages
+   are read :data:`READ_AHEAD` at a time, so a chunk record is not decoded per message.
 3. Retention: ``Durability`` applies ``DiskStream.retain`` after each flush and on its
    periodic sweep (by wall time); and, as for the in-memory log, the first append after a
    flush closed a segment returns True, so the core applies retention and keeps the
@@ -24,6 +25,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from minibroker.core.streamargs import OffsetSpec, StreamLimits
@@ -34,6 +36,9 @@ from minibroker.storage.streams import DiskStream, StreamSettings
 from minibroker.storage.streamstore import StreamStore
 
 __all__ = ["DiskCursor", "DiskLog", "DiskLogs"]
+
+#: Messages a cursor taking one at a time reads from the files at once (rule 2).
+READ_AHEAD = 256
 
 
 def settings_of(limits: StreamLimits) -> StreamSettings:
@@ -171,7 +176,8 @@ class DiskLog:
 class DiskCursor:
     """A reader of a :class:`DiskLog` (rule 2)."""
 
-    __slots__ = ("_disk", "_filter", "log", "match_unfiltered", "offset", "values")
+    __slots__ = ("_ahead", "_disk", "_filter", "_resume", "log", "match_unfiltered", "offset",
+                 "values")
 
     def __init__(self, log: DiskLog, start: int, values: tuple[str, ...] | None,
                  match_unfiltered: bool) -> None:
@@ -181,6 +187,9 @@ class DiskCursor:
         self.values = None if values is None else frozenset(values)
         self.match_unfiltered = match_unfiltered
         self._disk: DiskReader | None = None
+        #: Messages read from the files but not taken yet, and the offset after them.
+        self._ahead: deque[tuple[int, Message]] = deque()
+        self._resume = start
 
     def __del__(self) -> None:
         self.close()
@@ -210,17 +219,25 @@ class DiskCursor:
             self.offset = log.disk.first_offset
 
     def take(self) -> tuple[int, Message] | None:
-        self._position()
-        log = self.log
-        if self.offset < log.disk.written:
-            got = self._from_disk(1)
-            if got:
-                offset = got[0][0]
+        ahead = self._ahead
+        if not ahead:
+            self._position()
+            if self.offset < self.log.disk.written:
+                got = self._from_disk(READ_AHEAD)
+                if not got:
+                    return None if self.offset < self.log.disk.written else self._tail()
                 assert self._disk is not None
-                self.offset = self._disk.offset
-                return offset, got[0][1]
-            if self.offset < log.disk.written:
-                return None
+                self._resume = self._disk.offset
+                ahead.extend(got)
+        if ahead:
+            # A chunk record is decoded once per read, not once per message taken.
+            item = ahead.popleft()
+            self.offset = item[0] + 1 if ahead else max(item[0] + 1, self._resume)
+            return item
+        return self._tail()
+
+    def _tail(self) -> tuple[int, Message] | None:
+        log = self.log
         values = self.values
         tail = log.tail
         while self.offset < log.disk.next_offset:
@@ -236,6 +253,9 @@ class DiskCursor:
 
     def take_run(self, limit: int) -> tuple[int, list[Message]]:
         assert self.values is None
+        if self._ahead:  # not mixed with take() in practice: read them again
+            self.offset = self._ahead[0][0]
+            self._ahead.clear()
         self._position()
         log = self.log
         offset = self.offset
