@@ -248,3 +248,14 @@ def test_a_filtered_consumer_reads_the_files_then_what_is_appended(tmp_path: Pat
                 break
         connection.close()
         assert got == [(n, f"eu-{n}".encode()) for n in range(0, 30, 3)] + [(31, b"eu-new")]
+
+
+def test_reset_empties_durable_streams_and_they_work_afterwards(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        _publish(broker.amqp_url, "events", [b"a", b"b"], STREAM)
+        broker.reset()
+        assert not broker.has_queue("events")
+        assert not _segments(tmp_path)
+        _publish(broker.amqp_url, "events", [b"c"], STREAM)
+        broker.crash()
+        assert [(m.msg_id, m.body) for m in broker.messages("events")] == [(0, b"c")]
