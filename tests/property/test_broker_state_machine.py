@@ -1,7 +1,8 @@
 """Property: random command sequences against the broker core keep every message accounted for.
 
 A hypothesis ``RuleBasedStateMachine`` drives ``Broker.handle`` with declare/bind/unbind/publish/
-consume/qos/ack/nack/reject/cancel/get/recover/purge/delete and channel/connection churn, over a
+publish-many/consume/qos/ack/ack-many/nack/reject/cancel/resubscribe/get/recover/purge/delete and
+channel/connection churn, over a
 few connections, channels, queues and exchanges (direct, fanout, topic with ``#``, and an
 exchange-to-exchange cycle). A model follows along, learning where each delivery went from the
 ``Deliver`` effects and ``GetOk`` replies, and predicting every error.
@@ -16,14 +17,24 @@ Rules (the invariants, checked after every step):
    first deliveries (``redelivered=False``) leave each queue in publish order.
 3. No consumer holds more unacked deliveries than its prefetch, nor a channel more than its
    global prefetch; and no queue keeps a ready message while one of its consumers has credit.
-4. ``statistics()`` agrees with the model. A refused command changes nothing, and the adapter
-   then closes the channel (channel error) or the connection (connection error).
+   Each delivery goes to the consumer whose turn it is: the first with credit in subscription
+   order from the one after the last consumer that took a message, wrapping after the last
+   (a turn past the last consumer left wraps when that consumer goes, so a newcomer waits).
+4. ``statistics()`` and every queue's ``queue_statistics()`` (ready, unacked, consumers,
+   published, delivered, acked, redelivered) agree with the model. A refused command changes
+   nothing, and the adapter then closes the channel (channel error) or the connection
+   (connection error). A mandatory message that routes nowhere comes back as itself; a
+   ``PublishMany`` is the same as its publishes one by one, confirmed by one ``multiple``
+   confirm; an ``AckMany`` with any tag not outstanding is refused whole.
 5. Queue features: ``q3`` has a message TTL, a max length and a dead-letter exchange (the
    default exchange, to ``dlq``). The clock advances by rule; expired heads, heads dropped over
    the length limit and messages rejected without requeue leave ``q3`` only by dead-lettering
    into ``dlq`` (or are dropped when ``dlq`` is gone), and the broker's next deadline is never
    later than the model's oldest ``q3`` message. (``q3`` has no consumers in this machine: its
    deliveries would interleave with dead-lettering inside one command.)
+6. ``qx`` has an ``x-expires`` lease: each declare, get, consume and cancel renews it; unused and
+   without consumers for the whole lease, it is deleted at the model's clock, and the broker's
+   next deadline is never later than the lease's end.
 """
 
 from __future__ import annotations
@@ -65,13 +76,15 @@ EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
 E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
 QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
-          "dlq": (False, False)}
+          "dlq": (False, False), "qx": (False, False)}
 #: The queue with features, its arguments and where it dead-letters to (rule 5).
 TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
+#: The queue with an ``x-expires`` lease (rule 6) and its length in seconds.
+LEASED, EXPIRES = "qx", 2.0
 QUEUE_ARGS: dict[str, FieldTable] = {TTL_QUEUE: {
     "x-message-ttl": int(TTL * 1000), "x-max-length": MAX_LENGTH,
     "x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ,
-}}
+}, LEASED: {"x-expires": int(EXPIRES * 1000)}}
 #: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
 ROUTED = [name for name in QUEUES if name != DLQ]
 QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
@@ -101,6 +114,8 @@ class MConsumer:
     no_ack: bool
     exclusive: bool
     limit: int
+    #: Its place in the queue's subscription order (rule 3).
+    number: int = 0
 
 
 @dataclass(eq=False)
@@ -111,6 +126,14 @@ class MQueue:
     ready: list[Copy] = field(default_factory=list)
     consumers: list[MConsumer] = field(default_factory=list)
     last_first_seq: int = 0
+    #: Round-robin (rule 3): subscription numbers handed out, and the number the next turn
+    #: starts from (the consumer after the last one that took a message).
+    next_number: int = 0
+    start: int = 0
+    #: The ``x-expires`` lease (rule 6): when the queue was last used.
+    last_used: float = 0.0
+    #: Per-queue statistics (rule 4): published, delivered, acked, redelivered.
+    counts: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(eq=False)
@@ -143,6 +166,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self.copies: list[Copy] = []
         self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
         self.incarnations = itertools.count(1)
+        self.homes: dict[int, MQueue] = {}  # incarnation -> its queue, deleted or not
         self.counters = Counter[str]()
         self.now = 0.0
 
@@ -205,6 +229,7 @@ class BrokerMachine(RuleBasedStateMachine):
             new = Copy(len(self.copies) + 1, copy.body, DLQ, dlq.incarnation)
             self.copies.append(new)
             dlq.ready.append(new)
+            dlq.counts["published"] += 1
 
     def sweep(self) -> None:
         """What the broker does after each change to q3: expired heads, then drop-head."""
@@ -221,6 +246,8 @@ class BrokerMachine(RuleBasedStateMachine):
         return queue is not None and queue.incarnation == copy.incarnation
 
     def requeue(self, copy: Copy) -> None:
+        # Counted by the queue the delivery came from, even when it was deleted since.
+        self.homes[copy.incarnation].counts["redelivered"] += 1
         queue = self.queues.get(copy.queue)
         if queue is None or queue.incarnation != copy.incarnation:
             self.drop(copy, "queue deleted")
@@ -239,9 +266,18 @@ class BrokerMachine(RuleBasedStateMachine):
         self.bindings = {b for b in self.bindings if b[1] != name}
         return len(queue.ready), cancelled
 
-    def remove_consumer(self, consumer: MConsumer) -> None:
+    def unsubscribe(self, consumer: MConsumer) -> MQueue:
+        """``consumer`` leaves its queue: a use of the queue (rule 6), and a turn that was
+        past the last remaining consumer wraps to the first (rule 3)."""
         queue = self.queues[consumer.queue]
         queue.consumers.remove(consumer)
+        queue.last_used = self.now
+        if not queue.consumers or queue.start > queue.consumers[-1].number:
+            queue.start = 0
+        return queue
+
+    def remove_consumer(self, consumer: MConsumer) -> None:
+        queue = self.unsubscribe(consumer)
         if queue.auto_delete and not queue.consumers:
             self.delete_queue(consumer.queue)
 
@@ -250,8 +286,7 @@ class BrokerMachine(RuleBasedStateMachine):
         chan = self.channels.pop(key)
         emptied = []
         for consumer in chan.consumers.values():
-            queue = self.queues[consumer.queue]
-            queue.consumers.remove(consumer)
+            queue = self.unsubscribe(consumer)
             if queue.auto_delete and not queue.consumers:
                 emptied.append(consumer.queue)
         for _, (copy, _) in sorted(chan.unacked.items()):
@@ -289,29 +324,42 @@ class BrokerMachine(RuleBasedStateMachine):
             else:
                 self.drop(copy, action)
                 self.counters["acked"] += action == "acked"
+                self.homes[copy.incarnation].counts["acked"] += action == "acked"
         self.sweep()
 
     def apply(self, effects: list[Effect], *, strict_head: bool = True,
-              returns: int = 0, confirm: Confirm | None = None) -> None:
-        """Follow the effects of a command; Return/Confirm must be exactly the expected ones."""
-        seen_returns = 0
+              returns: tuple[Message, ...] = (), confirm: Confirm | None = None) -> None:
+        """Follow the effects of a command; Return/Confirm must be exactly the expected ones
+        (a return carries the very message published, to the channel that published it)."""
+        seen_returns: list[Message] = []
         for index, effect in enumerate(effects):
             if isinstance(effect, Deliver):
                 self.delivered(effect, strict_head)
             elif isinstance(effect, Return):
                 assert (effect.reply_code, effect.reply_text) == (312, "NO_ROUTE")
-                seen_returns += 1
+                assert confirm is None or (effect.connection, effect.channel) == (
+                    confirm.connection, confirm.channel)
+                seen_returns.append(effect.message)
             elif isinstance(effect, Confirm):
                 assert effect == confirm and index == len(effects) - 1
                 confirm = None
             else:
                 raise AssertionError(f"unexpected effect {effect}")
-        assert seen_returns == returns and confirm is None
+        assert tuple(seen_returns) == returns, "returned messages differ"
+        assert confirm is None, "a confirm is missing"
 
     def delivered(self, effect: Deliver, strict_head: bool) -> None:
         chan = self.channels[(effect.connection, effect.channel)]
         consumer = chan.consumers[effect.consumer_tag]
         queue = self.queues[consumer.queue]
+        if strict_head:  # (requeues of several channels at once may reorder turns)
+            expected = self.next_consumer(queue)
+            assert expected is consumer, (
+                f"{consumer.queue}: {consumer.tag} got a delivery, it was "
+                f"{expected and expected.tag}'s turn")
+        # Rule 3: the turn passes to the next consumer subscribed, wrapping after the last.
+        queue.start = 0 if consumer is queue.consumers[-1] else consumer.number + 1
+        queue.counts["delivered"] += 1
         bodies = [copy.body for copy in queue.ready]
         position = 0 if strict_head else bodies.index(effect.message.body)
         assert bodies[position] == effect.message.body, "delivery did not take the queue head"
@@ -325,6 +373,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self.counters["delivered"] += 1
         if consumer.no_ack:
             self.drop(copy, "no-ack delivery")
+            queue.counts["acked"] += 1
             return
         # A delivery needs credit under both limits (a lowered global limit does not take
         # deliveries back, so the check is at delivery time).
@@ -334,6 +383,13 @@ class BrokerMachine(RuleBasedStateMachine):
         assert not chan.global_prefetch or sum(o is not None for o in owners) < (
             chan.global_prefetch), "channel over its global prefetch"
         chan.unacked[effect.delivery_tag] = (copy, consumer)
+
+    def next_consumer(self, queue: MQueue) -> MConsumer | None:
+        """Whose turn it is (rule 3): the first consumer with credit from the turn's start in
+        subscription order, wrapping to the first."""
+        able = [consumer for consumer in queue.consumers if self.has_credit(consumer)]
+        after = [consumer for consumer in able if consumer.number >= queue.start]
+        return (after or able or [None])[0]
 
     def route(self, exchange: str, routing_key: str) -> set[str]:
         if exchange == "":
@@ -435,6 +491,8 @@ class BrokerMachine(RuleBasedStateMachine):
             queue = self.queues[name] = MQueue(
                 next(self.incarnations), key[0] if exclusive else None, auto_delete
             )
+            self.homes[queue.incarnation] = queue
+        queue.last_used = self.now
         chan.last_queue = name
         assert outcome.reply == QueueDeclareOk(name, len(queue.ready), len(queue.consumers))
 
@@ -471,10 +529,34 @@ class BrokerMachine(RuleBasedStateMachine):
         for _ in range(count):
             self.publish_one(ch, exchange, routing_key, mandatory)
 
-    def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, batch=st.lists(st.tuples(
+        st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]), ROUTING_KEYS, st.booleans()),
+        min_size=1, max_size=4))
+    def publish_many(self, ch: int, batch: list[tuple[str, str, bool]]) -> None:
+        """A pipelining client's publishes as one ``PublishMany``: the same as one by one,
+        except that an all-accepted batch is confirmed by one ``multiple`` confirm."""
         key, chan = self.pick_channel(ch)
+        messages, returns = [], []
+        for exchange, routing_key, mandatory in batch:
+            message, targets = self.enqueue(exchange, routing_key)
+            messages.append((message, mandatory))
+            if mandatory and not targets:
+                returns.append(message)
+        outcome = self.send(c.PublishMany(*key, tuple(messages)))
+        confirm = None
+        if chan.confirm_seq is not None:
+            chan.confirm_seq += len(batch)
+            confirm = Confirm(*key, chan.confirm_seq, True)
+        self.counters["returned"] += len(returns)
+        self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
+
+    def enqueue(self, exchange: str, routing_key: str) -> tuple[Message, list[str]]:
+        """The model's side of one publish: its copies at the tails of the queues it routes
+        to; the message (identified by its message id) and those queues."""
         seq = len(self.copies) + 1
-        body = f"m{self.counters['published']}".encode()
+        number = self.counters["published"]
+        body = f"m{number}".encode()
         self.counters["published"] += 1
         targets = sorted(self.route(exchange, routing_key))
         for offset, name in enumerate(targets):
@@ -484,14 +566,20 @@ class BrokerMachine(RuleBasedStateMachine):
                 copy.expires_at = self.now + TTL
             self.copies.append(copy)
             queue.ready.append(copy)
+            queue.counts["published"] += 1
         self.sweep()
-        outcome = self.send(c.Publish(*key, Message(exchange, routing_key, body), mandatory))
+        return Message(exchange, routing_key, body), targets
+
+    def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        message, targets = self.enqueue(exchange, routing_key)
+        outcome = self.send(c.Publish(*key, message, mandatory))
         confirm = None
         if chan.confirm_seq is not None:
             chan.confirm_seq += 1
             confirm = Confirm(*key, chan.confirm_seq)
-        returns = int(mandatory and not targets)
-        self.counters["returned"] += returns
+        returns = (message,) if mandatory and not targets else ()
+        self.counters["returned"] += len(returns)
         self.apply(outcome.effects, returns=returns, confirm=confirm)
 
     @precondition(lambda self: self.channels)
@@ -537,7 +625,10 @@ class BrokerMachine(RuleBasedStateMachine):
         assert isinstance(outcome.reply, ConsumeOk)
         tag = outcome.reply.consumer_tag
         assert tag and tag not in chan.consumers
-        consumer = MConsumer(tag, name, key, no_ack, exclusive, chan.prefetch)
+        consumer = MConsumer(tag, name, key, no_ack, exclusive, chan.prefetch,
+                             queue.next_number)
+        queue.next_number += 1
+        queue.last_used = self.now
         chan.consumers[tag] = consumer
         queue.consumers.append(consumer)
         self.apply(outcome.effects)
@@ -552,6 +643,40 @@ class BrokerMachine(RuleBasedStateMachine):
         assert outcome.reply == CancelOk(tag) and outcome.effects == []
         if tag in chan.consumers:
             self.remove_consumer(chan.consumers.pop(tag))
+
+    @precondition(lambda self: any(chan.consumers for chan in self.channels.values()))
+    @rule(ch=PICK, pick=PICK)
+    def resubscribe(self, ch: int, pick: int) -> None:
+        """A client cancels a consumer and subscribes again at once (round-robin turns must
+        survive the change, rule 3)."""
+        holding = sorted(k for k, chan in self.channels.items() if chan.consumers)
+        key = holding[ch % len(holding)]
+        chan = self.channels[key]
+        consumer = chan.consumers[sorted(chan.consumers)[pick % len(chan.consumers)]]
+        outcome = self.send(c.Cancel(*key, consumer.tag))
+        assert outcome.reply == CancelOk(consumer.tag)
+        self.remove_consumer(chan.consumers.pop(consumer.tag))
+        if consumer.queue in self.queues:
+            self.consume(sorted(self.channels).index(key), consumer.queue, "", consumer.no_ack,
+                         exclusive=False)
+
+    @precondition(lambda self: any(chan.unacked for chan in self.channels.values()))
+    @rule(ch=PICK, picks=st.lists(PICK, min_size=1, max_size=4, unique=True))
+    def ack_many(self, ch: int, picks: list[int]) -> None:
+        """A pipelining client's single acks as one ``AckMany``: refused whole (406, nothing
+        changed) when any tag is not outstanding."""
+        holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+        key = holding[ch % len(holding)]
+        chan = self.channels[key]
+        tags = sorted({self.pick_tag(chan, pick) if pick != 8 else chan.last_tag + 1
+                       for pick in picks})
+        predict = None if all(tag in chan.unacked for tag in tags) else 406
+        outcome = self.attempt(c.AckMany(*key, tuple(tags)), key, predict)
+        if outcome is None:
+            return
+        for tag in tags:
+            self.settle(chan, tag, False, "acked")
+        self.apply(outcome.effects)
 
     def pick_tag(self, chan: MChannel, pick: int) -> int:
         tags = sorted(chan.unacked)
@@ -602,6 +727,7 @@ class BrokerMachine(RuleBasedStateMachine):
         outcome = self.attempt(c.Get(*key, name, no_ack), key, predict)
         if outcome is None or queue is None:
             return
+        queue.last_used = self.now
         if not queue.ready:
             assert isinstance(outcome.reply, GetEmpty)
             return
@@ -615,8 +741,10 @@ class BrokerMachine(RuleBasedStateMachine):
             queue.last_first_seq = copy.seq
         chan.last_tag = reply.delivery_tag
         self.counters["delivered"] += 1
+        queue.counts["delivered"] += 1
         if no_ack:
             self.drop(copy, "no-ack delivery")
+            queue.counts["acked"] += 1
         else:
             chan.unacked[reply.delivery_tag] = (copy, None)
 
@@ -677,6 +805,10 @@ class BrokerMachine(RuleBasedStateMachine):
         self.now += step
         effects = self.broker.handle_timeout(now=self.now)
         self.sweep()
+        leased = self.queues.get(LEASED)
+        if leased is not None and not leased.consumers and (
+                leased.last_used + EXPIRES <= self.now):
+            self.delete_queue(LEASED)  # unused for its whole lease (rule 6)
         self.apply(effects, strict_head=True)
 
     # -- invariants -------------------------------------------------------------------------
@@ -685,6 +817,10 @@ class BrokerMachine(RuleBasedStateMachine):
     def deadlines(self) -> None:
         queue = self.queues.get(TTL_QUEUE)
         deadline = self.broker.next_deadline()
+        leased = self.queues.get(LEASED)
+        if leased is not None and not leased.consumers:
+            assert deadline is not None and deadline <= leased.last_used + EXPIRES, (
+                "the broker would expire the leased queue late")
         if queue is not None and queue.ready:
             head = queue.ready[0].expires_at
             assert head is not None and head > self.now, "an expired head outlived its sweep"
@@ -754,6 +890,16 @@ class BrokerMachine(RuleBasedStateMachine):
         assert (stats.connections, stats.channels, stats.queues) == (
             len(self.connections), len(self.channels), len(self.queues)
         )
+        for name, queue in self.queues.items():
+            real = self.broker.queue_statistics(name)
+            unacked = sum(1 for chan in self.channels.values()
+                          for copy, _ in chan.unacked.values()
+                          if copy.incarnation == queue.incarnation)
+            assert (real.ready, real.unacked, real.consumers) == (
+                len(queue.ready), unacked, len(queue.consumers)), f"{name}: counts differ"
+            assert (real.published, real.delivered, real.acked, real.redelivered) == (
+                queue.counts["published"], queue.counts["delivered"], queue.counts["acked"],
+                queue.counts["redelivered"]), f"{name}: message counters differ"
 
 
 # Inherits the suite's profile (max_examples from tests/conftest.py); a short run per example.
