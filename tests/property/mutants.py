@@ -71,6 +71,25 @@ MUTANTS = (
 )
 
 
+#: Mutants of paths the state machine added later (consumer priority, single active consumer).
+MUTANTS += (
+    Mutant(
+        "consumer-priority-ignored",
+        "minibroker/core/consumers.py",
+        "            -consumer.priority, level.round_for(number), number, consumer, level\n",
+        "            0, level.round_for(number), number, consumer, level\n",
+        (MACHINE,),
+    ),
+    Mutant(
+        "single-active-consumer-ignored",
+        "minibroker/core/consumers.py",
+        "        if self.single_active:\n            first = self.first()",
+        "        if False:\n            first = self.first()",
+        (MACHINE,),
+    ),
+)
+
+
 def run(mutant: Mutant) -> bool:
     """Apply ``mutant``, run its killers; True when they fail (the mutant is killed)."""
     path = ROOT / mutant.path

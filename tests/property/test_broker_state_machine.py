@@ -20,6 +20,8 @@ Rules (the invariants, checked after every step):
    Each delivery goes to the consumer whose turn it is: the first with credit in subscription
    order from the one after the last consumer that took a message, wrapping after the last
    (a turn past the last consumer left wraps when that consumer goes, so a newcomer waits).
+   Consumers of the highest ``x-priority`` with credit come first, each priority keeping its
+   own turn; on ``qs`` (single active consumer) only the first subscribed consumer receives.
 4. ``statistics()`` and every queue's ``queue_statistics()`` (ready, unacked, consumers,
    published, delivered, acked, redelivered) agree with the model. A refused command changes
    nothing, and the adapter then closes the channel (channel error) or the connection
@@ -76,7 +78,7 @@ EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
 E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
 QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
-          "dlq": (False, False), "qx": (False, False)}
+          "dlq": (False, False), "qx": (False, False), "qs": (False, False)}
 #: The queue with features, its arguments and where it dead-letters to (rule 5).
 TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
 #: The queue with an ``x-expires`` lease (rule 6) and its length in seconds.
@@ -84,7 +86,9 @@ LEASED, EXPIRES = "qx", 2.0
 QUEUE_ARGS: dict[str, FieldTable] = {TTL_QUEUE: {
     "x-message-ttl": int(TTL * 1000), "x-max-length": MAX_LENGTH,
     "x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ,
-}, LEASED: {"x-expires": int(EXPIRES * 1000)}}
+}, LEASED: {"x-expires": int(EXPIRES * 1000)}, "qs": {"x-single-active-consumer": True}}
+#: The queue with a single active consumer (rule 3).
+SINGLE = "qs"
 #: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
 ROUTED = [name for name in QUEUES if name != DLQ]
 QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
@@ -92,6 +96,9 @@ BIND_QUEUE_ARG = st.sampled_from([*ROUTED, ""])
 BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
 ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *ROUTED])
 PICK = st.integers(0, 9)
+#: The exchanges every vhost has (AMQP 0-9-1 section 3.1.3: "amq." exchanges are predeclared).
+DEFAULT_EXCHANGES = {"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match",
+                     "amq.rabbitmq.trace"}
 
 
 @dataclass(eq=False)
@@ -114,8 +121,9 @@ class MConsumer:
     no_ack: bool
     exclusive: bool
     limit: int
-    #: Its place in the queue's subscription order (rule 3).
+    #: Its place in the queue's subscription order, and its ``x-priority`` (rule 3).
     number: int = 0
+    priority: int = 0
 
 
 @dataclass(eq=False)
@@ -129,7 +137,7 @@ class MQueue:
     #: Round-robin (rule 3): subscription numbers handed out, and the number the next turn
     #: starts from (the consumer after the last one that took a message).
     next_number: int = 0
-    start: int = 0
+    starts: dict[int, int] = field(default_factory=dict)  # priority -> turn start
     #: The ``x-expires`` lease (rule 6): when the queue was last used.
     last_used: float = 0.0
     #: Per-queue statistics (rule 4): published, delivered, acked, redelivered.
@@ -272,8 +280,11 @@ class BrokerMachine(RuleBasedStateMachine):
         queue = self.queues[consumer.queue]
         queue.consumers.remove(consumer)
         queue.last_used = self.now
-        if not queue.consumers or queue.start > queue.consumers[-1].number:
-            queue.start = 0
+        level = [x.number for x in queue.consumers if x.priority == consumer.priority]
+        if not level:
+            queue.starts.pop(consumer.priority, None)
+        elif queue.starts.get(consumer.priority, 0) > level[-1]:
+            queue.starts[consumer.priority] = 0
         return queue
 
     def remove_consumer(self, consumer: MConsumer) -> None:
@@ -358,7 +369,8 @@ class BrokerMachine(RuleBasedStateMachine):
                 f"{consumer.queue}: {consumer.tag} got a delivery, it was "
                 f"{expected and expected.tag}'s turn")
         # Rule 3: the turn passes to the next consumer subscribed, wrapping after the last.
-        queue.start = 0 if consumer is queue.consumers[-1] else consumer.number + 1
+        level = [x for x in queue.consumers if x.priority == consumer.priority]
+        queue.starts[consumer.priority] = 0 if consumer is level[-1] else consumer.number + 1
         queue.counts["delivered"] += 1
         bodies = [copy.body for copy in queue.ready]
         position = 0 if strict_head else bodies.index(effect.message.body)
@@ -387,9 +399,16 @@ class BrokerMachine(RuleBasedStateMachine):
     def next_consumer(self, queue: MQueue) -> MConsumer | None:
         """Whose turn it is (rule 3): the first consumer with credit from the turn's start in
         subscription order, wrapping to the first."""
+        if queue is self.queues.get(SINGLE):  # only the first subscribed, no priorities
+            first = queue.consumers[0] if queue.consumers else None
+            return first if first is not None and self.has_credit(first) else None
         able = [consumer for consumer in queue.consumers if self.has_credit(consumer)]
-        after = [consumer for consumer in able if consumer.number >= queue.start]
-        return (after or able or [None])[0]
+        if not able:
+            return None
+        top = max(consumer.priority for consumer in able)
+        able = [consumer for consumer in able if consumer.priority == top]
+        start = queue.starts.get(top, 0)
+        return ([consumer for consumer in able if consumer.number >= start] or able)[0]
 
     def route(self, exchange: str, routing_key: str) -> set[str]:
         if exchange == "":
@@ -413,9 +432,10 @@ class BrokerMachine(RuleBasedStateMachine):
     # -- rules ------------------------------------------------------------------------------
 
     @initialize(prefetch=st.sampled_from([1, 2, 3, 0]), global_prefetch=st.sampled_from([0, 3, 2]),
-                no_ack=st.booleans(), messages=st.integers(2, 5), second=st.booleans())
+                no_ack=st.booleans(), messages=st.integers(2, 5), second=st.booleans(),
+                priority=st.sampled_from([None, 1, -1]), single=st.booleans())
     def setup(self, prefetch: int, global_prefetch: int, no_ack: bool, messages: int,
-              second: bool) -> None:
+              second: bool, priority: int | None, single: bool) -> None:
         self.send(c.OpenConnection(0))
         self.send(c.OpenChannel(0, 1))
         for name, kind in EXCHANGES.items():
@@ -437,7 +457,10 @@ class BrokerMachine(RuleBasedStateMachine):
         if second:  # a second consumer on another channel of the same connection
             self.open_channel(2, 2)
             self.qos(2, prefetch, global_=False)
-            self.consume(2, "q0", "c2", False, exclusive=False)
+            self.consume(2, "q0", "c2", False, exclusive=False, priority=priority)
+        if single:  # two consumers on the single-active-consumer queue
+            self.consume(0, SINGLE, "s1", False, exclusive=False)
+            self.consume(1, SINGLE, "s2", no_ack, exclusive=False)
         for _ in range(messages):
             self.publish_one(0, "x.topic", "a.b", mandatory=False)
 
@@ -603,8 +626,10 @@ class BrokerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, name=QUEUE_ARG, tag=st.sampled_from(["", "c1", "c2"]), no_ack=st.booleans(),
-          exclusive=st.sampled_from([False, False, False, True]))
-    def consume(self, ch: int, name: str, tag: str, no_ack: bool, exclusive: bool) -> None:
+          exclusive=st.sampled_from([False, False, False, True]),
+          priority=st.sampled_from([None, None, None, 0, 1, -1]))
+    def consume(self, ch: int, name: str, tag: str, no_ack: bool, exclusive: bool,
+                priority: int | None = None) -> None:
         key, chan = self.pick_channel(ch)
         predict = None
         queue = None
@@ -619,14 +644,16 @@ class BrokerMachine(RuleBasedStateMachine):
                 raise Expected(403)
         except Expected as expected:
             predict = expected.code
-        outcome = self.attempt(c.Consume(*key, name, tag, no_ack, exclusive), key, predict)
+        arguments = None if priority is None else {"x-priority": priority}
+        outcome = self.attempt(c.Consume(*key, name, tag, no_ack, exclusive, arguments), key,
+                               predict)
         if outcome is None or queue is None:
             return
         assert isinstance(outcome.reply, ConsumeOk)
         tag = outcome.reply.consumer_tag
         assert tag and tag not in chan.consumers
         consumer = MConsumer(tag, name, key, no_ack, exclusive, chan.prefetch,
-                             queue.next_number)
+                             queue.next_number, priority or 0)
         queue.next_number += 1
         queue.last_used = self.now
         chan.consumers[tag] = consumer
@@ -658,7 +685,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self.remove_consumer(chan.consumers.pop(consumer.tag))
         if consumer.queue in self.queues:
             self.consume(sorted(self.channels).index(key), consumer.queue, "", consumer.no_ack,
-                         exclusive=False)
+                         exclusive=False, priority=consumer.priority)
 
     @precondition(lambda self: any(chan.unacked for chan in self.channels.values()))
     @rule(ch=PICK, picks=st.lists(PICK, min_size=1, max_size=4, unique=True))
@@ -869,7 +896,8 @@ class BrokerMachine(RuleBasedStateMachine):
                 assert not consumer.limit or held <= consumer.limit
         for name, queue in self.queues.items():
             if queue.ready:
-                stuck = [x.tag for x in queue.consumers if self.has_credit(x)]
+                stuck = [x.tag for x in queue.consumers[:1 if name == SINGLE else None]
+                         if self.has_credit(x)]
                 assert not stuck, f"{name} keeps ready messages from consumers {stuck}"
 
     @invariant()
@@ -890,6 +918,22 @@ class BrokerMachine(RuleBasedStateMachine):
         assert (stats.connections, stats.channels, stats.queues) == (
             len(self.connections), len(self.channels), len(self.queues)
         )
+        assert stats.consumers == sum(len(queue.consumers) for queue in self.queues.values())
+        assert stats.exchanges == len(DEFAULT_EXCHANGES) + len(EXCHANGES)
+        for exchange in EXCHANGES:  # bindings from an exchange: to queues and to exchanges
+            assert self.broker.exchange_info(exchange).bindings == len(E2E.get(exchange, [])) + (
+                sum(1 for x, _, _ in self.bindings if x == exchange)), f"{exchange} bindings"
+        consumers = {
+            (info.connection, info.channel, info.consumer_tag): (
+                info.queue, info.unacked, info.no_ack, info.exclusive, info.prefetch_count)
+            for info in self.broker.snapshot().consumers
+        }
+        assert consumers == {
+            (*key, tag): (consumer.queue, sum(1 for _, owner in chan.unacked.values()
+                                              if owner is consumer),
+                          consumer.no_ack, consumer.exclusive, consumer.limit)
+            for key, chan in self.channels.items() for tag, consumer in chan.consumers.items()
+        }, "consumers differ"
         for name, queue in self.queues.items():
             real = self.broker.queue_statistics(name)
             unacked = sum(1 for chan in self.channels.values()
