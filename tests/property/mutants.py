@@ -87,6 +87,20 @@ MUTANTS += (
         "        if False:\n            first = self.first()",
         (MACHINE,),
     ),
+    Mutant(
+        "x-death-reason-lost",
+        "minibroker/core/deadletter.py",
+        '"count": 1, "reason": reason, "queue": queue,',
+        '"count": 1, "reason": "expired", "queue": queue,',
+        (MACHINE,),
+    ),
+    Mutant(
+        "message-properties-lost",
+        "minibroker/core/deadletter.py",
+        "        replace(properties, headers=headers, expiration=None),",
+        "        type(properties)(headers=headers),",
+        (MACHINE,),
+    ),
 )
 
 

@@ -1,11 +1,11 @@
 """Property: random command sequences against the broker core keep every message accounted for.
 
 A hypothesis ``RuleBasedStateMachine`` drives ``Broker.handle`` with declare/bind/unbind/publish/
-publish-many/consume/qos/ack/ack-many/nack/reject/cancel/resubscribe/get/recover/purge/delete and
-channel/connection churn, over a
-few connections, channels, queues and exchanges (direct, fanout, topic with ``#``, and an
-exchange-to-exchange cycle). A model follows along, learning where each delivery went from the
-``Deliver`` effects and ``GetOk`` replies, and predicting every error.
+publish-many/consume/qos/ack/ack-many/nack/reject/cancel/resubscribe/get/recover/purge/delete
+and channel/connection churn, over a few connections, channels, queues and exchanges (direct,
+fanout, topic with ``#``, and an exchange-to-exchange cycle). A model follows along, learning
+where each delivery went from the ``Deliver`` effects and ``GetOk`` replies, and predicting
+every error.
 
 Rules (the invariants, checked after every step):
 
@@ -13,8 +13,12 @@ Rules (the invariants, checked after every step):
    queue, unacked on exactly one channel, or gone by a stated rule (acked, rejected without
    requeue, purged, queue deleted, no-ack delivery). The broker's queues and unacked maps
    hold exactly the model's copies, in the model's order.
-2. Delivery tags strictly increase per channel; a delivery takes the head of its queue, so
-   first deliveries (``redelivered=False``) leave each queue in publish order.
+2. Copies are told apart by message id (bodies repeat), and every delivery and ``basic.get``
+   carries the message as published — properties, headers, exchange, routing key — or, from
+   ``dlq``, as dead-lettered: ``x-death`` with its reason, queue, exchange and routing keys,
+   and the ``x-first-death-*`` headers. Delivery tags strictly increase per channel; a
+   delivery takes the head of its queue, so first deliveries (``redelivered=False``) leave
+   each queue in publish order.
 3. No consumer holds more unacked deliveries than its prefetch, nor a channel more than its
    global prefetch; and no queue keeps a ready message while one of its consumers has credit.
    Each delivery goes to the consumer whose turn it is: the first with credit in subscription
@@ -42,9 +46,10 @@ Rules (the invariants, checked after every step):
 from __future__ import annotations
 
 import bisect
+import datetime
 import itertools
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -69,7 +74,7 @@ from minibroker.core.effects import (
 )
 from minibroker.core.topic import reference_match
 from minibroker.errors import ChannelError, ConnectionLevelError
-from minibroker.message import FieldTable, Message
+from minibroker.message import FieldTable, Message, Properties
 from tests.unit.core.helpers import fingerprint
 
 ChannelKey = tuple[int, int]
@@ -106,11 +111,17 @@ class Copy:
     """One routed copy of a message in one incarnation of a queue."""
 
     seq: int
-    body: bytes
+    #: The message as its consumer must receive it (``x-death`` time aside); copies are told
+    #: apart by message id, their bodies repeat.
+    message: Message
     queue: str
     incarnation: int
     redelivered: bool = False
     expires_at: float | None = None
+
+    @property
+    def id(self) -> str | None:
+        return self.message.properties.message_id
 
 
 @dataclass(eq=False)
@@ -153,6 +164,33 @@ class MChannel:
     confirm_seq: int | None = None
     consumers: dict[str, MConsumer] = field(default_factory=dict)
     unacked: dict[int, tuple[Copy, MConsumer | None]] = field(default_factory=dict)
+
+
+def dead_lettered(message: Message, reason: str) -> Message:
+    """What a message of q3 becomes in dlq (RabbitMQ's dlx docs: the ``x-death`` array and the
+    ``x-first-death-*`` headers; routed with the dead-letter routing key)."""
+    headers: FieldTable = dict(message.properties.headers or {})
+    headers["x-death"] = [{
+        "count": 1, "reason": reason, "queue": TTL_QUEUE, "time": None,
+        "exchange": message.exchange, "routing-keys": [message.routing_key],
+    }]
+    headers.update({"x-first-death-reason": reason, "x-first-death-queue": TTL_QUEUE,
+                    "x-first-death-exchange": message.exchange})
+    return Message("", DLQ, message.body, replace(message.properties, headers=headers))
+
+
+def comparable(message: Message) -> Message:
+    """``message`` with each ``x-death`` time, which must be a timestamp, set to ``None``."""
+    headers = message.properties.headers
+    deaths = headers.get("x-death") if headers else None
+    if headers is None or deaths is None:
+        return message
+    assert isinstance(deaths, list)
+    for death in deaths:
+        assert isinstance(death, dict) and isinstance(death["time"], datetime.datetime)
+    timeless: FieldTable = {**headers, "x-death": [
+        {**death, "time": None} for death in deaths if isinstance(death, dict)]}
+    return replace(message, properties=replace(message.properties, headers=timeless))
 
 
 class Expected(Exception):
@@ -234,7 +272,8 @@ class BrokerMachine(RuleBasedStateMachine):
         self.drop(copy, f"dead-lettered ({reason})")
         dlq = self.queues.get(DLQ)
         if dlq is not None:
-            new = Copy(len(self.copies) + 1, copy.body, DLQ, dlq.incarnation)
+            new = Copy(len(self.copies) + 1, dead_lettered(copy.message, reason), DLQ,
+                       dlq.incarnation)
             self.copies.append(new)
             dlq.ready.append(new)
             dlq.counts["published"] += 1
@@ -372,10 +411,12 @@ class BrokerMachine(RuleBasedStateMachine):
         level = [x for x in queue.consumers if x.priority == consumer.priority]
         queue.starts[consumer.priority] = 0 if consumer is level[-1] else consumer.number + 1
         queue.counts["delivered"] += 1
-        bodies = [copy.body for copy in queue.ready]
-        position = 0 if strict_head else bodies.index(effect.message.body)
-        assert bodies[position] == effect.message.body, "delivery did not take the queue head"
+        ids = [copy.id for copy in queue.ready]
+        position = 0 if strict_head else ids.index(effect.message.properties.message_id)
+        assert ids[position] == effect.message.properties.message_id, (
+            "delivery did not take the queue head")
         copy = queue.ready.pop(position)
+        assert comparable(effect.message) == comparable(copy.message), "message changed"
         assert effect.redelivered == copy.redelivered
         if not copy.redelivered:
             assert copy.seq > queue.last_first_seq, "first deliveries out of publish order"
@@ -579,19 +620,21 @@ class BrokerMachine(RuleBasedStateMachine):
         to; the message (identified by its message id) and those queues."""
         seq = len(self.copies) + 1
         number = self.counters["published"]
-        body = f"m{number}".encode()
+        message = Message(exchange, routing_key, b"ab"[: number % 3], Properties(
+            content_type="text/plain", headers={"n": number} if number % 2 else None,
+            delivery_mode=1 + number % 2, message_id=f"m{number}", app_id="machine"))
         self.counters["published"] += 1
         targets = sorted(self.route(exchange, routing_key))
         for offset, name in enumerate(targets):
             queue = self.queues[name]
-            copy = Copy(seq + offset, body, name, queue.incarnation)
+            copy = Copy(seq + offset, message, name, queue.incarnation)
             if name == TTL_QUEUE:
                 copy.expires_at = self.now + TTL
             self.copies.append(copy)
             queue.ready.append(copy)
             queue.counts["published"] += 1
         self.sweep()
-        return Message(exchange, routing_key, body), targets
+        return message, targets
 
     def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
         key, chan = self.pick_channel(ch)
@@ -761,7 +804,8 @@ class BrokerMachine(RuleBasedStateMachine):
         copy = queue.ready.pop(0)
         reply = outcome.reply
         assert isinstance(reply, GetOk)
-        assert (reply.message.body, reply.redelivered) == (copy.body, copy.redelivered)
+        assert (comparable(reply.message), reply.redelivered) == (
+            comparable(copy.message), copy.redelivered)
         assert reply.message_count == len(queue.ready) and reply.delivery_tag > chan.last_tag
         if not copy.redelivered:
             assert copy.seq > queue.last_first_seq
@@ -875,8 +919,8 @@ class BrokerMachine(RuleBasedStateMachine):
         # The broker holds exactly the model's copies, in the model's order.
         assert set(self.broker.topology.queues) == set(self.queues)
         for name, real in self.broker.topology.queues.items():
-            assert [(e.message.body, e.redelivered) for e in real.ready] == [
-                (copy.body, copy.redelivered) for copy in self.queues[name].ready
+            assert [(e.message.properties.message_id, e.redelivered) for e in real.ready] == [
+                (copy.id, copy.redelivered) for copy in self.queues[name].ready
             ], f"ready messages of {name} differ"
             assert len(real.consumers) == len(self.queues[name].consumers)
         live = {
@@ -885,8 +929,9 @@ class BrokerMachine(RuleBasedStateMachine):
         }
         assert set(live) == set(self.channels)
         for key, chan in self.channels.items():
-            assert {t: (u.entry.message.body, u.queue.name) for t, u in live[key].unacked.items()
-                    } == {t: (copy.body, copy.queue) for t, (copy, _) in chan.unacked.items()}
+            assert {t: (u.entry.message.properties.message_id, u.queue.name)
+                    for t, u in live[key].unacked.items()
+                    } == {t: (copy.id, copy.queue) for t, (copy, _) in chan.unacked.items()}
 
     @invariant()
     def credit_and_liveness(self) -> None:
