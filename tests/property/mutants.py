@@ -101,6 +101,13 @@ MUTANTS += (
         "        type(properties)(headers=headers),",
         (MACHINE,),
     ),
+    Mutant(
+        "reject-publish-acked",
+        "minibroker/core/lifecycle.py",
+        "                accepted = False\n",
+        "                pass\n",
+        (MACHINE,),
+    ),
 )
 
 

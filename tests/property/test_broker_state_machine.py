@@ -41,6 +41,10 @@ Rules (the invariants, checked after every step):
 6. ``qx`` has an ``x-expires`` lease: each declare, get, consume and cancel renews it; unused and
    without consumers for the whole lease, it is deleted at the model's clock, and the broker's
    next deadline is never later than the lease's end.
+7. ``qr`` has a max length with ``reject-publish``: a publish routed to it while it holds that
+   many ready messages is not enqueued there (other queues still take it) and is confirmed
+   by a nack. (``qr`` has no consumers: a batch's deliveries would change its length between
+   its publishes.)
 """
 
 from __future__ import annotations
@@ -83,7 +87,8 @@ EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
 E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
 QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
-          "dlq": (False, False), "qx": (False, False), "qs": (False, False)}
+          "dlq": (False, False), "qx": (False, False), "qs": (False, False),
+          "qr": (False, False)}
 #: The queue with features, its arguments and where it dead-letters to (rule 5).
 TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
 #: The queue with an ``x-expires`` lease (rule 6) and its length in seconds.
@@ -94,6 +99,9 @@ QUEUE_ARGS: dict[str, FieldTable] = {TTL_QUEUE: {
 }, LEASED: {"x-expires": int(EXPIRES * 1000)}, "qs": {"x-single-active-consumer": True}}
 #: The queue with a single active consumer (rule 3).
 SINGLE = "qs"
+#: The queue that refuses publishes when full (rule 7), and its length limit.
+REFUSING, REFUSE_AT = "qr", 2
+QUEUE_ARGS[REFUSING] = {"x-max-length": REFUSE_AT, "x-overflow": "reject-publish"}
 #: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
 ROUTED = [name for name in QUEUES if name != DLQ]
 QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
@@ -380,25 +388,26 @@ class BrokerMachine(RuleBasedStateMachine):
         self.sweep()
 
     def apply(self, effects: list[Effect], *, strict_head: bool = True,
-              returns: tuple[Message, ...] = (), confirm: Confirm | None = None) -> None:
+              returns: tuple[Message, ...] = (), confirm: tuple[Confirm, ...] = ()) -> None:
         """Follow the effects of a command; Return/Confirm must be exactly the expected ones
         (a return carries the very message published, to the channel that published it)."""
         seen_returns: list[Message] = []
+        seen_confirms: list[Confirm] = []
         for index, effect in enumerate(effects):
             if isinstance(effect, Deliver):
                 self.delivered(effect, strict_head)
             elif isinstance(effect, Return):
                 assert (effect.reply_code, effect.reply_text) == (312, "NO_ROUTE")
-                assert confirm is None or (effect.connection, effect.channel) == (
-                    confirm.connection, confirm.channel)
+                assert not confirm or (effect.connection, effect.channel) == (
+                    confirm[0].connection, confirm[0].channel)
                 seen_returns.append(effect.message)
             elif isinstance(effect, Confirm):
-                assert effect == confirm and index == len(effects) - 1
-                confirm = None
+                assert index >= len(effects) - len(confirm), "confirms come last"
+                seen_confirms.append(effect)
             else:
                 raise AssertionError(f"unexpected effect {effect}")
         assert tuple(seen_returns) == returns, "returned messages differ"
-        assert confirm is None, "a confirm is missing"
+        assert tuple(seen_confirms) == confirm, "confirms differ"
 
     def delivered(self, effect: Deliver, strict_head: bool) -> None:
         chan = self.channels[(effect.connection, effect.channel)]
@@ -604,49 +613,59 @@ class BrokerMachine(RuleBasedStateMachine):
         """A pipelining client's publishes as one ``PublishMany``: the same as one by one,
         except that an all-accepted batch is confirmed by one ``multiple`` confirm."""
         key, chan = self.pick_channel(ch)
-        messages, returns = [], []
+        messages, returns, accepted = [], [], []
         for exchange, routing_key, mandatory in batch:
-            message, targets = self.enqueue(exchange, routing_key)
+            message, targets, taken = self.enqueue(exchange, routing_key)
             messages.append((message, mandatory))
+            accepted.append(taken)
             if mandatory and not targets:
                 returns.append(message)
         outcome = self.send(c.PublishMany(*key, tuple(messages)))
-        confirm = None
+        confirm: tuple[Confirm, ...] = ()
         if chan.confirm_seq is not None:
+            first = chan.confirm_seq + 1
             chan.confirm_seq += len(batch)
-            confirm = Confirm(*key, chan.confirm_seq, True)
+            if all(accepted):
+                confirm = (Confirm(*key, chan.confirm_seq, True),)
+            else:  # one confirm each, a nack for each refused publish
+                confirm = tuple(Confirm(*key, first + index, False, taken)
+                                for index, taken in enumerate(accepted))
         self.counters["returned"] += len(returns)
         self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
 
-    def enqueue(self, exchange: str, routing_key: str) -> tuple[Message, list[str]]:
+    def enqueue(self, exchange: str, routing_key: str) -> tuple[Message, list[str], bool]:
         """The model's side of one publish: its copies at the tails of the queues it routes
-        to; the message (identified by its message id) and those queues."""
-        seq = len(self.copies) + 1
+        to; the message (identified by its message id), those queues, and whether every one
+        took it (a full ``qr`` refuses it, rule 7)."""
+        accepted = True
         number = self.counters["published"]
         message = Message(exchange, routing_key, b"ab"[: number % 3], Properties(
             content_type="text/plain", headers={"n": number} if number % 2 else None,
             delivery_mode=1 + number % 2, message_id=f"m{number}", app_id="machine"))
         self.counters["published"] += 1
         targets = sorted(self.route(exchange, routing_key))
-        for offset, name in enumerate(targets):
+        for name in targets:
             queue = self.queues[name]
-            copy = Copy(seq + offset, message, name, queue.incarnation)
+            if name == REFUSING and len(queue.ready) >= REFUSE_AT:
+                accepted = False
+                continue
+            copy = Copy(len(self.copies) + 1, message, name, queue.incarnation)
             if name == TTL_QUEUE:
                 copy.expires_at = self.now + TTL
             self.copies.append(copy)
             queue.ready.append(copy)
             queue.counts["published"] += 1
         self.sweep()
-        return message, targets
+        return message, targets, accepted
 
     def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
         key, chan = self.pick_channel(ch)
-        message, targets = self.enqueue(exchange, routing_key)
+        message, targets, accepted = self.enqueue(exchange, routing_key)
         outcome = self.send(c.Publish(*key, message, mandatory))
-        confirm = None
+        confirm: tuple[Confirm, ...] = ()
         if chan.confirm_seq is not None:
             chan.confirm_seq += 1
-            confirm = Confirm(*key, chan.confirm_seq)
+            confirm = (Confirm(*key, chan.confirm_seq, False, accepted),)
         returns = (message,) if mandatory and not targets else ()
         self.counters["returned"] += len(returns)
         self.apply(outcome.effects, returns=returns, confirm=confirm)
@@ -684,8 +703,8 @@ class BrokerMachine(RuleBasedStateMachine):
                 raise Expected(530)
             name, queue = self.resolve(chan, name, key)
             assert queue is not None
-            if name == TTL_QUEUE:
-                return  # rule 5: no consumers on q3
+            if name in (TTL_QUEUE, REFUSING):
+                return  # rules 5 and 7: no consumers on q3 and qr
             if queue.consumers and (exclusive or any(x.exclusive for x in queue.consumers)):
                 raise Expected(403)
         except Expected as expected:
