@@ -108,6 +108,20 @@ MUTANTS += (
         "                pass\n",
         (MACHINE,),
     ),
+    Mutant(
+        "tx-rollback-loses-settlements",
+        "minibroker/core/transactions.py",
+        "        restored.update((tag, unacked) for tag, unacked, _ in tx.settlements)\n",
+        "",
+        (MACHINE,),
+    ),
+    Mutant(
+        "tx-commit-publishes-twice",
+        "minibroker/core/transactions.py",
+        "        for publish in tx.publishes:\n",
+        "        for publish in tx.publishes * 2:\n",
+        (MACHINE,),
+    ),
 )
 
 

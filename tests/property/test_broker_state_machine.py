@@ -1,11 +1,11 @@
 """Property: random command sequences against the broker core keep every message accounted for.
 
 A hypothesis ``RuleBasedStateMachine`` drives ``Broker.handle`` with declare/bind/unbind/publish/
-publish-many/consume/qos/ack/ack-many/nack/reject/cancel/resubscribe/get/recover/purge/delete
-and channel/connection churn, over a few connections, channels, queues and exchanges (direct,
-fanout, topic with ``#``, and an exchange-to-exchange cycle). A model follows along, learning
-where each delivery went from the ``Deliver`` effects and ``GetOk`` replies, and predicting
-every error.
+publish-many/consume/qos/ack/ack-many/nack/reject/cancel/resubscribe/get/recover/purge/delete,
+transactions and channel/connection churn, over a few connections, channels, queues and
+exchanges (direct, fanout, topic with ``#``, and an exchange-to-exchange cycle). A model follows
+along, learning where each delivery went from the ``Deliver`` effects and ``GetOk`` replies,
+and predicting every error.
 
 Rules (the invariants, checked after every step):
 
@@ -45,6 +45,12 @@ Rules (the invariants, checked after every step):
    many ready messages is not enqueued there (other queues still take it) and is confirmed
    by a nack. (``qr`` has no consumers: a batch's deliveries would change its length between
    its publishes.)
+8. Transactions: ``tx.select`` on a confirm channel, ``confirm.select`` on a transactional one,
+   and ``tx.commit``/``tx.rollback`` on a plain one are refused (406). A transactional channel's
+   publishes are routed when published and enqueued at commit (returned then if no routed
+   queue is left), its settlements leave the unacked map at once but keep their credit and
+   their copies until the commit, which applies them after the publishes, consecutive ones of
+   a kind together in tag order; a rollback makes them unacked again.
 """
 
 from __future__ import annotations
@@ -109,6 +115,9 @@ BIND_QUEUE_ARG = st.sampled_from([*ROUTED, ""])
 BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
 ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *ROUTED])
 PICK = st.integers(0, 9)
+#: (exchange, routing key, mandatory) of each publish of a batch.
+BATCH = st.lists(st.tuples(st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]),
+                           ROUTING_KEYS, st.booleans()), min_size=1, max_size=4)
 #: The exchanges every vhost has (AMQP 0-9-1 section 3.1.3: "amq." exchanges are predeclared).
 DEFAULT_EXCHANGES = {"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match",
                      "amq.rabbitmq.trace"}
@@ -172,6 +181,27 @@ class MChannel:
     confirm_seq: int | None = None
     consumers: dict[str, MConsumer] = field(default_factory=dict)
     unacked: dict[int, tuple[Copy, MConsumer | None]] = field(default_factory=dict)
+    #: Transactional (rule 8): publishes (message, mandatory, queues routed to at publish)
+    #: and settlements (tag, copy, consumer, action) waiting for the commit.
+    tx: MTx | None = None
+
+    def holders(self) -> list[MConsumer | None]:
+        """Who holds each delivery not yet settled for good (a settlement waiting for its
+        commit keeps its credit taken)."""
+        pending = [owner for _, _, owner, _ in self.tx.settlements] if self.tx else []
+        return [owner for _, owner in self.unacked.values()] + pending
+
+    def outstanding(self) -> list[tuple[int, Copy]]:
+        """Every delivery still owned by its queue: unacked, or settled in the open tx."""
+        pending = [(tag, copy) for tag, copy, _, _ in self.tx.settlements] if self.tx else []
+        return sorted([(tag, copy) for tag, (copy, _) in self.unacked.items()] + pending,
+                      key=lambda item: item[0])
+
+
+@dataclass(eq=False)
+class MTx:
+    publishes: list[tuple[Message, bool, list[str]]] = field(default_factory=list)
+    settlements: list[tuple[int, Copy, MConsumer | None, str]] = field(default_factory=list)
 
 
 def dead_lettered(message: Message, reason: str) -> Message:
@@ -349,7 +379,7 @@ class BrokerMachine(RuleBasedStateMachine):
             queue = self.unsubscribe(consumer)
             if queue.auto_delete and not queue.consumers:
                 emptied.append(consumer.queue)
-        for _, (copy, _) in sorted(chan.unacked.items()):
+        for _, copy in chan.outstanding():
             self.requeue(copy)
         self.sweep()
         for name in emptied:
@@ -376,16 +406,22 @@ class BrokerMachine(RuleBasedStateMachine):
         else:
             tags = [t for t in sorted(chan.unacked) if t <= tag] if multiple else [tag]
         for t in tags:
-            copy, _ = chan.unacked.pop(t)
-            if action == "requeue":
-                self.requeue(copy)
-            elif action == "rejected" and copy.queue == TTL_QUEUE and self.in_live_queue(copy):
-                self.dead_letter(copy, "rejected")
+            copy, owner = chan.unacked.pop(t)
+            if chan.tx is not None:  # rule 8: it waits for the commit
+                chan.tx.settlements.append((t, copy, owner, action))
             else:
-                self.drop(copy, action)
-                self.counters["acked"] += action == "acked"
-                self.homes[copy.incarnation].counts["acked"] += action == "acked"
+                self.settle_copy(copy, action)
         self.sweep()
+
+    def settle_copy(self, copy: Copy, action: str) -> None:
+        if action == "requeue":
+            self.requeue(copy)
+        elif action == "rejected" and copy.queue == TTL_QUEUE and self.in_live_queue(copy):
+            self.dead_letter(copy, "rejected")
+        else:
+            self.drop(copy, action)
+            self.counters["acked"] += action == "acked"
+            self.homes[copy.incarnation].counts["acked"] += action == "acked"
 
     def apply(self, effects: list[Effect], *, strict_head: bool = True,
               returns: tuple[Message, ...] = (), confirm: tuple[Confirm, ...] = ()) -> None:
@@ -442,7 +478,7 @@ class BrokerMachine(RuleBasedStateMachine):
             return
         # A delivery needs credit under both limits (a lowered global limit does not take
         # deliveries back, so the check is at delivery time).
-        owners = [owner for _, owner in chan.unacked.values()]
+        owners = chan.holders()
         assert not consumer.limit or sum(o is consumer for o in owners) < consumer.limit, (
             f"consumer {consumer.tag} over its prefetch {consumer.limit}")
         assert not chan.global_prefetch or sum(o is not None for o in owners) < (
@@ -606,13 +642,14 @@ class BrokerMachine(RuleBasedStateMachine):
             self.publish_one(ch, exchange, routing_key, mandatory)
 
     @precondition(lambda self: self.channels)
-    @rule(ch=PICK, batch=st.lists(st.tuples(
-        st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]), ROUTING_KEYS, st.booleans()),
-        min_size=1, max_size=4))
+    @rule(ch=PICK, batch=BATCH)
     def publish_many(self, ch: int, batch: list[tuple[str, str, bool]]) -> None:
         """A pipelining client's publishes as one ``PublishMany``: the same as one by one,
         except that an all-accepted batch is confirmed by one ``multiple`` confirm."""
         key, chan = self.pick_channel(ch)
+        if chan.tx is not None:
+            self.tx_publish(key, chan, batch)
+            return
         messages, returns, accepted = [], [], []
         for exchange, routing_key, mandatory in batch:
             message, targets, taken = self.enqueue(exchange, routing_key)
@@ -637,13 +674,20 @@ class BrokerMachine(RuleBasedStateMachine):
         """The model's side of one publish: its copies at the tails of the queues it routes
         to; the message (identified by its message id), those queues, and whether every one
         took it (a full ``qr`` refuses it, rule 7)."""
-        accepted = True
-        number = self.counters["published"]
-        message = Message(exchange, routing_key, b"ab"[: number % 3], Properties(
-            content_type="text/plain", headers={"n": number} if number % 2 else None,
-            delivery_mode=1 + number % 2, message_id=f"m{number}", app_id="machine"))
+        message = self.new_message(exchange, routing_key)
         self.counters["published"] += 1
         targets = sorted(self.route(exchange, routing_key))
+        return message, targets, self.enqueue_copies(message, targets)
+
+    def new_message(self, exchange: str, routing_key: str) -> Message:
+        number = self.counters["numbered"]
+        self.counters["numbered"] += 1
+        return Message(exchange, routing_key, b"ab"[: number % 3], Properties(
+            content_type="text/plain", headers={"n": number} if number % 2 else None,
+            delivery_mode=1 + number % 2, message_id=f"m{number}", app_id="machine"))
+
+    def enqueue_copies(self, message: Message, targets: list[str]) -> bool:
+        accepted = True
         for name in targets:
             queue = self.queues[name]
             if name == REFUSING and len(queue.ready) >= REFUSE_AT:
@@ -656,10 +700,101 @@ class BrokerMachine(RuleBasedStateMachine):
             queue.ready.append(copy)
             queue.counts["published"] += 1
         self.sweep()
-        return message, targets, accepted
+        return accepted
+
+    def tx_publish(self, key: ChannelKey, chan: MChannel, batch: list[tuple[str, str, bool]]
+                   ) -> None:
+        """Publishes on a transactional channel (rule 8): routed now, enqueued at commit."""
+        assert chan.tx is not None
+        messages = []
+        for exchange, routing_key, mandatory in batch:
+            message = self.new_message(exchange, routing_key)
+            messages.append((message, mandatory))
+            # The default exchange routes by name, whether or not the queue exists yet.
+            targets = [routing_key] if exchange == "" else sorted(
+                self.route(exchange, routing_key))
+            chan.tx.publishes.append((message, mandatory, targets))
+        command: c.Command = (c.Publish(*key, *messages[0]) if len(messages) == 1
+                              else c.PublishMany(*key, tuple(messages)))
+        self.apply(self.send(command).effects)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK)
+    def tx_select(self, ch: int) -> None:
+        key, chan = self.pick_channel(ch)
+        # "cannot switch from confirm to tx mode" (RabbitMQ).
+        outcome = self.attempt(c.TxSelect(*key), key,
+                               406 if chan.confirm_seq is not None else None)
+        if outcome is not None:
+            chan.tx = chan.tx or MTx()
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, batch=BATCH, settles=st.lists(st.tuples(
+        PICK, st.sampled_from(["ack", "nack", "reject"]), st.booleans(), st.booleans()),
+        max_size=3), commit=st.booleans())
+    def transaction(self, ch: int, batch: list[tuple[str, str, bool]],
+                    settles: list[tuple[int, str, bool, bool]], commit: bool) -> None:
+        """A whole transaction on one channel: select, publish, settle, commit or roll back
+        (mostly on a channel that holds deliveries)."""
+        holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+        key = holding[ch % len(holding)] if holding else self.pick_channel(ch)[0]
+        if self.channels[key].confirm_seq is not None:
+            return
+        self.tx_select(sorted(self.channels).index(key))
+        self.publish_many(sorted(self.channels).index(key), batch)
+        for pick, verb, multiple, requeue in settles:
+            holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+            if key not in holding:
+                break
+            self.settle_rule(holding.index(key), pick % 8, verb, multiple, requeue)
+            if key not in self.channels or self.channels[key].tx is None:
+                return  # the channel was closed by a refused settlement
+        self.tx_end(sorted(k for k, chan in self.channels.items() if chan.tx).index(key), commit)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, commit=st.booleans())
+    def tx_end(self, ch: int, commit: bool) -> None:
+        """``tx.commit``: the publishes enqueued in order, then the settlements, consecutive
+        ones of a kind together in tag order; ``tx.rollback``: the publishes forgotten, the
+        settlements unacked again."""
+        transactional = sorted(k for k, chan in self.channels.items() if chan.tx)
+        if transactional and ch < 8:  # mostly a transactional channel
+            key = transactional[ch % len(transactional)]
+        else:
+            key = self.pick_channel(ch)[0]
+        chan = self.channels[key]
+        tx = chan.tx
+        command = (c.TxCommit if commit else c.TxRollback)(*key)
+        outcome = self.attempt(command, key, 406 if tx is None else None)
+        if outcome is None or tx is None:
+            return
+        chan.tx = MTx()
+        if not commit:
+            for tag, copy, owner, _ in tx.settlements:
+                chan.unacked[tag] = (copy, owner)
+            chan.unacked = dict(sorted(chan.unacked.items()))
+            assert outcome.effects == []
+            return
+        returns = []
+        for message, mandatory, targets in tx.publishes:
+            found = [name for name in targets if name in self.queues]
+            self.counters["published"] += 1
+            self.enqueue_copies(message, found)
+            if mandatory and not found:
+                returns.append(message)
+        for action, run in itertools.groupby(tx.settlements, key=lambda item: item[3]):
+            for _, copy, _, _ in sorted(run, key=lambda item: item[0]):
+                self.settle_copy(copy, action)
+            self.sweep()
+        self.counters["returned"] += len(returns)
+        # Deliveries interleave with the commit's steps: follow them by message id.
+        self.apply(outcome.effects, strict_head=False, returns=tuple(returns))
 
     def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
         key, chan = self.pick_channel(ch)
+        if chan.tx is not None:
+            self.tx_publish(key, chan, [(exchange, routing_key, mandatory)])
+            return
         message, targets, accepted = self.enqueue(exchange, routing_key)
         outcome = self.send(c.Publish(*key, message, mandatory))
         confirm: tuple[Confirm, ...] = ()
@@ -674,8 +809,9 @@ class BrokerMachine(RuleBasedStateMachine):
     @rule(ch=PICK)
     def confirm_select(self, ch: int) -> None:
         key, chan = self.pick_channel(ch)
-        self.send(c.ConfirmSelect(*key))
-        if chan.confirm_seq is None:
+        # "cannot switch from tx to confirm mode" (RabbitMQ).
+        outcome = self.attempt(c.ConfirmSelect(*key), key, 406 if chan.tx else None)
+        if outcome is not None and chan.confirm_seq is None:
             chan.confirm_seq = 0
 
     @precondition(lambda self: self.channels)
@@ -923,7 +1059,7 @@ class BrokerMachine(RuleBasedStateMachine):
         chan = self.channels[consumer.channel]
         if consumer.no_ack:
             return True
-        owners = [owner for _, owner in chan.unacked.values()]
+        owners = chan.holders()
         if consumer.limit and sum(o is consumer for o in owners) >= consumer.limit:
             return False
         held = sum(o is not None for o in owners)
@@ -935,7 +1071,7 @@ class BrokerMachine(RuleBasedStateMachine):
         for queue in self.queues.values():
             places.update(id(copy) for copy in queue.ready)
         for chan in self.channels.values():
-            places.update(id(copy) for copy, _ in chan.unacked.values())
+            places.update(id(copy) for _, copy in chan.outstanding())
         places.update(self.gone.keys())
         assert places == Counter(id(copy) for copy in self.copies), "a copy vanished or doubled"
         # The broker holds exactly the model's copies, in the model's order.
@@ -959,7 +1095,7 @@ class BrokerMachine(RuleBasedStateMachine):
     def credit_and_liveness(self) -> None:
         for chan in self.channels.values():
             for consumer in chan.consumers.values():
-                held = sum(1 for _, owner in chan.unacked.values() if owner is consumer)
+                held = sum(1 for owner in chan.holders() if owner is consumer)
                 assert not consumer.limit or held <= consumer.limit
         for name, queue in self.queues.items():
             if queue.ready:
@@ -972,7 +1108,7 @@ class BrokerMachine(RuleBasedStateMachine):
         stats = self.broker.statistics()
         alive = {name: queue.incarnation for name, queue in self.queues.items()}
         unacked = sum(
-            1 for chan in self.channels.values() for copy, _ in chan.unacked.values()
+            1 for chan in self.channels.values() for _, copy in chan.outstanding()
             if alive.get(copy.queue) == copy.incarnation
         )
         assert (stats.messages_ready, stats.messages_unacked) == (
@@ -996,7 +1132,7 @@ class BrokerMachine(RuleBasedStateMachine):
             for info in self.broker.snapshot().consumers
         }
         assert consumers == {
-            (*key, tag): (consumer.queue, sum(1 for _, owner in chan.unacked.values()
+            (*key, tag): (consumer.queue, sum(1 for owner in chan.holders()
                                               if owner is consumer),
                           consumer.no_ack, consumer.exclusive, consumer.limit)
             for key, chan in self.channels.items() for tag, consumer in chan.consumers.items()
@@ -1004,7 +1140,7 @@ class BrokerMachine(RuleBasedStateMachine):
         for name, queue in self.queues.items():
             real = self.broker.queue_statistics(name)
             unacked = sum(1 for chan in self.channels.values()
-                          for copy, _ in chan.unacked.values()
+                          for _, copy in chan.outstanding()
                           if copy.incarnation == queue.incarnation)
             assert (real.ready, real.unacked, real.consumers) == (
                 len(queue.ready), unacked, len(queue.consumers)), f"{name}: counts differ"
