@@ -55,469 +55,53 @@ Rules (the invariants, checked after every step):
 
 from __future__ import annotations
 
-import bisect
-import datetime
 import itertools
-from collections import Counter
-from dataclasses import dataclass, field, replace
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from minibroker.core import commands as c
-from minibroker.core.broker import Broker
 from minibroker.core.effects import (
     CancelOk,
     Confirm,
     ConsumeOk,
     ConsumerCancelled,
-    Deliver,
-    Effect,
     GetEmpty,
     GetOk,
-    Outcome,
     QueueDeclareOk,
     QueueDeleteOk,
     QueuePurgeOk,
-    Return,
 )
-from minibroker.core.topic import reference_match
-from minibroker.errors import ChannelError, ConnectionLevelError
-from minibroker.message import FieldTable, Message, Properties
-from tests.unit.core.helpers import fingerprint
-
-ChannelKey = tuple[int, int]
-EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
-#: Exchange-to-exchange bindings, source -> [(destination, binding key)]: a cycle on purpose.
-E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
-#: Queue name -> (exclusive, auto_delete) it is normally declared with.
-QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
-          "dlq": (False, False), "qx": (False, False), "qs": (False, False),
-          "qr": (False, False)}
-#: The queue with features, its arguments and where it dead-letters to (rule 5).
-TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
-#: The queue with an ``x-expires`` lease (rule 6) and its length in seconds.
-LEASED, EXPIRES = "qx", 2.0
-QUEUE_ARGS: dict[str, FieldTable] = {TTL_QUEUE: {
-    "x-message-ttl": int(TTL * 1000), "x-max-length": MAX_LENGTH,
-    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ,
-}, LEASED: {"x-expires": int(EXPIRES * 1000)}, "qs": {"x-single-active-consumer": True}}
-#: The queue with a single active consumer (rule 3).
-SINGLE = "qs"
-#: The queue that refuses publishes when full (rule 7), and its length limit.
-REFUSING, REFUSE_AT = "qr", 2
-QUEUE_ARGS[REFUSING] = {"x-max-length": REFUSE_AT, "x-overflow": "reject-publish"}
-#: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
-ROUTED = [name for name in QUEUES if name != DLQ]
-QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
-BIND_QUEUE_ARG = st.sampled_from([*ROUTED, ""])
-BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
-ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *ROUTED])
-PICK = st.integers(0, 9)
-#: (exchange, routing key, mandatory) of each publish of a batch.
-BATCH = st.lists(st.tuples(st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]),
-                           ROUTING_KEYS, st.booleans()), min_size=1, max_size=4)
-#: The exchanges every vhost has (AMQP 0-9-1 section 3.1.3: "amq." exchanges are predeclared).
-DEFAULT_EXCHANGES = {"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match",
-                     "amq.rabbitmq.trace"}
+from tests.property.broker_model import (
+    BATCH,
+    BIND_QUEUE_ARG,
+    BINDING_KEYS,
+    DLQ,
+    E2E,
+    EXCHANGES,
+    EXPIRES,
+    LEASED,
+    PICK,
+    QUEUE_ARG,
+    QUEUE_ARGS,
+    QUEUES,
+    REFUSING,
+    ROUTING_KEYS,
+    SINGLE,
+    TTL_QUEUE,
+    ChannelKey,
+    Expected,
+    MChannel,
+    MConsumer,
+    MQueue,
+    MTx,
+    comparable,
+)
+from tests.property.broker_model_base import BrokerModel
 
 
-@dataclass(eq=False)
-class Copy:
-    """One routed copy of a message in one incarnation of a queue."""
-
-    seq: int
-    #: The message as its consumer must receive it (``x-death`` time aside); copies are told
-    #: apart by message id, their bodies repeat.
-    message: Message
-    queue: str
-    incarnation: int
-    redelivered: bool = False
-    expires_at: float | None = None
-
-    @property
-    def id(self) -> str | None:
-        return self.message.properties.message_id
-
-
-@dataclass(eq=False)
-class MConsumer:
-    tag: str
-    queue: str
-    channel: ChannelKey
-    no_ack: bool
-    exclusive: bool
-    limit: int
-    #: Its place in the queue's subscription order, and its ``x-priority`` (rule 3).
-    number: int = 0
-    priority: int = 0
-
-
-@dataclass(eq=False)
-class MQueue:
-    incarnation: int
-    owner: int | None
-    auto_delete: bool
-    ready: list[Copy] = field(default_factory=list)
-    consumers: list[MConsumer] = field(default_factory=list)
-    last_first_seq: int = 0
-    #: Round-robin (rule 3): subscription numbers handed out, and the number the next turn
-    #: starts from (the consumer after the last one that took a message).
-    next_number: int = 0
-    starts: dict[int, int] = field(default_factory=dict)  # priority -> turn start
-    #: The ``x-expires`` lease (rule 6): when the queue was last used.
-    last_used: float = 0.0
-    #: Per-queue statistics (rule 4): published, delivered, acked, redelivered.
-    counts: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(eq=False)
-class MChannel:
-    prefetch: int = 0
-    global_prefetch: int = 0
-    last_tag: int = 0
-    last_queue: str | None = None
-    confirm_seq: int | None = None
-    consumers: dict[str, MConsumer] = field(default_factory=dict)
-    unacked: dict[int, tuple[Copy, MConsumer | None]] = field(default_factory=dict)
-    #: Transactional (rule 8): publishes (message, mandatory, queues routed to at publish)
-    #: and settlements (tag, copy, consumer, action) waiting for the commit.
-    tx: MTx | None = None
-
-    def holders(self) -> list[MConsumer | None]:
-        """Who holds each delivery not yet settled for good (a settlement waiting for its
-        commit keeps its credit taken)."""
-        pending = [owner for _, _, owner, _ in self.tx.settlements] if self.tx else []
-        return [owner for _, owner in self.unacked.values()] + pending
-
-    def outstanding(self) -> list[tuple[int, Copy]]:
-        """Every delivery still owned by its queue: unacked, or settled in the open tx."""
-        pending = [(tag, copy) for tag, copy, _, _ in self.tx.settlements] if self.tx else []
-        return sorted([(tag, copy) for tag, (copy, _) in self.unacked.items()] + pending,
-                      key=lambda item: item[0])
-
-
-@dataclass(eq=False)
-class MTx:
-    publishes: list[tuple[Message, bool, list[str]]] = field(default_factory=list)
-    settlements: list[tuple[int, Copy, MConsumer | None, str]] = field(default_factory=list)
-
-
-def dead_lettered(message: Message, reason: str) -> Message:
-    """What a message of q3 becomes in dlq (RabbitMQ's dlx docs: the ``x-death`` array and the
-    ``x-first-death-*`` headers; routed with the dead-letter routing key)."""
-    headers: FieldTable = dict(message.properties.headers or {})
-    headers["x-death"] = [{
-        "count": 1, "reason": reason, "queue": TTL_QUEUE, "time": None,
-        "exchange": message.exchange, "routing-keys": [message.routing_key],
-    }]
-    headers.update({"x-first-death-reason": reason, "x-first-death-queue": TTL_QUEUE,
-                    "x-first-death-exchange": message.exchange})
-    return Message("", DLQ, message.body, replace(message.properties, headers=headers))
-
-
-def comparable(message: Message, *, model: bool = False) -> Message:
-    """``message`` with each ``x-death`` time, which must be a timestamp (``None`` in the
-    model's own messages), set to ``None``."""
-    headers = message.properties.headers
-    deaths = headers.get("x-death") if headers else None
-    if headers is None or deaths is None:
-        return message
-    assert isinstance(deaths, list)
-    for death in deaths:
-        assert isinstance(death, dict)
-        assert death["time"] is None if model else isinstance(death["time"], datetime.datetime)
-    timeless: FieldTable = {**headers, "x-death": [
-        {**death, "time": None} for death in deaths if isinstance(death, dict)]}
-    return replace(message, properties=replace(message.properties, headers=timeless))
-
-
-class Expected(Exception):
-    """The model predicts that the command is refused with this reply code."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class BrokerMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
-        super().__init__()
-        self.broker = Broker()
-        self.queues: dict[str, MQueue] = {}
-        self.bindings: set[tuple[str, str, str]] = set()
-        self.channels: dict[ChannelKey, MChannel] = {}
-        self.connections: set[int] = set()
-        self.copies: list[Copy] = []
-        self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
-        self.incarnations = itertools.count(1)
-        self.homes: dict[int, MQueue] = {}  # incarnation -> its queue, deleted or not
-        self.counters = Counter[str]()
-        self.now = 0.0
-
-    # -- driving the broker -----------------------------------------------------------------
-
-    def send(self, command: c.Command) -> Outcome:
-        return self.broker.handle(command, now=self.now)
-
-    def attempt(self, command: c.Command, key: ChannelKey, predict: int | None
-                ) -> Outcome | None:
-        """Run ``command`` from channel ``key``; a refusal must match ``predict``, change
-        nothing, and is followed by the close an adapter would send."""
-        before = fingerprint(self.broker)
-        try:
-            outcome = self.send(command)
-        except (ChannelError, ConnectionLevelError) as err:
-            assert predict == err.reply_code, f"{command}: got {err}, model expected {predict}"
-            assert fingerprint(self.broker) == before, f"{command} changed state and failed"
-            # The adapter closes; the client reopens (as aio-pika's robust channels do).
-            if isinstance(err, ChannelError):
-                self.close_channel(key)
-            else:
-                self.close_connection(key[0])
-            self.open_channel(*key)
-            return None
-        assert predict is None, f"{command}: succeeded, model expected {predict}"
-        return outcome
-
-    def pick_channel(self, index: int) -> tuple[ChannelKey, MChannel]:
-        key = sorted(self.channels)[index % len(self.channels)]
-        return key, self.channels[key]
-
-    def resolve(self, chan: MChannel, name: str, key: ChannelKey, *, must_exist: bool = True
-                ) -> tuple[str, MQueue | None]:
-        """The queue a command names, raising the error the broker should give."""
-        if not name:
-            if chan.last_queue is None:
-                raise Expected(404)
-            name = chan.last_queue
-        queue = self.queues.get(name)
-        if queue is None:
-            if must_exist:
-                raise Expected(404)
-            return name, None
-        if queue.owner is not None and queue.owner != key[0]:
-            raise Expected(405)
-        return name, queue
-
-    # -- model transitions ------------------------------------------------------------------
-
-    def drop(self, copy: Copy, reason: str) -> None:
-        assert id(copy) not in self.gone
-        self.gone[id(copy)] = reason
-
-    def dead_letter(self, copy: Copy, reason: str) -> None:
-        """``copy`` leaves q3 by dead-lettering: a new copy at the tail of dlq, if it exists."""
-        self.drop(copy, f"dead-lettered ({reason})")
-        dlq = self.queues.get(DLQ)
-        if dlq is not None:
-            new = Copy(len(self.copies) + 1, dead_lettered(copy.message, reason), DLQ,
-                       dlq.incarnation)
-            self.copies.append(new)
-            dlq.ready.append(new)
-            dlq.counts["published"] += 1
-
-    def sweep(self) -> None:
-        """What the broker does after each change to q3: expired heads, then drop-head."""
-        queue = self.queues.get(TTL_QUEUE)
-        if queue is None:
-            return
-        while queue.ready and (queue.ready[0].expires_at or 0.0) <= self.now:
-            self.dead_letter(queue.ready.pop(0), "expired")
-        while len(queue.ready) > MAX_LENGTH:
-            self.dead_letter(queue.ready.pop(0), "maxlen")
-
-    def in_live_queue(self, copy: Copy) -> bool:
-        queue = self.queues.get(copy.queue)
-        return queue is not None and queue.incarnation == copy.incarnation
-
-    def requeue(self, copy: Copy) -> None:
-        # Counted by the queue the delivery came from, even when it was deleted since.
-        self.homes[copy.incarnation].counts["redelivered"] += 1
-        queue = self.queues.get(copy.queue)
-        if queue is None or queue.incarnation != copy.incarnation:
-            self.drop(copy, "queue deleted")
-            return
-        copy.redelivered = True
-        bisect.insort(queue.ready, copy, key=lambda entry: entry.seq)
-
-    def delete_queue(self, name: str) -> tuple[int, set[tuple[int, int, str]]]:
-        queue = self.queues.pop(name)
-        for copy in queue.ready:
-            self.drop(copy, "queue deleted")
-        cancelled = set()
-        for consumer in queue.consumers:
-            del self.channels[consumer.channel].consumers[consumer.tag]
-            cancelled.add((*consumer.channel, consumer.tag))
-        self.bindings = {b for b in self.bindings if b[1] != name}
-        return len(queue.ready), cancelled
-
-    def unsubscribe(self, consumer: MConsumer) -> MQueue:
-        """``consumer`` leaves its queue: a use of the queue (rule 6), and a turn that was
-        past the last remaining consumer wraps to the first (rule 3)."""
-        queue = self.queues[consumer.queue]
-        queue.consumers.remove(consumer)
-        queue.last_used = self.now
-        level = [x.number for x in queue.consumers if x.priority == consumer.priority]
-        if not level:
-            queue.starts.pop(consumer.priority, None)
-        elif queue.starts.get(consumer.priority, 0) > level[-1]:
-            queue.starts[consumer.priority] = 0
-        return queue
-
-    def remove_consumer(self, consumer: MConsumer) -> None:
-        queue = self.unsubscribe(consumer)
-        if queue.auto_delete and not queue.consumers:
-            self.delete_queue(consumer.queue)
-
-    def close_channel(self, key: ChannelKey, *, send: bool = True) -> Outcome:
-        outcome = self.send(c.CloseChannel(*key)) if send else Outcome()
-        chan = self.channels.pop(key)
-        emptied = []
-        for consumer in chan.consumers.values():
-            queue = self.unsubscribe(consumer)
-            if queue.auto_delete and not queue.consumers:
-                emptied.append(consumer.queue)
-        for _, copy in chan.outstanding():
-            self.requeue(copy)
-        self.sweep()
-        for name in emptied:
-            self.delete_queue(name)
-        if send:
-            self.apply(outcome.effects)
-        return outcome
-
-    def close_connection(self, connection: int) -> None:
-        outcome = self.send(c.CloseConnection(connection))
-        for key in [k for k in sorted(self.channels) if k[0] == connection]:
-            self.close_channel(key, send=False)
-        for name in [n for n, q in self.queues.items() if q.owner == connection]:
-            self.delete_queue(name)
-        self.connections.discard(connection)
-        # Several channels were requeued before the deliveries: heads may have moved on.
-        self.apply(outcome.effects, strict_head=False)
-
-    def settle(self, chan: MChannel, tag: int, multiple: bool, action: str) -> None:
-        if multiple and tag == 0:
-            tags = sorted(chan.unacked)
-        elif tag not in chan.unacked:
-            raise Expected(406)
-        else:
-            tags = [t for t in sorted(chan.unacked) if t <= tag] if multiple else [tag]
-        for t in tags:
-            copy, owner = chan.unacked.pop(t)
-            if chan.tx is not None:  # rule 8: it waits for the commit
-                chan.tx.settlements.append((t, copy, owner, action))
-            else:
-                self.settle_copy(copy, action)
-        self.sweep()
-
-    def settle_copy(self, copy: Copy, action: str) -> None:
-        if action == "requeue":
-            self.requeue(copy)
-        elif action == "rejected" and copy.queue == TTL_QUEUE and self.in_live_queue(copy):
-            self.dead_letter(copy, "rejected")
-        else:
-            self.drop(copy, action)
-            self.counters["acked"] += action == "acked"
-            self.homes[copy.incarnation].counts["acked"] += action == "acked"
-
-    def apply(self, effects: list[Effect], *, strict_head: bool = True,
-              returns: tuple[Message, ...] = (), confirm: tuple[Confirm, ...] = ()) -> None:
-        """Follow the effects of a command; Return/Confirm must be exactly the expected ones
-        (a return carries the very message published, to the channel that published it)."""
-        seen_returns: list[Message] = []
-        seen_confirms: list[Confirm] = []
-        for index, effect in enumerate(effects):
-            if isinstance(effect, Deliver):
-                self.delivered(effect, strict_head)
-            elif isinstance(effect, Return):
-                assert (effect.reply_code, effect.reply_text) == (312, "NO_ROUTE")
-                assert not confirm or (effect.connection, effect.channel) == (
-                    confirm[0].connection, confirm[0].channel)
-                seen_returns.append(effect.message)
-            elif isinstance(effect, Confirm):
-                assert index >= len(effects) - len(confirm), "confirms come last"
-                seen_confirms.append(effect)
-            else:
-                raise AssertionError(f"unexpected effect {effect}")
-        assert tuple(seen_returns) == returns, "returned messages differ"
-        assert tuple(seen_confirms) == confirm, "confirms differ"
-
-    def delivered(self, effect: Deliver, strict_head: bool) -> None:
-        chan = self.channels[(effect.connection, effect.channel)]
-        consumer = chan.consumers[effect.consumer_tag]
-        queue = self.queues[consumer.queue]
-        if strict_head:  # (requeues of several channels at once may reorder turns)
-            expected = self.next_consumer(queue)
-            assert expected is consumer, (
-                f"{consumer.queue}: {consumer.tag} got a delivery, it was "
-                f"{expected and expected.tag}'s turn")
-        # Rule 3: the turn passes to the next consumer subscribed, wrapping after the last.
-        level = [x for x in queue.consumers if x.priority == consumer.priority]
-        queue.starts[consumer.priority] = 0 if consumer is level[-1] else consumer.number + 1
-        queue.counts["delivered"] += 1
-        ids = [copy.id for copy in queue.ready]
-        position = 0 if strict_head else ids.index(effect.message.properties.message_id)
-        assert ids[position] == effect.message.properties.message_id, (
-            "delivery did not take the queue head")
-        copy = queue.ready.pop(position)
-        assert comparable(effect.message) == comparable(copy.message, model=True), (
-            "message changed")
-        assert effect.redelivered == copy.redelivered
-        if not copy.redelivered:
-            assert copy.seq > queue.last_first_seq, "first deliveries out of publish order"
-            queue.last_first_seq = copy.seq
-        assert effect.delivery_tag > chan.last_tag
-        chan.last_tag = effect.delivery_tag
-        self.counters["delivered"] += 1
-        if consumer.no_ack:
-            self.drop(copy, "no-ack delivery")
-            queue.counts["acked"] += 1
-            return
-        # A delivery needs credit under both limits (a lowered global limit does not take
-        # deliveries back, so the check is at delivery time).
-        owners = chan.holders()
-        assert not consumer.limit or sum(o is consumer for o in owners) < consumer.limit, (
-            f"consumer {consumer.tag} over its prefetch {consumer.limit}")
-        assert not chan.global_prefetch or sum(o is not None for o in owners) < (
-            chan.global_prefetch), "channel over its global prefetch"
-        chan.unacked[effect.delivery_tag] = (copy, consumer)
-
-    def next_consumer(self, queue: MQueue) -> MConsumer | None:
-        """Whose turn it is (rule 3): the first consumer with credit from the turn's start in
-        subscription order, wrapping to the first."""
-        if queue is self.queues.get(SINGLE):  # only the first subscribed, no priorities
-            first = queue.consumers[0] if queue.consumers else None
-            return first if first is not None and self.has_credit(first) else None
-        able = [consumer for consumer in queue.consumers if self.has_credit(consumer)]
-        if not able:
-            return None
-        top = max(consumer.priority for consumer in able)
-        able = [consumer for consumer in able if consumer.priority == top]
-        start = queue.starts.get(top, 0)
-        return ([consumer for consumer in able if consumer.number >= start] or able)[0]
-
-    def route(self, exchange: str, routing_key: str) -> set[str]:
-        if exchange == "":
-            return {routing_key} if routing_key in self.queues else set()
-        found: set[str] = set()
-        visited, pending = {exchange}, [exchange]
-        while pending:
-            source = pending.pop()
-            kind = EXCHANGES[source]
-
-            def matches(binding_key: str, kind: str = kind) -> bool:
-                return kind == "fanout" or (kind == "direct" and binding_key == routing_key) or (
-                    kind == "topic" and reference_match(binding_key, routing_key))
-            found |= {q for x, q, k in self.bindings if x == source and matches(k)}
-            for destination, key in E2E.get(source, []):
-                if matches(key) and destination not in visited:
-                    visited.add(destination)
-                    pending.append(destination)
-        return found
-
+class BrokerMachine(BrokerModel):
     # -- rules ------------------------------------------------------------------------------
 
     @initialize(prefetch=st.sampled_from([1, 2, 3, 0]), global_prefetch=st.sampled_from([0, 3, 2]),
@@ -669,38 +253,6 @@ class BrokerMachine(RuleBasedStateMachine):
                                 for index, taken in enumerate(accepted))
         self.counters["returned"] += len(returns)
         self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
-
-    def enqueue(self, exchange: str, routing_key: str) -> tuple[Message, list[str], bool]:
-        """The model's side of one publish: its copies at the tails of the queues it routes
-        to; the message (identified by its message id), those queues, and whether every one
-        took it (a full ``qr`` refuses it, rule 7)."""
-        message = self.new_message(exchange, routing_key)
-        self.counters["published"] += 1
-        targets = sorted(self.route(exchange, routing_key))
-        return message, targets, self.enqueue_copies(message, targets)
-
-    def new_message(self, exchange: str, routing_key: str) -> Message:
-        number = self.counters["numbered"]
-        self.counters["numbered"] += 1
-        return Message(exchange, routing_key, b"ab"[: number % 3], Properties(
-            content_type="text/plain", headers={"n": number} if number % 2 else None,
-            delivery_mode=1 + number % 2, message_id=f"m{number}", app_id="machine"))
-
-    def enqueue_copies(self, message: Message, targets: list[str]) -> bool:
-        accepted = True
-        for name in targets:
-            queue = self.queues[name]
-            if name == REFUSING and len(queue.ready) >= REFUSE_AT:
-                accepted = False
-                continue
-            copy = Copy(len(self.copies) + 1, message, name, queue.incarnation)
-            if name == TTL_QUEUE:
-                copy.expires_at = self.now + TTL
-            self.copies.append(copy)
-            queue.ready.append(copy)
-            queue.counts["published"] += 1
-        self.sweep()
-        return accepted
 
     def tx_publish(self, key: ChannelKey, chan: MChannel, batch: list[tuple[str, str, bool]]
                    ) -> None:
@@ -1039,114 +591,6 @@ class BrokerMachine(RuleBasedStateMachine):
                 leased.last_used + EXPIRES <= self.now):
             self.delete_queue(LEASED)  # unused for its whole lease (rule 6)
         self.apply(effects, strict_head=True)
-
-    # -- invariants -------------------------------------------------------------------------
-
-    @invariant()
-    def deadlines(self) -> None:
-        queue = self.queues.get(TTL_QUEUE)
-        deadline = self.broker.next_deadline()
-        leased = self.queues.get(LEASED)
-        if leased is not None and not leased.consumers:
-            assert deadline is not None and deadline <= leased.last_used + EXPIRES, (
-                "the broker would expire the leased queue late")
-        if queue is not None and queue.ready:
-            head = queue.ready[0].expires_at
-            assert head is not None and head > self.now, "an expired head outlived its sweep"
-            assert deadline is not None and deadline <= head, "the broker would expire late"
-
-    def has_credit(self, consumer: MConsumer) -> bool:
-        chan = self.channels[consumer.channel]
-        if consumer.no_ack:
-            return True
-        owners = chan.holders()
-        if consumer.limit and sum(o is consumer for o in owners) >= consumer.limit:
-            return False
-        held = sum(o is not None for o in owners)
-        return not (chan.global_prefetch and held >= chan.global_prefetch)
-
-    @invariant()
-    def conservation(self) -> None:
-        places = Counter[int]()
-        for queue in self.queues.values():
-            places.update(id(copy) for copy in queue.ready)
-        for chan in self.channels.values():
-            places.update(id(copy) for _, copy in chan.outstanding())
-        places.update(self.gone.keys())
-        assert places == Counter(id(copy) for copy in self.copies), "a copy vanished or doubled"
-        # The broker holds exactly the model's copies, in the model's order.
-        assert set(self.broker.topology.queues) == set(self.queues)
-        for name, real in self.broker.topology.queues.items():
-            assert [(e.message.properties.message_id, e.redelivered) for e in real.ready] == [
-                (copy.id, copy.redelivered) for copy in self.queues[name].ready
-            ], f"ready messages of {name} differ"
-            assert len(real.consumers) == len(self.queues[name].consumers)
-        live = {
-            (conn.id, ch.number): ch
-            for conn in self.broker.connections.values() for ch in conn.channels.values()
-        }
-        assert set(live) == set(self.channels)
-        for key, chan in self.channels.items():
-            assert {t: (u.entry.message.properties.message_id, u.queue.name)
-                    for t, u in live[key].unacked.items()
-                    } == {t: (copy.id, copy.queue) for t, (copy, _) in chan.unacked.items()}
-
-    @invariant()
-    def credit_and_liveness(self) -> None:
-        for chan in self.channels.values():
-            for consumer in chan.consumers.values():
-                held = sum(1 for owner in chan.holders() if owner is consumer)
-                assert not consumer.limit or held <= consumer.limit
-        for name, queue in self.queues.items():
-            if queue.ready:
-                stuck = [x.tag for x in queue.consumers[:1 if name == SINGLE else None]
-                         if self.has_credit(x)]
-                assert not stuck, f"{name} keeps ready messages from consumers {stuck}"
-
-    @invariant()
-    def statistics_agree(self) -> None:
-        stats = self.broker.statistics()
-        alive = {name: queue.incarnation for name, queue in self.queues.items()}
-        unacked = sum(
-            1 for chan in self.channels.values() for _, copy in chan.outstanding()
-            if alive.get(copy.queue) == copy.incarnation
-        )
-        assert (stats.messages_ready, stats.messages_unacked) == (
-            sum(len(queue.ready) for queue in self.queues.values()), unacked
-        )
-        assert (stats.published, stats.delivered, stats.acked, stats.returned) == (
-            self.counters["published"], self.counters["delivered"], self.counters["acked"],
-            self.counters["returned"],
-        )
-        assert (stats.connections, stats.channels, stats.queues) == (
-            len(self.connections), len(self.channels), len(self.queues)
-        )
-        assert stats.consumers == sum(len(queue.consumers) for queue in self.queues.values())
-        assert stats.exchanges == len(DEFAULT_EXCHANGES) + len(EXCHANGES)
-        for exchange in EXCHANGES:  # bindings from an exchange: to queues and to exchanges
-            assert self.broker.exchange_info(exchange).bindings == len(E2E.get(exchange, [])) + (
-                sum(1 for x, _, _ in self.bindings if x == exchange)), f"{exchange} bindings"
-        consumers = {
-            (info.connection, info.channel, info.consumer_tag): (
-                info.queue, info.unacked, info.no_ack, info.exclusive, info.prefetch_count)
-            for info in self.broker.snapshot().consumers
-        }
-        assert consumers == {
-            (*key, tag): (consumer.queue, sum(1 for owner in chan.holders()
-                                              if owner is consumer),
-                          consumer.no_ack, consumer.exclusive, consumer.limit)
-            for key, chan in self.channels.items() for tag, consumer in chan.consumers.items()
-        }, "consumers differ"
-        for name, queue in self.queues.items():
-            real = self.broker.queue_statistics(name)
-            unacked = sum(1 for chan in self.channels.values()
-                          for _, copy in chan.outstanding()
-                          if copy.incarnation == queue.incarnation)
-            assert (real.ready, real.unacked, real.consumers) == (
-                len(queue.ready), unacked, len(queue.consumers)), f"{name}: counts differ"
-            assert (real.published, real.delivered, real.acked, real.redelivered) == (
-                queue.counts["published"], queue.counts["delivered"], queue.counts["acked"],
-                queue.counts["redelivered"]), f"{name}: message counters differ"
 
 
 # Inherits the suite's profile (max_examples from tests/conftest.py); a short run per example.
