@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 from minibroker.message import FieldTable, Message
 
 ChannelKey = tuple[int, int]
-EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
+EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic", "x.ae": "direct"}
+#: Exchanges with an alternate exchange: what they route nowhere goes there (rule 9).
+ALTERNATES = {"x.ae": "x.topic"}
+#: What the publish rules publish to ("" is the default exchange).
+PUBLISH_TO = st.sampled_from(["x.topic", "x.fanout", "x.direct", "x.ae", ""])
 #: Exchange-to-exchange bindings, source -> [(destination, binding key)]: a cycle on purpose.
 E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
@@ -44,7 +48,7 @@ BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
 ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *ROUTED])
 PICK = st.integers(0, 9)
 #: (exchange, routing key, mandatory) of each publish of a batch.
-BATCH = st.lists(st.tuples(st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]),
+BATCH = st.lists(st.tuples(PUBLISH_TO,
                            ROUTING_KEYS, st.booleans()), min_size=1, max_size=4)
 #: The exchanges every vhost has (AMQP 0-9-1 section 3.1.3: "amq." exchanges are predeclared).
 DEFAULT_EXCHANGES = {"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match",

@@ -26,6 +26,7 @@ from minibroker.core.topic import reference_match
 from minibroker.errors import ChannelError, ConnectionLevelError
 from minibroker.message import Message, Properties
 from tests.property.broker_model import (
+    ALTERNATES,
     DEFAULT_EXCHANGES,
     DLQ,
     E2E,
@@ -311,6 +312,16 @@ class BrokerModel(RuleBasedStateMachine):
     def route(self, exchange: str, routing_key: str) -> set[str]:
         if exchange == "":
             return {routing_key} if routing_key in self.queues else set()
+        seen = {exchange}
+        found = self.reach(exchange, routing_key)
+        while not found and ALTERNATES.get(exchange, exchange) not in seen:
+            exchange = ALTERNATES[exchange]  # rule 9
+            seen.add(exchange)
+            found = self.reach(exchange, routing_key)
+        return found
+
+    def reach(self, exchange: str, routing_key: str) -> set[str]:
+        """The queues ``exchange`` and the exchanges bound to it route ``routing_key`` to."""
         found: set[str] = set()
         visited, pending = {exchange}, [exchange]
         while pending:

@@ -122,6 +122,13 @@ MUTANTS += (
         "        for publish in tx.publishes * 2:\n",
         (MACHINE,),
     ),
+    Mutant(
+        "alternate-exchange-ignored",
+        "minibroker/core/topology.py",
+        '            alternate = exchange.arguments.get("alternate-exchange")\n',
+        "            alternate = None\n",
+        (MACHINE,),
+    ),
 )
 
 

@@ -51,6 +51,9 @@ Rules (the invariants, checked after every step):
    queue is left), its settlements leave the unacked map at once but keep their credit and
    their copies until the commit, which applies them after the publishes, consecutive ones of
    a kind together in tag order; a rollback makes them unacked again.
+9. Alternate exchanges: a message that ``x.ae`` (and the exchanges bound to it) routes to no
+   queue goes on to its alternate exchange ``x.topic``; a mandatory message is returned only
+   when that reaches no queue either.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from minibroker.core.effects import (
     QueuePurgeOk,
 )
 from tests.property.broker_model import (
+    ALTERNATES,
     BATCH,
     BIND_QUEUE_ARG,
     BINDING_KEYS,
@@ -83,6 +87,7 @@ from tests.property.broker_model import (
     EXPIRES,
     LEASED,
     PICK,
+    PUBLISH_TO,
     QUEUE_ARG,
     QUEUE_ARGS,
     QUEUES,
@@ -112,7 +117,9 @@ class BrokerMachine(BrokerModel):
         self.send(c.OpenConnection(0))
         self.send(c.OpenChannel(0, 1))
         for name, kind in EXCHANGES.items():
-            self.send(c.DeclareExchange(0, 1, name, kind))
+            alternate = ALTERNATES.get(name)
+            self.send(c.DeclareExchange(0, 1, name, kind, arguments=alternate and {
+                "alternate-exchange": alternate}))
         for source, edges in E2E.items():
             for destination, key in edges:
                 self.send(c.BindExchange(0, 1, destination, source, key))
@@ -217,7 +224,7 @@ class BrokerMachine(BrokerModel):
                 self.bindings.add((exchange, name, binding_key))
 
     @precondition(lambda self: self.channels)
-    @rule(ch=PICK, exchange=st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]),
+    @rule(ch=PICK, exchange=PUBLISH_TO,
           routing_key=ROUTING_KEYS,
           mandatory=st.booleans(), count=st.integers(1, 3))
     def publish(self, ch: int, exchange: str, routing_key: str, mandatory: bool, count: int
