@@ -23,6 +23,11 @@ ALTERNATES = {"x.ae": "x.topic"}
 PUBLISH_TO = st.sampled_from(["x.topic", "x.fanout", "x.direct", "x.ae", ""])
 #: Exchange-to-exchange bindings, source -> [(destination, binding key)]: a cycle on purpose.
 E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
+#: Exchange-to-exchange bindings the rules make and remove: (source, destination, key).
+EDGES = [("x.topic", "x.fanout", "a.#"), ("x.fanout", "x.topic", ""), ("x.direct", "x.fanout", "b"),
+         ("x.ae", "x.direct", "a"), ("x.direct", "x.topic", "a.b")]
+#: The exchange the rules delete and declare again (rule 9).
+DELETABLE = "x.direct"
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
 QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
           "dlq": (False, False), "qx": (False, False), "qs": (False, False),

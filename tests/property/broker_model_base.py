@@ -62,7 +62,10 @@ class BrokerModel(RuleBasedStateMachine):
         self.copies: list[Copy] = []
         self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
         self.incarnations = itertools.count(1)
-        self.homes: dict[int, MQueue] = {}  # incarnation -> its queue, deleted or not
+        self.homes: dict[int, MQueue] = {}
+        self.exchanges = set(EXCHANGES)
+        self.e2e = {(source, destination, key) for source, edges in E2E.items()
+                    for destination, key in edges}  # incarnation -> its queue, deleted or not
         self.counters = Counter[str]()
         self.now = 0.0
 
@@ -314,11 +317,68 @@ class BrokerModel(RuleBasedStateMachine):
             return {routing_key} if routing_key in self.queues else set()
         seen = {exchange}
         found = self.reach(exchange, routing_key)
-        while not found and ALTERNATES.get(exchange, exchange) not in seen:
+        while not found and ALTERNATES.get(exchange, exchange) not in seen | (
+                set(EXCHANGES) - self.exchanges):
             exchange = ALTERNATES[exchange]  # rule 9
             seen.add(exchange)
             found = self.reach(exchange, routing_key)
         return found
+
+    def refused_publish(self, key: ChannelKey, batch: list[tuple[str, str, bool]]) -> bool:
+        """Publishing to a deleted exchange: 404 for the publish, or the whole batch."""
+        if all(exchange in self.exchanges or not exchange for exchange, _, _ in batch):
+            return False
+        messages = tuple((self.new_message(exchange, routing_key), mandatory)
+                         for exchange, routing_key, mandatory in batch)
+        self.attempt(c.Publish(*key, *messages[0]) if len(messages) == 1
+                     else c.PublishMany(*key, messages), key, 404)
+        return True
+
+    def tx_publish(self, key: ChannelKey, chan: MChannel, batch: list[tuple[str, str, bool]]
+                   ) -> None:
+        """Publishes on a transactional channel (rule 8): routed now, enqueued at commit."""
+        assert chan.tx is not None
+        messages = []
+        for exchange, routing_key, mandatory in batch:
+            message = self.new_message(exchange, routing_key)
+            messages.append((message, mandatory))
+            # The default exchange routes by name, whether or not the queue exists yet.
+            targets = [routing_key] if exchange == "" else sorted(
+                self.route(exchange, routing_key))
+            chan.tx.publishes.append((message, mandatory, targets))
+        command: c.Command = (c.Publish(*key, *messages[0]) if len(messages) == 1
+                              else c.PublishMany(*key, tuple(messages)))
+        self.apply(self.send(command).effects)
+
+    def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
+        key, chan = self.pick_channel(ch)
+        if self.refused_publish(key, [(exchange, routing_key, mandatory)]):
+            return
+        if chan.tx is not None:
+            self.tx_publish(key, chan, [(exchange, routing_key, mandatory)])
+            return
+        message, targets, accepted = self.enqueue(exchange, routing_key)
+        outcome = self.send(c.Publish(*key, message, mandatory))
+        confirm: tuple[Confirm, ...] = ()
+        if chan.confirm_seq is not None:
+            chan.confirm_seq += 1
+            confirm = (Confirm(*key, chan.confirm_seq, False, accepted),)
+        returns = (message,) if mandatory and not targets else ()
+        self.counters["returned"] += len(returns)
+        self.apply(outcome.effects, returns=returns, confirm=confirm)
+
+    def pick_tag(self, chan: MChannel, pick: int) -> int:
+        tags = sorted(chan.unacked)
+        if pick == 8:
+            return 0  # "all outstanding" with multiple, else unknown
+        if pick == 9 or not tags:
+            return chan.last_tag + pick  # not outstanding (never given out, or already settled)
+        return tags[pick % len(tags)]
+
+    def open_connection(self, connection: int) -> None:
+        if connection not in self.connections:
+            self.send(c.OpenConnection(connection))
+            self.connections.add(connection)
 
     def reach(self, exchange: str, routing_key: str) -> set[str]:
         """The queues ``exchange`` and the exchanges bound to it route ``routing_key`` to."""
@@ -332,7 +392,7 @@ class BrokerModel(RuleBasedStateMachine):
                 return kind == "fanout" or (kind == "direct" and binding_key == routing_key) or (
                     kind == "topic" and reference_match(binding_key, routing_key))
             found |= {q for x, q, k in self.bindings if x == source and matches(k)}
-            for destination, key in E2E.get(source, []):
+            for _, destination, key in [edge for edge in self.e2e if edge[0] == source]:
                 if matches(key) and destination not in visited:
                     visited.add(destination)
                     pending.append(destination)
@@ -452,10 +512,10 @@ class BrokerModel(RuleBasedStateMachine):
             len(self.connections), len(self.channels), len(self.queues)
         )
         assert stats.consumers == sum(len(queue.consumers) for queue in self.queues.values())
-        assert stats.exchanges == len(DEFAULT_EXCHANGES) + len(EXCHANGES)
-        for exchange in EXCHANGES:  # bindings from an exchange: to queues and to exchanges
-            assert self.broker.exchange_info(exchange).bindings == len(E2E.get(exchange, [])) + (
-                sum(1 for x, _, _ in self.bindings if x == exchange)), f"{exchange} bindings"
+        assert stats.exchanges == len(DEFAULT_EXCHANGES) + len(self.exchanges)
+        for exchange in self.exchanges:  # bindings from an exchange: to queues and exchanges
+            assert self.broker.exchange_info(exchange).bindings == sum(
+                1 for x, _, _ in self.bindings | self.e2e if x == exchange), f"{exchange} bindings"
         consumers = {
             (info.connection, info.channel, info.consumer_tag): (
                 info.queue, info.unacked, info.no_ack, info.exclusive, info.prefetch_count)

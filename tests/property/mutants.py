@@ -129,6 +129,13 @@ MUTANTS += (
         "            alternate = None\n",
         (MACHINE,),
     ),
+    Mutant(
+        "exchange-delete-keeps-bindings-to-it",
+        "minibroker/core/topology.py",
+        "        self._unbind_everywhere(Destination(DestinationKind.EXCHANGE, exchange.name))\n",
+        "",
+        (MACHINE,),
+    ),
 )
 
 

@@ -53,7 +53,9 @@ Rules (the invariants, checked after every step):
    a kind together in tag order; a rollback makes them unacked again.
 9. Alternate exchanges: a message that ``x.ae`` (and the exchanges bound to it) routes to no
    queue goes on to its alternate exchange ``x.topic``; a mandatory message is returned only
-   when that reaches no queue either.
+   when that reaches no queue either. Exchange-to-exchange bindings are made and removed,
+   and ``x.direct`` is deleted (its bindings with it, as source or destination) and declared
+   again: a publish to it meanwhile is refused (404), the whole batch with it.
 """
 
 from __future__ import annotations
@@ -81,8 +83,10 @@ from tests.property.broker_model import (
     BATCH,
     BIND_QUEUE_ARG,
     BINDING_KEYS,
+    DELETABLE,
     DLQ,
     E2E,
+    EDGES,
     EXCHANGES,
     EXPIRES,
     LEASED,
@@ -95,7 +99,6 @@ from tests.property.broker_model import (
     ROUTING_KEYS,
     SINGLE,
     TTL_QUEUE,
-    ChannelKey,
     Expected,
     MChannel,
     MConsumer,
@@ -143,11 +146,6 @@ class BrokerMachine(BrokerModel):
             self.consume(1, SINGLE, "s2", no_ack, exclusive=False)
         for _ in range(messages):
             self.publish_one(0, "x.topic", "a.b", mandatory=False)
-
-    def open_connection(self, connection: int) -> None:
-        if connection not in self.connections:
-            self.send(c.OpenConnection(connection))
-            self.connections.add(connection)
 
     @rule(connection=st.integers(1, 2), number=st.integers(1, 2))
     def open_channel(self, connection: int, number: int) -> None:
@@ -204,7 +202,7 @@ class BrokerMachine(BrokerModel):
           binding_key=BINDING_KEYS, unbind=st.booleans())
     def bind(self, ch: int, name: str, exchange: str, binding_key: str, unbind: bool) -> None:
         key, chan = self.pick_channel(ch)
-        if not name and chan.last_queue == DLQ:
+        if (not name and chan.last_queue == DLQ) or exchange not in self.exchanges:
             return  # dlq only receives dead letters (rule 5)
         try:
             name, _ = self.resolve(chan, name, key, must_exist=not unbind)
@@ -224,6 +222,37 @@ class BrokerMachine(BrokerModel):
                 self.bindings.add((exchange, name, binding_key))
 
     @precondition(lambda self: self.channels)
+    @rule(ch=PICK, edge=st.sampled_from(EDGES), unbind=st.booleans())
+    def bind_exchange(self, ch: int, edge: tuple[str, str, str], unbind: bool) -> None:
+        """Exchange-to-exchange bindings come and go (unbinding a missing one succeeds)."""
+        key, _ = self.pick_channel(ch)
+        source, destination, binding_key = edge
+        if not {source, destination} <= self.exchanges:
+            return
+        command = (c.UnbindExchange if unbind else c.BindExchange)(
+            *key, destination, source, binding_key)
+        assert self.attempt(command, key, None) is not None
+        (self.e2e.discard if unbind else self.e2e.add)(edge)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, delete=st.booleans(), if_unused=st.booleans())
+    def exchange_lifecycle(self, ch: int, delete: bool, if_unused: bool) -> None:
+        """``x.direct`` is deleted (with its bindings either way round; deleting it again
+        succeeds; ``if_unused`` refuses while it is a binding's source) and declared again."""
+        key, _ = self.pick_channel(ch)
+        if not delete:
+            self.attempt(c.DeclareExchange(*key, DELETABLE, EXCHANGES[DELETABLE]), key, None)
+            self.exchanges.add(DELETABLE)
+            return
+        used = any(x == DELETABLE for x, _, _ in self.bindings | self.e2e)
+        predict = 406 if if_unused and used and DELETABLE in self.exchanges else None
+        if self.attempt(c.DeleteExchange(*key, DELETABLE, if_unused), key, predict) is None:
+            return
+        self.exchanges.discard(DELETABLE)
+        self.bindings = {b for b in self.bindings if b[0] != DELETABLE}
+        self.e2e = {edge for edge in self.e2e if DELETABLE not in edge[:2]}
+
+    @precondition(lambda self: self.channels)
     @rule(ch=PICK, exchange=PUBLISH_TO,
           routing_key=ROUTING_KEYS,
           mandatory=st.booleans(), count=st.integers(1, 3))
@@ -238,6 +267,8 @@ class BrokerMachine(BrokerModel):
         """A pipelining client's publishes as one ``PublishMany``: the same as one by one,
         except that an all-accepted batch is confirmed by one ``multiple`` confirm."""
         key, chan = self.pick_channel(ch)
+        if self.refused_publish(key, batch):
+            return
         if chan.tx is not None:
             self.tx_publish(key, chan, batch)
             return
@@ -260,22 +291,6 @@ class BrokerMachine(BrokerModel):
                                 for index, taken in enumerate(accepted))
         self.counters["returned"] += len(returns)
         self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
-
-    def tx_publish(self, key: ChannelKey, chan: MChannel, batch: list[tuple[str, str, bool]]
-                   ) -> None:
-        """Publishes on a transactional channel (rule 8): routed now, enqueued at commit."""
-        assert chan.tx is not None
-        messages = []
-        for exchange, routing_key, mandatory in batch:
-            message = self.new_message(exchange, routing_key)
-            messages.append((message, mandatory))
-            # The default exchange routes by name, whether or not the queue exists yet.
-            targets = [routing_key] if exchange == "" else sorted(
-                self.route(exchange, routing_key))
-            chan.tx.publishes.append((message, mandatory, targets))
-        command: c.Command = (c.Publish(*key, *messages[0]) if len(messages) == 1
-                              else c.PublishMany(*key, tuple(messages)))
-        self.apply(self.send(command).effects)
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK)
@@ -301,6 +316,8 @@ class BrokerMachine(BrokerModel):
             return
         self.tx_select(sorted(self.channels).index(key))
         self.publish_many(sorted(self.channels).index(key), batch)
+        if self.channels[key].tx is None:
+            return  # the channel was closed by a refused publish
         for pick, verb, multiple, requeue in settles:
             holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
             if key not in holding:
@@ -348,21 +365,6 @@ class BrokerMachine(BrokerModel):
         self.counters["returned"] += len(returns)
         # Deliveries interleave with the commit's steps: follow them by message id.
         self.apply(outcome.effects, strict_head=False, returns=tuple(returns))
-
-    def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
-        key, chan = self.pick_channel(ch)
-        if chan.tx is not None:
-            self.tx_publish(key, chan, [(exchange, routing_key, mandatory)])
-            return
-        message, targets, accepted = self.enqueue(exchange, routing_key)
-        outcome = self.send(c.Publish(*key, message, mandatory))
-        confirm: tuple[Confirm, ...] = ()
-        if chan.confirm_seq is not None:
-            chan.confirm_seq += 1
-            confirm = (Confirm(*key, chan.confirm_seq, False, accepted),)
-        returns = (message,) if mandatory and not targets else ()
-        self.counters["returned"] += len(returns)
-        self.apply(outcome.effects, returns=returns, confirm=confirm)
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK)
@@ -464,14 +466,6 @@ class BrokerMachine(BrokerModel):
         for tag in tags:
             self.settle(chan, tag, False, "acked")
         self.apply(outcome.effects)
-
-    def pick_tag(self, chan: MChannel, pick: int) -> int:
-        tags = sorted(chan.unacked)
-        if pick == 8:
-            return 0  # "all outstanding" with multiple, else unknown
-        if pick == 9 or not tags:
-            return chan.last_tag + pick  # not outstanding (never given out, or already settled)
-        return tags[pick % len(tags)]
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, pick=PICK, verb=st.sampled_from(["ack", "nack", "reject"]),
