@@ -31,7 +31,7 @@ DELETABLE = "x.direct"
 #: Queue name -> (exclusive, auto_delete) it is normally declared with.
 QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
           "dlq": (False, False), "qx": (False, False), "qs": (False, False),
-          "qr": (False, False)}
+          "qr": (False, False), "qp": (False, False)}
 #: The queue with features, its arguments and where it dead-letters to (rule 5).
 TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
 #: The queue with an ``x-expires`` lease (rule 6) and its length in seconds.
@@ -45,6 +45,9 @@ SINGLE = "qs"
 #: The queue that refuses publishes when full (rule 7), and its length limit.
 REFUSING, REFUSE_AT = "qr", 2
 QUEUE_ARGS[REFUSING] = {"x-max-length": REFUSE_AT, "x-overflow": "reject-publish"}
+#: The queue with priorities (rule 10) and its ``x-max-priority``.
+PRIORITIZED, MAX_PRIORITY = "qp", 2
+QUEUE_ARGS[PRIORITIZED] = {"x-max-priority": MAX_PRIORITY}
 #: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
 ROUTED = [name for name in QUEUES if name != DLQ]
 QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
@@ -76,6 +79,13 @@ class Copy:
     @property
     def id(self) -> str | None:
         return self.message.properties.message_id
+
+    def place(self) -> tuple[int, int]:
+        """Its place in its queue's ready order: by priority in ``qp`` (one above the maximum
+        counts as the maximum), then in publish order (rule 10)."""
+        if self.queue != PRIORITIZED:
+            return (0, self.seq)
+        return (-min(self.message.properties.priority or 0, MAX_PRIORITY), self.seq)
 
 
 @dataclass(eq=False)

@@ -34,6 +34,7 @@ from tests.property.broker_model import (
     EXPIRES,
     LEASED,
     MAX_LENGTH,
+    PRIORITIZED,
     REFUSE_AT,
     REFUSING,
     SINGLE,
@@ -153,7 +154,7 @@ class BrokerModel(RuleBasedStateMachine):
             self.drop(copy, "queue deleted")
             return
         copy.redelivered = True
-        bisect.insort(queue.ready, copy, key=lambda entry: entry.seq)
+        bisect.insort(queue.ready, copy, key=Copy.place)
 
     def delete_queue(self, name: str) -> tuple[int, set[tuple[int, int, str]]]:
         queue = self.queues.pop(name)
@@ -279,7 +280,7 @@ class BrokerModel(RuleBasedStateMachine):
         assert comparable(effect.message) == comparable(copy.message, model=True), (
             "message changed")
         assert effect.redelivered == copy.redelivered
-        if not copy.redelivered:
+        if not copy.redelivered and copy.queue != PRIORITIZED:
             assert copy.seq > queue.last_first_seq, "first deliveries out of publish order"
             queue.last_first_seq = copy.seq
         assert effect.delivery_tag > chan.last_tag
@@ -412,7 +413,8 @@ class BrokerModel(RuleBasedStateMachine):
         self.counters["numbered"] += 1
         return Message(exchange, routing_key, b"ab"[: number % 3], Properties(
             content_type="text/plain", headers={"n": number} if number % 2 else None,
-            delivery_mode=1 + number % 2, message_id=f"m{number}", app_id="machine"))
+            delivery_mode=1 + number % 2, priority=number % 4 or None, message_id=f"m{number}",
+            app_id="machine"))
 
     def enqueue_copies(self, message: Message, targets: list[str]) -> bool:
         accepted = True
@@ -425,7 +427,7 @@ class BrokerModel(RuleBasedStateMachine):
             if name == TTL_QUEUE:
                 copy.expires_at = self.now + TTL
             self.copies.append(copy)
-            queue.ready.append(copy)
+            bisect.insort(queue.ready, copy, key=Copy.place)
             queue.counts["published"] += 1
         self.sweep()
         return accepted

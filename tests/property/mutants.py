@@ -136,6 +136,13 @@ MUTANTS += (
         "",
         (MACHINE,),
     ),
+    Mutant(
+        "max-priority-ignored",
+        "minibroker/core/features.py",
+        "    if max_priority is None:\n",
+        "    if True:\n",
+        (MACHINE,),
+    ),
 )
 
 

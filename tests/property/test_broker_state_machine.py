@@ -56,6 +56,8 @@ Rules (the invariants, checked after every step):
    when that reaches no queue either. Exchange-to-exchange bindings are made and removed,
    and ``x.direct`` is deleted (its bindings with it, as source or destination) and declared
    again: a publish to it meanwhile is refused (404), the whole batch with it.
+10. ``qp`` has ``x-max-priority`` 2: its ready messages are ordered by priority (3 counts as 2),
+    then in publish order; a requeued message goes back to its place within its priority.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ from tests.property.broker_model import (
     EXPIRES,
     LEASED,
     PICK,
+    PRIORITIZED,
     PUBLISH_TO,
     QUEUE_ARG,
     QUEUE_ARGS,
@@ -264,8 +267,7 @@ class BrokerMachine(BrokerModel):
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, batch=BATCH)
     def publish_many(self, ch: int, batch: list[tuple[str, str, bool]]) -> None:
-        """A pipelining client's publishes as one ``PublishMany``: the same as one by one,
-        except that an all-accepted batch is confirmed by one ``multiple`` confirm."""
+        """A pipelining client's publishes as one ``PublishMany`` (rule 4)."""
         key, chan = self.pick_channel(ch)
         if self.refused_publish(key, batch):
             return
@@ -330,9 +332,7 @@ class BrokerMachine(BrokerModel):
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, commit=st.booleans())
     def tx_end(self, ch: int, commit: bool) -> None:
-        """``tx.commit``: the publishes enqueued in order, then the settlements, consecutive
-        ones of a kind together in tag order; ``tx.rollback``: the publishes forgotten, the
-        settlements unacked again."""
+        """``tx.commit`` or ``tx.rollback`` (rule 8)."""
         transactional = sorted(k for k, chan in self.channels.items() if chan.tx)
         if transactional and ch < 8:  # mostly a transactional channel
             key = transactional[ch % len(transactional)]
@@ -436,8 +436,7 @@ class BrokerMachine(BrokerModel):
     @precondition(lambda self: any(chan.consumers for chan in self.channels.values()))
     @rule(ch=PICK, pick=PICK)
     def resubscribe(self, ch: int, pick: int) -> None:
-        """A client cancels a consumer and subscribes again at once (round-robin turns must
-        survive the change, rule 3)."""
+        """A client cancels a consumer and subscribes again at once (rule 3)."""
         holding = sorted(k for k, chan in self.channels.items() if chan.consumers)
         key = holding[ch % len(holding)]
         chan = self.channels[key]
@@ -518,7 +517,7 @@ class BrokerMachine(BrokerModel):
         assert (comparable(reply.message), reply.redelivered) == (
             comparable(copy.message, model=True), copy.redelivered)
         assert reply.message_count == len(queue.ready) and reply.delivery_tag > chan.last_tag
-        if not copy.redelivered:
+        if not copy.redelivered and copy.queue != PRIORITIZED:
             assert copy.seq > queue.last_first_seq
             queue.last_first_seq = copy.seq
         chan.last_tag = reply.delivery_tag
