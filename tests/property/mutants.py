@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -165,6 +166,8 @@ def run(mutant: Mutant) -> bool:
 
 
 def main(args: list[str]) -> int:
+    # A SIGTERM (``timeout``, CI cancelling) must still restore the mutated file (rule 2).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     only_machine = "--only-machine" in args
     names = [arg for arg in args if not arg.startswith("--")]
     survivors = []

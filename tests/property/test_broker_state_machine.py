@@ -117,9 +117,10 @@ class BrokerMachine(BrokerModel):
 
     @initialize(prefetch=st.sampled_from([1, 2, 3, 0]), global_prefetch=st.sampled_from([0, 3, 2]),
                 no_ack=st.booleans(), messages=st.integers(2, 5), second=st.booleans(),
-                priority=st.sampled_from([None, 1, -1]), single=st.booleans())
+                priority=st.sampled_from([None, None, 1, -1]), single=st.booleans(),
+                rotate=st.booleans())
     def setup(self, prefetch: int, global_prefetch: int, no_ack: bool, messages: int,
-              second: bool, priority: int | None, single: bool) -> None:
+              second: bool, priority: int | None, single: bool, rotate: bool) -> None:
         self.send(c.OpenConnection(0))
         self.send(c.OpenChannel(0, 1))
         for name, kind in EXCHANGES.items():
@@ -149,6 +150,8 @@ class BrokerMachine(BrokerModel):
             self.consume(1, SINGLE, "s2", no_ack, exclusive=False)
         for _ in range(messages):
             self.publish_one(0, "x.topic", "a.b", mandatory=False)
+        if rotate:  # the last consumer of q0 leaves and comes back (rule 3)
+            self.resubscribe(0, 0)
 
     @rule(connection=st.integers(1, 2), number=st.integers(1, 2))
     def open_channel(self, connection: int, number: int) -> None:
@@ -240,8 +243,7 @@ class BrokerMachine(BrokerModel):
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, delete=st.booleans(), if_unused=st.booleans())
     def exchange_lifecycle(self, ch: int, delete: bool, if_unused: bool) -> None:
-        """``x.direct`` is deleted (with its bindings either way round; deleting it again
-        succeeds; ``if_unused`` refuses while it is a binding's source) and declared again."""
+        """``x.direct`` deleted (again: fine; ``if_unused``: 406 while a source) or declared."""
         key, _ = self.pick_channel(ch)
         if not delete:
             self.attempt(c.DeclareExchange(*key, DELETABLE, EXCHANGES[DELETABLE]), key, None)
@@ -266,8 +268,7 @@ class BrokerMachine(BrokerModel):
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, batch=BATCH)
-    def publish_many(self, ch: int, batch: list[tuple[str, str, bool]]) -> None:
-        """A pipelining client's publishes as one ``PublishMany`` (rule 4)."""
+    def publish_many(self, ch: int, batch: list[tuple[str, str, bool]]) -> None:  # rule 4
         key, chan = self.pick_channel(ch)
         if self.refused_publish(key, batch):
             return
@@ -310,8 +311,7 @@ class BrokerMachine(BrokerModel):
         max_size=3), commit=st.booleans())
     def transaction(self, ch: int, batch: list[tuple[str, str, bool]],
                     settles: list[tuple[int, str, bool, bool]], commit: bool) -> None:
-        """A whole transaction on one channel: select, publish, settle, commit or roll back
-        (mostly on a channel that holds deliveries)."""
+        """Select, publish, settle, commit or roll back, on one channel (rule 8)."""
         holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
         key = holding[ch % len(holding)] if holding else self.pick_channel(ch)[0]
         if self.channels[key].confirm_seq is not None:
@@ -331,8 +331,7 @@ class BrokerMachine(BrokerModel):
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, commit=st.booleans())
-    def tx_end(self, ch: int, commit: bool) -> None:
-        """``tx.commit`` or ``tx.rollback`` (rule 8)."""
+    def tx_end(self, ch: int, commit: bool) -> None:  # tx.commit or tx.rollback, rule 8
         transactional = sorted(k for k, chan in self.channels.items() if chan.tx)
         if transactional and ch < 8:  # mostly a transactional channel
             key = transactional[ch % len(transactional)]
@@ -436,17 +435,21 @@ class BrokerMachine(BrokerModel):
     @precondition(lambda self: any(chan.consumers for chan in self.channels.values()))
     @rule(ch=PICK, pick=PICK)
     def resubscribe(self, ch: int, pick: int) -> None:
-        """A client cancels a consumer and subscribes again at once (rule 3)."""
+        """Cancel (mostly a queue's last consumer), subscribe again, publish (rule 3)."""
         holding = sorted(k for k, chan in self.channels.items() if chan.consumers)
         key = holding[ch % len(holding)]
         chan = self.channels[key]
         consumer = chan.consumers[sorted(chan.consumers)[pick % len(chan.consumers)]]
+        if pick < 6:
+            consumer = self.queues[consumer.queue].consumers[-1]
+            key, chan = consumer.channel, self.channels[consumer.channel]
         outcome = self.send(c.Cancel(*key, consumer.tag))
         assert outcome.reply == CancelOk(consumer.tag)
         self.remove_consumer(chan.consumers.pop(consumer.tag))
         if consumer.queue in self.queues:
             self.consume(sorted(self.channels).index(key), consumer.queue, "", consumer.no_ack,
                          exclusive=False, priority=consumer.priority)
+            self.publish_one(ch, "", consumer.queue, mandatory=False)
 
     @precondition(lambda self: any(chan.unacked for chan in self.channels.values()))
     @rule(ch=PICK, picks=st.lists(PICK, min_size=1, max_size=4, unique=True))
