@@ -207,13 +207,13 @@ def parse_expiration(expiration: str) -> int:
     return value
 
 
-def consumer_priority(arguments: FieldTable | None) -> int:
-    """The ``x-priority`` consumer argument (RabbitMQ: an integer, default 0)."""
+def consumer_priority(arguments: FieldTable | None, queue: str) -> int:
+    """The ``x-priority`` consumer argument (RabbitMQ: an integer, default 0). RabbitMQ's
+    refusal names the queue consumed from: "invalid arg 'x-priority' for queue 'q' in vhost
+    '/': \"expected integer, got longstr\""."""
     if not arguments:
         return 0
     value = arguments.get("x-priority", 0)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise PreconditionFailed(
-        f"invalid arg 'x-priority' for consumer: \"expected integer, got {_type_name(value)}\""
-    )
+    raise _invalid(queue, "x-priority", f'"expected integer, got {_type_name(value)}"')

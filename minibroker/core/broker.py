@@ -343,7 +343,7 @@ class Broker:
             return self.lifecycle.streams.consume(channel, queue, command, now)
         if queue.consumers and (command.exclusive or queue.has_exclusive_consumer()):
             raise AccessRefused(f"{queue_text(queue.name)} in exclusive use")
-        priority = consumer_priority(command.arguments)
+        priority = consumer_priority(command.arguments, queue.name)
         if not tag:
             tag = state.make_name("amq.ctag-")
             while tag in channel.consumers:

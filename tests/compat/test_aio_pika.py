@@ -6,12 +6,11 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
+import aio_pika
+import aiormq
 import pytest
 
 from tests.compat.conftest import TIMEOUT, ServerThread
-
-aio_pika = pytest.importorskip("aio_pika")
-aiormq = pytest.importorskip("aiormq")
 
 
 def name(prefix: str) -> str:

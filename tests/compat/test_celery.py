@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import celery
 import pytest
+from celery.contrib.testing.worker import start_worker
 
 from tests.compat.conftest import TIMEOUT, ServerThread, make_server
-
-celery = pytest.importorskip("celery")
-from celery.contrib.testing.worker import start_worker  # noqa: E402
 
 
 @pytest.fixture(scope="module")

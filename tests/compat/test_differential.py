@@ -26,24 +26,22 @@ from typing import Any
 
 import pytest
 
-pika = pytest.importorskip("pika")
-
-from minibroker.core.generations import ACCESS_ROWS, ROWS  # noqa: E402
-from tests.compat import (  # noqa: E402, F401 - importing registers the scenarios
+from minibroker.core.generations import ACCESS_ROWS, ROWS
+from tests.compat import (  # noqa: F401 - importing registers the scenarios
     differential_fidelity,
     differential_generations,
     differential_messaging,
     differential_streams,
     differential_topology,
 )
-from tests.compat.conftest import ServerThread  # noqa: E402
-from tests.compat.differential import (  # noqa: E402
+from tests.compat.conftest import ServerThread
+from tests.compat.differential import (
     NEWEST_OUTCOMES,
     SCENARIOS,
     Outcome,
     run_scenario,
 )
-from tests.compat.differential_features import FEATURE_SCENARIOS  # noqa: E402
+from tests.compat.differential_features import FEATURE_SCENARIOS
 
 RECORDED = Path(__file__).with_name("rabbitmq_outcomes.json")
 NAMES = list(SCENARIOS)

@@ -24,16 +24,14 @@ from typing import Any
 
 import pytest
 
-pika = pytest.importorskip("pika")
-
-from tests.compat import (  # noqa: E402, F401 - importing registers parts 2 and 3
+from tests.compat import (  # noqa: F401 - importing registers parts 2 and 3
     differential_features_limits,
     differential_features_routing,
 )
-from tests.compat.conftest import ServerThread  # noqa: E402
-from tests.compat.differential import NEWEST_OUTCOMES  # noqa: E402
-from tests.compat.differential_features import FEATURE_SCENARIOS, run_feature  # noqa: E402
-from tests.compat.test_differential import (  # noqa: E402
+from tests.compat.conftest import ServerThread
+from tests.compat.differential import NEWEST_OUTCOMES
+from tests.compat.differential_features import FEATURE_SCENARIOS, run_feature
+from tests.compat.test_differential import (
     expected_of,
     normalize,
     record,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import amqp
+import kombu
 import pytest
 
 from tests.compat.conftest import TIMEOUT, ServerThread
-
-kombu = pytest.importorskip("kombu")
-amqp = pytest.importorskip("amqp")
 
 
 def name(prefix: str) -> str:

@@ -6,20 +6,19 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 
+import pika
 import pytest
-
-from tests.compat.conftest import TIMEOUT, ServerThread
-
-pika = pytest.importorskip("pika")
-from pika.adapters.asyncio_connection import AsyncioConnection  # noqa: E402
-from pika.adapters.blocking_connection import BlockingChannel  # noqa: E402
-from pika.exceptions import (  # noqa: E402
+from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import (
     ChannelClosedByBroker,
     ConnectionClosedByBroker,
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
     UnroutableError,
 )
+
+from tests.compat.conftest import TIMEOUT, ServerThread
 
 
 def params(broker: ServerThread, **kwargs: object) -> pika.ConnectionParameters:

@@ -1,10 +1,11 @@
 """Property: random command sequences against the broker core keep every message accounted for.
 
 A hypothesis ``RuleBasedStateMachine`` drives ``Broker.handle`` with declare/bind/unbind/publish/
-consume/qos/ack/nack/reject/cancel/get/recover/purge/delete and channel/connection churn, over a
-few connections, channels, queues and exchanges (direct, fanout, topic with ``#``, and an
-exchange-to-exchange cycle). A model follows along, learning where each delivery went from the
-``Deliver`` effects and ``GetOk`` replies, and predicting every error.
+publish-many/consume/qos/ack/ack-many/nack/reject/cancel/resubscribe/get/recover/purge/delete,
+transactions and channel/connection churn, over a few connections, channels, queues and
+exchanges (direct, fanout, topic with ``#``, and an exchange-to-exchange cycle). A model follows
+along, learning where each delivery went from the ``Deliver`` effects and ``GetOk`` replies,
+and predicting every error.
 
 Rules (the invariants, checked after every step):
 
@@ -12,358 +13,120 @@ Rules (the invariants, checked after every step):
    queue, unacked on exactly one channel, or gone by a stated rule (acked, rejected without
    requeue, purged, queue deleted, no-ack delivery). The broker's queues and unacked maps
    hold exactly the model's copies, in the model's order.
-2. Delivery tags strictly increase per channel; a delivery takes the head of its queue, so
-   first deliveries (``redelivered=False``) leave each queue in publish order.
+2. Copies are told apart by message id (bodies repeat), and every delivery and ``basic.get``
+   carries the message as published — properties, headers, exchange, routing key — or, from
+   ``dlq``, as dead-lettered: ``x-death`` with its reason, queue, exchange and routing keys,
+   and the ``x-first-death-*`` headers. Delivery tags strictly increase per channel; a
+   delivery takes the head of its queue, so first deliveries (``redelivered=False``) leave
+   each queue in publish order.
 3. No consumer holds more unacked deliveries than its prefetch, nor a channel more than its
    global prefetch; and no queue keeps a ready message while one of its consumers has credit.
-4. ``statistics()`` agrees with the model. A refused command changes nothing, and the adapter
-   then closes the channel (channel error) or the connection (connection error).
+   Each delivery goes to the consumer whose turn it is: the first with credit in subscription
+   order from the one after the last consumer that took a message, wrapping after the last
+   (a turn past the last consumer left wraps when that consumer goes, so a newcomer waits).
+   Consumers of the highest ``x-priority`` with credit come first, each priority keeping its
+   own turn; on ``qs`` (single active consumer) only the first subscribed consumer receives.
+4. ``statistics()`` and every queue's ``queue_statistics()`` (ready, unacked, consumers,
+   published, delivered, acked, redelivered) agree with the model. A refused command changes
+   nothing, and the adapter then closes the channel (channel error) or the connection
+   (connection error). A mandatory message that routes nowhere comes back as itself; a
+   ``PublishMany`` is the same as its publishes one by one, confirmed by one ``multiple``
+   confirm; an ``AckMany`` with any tag not outstanding is refused whole.
 5. Queue features: ``q3`` has a message TTL, a max length and a dead-letter exchange (the
    default exchange, to ``dlq``). The clock advances by rule; expired heads, heads dropped over
    the length limit and messages rejected without requeue leave ``q3`` only by dead-lettering
    into ``dlq`` (or are dropped when ``dlq`` is gone), and the broker's next deadline is never
    later than the model's oldest ``q3`` message. (``q3`` has no consumers in this machine: its
    deliveries would interleave with dead-lettering inside one command.)
+6. ``qx`` has an ``x-expires`` lease: each declare, get, consume and cancel renews it; unused and
+   without consumers for the whole lease, it is deleted at the model's clock, and the broker's
+   next deadline is never later than the lease's end.
+7. ``qr`` has a max length with ``reject-publish``: a publish routed to it while it holds that
+   many ready messages is not enqueued there (other queues still take it) and is confirmed
+   by a nack. (``qr`` has no consumers: a batch's deliveries would change its length between
+   its publishes.)
+8. Transactions: ``tx.select`` on a confirm channel, ``confirm.select`` on a transactional one,
+   and ``tx.commit``/``tx.rollback`` on a plain one are refused (406). A transactional channel's
+   publishes are routed when published and enqueued at commit (returned then if no routed
+   queue is left), its settlements leave the unacked map at once but keep their credit and
+   their copies until the commit, which applies them after the publishes, consecutive ones of
+   a kind together in tag order; a rollback makes them unacked again.
+9. Alternate exchanges: a message that ``x.ae`` (and the exchanges bound to it) routes to no
+   queue goes on to its alternate exchange ``x.topic``; a mandatory message is returned only
+   when that reaches no queue either. Exchange-to-exchange bindings are made and removed,
+   and ``x.direct`` is deleted (its bindings with it, as source or destination) and declared
+   again: a publish to it meanwhile is refused (404), the whole batch with it.
+10. ``qp`` has ``x-max-priority`` 2: its ready messages are ordered by priority (3 counts as 2),
+    then in publish order; a requeued message goes back to its place within its priority.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
-from collections import Counter
-from dataclasses import dataclass, field
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from minibroker.core import commands as c
-from minibroker.core.broker import Broker
 from minibroker.core.effects import (
     CancelOk,
     Confirm,
     ConsumeOk,
     ConsumerCancelled,
-    Deliver,
-    Effect,
     GetEmpty,
     GetOk,
-    Outcome,
     QueueDeclareOk,
     QueueDeleteOk,
     QueuePurgeOk,
-    Return,
 )
-from minibroker.core.topic import reference_match
-from minibroker.errors import ChannelError, ConnectionLevelError
-from minibroker.message import FieldTable, Message
-from tests.unit.core.helpers import fingerprint
-
-ChannelKey = tuple[int, int]
-EXCHANGES = {"x.direct": "direct", "x.fanout": "fanout", "x.topic": "topic"}
-#: Exchange-to-exchange bindings, source -> [(destination, binding key)]: a cycle on purpose.
-E2E = {"x.topic": [("x.fanout", "a.#")], "x.fanout": [("x.topic", "")]}
-#: Queue name -> (exclusive, auto_delete) it is normally declared with.
-QUEUES = {"q0": (False, False), "q1": (False, True), "q2": (True, False), "q3": (False, False),
-          "dlq": (False, False)}
-#: The queue with features, its arguments and where it dead-letters to (rule 5).
-TTL_QUEUE, DLQ, TTL, MAX_LENGTH = "q3", "dlq", 1.0, 3
-QUEUE_ARGS: dict[str, FieldTable] = {TTL_QUEUE: {
-    "x-message-ttl": int(TTL * 1000), "x-max-length": MAX_LENGTH,
-    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ,
-}}
-#: Queues messages are routed to directly (dlq only receives dead letters, so its order is known).
-ROUTED = [name for name in QUEUES if name != DLQ]
-QUEUE_ARG = st.sampled_from([*QUEUES, *QUEUES, ""])  # "" = the channel's last declared queue
-BIND_QUEUE_ARG = st.sampled_from([*ROUTED, ""])
-BINDING_KEYS = st.sampled_from(["a", "b", "a.b", "#", "a.*", "*.b", "a.#"])
-ROUTING_KEYS = st.sampled_from(["a.b", "a", "b", "", "b.a", *ROUTED])
-PICK = st.integers(0, 9)
-
-
-@dataclass(eq=False)
-class Copy:
-    """One routed copy of a message in one incarnation of a queue."""
-
-    seq: int
-    body: bytes
-    queue: str
-    incarnation: int
-    redelivered: bool = False
-    expires_at: float | None = None
+from tests.property.broker_model import (
+    ALTERNATES,
+    BATCH,
+    BIND_QUEUE_ARG,
+    BINDING_KEYS,
+    DELETABLE,
+    DLQ,
+    E2E,
+    EDGES,
+    EXCHANGES,
+    EXPIRES,
+    LEASED,
+    PICK,
+    PRIORITIZED,
+    PUBLISH_TO,
+    QUEUE_ARG,
+    QUEUE_ARGS,
+    QUEUES,
+    REFUSING,
+    ROUTING_KEYS,
+    SINGLE,
+    TTL_QUEUE,
+    Expected,
+    MChannel,
+    MConsumer,
+    MQueue,
+    MTx,
+    comparable,
+)
+from tests.property.broker_model_base import BrokerModel
 
 
-@dataclass(eq=False)
-class MConsumer:
-    tag: str
-    queue: str
-    channel: ChannelKey
-    no_ack: bool
-    exclusive: bool
-    limit: int
-
-
-@dataclass(eq=False)
-class MQueue:
-    incarnation: int
-    owner: int | None
-    auto_delete: bool
-    ready: list[Copy] = field(default_factory=list)
-    consumers: list[MConsumer] = field(default_factory=list)
-    last_first_seq: int = 0
-
-
-@dataclass(eq=False)
-class MChannel:
-    prefetch: int = 0
-    global_prefetch: int = 0
-    last_tag: int = 0
-    last_queue: str | None = None
-    confirm_seq: int | None = None
-    consumers: dict[str, MConsumer] = field(default_factory=dict)
-    unacked: dict[int, tuple[Copy, MConsumer | None]] = field(default_factory=dict)
-
-
-class Expected(Exception):
-    """The model predicts that the command is refused with this reply code."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class BrokerMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
-        super().__init__()
-        self.broker = Broker()
-        self.queues: dict[str, MQueue] = {}
-        self.bindings: set[tuple[str, str, str]] = set()
-        self.channels: dict[ChannelKey, MChannel] = {}
-        self.connections: set[int] = set()
-        self.copies: list[Copy] = []
-        self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
-        self.incarnations = itertools.count(1)
-        self.counters = Counter[str]()
-        self.now = 0.0
-
-    # -- driving the broker -----------------------------------------------------------------
-
-    def send(self, command: c.Command) -> Outcome:
-        return self.broker.handle(command, now=self.now)
-
-    def attempt(self, command: c.Command, key: ChannelKey, predict: int | None
-                ) -> Outcome | None:
-        """Run ``command`` from channel ``key``; a refusal must match ``predict``, change
-        nothing, and is followed by the close an adapter would send."""
-        before = fingerprint(self.broker)
-        try:
-            outcome = self.send(command)
-        except (ChannelError, ConnectionLevelError) as err:
-            assert predict == err.reply_code, f"{command}: got {err}, model expected {predict}"
-            assert fingerprint(self.broker) == before, f"{command} changed state and failed"
-            # The adapter closes; the client reopens (as aio-pika's robust channels do).
-            if isinstance(err, ChannelError):
-                self.close_channel(key)
-            else:
-                self.close_connection(key[0])
-            self.open_channel(*key)
-            return None
-        assert predict is None, f"{command}: succeeded, model expected {predict}"
-        return outcome
-
-    def pick_channel(self, index: int) -> tuple[ChannelKey, MChannel]:
-        key = sorted(self.channels)[index % len(self.channels)]
-        return key, self.channels[key]
-
-    def resolve(self, chan: MChannel, name: str, key: ChannelKey, *, must_exist: bool = True
-                ) -> tuple[str, MQueue | None]:
-        """The queue a command names, raising the error the broker should give."""
-        if not name:
-            if chan.last_queue is None:
-                raise Expected(404)
-            name = chan.last_queue
-        queue = self.queues.get(name)
-        if queue is None:
-            if must_exist:
-                raise Expected(404)
-            return name, None
-        if queue.owner is not None and queue.owner != key[0]:
-            raise Expected(405)
-        return name, queue
-
-    # -- model transitions ------------------------------------------------------------------
-
-    def drop(self, copy: Copy, reason: str) -> None:
-        assert id(copy) not in self.gone
-        self.gone[id(copy)] = reason
-
-    def dead_letter(self, copy: Copy, reason: str) -> None:
-        """``copy`` leaves q3 by dead-lettering: a new copy at the tail of dlq, if it exists."""
-        self.drop(copy, f"dead-lettered ({reason})")
-        dlq = self.queues.get(DLQ)
-        if dlq is not None:
-            new = Copy(len(self.copies) + 1, copy.body, DLQ, dlq.incarnation)
-            self.copies.append(new)
-            dlq.ready.append(new)
-
-    def sweep(self) -> None:
-        """What the broker does after each change to q3: expired heads, then drop-head."""
-        queue = self.queues.get(TTL_QUEUE)
-        if queue is None:
-            return
-        while queue.ready and (queue.ready[0].expires_at or 0.0) <= self.now:
-            self.dead_letter(queue.ready.pop(0), "expired")
-        while len(queue.ready) > MAX_LENGTH:
-            self.dead_letter(queue.ready.pop(0), "maxlen")
-
-    def in_live_queue(self, copy: Copy) -> bool:
-        queue = self.queues.get(copy.queue)
-        return queue is not None and queue.incarnation == copy.incarnation
-
-    def requeue(self, copy: Copy) -> None:
-        queue = self.queues.get(copy.queue)
-        if queue is None or queue.incarnation != copy.incarnation:
-            self.drop(copy, "queue deleted")
-            return
-        copy.redelivered = True
-        bisect.insort(queue.ready, copy, key=lambda entry: entry.seq)
-
-    def delete_queue(self, name: str) -> tuple[int, set[tuple[int, int, str]]]:
-        queue = self.queues.pop(name)
-        for copy in queue.ready:
-            self.drop(copy, "queue deleted")
-        cancelled = set()
-        for consumer in queue.consumers:
-            del self.channels[consumer.channel].consumers[consumer.tag]
-            cancelled.add((*consumer.channel, consumer.tag))
-        self.bindings = {b for b in self.bindings if b[1] != name}
-        return len(queue.ready), cancelled
-
-    def remove_consumer(self, consumer: MConsumer) -> None:
-        queue = self.queues[consumer.queue]
-        queue.consumers.remove(consumer)
-        if queue.auto_delete and not queue.consumers:
-            self.delete_queue(consumer.queue)
-
-    def close_channel(self, key: ChannelKey, *, send: bool = True) -> Outcome:
-        outcome = self.send(c.CloseChannel(*key)) if send else Outcome()
-        chan = self.channels.pop(key)
-        emptied = []
-        for consumer in chan.consumers.values():
-            queue = self.queues[consumer.queue]
-            queue.consumers.remove(consumer)
-            if queue.auto_delete and not queue.consumers:
-                emptied.append(consumer.queue)
-        for _, (copy, _) in sorted(chan.unacked.items()):
-            self.requeue(copy)
-        self.sweep()
-        for name in emptied:
-            self.delete_queue(name)
-        if send:
-            self.apply(outcome.effects)
-        return outcome
-
-    def close_connection(self, connection: int) -> None:
-        outcome = self.send(c.CloseConnection(connection))
-        for key in [k for k in sorted(self.channels) if k[0] == connection]:
-            self.close_channel(key, send=False)
-        for name in [n for n, q in self.queues.items() if q.owner == connection]:
-            self.delete_queue(name)
-        self.connections.discard(connection)
-        # Several channels were requeued before the deliveries: heads may have moved on.
-        self.apply(outcome.effects, strict_head=False)
-
-    def settle(self, chan: MChannel, tag: int, multiple: bool, action: str) -> None:
-        if multiple and tag == 0:
-            tags = sorted(chan.unacked)
-        elif tag not in chan.unacked:
-            raise Expected(406)
-        else:
-            tags = [t for t in sorted(chan.unacked) if t <= tag] if multiple else [tag]
-        for t in tags:
-            copy, _ = chan.unacked.pop(t)
-            if action == "requeue":
-                self.requeue(copy)
-            elif action == "rejected" and copy.queue == TTL_QUEUE and self.in_live_queue(copy):
-                self.dead_letter(copy, "rejected")
-            else:
-                self.drop(copy, action)
-                self.counters["acked"] += action == "acked"
-        self.sweep()
-
-    def apply(self, effects: list[Effect], *, strict_head: bool = True,
-              returns: int = 0, confirm: Confirm | None = None) -> None:
-        """Follow the effects of a command; Return/Confirm must be exactly the expected ones."""
-        seen_returns = 0
-        for index, effect in enumerate(effects):
-            if isinstance(effect, Deliver):
-                self.delivered(effect, strict_head)
-            elif isinstance(effect, Return):
-                assert (effect.reply_code, effect.reply_text) == (312, "NO_ROUTE")
-                seen_returns += 1
-            elif isinstance(effect, Confirm):
-                assert effect == confirm and index == len(effects) - 1
-                confirm = None
-            else:
-                raise AssertionError(f"unexpected effect {effect}")
-        assert seen_returns == returns and confirm is None
-
-    def delivered(self, effect: Deliver, strict_head: bool) -> None:
-        chan = self.channels[(effect.connection, effect.channel)]
-        consumer = chan.consumers[effect.consumer_tag]
-        queue = self.queues[consumer.queue]
-        bodies = [copy.body for copy in queue.ready]
-        position = 0 if strict_head else bodies.index(effect.message.body)
-        assert bodies[position] == effect.message.body, "delivery did not take the queue head"
-        copy = queue.ready.pop(position)
-        assert effect.redelivered == copy.redelivered
-        if not copy.redelivered:
-            assert copy.seq > queue.last_first_seq, "first deliveries out of publish order"
-            queue.last_first_seq = copy.seq
-        assert effect.delivery_tag > chan.last_tag
-        chan.last_tag = effect.delivery_tag
-        self.counters["delivered"] += 1
-        if consumer.no_ack:
-            self.drop(copy, "no-ack delivery")
-            return
-        # A delivery needs credit under both limits (a lowered global limit does not take
-        # deliveries back, so the check is at delivery time).
-        owners = [owner for _, owner in chan.unacked.values()]
-        assert not consumer.limit or sum(o is consumer for o in owners) < consumer.limit, (
-            f"consumer {consumer.tag} over its prefetch {consumer.limit}")
-        assert not chan.global_prefetch or sum(o is not None for o in owners) < (
-            chan.global_prefetch), "channel over its global prefetch"
-        chan.unacked[effect.delivery_tag] = (copy, consumer)
-
-    def route(self, exchange: str, routing_key: str) -> set[str]:
-        if exchange == "":
-            return {routing_key} if routing_key in self.queues else set()
-        found: set[str] = set()
-        visited, pending = {exchange}, [exchange]
-        while pending:
-            source = pending.pop()
-            kind = EXCHANGES[source]
-
-            def matches(binding_key: str, kind: str = kind) -> bool:
-                return kind == "fanout" or (kind == "direct" and binding_key == routing_key) or (
-                    kind == "topic" and reference_match(binding_key, routing_key))
-            found |= {q for x, q, k in self.bindings if x == source and matches(k)}
-            for destination, key in E2E.get(source, []):
-                if matches(key) and destination not in visited:
-                    visited.add(destination)
-                    pending.append(destination)
-        return found
-
+class BrokerMachine(BrokerModel):
     # -- rules ------------------------------------------------------------------------------
 
     @initialize(prefetch=st.sampled_from([1, 2, 3, 0]), global_prefetch=st.sampled_from([0, 3, 2]),
-                no_ack=st.booleans(), messages=st.integers(2, 5), second=st.booleans())
+                no_ack=st.booleans(), messages=st.integers(2, 5), second=st.booleans(),
+                priority=st.sampled_from([None, None, 1, -1]), single=st.booleans(),
+                rotate=st.booleans())
     def setup(self, prefetch: int, global_prefetch: int, no_ack: bool, messages: int,
-              second: bool) -> None:
+              second: bool, priority: int | None, single: bool, rotate: bool) -> None:
         self.send(c.OpenConnection(0))
         self.send(c.OpenChannel(0, 1))
         for name, kind in EXCHANGES.items():
-            self.send(c.DeclareExchange(0, 1, name, kind))
+            alternate = ALTERNATES.get(name)
+            self.send(c.DeclareExchange(0, 1, name, kind, arguments=alternate and {
+                "alternate-exchange": alternate}))
         for source, edges in E2E.items():
             for destination, key in edges:
                 self.send(c.BindExchange(0, 1, destination, source, key))
@@ -381,14 +144,14 @@ class BrokerMachine(RuleBasedStateMachine):
         if second:  # a second consumer on another channel of the same connection
             self.open_channel(2, 2)
             self.qos(2, prefetch, global_=False)
-            self.consume(2, "q0", "c2", False, exclusive=False)
+            self.consume(2, "q0", "c2", False, exclusive=False, priority=priority)
+        if single:  # two consumers on the single-active-consumer queue
+            self.consume(0, SINGLE, "s1", False, exclusive=False)
+            self.consume(1, SINGLE, "s2", no_ack, exclusive=False)
         for _ in range(messages):
             self.publish_one(0, "x.topic", "a.b", mandatory=False)
-
-    def open_connection(self, connection: int) -> None:
-        if connection not in self.connections:
-            self.send(c.OpenConnection(connection))
-            self.connections.add(connection)
+        if rotate:  # the last consumer of q0 leaves and comes back (rule 3)
+            self.resubscribe(0, 0)
 
     @rule(connection=st.integers(1, 2), number=st.integers(1, 2))
     def open_channel(self, connection: int, number: int) -> None:
@@ -435,6 +198,8 @@ class BrokerMachine(RuleBasedStateMachine):
             queue = self.queues[name] = MQueue(
                 next(self.incarnations), key[0] if exclusive else None, auto_delete
             )
+            self.homes[queue.incarnation] = queue
+        queue.last_used = self.now
         chan.last_queue = name
         assert outcome.reply == QueueDeclareOk(name, len(queue.ready), len(queue.consumers))
 
@@ -443,7 +208,7 @@ class BrokerMachine(RuleBasedStateMachine):
           binding_key=BINDING_KEYS, unbind=st.booleans())
     def bind(self, ch: int, name: str, exchange: str, binding_key: str, unbind: bool) -> None:
         key, chan = self.pick_channel(ch)
-        if not name and chan.last_queue == DLQ:
+        if (not name and chan.last_queue == DLQ) or exchange not in self.exchanges:
             return  # dlq only receives dead letters (rule 5)
         try:
             name, _ = self.resolve(chan, name, key, must_exist=not unbind)
@@ -463,7 +228,35 @@ class BrokerMachine(RuleBasedStateMachine):
                 self.bindings.add((exchange, name, binding_key))
 
     @precondition(lambda self: self.channels)
-    @rule(ch=PICK, exchange=st.sampled_from(["x.topic", "x.fanout", "x.direct", ""]),
+    @rule(ch=PICK, edge=st.sampled_from(EDGES), unbind=st.booleans())
+    def bind_exchange(self, ch: int, edge: tuple[str, str, str], unbind: bool) -> None:
+        key, _ = self.pick_channel(ch)
+        source, destination, binding_key = edge
+        if not {source, destination} <= self.exchanges:
+            return
+        command = (c.UnbindExchange if unbind else c.BindExchange)(
+            *key, destination, source, binding_key)
+        assert self.attempt(command, key, None) is not None
+        (self.e2e.discard if unbind else self.e2e.add)(edge)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, delete=st.booleans(), if_unused=st.booleans())
+    def exchange_lifecycle(self, ch: int, delete: bool, if_unused: bool) -> None:
+        key, _ = self.pick_channel(ch)
+        if not delete:
+            self.attempt(c.DeclareExchange(*key, DELETABLE, EXCHANGES[DELETABLE]), key, None)
+            self.exchanges.add(DELETABLE)
+            return
+        used = any(x == DELETABLE for x, _, _ in self.bindings | self.e2e)
+        predict = 406 if if_unused and used and DELETABLE in self.exchanges else None
+        if self.attempt(c.DeleteExchange(*key, DELETABLE, if_unused), key, predict) is None:
+            return
+        self.exchanges.discard(DELETABLE)
+        self.bindings = {b for b in self.bindings if b[0] != DELETABLE}
+        self.e2e = {edge for edge in self.e2e if DELETABLE not in edge[:2]}
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, exchange=PUBLISH_TO,
           routing_key=ROUTING_KEYS,
           mandatory=st.booleans(), count=st.integers(1, 3))
     def publish(self, ch: int, exchange: str, routing_key: str, mandatory: bool, count: int
@@ -471,35 +264,112 @@ class BrokerMachine(RuleBasedStateMachine):
         for _ in range(count):
             self.publish_one(ch, exchange, routing_key, mandatory)
 
-    def publish_one(self, ch: int, exchange: str, routing_key: str, mandatory: bool) -> None:
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, batch=BATCH)
+    def publish_many(self, ch: int, batch: list[tuple[str, str, bool]]) -> None:  # rule 4
         key, chan = self.pick_channel(ch)
-        seq = len(self.copies) + 1
-        body = f"m{self.counters['published']}".encode()
-        self.counters["published"] += 1
-        targets = sorted(self.route(exchange, routing_key))
-        for offset, name in enumerate(targets):
-            queue = self.queues[name]
-            copy = Copy(seq + offset, body, name, queue.incarnation)
-            if name == TTL_QUEUE:
-                copy.expires_at = self.now + TTL
-            self.copies.append(copy)
-            queue.ready.append(copy)
-        self.sweep()
-        outcome = self.send(c.Publish(*key, Message(exchange, routing_key, body), mandatory))
-        confirm = None
+        if self.refused_publish(key, batch):
+            return
+        if chan.tx is not None:
+            self.tx_publish(key, chan, batch)
+            return
+        messages, returns, accepted = [], [], []
+        for exchange, routing_key, mandatory in batch:
+            message, targets, taken = self.enqueue(exchange, routing_key)
+            messages.append((message, mandatory))
+            accepted.append(taken)
+            if mandatory and not targets:
+                returns.append(message)
+        outcome = self.send(c.PublishMany(*key, tuple(messages)))
+        confirm: tuple[Confirm, ...] = ()
         if chan.confirm_seq is not None:
-            chan.confirm_seq += 1
-            confirm = Confirm(*key, chan.confirm_seq)
-        returns = int(mandatory and not targets)
-        self.counters["returned"] += returns
-        self.apply(outcome.effects, returns=returns, confirm=confirm)
+            first = chan.confirm_seq + 1
+            chan.confirm_seq += len(batch)
+            if all(accepted):
+                confirm = (Confirm(*key, chan.confirm_seq, True),)
+            else:  # one confirm each, a nack for each refused publish
+                confirm = tuple(Confirm(*key, first + index, False, taken)
+                                for index, taken in enumerate(accepted))
+        self.counters["returned"] += len(returns)
+        self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK)
+    def tx_select(self, ch: int) -> None:
+        key, chan = self.pick_channel(ch)
+        # "cannot switch from confirm to tx mode" (RabbitMQ).
+        outcome = self.attempt(c.TxSelect(*key), key,
+                               406 if chan.confirm_seq is not None else None)
+        if outcome is not None:
+            chan.tx = chan.tx or MTx()
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, batch=BATCH, settles=st.lists(st.tuples(
+        PICK, st.sampled_from(["ack", "nack", "reject"]), st.booleans(), st.booleans()),
+        max_size=3), commit=st.booleans())
+    def transaction(self, ch: int, batch: list[tuple[str, str, bool]],
+                    settles: list[tuple[int, str, bool, bool]], commit: bool) -> None:
+        """Select, publish, settle, commit or roll back, on one channel (rule 8)."""
+        holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+        key = holding[ch % len(holding)] if holding else self.pick_channel(ch)[0]
+        if self.channels[key].confirm_seq is not None:
+            return
+        self.tx_select(sorted(self.channels).index(key))
+        self.publish_many(sorted(self.channels).index(key), batch)
+        if self.channels[key].tx is None:
+            return  # the channel was closed by a refused publish
+        for pick, verb, multiple, requeue in settles:
+            holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+            if key not in holding:
+                break
+            self.settle_rule(holding.index(key), pick % 8, verb, multiple, requeue)
+            if key not in self.channels or self.channels[key].tx is None:
+                return  # the channel was closed by a refused settlement
+        self.tx_end(sorted(k for k, chan in self.channels.items() if chan.tx).index(key), commit)
+
+    @precondition(lambda self: self.channels)
+    @rule(ch=PICK, commit=st.booleans())
+    def tx_end(self, ch: int, commit: bool) -> None:  # tx.commit or tx.rollback, rule 8
+        transactional = sorted(k for k, chan in self.channels.items() if chan.tx)
+        if transactional and ch < 8:  # mostly a transactional channel
+            key = transactional[ch % len(transactional)]
+        else:
+            key = self.pick_channel(ch)[0]
+        chan = self.channels[key]
+        tx = chan.tx
+        command = (c.TxCommit if commit else c.TxRollback)(*key)
+        outcome = self.attempt(command, key, 406 if tx is None else None)
+        if outcome is None or tx is None:
+            return
+        chan.tx = MTx()
+        if not commit:
+            for tag, copy, owner, _ in tx.settlements:
+                chan.unacked[tag] = (copy, owner)
+            chan.unacked = dict(sorted(chan.unacked.items()))
+            assert outcome.effects == []
+            return
+        returns = []
+        for message, mandatory, targets in tx.publishes:
+            found = [name for name in targets if name in self.queues]
+            self.counters["published"] += 1
+            self.enqueue_copies(message, found)
+            if mandatory and not found:
+                returns.append(message)
+        for action, run in itertools.groupby(tx.settlements, key=lambda item: item[3]):
+            for _, copy, _, _ in sorted(run, key=lambda item: item[0]):
+                self.settle_copy(copy, action)
+            self.sweep()
+        self.counters["returned"] += len(returns)
+        # Deliveries interleave with the commit's steps: follow them by message id.
+        self.apply(outcome.effects, strict_head=False, returns=tuple(returns))
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK)
     def confirm_select(self, ch: int) -> None:
         key, chan = self.pick_channel(ch)
-        self.send(c.ConfirmSelect(*key))
-        if chan.confirm_seq is None:
+        # "cannot switch from tx to confirm mode" (RabbitMQ).
+        outcome = self.attempt(c.ConfirmSelect(*key), key, 406 if chan.tx else None)
+        if outcome is not None and chan.confirm_seq is None:
             chan.confirm_seq = 0
 
     @precondition(lambda self: self.channels)
@@ -515,8 +385,10 @@ class BrokerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, name=QUEUE_ARG, tag=st.sampled_from(["", "c1", "c2"]), no_ack=st.booleans(),
-          exclusive=st.sampled_from([False, False, False, True]))
-    def consume(self, ch: int, name: str, tag: str, no_ack: bool, exclusive: bool) -> None:
+          exclusive=st.sampled_from([False, False, False, True]),
+          priority=st.sampled_from([None, None, None, 0, 1, -1]))
+    def consume(self, ch: int, name: str, tag: str, no_ack: bool, exclusive: bool,
+                priority: int | None = None) -> None:
         key, chan = self.pick_channel(ch)
         predict = None
         queue = None
@@ -525,19 +397,24 @@ class BrokerMachine(RuleBasedStateMachine):
                 raise Expected(530)
             name, queue = self.resolve(chan, name, key)
             assert queue is not None
-            if name == TTL_QUEUE:
-                return  # rule 5: no consumers on q3
+            if name in (TTL_QUEUE, REFUSING):
+                return  # rules 5 and 7: no consumers on q3 and qr
             if queue.consumers and (exclusive or any(x.exclusive for x in queue.consumers)):
                 raise Expected(403)
         except Expected as expected:
             predict = expected.code
-        outcome = self.attempt(c.Consume(*key, name, tag, no_ack, exclusive), key, predict)
+        arguments = None if priority is None else {"x-priority": priority}
+        outcome = self.attempt(c.Consume(*key, name, tag, no_ack, exclusive, arguments), key,
+                               predict)
         if outcome is None or queue is None:
             return
         assert isinstance(outcome.reply, ConsumeOk)
         tag = outcome.reply.consumer_tag
         assert tag and tag not in chan.consumers
-        consumer = MConsumer(tag, name, key, no_ack, exclusive, chan.prefetch)
+        consumer = MConsumer(tag, name, key, no_ack, exclusive, chan.prefetch,
+                             queue.next_number, priority or 0)
+        queue.next_number += 1
+        queue.last_used = self.now
         chan.consumers[tag] = consumer
         queue.consumers.append(consumer)
         self.apply(outcome.effects)
@@ -549,17 +426,46 @@ class BrokerMachine(RuleBasedStateMachine):
         tags = sorted(chan.consumers)
         tag = tags[pick % len(tags)] if tags and pick < 8 else "unknown"
         outcome = self.send(c.Cancel(*key, tag))
-        assert outcome.reply == CancelOk(tag) and outcome.effects == []
+        assert outcome.reply == CancelOk(tag)
         if tag in chan.consumers:
             self.remove_consumer(chan.consumers.pop(tag))
+        self.apply(outcome.effects)  # qs hands over to its next consumer
 
-    def pick_tag(self, chan: MChannel, pick: int) -> int:
-        tags = sorted(chan.unacked)
-        if pick == 8:
-            return 0  # "all outstanding" with multiple, else unknown
-        if pick == 9 or not tags:
-            return chan.last_tag + pick  # not outstanding (never given out, or already settled)
-        return tags[pick % len(tags)]
+    @precondition(lambda self: any(chan.consumers for chan in self.channels.values()))
+    @rule(ch=PICK, pick=PICK)
+    def resubscribe(self, ch: int, pick: int) -> None:
+        """Cancel (mostly a queue's last consumer), subscribe again, publish (rule 3)."""
+        holding = sorted(k for k, chan in self.channels.items() if chan.consumers)
+        key = holding[ch % len(holding)]
+        chan = self.channels[key]
+        consumer = chan.consumers[sorted(chan.consumers)[pick % len(chan.consumers)]]
+        if pick < 6:
+            consumer = self.queues[consumer.queue].consumers[-1]
+            key, chan = consumer.channel, self.channels[consumer.channel]
+        outcome = self.send(c.Cancel(*key, consumer.tag))
+        assert outcome.reply == CancelOk(consumer.tag)
+        self.remove_consumer(chan.consumers.pop(consumer.tag))
+        self.apply(outcome.effects)
+        if consumer.queue in self.queues:
+            self.consume(sorted(self.channels).index(key), consumer.queue, "", consumer.no_ack,
+                         exclusive=False, priority=consumer.priority)
+            self.publish_one(ch, "", consumer.queue, mandatory=False)
+
+    @precondition(lambda self: any(chan.unacked for chan in self.channels.values()))
+    @rule(ch=PICK, picks=st.lists(PICK, min_size=1, max_size=4, unique=True))
+    def ack_many(self, ch: int, picks: list[int]) -> None:  # rule 4
+        holding = sorted(k for k, chan in self.channels.items() if chan.unacked)
+        key = holding[ch % len(holding)]
+        chan = self.channels[key]
+        tags = sorted({self.pick_tag(chan, pick) if pick != 8 else chan.last_tag + 1
+                       for pick in picks})
+        predict = None if all(tag in chan.unacked for tag in tags) else 406
+        outcome = self.attempt(c.AckMany(*key, tuple(tags)), key, predict)
+        if outcome is None:
+            return
+        for tag in tags:
+            self.settle(chan, tag, False, "acked")
+        self.apply(outcome.effects)
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK, pick=PICK, verb=st.sampled_from(["ack", "nack", "reject"]),
@@ -602,21 +508,25 @@ class BrokerMachine(RuleBasedStateMachine):
         outcome = self.attempt(c.Get(*key, name, no_ack), key, predict)
         if outcome is None or queue is None:
             return
+        queue.last_used = self.now
         if not queue.ready:
             assert isinstance(outcome.reply, GetEmpty)
             return
         copy = queue.ready.pop(0)
         reply = outcome.reply
         assert isinstance(reply, GetOk)
-        assert (reply.message.body, reply.redelivered) == (copy.body, copy.redelivered)
+        assert (comparable(reply.message), reply.redelivered) == (
+            comparable(copy.message, model=True), copy.redelivered)
         assert reply.message_count == len(queue.ready) and reply.delivery_tag > chan.last_tag
-        if not copy.redelivered:
+        if not copy.redelivered and copy.queue != PRIORITIZED:
             assert copy.seq > queue.last_first_seq
             queue.last_first_seq = copy.seq
         chan.last_tag = reply.delivery_tag
         self.counters["delivered"] += 1
+        queue.counts["delivered"] += 1
         if no_ack:
             self.drop(copy, "no-ack delivery")
+            queue.counts["acked"] += 1
         else:
             chan.unacked[reply.delivery_tag] = (copy, None)
 
@@ -677,83 +587,11 @@ class BrokerMachine(RuleBasedStateMachine):
         self.now += step
         effects = self.broker.handle_timeout(now=self.now)
         self.sweep()
+        leased = self.queues.get(LEASED)
+        if leased is not None and not leased.consumers and (
+                leased.last_used + EXPIRES <= self.now):
+            self.delete_queue(LEASED)  # unused for its whole lease (rule 6)
         self.apply(effects, strict_head=True)
-
-    # -- invariants -------------------------------------------------------------------------
-
-    @invariant()
-    def deadlines(self) -> None:
-        queue = self.queues.get(TTL_QUEUE)
-        deadline = self.broker.next_deadline()
-        if queue is not None and queue.ready:
-            head = queue.ready[0].expires_at
-            assert head is not None and head > self.now, "an expired head outlived its sweep"
-            assert deadline is not None and deadline <= head, "the broker would expire late"
-
-    def has_credit(self, consumer: MConsumer) -> bool:
-        chan = self.channels[consumer.channel]
-        if consumer.no_ack:
-            return True
-        owners = [owner for _, owner in chan.unacked.values()]
-        if consumer.limit and sum(o is consumer for o in owners) >= consumer.limit:
-            return False
-        held = sum(o is not None for o in owners)
-        return not (chan.global_prefetch and held >= chan.global_prefetch)
-
-    @invariant()
-    def conservation(self) -> None:
-        places = Counter[int]()
-        for queue in self.queues.values():
-            places.update(id(copy) for copy in queue.ready)
-        for chan in self.channels.values():
-            places.update(id(copy) for copy, _ in chan.unacked.values())
-        places.update(self.gone.keys())
-        assert places == Counter(id(copy) for copy in self.copies), "a copy vanished or doubled"
-        # The broker holds exactly the model's copies, in the model's order.
-        assert set(self.broker.topology.queues) == set(self.queues)
-        for name, real in self.broker.topology.queues.items():
-            assert [(e.message.body, e.redelivered) for e in real.ready] == [
-                (copy.body, copy.redelivered) for copy in self.queues[name].ready
-            ], f"ready messages of {name} differ"
-            assert len(real.consumers) == len(self.queues[name].consumers)
-        live = {
-            (conn.id, ch.number): ch
-            for conn in self.broker.connections.values() for ch in conn.channels.values()
-        }
-        assert set(live) == set(self.channels)
-        for key, chan in self.channels.items():
-            assert {t: (u.entry.message.body, u.queue.name) for t, u in live[key].unacked.items()
-                    } == {t: (copy.body, copy.queue) for t, (copy, _) in chan.unacked.items()}
-
-    @invariant()
-    def credit_and_liveness(self) -> None:
-        for chan in self.channels.values():
-            for consumer in chan.consumers.values():
-                held = sum(1 for _, owner in chan.unacked.values() if owner is consumer)
-                assert not consumer.limit or held <= consumer.limit
-        for name, queue in self.queues.items():
-            if queue.ready:
-                stuck = [x.tag for x in queue.consumers if self.has_credit(x)]
-                assert not stuck, f"{name} keeps ready messages from consumers {stuck}"
-
-    @invariant()
-    def statistics_agree(self) -> None:
-        stats = self.broker.statistics()
-        alive = {name: queue.incarnation for name, queue in self.queues.items()}
-        unacked = sum(
-            1 for chan in self.channels.values() for copy, _ in chan.unacked.values()
-            if alive.get(copy.queue) == copy.incarnation
-        )
-        assert (stats.messages_ready, stats.messages_unacked) == (
-            sum(len(queue.ready) for queue in self.queues.values()), unacked
-        )
-        assert (stats.published, stats.delivered, stats.acked, stats.returned) == (
-            self.counters["published"], self.counters["delivered"], self.counters["acked"],
-            self.counters["returned"],
-        )
-        assert (stats.connections, stats.channels, stats.queues) == (
-            len(self.connections), len(self.channels), len(self.queues)
-        )
 
 
 # Inherits the suite's profile (max_examples from tests/conftest.py); a short run per example.

@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from minibroker.core import commands as c
 from minibroker.core.effects import ConsumerCancelled, QueueDeleteOk
 from minibroker.errors import AccessRefused, NotFound, PreconditionFailed, ResourceLocked
 from minibroker.message import FieldTable
 
-from .helpers import Chan, Harness
+from .helpers import Chan, Harness, fingerprint
 
 
 @pytest.fixture
@@ -190,8 +191,15 @@ def test_the_exclusive_check_comes_before_equivalence() -> None:
 def test_unbinding_a_missing_binding_of_an_exclusive_queue_succeeds_anywhere() -> None:
     # rabbit_binding:remove asks for exclusive access only when the binding exists.
     harness = Harness()
-    harness.open(1).declare_queue("ex", exclusive=True)
-    harness.open(2).unbind("ex", "amq.direct", "never-bound")
+    owner = harness.open(1)
+    owner.declare_queue("ex", exclusive=True)
+    owner.bind("ex", "amq.direct", "bound")
+    before = fingerprint(harness.broker)
+    assert harness.open(2).unbind("ex", "amq.direct", "never-bound").reply is None
+    harness.handle(c.CloseConnection(2))
+    assert fingerprint(harness.broker) == before  # the binding that exists is still there
+    owner.publish("amq.direct", "bound", b"m")
+    assert harness.broker.queue_statistics("ex").ready == 1
 
 
 def test_exclusive_queue_is_deleted_with_its_connection_not_its_channel() -> None:
@@ -260,9 +268,15 @@ def test_bind_routes_and_unbind_stops(ch: Chan) -> None:
 
 def test_unbinding_a_missing_binding_queue_or_exchange_succeeds(ch: Chan) -> None:
     ch.declare_queue("q")
-    ch.unbind("q", "amq.direct", "never")
-    ch.unbind("q", "no-such-exchange", "k")
-    ch.unbind("no-such-queue", "amq.direct", "k")
+    ch.bind("q", "amq.direct", "kept")
+    before = fingerprint(ch.harness.broker)
+    for queue, exchange, key in [("q", "amq.direct", "never"), ("q", "no-such-exchange", "k"),
+                                 ("no-such-queue", "amq.direct", "k")]:
+        assert ch.unbind(queue, exchange, key).reply is None
+        assert fingerprint(ch.harness.broker) == before, (queue, exchange, key)
+    assert [(b.source, b.destination.name, b.binding_key)
+            for b in ch.harness.broker.snapshot().bindings if b.source == "amq.direct"] == [
+        ("amq.direct", "q", "kept")]
 
 
 def test_bind_a_missing_queue_is_not_found(ch: Chan) -> None:

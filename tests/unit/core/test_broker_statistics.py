@@ -9,7 +9,17 @@ from collections.abc import Callable
 import pytest
 
 from minibroker.core import commands as c
-from minibroker.errors import AMQPError, ChannelError, NotFound
+from minibroker.errors import (
+    AccessRefused,
+    AMQPError,
+    ChannelError,
+    ChannelStateError,
+    NotAllowed,
+    NotFound,
+    NotImplementedFeature,
+    PreconditionFailed,
+    ResourceLocked,
+)
 from minibroker.message import Message, Properties
 
 from .helpers import Chan, Harness, fingerprint
@@ -164,14 +174,68 @@ FAILING: dict[str, Callable[[Chan, Chan], c.Command]] = {
 }
 
 
+#: What each refusal is: its error class, reply code and text — RabbitMQ's where RabbitMQ has
+#: the case (``exchange-type``: the newest profile's 406; RabbitMQ 3.10 closes the connection
+#: with 503 instead).
+LOCKED = ("cannot obtain exclusive access to locked queue 'ex' in vhost '/'. It could be "
+          "originally declared on another connection or the exclusive property value does "
+          "not match that of the original declaration.")
+REFUSALS: dict[str, tuple[type[AMQPError], int, str]] = {
+    "ack-multiple-unknown": (PreconditionFailed, 406, "unknown delivery tag 99"),
+    "ack-unknown": (PreconditionFailed, 406, "unknown delivery tag 99"),
+    "bind-default": (AccessRefused, 403, "operation not permitted on the default exchange"),
+    "bind-missing-queue": (NotFound, 404, "no queue 'nope' in vhost '/'"),
+    "channel-not-open": (ChannelStateError, 504, "expected 'channel.open' on channel 9"),
+    "commit-without-tx": (PreconditionFailed, 406, "channel is not transactional"),
+    "consume-duplicate-tag": (NotAllowed, 530, "attempt to reuse consumer tag 'c1'"),
+    "consume-exclusive-consumer": (AccessRefused, 403, "queue 'q' in vhost '/' in exclusive use"),
+    "consume-exclusive-queue": (ResourceLocked, 405, LOCKED),
+    "consume-missing": (NotFound, 404, "no queue 'nope' in vhost '/'"),
+    "consume-no-last-queue": (NotFound, 404, "no previously declared queue"),
+    "delete-exclusive": (ResourceLocked, 405, LOCKED),
+    "delete-if-empty": (PreconditionFailed, 406, "queue 'q' in vhost '/' not empty"),
+    "delete-if-unused": (PreconditionFailed, 406, "queue 'q' in vhost '/' in use"),
+    "exchange-amq": (AccessRefused, 403,
+        "exchange name 'amq.new' contains reserved prefix 'amq.*'"),
+    "exchange-delete-in-use": (PreconditionFailed, 406, "exchange 'x' in vhost '/' in use"),
+    "exchange-passive": (NotFound, 404, "no exchange 'nope' in vhost '/'"),
+    "exchange-redeclare": (PreconditionFailed, 406,
+        "inequivalent arg 'type' for exchange 'x' in vhost '/': received 'direct' but "
+        "current is 'topic'"),
+    "exchange-type": (PreconditionFailed, 406, "unknown exchange type 'bogus'"),
+    "get-exclusive": (ResourceLocked, 405, LOCKED),
+    "nack-unknown": (PreconditionFailed, 406, "unknown delivery tag 42"),
+    "publish-internal": (AccessRefused, 403,
+        "cannot publish to internal exchange 'amq.rabbitmq.trace' in vhost '/'"),
+    "publish-missing-exchange": (NotFound, 404, "no exchange 'nope' in vhost '/'"),
+    "publish-user-id": (PreconditionFailed, 406,
+        "user_id property set to 'mallory' but authenticated user was 'guest'"),
+    "purge-exclusive": (ResourceLocked, 405, LOCKED),
+    "qos-out-of-range": (PreconditionFailed, 406, "invalid prefetch_count 70000: must be 0..65535"),
+    "queue-amq": (AccessRefused, 403, "queue name 'amq.q' contains reserved prefix 'amq.*'"),
+    "queue-exclusive": (ResourceLocked, 405, LOCKED),
+    "queue-passive": (NotFound, 404, "no queue 'nope' in vhost '/'"),
+    "queue-redeclare": (PreconditionFailed, 406,
+        "inequivalent arg 'durable' for queue 'q' in vhost '/': received 'true' but "
+        "current is 'false'"),
+    "recover-no-requeue": (NotImplementedFeature, 540, "requeue=false"),
+    "reject-unknown": (PreconditionFailed, 406, "unknown delivery tag 0"),
+    "second-channel-open": (ChannelStateError, 504, "second 'channel.open' seen"),
+    "tx-on-confirm": (PreconditionFailed, 406, "cannot switch from confirm to tx mode"),
+    "unbind-exclusive": (ResourceLocked, 405, LOCKED),
+}
+
+
 @pytest.mark.parametrize("case", sorted(FAILING))
 def test_a_refused_command_leaves_the_broker_exactly_as_it_was(case: str) -> None:
     harness = Harness()
     a, b = _setup(harness)
     command = FAILING[case](a, b)
     before = fingerprint(harness.broker)
-    with pytest.raises(AMQPError):
+    kind, code, text = REFUSALS[case]
+    with pytest.raises(kind) as info:
         harness.handle(command)
+    assert (type(info.value), info.value.reply_code, info.value.text) == (kind, code, text)
     assert fingerprint(harness.broker) == before
 
 

@@ -6,6 +6,10 @@ import dataclasses
 import struct
 from typing import Any
 
+import pamqp.body as pamqp_body
+import pamqp.commands as pamqp_commands
+import pamqp.frame as pamqp_frame
+import pamqp.header as pamqp_header
 import pytest
 
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
@@ -703,18 +707,6 @@ def test_role_must_be_server_or_client() -> None:
 
 # -- pamqp as an independent oracle ------------------------------------------------------------
 
-try:
-    import pamqp.body as pamqp_body
-    import pamqp.commands as pamqp_commands
-    import pamqp.frame as pamqp_frame
-    import pamqp.header as pamqp_header
-except ImportError:  # pragma: no cover - pamqp is a test dependency, installed in CI
-    pamqp_frame = None  # type: ignore[assignment]
-
-requires_pamqp = pytest.mark.skipif(
-    pamqp_frame is None, reason="pamqp (test dependency, the oracle codec) is not installed")
-
-
 #: Reserved arguments pamqp insists on (AMQP 0-9-1 fixes their values).
 RESERVED = {"ticket": 0, "capabilities": "", "known_hosts": "", "out_of_band": "0",
             "channel_id": "0", "cluster_id": "", "insist": False}
@@ -753,7 +745,6 @@ def pamqp_class(method: spec.MethodSpec) -> type:
     return cls
 
 
-@requires_pamqp
 @pytest.mark.filterwarnings("ignore:This command is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("method", spec.METHODS, ids=lambda m: m.name)
 def test_methods_pamqp_encodes_decode_to_the_same_values(method: spec.MethodSpec) -> None:
@@ -771,7 +762,6 @@ def test_methods_pamqp_encodes_decode_to_the_same_values(method: spec.MethodSpec
     assert dataclasses.asdict(event.method) == expected
 
 
-@requires_pamqp
 @pytest.mark.filterwarnings("ignore:This command is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("method", spec.METHODS, ids=lambda m: m.name)
 def test_methods_we_encode_pamqp_decodes_to_the_same_values(method: spec.MethodSpec) -> None:
@@ -791,7 +781,6 @@ def test_methods_we_encode_pamqp_decodes_to_the_same_values(method: spec.MethodS
 ORACLE_PROPERTIES = dataclasses.replace(ALL_PROPERTIES, cluster_id=None)
 
 
-@requires_pamqp
 def test_we_know_every_method_pamqp_knows() -> None:
     for amqp_class in ("Connection", "Channel", "Exchange", "Queue", "Basic", "Tx", "Confirm"):
         for name, value in vars(getattr(pamqp_commands, amqp_class)).items():
@@ -808,7 +797,6 @@ def pamqp_properties(props: Properties) -> Any:
     return pamqp_commands.Basic.Properties(**values)
 
 
-@requires_pamqp
 def test_content_pamqp_encodes_decodes_to_the_same_values() -> None:
     body = b"0123456789" * 1000
     data = pamqp_frame.marshal(pamqp_commands.Basic.Publish(exchange="ex", routing_key="rk"), 5)
@@ -820,7 +808,6 @@ def test_content_pamqp_encodes_decodes_to_the_same_values() -> None:
         ContentMethod(5, BasicPublish(0, "ex", "rk"), ORACLE_PROPERTIES, body)]
 
 
-@requires_pamqp
 def test_content_we_encode_pamqp_decodes_to_the_same_values() -> None:
     body = b"b" * 10_000
     data = encode_deliver(2, "ctag", 42, True, "ex", "rk", ORACLE_PROPERTIES, body, 4096)

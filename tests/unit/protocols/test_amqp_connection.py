@@ -39,6 +39,8 @@ from minibroker.protocols.amqp091.methods import (
     ConnectionStartOk,
     ConnectionTune,
     ConnectionTuneOk,
+    ConnectionUpdateSecret,
+    ConnectionUpdateSecretOk,
     Method,
     QueueDeclare,
 )
@@ -477,3 +479,24 @@ def test_consecutive_acks_of_a_channel_come_out_as_one_run_before_what_follows()
     # find the channel closing rather than come out as work for an open channel.
     peer.connection.close_channel(1, 406, "unknown delivery tag 3")
     assert list(events) == []
+
+
+def test_update_secret_is_answered_and_the_connection_stays_open() -> None:
+    """RabbitMQ's ``connection.update-secret`` extension: answered with update-secret-ok, no
+    event for the broker (credentials do not expire here), the connection still usable."""
+    peer = Peer()
+    peer.open()
+    assert peer.call(0, ConnectionUpdateSecret(b"new-token", "refresh")) == []
+    assert peer.methods() == [(0, ConnectionUpdateSecretOk())]
+    assert peer.connection.state is State.OPEN
+    peer.call(1, ChannelOpen())
+    assert peer.methods() == [(1, ChannelOpenOk())]
+
+
+def test_a_handshake_method_on_an_open_connection_is_504() -> None:
+    peer = Peer()
+    peer.open()
+    [closing] = peer.call(0, ConnectionTuneOk(2047, 131072, 60))
+    assert isinstance(closing, ConnectionClosing) and closing.reply_code == 504
+    assert peer.methods() == [(0, ConnectionClose(
+        504, "CHANNEL_ERROR - unexpected method in connection state running", 10, 31))]

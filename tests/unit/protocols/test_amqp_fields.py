@@ -7,6 +7,8 @@ import decimal
 import struct
 from typing import Any
 
+import pamqp.decode as pamqp_decode
+import pamqp.encode as pamqp_encode
 import pytest
 
 from minibroker.errors import FrameError, FrameSyntaxError
@@ -246,15 +248,6 @@ def test_timestamp_encoding_drops_sub_seconds() -> None:
 
 # -- pamqp as an independent oracle ------------------------------------------------------------
 
-try:
-    import pamqp.decode as pamqp_decode
-    import pamqp.encode as pamqp_encode
-except ImportError:  # pragma: no cover - pamqp is a test dependency, installed in CI
-    pamqp_encode = None  # type: ignore[assignment]
-
-requires_pamqp = pytest.mark.skipif(
-    pamqp_encode is None, reason="pamqp (test dependency, the oracle codec) is not installed")
-
 ORACLE_TABLE: dict[str, Any] = {
     "small": 1, "short": 300, "long": 70_000, "longlong": 2**40, "neg": -5, "bool": False,
     "str": "ü-text", "void": None, "array": [1, "a", [True]], "dec": decimal.Decimal("1.25"),
@@ -263,7 +256,6 @@ ORACLE_TABLE: dict[str, Any] = {
 }
 
 
-@requires_pamqp
 def test_tables_pamqp_encodes_decode_to_the_same_values() -> None:
     data = pamqp_encode.field_table(ORACLE_TABLE)
     assert decode_table(data, 0) == (ORACLE_TABLE, len(data))
@@ -272,7 +264,6 @@ def test_tables_pamqp_encodes_decode_to_the_same_values() -> None:
     assert decode_table(data, 0)[0] == {"x": b"\x00\x01"}
 
 
-@requires_pamqp
 def test_tables_we_encode_pamqp_decodes_to_the_same_values() -> None:
     table = dict(ORACLE_TABLE, float=0.1, bytes=b"\xff", big=-(2**62))
     data = encode_table(table)

@@ -192,11 +192,14 @@ def test_events_are_lazy_so_a_run_sees_the_channel_close_it_caused() -> None:
     assert list(events) == []  # the purge finds the channel closing
 
 
-def test_bad_bytes_are_501_and_nothing_after_them_is_read() -> None:
+def test_bad_bytes_are_502_and_nothing_after_them_is_read() -> None:
+    """A well-framed payload that is not one msgpack value is a syntax error (502,
+    docs/protocol.md), not a framing error."""
     peer = open_server()
     peer.connection.receive_data(b"\x00\x00\x00\x03\xc1\xc1\xc1", now=0)
     [closing] = peer.connection.events()
-    assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code in (501, 502)
+    assert isinstance(closing, ev.ConnectionClosing) and closing.reply_code == 502
+    assert closing.reply_text.startswith("SYNTAX_ERROR - frame is not one msgpack value")
     peer.connection.receive_data(peer.codec.send(f.ConnectionCloseOk()), now=0)
     assert list(peer.connection.events()) == []
 

@@ -9,10 +9,9 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
+import trustme
 
 from minibroker.tls import TLSConfigError, TLSSettings, client_context, server_context
-
-trustme = pytest.importorskip("trustme")
 
 TIMEOUT = 10.0
 
