@@ -1,6 +1,15 @@
-"""Startup benchmark for the test toolkit: how fast a test broker is ready, and whether it leaks.
+"""Startup benchmarks: how fast ``python -m minibroker`` and a test broker are ready.
 
 Measures (results go in docs/benchmarks.md, "## Startup"):
+
+0. With ``--exec``: a new ``python -m minibroker`` process, from just before ``exec`` to its
+   ready line on stdout and to the first AMQP handshake answered (the 8-byte protocol header
+   sent, the first bytes of ``connection.start`` received), ``--runs`` times (default 30) for
+   each configuration: the defaults (a data directory, here a fresh temporary one, and the
+   management API, on port 0), ``--in-memory --no-management``, and the interpreter alone
+   (``python -c pass``, the floor). Min and median: on a shared machine the min is the fairer
+   number. ``--importtime`` adds ``python -X importtime -m minibroker --help`` self-times
+   (min over the runs), the top modules by what they cost.
 
 1. ``running_broker()``: time from entering the context manager to the first completed native
    client connection (handshake done), median and p90 of ``--runs`` (default 100).
@@ -13,6 +22,7 @@ Rule: every number comes from this script on the machine named in the results; n
 is asserted.
 
     python bench/startup.py [--runs 100] [--cycles 1000]
+    python bench/startup.py --exec [--runs 30] [--importtime]
 """
 
 from __future__ import annotations
@@ -22,9 +32,15 @@ import asyncio
 import gc
 import os
 import platform
+import re
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections import defaultdict
 
 import minibroker
 import minibroker.blocking
@@ -73,13 +89,106 @@ def describe(samples: list[float]) -> str:
             f"min {ordered[0] * 1000:.2f} ms")
 
 
+AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+_ADDRESS = re.compile(rb"minibroker://([^:/ ]+):(\d+)")
+
+
+def exec_once(options: list[str]) -> tuple[float, float]:
+    """(exec -> ready line, exec -> first AMQP handshake answered), in seconds."""
+    with tempfile.TemporaryDirectory(prefix="mb-startup-") as data_dir:
+        argv = [sys.executable, "-m", "minibroker", "--port", "0", *options]
+        if "--in-memory" not in options:
+            argv += ["--data-dir", data_dir]
+        if "--no-management" not in options:
+            argv += ["--management-port", "0"]
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            ready = time.perf_counter() - started
+            found = _ADDRESS.search(line)
+            if found is None:
+                raise RuntimeError(f"no ready line from {argv}: {line!r}")
+            with socket.create_connection((found.group(1).decode(), int(found.group(2)))) as sock:
+                sock.sendall(AMQP_HEADER)
+                if not sock.recv(7):  # a frame header: the broker answered
+                    raise RuntimeError("the broker closed without answering")
+                answered = time.perf_counter() - started
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+    return ready, answered
+
+
+def interpreter_once() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - started
+
+
+def import_self_times(runs: int, top: int = 25) -> None:
+    """``-X importtime`` of ``python -m minibroker --help``: min self-time of each module."""
+    self_times: defaultdict[str, list[int]] = defaultdict(list)
+    totals: list[int] = []
+    for _ in range(runs):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "minibroker", "--help"],
+            capture_output=True, text=True, check=True,
+        )
+        total = 0
+        for line in result.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            own, _cumulative, name = line[len("import time:"):].split("|")
+            self_times[name.strip()].append(int(own))
+            total += int(own)
+        totals.append(total)
+    print(f"-X importtime of `-m minibroker --help`: {len(self_times)} modules, "
+          f"sum of self-times min {min(totals) / 1000:.1f} ms, "
+          f"median {statistics.median(totals) / 1000:.1f} ms ({runs} runs)")
+    ranked = sorted(self_times.items(), key=lambda item: -min(item[1]))
+    for name, times in ranked[:top]:
+        print(f"  {min(times) / 1000:7.2f} ms  {name}")
+
+
+def ms(samples: list[float]) -> str:
+    return (f"min {min(samples) * 1000:6.1f} ms, "
+            f"median {statistics.median(samples) * 1000:6.1f} ms")
+
+
+def exec_main(runs: int, importtime: bool) -> None:
+    configurations = {
+        "defaults (data dir, management)": [],
+        "--in-memory --no-management": ["--in-memory", "--no-management"],
+    }
+    exec_once(["--in-memory", "--no-management"])  # warm-up: the OS file cache
+    floor = [interpreter_once() for _ in range(runs)]
+    print(f"{'python -c pass':<34} exit:        {ms(floor)}")
+    for label, options in configurations.items():
+        samples = [exec_once(options) for _ in range(runs)]
+        print(f"{label:<34} ready line:  {ms([ready for ready, _ in samples])}")
+        print(f"{'':<34} first answer: {ms([answered for _, answered in samples])}")
+    if importtime:
+        import_self_times(runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=None,
+                        help="samples per measure (default: 100, or 30 with --exec)")
     parser.add_argument("--cycles", type=int, default=1000)
+    parser.add_argument("--exec", action="store_true",
+                        help="measure a new `python -m minibroker` process instead of the toolkit")
+    parser.add_argument("--importtime", action="store_true",
+                        help="with --exec: also the import self-times of `-m minibroker --help`")
     args = parser.parse_args(argv)
     print(f"CPython {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs")
+    if args.exec:
+        exec_main(args.runs or 30, args.importtime)
+        return 0
+    args.runs = args.runs or 100
 
     asyncio.run(async_ready_once())  # warm-up: imports, first loop
     samples: list[float] = []
