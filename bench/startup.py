@@ -93,7 +93,25 @@ AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 _ADDRESS = re.compile(rb"minibroker://([^:/ ]+):(\d+)")
 
 
-def exec_once(options: list[str]) -> tuple[float, float]:
+def python_env(bytecode: str) -> dict[str, str]:
+    """The environment of a measured process: with ``bytecode`` a folder of cached bytecode
+    (``.pyc``, written by the warm-up run, as an installed package has them), or ``""`` for
+    none (every module of the package compiled from source, as under
+    ``PYTHONDONTWRITEBYTECODE=1`` with an editable install)."""
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = bytecode
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = _EMPTY_PREFIX  # ignores .pyc files beside the sources
+    return env
+
+
+_EMPTY_PREFIX = tempfile.mkdtemp(prefix="mb-nopyc-")
+
+
+def exec_once(options: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(exec -> ready line, exec -> first AMQP handshake answered), in seconds."""
     with tempfile.TemporaryDirectory(prefix="mb-startup-") as data_dir:
         argv = [sys.executable, "-m", "minibroker", "--port", "0", *options]
@@ -102,7 +120,8 @@ def exec_once(options: list[str]) -> tuple[float, float]:
         if "--no-management" not in options:
             argv += ["--management-port", "0"]
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   env=env)
         try:
             assert process.stdout is not None
             line = process.stdout.readline()
@@ -127,14 +146,15 @@ def interpreter_once() -> float:
     return time.perf_counter() - started
 
 
-def import_self_times(runs: int, top: int = 25) -> None:
-    """``-X importtime`` of ``python -m minibroker --help``: min self-time of each module."""
+def import_self_times(runs: int, env: dict[str, str], top: int = 25) -> None:
+    """``-X importtime`` of ``python -m minibroker --help`` (with .pyc files): the min
+    self-time of each module."""
     self_times: defaultdict[str, list[int]] = defaultdict(list)
     totals: list[int] = []
     for _ in range(runs):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "minibroker", "--help"],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=env,
         )
         total = 0
         for line in result.stderr.splitlines():
@@ -162,15 +182,19 @@ def exec_main(runs: int, importtime: bool) -> None:
         "defaults (data dir, management)": [],
         "--in-memory --no-management": ["--in-memory", "--no-management"],
     }
-    exec_once(["--in-memory", "--no-management"])  # warm-up: the OS file cache
     floor = [interpreter_once() for _ in range(runs)]
-    print(f"{'python -c pass':<34} exit:        {ms(floor)}")
-    for label, options in configurations.items():
-        samples = [exec_once(options) for _ in range(runs)]
-        print(f"{label:<34} ready line:  {ms([ready for ready, _ in samples])}")
-        print(f"{'':<34} first answer: {ms([answered for _, answered in samples])}")
-    if importtime:
-        import_self_times(runs)
+    print(f"{'python -c pass':<44} exit:         {ms(floor)}")
+    with tempfile.TemporaryDirectory(prefix="mb-pyc-") as bytecode:
+        for cache, env in (("with .pyc", python_env(bytecode)), ("no .pyc", python_env(""))):
+            exec_once([], env)  # warm-up: writes the .pyc files, fills the OS file cache
+            for label, options in configurations.items():
+                samples = [exec_once(options, env) for _ in range(runs)]
+                print(f"{label + ', ' + cache:<44} ready line:   "
+                      f"{ms([ready for ready, _ in samples])}")
+                print(f"{'':<44} first answer: "
+                      f"{ms([answered for _, answered in samples])}")
+        if importtime:
+            import_self_times(runs, python_env(bytecode))
 
 
 def main(argv: list[str] | None = None) -> int:
