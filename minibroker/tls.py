@@ -22,8 +22,9 @@ Rules:
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
+
+from minibroker.valueclass import valueclass
 
 __all__ = ["TLSConfigError", "TLSSettings", "client_context", "server_context"]
 
@@ -32,7 +33,7 @@ class TLSConfigError(ValueError):
     """A TLS setting that cannot work; the message names the setting and the file."""
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TLSSettings:
     """The server's TLS settings (``--certfile``, ``--keyfile``, ``--cafile``,
     ``--verify-peer``)."""

@@ -16,14 +16,15 @@ Rules:
    docstring. ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work: the
    class carries real ``dataclasses.Field`` objects. ``tests/unit/test_valueclass.py`` compares
    every one of these with ``dataclass`` itself.
-2. ``__init__`` is the very code ``dataclass`` generates, so building a frame costs the same;
+2. ``__init__`` is the very code ``dataclass`` generates (ending with ``__post_init__()``
+   when the class has one), so building a frame costs the same;
    it is compiled on the first call of each class (most of the classes are never built in a
    given run: an AMQP method nobody sends, a frame of another protocol). The first call pays
    about 50 µs once; every later call runs the compiled function directly.
 3. ``__repr__``, ``__eq__``, ``__hash__`` and the frozen ``__setattr__`` are shared functions
    over the class's field names (``operator.attrgetter``), not code compiled per class.
-4. Unsupported, refused with ``TypeError`` at definition: ``InitVar``, ``__post_init__``, a
-   class that defines ``__setattr__``/``__delattr__`` and is frozen. Use ``dataclass`` there.
+4. Unsupported, refused with ``TypeError`` at definition: ``InitVar``, and a class that
+   defines ``__setattr__``/``__delattr__`` and is frozen. Use ``dataclass`` there.
 5. Type checkers see a dataclass (PEP 681 ``dataclass_transform``).
 """
 
@@ -85,8 +86,6 @@ def _is_classvar(annotation: object) -> bool:
 
 def _process(cls: type[_T], frozen: bool) -> type[_T]:
     namespace = cls.__dict__
-    if "__post_init__" in namespace:
-        raise TypeError(f"{cls.__name__}: @valueclass does not run __post_init__; use @dataclass")
     if frozen and ("__setattr__" in namespace or "__delattr__" in namespace):
         raise TypeError(f"{cls.__name__}: a frozen @valueclass cannot define __setattr__")
     fields: dict[str, dataclasses.Field[Any]] = {}
@@ -211,6 +210,8 @@ def _compile_init(cls: Any, fields: dict[str, dataclasses.Field[Any]], frozen: b
             parameters.append(name)
         stores.append(f"__setattr(self, {name!r}, {value})" if frozen
                       else f"self.{name} = {value}")
+    if hasattr(cls, "__post_init__"):
+        stores.append("self.__post_init__()")
     source = (f"def __create_fn__({', '.join(closure)}):\n"
               f" def __init__({', '.join(parameters)}):\n"
               + "".join(f"  {store}\n" for store in stores or ["pass"])

@@ -170,10 +170,33 @@ def test_refused_definitions(reference: Any, ours: Any) -> None:
         @ours
         class Mutable:
             a: list[int] = []
-    with pytest.raises(TypeError, match="__post_init__"):
-        @ours
-        class Post:
+    with pytest.raises(TypeError, match="__setattr__"):
+        @valueclass(frozen=True)
+        class Guarded:
             a: int
 
-            def __post_init__(self) -> None:
+            def __setattr__(self, name: str, value: Any) -> None:
                 pass
+
+
+def test_post_init_runs_after_the_fields_are_set(reference: Any, ours: Any) -> None:
+    seen = []
+
+    def body(maker: Any) -> Any:
+        @maker
+        class Checked:
+            low: int
+            high: int = 10
+
+            def __post_init__(self) -> None:
+                seen.append((self.low, self.high))
+                if self.low > self.high:
+                    raise ValueError(f"low {self.low} is above high {self.high}")
+
+        return Checked
+
+    for cls in (body(reference), body(ours)):
+        assert cls(1).high == 10
+        with pytest.raises(ValueError, match="low 11 is above high 10"):
+            cls(11)
+    assert seen == [(1, 10), (11, 10)] * 2
