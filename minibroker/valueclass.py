@@ -1,10 +1,11 @@
 """``@valueclass``: a slotted dataclass that is cheap to define, for the many small classes of
 the protocols and the core (frames, methods, commands, effects).
 
-``@dataclass(slots=True)`` costs about 300 µs a class on CPython 3.11 (it compiles five
-functions, builds the class twice and calls ``inspect.signature`` for the docstring), and
+``@dataclass(slots=True)`` costs 300-1,000 µs a class on CPython 3.11 (it compiles five or
+six functions, builds the class twice and calls ``inspect.signature`` for the docstring), and
 ``python -m minibroker`` defines some 250 of them: about a third of its start-up. This
-decorator makes the same classes for about 20 µs each (``docs/benchmarks.md``, "Start-up").
+decorator makes the same classes for about 30 µs each (a nine-field frozen command: 29 µs
+against 700 µs; ``docs/benchmarks.md``, "Start-up").
 
 Rules:
 
@@ -106,40 +107,39 @@ def _process(cls: type[_T], frozen: bool) -> type[_T]:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
 
     # Slots are fixed when a class is created: build it again, as dataclass(slots=True) does,
-    # without the defaults (class attributes would clash with the slots).
+    # without the defaults (class attributes would clash with the slots). What needs no
+    # reference to the new class goes in its namespace: each attribute set on a class once it
+    # exists costs more (CPython updates its type slots).
     inherited = {slot for base in cls.__mro__[1:-1] for slot in base.__dict__.get("__slots__", ())}
     body = {key: value for key, value in namespace.items()
             if key not in fields and key not in ("__dict__", "__weakref__")}
     body["__slots__"] = tuple(name for name in names if name not in inherited)
-    qualname = cls.__qualname__
-    metaclass: Any = type(cls)
-    new: Any = metaclass(cls.__name__, cls.__bases__, body)
-    new.__qualname__ = qualname
-    new.__dataclass_fields__ = fields
-    new.__dataclass_params__ = _params(frozen)
-
+    body["__qualname__"] = cls.__qualname__
+    body["__dataclass_fields__"] = fields
+    body["__dataclass_params__"] = _params(frozen)
     key = _key(names)
-    methods: dict[str, Any] = {
-        "__init__": _lazy_init(new, fields, frozen),
-        "__repr__": _repr(names),
-        "__eq__": _eq(key),
-        "__match_args__": names,
-    }
-    for method_name, method in methods.items():
-        if method_name not in namespace:
-            setattr(new, method_name, method)
+    if "__repr__" not in namespace:  # dataclass keeps what the class defines itself
+        body["__repr__"] = _repr(names)
+    if "__eq__" not in namespace:
+        body["__eq__"] = _eq(key)
+    if "__match_args__" not in namespace:
+        body["__match_args__"] = names
     class_hash = namespace.get("__hash__", _MISSING)
     explicit_hash = not (class_hash is _MISSING or (class_hash is None and "__eq__" in namespace))
     if not explicit_hash:  # dataclass's hash rules for eq=True, unsafe_hash=False
-        new.__hash__ = _hash(key) if frozen else None
+        body["__hash__"] = _hash(key) if frozen else None
+    if frozen and "__getstate__" not in namespace:  # slots, no __dict__: pickle by field values
+        body["__getstate__"] = _getstate
+        body["__setstate__"] = _setstate
+    if not namespace.get("__doc__"):
+        body["__doc__"] = f"{cls.__name__}({', '.join(map(_parameter, fields.values()))})"
+    metaclass: Any = type(cls)
+    new: Any = metaclass(cls.__name__, cls.__bases__, body)
+    if "__init__" not in namespace:
+        new.__init__ = _lazy_init(new, fields, frozen)
     if frozen:
         new.__setattr__ = _frozen_setattr(new, names)
         new.__delattr__ = _frozen_delattr(new, names)
-        if "__getstate__" not in namespace:  # slots without __dict__: pickle by field values
-            new.__getstate__ = _getstate
-            new.__setstate__ = _setstate
-    if not new.__doc__:
-        new.__doc__ = f"{cls.__name__}({', '.join(_parameter(f) for f in fields.values())})"
     return new  # type: ignore[no-any-return]
 
 
@@ -159,7 +159,7 @@ def _field(cls: type, name: str, annotation: Any, default: Any) -> Any:
 
 def _parameter(f: dataclasses.Field[Any]) -> str:
     """One parameter of the docstring, as ``inspect.signature`` shows it."""
-    text = f"{f.name}: {_annotation(f.type)}"
+    text = f"{f.name}: {f.type!r}" if type(f.type) is str else f"{f.name}: {_annotation(f.type)}"
     if f.default_factory is not _MISSING:
         return f"{text} = <factory>"
     if f.default is not _MISSING:
