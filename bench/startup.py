@@ -9,7 +9,11 @@ Measures (results go in docs/benchmarks.md, "## Startup"):
    management API, on port 0), ``--in-memory --no-management``, and the interpreter alone
    (``python -c pass``, the floor). Min and median: on a shared machine the min is the fairer
    number. ``--importtime`` adds ``python -X importtime -m minibroker --help`` self-times
-   (min over the runs), the top modules by what they cost.
+   (min over the runs), the top modules by what they cost. Each configuration runs with the
+   bytecode cache (``.pyc``) and without the package's own.
+0'. With ``--instructions``: the instructions (valgrind's callgrind) of one start of each
+   configuration to its ready line and a graceful stop: what a quiet machine would measure,
+   comparable between commits where wall-clock time on a shared machine is not.
 
 1. ``running_broker()``: time from entering the context manager to the first completed native
    client connection (handshake done), median and p90 of ``--runs`` (default 100).
@@ -23,6 +27,7 @@ is asserted.
 
     python bench/startup.py [--runs 100] [--cycles 1000]
     python bench/startup.py --exec [--runs 30] [--importtime]
+    python bench/startup.py --instructions
 """
 
 from __future__ import annotations
@@ -96,19 +101,45 @@ _ADDRESS = re.compile(rb"minibroker://([^:/ ]+):(\d+)")
 def python_env(bytecode: str) -> dict[str, str]:
     """The environment of a measured process: with ``bytecode`` a folder of cached bytecode
     (``.pyc``, written by the warm-up run, as an installed package has them), or ``""`` for
-    none (every module of the package compiled from source, as under
-    ``PYTHONDONTWRITEBYTECODE=1`` with an editable install)."""
+    none of the package's own (each of its modules compiled from source, as under
+    ``PYTHONDONTWRITEBYTECODE=1`` with an editable install; the standard library keeps its
+    ``.pyc`` files)."""
     env = dict(os.environ)
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = bytecode
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env["PYTHONPYCACHEPREFIX"] = _EMPTY_PREFIX  # ignores .pyc files beside the sources
+        env.pop("PYTHONPYCACHEPREFIX", None)
     return env
 
 
-_EMPTY_PREFIX = tempfile.mkdtemp(prefix="mb-nopyc-")
+def package_has_bytecode() -> bool:
+    """Are there ``.pyc`` files beside the package's sources (then "no .pyc" is not true)?"""
+    root = os.path.dirname(os.path.abspath(minibroker.__file__))
+    return any("__pycache__" in dirs for _, dirs, _ in os.walk(root))
+
+
+def instructions_once(options: list[str], env: dict[str, str]) -> int:
+    """Instructions (callgrind's "Collected") of a start to the ready line and a graceful stop
+    (SIGTERM): deterministic, unlike time on a shared machine."""
+    with tempfile.TemporaryDirectory(prefix="mb-startup-") as data_dir:
+        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                sys.executable, "-m", "minibroker", "--port", "0", *options]
+        if "--in-memory" not in options:
+            argv += ["--data-dir", data_dir]
+        if "--no-management" not in options:
+            argv += ["--management-port", "0"]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=dict(env, PYTHONHASHSEED="0"))
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate()
+    found = re.search(rb"Collected : (\d+)", err)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {err[-500:]!r}")
+    return int(found.group(1))
 
 
 def exec_once(options: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -177,11 +208,30 @@ def ms(samples: list[float]) -> str:
             f"median {statistics.median(samples) * 1000:6.1f} ms")
 
 
+CONFIGURATIONS = {
+    "defaults (data dir, management)": [],
+    "--in-memory --no-management": ["--in-memory", "--no-management"],
+}
+
+
+def instructions_main() -> None:
+    with tempfile.TemporaryDirectory(prefix="mb-pyc-") as bytecode:
+        env = python_env(bytecode)
+        exec_once([], env)  # writes the .pyc files
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             "-c", "pass"], capture_output=True, env=dict(env, PYTHONHASHSEED="0"), check=True)
+        found = re.search(rb"Collected : (\d+)", result.stderr)
+        print(f"{'python -c pass':<44} {int(found.group(1)) if found else -1:>14,} instructions")
+        for label, options in CONFIGURATIONS.items():
+            count = instructions_once(options, env)
+            print(f"{label + ', with .pyc':<44} {count:>14,} instructions")
+
+
 def exec_main(runs: int, importtime: bool) -> None:
-    configurations = {
-        "defaults (data dir, management)": [],
-        "--in-memory --no-management": ["--in-memory", "--no-management"],
-    }
+    configurations = CONFIGURATIONS
+    if package_has_bytecode():
+        print("note: the package has __pycache__ folders: the 'no .pyc' rows use them")
     floor = [interpreter_once() for _ in range(runs)]
     print(f"{'python -c pass':<44} exit:         {ms(floor)}")
     with tempfile.TemporaryDirectory(prefix="mb-pyc-") as bytecode:
@@ -206,9 +256,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure a new `python -m minibroker` process instead of the toolkit")
     parser.add_argument("--importtime", action="store_true",
                         help="with --exec: also the import self-times of `-m minibroker --help`")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the instructions of each start under valgrind (callgrind)")
     args = parser.parse_args(argv)
     print(f"CPython {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs")
+    if args.instructions:
+        instructions_main()
+        return 0
     if args.exec:
         exec_main(args.runs or 30, args.importtime)
         return 0
