@@ -21,7 +21,8 @@ Rules:
    when the class has one), so building a frame costs the same;
    it is compiled on the first call of each class (most of the classes are never built in a
    given run: an AMQP method nobody sends, a frame of another protocol). The first call pays
-   about 50 µs once; every later call runs the compiled function directly.
+   about 50 µs once; every later call runs the compiled function directly. Asking for the
+   signature (``inspect.signature``, ``help()``) compiles it as well.
 3. ``__repr__``, ``__eq__``, ``__hash__`` and the frozen ``__setattr__`` are shared functions
    over the class's field names (``operator.attrgetter``), not code compiled per class.
 4. Unsupported, refused with ``TypeError`` at definition: ``InitVar``, and a class that
@@ -35,6 +36,7 @@ import dataclasses
 import reprlib
 from collections.abc import Callable
 from operator import attrgetter
+from types import MethodType
 from typing import Any, ClassVar, TypeVar, dataclass_transform, get_origin
 
 __all__ = ["valueclass"]
@@ -136,7 +138,7 @@ def _process(cls: type[_T], frozen: bool) -> type[_T]:
     metaclass: Any = type(cls)
     new: Any = metaclass(cls.__name__, cls.__bases__, body)
     if "__init__" not in namespace:
-        new.__init__ = _lazy_init(new, fields, frozen)
+        new.__init__ = _LazyInit(new, fields, frozen)
     if frozen:
         new.__setattr__ = _frozen_setattr(new, names)
         new.__delattr__ = _frozen_delattr(new, names)
@@ -176,20 +178,34 @@ def _annotation(annotation: Any) -> str:
     return repr(annotation).replace("typing.", "")
 
 
-def _lazy_init(cls: Any, fields: dict[str, dataclasses.Field[Any]], frozen: bool) -> Any:
-    """An ``__init__`` that compiles the real one on its first call (rule 2) and puts it on
-    the class in its place."""
-    compiled: Callable[..., None] | None = None
+class _LazyInit:
+    """The ``__init__`` of a class until its first instance (rule 2): compiles the real one,
+    puts it on the class in its place and runs it. ``inspect.signature`` (``help()``,
+    hypothesis's ``builds``) sees the real parameters: asking compiles it too."""
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        nonlocal compiled
-        if compiled is None:
-            compiled = _compile_init(cls, fields, frozen)
-            type.__setattr__(cls, "__init__", compiled)
-        compiled(self, *args, **kwargs)
+    __slots__ = ("cls", "compiled", "fields", "frozen")
 
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    return __init__
+    def __init__(self, cls: Any, fields: dict[str, dataclasses.Field[Any]], frozen: bool) -> None:
+        self.cls, self.fields, self.frozen = cls, fields, frozen
+        self.compiled: Callable[..., None] | None = None
+
+    def real(self) -> Callable[..., None]:
+        if self.compiled is None:
+            self.compiled = _compile_init(self.cls, self.fields, self.frozen)
+            type.__setattr__(self.cls, "__init__", self.compiled)
+        return self.compiled
+
+    def __call__(self, instance: Any, *args: Any, **kwargs: Any) -> None:
+        self.real()(instance, *args, **kwargs)
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        return self if instance is None else MethodType(self, instance)
+
+    @property
+    def __signature__(self) -> Any:
+        import inspect
+
+        return inspect.signature(self.real())
 
 
 def _compile_init(cls: Any, fields: dict[str, dataclasses.Field[Any]], frozen: bool) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -158,6 +159,12 @@ def test_init_is_compiled_once_and_put_on_the_class(reference: Any, ours: Any) -
     value = cls.__new__(cls)
     first(value, "c")  # an __init__ taken before the first call still works
     assert value.name == "c"
+
+
+def test_signature_before_the_first_instance(reference: Any, ours: Any) -> None:
+    cls_ref, cls = both(reference, ours)
+    assert str(inspect.signature(cls)) == str(inspect.signature(cls_ref))
+    assert cls("a") == cls("a")
 
 
 def test_refused_definitions(reference: Any, ours: Any) -> None:
