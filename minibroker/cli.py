@@ -18,28 +18,29 @@ Rules:
    goes to stderr before it. A data directory held by another broker is one line naming the
    directory and its PID, exit 2. ``minibroker export-definitions`` writes the definitions
    of a stopped broker's data directory as RabbitMQ's JSON.
+6. ``--help``, ``--version`` and usage errors load neither the server nor asyncio: they are
+   imported once the arguments are good (``docs/benchmarks.md``, "Start-up").
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import re
-import signal
-import socket
 import sys
+from typing import TYPE_CHECKING
 
 from minibroker import __version__
 from minibroker.cli_security import add_security_arguments, security_options
 from minibroker.config import DEFAULT_PORT, ServerConfig
 from minibroker.core.generations import NEWEST, OLDEST, Profile
-from minibroker.server.loop import loop_factory, run
-from minibroker.server.server import BrokerServer
 from minibroker.storage.datadir import DEFAULT_DISK_FREE_LIMIT, resolve_data_dir
 from minibroker.storage.errors import StorageError
 from minibroker.tls import TLSConfigError
+
+if TYPE_CHECKING:
+    from minibroker.server.server import BrokerServer
 
 __all__ = ["build_parser", "main"]
 
@@ -238,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         management_port=None if args.no_management else args.management_port,
         **security_options(parser, args),
     )
+    from minibroker.server.loop import loop_factory, run  # rule 6
+
     try:
         loop_factory(args.loop)  # before any coroutine exists: a refusal leaves nothing behind
     except RuntimeError as exc:  # --loop uvloop without uvloop
@@ -247,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(config: ServerConfig) -> int:
+    import asyncio
+    import signal
+
+    from minibroker.server.server import BrokerServer
+
     server = BrokerServer(config)
     try:
         await server.start()
@@ -297,6 +305,8 @@ def _listening(server: BrokerServer) -> str:
 
 def _listen_error(exc: OSError, config: ServerConfig) -> str:
     """Rule 3's one line: what could not be done, and why, in words."""
+    import socket
+
     if isinstance(exc, socket.gaierror):  # its errno is a getaddrinfo code, not an OS errno
         return (f"cannot listen on {config.host}: the host name does not resolve "
                 f"({exc.strerror}); give an IP address or a name this machine resolves")

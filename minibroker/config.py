@@ -26,12 +26,13 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from minibroker.core.access import AccessControl
 from minibroker.core.generations import NEWEST, Profile
 from minibroker.tls import TLSSettings
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -60,7 +61,7 @@ def _default_users() -> dict[str, str]:
     return {"guest": "guest"}
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     #: The port serving both protocols (chosen by the first 8 bytes); 0 = any free port.

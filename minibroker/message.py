@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from dataclasses import dataclass
 from typing import TypeAlias
+
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "EMPTY_PROPERTIES", "FieldTable", "FieldValue", "Message", "Properties", "Timestamp",
@@ -78,7 +79,7 @@ def field_type_name(value: FieldValue, *, integer: str | None = "long") -> str:
     return "void"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Properties:
     """The basic properties of a message (AMQP 0-9-1 class ``basic``), in spec order."""
 
@@ -101,7 +102,7 @@ class Properties:
 EMPTY_PROPERTIES = Properties()
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Message:
     """One published message: where it was published and what it carries."""
 

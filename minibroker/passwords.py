@@ -27,7 +27,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "DEFAULT_HASHING_ALGORITHM",
@@ -66,7 +67,7 @@ def _salted_digest(digest_name: str, salt: bytes, password: str) -> bytes:
     return hashlib.new(digest_name, salt + password.encode("utf-8")).digest()
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class PasswordHash:
     """A decoded stored hash: the salt and the digest, and the algorithm that made it."""
 

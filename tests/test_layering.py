@@ -1,8 +1,8 @@
 """The layers stay apart, and the package reads on its own.
 
 1. The core stays sans-IO: nothing under minibroker/core imports I/O, clocks, randomness,
-   msgpack, or another minibroker package (except the bottom floor: minibroker.errors and
-   minibroker.message).
+   msgpack, or another minibroker package (except the bottom floor: minibroker.errors,
+   minibroker.message and minibroker.valueclass).
 2. The protocols (codecs and their connection objects) import neither the server nor the
    client; the client (``client/`` and ``blocking.py``) imports neither the core nor the server.
 3. No import cycle inside ``server/`` or ``client/``, except type-only imports (under
@@ -24,8 +24,9 @@ FORBIDDEN = {
     "secrets", "io", "pathlib", "subprocess", "signal", "logging", "ssl",
 }
 
-#: The bottom floor every layer may import: the error hierarchy and the message vocabulary.
-BOTTOM = {"minibroker.errors", "minibroker.message"}
+#: The bottom floor every layer may import: the error hierarchy, the message vocabulary and the
+#: decorator of value classes.
+BOTTOM = {"minibroker.errors", "minibroker.message", "minibroker.valueclass"}
 
 
 def _imports(path: Path, *, type_only: bool = True) -> list[str]:

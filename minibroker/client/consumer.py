@@ -31,13 +31,13 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from minibroker.errors import ClientError
 from minibroker.message import FieldTable
 from minibroker.protocols.native import frames as f
+from minibroker.valueclass import valueclass
 
 if TYPE_CHECKING:
     from minibroker.client.channel import Channel
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Consumer", "ConsumerStatistics"]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConsumerStatistics:
     consumer_tag: str
     #: Deliveries received and not yet handed to the application.

@@ -17,11 +17,11 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from minibroker.errors import ClientError
 from minibroker.message import FieldTable, Properties
+from minibroker.valueclass import valueclass
 
 if TYPE_CHECKING:
     from minibroker.client.channel import Channel
@@ -183,7 +183,7 @@ class Delivery(MessageFields):
                 f"body={self.body[:40]!r}>")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ReturnedMessage(MessageFields):
     """A ``mandatory`` message the broker could not route (``basic.return``, 312 NO_ROUTE)."""
 

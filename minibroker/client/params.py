@@ -20,10 +20,10 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from minibroker.config import DEFAULT_PORT
+from minibroker.valueclass import valueclass
 
 __all__ = ["DEFAULT_TLS_PORT", "DEFAULT_URL", "ConnectionParameters"]
 
@@ -37,7 +37,7 @@ _FLOAT_OPTIONS = ("connect_timeout", "close_timeout")
 _TEXT_OPTIONS = ("client_name", "cafile", "certfile", "keyfile")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConnectionParameters:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

@@ -23,9 +23,25 @@ Reading map, in the order a message meets the modules:
 7. Streams: ``streams.py``, ``streamargs.py``, ``streamlog.py``, ``streamreads.py``.
 8. Security: ``access.py``, ``principal.py``, ``tenants.py``.
 9. Looking in: ``statistics.py`` (snapshots) and ``fates.py`` (what became of each message).
+
+Rule: importing a module of the core (``minibroker.core.generations`` for the command line's
+``--rabbitmq-version``, ``minibroker.core.access`` for its configuration) loads only what that
+module needs: ``Broker`` is imported on first use of ``minibroker.core.Broker`` (PEP 562).
 """
 
-from minibroker.core.broker import Broker
 from minibroker.message import Message, Properties
 
 __all__ = ["Broker", "Message", "Properties"]
+
+TYPE_CHECKING = False  # (typing.TYPE_CHECKING without importing typing, as in minibroker/)
+if TYPE_CHECKING:
+    from minibroker.core.broker import Broker as Broker
+
+
+def __getattr__(name: str) -> object:
+    if name == "Broker":
+        from minibroker.core.broker import Broker
+
+        globals()["Broker"] = Broker  # found once: later lookups do not come here
+        return Broker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

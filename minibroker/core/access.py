@@ -34,7 +34,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import Enum
 from functools import lru_cache
 
@@ -47,6 +47,7 @@ from minibroker.core.tenants import (
     check_vhost_connections,
 )
 from minibroker.errors import ConnectionLevelError, NotAllowed
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "DEFAULT_HASHING_ALGORITHM",
@@ -122,7 +123,7 @@ def _checked(what: str, pattern: str) -> re.Pattern[bytes]:
         raise ValueError(f"invalid {what} regular expression {pattern!r}: {err}") from None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Permissions:
     """``rabbitmqctl set_permissions``: configure, write and read expressions."""
 
@@ -143,7 +144,7 @@ class Permissions:
         return self._patterns[permission].search(octets) is not None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TopicPermissions:
     """``rabbitmqctl set_topic_permissions``: write and read expressions on the routing keys of
     one topic exchange. ``{username}``, ``{vhost}`` and ``{client_id}`` in them are replaced by
@@ -169,7 +170,7 @@ class TopicPermissions:
         return compiled.search(routing_key.encode("utf-8", "surrogateescape")) is not None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class User:
     """A user: ``password_hash`` is RabbitMQ's stored form; ``""`` is a user without a password
     (no password logs it in)."""
@@ -187,7 +188,7 @@ class User:
                              f"{self.hashing_algorithm!r} (known: {', '.join(HASHING_ALGORITHMS)})")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class VHost:
     name: str
     description: str = ""

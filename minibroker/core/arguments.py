@@ -23,7 +23,6 @@ Rules:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from minibroker.core.equivalence import type_mismatch, wire_type
 from minibroker.core.generations import (
@@ -35,6 +34,7 @@ from minibroker.core.generations import (
 from minibroker.core.topology import queue_text
 from minibroker.errors import PreconditionFailed
 from minibroker.message import FieldTable, FieldValue
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "OVERFLOW_MODES", "QueueLimits", "consumer_priority", "parse_expiration", "queue_limits",
@@ -50,7 +50,7 @@ _NOT_FOR_CLASSIC = ("x-delivery-limit", "x-max-in-memory-length", "x-max-in-memo
 _NOT_FOR_QUORUM = ("x-max-priority",)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueueLimits:
     """The validated feature arguments of one queue (``None`` = not set)."""
 

@@ -27,11 +27,11 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from minibroker.core.effects import Confirm
 from minibroker.message import FieldTable, Message
+from minibroker.valueclass import valueclass
 
 if TYPE_CHECKING:
     from minibroker.core.consumers import Turn
@@ -136,7 +136,7 @@ class Unacked:
         self.delivered_at = delivered_at
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TxPublish:
     """A transactional publish, routed when it was published (``transactions.py`` rule 2):
     the names of the queues it reached then, looked up again at commit."""
@@ -148,7 +148,7 @@ class TxPublish:
     replied: bool = False
 
 
-@dataclass(slots=True)
+@valueclass()
 class TxBuffer:
     """What a transactional channel has done since its last commit or rollback."""
 

@@ -12,9 +12,8 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from minibroker.message import FieldTable, Message
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "Ack", "AckMany", "BindExchange", "BindQueue", "Cancel", "CloseChannel", "CloseConnection",
@@ -26,7 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class OpenConnection:
     connection: int
     user: str = "guest"
@@ -39,12 +38,12 @@ class OpenConnection:
     client_properties: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class CloseConnection:
     connection: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class SetWritable:
     """Backpressure from the shell: stop (``writable=False``) or resume pushing deliveries to
     this connection's consumers while its socket buffer is full. ``writable=True`` also says
@@ -55,7 +54,7 @@ class SetWritable:
     writable: bool
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Synced:
     """From the shell's storage writer: every journal intent up to ``upto`` (the journal's
     ``count``) is on disk (``journal.py`` rule 3); the confirms waiting for it may go."""
@@ -63,19 +62,19 @@ class Synced:
     upto: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class OpenChannel:
     connection: int
     channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class CloseChannel:
     connection: int
     channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class DeclareExchange:
     connection: int
     channel: int
@@ -88,7 +87,7 @@ class DeclareExchange:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class DeleteExchange:
     connection: int
     channel: int
@@ -96,7 +95,7 @@ class DeleteExchange:
     if_unused: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class BindExchange:
     connection: int
     channel: int
@@ -106,7 +105,7 @@ class BindExchange:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class UnbindExchange:
     connection: int
     channel: int
@@ -116,7 +115,7 @@ class UnbindExchange:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class DeclareQueue:
     connection: int
     channel: int
@@ -128,7 +127,7 @@ class DeclareQueue:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class DeleteQueue:
     connection: int
     channel: int
@@ -137,7 +136,7 @@ class DeleteQueue:
     if_empty: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class BindQueue:
     connection: int
     channel: int
@@ -147,7 +146,7 @@ class BindQueue:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class UnbindQueue:
     connection: int
     channel: int
@@ -157,14 +156,14 @@ class UnbindQueue:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class PurgeQueue:
     connection: int
     channel: int
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Qos:
     connection: int
     channel: int
@@ -172,7 +171,7 @@ class Qos:
     global_: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Consume:
     connection: int
     channel: int
@@ -183,14 +182,14 @@ class Consume:
     arguments: FieldTable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Cancel:
     connection: int
     channel: int
     consumer_tag: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Publish:
     connection: int
     channel: int
@@ -198,7 +197,7 @@ class Publish:
     mandatory: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class PublishMany:
     """Consecutive publishes of one channel, handled as one input: the same outcome as the
     ``Publish`` commands one after another, except that a batch with a refused publish is
@@ -209,7 +208,7 @@ class PublishMany:
     messages: tuple[tuple[Message, bool], ...]  #: (message, mandatory) pairs
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Get:
     connection: int
     channel: int
@@ -217,7 +216,7 @@ class Get:
     no_ack: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Ack:
     connection: int
     channel: int
@@ -225,7 +224,7 @@ class Ack:
     multiple: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class AckMany:
     """Consecutive single (``multiple=False``) acks of one channel as one input: settled
     together, then one dispatch. Refused whole if any tag is not outstanding (adapters then
@@ -236,7 +235,7 @@ class AckMany:
     delivery_tags: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Nack:
     connection: int
     channel: int
@@ -245,7 +244,7 @@ class Nack:
     requeue: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Reject:
     connection: int
     channel: int
@@ -253,32 +252,32 @@ class Reject:
     requeue: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Recover:
     connection: int
     channel: int
     requeue: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConfirmSelect:
     connection: int
     channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TxSelect:
     connection: int
     channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TxCommit:
     connection: int
     channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TxRollback:
     connection: int
     channel: int
@@ -287,7 +286,7 @@ class TxRollback:
 # -- streams: the pull model and stored offsets (``streamreads.py``; native protocol only) ---
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ReadStream:
     """Read a stream without a subscription: the messages from where ``arguments`` say
     (``x-stream-offset`` and the filter arguments, as ``basic.consume`` takes them), at most
@@ -301,7 +300,7 @@ class ReadStream:
     max_bytes: int = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class CommitOffset:
     """Store ``offset`` for the consumer ``name`` of a stream (Kafka's committed offset)."""
 
@@ -312,7 +311,7 @@ class CommitOffset:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueryOffset:
     connection: int
     channel: int

@@ -13,9 +13,10 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minibroker.message import Message
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "GET_EMPTY",
@@ -40,34 +41,34 @@ __all__ = [
 
 # -- replies ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueueDeclareOk:
     queue: str
     message_count: int  #: ready messages only (RabbitMQ: unacknowledged ones are not counted)
     consumer_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueuePurgeOk:
     message_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueueDeleteOk:
     message_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConsumeOk:
     consumer_tag: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class CancelOk:
     consumer_tag: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class GetOk:
     delivery_tag: int
     redelivered: bool
@@ -77,14 +78,14 @@ class GetOk:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class GetEmpty:
     pass
 
 
 GET_EMPTY = GetEmpty()
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class StreamReadOk:
     """A stream's messages as (offset, message), and the offset to read from next."""
 
@@ -92,7 +93,7 @@ class StreamReadOk:
     messages: tuple[tuple[int, Message], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class OffsetOk:
     """A stored consumer offset (``None``: nothing stored under that name)."""
 
@@ -107,7 +108,7 @@ Reply = (
 
 # -- effects ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Deliver:
     """Push ``message`` to a consumer (``basic.deliver``)."""
 
@@ -119,7 +120,7 @@ class Deliver:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Confirm:
     """Publisher confirm (``basic.ack`` / ``basic.nack`` from the broker) for ``delivery_tag``,
     or for every publish up to it when ``multiple``."""
@@ -131,7 +132,7 @@ class Confirm:
     ack: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Return:
     """Hand an unroutable mandatory message back to its publisher (``basic.return``)."""
 
@@ -142,7 +143,7 @@ class Return:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConsumerCancelled:
     """The broker cancelled a consumer (its queue was deleted): ``basic.cancel`` to the client."""
 
@@ -154,7 +155,7 @@ class ConsumerCancelled:
 Effect = Deliver | Confirm | Return | ConsumerCancelled
 
 
-@dataclass(slots=True)
+@valueclass()
 class Outcome:
     reply: Reply | None = None
     effects: list[Effect] = field(default_factory=list)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Hashable
-from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from minibroker.core.headers import HeadersMatcher, parse_x_match, table_key
 from minibroker.core.topic import TopicTrie
 from minibroker.message import FieldTable
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "EXCHANGE_TYPES",
@@ -60,7 +60,7 @@ class Destination(NamedTuple):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Binding:
     """A binding as introspection shows it (``arguments`` is a copy; treat it as read-only)."""
 

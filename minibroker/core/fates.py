@@ -15,14 +15,14 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from minibroker.message import Message
+from minibroker.valueclass import valueclass
 
 __all__ = ["Fate", "Observer"]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Fate:
     #: "routed", "returned", "delivered", "acked", "nacked", "rejected", "requeued", "purged",
     #: "deleted" (and, with queue features, "expired", "dead-lettered", "dropped").

@@ -33,8 +33,9 @@ and an unknown ``x-queue-type`` (406 ``unsupported queue type`` in both).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "ACCESS_ROWS",
@@ -71,7 +72,7 @@ _NEWEST_SERIES = (4, 2)
 _LAST_PATCH = 1_000
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Row(Generic[T_co]):
     """One answer that changed: RabbitMQ 3.10's value and the value since ``since``."""
 

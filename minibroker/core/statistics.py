@@ -14,11 +14,12 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from minibroker.core.exchanges import Binding
 from minibroker.message import FieldTable
+from minibroker.valueclass import valueclass
 
 if TYPE_CHECKING:
     from minibroker.core.queues import Queue
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueueStatistics:
     name: str
     durable: bool
@@ -48,7 +49,7 @@ class QueueStatistics:
     backing_store: str = "fifo"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ExchangeInfo:
     name: str
     type: str
@@ -59,7 +60,7 @@ class ExchangeInfo:
     bindings: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConsumerInfo:
     queue: str
     consumer_tag: str
@@ -72,7 +73,7 @@ class ConsumerInfo:
     arguments: FieldTable
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ChannelInfo:
     connection: int
     channel: int
@@ -84,7 +85,7 @@ class ChannelInfo:
     transactional: bool
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConnectionInfo:
     connection: int
     user: str
@@ -96,7 +97,7 @@ class ConnectionInfo:
     client_properties: FieldTable = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class BrokerStatistics:
     connections: int
     channels: int
@@ -111,7 +112,7 @@ class BrokerStatistics:
     returned: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class TopologySnapshot:
     exchanges: tuple[ExchangeInfo, ...]
     queues: tuple[QueueStatistics, ...]

@@ -21,10 +21,10 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from minibroker.core.generations import USER_CHANNEL_LIMIT_TEXT, Profile
 from minibroker.errors import NotAllowed, PreconditionFailed
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "TenantCounters",
@@ -61,7 +61,7 @@ def _to_definition(pairs: tuple[tuple[str, int | None], ...]) -> dict[str, int]:
     return {key: limit for key, limit in pairs if limit is not None}
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class VHostLimits:
     """``rabbitmqctl set_vhost_limits``: ``max-connections``, ``max-queues``."""
 
@@ -83,7 +83,7 @@ class VHostLimits:
                                ("max-queues", self.max_queues)))
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class UserLimits:
     """``rabbitmqctl set_user_limits``: ``max-connections``, ``max-channels``."""
 

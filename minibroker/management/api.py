@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +28,7 @@ from minibroker.management.errors import NOT_FOUND, ApiError
 from minibroker.management.rates import RateSampler
 from minibroker.management.render import Peer, peer_of
 from minibroker.protocols.http import Headers, Request, Response
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "PRODUCT_NAME", "PRODUCT_VERSION", "RABBITMQ_VERSION", "Api", "Call", "CommandChannel",
@@ -57,7 +57,7 @@ def created(headers: Headers = ()) -> Response:
     return Response(201, headers)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Call:
     """One authenticated API request as a handler sees it."""
 

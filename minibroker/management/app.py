@@ -24,7 +24,6 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from importlib import resources
 from urllib.parse import parse_qsl
 
 from minibroker.management import (
@@ -164,6 +163,10 @@ def _load_static(name: str) -> tuple[str, bytes]:
     content_type = _STATIC_TYPES.get(suffix)
     if content_type is None:
         raise NOT_FOUND
+    # Imported on the first page request, not at start: importlib.resources brings tempfile
+    # and shutil (about 4 ms, docs/benchmarks.md "Start-up").
+    from importlib import resources
+
     resource = resources.files("minibroker.management").joinpath("static")
     for part in name.split("/"):
         resource = resource.joinpath(part)

@@ -18,7 +18,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from minibroker.config import login_ok
@@ -32,6 +32,7 @@ from minibroker.core.statistics import (
     TopologySnapshot,
 )
 from minibroker.message import FieldTable
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "Backend", "ConnectionDetails", "CoreView", "Listener", "LocalBackend",
@@ -47,7 +48,7 @@ class CoreView(Protocol):
     def exchange_info(self, name: str) -> ExchangeInfo: ...  # raises NotFound
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConnectionDetails:
     """What the shell knows about a client connection that the core does not."""
 
@@ -82,7 +83,7 @@ class ConnectionDetails:
         return value if isinstance(value, str) else None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Listener:
     #: RabbitMQ's words: "amqp", "http", "http/prometheus"; minibroker adds "minibroker".
     protocol: str
@@ -133,7 +134,7 @@ class Backend(Protocol):
         """The process's resident set size in bytes, ``None`` when unknown."""
 
 
-@dataclass(slots=True)
+@valueclass()
 class LocalBackend:
     """A :class:`Backend` over in-process brokers: no sockets, time from ``clock``.
 

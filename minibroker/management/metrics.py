@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from minibroker.management.backend import Backend
+from minibroker.valueclass import valueclass
 
 __all__ = ["CONTENT_TYPE", "render_metrics", "resident_memory_bytes"]
 
@@ -26,7 +26,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Labels = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class _Family:
     name: str
     kind: str

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from minibroker.management.backend import Backend
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "CONNECTION_SERIES", "GLOBAL_SERIES", "QUEUE_SERIES", "VHOST_SERIES", "Details",
@@ -45,7 +45,7 @@ Details = dict[str, object]
 _Values = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class _Sample:
     at: float  #: seconds since the epoch
     values: _Values

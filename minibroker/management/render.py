@@ -20,7 +20,6 @@ import decimal
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +33,7 @@ from minibroker.core.statistics import (
 )
 from minibroker.management.backend import ConnectionDetails
 from minibroker.message import FieldTable, FieldValue
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "Peer", "binding", "channel", "connection", "consumer", "exchange", "json_value", "peer_of",
@@ -68,7 +68,7 @@ def _details(rate: float) -> JSON:
     return {"rate": float(rate)}
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Peer:
     """How a client connection is named and addressed in every object that mentions it."""
 

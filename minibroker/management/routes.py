@@ -15,17 +15,17 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 from minibroker.management.errors import NOT_FOUND, ApiError, bad_request
+from minibroker.valueclass import valueclass
 
 __all__ = ["Route", "Router", "split_path"]
 
 Handler = Callable[..., object]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class _Part:
     literal: str | None
     name: str = ""
@@ -37,7 +37,7 @@ class _Part:
         return self.choices is None or segment in self.choices
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Route:
     pattern: str
     parts: tuple[_Part, ...]

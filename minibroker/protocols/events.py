@@ -20,10 +20,10 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from minibroker.message import FieldTable
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "CONTROL_EVENTS", "ChannelEnded", "ChannelOpened", "CloseSocket", "ConnectionClosing",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConnectionOpened:
     """The handshake is complete: channels may be used."""
 
@@ -44,14 +44,14 @@ class ConnectionOpened:
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ChannelOpened:
     """The client opened a channel (the server answered open-ok already)."""
 
     channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ChannelEnded:
     """A channel is gone. ``by_peer``: the peer closed it (with ``reply_code``) and we answered
     close-ok; else the peer answered the close we sent."""
@@ -62,7 +62,7 @@ class ChannelEnded:
     by_peer: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ConnectionClosing:
     """We wrote connection.close (an error, or a shutdown): the socket closes after the peer's
     close-ok or a grace period; nothing but close and close-ok is read meanwhile."""
@@ -71,7 +71,7 @@ class ConnectionClosing:
     reply_text: str
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class CloseSocket:
     """Close the socket now. ``by_peer``: the peer closed the connection (we answered
     close-ok), with ``reply_code`` and ``reply_text``."""
@@ -82,7 +82,7 @@ class CloseSocket:
     by_peer: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class HotRun:
     """Consecutive publishes (or single acks) of one open channel, from one read (rule 2)."""
 

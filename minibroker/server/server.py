@@ -54,18 +54,18 @@ from minibroker.errors import AMQPError
 from minibroker.server.adapter import AdapterFactory, Interceptor
 from minibroker.server.amqp_adapter import AMQPAdapter
 from minibroker.server.closelog import CloseLog
-from minibroker.server.durability import Durability, load_definitions_file
 from minibroker.server.flow import (
     FlowController,
     install_accept_error_handler,
     raise_open_file_limit,
 )
-from minibroker.server.management import ManagementListener
 from minibroker.server.native_adapter import NativeAdapter
 from minibroker.server.protocol import BrokerProtocol
 from minibroker.server.vhosts import VHostCores
 
 if TYPE_CHECKING:
+    from minibroker.server.durability import Durability
+    from minibroker.server.management import ManagementListener
     from minibroker.server.session import Session
 
 __all__ = ["BrokerServer"]
@@ -156,6 +156,10 @@ class BrokerServer:
     def open_storage(self) -> None:
         """Open the data directory behind the core (rule 8): recover the definitions now,
         the messages lazily. Raises ``DataDirLocked`` for a directory in use."""
+        # Imported here: an in-memory broker never loads the storage code (about 8 ms of a
+        # start, docs/benchmarks.md "Start-up").
+        from minibroker.server.durability import Durability
+
         durability = Durability(self)
         try:
             self.storage_lines = durability.recover()
@@ -186,6 +190,8 @@ class BrokerServer:
         if config.data_dir is not None and self.durability is None:
             self.open_storage()
         elif config.data_dir is None and config.definitions_file is not None:
+            from minibroker.server.durability import load_definitions_file
+
             self.storage_lines = load_definitions_file(self)
         self._listeners.append(
             await self._loop.create_server(
@@ -210,6 +216,9 @@ class BrokerServer:
                 )
             )
         if config.management_port is not None:
+            # Imported here: without a management port the HTTP code is never loaded.
+            from minibroker.server.management import ManagementListener
+
             management = ManagementListener(self, config.management_port)
             await management.start()
             self.management = management

@@ -16,11 +16,12 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, TypeAlias
 
 from minibroker.message import FieldTable
 from minibroker.storage.intents import pack_fields
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "BindingDefinition", "Definition", "Definitions", "ExchangeDefinition",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ExchangeDefinition:
     name: str
     vhost: str = "/"
@@ -39,7 +40,7 @@ class ExchangeDefinition:
     arguments: FieldTable = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueueDefinition:
     name: str
     vhost: str = "/"
@@ -50,7 +51,7 @@ class QueueDefinition:
     type: str = "classic"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class BindingDefinition:
     source: str
     destination: str
@@ -60,7 +61,7 @@ class BindingDefinition:
     arguments: FieldTable = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class UserDefinition:
     name: str
     #: base64 of salt + hash, exactly as RabbitMQ stores it ("" for a user without password).
@@ -70,7 +71,7 @@ class UserDefinition:
     limits: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class VHostDefinition:
     name: str
     description: str = ""
@@ -80,7 +81,7 @@ class VHostDefinition:
     default_queue_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class PermissionDefinition:
     user: str
     vhost: str
@@ -112,7 +113,7 @@ def key(definition: Definition) -> tuple[Any, ...]:
     return ("permission", definition.user, definition.vhost)
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Definitions:
     """A whole definitions document (rule 3)."""
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from minibroker.storage.errors import UnsupportedFormat
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "FILE_HEADER", "KIND_DEFINITIONS", "KIND_MESSAGES", "MAGIC", "RECORD_HEADER", "VERSION",
@@ -53,14 +53,14 @@ _TYPE_SEQ = struct.Struct(">BQ")
 MAX_PAYLOAD = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class FileHeader:
     kind: int
     number: int  #: the segment number (0 for the definitions log)
     generation: int  #: how many times the file was compacted
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Damage:
     """A stretch of a file that held no valid record."""
 

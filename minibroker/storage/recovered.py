@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from minibroker.errors import ProtocolError
@@ -27,6 +27,7 @@ from minibroker.protocols.building import frozen_builder
 from minibroker.storage.definitions import Definitions, QueueDefinition
 from minibroker.storage.intents import PropertiesCache
 from minibroker.storage.records import Damage
+from minibroker.valueclass import valueclass
 
 __all__ = ["RecoveredMessage", "RecoveredQueue", "RecoveredState", "RecoveryReport"]
 
@@ -118,7 +119,7 @@ class RecoveredQueue:
                 f"{len(self)} messages)")
 
 
-@dataclass(slots=True)
+@valueclass()
 class RecoveryReport:
     """What recovery found: the numbers the broker logs at start."""
 
@@ -147,7 +148,7 @@ class RecoveryReport:
         return lines + self.notes
 
 
-@dataclass(slots=True)
+@valueclass()
 class RecoveredState:
     definitions: Definitions
     #: (vhost, queue name) -> its messages, for every durable queue.

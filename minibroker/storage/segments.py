@@ -29,7 +29,9 @@ Rules:
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from minibroker.valueclass import valueclass
 
 __all__ = ["TOMBSTONE_BYTES", "Compaction", "Segment", "SegmentTable"]
 
@@ -67,7 +69,7 @@ class Segment:
                 f"needed={self.needed})")
 
 
-@dataclass(slots=True)
+@valueclass()
 class Compaction:
     """What the worker needs to rewrite one segment (decided on the loop thread)."""
 

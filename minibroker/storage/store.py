@@ -31,7 +31,6 @@ from __future__ import annotations
 import posixpath
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -56,11 +55,12 @@ from minibroker.storage.segments import Compaction, Segment, SegmentTable
 from minibroker.storage.startup import recover
 from minibroker.storage.streamstore import StreamStore
 from minibroker.storage.writer import GroupCommit, SyncMode
+from minibroker.valueclass import valueclass
 
 __all__ = ["DurableStore", "QueueLog", "StoreStatistics"]
 
 _SIZE_MASK = 0xFFFF_FFFF
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class StoreStatistics:
     segments: int
     disk_bytes: int  #: message segments (the definitions log is not counted)

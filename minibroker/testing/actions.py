@@ -24,7 +24,6 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from minibroker.core import commands as c
 from minibroker.core.effects import Effect, GetOk, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk
@@ -33,6 +32,7 @@ from minibroker.message import FieldTable, Message, Properties
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
 from minibroker.testing.controller import Controller
+from minibroker.valueclass import valueclass
 
 __all__ = ["TOOLKIT_CONNECTION", "Actions", "GotMessage", "default_user"]
 
@@ -41,7 +41,7 @@ TOOLKIT_CONNECTION = -1
 _CHANNEL = 1
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class GotMessage:
     """A message taken from a queue by :meth:`~minibroker.testing.BrokerAPI.get`."""
 

@@ -30,7 +30,6 @@ import json
 import os
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -54,13 +53,14 @@ from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
 from minibroker.testing.controller import Controller
 from minibroker.testing.history import History
+from minibroker.valueclass import valueclass
 
 __all__ = ["BrokerAPI", "Condition", "GotMessage", "QueuedMessage"]
 
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class QueuedMessage:
     """A message waiting in a queue (ready), read without consuming it."""
 

@@ -28,7 +28,6 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from minibroker.core import commands as c
 from minibroker.core.effects import Confirm, Effect, Outcome
@@ -36,6 +35,7 @@ from minibroker.message import Message
 from minibroker.server.server import BrokerServer
 from minibroker.server.session import Session
 from minibroker.testing.history import Recorder
+from minibroker.valueclass import valueclass
 
 __all__ = ["METHOD_COMMANDS", "FaultInjector"]
 
@@ -55,14 +55,14 @@ METHOD_COMMANDS: dict[str, type] = {
 _NOWHERE = ""
 
 
-@dataclass(slots=True)
+@valueclass()
 class _PublishNack:
     remaining: int
     queue: str | None
     exchange: str | None
 
 
-@dataclass(slots=True)
+@valueclass()
 class _ReplyFault:
     command: type
     remaining: int

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from minibroker.core.fates import Fate
 from minibroker.message import Message, Properties
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "DEFAULT_HISTORY_SIZE", "FateEvent", "History", "MessageRecord", "Recorder", "Tally",
@@ -41,7 +41,7 @@ DEFAULT_HISTORY_SIZE = 10_000
 MAX_EVENTS = 256
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class FateEvent:
     """One step of one message's life (a frozen copy of the core's ``Fate`` without the
     message)."""
@@ -61,7 +61,7 @@ class FateEvent:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class MessageRecord:
     """One published message and every step of its life so far."""
 
@@ -96,7 +96,7 @@ class MessageRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class History:
     """A snapshot of the recorded messages, oldest first."""
 

@@ -14,7 +14,7 @@ STORAGE = Path(__file__).resolve().parents[2] / "minibroker" / "storage"
 FORBIDDEN = {"asyncio", "uvloop", "socket", "selectors"}
 ALLOWED = {
     "minibroker.errors", "minibroker.message", "minibroker.protocols.building",
-    "minibroker.protocols.native.values",
+    "minibroker.protocols.native.values", "minibroker.valueclass",
 }
 
 

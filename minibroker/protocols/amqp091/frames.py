@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -51,6 +50,7 @@ from minibroker.protocols.amqp091.methods import (
     Method,
 )
 from minibroker.protocols.amqp091.spec import FRAME_HEARTBEAT, METHODS_BY_ID, Argument
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "DECODERS",
@@ -96,23 +96,23 @@ class UnknownMethod(ProtocolError):
 # -- events ------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@valueclass()
 class ProtocolHeader:
     """The client's valid ``AMQP 0 0 9 1`` header arrived: the server sends connection.start."""
 
 
-@dataclass(slots=True)
+@valueclass()
 class Heartbeat:
     channel: int = 0
 
 
-@dataclass(slots=True)
+@valueclass()
 class MethodFrame:
     channel: int
     method: Method
 
 
-@dataclass(slots=True)
+@valueclass()
 class ContentMethod:
     """A content-bearing method with its content header's properties and the whole body."""
 
@@ -122,7 +122,7 @@ class ContentMethod:
     body: bytes
 
 
-@dataclass(slots=True)
+@valueclass()
 class OversizedContent:
     """A content header declared ``body_size`` octets, more than the codec's
     ``max_message_size`` (``limit``): the content's body frames are skipped, not kept. The

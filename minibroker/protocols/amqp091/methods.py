@@ -21,16 +21,17 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import ClassVar
 
 from minibroker.message import FieldTable
 from minibroker.protocols.amqp091.spec import METHODS, MethodSpec
+from minibroker.valueclass import valueclass
 
 __all__ = ["METHOD_CLASSES", "Method", "class_name"]
 
 
-@dataclass(slots=True)
+@valueclass()
 class Method:
     """Base of every method class."""
 
@@ -43,7 +44,7 @@ class Method:
 
 # -- connection (10) ----------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionStart(Method):
     version_major: int = 0
     version_minor: int = 9
@@ -51,103 +52,103 @@ class ConnectionStart(Method):
     mechanisms: str = "PLAIN"
     locales: str = "en_US"
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionStartOk(Method):
     client_properties: FieldTable = field(default_factory=dict)
     mechanism: str = "PLAIN"
     response: bytes = b""
     locale: str = "en_US"
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionSecure(Method):
     challenge: bytes = b""
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionSecureOk(Method):
     response: bytes = b""
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionTune(Method):
     channel_max: int = 0
     frame_max: int = 0
     heartbeat: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionTuneOk(Method):
     channel_max: int = 0
     frame_max: int = 0
     heartbeat: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionOpen(Method):
     virtual_host: str = "/"
     capabilities: str = ""
     insist: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionOpenOk(Method):
     known_hosts: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionClose(Method):
     reply_code: int = 0
     reply_text: str = ""
     class_id: int = 0
     method_id: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionCloseOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionBlocked(Method):
     reason: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionUnblocked(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionUpdateSecret(Method):
     new_secret: bytes = b""
     reason: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionUpdateSecretOk(Method):
     pass
 
 # -- channel (20) -------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelOpen(Method):
     out_of_band: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelOpenOk(Method):
     channel_id: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelFlow(Method):
     active: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelFlowOk(Method):
     active: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelClose(Method):
     reply_code: int = 0
     reply_text: str = ""
     class_id: int = 0
     method_id: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelCloseOk(Method):
     pass
 
 # -- exchange (40) ------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDeclare(Method):
     ticket: int = 0
     exchange: str = ""
@@ -159,22 +160,22 @@ class ExchangeDeclare(Method):
     nowait: bool = False
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDeclareOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDelete(Method):
     ticket: int = 0
     exchange: str = ""
     if_unused: bool = False
     nowait: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDeleteOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeBind(Method):
     ticket: int = 0
     destination: str = ""
@@ -183,11 +184,11 @@ class ExchangeBind(Method):
     nowait: bool = False
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeBindOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeUnbind(Method):
     ticket: int = 0
     destination: str = ""
@@ -196,13 +197,13 @@ class ExchangeUnbind(Method):
     nowait: bool = False
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeUnbindOk(Method):
     pass
 
 # -- queue (50) ---------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDeclare(Method):
     ticket: int = 0
     queue: str = ""
@@ -213,13 +214,13 @@ class QueueDeclare(Method):
     nowait: bool = False
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDeclareOk(Method):
     queue: str = ""
     message_count: int = 0
     consumer_count: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class QueueBind(Method):
     ticket: int = 0
     queue: str = ""
@@ -228,21 +229,21 @@ class QueueBind(Method):
     nowait: bool = False
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class QueueBindOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class QueuePurge(Method):
     ticket: int = 0
     queue: str = ""
     nowait: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class QueuePurgeOk(Method):
     message_count: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDelete(Method):
     ticket: int = 0
     queue: str = ""
@@ -250,11 +251,11 @@ class QueueDelete(Method):
     if_empty: bool = False
     nowait: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDeleteOk(Method):
     message_count: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class QueueUnbind(Method):
     ticket: int = 0
     queue: str = ""
@@ -262,23 +263,23 @@ class QueueUnbind(Method):
     routing_key: str = ""
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class QueueUnbindOk(Method):
     pass
 
 # -- basic (60) ---------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class BasicQos(Method):
     prefetch_size: int = 0
     prefetch_count: int = 0
     global_: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicQosOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class BasicConsume(Method):
     ticket: int = 0
     queue: str = ""
@@ -289,20 +290,20 @@ class BasicConsume(Method):
     nowait: bool = False
     arguments: FieldTable = field(default_factory=dict)
 
-@dataclass(slots=True)
+@valueclass()
 class BasicConsumeOk(Method):
     consumer_tag: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class BasicCancel(Method):
     consumer_tag: str = ""
     nowait: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicCancelOk(Method):
     consumer_tag: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class BasicPublish(Method):
     ticket: int = 0
     exchange: str = ""
@@ -310,14 +311,14 @@ class BasicPublish(Method):
     mandatory: bool = False
     immediate: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicReturn(Method):
     reply_code: int = 0
     reply_text: str = ""
     exchange: str = ""
     routing_key: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class BasicDeliver(Method):
     consumer_tag: str = ""
     delivery_tag: int = 0
@@ -325,13 +326,13 @@ class BasicDeliver(Method):
     exchange: str = ""
     routing_key: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class BasicGet(Method):
     ticket: int = 0
     queue: str = ""
     no_ack: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicGetOk(Method):
     delivery_tag: int = 0
     redelivered: bool = False
@@ -339,33 +340,33 @@ class BasicGetOk(Method):
     routing_key: str = ""
     message_count: int = 0
 
-@dataclass(slots=True)
+@valueclass()
 class BasicGetEmpty(Method):
     cluster_id: str = ""
 
-@dataclass(slots=True)
+@valueclass()
 class BasicAck(Method):
     delivery_tag: int = 0
     multiple: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicReject(Method):
     delivery_tag: int = 0
     requeue: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicRecoverAsync(Method):
     requeue: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicRecover(Method):
     requeue: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class BasicRecoverOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class BasicNack(Method):
     delivery_tag: int = 0
     multiple: bool = False
@@ -373,37 +374,37 @@ class BasicNack(Method):
 
 # -- confirm (85) -------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ConfirmSelect(Method):
     nowait: bool = False
 
-@dataclass(slots=True)
+@valueclass()
 class ConfirmSelectOk(Method):
     pass
 
 # -- tx (90) ------------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class TxSelect(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class TxSelectOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class TxCommit(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class TxCommitOk(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class TxRollback(Method):
     pass
 
-@dataclass(slots=True)
+@valueclass()
 class TxRollbackOk(Method):
     pass
 

@@ -23,9 +23,8 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from minibroker.errors import REPLY_NAMES
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "BASIC_PROPERTIES",
@@ -92,7 +91,7 @@ CLASS_NAMES: dict[int, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Argument:
     """One method argument. ``binary`` marks a longstr carrying opaque octets (SASL data,
     secrets): it decodes to ``bytes`` instead of ``str``."""
@@ -102,7 +101,7 @@ class Argument:
     binary: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class MethodSpec:
     class_id: int
     method_id: int

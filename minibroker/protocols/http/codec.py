@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 
 from minibroker.protocols.http.messages import (
     REASONS,
@@ -44,11 +43,12 @@ from minibroker.protocols.http.messages import (
     Request,
     Response,
 )
+from minibroker.valueclass import valueclass
 
 __all__ = ["DEFAULT_LIMITS", "HTTPCodec", "HTTPLimits"]
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class HTTPLimits:
     #: Longest request line (method, target, version), without its CRLF.
     max_request_line: int = 8192
@@ -71,7 +71,7 @@ _ABSOLUTE = re.compile(r"https?://[^/?#]*", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-@dataclass(slots=True)
+@valueclass()
 class _Head:
     """A request whose head is parsed and whose body is still arriving."""
 

@@ -17,10 +17,10 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from minibroker.errors import ProtocolError
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "REASONS", "ExpectContinue", "HTTPError", "Headers", "Request", "Response",
@@ -73,7 +73,7 @@ class HTTPError(ProtocolError):
         return f"{self.status} {self.reason}: {self.text}"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Request:
     method: str  #: as sent, case-sensitive (RFC 9110 §9.1): "GET", "PUT"...
     target: str  #: the request target as sent, percent-encoded: "/api/queues/%2F?x=1"
@@ -101,7 +101,7 @@ class Request:
         return ", ".join(values) if values else None
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class Response:
     status: int
     #: Extra headers; the codec adds ``Content-Length`` and ``Connection`` itself.
@@ -112,7 +112,7 @@ class Response:
     close: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class ExpectContinue:
     """The request being received waits for ``100 Continue`` before sending its body:
     answer with ``codec.send(Response(100))``, or with a final response to refuse it."""

@@ -63,7 +63,7 @@ from minibroker.protocols.native.frames import (
 )
 from minibroker.protocols.native.greeting import QUOTED, check_greeting
 from minibroker.protocols.native.parts import Assembler, OversizedPublish, split
-from minibroker.protocols.native.schema import SCHEMAS
+from minibroker.protocols.native.schema import SCHEMAS, decoders, encoders
 from minibroker.protocols.native.values import (
     encode_properties,
     ext_hook,
@@ -118,10 +118,9 @@ class NativeCodec:
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
         self.role = role
         peer = "server" if role == "client" else "client"
-        self._decoders = {op: schema.decode for op, schema in _SCHEMAS.items()
-                          if _BY_OPCODE[op].sender in (peer, "both")}
-        self._encoders = {_BY_OPCODE[op]: schema.encode for op, schema in _SCHEMAS.items()
-                          if _BY_OPCODE[op].sender in (role, "both") and op != Body.opcode}
+        # Shared by every codec of this role (schema.py rule 3).
+        self._decoders = decoders((peer, "both"))
+        self._encoders = encoders((role, "both"))
         self._parts = Assembler()  # messages arriving in parts (rule 9)
         self._pack = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True).pack
         # Only for text that came from AMQP with octets that are not UTF-8 (rule 7).

@@ -23,10 +23,11 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 from minibroker.message import FieldTable, Properties
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "FRAME_TYPES", "MESSAGE_FRAMES", "REPLIES", "Ack", "Body", "Cancel", "CancelOk",
@@ -57,7 +58,7 @@ class Frame:
     sender: ClassVar[Sender]
 
     def __init_subclass__(cls, *, opcode: int = -1, sender: Sender = "both") -> None:
-        # ``@dataclass(slots=True)`` re-creates each class without these keywords: keep the
+        # ``@valueclass()`` re-creates each class without these keywords: keep the
         # values the first creation stored.
         super().__init_subclass__()
         if opcode >= 0:
@@ -83,7 +84,7 @@ class ConnectionFrame(Frame):
 
 # --- connection (channel 0) -------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class Hello(ConnectionFrame, opcode=0x01, sender="client"):
     """C→S, first frame after the preamble. Reply: HelloOk (or ConnectionClose 403)."""
     client_name: ShortStr
@@ -93,7 +94,7 @@ class Hello(ConnectionFrame, opcode=0x01, sender="client"):
     vhost: ShortStr = "/"  #: the virtual host to open (AMQP's connection.open virtual-host)
 
 
-@dataclass(slots=True)
+@valueclass()
 class HelloOk(ConnectionFrame, opcode=0x02, sender="server"):
     """S→C: the server's limits. The client answers with Tune."""
     server_version: ShortStr
@@ -102,7 +103,7 @@ class HelloOk(ConnectionFrame, opcode=0x02, sender="server"):
     heartbeat: UInt16  #: seconds; 0 disables heartbeats
 
 
-@dataclass(slots=True)
+@valueclass()
 class Tune(ConnectionFrame, opcode=0x03, sender="client"):
     """C→S: the limits the client chose, each at most the server's. Reply: TuneOk."""
     max_frame_size: UInt32
@@ -110,42 +111,42 @@ class Tune(ConnectionFrame, opcode=0x03, sender="client"):
     heartbeat: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class TuneOk(ConnectionFrame, opcode=0x04, sender="server"):
     """S→C: the connection is open."""
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionClose(ConnectionFrame, opcode=0x05, sender="both"):
     """Either peer closes the connection. Reply: ConnectionCloseOk."""
     reply_code: UInt16
     reply_text: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConnectionCloseOk(ConnectionFrame, opcode=0x06, sender="both"):
     """The peer may now close the TCP connection."""
 
 
-@dataclass(slots=True)
+@valueclass()
 class Heartbeat(ConnectionFrame, opcode=0x07, sender="both"):
     """Proof of life, sent when nothing else was sent for a heartbeat interval. No reply."""
 
 
 # --- channel -----------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelOpen(Frame, opcode=0x10, sender="client"):
     """Reply: ChannelOpenOk."""
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelOpenOk(Frame, opcode=0x11, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelClose(Frame, opcode=0x12, sender="both"):
     """Either peer closes a channel (the server with the error's code). Reply: ChannelCloseOk."""
     channel: UInt16
@@ -153,14 +154,14 @@ class ChannelClose(Frame, opcode=0x12, sender="both"):
     reply_text: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class ChannelCloseOk(Frame, opcode=0x13, sender="both"):
     channel: UInt16
 
 
 # --- exchange ----------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDeclare(Frame, opcode=0x20, sender="client"):
     """Reply: ExchangeDeclareOk."""
     channel: UInt16
@@ -173,12 +174,12 @@ class ExchangeDeclare(Frame, opcode=0x20, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDeclareOk(Frame, opcode=0x21, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDelete(Frame, opcode=0x22, sender="client"):
     """Reply: ExchangeDeleteOk."""
     channel: UInt16
@@ -186,12 +187,12 @@ class ExchangeDelete(Frame, opcode=0x22, sender="client"):
     if_unused: bool
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeDeleteOk(Frame, opcode=0x23, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeBind(Frame, opcode=0x24, sender="client"):
     """Exchange-to-exchange binding: messages routed by ``source`` flow on to ``destination``.
     Reply: ExchangeBindOk."""
@@ -202,12 +203,12 @@ class ExchangeBind(Frame, opcode=0x24, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeBindOk(Frame, opcode=0x25, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeUnbind(Frame, opcode=0x26, sender="client"):
     """Reply: ExchangeUnbindOk."""
     channel: UInt16
@@ -217,14 +218,14 @@ class ExchangeUnbind(Frame, opcode=0x26, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class ExchangeUnbindOk(Frame, opcode=0x27, sender="server"):
     channel: UInt16
 
 
 # --- queue -------------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDeclare(Frame, opcode=0x30, sender="client"):
     """An empty ``queue`` asks the server to name it. Reply: QueueDeclareOk."""
     channel: UInt16
@@ -236,7 +237,7 @@ class QueueDeclare(Frame, opcode=0x30, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDeclareOk(Frame, opcode=0x31, sender="server"):
     channel: UInt16
     queue: ShortStr
@@ -244,7 +245,7 @@ class QueueDeclareOk(Frame, opcode=0x31, sender="server"):
     consumer_count: UInt32
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueBind(Frame, opcode=0x32, sender="client"):
     """Reply: QueueBindOk."""
     channel: UInt16
@@ -254,12 +255,12 @@ class QueueBind(Frame, opcode=0x32, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueBindOk(Frame, opcode=0x33, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueUnbind(Frame, opcode=0x34, sender="client"):
     """Reply: QueueUnbindOk."""
     channel: UInt16
@@ -269,25 +270,25 @@ class QueueUnbind(Frame, opcode=0x34, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueUnbindOk(Frame, opcode=0x35, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueuePurge(Frame, opcode=0x36, sender="client"):
     """Reply: QueuePurgeOk."""
     channel: UInt16
     queue: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueuePurgeOk(Frame, opcode=0x37, sender="server"):
     channel: UInt16
     message_count: UInt32
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDelete(Frame, opcode=0x38, sender="client"):
     """Reply: QueueDeleteOk."""
     channel: UInt16
@@ -296,7 +297,7 @@ class QueueDelete(Frame, opcode=0x38, sender="client"):
     if_empty: bool
 
 
-@dataclass(slots=True)
+@valueclass()
 class QueueDeleteOk(Frame, opcode=0x39, sender="server"):
     channel: UInt16
     message_count: UInt32
@@ -304,7 +305,7 @@ class QueueDeleteOk(Frame, opcode=0x39, sender="server"):
 
 # --- basic: consumers --------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class Qos(Frame, opcode=0x40, sender="client"):
     """Reply: QosOk. ``global_`` is AMQP's ``global`` flag (a Python keyword)."""
     channel: UInt16
@@ -312,12 +313,12 @@ class Qos(Frame, opcode=0x40, sender="client"):
     global_: bool
 
 
-@dataclass(slots=True)
+@valueclass()
 class QosOk(Frame, opcode=0x41, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class Consume(Frame, opcode=0x42, sender="client"):
     """An empty ``consumer_tag`` asks the server to make one. Reply: ConsumeOk."""
     channel: UInt16
@@ -328,26 +329,26 @@ class Consume(Frame, opcode=0x42, sender="client"):
     arguments: FieldTable
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConsumeOk(Frame, opcode=0x43, sender="server"):
     channel: UInt16
     consumer_tag: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class Cancel(Frame, opcode=0x44, sender="client"):
     """Reply: CancelOk."""
     channel: UInt16
     consumer_tag: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class CancelOk(Frame, opcode=0x45, sender="server"):
     channel: UInt16
     consumer_tag: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConsumerCancelled(Frame, opcode=0x46, sender="server"):
     """S→C: the server cancelled a consumer (its queue was deleted, ...). No reply."""
     channel: UInt16
@@ -356,7 +357,7 @@ class ConsumerCancelled(Frame, opcode=0x46, sender="server"):
 
 # --- basic: messages ---------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class Publish(Frame, opcode=0x50, sender="client"):
     """No reply; in confirm mode the server answers ConfirmAck/ConfirmNack, and an unroutable
     ``mandatory`` message comes back as Return first."""
@@ -368,7 +369,7 @@ class Publish(Frame, opcode=0x50, sender="client"):
     body: bytes
 
 
-@dataclass(slots=True)
+@valueclass()
 class Deliver(Frame, opcode=0x51, sender="server"):
     channel: UInt16
     consumer_tag: ShortStr
@@ -380,7 +381,7 @@ class Deliver(Frame, opcode=0x51, sender="server"):
     body: bytes
 
 
-@dataclass(slots=True)
+@valueclass()
 class Get(Frame, opcode=0x52, sender="client"):
     """Reply: GetOk or GetEmpty."""
     channel: UInt16
@@ -388,7 +389,7 @@ class Get(Frame, opcode=0x52, sender="client"):
     no_ack: bool
 
 
-@dataclass(slots=True)
+@valueclass()
 class GetOk(Frame, opcode=0x53, sender="server"):
     channel: UInt16
     delivery_tag: UInt64
@@ -400,12 +401,12 @@ class GetOk(Frame, opcode=0x53, sender="server"):
     body: bytes
 
 
-@dataclass(slots=True)
+@valueclass()
 class GetEmpty(Frame, opcode=0x54, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class Return(Frame, opcode=0x55, sender="server"):
     """S→C: an unroutable mandatory message (312 NO_ROUTE). No reply."""
     channel: UInt16
@@ -417,7 +418,7 @@ class Return(Frame, opcode=0x55, sender="server"):
     body: bytes
 
 
-@dataclass(slots=True)
+@valueclass()
 class Body(Frame, opcode=0x56, sender="both"):
     """A leading part of a message body too large for one frame (``docs/protocol.md`` section
     2.1): one or more Body frames precede the message frame — Publish, Deliver, GetOk or
@@ -432,14 +433,14 @@ class Body(Frame, opcode=0x56, sender="both"):
 MESSAGE_FRAMES: tuple[type[Frame], ...] = (Publish, Deliver, GetOk, Return)
 
 
-@dataclass(slots=True)
+@valueclass()
 class Ack(Frame, opcode=0x58, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
     multiple: bool = False
 
 
-@dataclass(slots=True)
+@valueclass()
 class Nack(Frame, opcode=0x59, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
@@ -447,39 +448,39 @@ class Nack(Frame, opcode=0x59, sender="client"):
     requeue: bool = True
 
 
-@dataclass(slots=True)
+@valueclass()
 class Reject(Frame, opcode=0x5A, sender="client"):
     channel: UInt16
     delivery_tag: UInt64
     requeue: bool = True
 
 
-@dataclass(slots=True)
+@valueclass()
 class Recover(Frame, opcode=0x5B, sender="client"):
     """Redeliver every unacked message of the channel. Reply: RecoverOk."""
     channel: UInt16
     requeue: bool = True
 
 
-@dataclass(slots=True)
+@valueclass()
 class RecoverOk(Frame, opcode=0x5C, sender="server"):
     channel: UInt16
 
 
 # --- publisher confirms ------------------------------------------------------------------
 
-@dataclass(slots=True)
+@valueclass()
 class ConfirmSelect(Frame, opcode=0x60, sender="client"):
     """Reply: ConfirmSelectOk. From then on the server numbers publishes 1, 2, 3 ..."""
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConfirmSelectOk(Frame, opcode=0x61, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConfirmAck(Frame, opcode=0x62, sender="server"):
     """S→C: the publish numbered ``delivery_tag`` (and all before it when ``multiple``) is safe."""
     channel: UInt16
@@ -487,7 +488,7 @@ class ConfirmAck(Frame, opcode=0x62, sender="server"):
     multiple: bool = False
 
 
-@dataclass(slots=True)
+@valueclass()
 class ConfirmNack(Frame, opcode=0x63, sender="server"):
     """S→C: the broker could not take responsibility for these publishes."""
     channel: UInt16

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from minibroker.errors import FrameError
 from minibroker.protocols.native.frames import MESSAGE_FRAMES, Body, Frame
+from minibroker.valueclass import valueclass
 
 __all__ = ["BODY_OVERHEAD", "Assembler", "OversizedPublish", "split"]
 
@@ -37,7 +38,7 @@ BODY_OVERHEAD = 1 + 1 + 3 + 9 + 5
 _LENGTH = struct.Struct(">I")
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(frozen=True)
 class OversizedPublish(Frame):
     """Not a wire frame but a codec event (``codec.py`` rule 6): a Publish on ``channel``
     carried (or announced in its first Body frame) a body of ``body_size`` bytes, more than

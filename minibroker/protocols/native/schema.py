@@ -12,6 +12,12 @@ Rules:
    them).
 2. Frames only a server sends carry what it checked or took from AMQP: their tables and
    properties are read as such (``values.py`` rule 4).
+3. A frame type's ``decode`` and ``encode`` are compiled the first time they are used, not at
+   import: a process uses a few of the 60 frame types, and compiling all of them cost about
+   5 ms of every start (``docs/benchmarks.md``, "Start-up"). The codecs' tables
+   (:func:`decoders`, :func:`encoders`) first hold a stand-in per frame type that compiles it
+   and puts the compiled function in its own place, so from the second frame of a type on the
+   hot path calls the compiled function directly.
 """
 
 from __future__ import annotations
@@ -23,14 +29,14 @@ from typing import Any
 
 from minibroker.errors import FrameError, FrameSyntaxError
 from minibroker.message import EMPTY_PROPERTIES, Properties
-from minibroker.protocols.native.frames import FRAME_TYPES, ConnectionFrame, Frame
+from minibroker.protocols.native.frames import FRAME_TYPES, Body, ConnectionFrame, Frame
 from minibroker.protocols.native.values import (
     check_field_table,
     decode_properties,
     encode_properties,
 )
 
-__all__ = ["SCHEMAS", "Schema"]
+__all__ = ["SCHEMAS", "Schema", "decoders", "encoders"]
 
 _MAX_SHORTSTR = 255
 _UINT_MAX = {"UInt16": 0xFFFF, "UInt32": 0xFFFF_FFFF, "UInt64": 0xFFFF_FFFF_FFFF_FFFF}
@@ -53,7 +59,7 @@ class Schema:
     about what is valid (a property test compares them)."""
 
     __slots__ = ("build", "check_table", "decode", "decode_props", "encode", "first", "kinds",
-                 "name", "names", "source")
+                 "name", "names", "opcode", "source")
 
     def __init__(self, cls: type[Frame]) -> None:
         is_connection = issubclass(cls, ConnectionFrame)
@@ -66,7 +72,7 @@ class Schema:
         self.kinds = ("opcode", *(kind for _, kind in specs))
         self.first = 2 if is_connection else 1  # where the constructor's arguments start
         self.build: Callable[..., Frame] = cls  # not frozen: protocols/building.py rule 1
-        self.source = _compile_source(self, cls.opcode)
+        self.opcode = cls.opcode
         # Frames only a server sends carry what it checked or took from AMQP (values.py rule 4).
         # (Client frames keep the plain functions: Publish is the hot path.)
         self.check_table: Callable[[dict[Any, Any], str], None] = check_field_table
@@ -74,6 +80,12 @@ class Schema:
         if cls.sender == "server":
             self.check_table = partial(check_field_table, from_client=False)
             self.decode_props = partial(decode_properties, from_client=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """``decode``, ``encode`` and ``source`` are compiled on first use (rule 3)."""
+        if name not in ("decode", "encode", "source"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.source = _compile_source(self, self.opcode)
         namespace: dict[str, Any] = {
             "build": self.build, "check": self.check, "check_field_table": self.check_table,
             "decode_properties": self.decode_props, "encode_properties": encode_properties,
@@ -84,6 +96,7 @@ class Schema:
         exec(self.source, namespace)
         self.decode: Callable[[list[Any]], Frame] = namespace["decode"]
         self.encode: Callable[[Any], tuple[Any, ...]] = namespace["encode"]
+        return getattr(self, name)
 
     def check(self, values: list[Any]) -> Frame:
         """The slow path: check every element, raise naming the first bad one, else build."""
@@ -235,3 +248,52 @@ def _msgpack_name(cls: type) -> str:
 
 #: Opcode -> the schema of its frame.
 SCHEMAS = {cls.opcode: Schema(cls) for cls in FRAME_TYPES}
+
+_DECODERS: dict[tuple[str, ...], dict[int, Callable[[list[Any]], Frame]]] = {}
+_ENCODERS: dict[tuple[str, ...], dict[type[Frame], Callable[[Any], tuple[Any, ...]]]] = {}
+
+
+def decoders(senders: tuple[str, ...]) -> dict[int, Callable[[list[Any]], Frame]]:
+    """Opcode -> ``decode`` of each frame that ``senders`` may send (rule 3): one table shared
+    by every codec that asks for the same senders, never changed but for its stand-ins."""
+    if senders not in _DECODERS:
+        table: dict[int, Callable[[list[Any]], Frame]] = {}
+        for cls in FRAME_TYPES:
+            if cls.sender in senders:
+                table[cls.opcode] = _first_decode(SCHEMAS[cls.opcode], table)
+        _DECODERS[senders] = table
+    return _DECODERS[senders]
+
+
+def encoders(senders: tuple[str, ...]) -> dict[type[Frame], Callable[[Any], tuple[Any, ...]]]:
+    """Frame class -> ``encode`` of each frame that ``senders`` may send, as :func:`decoders`;
+    not ``Body``, which only the codec makes, from a message too large for one frame."""
+    if senders not in _ENCODERS:
+        table: dict[type[Frame], Callable[[Any], tuple[Any, ...]]] = {}
+        for cls in FRAME_TYPES:
+            if cls.sender in senders and cls is not Body:
+                table[cls] = _first_encode(cls, SCHEMAS[cls.opcode], table)
+        _ENCODERS[senders] = table
+    return _ENCODERS[senders]
+
+
+def _first_decode(
+    schema: Schema, table: dict[int, Callable[[list[Any]], Frame]],
+) -> Callable[[list[Any]], Frame]:
+    """The stand-in for a decode not compiled yet: compiles it and takes its place."""
+
+    def decode(values: list[Any]) -> Frame:
+        table[schema.opcode] = schema.decode
+        return schema.decode(values)
+
+    return decode
+
+
+def _first_encode(
+    cls: type[Frame], schema: Schema, table: dict[type[Frame], Callable[[Any], tuple[Any, ...]]],
+) -> Callable[[Any], tuple[Any, ...]]:
+    def encode(frame: Any) -> tuple[Any, ...]:
+        table[cls] = schema.encode
+        return schema.encode(frame)
+
+    return encode

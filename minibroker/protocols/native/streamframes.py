@@ -6,11 +6,11 @@ they are in its ``FRAME_TYPES``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeAlias
 
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.native.frames import Frame, ShortStr, UInt16, UInt32, UInt64
+from minibroker.valueclass import valueclass
 
 __all__ = [
     "Batch", "OffsetCommit", "OffsetCommitOk", "OffsetQuery", "OffsetQueryOk", "PublishBatch",
@@ -23,7 +23,7 @@ Batch: TypeAlias = "list[tuple[Properties, bytes]]"
 Records: TypeAlias = "list[tuple[int, str, str, Properties, bytes]]"
 
 
-@dataclass(slots=True)
+@valueclass()
 class PublishBatch(Frame, opcode=0x57, sender="client"):
     """Many messages to one exchange and routing key in one frame: as many Publish frames in a
     row (the broker numbers each for confirms), except that a batch with a refused message
@@ -36,7 +36,7 @@ class PublishBatch(Frame, opcode=0x57, sender="client"):
     messages: Batch
 
 
-@dataclass(slots=True)
+@valueclass()
 class StreamRead(Frame, opcode=0x70, sender="client"):
     """Read a stream: ``arguments`` as a stream consumer's (``x-stream-offset``, the filter).
     Reply: StreamReadOk."""
@@ -47,14 +47,14 @@ class StreamRead(Frame, opcode=0x70, sender="client"):
     max_bytes: UInt32
 
 
-@dataclass(slots=True)
+@valueclass()
 class StreamReadOk(Frame, opcode=0x71, sender="server"):
     channel: UInt16
     next_offset: UInt64
     messages: Records
 
 
-@dataclass(slots=True)
+@valueclass()
 class OffsetCommit(Frame, opcode=0x72, sender="client"):
     """Store ``offset`` for the consumer ``name`` of the stream. Reply: OffsetCommitOk."""
     channel: UInt16
@@ -63,12 +63,12 @@ class OffsetCommit(Frame, opcode=0x72, sender="client"):
     offset: UInt64
 
 
-@dataclass(slots=True)
+@valueclass()
 class OffsetCommitOk(Frame, opcode=0x73, sender="server"):
     channel: UInt16
 
 
-@dataclass(slots=True)
+@valueclass()
 class OffsetQuery(Frame, opcode=0x74, sender="client"):
     """The offset stored for ``name``. Reply: OffsetQueryOk (``found`` false: none)."""
     channel: UInt16
@@ -76,7 +76,7 @@ class OffsetQuery(Frame, opcode=0x74, sender="client"):
     name: ShortStr
 
 
-@dataclass(slots=True)
+@valueclass()
 class OffsetQueryOk(Frame, opcode=0x75, sender="server"):
     channel: UInt16
     found: bool
