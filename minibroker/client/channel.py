@@ -15,15 +15,9 @@ Rules:
    later use raises :class:`ChannelClosed`. The connection keeps working.
 5. AMQP §1.5.2.5 (channel.close): "After sending this method, any received methods except Close
    and Close-OK MUST be discarded."
-6. The channel keeps the ledger the broker keeps: every delivery it handed out with an
-   acknowledgement pending (``basic.deliver`` and ``basic.get-ok``), in delivery-tag order, put
-   there when the frame is decoded. An ack, nack or reject takes from it exactly what the broker
-   will take: one tag, every tag up to and including it (``multiple``), or all (tag 0 with
-   ``multiple``). A tag that is not in the ledger — never delivered on this channel, already
-   settled (perhaps by a ``multiple`` of a later one), requeued by ``basic.recover`` — raises
-   :class:`ClientError` and sends nothing, where the broker would close the channel with 406
-   PRECONDITION_FAILED "unknown delivery tag" (RabbitMQ does so for a ``multiple`` whose own
-   tag is settled, too).
+6. The channel keeps the ledger the broker keeps (``ledger.py``): every delivery handed out with
+   an acknowledgement pending, taken out exactly as the broker will take it by an ack, nack or
+   reject; a tag the broker would call unknown raises :class:`ClientError` and sends nothing.
 7. A request whose caller was cancelled still gets its reply handled: a consume-ok registers
    the consumer (which then cancels itself, ``consumer.py``), a get-ok's message is requeued at
    once with ``basic.reject``, so nothing stays unacknowledged for a caller that is gone.
@@ -45,6 +39,7 @@ from typing import TYPE_CHECKING, TypeVar, Unpack
 from minibroker.client.confirms import ConfirmTracker
 from minibroker.client.consumer import Consumer
 from minibroker.client.delivery import Delivery, ReturnedMessage
+from minibroker.client.ledger import Ledger
 from minibroker.client.publish import PublishProperties, encode_publish, message_properties
 from minibroker.client.streams import (
     Offset,
@@ -115,8 +110,8 @@ class Channel:
         self._pending: deque[tuple[tuple[type[f.Frame], ...], asyncio.Future[f.Frame],
                                    _OnReply | None]] = deque()
         self._consumers: dict[str, Consumer] = {}
-        #: Deliveries awaiting ack/nack/reject, by tag, in tag order (rule 6).
-        self._unacked: dict[int, Delivery] = {}
+        #: Deliveries awaiting ack/nack/reject (rule 6).
+        self._ledger = Ledger(number)
         self._confirms: ConfirmTracker | None = None  # set by confirm_select
         self._closed: ClientError | None = None
         self._close_ok: asyncio.Future[None] | None = None
@@ -351,57 +346,27 @@ class Channel:
 
         await self._call(f.Recover(self.number, requeue), (f.RecoverOk,), on_recover_ok)
 
-    # -- the ledger of unsettled deliveries (rule 6) ------------------------------------------
+    # -- the ledger of unsettled deliveries (rule 6, ``ledger.py``) --------------------------
 
     @property
     def unacked_count(self) -> int:
         """Deliveries of this channel waiting for an ack, nack or reject."""
-        return len(self._unacked)
+        return len(self._ledger)
 
     def _delivered(self, delivery: Delivery) -> Delivery:
         """Record a delivery as the broker does: unacked until settled (unless ``no_ack``)."""
-        if not delivery.no_ack:
-            self._unacked[delivery.delivery_tag] = delivery
-        return delivery
+        return self._ledger.record(delivery)
 
     def _settle(self, delivery_tag: int, multiple: bool, verb: str) -> None:
         """Take what an ack/nack/reject of ``delivery_tag`` settles out of the ledger, or
         raise where the broker would close the channel (rule 6). Nothing is sent here."""
         self._check_open()
-        unacked = self._unacked
-        past = {"ack": "acked", "nack": "nacked", "reject": "rejected"}[verb]
-        if multiple and delivery_tag == 0:
-            # "If the multiple field is 1, and the delivery tag is zero, this indicates
-            # acknowledgement of all outstanding messages."
-            settled = list(unacked.values())
-            unacked.clear()
-            for delivery in settled:
-                delivery._settled = f"{past} by {verb}(0, multiple=True)"
-            return
-        named = unacked.pop(delivery_tag, None)
-        if named is None:
-            raise ClientError(
-                f"cannot {verb} delivery tag {delivery_tag}: no delivery with that tag awaits "
-                f"settlement on channel {self.number} (the broker would close the channel "
-                f"with 406 PRECONDITION_FAILED - unknown delivery tag {delivery_tag})")
-        named._settled = past
-        if multiple:
-            earlier = []
-            for tag in unacked:  # insertion order is tag order
-                if tag > delivery_tag:
-                    break
-                earlier.append(tag)
-            how = f"{past} by {verb}(multiple=True) of delivery {delivery_tag}"
-            for tag in earlier:
-                unacked.pop(tag)._settled = how
+        self._ledger.settle(delivery_tag, multiple, verb)
 
     def _void(self, how: str) -> None:
         """The broker requeued every unacked delivery (``basic.recover``): they cannot be
         settled, and the copies consumers still buffer are dropped."""
-        voided, self._unacked = self._unacked, {}
-        for delivery in voided.values():
-            delivery._settled = how
-        if voided:
+        if self._ledger.void(how):
             for consumer in self._consumers.values():
                 consumer._drop_settled()
 
@@ -410,10 +375,8 @@ class Channel:
         requeue), without waiting for the socket (usable from a frame callback)."""
         if delivery.no_ack or self.is_closed:
             return  # nothing to give back, or the broker requeues it with the channel
-        if self._unacked.pop(delivery.delivery_tag, None) is None:
-            return
-        delivery._settled = how
-        self.connection._send(f.Reject(self.number, delivery.delivery_tag, True))
+        if self._ledger.take(delivery, how):
+            self.connection._send(f.Reject(self.number, delivery.delivery_tag, True))
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -589,7 +552,7 @@ class Channel:
         self._closed = closed
         self.connection._channels.pop(self.number, None)
         pending, self._pending = self._pending, deque()
-        self._unacked.clear()  # the broker requeued them with the channel
+        self._ledger.forget()  # the broker requeued them with the channel
         for _, future, _ in pending:
             if not future.done():
                 future.set_exception(make_error())
