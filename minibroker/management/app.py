@@ -27,6 +27,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from minibroker.management import (
+    accounts,
     bindings,
     connections,
     definitions_api,
@@ -70,7 +71,7 @@ class ManagementApp:
         self.sampler = sampler or RateSampler(backend)
         self.api = Api(backend, self.sampler)
         self.router = Router([
-            *overview.ROUTES, *queues.ROUTES, *exchanges.ROUTES, *bindings.ROUTES,
+            *overview.ROUTES, *accounts.ROUTES, *queues.ROUTES, *exchanges.ROUTES, *bindings.ROUTES,
             *connections.ROUTES, *definitions_api.ROUTES,
         ])
         self._static: dict[str, tuple[str, bytes]] = {}

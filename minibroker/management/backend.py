@@ -22,6 +22,7 @@ from dataclasses import field
 from typing import Protocol
 
 from minibroker.config import login_ok
+from minibroker.core.access import AccessControl
 from minibroker.core.broker import Broker
 from minibroker.core.commands import Command
 from minibroker.core.effects import Effect, Outcome
@@ -130,6 +131,16 @@ class Backend(Protocol):
     def login(self, user: str, password: str) -> bool:
         """HTTP basic auth: do these credentials log in?"""
 
+    def access(self) -> AccessControl | None:
+        """The broker's users, vhosts and permissions, for ``/api/users``, ``/api/vhosts`` and
+        ``/api/permissions`` (``accounts.py``); ``None``: the backend has none to show."""
+
+    def delete_vhost(self, name: str) -> None:
+        """Delete a vhost with its contents, closing its connections (``LookupError``)."""
+
+    def delete_user(self, name: str) -> None:
+        """Delete a user, closing its connections (``LookupError``)."""
+
     def resident_memory(self) -> int | None:
         """The process's resident set size in bytes, ``None`` when unknown."""
 
@@ -185,6 +196,15 @@ class LocalBackend:
 
     def login(self, user: str, password: str) -> bool:
         return login_ok(self.users(), user, password)
+
+    def access(self) -> AccessControl | None:
+        return None
+
+    def delete_vhost(self, name: str) -> None:
+        raise LookupError(f"no vhost '{name}'")
+
+    def delete_user(self, name: str) -> None:
+        raise LookupError(f"no user '{name}'")
 
     def resident_memory(self) -> int | None:
         return self.memory()

@@ -8,8 +8,8 @@ Rules:
    details carry RabbitMQ's ``samples``, ``avg_rate`` and ``avg``.
 2. Health checks answer ``{"status": "ok"}`` with 200, or ``{"status": "failed", "reason":
    ...}`` with 503 and RabbitMQ's extra fields (``alarms``; ``missing`` and ``ports``).
-3. Every user of the broker is an administrator: minibroker has no user tags or permissions
-   yet, so ``whoami`` answers the tags of RabbitMQ's default user.
+3. ``whoami`` answers the user's tags from the broker's accounts (``accounts.py``); a backend
+   without accounts treats every user as an administrator.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from minibroker.core.commands import DeclareQueue, Get, Publish
 from minibroker.core.effects import GetOk
 from minibroker.core.exchanges import EXCHANGE_TYPES
 from minibroker.errors import AMQPError
+from minibroker.management.accounts import VHOST_WRITES
 from minibroker.management.api import (
     PRODUCT_NAME,
     PRODUCT_VERSION,
@@ -114,7 +115,10 @@ def overview(api: Api, call: Call) -> Response:
 
 
 def whoami(api: Api, call: Call) -> Response:
-    return json_response({"name": call.user, "tags": USER_TAGS})
+    access = api.backend.access()
+    user = None if access is None else access.users.get(call.user)
+    tags = USER_TAGS if user is None else sorted(user.tags)
+    return json_response({"name": call.user, "tags": tags})
 
 
 def _vhost(api: Api, vhost: str) -> dict[str, Any]:
@@ -209,7 +213,7 @@ ROUTES = [
     ("/api/overview", {"GET": overview}),
     ("/api/whoami", {"GET": whoami}),
     ("/api/vhosts", {"GET": list_vhosts}),
-    ("/api/vhosts/{vhost}", {"GET": show_vhost}),
+    ("/api/vhosts/{vhost}", {"GET": show_vhost, **VHOST_WRITES}),
     ("/api/health/checks/alarms", {"GET": check_alarms}),
     ("/api/health/checks/local-alarms", {"GET": check_alarms}),
     ("/api/health/checks/port-listener/{port}", {"GET": check_port_listener}),

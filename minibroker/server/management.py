@@ -40,8 +40,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from minibroker.accounts import Login
-from minibroker.core.access import LoginRefused
-from minibroker.core.commands import Command
+from minibroker.core.access import AccessControl, LoginRefused
+from minibroker.core.commands import CloseConnection, Command, OpenConnection
 from minibroker.core.effects import Outcome
 from minibroker.management import ConnectionDetails, Listener, ManagementApp, RateSampler
 from minibroker.management.backend import CoreView
@@ -69,17 +69,41 @@ class ServerBackend:
         self.node = f"minibroker@{socket.gethostname().split('.')[0] or 'localhost'}"
 
     def vhosts(self) -> Sequence[str]:
-        return [DEFAULT_VHOST]
+        return sorted(self.server.access.vhosts)
 
     def core(self, vhost: str) -> CoreView | None:
-        return self.server.broker if vhost == DEFAULT_VHOST else None
+        if vhost == DEFAULT_VHOST:
+            return self.server.broker
+        return self.server.vhosts.core(vhost) if vhost in self.server.access.vhosts else None
 
     def execute(self, vhost: str, command: Command) -> Outcome:
         server = self.server
-        outcome = server.execute(command)
+        if vhost == DEFAULT_VHOST:
+            outcome = server.execute(command)
+        else:
+            # The API's short-lived connection runs in the vhost's own core, named after it in
+            # the core's texts (``vhosts.py``), as a client connection to that vhost would.
+            vhosts = server.vhosts
+            connection: int = getattr(command, "connection", 0)
+            if isinstance(command, OpenConnection):
+                vhosts.attach(connection, vhost)
+            try:
+                outcome = vhosts.execute(vhosts.core(vhost), command, connection)
+            finally:
+                if isinstance(command, CloseConnection):
+                    vhosts.detach(connection)
         if outcome.effects:
             server.apply_effects(outcome.effects)
         return outcome
+
+    def access(self) -> AccessControl | None:
+        return self.server.access
+
+    def delete_vhost(self, name: str) -> None:
+        self.server.delete_vhost(name)
+
+    def delete_user(self, name: str) -> None:
+        self.server.delete_user(name)
 
     def new_connection_id(self) -> int:
         return self.server.next_connection_id()

@@ -266,6 +266,23 @@ class BrokerServer:
         """The management API and web page (``http://host:port/``), ``None`` when not served."""
         return None if self.management is None else self.management.url
 
+    def delete_vhost(self, name: str) -> None:
+        """Delete a vhost with everything in it (``LookupError`` if there is none); its
+        connections are closed with RabbitMQ 3.10's 320 ``vhost 'X' is down``."""
+        self.access.delete_vhost(name)
+        for session in list(self.sessions.values()):
+            if session.tenancy.vhost == name:
+                session.shutdown(320, f"vhost '{name}' is down")
+        self.vhosts.cores.pop(name, None)
+
+    def delete_user(self, name: str) -> None:
+        """Delete a user (``LookupError`` if there is none); its connections are closed with
+        320 ``user 'U' is deleted``."""
+        self.access.delete_user(name)
+        for session in list(self.sessions.values()):
+            if session.tenancy.user == name:
+                session.shutdown(320, f"user '{name}' is deleted")
+
     async def close(self, reply_code: int = 320, reply_text: str = "broker shutdown") -> None:
         """Graceful shutdown: stop accepting, tell clients, wait briefly, drop the rest."""
         if self.closing:

@@ -162,28 +162,11 @@ class BrokerAPI(Conditions):
     def delete_vhost(self, name: str) -> None:
         """Delete a vhost with everything in it; its connections are closed with RabbitMQ
         3.10's 320 ``vhost 'X' is down``."""
-
-        def delete() -> None:
-            server = self._controller.server
-            server.access.delete_vhost(name)
-            for session in list(server.sessions.values()):
-                if session.tenancy.vhost == name:
-                    session.shutdown(320, f"vhost '{name}' is down")
-            server.vhosts.cores.pop(name, None)
-
-        self._call(delete)
+        self._call(lambda: self._controller.server.delete_vhost(name))
 
     def delete_user(self, name: str) -> None:
         """Delete a user; its connections are closed with 320 ``user 'U' is deleted``."""
-
-        def delete() -> None:
-            server = self._controller.server
-            server.access.delete_user(name)
-            for session in list(server.sessions.values()):
-                if session.tenancy.user == name:
-                    session.shutdown(320, f"user '{name}' is deleted")
-
-        self._call(delete)
+        self._call(lambda: self._controller.server.delete_user(name))
         self._controller.passwords.pop(name, None)
 
     def set_permissions(self, user: str, vhost: str = "/", configure: str = ".*",
