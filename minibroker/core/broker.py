@@ -84,9 +84,13 @@ class Broker:
         self, *, make_name: Callable[[str], str] | None = None,
         wall_time: Callable[[float], float] | None = None,
         rabbitmq: str | Profile = NEWEST, journal: Journal | None = None,
+        meter: ReadyMeter | None = None,
     ) -> None:
         profile = rabbitmq if isinstance(rabbitmq, Profile) else Profile(rabbitmq)
         self.state = state = BrokerState(make_name=make_name, profile=profile)
+        if meter is not None:
+            # Several cores (one per vhost) weigh against one memory mark: they share a meter.
+            state.meter = meter
         state.journal = state.topology.journal = journal
         self.lifecycle = lifecycle = QueueLifecycle(state, wall_time=wall_time)
         self.reply_to = reply_to = DirectReplyTo(state)

@@ -47,6 +47,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from minibroker.core.broker import Broker
+    from minibroker.core.queues import Queue
     from minibroker.server.server import BrokerServer
     from minibroker.server.session import Session
 
@@ -102,8 +104,9 @@ class FlowController:
 
     # -- checks (rule 3) ------------------------------------------------------------------------
 
-    def after_input(self, session: Session, published: int) -> None:
-        """After ``session``'s input; ``published`` is the broker's publish count before it."""
+    def after_input(self, session: Session, core: Broker, published: int) -> None:
+        """After ``session``'s input; ``published`` is the publish count of ``core`` (the core
+        of the session's vhost) before it."""
         held = session.partial_input()
         grew = held > session.partial_held
         if held != session.partial_held:  # rule 7
@@ -119,7 +122,7 @@ class FlowController:
         elif self._drained():
             self._clear()
             return
-        if (grew or self.server.broker.published != published) and session not in self.blocked:
+        if (grew or core.published != published) and session not in self.blocked:
             self._block(session)
 
     def forget(self, session: Session) -> None:
@@ -138,7 +141,7 @@ class FlowController:
     def recount(self) -> None:
         """The periodic walk: re-measure queues with features, then check."""
         meter = self.meter
-        meter.recount(self.server.broker.topology.queues.values())
+        meter.recount(self._queues())
         # A disk alarm makes every input take the slow path (-1: any weight is above it).
         self._threshold = -1 if self.disk is not None else self.memory_high - meter.featured
         if self.blocked:
@@ -157,6 +160,14 @@ class FlowController:
                 self._raise()
         else:
             self.recount()
+
+    def _queues(self) -> list[Queue]:
+        """The queues of every vhost's core: they share one meter (``vhosts.py``)."""
+        server = self.server
+        queues = list(server.broker.topology.queues.values())
+        for core in server.vhosts.cores.values():
+            queues.extend(core.topology.queues.values())
+        return queues
 
     # -- transitions (rules 1 and 2) ------------------------------------------------------------
 
@@ -177,7 +188,7 @@ class FlowController:
             return
         self.alarm = reason
         self.alarms += 1
-        queues = self.server.broker.topology.queues.values()
+        queues = self._queues()
         log.warning("resource alarm on: %s (%d ready messages in %d queues, about %d bytes); "
                     "blocking publishers", reason, meter.ready_messages(queues), len(queues),
                     meter.total)
@@ -216,7 +227,7 @@ class FlowController:
             session.release_reading("flow")
             session.set_blocked(None)
         meter = self.meter
-        queues = self.server.broker.topology.queues.values()
+        queues = self._queues()
         log.info("resource alarm off%s: %d ready messages, about %d bytes (low-water marks %d "
                  "bytes, %d messages per queue); resumed %d connections",
                  f" ({why})" if why else "", meter.ready_messages(queues), meter.total,

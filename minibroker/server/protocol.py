@@ -60,13 +60,14 @@ class BrokerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         session = self.session
         if session is not None:
-            published = self.server.broker.published
+            core = self.server.vhosts.for_connection(session.id)
+            published = core.published
             try:
                 session.data_received(data)
             except Exception as exc:  # an internal error closes this connection only
                 session.internal_error(exc)
                 session.shutdown(541, "INTERNAL_ERROR")
-            self.server.flow.after_input(session, published)
+            self.server.flow.after_input(session, core, published)
             if self.server.input_hooks:
                 self.server.run_input_hooks()
             return

@@ -202,7 +202,8 @@ class Session:
             self._events, self._rest = None, ()
             return
         server = self.server
-        published = server.broker.published
+        core = server.vhosts.for_connection(self.id)
+        published = core.published
         try:
             self._pump()
         except Exception as exc:  # rule 7
@@ -211,7 +212,7 @@ class Session:
             self.shutdown(541, "INTERNAL_ERROR")
         if self._events is None and self._buffered_input is not None and not self.closed:
             self.frames.after_read(self._buffered_input(), self.server.now)
-        server.flow.after_input(self, published)
+        server.flow.after_input(self, core, published)
         if server.input_hooks:
             server.run_input_hooks()
 

@@ -59,7 +59,7 @@ class VHostCores:
         if core is None:
             core = self.cores[vhost] = Broker(
                 make_name=self.server.broker.state.make_name, wall_time=self.server.wall_time,
-                rabbitmq=self.server.config.rabbitmq)
+                rabbitmq=self.server.config.rabbitmq, meter=self.server.broker.meter)
         return core
 
     def attach(self, connection: int, vhost: str) -> None:

@@ -185,3 +185,69 @@ def test_timers_of_another_vhost_fire() -> None:
             assert channel.queue_declare("short", passive=True).method.message_count == 0
         finally:
             connection.close()
+
+
+def test_messages_in_another_vhost_count_against_the_memory_mark() -> None:
+    """Every vhost's core weighs against the one memory high-water mark: a publisher filling a
+    queue outside ``/`` is blocked like one in ``/``, and told so."""
+    import asyncio
+
+    import pika
+
+    from minibroker.config import ServerConfig
+    from minibroker.core.access import Permissions, VHost
+    from minibroker.server.server import BrokerServer
+    from tests.integration.test_overload import wait_until
+
+    blocked: list[str] = []
+    body = b"x" * 64 * 1024
+
+    async def main() -> None:
+        server = BrokerServer(ServerConfig(port=0, memory_high_water=1024 * 1024, heartbeat=0))
+        await server.start()
+        try:
+            server.access.put_vhost(VHost("tenant"))
+            server.access.set_permissions("guest", "tenant", Permissions())
+            loop = asyncio.get_running_loop()
+
+            def client() -> pika.BlockingConnection:
+                connection = pika.BlockingConnection(pika.ConnectionParameters(
+                    "127.0.0.1", server.amqp_port, "tenant", heartbeat=0))
+                connection.add_on_connection_blocked_callback(
+                    lambda _conn, frame: blocked.append(frame.method.reason))
+                channel = connection.channel()
+                channel.queue_declare("backlog")
+                for _ in range(40):  # 2.5 MiB, past the 1 MiB mark
+                    channel.basic_publish("", "backlog", body)
+                deadline = loop.time() + 10
+                while not blocked and loop.time() < deadline:
+                    connection.process_data_events(time_limit=0.1)
+                return connection
+
+            connection = await loop.run_in_executor(None, client)
+            assert server.flow.alarm is not None and server.flow.alarm.startswith("memory")
+            assert server.vhosts.cores["tenant"].published < 40
+
+            def purge() -> int:  # another connection to the vhost empties the queue
+                other = pika.BlockingConnection(pika.ConnectionParameters(
+                    "127.0.0.1", server.amqp_port, "tenant", heartbeat=0))
+                count = other.channel().queue_purge("backlog").method.message_count
+                other.close()
+                return count
+
+            # Each purge clears the alarm; the publisher is read again and sends the rest
+            # (perhaps blocked again on the way). Every message is accounted for.
+            purged = 0
+            for _ in range(40):
+                purged += await loop.run_in_executor(None, purge)
+                if purged == 40:
+                    break
+                await wait_until(server, lambda: server.flow.alarm is not None or (
+                    server.vhosts.cores["tenant"].published == 40))
+            assert purged == 40 and server.flow.alarm is None
+            await loop.run_in_executor(None, connection.close)
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+    assert blocked and blocked[0].startswith("memory")
