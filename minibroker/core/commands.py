@@ -290,7 +290,10 @@ class TxRollback:
 class ReadStream:
     """Read a stream without a subscription: the messages from where ``arguments`` say
     (``x-stream-offset`` and the filter arguments, as ``basic.consume`` takes them), at most
-    ``max_messages`` and stopping once ``max_bytes`` of bodies are read."""
+    ``max_messages`` and stopping once ``max_bytes`` of bodies are read. A positive
+    ``reply_bytes`` also stops before the reply's estimated size would pass it: each message
+    counted as its body, exchange and routing key plus ``record_bytes`` (a protocol's
+    envelope), so that a reply meant for one frame is not read only to be cut."""
 
     connection: int
     channel: int
@@ -298,6 +301,8 @@ class ReadStream:
     arguments: FieldTable | None = None
     max_messages: int = 1000
     max_bytes: int = 1 << 20
+    reply_bytes: int = 0
+    record_bytes: int = 0
 
 
 @valueclass(frozen=True)

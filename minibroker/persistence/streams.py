@@ -260,16 +260,15 @@ class DiskCursor:
         log = self.log
         offset = self.offset
         if offset < log.disk.written:
-            got = self._from_disk(limit)
-            if not got:
-                return offset, []
-            first = got[0][0]
-            run = [got[0][1]]
-            for position, message in got[1:]:
-                if position != first + len(run):
-                    break  # a gap left by damage: the next call starts a new reader
-                run.append(message)
-            self.offset = first + len(run)
+            reader = self._disk
+            if reader is None or reader.offset != offset:
+                self.close()
+                reader = self._disk = log.disk.reader(offset, None, self.match_unfiltered)
+            # A run ends at a gap left by damage: the next call goes on past it.
+            first, run = reader.read_run(limit)
+            self.offset = reader.offset
+            if not run:
+                self.close()
             return first, run
         start = offset - log.tail_first
         run = log.tail[start:start + limit]

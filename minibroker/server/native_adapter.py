@@ -13,10 +13,11 @@ Rules:
    the codec makes a new ``str`` per frame, and a queued message keeps its own for as long as it
    lives, so a backlog of one routing key would otherwise hold one copy per message.
 3. A delivery is encoded straight from the core's effect (no frame object): the hot path.
-4. A stream read asks the core for at most a frame's worth of bodies, and a ``StreamReadOk``
-   that still does not fit the negotiated frame size (properties and envelopes count too) is
-   cut to the messages that fit, ``next_offset`` pointing at the first one left out: a read
-   never fails for asking too much.
+4. A stream read asks the core for at most a frame's worth of bodies and of estimated records
+   (``_RECORD_ENVELOPE`` bytes a message besides its body, exchange and routing key; the
+   properties are not counted), and a ``StreamReadOk`` that still does not fit the negotiated
+   frame size is cut to the messages that fit, ``next_offset`` pointing at the first one left
+   out: a read never fails for asking too much.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ __all__ = ["NativeAdapter"]
 
 #: Distinct exchange names and routing keys a connection keeps shared (rule 2).
 _NAME_CACHE_SIZE = 1024
+#: A ``StreamReadOk`` record's msgpack bytes besides its body, exchange, routing key and
+#: properties: the array header, an offset of up to 9 bytes, two string headers, an empty
+#: properties array and a bin header (rule 4).
+_RECORD_ENVELOPE = 20
+#: The frame's own bytes around the records: its header, channel, next offset, array header.
+_READ_OK_FRAME = 64
 
 
 class NativeAdapter:
@@ -98,8 +105,10 @@ class NativeAdapter:
         command = mapping.COMMANDS[type(frame)](frame, self.session.id)
         if type(command) is c.ReadStream:  # rule 4
             limit = self.connection.codec.max_frame_size
-            if command.max_bytes > limit:
-                command = dataclasses.replace(command, max_bytes=limit)
+            command = dataclasses.replace(
+                command, max_bytes=min(command.max_bytes, limit),
+                reply_bytes=limit - _READ_OK_FRAME, record_bytes=_RECORD_ENVELOPE,
+            )
         return command
 
     def batch_command(self, frames: Sequence[Any]) -> c.Command:

@@ -10,11 +10,20 @@ Rules:
 3. With a filter, a chunk whose Bloom filter cannot hold a wanted value (and that holds no
    unfiltered message wanted) is skipped without decoding its entries; the messages of a
    candidate chunk are then checked exactly, so only the messages asked for come back.
+4. Reads pause the cyclic garbage collector: what they build (decoded entries, messages)
+   lives until the reply is sent and holds no cycle, yet the collector, run every 700
+   allocations, would walk it again and again, and a broker's whole heap at each full
+   collection. Measured replaying 200,000 stored 16-byte messages, 3,000 a read, beside
+   300,000 other live objects: ``read_run`` 957 ns a message without the pause, 393-490 ns
+   with it; ``read`` 1,377-1,424 ns, then 624-720 ns.
 """
 
 from __future__ import annotations
 
+import gc
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -42,6 +51,18 @@ __all__ = ["DiskReader"]
 #: ``Message(...)`` for the reader: a quarter of the frozen ``__init__``'s cost
 #: (``protocols/building.py``).
 build_message = frozen_builder(Message)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Rule 4: no cyclic garbage collection inside."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class DiskReader:
@@ -153,6 +174,10 @@ class DiskReader:
              max_bytes: int = 1 << 20) -> list[tuple[int, Message]]:
         """The next messages (at most ``max_messages``, and stopping after ``max_bytes`` of
         bodies), consumed from the cursor; empty when the reader is at the end."""
+        with collector_paused():
+            return self._read(max_messages, max_bytes)
+
+    def _read(self, max_messages: int, max_bytes: int) -> list[tuple[int, Message]]:
         got: list[tuple[int, Message]] = []
         size = 0
         cache = self._cache.get
@@ -212,6 +237,56 @@ class DiskReader:
             if self.offset >= end:
                 self._advance(payload)
         return got
+
+    def read_run(self, max_messages: int = 1000) -> tuple[int, list[Message]]:
+        """Without a filter: the next messages at consecutive offsets (at most
+        ``max_messages``) and the first one's offset, consumed from the cursor; an empty list
+        at the end. A gap (retention, damage) ends the run, so offsets stay implicit. Each
+        chunk's messages are built by one comprehension, without :meth:`read`'s (offset,
+        message) pairs: with the core's ``take_run`` not re-splitting them, this took the
+        broker's CPU a message of a durable pull replay from 2.75-3.65 to 2.15-2.60 µs."""
+        assert self._values is None
+        with collector_paused():
+            return self._read_run(max_messages)
+
+    def _read_run(self, max_messages: int) -> tuple[int, list[Message]]:
+        run: list[Message] = []
+        first = self.offset
+        cache = self._cache.get
+        known = self._cache.known.get
+        while len(run) < max_messages:
+            segment = self.segment
+            if (segment is None or segment.removed or self.offset < self.stream.first_offset
+                    or not segment.first <= self.offset < segment.end):
+                if not self._seek() or (run and self.offset != first + len(run)):
+                    break
+                continue
+            record = self._record()
+            if record is None:
+                if not self._next_segment() or (run and self.offset != first + len(run)):
+                    break
+                continue
+            seq, payload = record
+            entries = msgpack.unpackb(payload)[3]
+            end = seq + len(entries)
+            if end <= self.offset:
+                self._advance(payload)
+                continue
+            if seq > self.offset:  # a gap left by damage
+                if run:
+                    break
+                self.offset = seq
+            if not run:
+                first = self.offset
+            start = self.offset - seq
+            stop = min(len(entries), start + max_messages - len(run))
+            run += [build_message(exchange, routing_key, body,
+                                  known(blob) or cache(blob))
+                    for exchange, routing_key, blob, body in entries[start:stop]]
+            self.offset = seq + stop
+            if self.offset >= end:
+                self._advance(payload)
+        return (first, run) if run else (self.offset, run)
 
     def _next_seq(self, seq: int) -> int:
         """The offset after the chunk just passed: the next record's, or the segment's end."""

@@ -457,6 +457,25 @@ def test_a_read_returns_a_batch_and_where_to_go_on(ch: Chan) -> None:
     assert (stats.delivered, stats.unacked, stats.consumers) == (4, 0, 0)
 
 
+def test_a_read_stops_before_its_reply_budget(ch: Chan) -> None:
+    # each message costs its body, exchange ("") and routing key ("s") plus record_bytes
+    declare(ch)
+    publish_batch(ch, "aaaa", "bbbb", "cccc")
+    first = {"x-stream-offset": "first"}
+    assert read(ch, arguments=first, reply_bytes=20, record_bytes=5) == (
+        2, [(0, b"aaaa"), (1, b"bbbb")])
+    # the first message is always read, so a read moves on
+    assert read(ch, arguments={"x-stream-offset": 1}, reply_bytes=1) == (2, [(1, b"bbbb")])
+    assert read(ch, arguments=first, reply_bytes=0) == (3, [(0, b"aaaa"), (1, b"bbbb"),
+                                                            (2, b"cccc")])
+    # the filtered path leaves the message over the budget for the next read
+    publish(ch, "eu-1", "eu-2", headers={"x-stream-filter-value": "eu"})
+    eu = {**first, "x-stream-filter": "eu"}
+    assert read(ch, arguments=eu, reply_bytes=9) == (4, [(3, b"eu-1")])
+    assert read(ch, arguments={**eu, "x-stream-offset": 4}, reply_bytes=9) == (
+        5, [(4, b"eu-2")])
+
+
 def test_named_offsets_are_stored_per_stream(ch: Chan) -> None:
     declare(ch)
     declare(ch, "other")
