@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from minibroker.core import commands as c
 from minibroker.core.access import AccessControl
+from minibroker.core.deadletter import header_keys
 from minibroker.core.exchanges import EXCHANGE_TYPES
 from minibroker.core.principal import Principal
 from minibroker.core.topology import Topology
@@ -105,7 +106,7 @@ class Gate:
         if found is None or found.internal:
             return  # the core answers 404 / 403 for these, in RabbitMQ's order
         headers = message.properties.headers or {}
-        cc_bcc = [key for name in ("CC", "BCC") for key in _keys(headers.get(name))]
+        cc_bcc = [key for name in ("CC", "BCC") for key in header_keys(headers.get(name))]
         principal.publish_routing_keys(exchange, found.type_name, message.routing_key, cc_bcc)
 
     # -- the rest of the access table -------------------------------------------------------
@@ -153,13 +154,6 @@ class Gate:
             source = topology.exchanges.get(command.source)
             principal.exchange_bind(command.destination, command.source, command.routing_key,
                                     source_type=None if source is None else source.type_name)
-
-
-def _keys(value: object) -> list[str]:
-    """The routing keys of a ``CC`` / ``BCC`` header (an array of strings)."""
-    if isinstance(value, list):
-        return [key for key in value if isinstance(key, str)]
-    return []
 
 
 #: The commands :meth:`Gate._other` checks (the rest need no permission: acks, qos...).

@@ -29,22 +29,22 @@ from dataclasses import replace
 
 from minibroker.message import FieldTable, FieldValue, Message
 
-__all__ = ["dead_letter", "is_cycle", "routing_keys"]
+__all__ = ["dead_letter", "header_keys", "is_cycle", "routing_keys"]
 
 
-def _keys(headers: FieldTable | None, name: str) -> list[str]:
-    if not headers:
-        return []
-    value = headers.get(name)
+def header_keys(value: object) -> list[str]:
+    """The routing keys a ``CC`` or ``BCC`` header carries: an array's ``longstr`` entries,
+    as RabbitMQ takes them (``[Route || {longstr, Route} <- Routes]``); other entries, and a
+    header that is not an array (refused at publish), give none."""
     if not isinstance(value, list):
         return []
-    # Only longstr entries are routing keys, as at publish (core/publishing.py).
     return [item for item in value if isinstance(item, str)]
 
 
 def routing_keys(message: Message) -> list[str]:
     """The routing key plus the ``CC`` keys (``BCC`` keys are never recorded)."""
-    return [message.routing_key, *_keys(message.properties.headers, "CC")]
+    headers = message.properties.headers
+    return [message.routing_key, *header_keys(headers.get("CC") if headers else None)]
 
 
 def dead_letter(

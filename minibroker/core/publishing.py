@@ -234,7 +234,7 @@ class Publishing:
         headers = message.properties.headers
         if headers and ("CC" in headers or "BCC" in headers):
             keys = [message.routing_key, *deadletter.routing_keys(message)[1:],
-                    *_string_list(headers.get("BCC"))]
+                    *deadletter.header_keys(headers.get("BCC"))]
             if "BCC" in headers:
                 kept = {key: value for key, value in headers.items() if key != "BCC"}
                 message = replace(message, properties=replace(message.properties, headers=kept))
@@ -271,7 +271,7 @@ class Publishing:
         headers = message.properties.headers
         assert headers is not None
         keys = [message.routing_key, *deadletter.routing_keys(message)[1:],
-                *_string_list(headers.get("BCC"))]
+                *deadletter.header_keys(headers.get("BCC"))]
         queues = list(self.topology.route_keys(exchange, keys, headers))
         if "BCC" in headers:
             kept = {key: value for key, value in headers.items() if key != "BCC"}
@@ -291,10 +291,3 @@ def _check_routing_headers(headers: FieldTable) -> None:
                 f'invalid message: {{unacceptable_type_in_header,"{name}",'
                 f"{field_type_name(value, integer=None)}}}")
 
-
-def _string_list(value: object) -> list[str]:
-    """The routing keys of a ``CC``/``BCC`` array: its ``longstr`` entries only, as RabbitMQ
-    takes them (``[Route || {longstr, Route} <- Routes]``); other entries are ignored."""
-    if not isinstance(value, list):
-        return []
-    return [item for item in value if isinstance(item, str)]
