@@ -33,12 +33,14 @@ from minibroker.storage.definitions import BindingDefinition, Definition, Defini
 __all__ = ["export_definitions", "export_json", "import_definitions", "import_json"]
 
 
-def export_definitions(broker: Broker, extra: list[Definition] | None = None) -> Definitions:
-    """Rule 1."""
+def export_definitions(broker: Broker, extra: list[Definition] | None = None, *,
+                       vhost: str = VHOST) -> Definitions:
+    """Rule 1, for the core of ``vhost``."""
     topology = broker.topology
-    exchanges = [exchange_definition(exchange) for name, exchange in topology.exchanges.items()
+    exchanges = [exchange_definition(exchange, vhost)
+                 for name, exchange in topology.exchanges.items()
                  if exchange.durable and name and not name.startswith("amq.")]
-    queues = [queue_definition(queue) for queue in topology.queues.values()
+    queues = [queue_definition(queue, vhost) for queue in topology.queues.values()
               if queue.durable and queue.exclusive_owner is None]
     durable_queues = {queue.name for queue in queues}
     durable_exchanges = {name for name, exchange in topology.exchanges.items()
@@ -57,15 +59,16 @@ def export_definitions(broker: Broker, extra: list[Definition] | None = None) ->
                 continue
             kind = "exchange"
         bindings.append(BindingDefinition(binding.source, destination.name, kind,
-                                          binding.binding_key, VHOST, dict(binding.arguments)))
+                                          binding.binding_key, vhost, dict(binding.arguments)))
     objects: list[Definition] = [*(extra or []), *exchanges, *queues, *bindings]
     return Definitions.of(objects)
 
 
-def import_definitions(broker: Broker, definitions: Definitions, *, now: float = 0.0
-                       ) -> list[str]:
-    """Rule 2: declare what ``definitions`` hold; a line for each object refused."""
-    return restore_definitions(broker, definitions, now=now)
+def import_definitions(broker: Broker, definitions: Definitions, *, now: float = 0.0,
+                       vhost: str = VHOST) -> list[str]:
+    """Rule 2: declare what ``definitions`` hold for ``vhost``; a line for each object
+    refused."""
+    return restore_definitions(broker, definitions, now=now, vhost=vhost)
 
 
 def export_json(broker: Broker, **versions: Any) -> str:

@@ -276,7 +276,7 @@ class HTTPConnection(asyncio.Protocol):
         except HTTPError as err:
             out.append(codec.send(app.error_response(err)))
         durability = server.durability
-        if answered and durability is not None and durability.sync.journal.intents:
+        if answered and durability is not None and durability.pending():
             durability.flush()  # as a session's: nothing leaves before what caused it is written
         if out and not transport.is_closing():
             transport.write(b"".join(out))
