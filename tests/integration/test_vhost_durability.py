@@ -101,8 +101,9 @@ def _stream(broker: Broker, count: int) -> list[tuple[int, bytes]]:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["clean", "kill-9"])
-def test_a_vhost_and_its_durable_state_survive_a_restart(tmp_path: Path, brokers: list[Broker],
-                                                         stop: int) -> None:
+def test_a_vhost_and_its_durable_state_survive_a_restart(
+        tmp_path: Path, brokers: list[Broker], stop: int,  # noqa: F811 (the fixture)
+) -> None:
     data = str(tmp_path / "data")
     brokers.append(first := Broker("--data-dir", data))
     _create_vhost(first)
@@ -134,8 +135,9 @@ def test_a_vhost_and_its_durable_state_survive_a_restart(tmp_path: Path, brokers
     assert [body for body, _ in _drain(third, "billing")] == [b"again"]
 
 
-def test_a_deleted_vhost_stays_deleted_with_its_data(tmp_path: Path,
-                                                     brokers: list[Broker]) -> None:
+def test_a_deleted_vhost_stays_deleted_with_its_data(
+        tmp_path: Path, brokers: list[Broker],  # noqa: F811 (the fixture)
+) -> None:
     data = str(tmp_path / "data")
     brokers.append(first := Broker("--data-dir", data))
     _create_vhost(first)
@@ -156,7 +158,8 @@ def test_a_deleted_vhost_stays_deleted_with_its_data(tmp_path: Path,
 
 
 def test_users_made_over_the_api_survive_but_the_options_are_configuration(
-        tmp_path: Path, brokers: list[Broker]) -> None:
+        tmp_path: Path, brokers: list[Broker],  # noqa: F811 (the fixture)
+) -> None:
     data = str(tmp_path / "data")
     brokers.append(first := Broker("--data-dir", data))
     assert _api(first, "PUT", "/api/users/ann", {"password": "secret",
