@@ -7,6 +7,8 @@ Rules:
 2. ``DELETE /api/connections/{name}`` asks the shell to close that client connection with the
    ``X-Reason`` header as the reason (RabbitMQ's default: "Closed via management plugin").
 3. The API's own short-lived connections never appear: they live only inside one request.
+4. A user who is not ``monitoring`` (nor ``administrator``) sees only its own connections and
+   their channels; naming another's is 401 (``authz.py`` rule 4).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from minibroker.management import render
 from minibroker.management.api import Api, Call, json_response, no_content
+from minibroker.management.authz import not_owner
 from minibroker.management.errors import NOT_FOUND
 from minibroker.management.listing import listing
 from minibroker.management.render import Peer
@@ -32,6 +35,8 @@ def _connections(api: Api, call: Call) -> list[tuple[str, dict[str, Any], Peer]]
         snapshot = api.core(vhost).snapshot()
         peers = api.peers(snapshot)
         for info in snapshot.connections:
+            if not call.viewer.owns(info.user) and "name" not in call.params:
+                continue
             peer = peers[info.connection]
             rates = api.sampler.connection_rates(info.connection)
             out.append((vhost, render.connection(vhost, info, peer, api.node, rates), peer))
@@ -47,6 +52,8 @@ def _connection(api: Api, call: Call) -> tuple[str, dict[str, Any], Peer]:
     name = call.params["name"]
     for found in _connections(api, call):
         if found[2].name == name:
+            if not call.viewer.owns(found[1]["user"]):
+                raise not_owner()
             return found
     raise NOT_FOUND
 
@@ -69,13 +76,16 @@ def close_connection(api: Api, call: Call) -> Response:
     return no_content()
 
 
-def _channels(api: Api, call: Call, connection: int | None = None) -> list[dict[str, Any]]:
+def _channels(api: Api, call: Call, connection: int | None = None, *, owned: bool = True
+              ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for vhost in api.vhosts(call):
         snapshot = api.core(vhost).snapshot()
         peers = api.peers(snapshot)
         for info in snapshot.connections:
             if connection is not None and info.connection != connection:
+                continue
+            if owned and not call.viewer.owns(info.user):
                 continue
             out.extend(render.channel(vhost, channel, peers[info.connection], api.node)
                        for channel in info.channels)
@@ -94,8 +104,10 @@ def connection_channels(api: Api, call: Call) -> Response:
 
 def show_channel(api: Api, call: Call) -> Response:
     name = call.params["name"]
-    for item in _channels(api, call):
+    for item in _channels(api, call, owned=False):
         if item["name"] == name:
+            if not call.viewer.owns(item["user"]):
+                raise not_owner()
             consumers = [consumer for consumer in _consumers(api, call)
                          if consumer["channel_details"]["name"] == name]
             return json_response({**item, "consumer_details": consumers, "deliveries": [],
