@@ -28,14 +28,19 @@ __all__ = ["DEFAULT_CLOSE_REASON", "ROUTES"]
 DEFAULT_CLOSE_REASON = "Closed via management plugin"
 
 
-def _connections(api: Api, call: Call) -> list[tuple[str, dict[str, Any], Peer]]:
-    """(vhost, rendered connection, peer) of every connection the call covers."""
+def _connections(api: Api, call: Call, *, every: bool = False
+                 ) -> list[tuple[str, dict[str, Any], Peer]]:
+    """(vhost, rendered connection, peer) of every connection the call covers: those the
+    user may see, or (``every``) all of them."""
     out = []
-    for vhost in api.vhosts(call):
-        snapshot = api.core(vhost).snapshot()
+    for vhost in api.backend.vhosts() if every else api.vhosts(call):
+        core = api.backend.core(vhost)
+        if core is None:
+            continue
+        snapshot = core.snapshot()
         peers = api.peers(snapshot)
         for info in snapshot.connections:
-            if not call.viewer.owns(info.user) and "name" not in call.params:
+            if not every and not call.viewer.owns(info.user):
                 continue
             peer = peers[info.connection]
             rates = api.sampler.connection_rates(info.connection)
@@ -50,7 +55,7 @@ def list_connections(api: Api, call: Call) -> Response:
 
 def _connection(api: Api, call: Call) -> tuple[str, dict[str, Any], Peer]:
     name = call.params["name"]
-    for found in _connections(api, call):
+    for found in _connections(api, call, every=True):
         if found[2].name == name:
             if not call.viewer.owns(found[1]["user"]):
                 raise not_owner()
@@ -76,16 +81,20 @@ def close_connection(api: Api, call: Call) -> Response:
     return no_content()
 
 
-def _channels(api: Api, call: Call, connection: int | None = None, *, owned: bool = True
+def _channels(api: Api, call: Call, connection: int | None = None, *, every: bool = False
               ) -> list[dict[str, Any]]:
+    """The channels the user may see, or (``every``) all of them."""
     out: list[dict[str, Any]] = []
-    for vhost in api.vhosts(call):
-        snapshot = api.core(vhost).snapshot()
+    for vhost in api.backend.vhosts() if every else api.vhosts(call):
+        core = api.backend.core(vhost)
+        if core is None:
+            continue
+        snapshot = core.snapshot()
         peers = api.peers(snapshot)
         for info in snapshot.connections:
             if connection is not None and info.connection != connection:
                 continue
-            if owned and not call.viewer.owns(info.user):
+            if not every and not call.viewer.owns(info.user):
                 continue
             out.extend(render.channel(vhost, channel, peers[info.connection], api.node)
                        for channel in info.channels)
@@ -99,12 +108,13 @@ def list_channels(api: Api, call: Call) -> Response:
 
 def connection_channels(api: Api, call: Call) -> Response:
     _, _, peer = _connection(api, call)
-    return json_response(listing(_channels(api, call, peer.connection), call.query))
+    return json_response(listing(_channels(api, call, peer.connection, every=True),
+                                 call.query))
 
 
 def show_channel(api: Api, call: Call) -> Response:
     name = call.params["name"]
-    for item in _channels(api, call, owned=False):
+    for item in _channels(api, call, every=True):
         if item["name"] == name:
             if not call.viewer.owns(item["user"]):
                 raise not_owner()
