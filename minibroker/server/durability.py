@@ -177,15 +177,13 @@ class Durability:
             return
         store = self.store
         definitions = store.definitions()
-        for queue in definitions.queues:
-            if queue.vhost == vhost:
-                store.delete_queue(vhost, queue.name)
-                if queue.type == "stream":
-                    store.streams.delete(vhost, queue.name)
-        # Its streams that were never restored (none should be) go with the others.
+        # A stream's files first: their removal waits for its DELETE record, written next.
         for owner, name in list(store.streams.streams):
             if owner == vhost:
                 store.streams.delete(owner, name)
+        for queue in definitions.queues:
+            if queue.vhost == vhost:
+                store.delete_queue(vhost, queue.name)
         for exchange in definitions.exchanges:
             if exchange.vhost == vhost:
                 store.delete_exchange(vhost, exchange.name)
