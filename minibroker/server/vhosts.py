@@ -3,9 +3,10 @@ each connection's commands routed to the core of the vhost it opened.
 
 Rules:
 
-1. ``/`` is the server's own core (``BrokerServer.broker``: storage, flow control, the
-   management API and the test toolkit's inspection look at it). Any other vhost gets its own
-   core the first time a connection opens it, with its own ``amq.*`` exchanges, queues,
+1. ``/`` is the server's own core (``BrokerServer.broker``; the management API and the test
+   toolkit's inspection read the others through :meth:`VHostCores.core`). Any other vhost
+   gets its own core the first time a connection opens it (or, with a data directory, at
+   start when it holds durable definitions), with its own ``amq.*`` exchanges, queues,
    bindings and messages: nothing in one vhost can name anything in another.
 2. Routing costs nothing while no connection uses another vhost: ``routes`` (connection id
    -> core) is empty and the server's ``execute`` checks that first.
