@@ -196,3 +196,18 @@ def test_another_vhost_is_durable_and_inspected_with_vhost(tmp_path: Path) -> No
             broker.queues(vhost="shop")
         broker.add_vhost("shop")  # made again: empty
         assert not broker.has_queue("jobs", vhost="shop")
+
+
+def test_a_transaction_in_another_vhost_commits_once_on_disk(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        broker.add_vhost("shop")
+        broker.set_permissions("guest", "shop")
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url_in("shop")))
+        channel = connection.channel()
+        channel.queue_declare("jobs", durable=True)
+        channel.tx_select()
+        channel.basic_publish("", "jobs", b"t", pika.BasicProperties(delivery_mode=2))
+        channel.tx_commit()  # answered once its vhost's journal is on disk
+        connection.close()
+        broker.crash()
+        assert [m.body for m in broker.messages("jobs", vhost="shop")] == [b"t"]
