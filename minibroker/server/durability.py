@@ -234,10 +234,16 @@ class Durability:
 
     def pending(self) -> bool:
         """Is anything recorded and not yet written (any vhost's journal, the accounts)?"""
-        return self.sync.pending() or self.accounts.changed(self.server.access)
+        sync = self.sync
+        if sync.journal.intents:  # the common case first: ``/`` recorded something
+            return True
+        return ((len(sync.journals) > 1 and sync.pending())
+                or self.accounts.changed(self.server.access))
 
     def after_input(self) -> None:
-        if not self._scheduled and self.pending():
+        if self._scheduled:
+            return
+        if self.sync.journal.intents or self.pending():
             self._scheduled = True
             self.server.loop.call_soon(self.flush)
 
