@@ -42,19 +42,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minibroker.accounts import load_accounts
 from minibroker.core.access import VHost
 from minibroker.core.broker import Broker
 from minibroker.core.commands import PurgeQueue, Synced
 from minibroker.core.journal import Journal
 from minibroker.persistence.accounts import AccountsLog, configured_keys, restore_accounts
-from minibroker.persistence.definitions import import_definitions
+from minibroker.persistence.definitions import load_document, vhosts_of
 from minibroker.persistence.recovery import MessageLoader, restore_definitions
 from minibroker.persistence.streams import DiskLogs
 from minibroker.persistence.sync import StorageSync
 from minibroker.storage import definitions_json
 from minibroker.storage.datadir import disk_free
-from minibroker.storage.definitions import Definitions
 from minibroker.storage.errors import StorageError
 from minibroker.storage.store import DurableStore
 
@@ -366,21 +364,7 @@ def load_definitions_file(server: BrokerServer) -> list[str]:
     if definitions is None:
         return []
     document = definitions_json.parse(Path(definitions).read_bytes())
-    # Accounts first: the vhosts the topology names must exist.
-    problems = load_accounts(server.access, document)
-    named = vhosts_of(document)
-    for vhost in sorted(named):
-        if vhost not in server.access.vhosts:
-            problems.append(f"vhost '{vhost}' does not exist: its exchanges, queues and "
-                            "bindings are not loaded")
-            continue
-        problems += import_definitions(server.vhosts.core(vhost), document, now=server.now(),
-                                       vhost=vhost)
+    problems = load_document(document, server.access, server.vhosts.core, now=server.now())
     return [f"loaded definitions from {definitions}"
             + (f" ({len(problems)} refused)" if problems else ""), *problems]
 
-
-def vhosts_of(definitions: Definitions) -> set[str]:
-    """The vhosts that ``definitions``' exchanges, queues and bindings name."""
-    return ({d.vhost for d in definitions.exchanges} | {d.vhost for d in definitions.queues}
-            | {d.vhost for d in definitions.bindings})

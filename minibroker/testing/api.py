@@ -51,7 +51,8 @@ from minibroker.core.streamargs import parse_offset
 from minibroker.core.tenants import UserLimits, VHostLimits
 from minibroker.message import FieldTable, Message, Properties
 from minibroker.passwords import hash_password
-from minibroker.persistence.definitions import export_json, import_json
+from minibroker.persistence.definitions import export_json, load_document
+from minibroker.storage import definitions_json
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
 from minibroker.testing.controller import Controller
@@ -442,8 +443,10 @@ class BrokerAPI(Conditions):
     def load_definitions(self, definitions: str | bytes | os.PathLike[str] | dict[str, Any]
                          ) -> list[str]:
         """Declare what a RabbitMQ definitions document holds (``rabbitmqctl
-        export_definitions``): a path to its JSON file, its text, or the parsed object.
-        Returns a line for each object the broker refused (the others are declared)."""
+        export_definitions``): a path to its JSON file, its text, or the parsed object. Its
+        users, vhosts and permissions come first, then each vhost's exchanges, queues and
+        bindings, in that vhost. Returns a line for each object the broker refused (the
+        others are declared)."""
         if isinstance(definitions, dict):
             text: str | bytes = json.dumps(definitions)
         elif isinstance(definitions, str | bytes) and definitions.lstrip()[:1] in ("{", b"{"):
@@ -454,7 +457,8 @@ class BrokerAPI(Conditions):
 
         def load() -> list[str]:
             server = controller.server
-            problems = import_json(controller.broker, text, now=server.now())
+            problems = load_document(definitions_json.parse(text), server.access,
+                                     server.vhosts.core, now=server.now())
             if server.durability is not None:
                 server.durability.after_input()
             return problems

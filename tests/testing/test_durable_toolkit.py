@@ -211,3 +211,23 @@ def test_a_transaction_in_another_vhost_commits_once_on_disk(tmp_path: Path) -> 
         connection.close()
         broker.crash()
         assert [m.body for m in broker.messages("jobs", vhost="shop")] == [b"t"]
+
+
+def test_a_document_loads_its_vhosts_accounts_and_topology_and_they_survive(
+        tmp_path: Path) -> None:
+    document = {
+        "vhosts": [{"name": "shop"}],
+        "users": [{"name": "clerk", "password_hash": "", "tags": "management"}],
+        "permissions": [{"user": "clerk", "vhost": "shop", "configure": ".*", "write": ".*",
+                         "read": ".*"}],
+        "queues": [{"name": "orders", "vhost": "shop", "durable": True, "auto_delete": False,
+                    "arguments": {}},
+                   {"name": "lost", "vhost": "nowhere", "durable": True,
+                    "auto_delete": False, "arguments": {}}],
+    }
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        problems = broker.load_definitions(document)
+        assert problems == ["vhost 'nowhere' does not exist: its exchanges, queues and "
+                            "bindings are not loaded"]
+        broker.crash()
+        assert broker.has_queue("orders", vhost="shop") and not broker.has_queue("orders")
