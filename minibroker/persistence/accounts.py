@@ -19,8 +19,8 @@ Rules:
 3. At start (:func:`restore_accounts`), the stored accounts go into the registry built from
    the options, except those the options name (rule 1): vhosts first, then users, then
    permissions; one the registry refuses is a line, never fatal.
-4. Not stored: topic permissions (the definitions log has no record for them yet); limits
-   are, as part of their vhost or user.
+4. Topic permissions are stored too (``TopicPermissionDefinition`` records), and limits as
+   part of their vhost or user. The options never make topic permissions.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from minibroker.storage.definitions import (
     Definition,
     Definitions,
     PermissionDefinition,
+    TopicPermissionDefinition,
     UserDefinition,
     VHostDefinition,
     key,
@@ -43,7 +44,7 @@ from minibroker.storage.store import DurableStore
 __all__ = ["AccountsLog", "account_definitions", "configured_keys", "restore_accounts"]
 
 Key = tuple[Any, ...]
-_ACCOUNTS = (UserDefinition, VHostDefinition, PermissionDefinition)
+_ACCOUNTS = (UserDefinition, VHostDefinition, PermissionDefinition, TopicPermissionDefinition)
 
 
 def configured_keys(users: Iterable[str], vhosts: Iterable[str],
@@ -71,12 +72,24 @@ def account_definitions(access: AccessControl) -> dict[Key, Definition]:
     for name, vhost, permissions in access.permission_entries():
         out.append(PermissionDefinition(name, vhost, permissions.configure, permissions.write,
                                         permissions.read))
+    for name in access.users:
+        for vhost in access.vhosts:
+            for topic in access.topic_permissions(name, vhost).values():
+                out.append(TopicPermissionDefinition(name, vhost, topic.exchange, topic.write,
+                                                     topic.read))
     return {key(definition): definition for definition in out}
 
 
 def stored_accounts(definitions: Definitions) -> dict[Key, Definition]:
-    return {key(definition): definition for definition in definitions.all()
-            if isinstance(definition, _ACCOUNTS)}
+    found: list[Definition] = [d for d in definitions.all() if isinstance(d, _ACCOUNTS)]
+    for topic in definitions.topic_permissions:  # rule 4: the log's, as a document has them
+        try:
+            found.append(TopicPermissionDefinition(
+                str(topic["user"]), str(topic["vhost"]), str(topic["exchange"]),
+                str(topic.get("write", ".*")), str(topic.get("read", ".*"))))
+        except KeyError:
+            continue
+    return {key(definition): definition for definition in found}
 
 
 def restore_accounts(access: AccessControl, definitions: Definitions,
