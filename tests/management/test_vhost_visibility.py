@@ -159,6 +159,19 @@ def test_every_vhost_is_listed_with_its_own_vhost_field(broker: ThreadBroker) ->
         guest.close()
 
 
+def test_the_export_holds_the_registrys_users_and_permissions(broker: ThreadBroker) -> None:
+    call = _caller(broker.management_url)
+    _setup(call, "shop", "clerk", "nobody", ("guest", "guest"))
+    status, document = call("GET", "/api/definitions")
+    assert status == 200
+    users = {user["name"]: user for user in document["users"]}
+    assert users["clerk"]["tags"] == ["management"] and users["nobody"]["tags"] == []
+    assert {(p["user"], p["vhost"]) for p in document["permissions"]} == {
+        ("guest", "/"), ("clerk", "shop")}
+    assert {"name": "orders", "vhost": "shop", "durable": True, "auto_delete": False,
+            "arguments": {}} in document["queues"]
+
+
 def _rabbitmq_management() -> tuple[str, tuple[str, str]] | None:
     url = os.environ.get("MINIBROKER_RABBITMQ_MGMT_URL")
     if url is None and (amqp := os.environ.get("MINIBROKER_RABBITMQ_URL")):
