@@ -3,7 +3,7 @@
 Rules:
 
 1. Only a user tagged ``administrator`` may read or change accounts; anyone else gets
-   RabbitMQ's 401 ``{"error": "not_authorized", "reason": "Not administrator user"}``.
+   RabbitMQ's 401 ``{"error": "not_authorised", "reason": "Not administrator user"}``.
 2. The objects have RabbitMQ's field names: a user is ``name``, ``password_hash``,
    ``hashing_algorithm``, ``tags`` (a list), ``limits``; a permission is ``user``, ``vhost``,
    ``configure``, ``write``, ``read``.
@@ -40,7 +40,7 @@ def _admin(api: Api, call: Call) -> AccessControl:
         raise NOT_FOUND
     user = access.users.get(call.user)
     if user is None or "administrator" not in user.tags:
-        raise ApiError(401, "not_authorized", "Not administrator user")
+        raise ApiError(401, "not_authorised", "Not administrator user")
     return access
 
 

@@ -22,6 +22,7 @@ from minibroker import __version__
 from minibroker.core.commands import CloseConnection, Command, OpenChannel, OpenConnection
 from minibroker.core.effects import Outcome
 from minibroker.core.statistics import TopologySnapshot
+from minibroker.management.authz import EVERYONE, Viewer
 from minibroker.management.backend import Backend, CoreView
 from minibroker.management.body import json_object
 from minibroker.management.errors import NOT_FOUND, ApiError
@@ -67,6 +68,8 @@ class Call:
     params: Mapping[str, str]
     #: Query parameters, percent-decoded (the last of a repeated name wins).
     query: Mapping[str, str]
+    #: What the user may see (``authz.py``).
+    viewer: Viewer = EVERYONE
 
     def json(self) -> dict[str, Any]:
         return json_object(self.request.body)
@@ -119,10 +122,11 @@ class Api:
         return self.backend.node
 
     def vhosts(self, call: Call) -> list[str]:
-        """The vhosts a list endpoint covers: the one in the path, or all of them."""
+        """The vhosts a list endpoint covers: the one in the path, or all those the user may
+        see."""
         vhost = call.params.get("vhost")
         if vhost is None:
-            return list(self.backend.vhosts())
+            return [name for name in self.backend.vhosts() if call.viewer.sees(name)]
         self.core(vhost)
         return [vhost]
 

@@ -16,6 +16,8 @@ Rules:
 3. Every answer is a :class:`Response`; refusals are :class:`ApiError` turned into RabbitMQ's
    ``{"error", "reason"}`` bodies. Any other exception is a bug: it is logged and answered 500,
    and the broker carries on.
+4. After the login, who may do what: user tags and vhost permissions (``authz.py``),
+   checked before the handler runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import parse_qsl
 
 from minibroker.management import (
     accounts,
+    authz,
     bindings,
     connections,
     definitions_api,
@@ -106,8 +109,10 @@ class ManagementApp:
             return Response(200, (("Allow", route.allow),))
         handler = self.router.handler(route, request.method)
         user = self._login(request)
+        viewer = authz.viewer_of(self.backend, user)
+        authz.authorise(viewer, route.pattern, params, self.backend)
         query = dict(parse_qsl(request.query, keep_blank_values=True))
-        response = handler(self.api, Call(request, user, params, query))
+        response = handler(self.api, Call(request, user, params, query, viewer))
         assert isinstance(response, Response)
         return response
 

@@ -7,6 +7,8 @@ Rules:
 2. ``DELETE /api/connections/{name}`` asks the shell to close that client connection with the
    ``X-Reason`` header as the reason (RabbitMQ's default: "Closed via management plugin").
 3. The API's own short-lived connections never appear: they live only inside one request.
+4. A user who is not ``monitoring`` (nor ``administrator``) sees only its own connections and
+   their channels; naming another's is 401 (``authz.py`` rule 4).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from minibroker.management import render
 from minibroker.management.api import Api, Call, json_response, no_content
+from minibroker.management.authz import not_owner
 from minibroker.management.errors import NOT_FOUND
 from minibroker.management.listing import listing
 from minibroker.management.render import Peer
@@ -25,13 +28,20 @@ __all__ = ["DEFAULT_CLOSE_REASON", "ROUTES"]
 DEFAULT_CLOSE_REASON = "Closed via management plugin"
 
 
-def _connections(api: Api, call: Call) -> list[tuple[str, dict[str, Any], Peer]]:
-    """(vhost, rendered connection, peer) of every connection the call covers."""
+def _connections(api: Api, call: Call, *, every: bool = False
+                 ) -> list[tuple[str, dict[str, Any], Peer]]:
+    """(vhost, rendered connection, peer) of every connection the call covers: those the
+    user may see, or (``every``) all of them."""
     out = []
-    for vhost in api.vhosts(call):
-        snapshot = api.core(vhost).snapshot()
+    for vhost in api.backend.vhosts() if every else api.vhosts(call):
+        core = api.backend.core(vhost)
+        if core is None:
+            continue
+        snapshot = core.snapshot()
         peers = api.peers(snapshot)
         for info in snapshot.connections:
+            if not every and not call.viewer.owns(info.user):
+                continue
             peer = peers[info.connection]
             rates = api.sampler.connection_rates(info.connection)
             out.append((vhost, render.connection(vhost, info, peer, api.node, rates), peer))
@@ -45,8 +55,10 @@ def list_connections(api: Api, call: Call) -> Response:
 
 def _connection(api: Api, call: Call) -> tuple[str, dict[str, Any], Peer]:
     name = call.params["name"]
-    for found in _connections(api, call):
+    for found in _connections(api, call, every=True):
         if found[2].name == name:
+            if not call.viewer.owns(found[1]["user"]):
+                raise not_owner()
             return found
     raise NOT_FOUND
 
@@ -69,13 +81,20 @@ def close_connection(api: Api, call: Call) -> Response:
     return no_content()
 
 
-def _channels(api: Api, call: Call, connection: int | None = None) -> list[dict[str, Any]]:
+def _channels(api: Api, call: Call, connection: int | None = None, *, every: bool = False
+              ) -> list[dict[str, Any]]:
+    """The channels the user may see, or (``every``) all of them."""
     out: list[dict[str, Any]] = []
-    for vhost in api.vhosts(call):
-        snapshot = api.core(vhost).snapshot()
+    for vhost in api.backend.vhosts() if every else api.vhosts(call):
+        core = api.backend.core(vhost)
+        if core is None:
+            continue
+        snapshot = core.snapshot()
         peers = api.peers(snapshot)
         for info in snapshot.connections:
             if connection is not None and info.connection != connection:
+                continue
+            if not every and not call.viewer.owns(info.user):
                 continue
             out.extend(render.channel(vhost, channel, peers[info.connection], api.node)
                        for channel in info.channels)
@@ -89,13 +108,16 @@ def list_channels(api: Api, call: Call) -> Response:
 
 def connection_channels(api: Api, call: Call) -> Response:
     _, _, peer = _connection(api, call)
-    return json_response(listing(_channels(api, call, peer.connection), call.query))
+    return json_response(listing(_channels(api, call, peer.connection, every=True),
+                                 call.query))
 
 
 def show_channel(api: Api, call: Call) -> Response:
     name = call.params["name"]
-    for item in _channels(api, call):
+    for item in _channels(api, call, every=True):
         if item["name"] == name:
+            if not call.viewer.owns(item["user"]):
+                raise not_owner()
             consumers = [consumer for consumer in _consumers(api, call)
                          if consumer["channel_details"]["name"] == name]
             return json_response({**item, "consumer_details": consumers, "deliveries": [],

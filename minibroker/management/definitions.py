@@ -8,7 +8,9 @@ handlers.
 Rules:
 
 1. Export follows RabbitMQ: every non-exclusive queue, every exchange except the default and
-   ``amq.*`` ones, every binding except the default exchange's implicit ones; users (with
+   ``amq.*`` ones, every binding except the default exchange's implicit ones. Users,
+   permissions and topic permissions are the broker's registry's when the backend has one
+   (``access``: hashes, tags and limits as stored); else the configuration's users (with
    RabbitMQ's salted SHA-256 ``password_hash``) are administrators with full permissions on
    every vhost. A per-vhost export leaves out users, vhosts and each item's ``vhost``.
 2. Import checks the whole document before anything changes and answers RabbitMQ's reasons
@@ -27,6 +29,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from minibroker.core.access import AccessControl
 from minibroker.core.commands import BindExchange, BindQueue, DeclareExchange, DeclareQueue
 from minibroker.core.exchanges import DestinationKind
 from minibroker.core.statistics import TopologySnapshot
@@ -55,7 +58,7 @@ def _table(table: Mapping[str, Any]) -> dict[str, Any]:
 def export_definitions(
     snapshots: Mapping[str, TopologySnapshot], *, users: Mapping[str, str],
     versions: Mapping[str, str], single_vhost: bool = False,
-    hasher: Callable[[str], str] = password_hash,
+    hasher: Callable[[str], str] = password_hash, access: AccessControl | None = None,
 ) -> dict[str, Any]:
     """The definitions document of ``snapshots`` (vhost -> snapshot), rule 1."""
     queues: list[dict[str, Any]] = []
@@ -87,14 +90,40 @@ def export_definitions(
                 "policies": [], **topology}
     return {
         "rabbit_version": versions["rabbitmq_version"], **versions,
+        **(_configured_accounts(users, snapshots, hasher) if access is None
+           else _registry_accounts(access)),
+        "vhosts": [{"name": vhost} for vhost in snapshots],
+        "parameters": [], "global_parameters": [], "policies": [],
+        **topology,
+    }
+
+
+def _configured_accounts(users: Mapping[str, str], vhosts: Mapping[str, object],
+                         hasher: Callable[[str], str]) -> dict[str, Any]:
+    return {
         "users": [{"name": name, "password_hash": hasher(password),
                    "hashing_algorithm": HASHING_ALGORITHM, "tags": ["administrator"],
                    "limits": {}} for name, password in sorted(users.items())],
-        "vhosts": [{"name": vhost} for vhost in snapshots],
         "permissions": [{"user": name, "vhost": vhost, "configure": ".*", "write": ".*",
-                         "read": ".*"} for name in sorted(users) for vhost in snapshots],
-        "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
-        **topology,
+                         "read": ".*"} for name in sorted(users) for vhost in vhosts],
+        "topic_permissions": [],
+    }
+
+
+def _registry_accounts(access: AccessControl) -> dict[str, Any]:
+    return {
+        "users": [{"name": user.name, "password_hash": user.password_hash,
+                   "hashing_algorithm": user.hashing_algorithm, "tags": sorted(user.tags),
+                   "limits": user.limits.to_definition()}
+                  for _, user in sorted(access.users.items())],
+        "permissions": [{"user": name, "vhost": vhost, "configure": p.configure,
+                         "write": p.write, "read": p.read}
+                        for name, vhost, p in sorted(access.permission_entries(),
+                                                     key=lambda entry: entry[:2])],
+        "topic_permissions": [{"user": name, "vhost": vhost, "exchange": topic.exchange,
+                               "write": topic.write, "read": topic.read}
+                              for name in sorted(access.users) for vhost in sorted(access.vhosts)
+                              for topic in access.topic_permissions(name, vhost).values()],
     }
 
 

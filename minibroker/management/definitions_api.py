@@ -38,7 +38,8 @@ def export(api: Api, call: Call) -> Response:
     vhosts = api.vhosts(call)
     snapshots = {vhost: api.core(vhost).snapshot() for vhost in vhosts}
     document = export_definitions(snapshots, users=api.backend.users(), versions=VERSIONS,
-                                  single_vhost="vhost" in call.params)
+                                  single_vhost="vhost" in call.params,
+                                  access=api.backend.access())
     download = call.query.get("download")
     headers = ((("Content-Disposition", f'attachment; filename="{_safe(download)}"'),)
                if download else ())

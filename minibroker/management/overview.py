@@ -10,6 +10,9 @@ Rules:
    ...}`` with 503 and RabbitMQ's extra fields (``alarms``; ``missing`` and ``ports``).
 3. ``whoami`` answers the user's tags from the broker's accounts (``accounts.py``); a backend
    without accounts treats every user as an administrator.
+4. The overview and ``/api/vhosts`` cover the vhosts the user may see (``authz.py``); for a
+   user who sees only its own connections, the totals count only those, and there is no
+   ``consumers`` total (RabbitMQ 3.10's overview for a ``management`` user).
 """
 
 from __future__ import annotations
@@ -55,13 +58,18 @@ def overview(api: Api, call: Call) -> Response:
     totals = dict.fromkeys(("channels", "connections", "consumers", "exchanges", "queues"), 0)
     counts = dict.fromkeys(("publish", "deliver_get", "ack", "return_unroutable", "messages",
                             "messages_ready", "messages_unacknowledged"), 0)
+    viewer = call.viewer
     for vhost in api.backend.vhosts():
         core = api.backend.core(vhost)
-        if core is None:
+        if core is None or not viewer.sees(vhost):
             continue
         stats = core.statistics()
         for key in totals:
             totals[key] += getattr(stats, key)
+        if not viewer.monitor:  # rule 4: only the user's own connections and channels
+            own = [info for info in core.snapshot().connections if viewer.owns(info.user)]
+            totals["connections"] += len(own) - stats.connections
+            totals["channels"] += sum(len(info.channels) for info in own) - stats.channels
         for key, value in (("publish", stats.published), ("deliver_get", stats.delivered),
                            ("ack", stats.acked), ("return_unroutable", stats.returned),
                            ("messages", stats.messages_ready + stats.messages_unacked),
@@ -98,7 +106,8 @@ def overview(api: Api, call: Call) -> Response:
         "disable_stats": False,
         "message_stats": message_stats,
         "queue_totals": queue_totals,
-        "object_totals": totals,
+        "object_totals": totals if viewer.monitor else {
+            key: value for key, value in totals.items() if key != "consumers"},
         "statistics_db_event_queue": 0,
         "node": api.node,
         "listeners": [
@@ -154,7 +163,8 @@ def _vhost(api: Api, vhost: str) -> dict[str, Any]:
 
 
 def list_vhosts(api: Api, call: Call) -> Response:
-    return json_response(listing([_vhost(api, name) for name in sorted(api.backend.vhosts())],
+    return json_response(listing([_vhost(api, name) for name in sorted(api.backend.vhosts())
+                                  if call.viewer.sees(name)],
                                  call.query))
 
 

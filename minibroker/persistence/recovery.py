@@ -12,14 +12,17 @@ Rules:
    and the server runs one chunk per loop iteration while it already serves clients. So the
    first message is served without waiting for the millionth to be built, and messages
    published meanwhile stay behind the recovered ones (``BackingStore.restore``).
-3. Every recovered message keeps its flags: redelivered after an unclean stop (all) or when
+3. Every vhost is restored into its own core: :func:`restore_definitions` takes the
+   definitions of one vhost (``vhost=``), and :class:`MessageLoader` the messages of every
+   vhost whose core it is given.
+4. Every recovered message keeps its flags: redelivered after an unclean stop (all) or when
    it had been requeued (a clean stop); its delivery count; its deadline, converted from
    Unix epoch seconds to seconds left at the time of the chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from minibroker.core.broker import Broker
 from minibroker.core.effects import Effect
@@ -36,12 +39,14 @@ CHUNK = 2000
 
 
 def restore_definitions(broker: Broker, definitions: Definitions, *, now: float,
-                        next_msg_ids: dict[str, int] | None = None) -> list[str]:
-    """Rule 1; returns a line for each definition the core refused."""
+                        next_msg_ids: dict[str, int] | None = None, vhost: str = "/"
+                        ) -> list[str]:
+    """Rules 1 and 3: the definitions of ``vhost`` into its core; returns a line for each
+    definition the core refused."""
     problems: list[str] = []
     restore = broker.restore
     for exchange in definitions.exchanges:
-        if exchange.vhost != "/":
+        if exchange.vhost != vhost:
             continue
         try:
             restore.declare_exchange(exchange.name, exchange.type, durable=exchange.durable,
@@ -51,7 +56,7 @@ def restore_definitions(broker: Broker, definitions: Definitions, *, now: float,
             problems.append(f"exchange '{exchange.name}' not restored: {err.reply_text}")
     ids = next_msg_ids or {}
     for queue in definitions.queues:
-        if queue.vhost != "/":
+        if queue.vhost != vhost:
             continue
         arguments = dict(queue.arguments)
         if queue.type != "classic" and "x-queue-type" not in arguments:
@@ -63,7 +68,7 @@ def restore_definitions(broker: Broker, definitions: Definitions, *, now: float,
         except AMQPError as err:
             problems.append(f"queue '{queue.name}' not restored: {err.reply_text}")
     for binding in definitions.bindings:
-        if binding.vhost != "/":
+        if binding.vhost != vhost:
             continue
         try:
             restore.bind(binding.source, binding.destination_type, binding.destination,
@@ -77,27 +82,30 @@ def restore_definitions(broker: Broker, definitions: Definitions, *, now: float,
 class MessageLoader:
     """Rule 2: the recovered messages, a chunk per :meth:`step`."""
 
-    def __init__(self, broker: Broker, recovered: RecoveredState,
+    def __init__(self, broker: Broker | Mapping[str, Broker], recovered: RecoveredState,
                  wall_now: Callable[[], float]) -> None:
-        self.broker = broker
+        #: vhost -> its core (rule 3); a single ``Broker`` is the ``/`` core alone.
+        cores = {"/": broker} if isinstance(broker, Broker) else dict(broker)
+        self.broker = cores.get("/")
         self.wall_now = wall_now
-        self._queues: Iterator[tuple[Queue, Iterator[RecoveredMessage]]] = iter([
-            (queue, iter(messages))
+        self._queues: Iterator[tuple[Broker, Queue, Iterator[RecoveredMessage]]] = iter([
+            (core, queue, iter(messages))
             for (vhost, name), messages in recovered.queues.items()
-            if vhost == "/" and len(messages) and (queue := broker.topology.queues.get(name))
-            is not None
+            if len(messages) and (core := cores.get(vhost)) is not None
+            and (queue := core.topology.queues.get(name)) is not None
         ])
-        self._current: tuple[Queue, Iterator[RecoveredMessage]] | None = None
-        #: The queues with messages still to restore.
-        self._pending = {name for (vhost, name), messages in recovered.queues.items()
-                         if vhost == "/" and len(messages)}
+        self._current: tuple[Broker, Queue, Iterator[RecoveredMessage]] | None = None
+        #: (vhost, queue) with messages still to restore.
+        self._pending = {(vhost, name) for (vhost, name), messages in recovered.queues.items()
+                         if vhost in cores and len(messages)}
+        self._vhosts = {id(core): vhost for vhost, core in cores.items()}
         #: Messages restored so far.
         self.restored = 0
         self.done = False
 
-    def loading(self, name: str) -> bool:
-        """Has queue ``name`` messages still to restore?"""
-        return name in self._pending
+    def loading(self, name: str, vhost: str = "/") -> bool:
+        """Has queue ``name`` of ``vhost`` messages still to restore?"""
+        return (vhost, name) in self._pending
 
     def step(self, now: float, chunk: int = CHUNK) -> list[Effect]:
         """Restore up to ``chunk`` messages; the effects (deliveries) to carry out."""
@@ -111,7 +119,7 @@ class MessageLoader:
                     self.done = True
                     self._pending.clear()
                     return effects
-            queue, messages = self._current
+            core, queue, messages = self._current
             batch: list[RestoredMessage] = []
             for recovered in messages:
                 expires_at = recovered.expires_at
@@ -122,9 +130,9 @@ class MessageLoader:
                     break
             else:
                 self._current = None
-                self._pending.discard(queue.name)
+                self._pending.discard((self._vhosts[id(core)], queue.name))
             if batch:
-                effects += self.broker.restore.restore_messages(queue, batch, now)
+                effects += core.restore.restore_messages(queue, batch, now)
                 left -= len(batch)
                 self.restored += len(batch)
         return effects

@@ -22,6 +22,16 @@ Rules:
    the message is on disk, and it no longer can be.
 5. A clean stop flushes, syncs and writes the clean-shutdown marker (``close``); a crash
    (``abandon``, the test toolkit's ``crash()``) keeps exactly what was flushed.
+6. Every vhost is as durable as ``/``: each vhost's core has a journal (``vhosts.py``),
+   attached here (:meth:`Durability.attach`) to the one store, which writes every vhost's
+   definitions and messages under the vhost's name; its confirms wait for the disk as
+   ``/``'s do (each core gets its own ``Synced``). At start every vhost that holds durable
+   definitions gets its core back (the vhost too, should the registry not have it), before
+   the listener opens. Deleting a vhost deletes what the store holds of it
+   (:meth:`Durability.delete_vhost`).
+7. Users, vhosts and permissions created at run time are stored as well
+   (``persistence/accounts.py``): recorded before each flush when the registry changed,
+   restored at start on top of what the options make.
 """
 
 from __future__ import annotations
@@ -32,9 +42,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minibroker.accounts import load_accounts
+from minibroker.core.access import VHost
+from minibroker.core.broker import Broker
 from minibroker.core.commands import PurgeQueue, Synced
-from minibroker.persistence.definitions import import_json
+from minibroker.core.journal import Journal
+from minibroker.persistence.accounts import AccountsLog, configured_keys, restore_accounts
+from minibroker.persistence.definitions import load_document, vhosts_of
 from minibroker.persistence.recovery import MessageLoader, restore_definitions
 from minibroker.persistence.streams import DiskLogs
 from minibroker.persistence.sync import StorageSync
@@ -77,10 +90,16 @@ class Durability:
         # Durable streams keep their logs in the store (``persistence/streams.py``).
         server.broker.lifecycle.streams.make_log = DiskLogs(self.store.streams, "/",
                                                              server.wall_time)
+        #: Each attached journal's core (rule 6): where its ``Synced`` goes.
+        self._cores: dict[Journal, Broker] = {journal: server.broker}
+        # Rule 7: what the options make is configuration, never stored.
+        self.configured = configured_keys(config.users, config.vhosts, config.user_vhosts)
+        self.accounts = AccountsLog(self.store, self.configured)
+        server.vhosts.durability = self  # the cores of other vhosts are attached as made
         self._scheduled = False
         self.failed: BaseException | None = None
-        #: tx.commit-ok replies waiting for the disk: (journal count, send).
-        self._replies: list[tuple[int, Callable[[], None]]] = []
+        #: tx.commit-ok replies waiting for the disk: (journal, count, send).
+        self._replies: list[tuple[Journal, int, Callable[[], None]]] = []
         self.loader: MessageLoader | None = None
         self._load_started = 0.0
         #: True once the store is closed or abandoned: nothing more is written.
@@ -99,19 +118,79 @@ class Durability:
             lines += recovered.report.lines()
         else:
             lines.append("nothing to recover: a new data directory")
-        ids = {name: queue.next_msg_id for (vhost, name), queue in recovered.queues.items()
-               if vhost == "/"}
-        problems = restore_definitions(server.broker, recovered.definitions, now=server.now(),
-                                       next_msg_ids=ids)
+        problems = restore_accounts(server.access, recovered.definitions, self.configured)
+        self.accounts = AccountsLog(self.store, self.configured)
+        self.accounts.record(server.access)  # usually nothing to write: the store held it
+        problems += self._restore_vhosts()
         lines += problems
         for directory in self.store.streams.remove_unopened():
             lines.append(f"removed the files of a deleted stream: {directory}")
         lines += load_definitions_file(server)
         self.after_input()
-        self.loader = MessageLoader(server.broker, recovered, time.time)
+        self.loader = MessageLoader({"/": server.broker, **server.vhosts.cores}, recovered,
+                                    time.time)
         self._load_started = time.perf_counter()
         server.loop.call_soon(self._load_step)
         return lines
+
+    def _restore_vhosts(self) -> list[str]:
+        """Rule 6: every vhost's recovered definitions into its core; the lines to print."""
+        server = self.server
+        recovered = self.store.recovered
+        definitions = recovered.definitions
+        named = vhosts_of(definitions)
+        lines: list[str] = []
+        for vhost in sorted(named | {"/"}):
+            if vhost not in server.access.vhosts:
+                # Its data is not thrown away: the vhost comes back (RabbitMQ's vhosts are
+                # stored; here one the options no longer name may hold queues).
+                server.access.put_vhost(VHost(vhost))
+                lines.append(f"vhost '{vhost}' holds durable definitions: created")
+            ids = {name: queue.next_msg_id for (owner, name), queue in recovered.queues.items()
+                   if owner == vhost}
+            core = server.vhosts.core(vhost)
+            found = restore_definitions(core, definitions, now=server.now(), next_msg_ids=ids,
+                                        vhost=vhost)
+            lines += [line if vhost == "/" else f"{line} (vhost '{vhost}')" for line in found]
+        return lines
+
+    def attach(self, vhost: str, core: Broker) -> None:
+        """Rule 6: ``core`` (of ``vhost``) stores through this directory from now on."""
+        journal = core.journal
+        assert journal is not None, "a durable server's cores need a journal"
+        if journal in self._cores:
+            return
+        core.lifecycle.streams.make_log = DiskLogs(self.store.streams, vhost,
+                                                   self.server.wall_time)
+        self.sync.attach(vhost, journal)
+        self._cores[journal] = core
+
+    def delete_vhost(self, vhost: str, core: Broker | None) -> None:
+        """Rule 6: the vhost is gone; so is everything the store holds of it (its queues'
+        messages, its streams' files, its definitions and permissions)."""
+        if core is not None and core.journal is not None:
+            self._cores.pop(core.journal, None)
+        self.sync.detach(vhost)
+        if self.failed is not None or self.closed:
+            return
+        store = self.store
+        definitions = store.definitions()
+        # A stream's files first: their removal waits for its DELETE record, written next.
+        for owner, name in list(store.streams.streams):
+            if owner == vhost:
+                store.streams.delete(owner, name)
+        for queue in definitions.queues:
+            if queue.vhost == vhost:
+                store.delete_queue(vhost, queue.name)
+        for exchange in definitions.exchanges:
+            if exchange.vhost == vhost:
+                store.delete_exchange(vhost, exchange.name)
+        for binding in store.definitions().bindings:
+            if binding.vhost == vhost:
+                store.unbind(binding)
+        if not self._scheduled:
+            self._scheduled = True
+            self.server.loop.call_soon(self.flush)
 
     def _load_step(self) -> None:
         loader = self.loader
@@ -140,28 +219,40 @@ class Durability:
         self.loader = None
         self.after_input()
 
-    def before_command(self, command: object) -> None:
+    def before_command(self, command: object, vhost: str = "/") -> None:
         """While messages are still loading, a purge empties the whole queue: load it first."""
         loader = self.loader
         if loader is not None and type(command) is PurgeQueue:
-            while not loader.done and loader.loading(command.queue):
+            while not loader.done and loader.loading(command.queue, vhost):
                 effects = loader.step(self.server.now())
                 if effects:
                     self.server.apply_effects(effects)
 
     # -- write path (rule 2) --------------------------------------------------------------------
 
+    def pending(self) -> bool:
+        """Is anything recorded and not yet written (any vhost's journal, the accounts)?"""
+        sync = self.sync
+        if sync.journal.intents:  # the common case first: ``/`` recorded something
+            return True
+        return ((len(sync.journals) > 1 and sync.pending())
+                or self.accounts.changed(self.server.access))
+
     def after_input(self) -> None:
-        if self.sync.journal.intents and not self._scheduled:
+        if self._scheduled:
+            return
+        if self.sync.journal.intents or self.pending():
             self._scheduled = True
             self.server.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._scheduled = False
         if self.failed is not None or self.closed:
-            self.sync.journal.drain()  # nothing more can be stored; keep memory bounded
+            for journal in self.sync.journals.values():
+                journal.drain()  # nothing more can be stored; keep memory bounded
             return
         try:
+            self.accounts.record(self.server.access)
             self.sync.flush()
             self._retain()
         except StorageError as exc:
@@ -179,27 +270,38 @@ class Durability:
         if self.failed is not None or self.closed:
             return
         self.store.streams.durable(seq)
-        upto = self.sync.durable(seq)
-        if not upto:
+        reached = self.sync.durable_all(seq)
+        if not reached:
             return
         server = self.server
-        outcome = server.broker.handle(Synced(upto), now=server.now())
-        if outcome.effects:
-            server.apply_effects(outcome.effects)
+        for journal, upto in reached:
+            core = self._cores.get(journal)
+            if core is None:
+                continue  # its vhost was deleted
+            outcome = core.handle(Synced(upto), now=server.now())
+            if outcome.effects:
+                server.apply_effects(outcome.effects)
         if self._replies:
-            ready = [send for count, send in self._replies if count <= upto]
-            self._replies = [(count, send) for count, send in self._replies if count > upto]
+            ready = [send for journal, count, send in self._replies if count <= journal.synced]
+            self._replies = [reply for reply in self._replies if reply[1] > reply[0].synced]
             for send in ready:
                 send()
         if server.input_hooks:
             server.run_input_hooks()
 
-    def synced(self, count: int) -> bool:
-        return count <= self.sync.journal.synced
+    def _journal(self, connection: int) -> Journal:
+        """The journal of the core ``connection`` runs in."""
+        journal = self.server.vhosts.for_connection(connection).journal
+        assert journal is not None
+        return journal
 
-    def hold_reply(self, count: int, send: Callable[[], None]) -> None:
-        """Send a ``tx.commit-ok`` once ``count`` is on disk."""
-        self._replies.append((count, send))
+    def synced(self, count: int, connection: int = 0) -> bool:
+        """Is ``count`` of ``connection``'s core's journal on disk?"""
+        return count <= self._journal(connection).synced
+
+    def hold_reply(self, count: int, send: Callable[[], None], connection: int = 0) -> None:
+        """Send a ``tx.commit-ok`` once ``count`` of ``connection``'s core is on disk."""
+        self._replies.append((self._journal(connection), count, send))
 
     # -- periodic (rule 3) ----------------------------------------------------------------------
 
@@ -261,8 +363,8 @@ def load_definitions_file(server: BrokerServer) -> list[str]:
     definitions = server.config.definitions_file
     if definitions is None:
         return []
-    text = Path(definitions).read_bytes()
-    problems = import_json(server.broker, text, now=server.now())
-    problems += load_accounts(server.access, definitions_json.parse(text))
+    document = definitions_json.parse(Path(definitions).read_bytes())
+    problems = load_document(document, server.access, server.vhosts.core, now=server.now())
     return [f"loaded definitions from {definitions}"
             + (f" ({len(problems)} refused)" if problems else ""), *problems]
+

@@ -56,7 +56,7 @@ log = logging.getLogger("minibroker.management")
 
 #: Seconds an HTTP connection may stay idle before the broker closes it.
 IDLE_TIMEOUT = 120.0
-#: The one vhost the broker has today.
+#: The server's own core's vhost (the others' cores are in ``server.vhosts``).
 DEFAULT_VHOST = "/"
 _PROTOCOL_NAMES = {"amqp": "AMQP 0-9-1", "native": "minibroker native"}
 
@@ -120,7 +120,7 @@ class ServerBackend:
         connected_at = (time.time() if opened_at is None
                         else self.server.wall_time(opened_at))
         counts = tcp_counts(transport.get_extra_info("socket"))
-        core = self.server.broker.connections.get(connection)
+        core = self.server.vhosts.for_connection(connection).connections.get(connection)
         properties = getattr(core, "client_properties", None) or {}
         return ConnectionDetails(
             protocol=_PROTOCOL_NAMES.get(session.protocol_name, session.protocol_name),
@@ -276,7 +276,7 @@ class HTTPConnection(asyncio.Protocol):
         except HTTPError as err:
             out.append(codec.send(app.error_response(err)))
         durability = server.durability
-        if answered and durability is not None and durability.sync.journal.intents:
+        if answered and durability is not None and durability.pending():
             durability.flush()  # as a session's: nothing leaves before what caused it is written
         if out and not transport.is_closing():
             transport.write(b"".join(out))

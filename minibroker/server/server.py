@@ -273,7 +273,7 @@ class BrokerServer:
         for session in list(self.sessions.values()):
             if session.tenancy.vhost == name:
                 session.shutdown(320, f"vhost '{name}' is down")
-        self.vhosts.cores.pop(name, None)
+        self.vhosts.delete(name)
 
     def delete_user(self, name: str) -> None:
         """Delete a user (``LookupError`` if there is none); its connections are closed with

@@ -265,14 +265,14 @@ class Session:
         """A ``tx.commit`` that recorded durable intents answers once they are on disk
         (``core/journal.py`` rule 5); its effects (deliveries) go now."""
         durability = self.server.durability
-        if durability is None or durability.synced(outcome.durable_at):
+        if durability is None or durability.synced(outcome.durable_at, self.id):
             return False
 
         def send() -> None:
             if not self.closed and self.adapter.channel_is_open(frame.channel):
                 self.adapter.send_reply(frame, outcome.reply)
 
-        durability.hold_reply(outcome.durable_at, send)
+        durability.hold_reply(outcome.durable_at, send, self.id)
         if outcome.effects:
             self.server.apply_effects(outcome.effects)
         return True
@@ -508,7 +508,7 @@ class Session:
 
     def flush(self) -> None:
         durability = self.server.durability
-        if durability is not None and durability.sync.journal.intents:
+        if durability is not None and durability.pending():
             durability.flush()  # nothing leaves before what caused it is written
         self.adapter.before_flush()
         self._flush_scheduled = False

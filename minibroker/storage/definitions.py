@@ -1,4 +1,5 @@
-"""Definitions as plain values: exchanges, queues, bindings, users, vhosts, permissions.
+"""Definitions as plain values: exchanges, queues, bindings, users, vhosts, permissions, topic
+permissions.
 
 These are what the definitions log stores and what RabbitMQ's definitions JSON
 (``definitions_json.py``) converts to and from. Field names follow that JSON.
@@ -12,6 +13,9 @@ Rules:
 3. :class:`Definitions` is one whole document: the six kinds of objects plus the sections this
    broker keeps but does not interpret (policies, parameters, global parameters and topic
    permissions), carried verbatim so a round trip loses nothing.
+4. :class:`TopicPermissionDefinition` is how the definitions log stores a topic permission
+   (the accounts made at run time, ``persistence/accounts.py``); in a document it is one
+   of the ``topic_permissions`` objects, RabbitMQ's JSON (:meth:`Definitions.of`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from minibroker.valueclass import valueclass
 
 __all__ = [
     "BindingDefinition", "Definition", "Definitions", "ExchangeDefinition",
-    "PermissionDefinition", "QueueDefinition", "UserDefinition", "VHostDefinition", "key",
+    "PermissionDefinition", "QueueDefinition", "TopicPermissionDefinition", "UserDefinition",
+    "VHostDefinition", "key",
 ]
 
 
@@ -90,9 +95,23 @@ class PermissionDefinition:
     read: str = ".*"
 
 
+@valueclass(frozen=True)
+class TopicPermissionDefinition:
+    user: str
+    vhost: str
+    exchange: str
+    write: str = ".*"
+    read: str = ".*"
+
+    def document(self) -> dict[str, Any]:
+        """Rule 4: as RabbitMQ's ``topic_permissions`` object."""
+        return {"user": self.user, "vhost": self.vhost, "exchange": self.exchange,
+                "write": self.write, "read": self.read}
+
+
 Definition: TypeAlias = (
     "ExchangeDefinition | QueueDefinition | BindingDefinition | UserDefinition"
-    " | VHostDefinition | PermissionDefinition"
+    " | VHostDefinition | PermissionDefinition | TopicPermissionDefinition"
 )
 
 
@@ -110,6 +129,8 @@ def key(definition: Definition) -> tuple[Any, ...]:
         return ("user", definition.name)
     if isinstance(definition, VHostDefinition):
         return ("vhost", definition.name)
+    if isinstance(definition, TopicPermissionDefinition):
+        return ("topic_permission", definition.user, definition.vhost, definition.exchange)
     return ("permission", definition.user, definition.vhost)
 
 
@@ -141,7 +162,11 @@ class Definitions:
 
     @classmethod
     def of(cls, objects: list[Definition], **extra: Any) -> Definitions:
-        """Sort ``objects`` into a document."""
+        """Sort ``objects`` into a document (topic permissions as its ``topic_permissions``
+        objects, rule 4)."""
+        topic = tuple(o.document() for o in objects if isinstance(o, TopicPermissionDefinition))
+        if topic:
+            extra["topic_permissions"] = (*extra.get("topic_permissions", ()), *topic)
         return cls(
             users=tuple(o for o in objects if isinstance(o, UserDefinition)),
             vhosts=tuple(o for o in objects if isinstance(o, VHostDefinition)),

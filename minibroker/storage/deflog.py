@@ -31,6 +31,7 @@ from minibroker.storage.definitions import (
     ExchangeDefinition,
     PermissionDefinition,
     QueueDefinition,
+    TopicPermissionDefinition,
     UserDefinition,
     VHostDefinition,
     key,
@@ -62,6 +63,8 @@ def encode_definition(definition: Definition, incarnation: int = 0) -> list[Any]
         return ["user", d.name, d.password_hash, d.hashing_algorithm, list(d.tags), d.limits]
     if isinstance(d, VHostDefinition):
         return ["vhost", d.name, d.description, list(d.tags), d.limits, d.default_queue_type]
+    if isinstance(d, TopicPermissionDefinition):
+        return ["topic_permission", d.user, d.vhost, d.exchange, d.write, d.read]
     return ["permission", d.user, d.vhost, d.configure, d.write, d.read]
 
 
@@ -91,6 +94,9 @@ def decode_definition(fields: list[Any]) -> tuple[Definition, int]:
         if kind == "permission":
             user, vhost, configure, write, read = rest
             return PermissionDefinition(user, vhost, configure, write, read), 0
+        if kind == "topic_permission":
+            user, vhost, exchange, write, read = rest
+            return TopicPermissionDefinition(user, vhost, exchange, write, read), 0
     except (TypeError, ValueError) as exc:
         raise ValueError(f"malformed definition record {fields!r:.120}: {exc}") from None
     raise ValueError(f"unknown definition kind {fields[0]!r:.40}")

@@ -53,6 +53,7 @@ from minibroker.storage.records import KIND_DEFINITIONS, encode_file_header, enc
 from minibroker.storage.recovered import RecoveredState
 from minibroker.storage.segments import Compaction, Segment, SegmentTable
 from minibroker.storage.startup import recover
+from minibroker.storage.streams import stream_directory
 from minibroker.storage.streamstore import StreamStore
 from minibroker.storage.writer import GroupCommit, SyncMode
 from minibroker.valueclass import valueclass
@@ -125,7 +126,12 @@ class DurableStore:
                                self._segments, self._sequencer, segment_size=segment_size)
         #: The streams' logs, on the same writer and sequencer: one mark covers a loop
         #: iteration's messages and every stream's chunks (``streamstore.py``).
-        self.streams = StreamStore(fs, self.directory, self._writer, self._sequencer)
+        kept = frozenset(
+            stream_directory(self.directory, d.vhost, d.name)
+            for d in definitions.objects.values()
+            if isinstance(d, QueueDefinition) and d.type == "stream")
+        self.streams = StreamStore(fs, self.directory, self._writer, self._sequencer,
+                                   hold_deletions=True, kept=kept)
         self._queues: dict[tuple[str, str], QueueLog] = {}
         for (vhost, name), incarnation in definitions.incarnations.items():
             definition = definitions.objects[("queue", vhost, name)]
@@ -179,6 +185,8 @@ class DurableStore:
         """Delete a durable object (with its bindings, for a queue or an exchange); returns the
         covering seq, or 0 when there was no such object."""
         k = key(definition)
+        if isinstance(definition, QueueDefinition):
+            self.streams.release(definition.vhost, definition.name)
         if not self._definitions.delete(k):
             return 0
         if isinstance(definition, QueueDefinition):
@@ -264,6 +272,7 @@ class DurableStore:
             files.append(self._definitions_file)
         if files:  # everything given a seq so far is written now
             self._writer.written(self._sequencer.last, *files)
+        self.streams.submit_released()  # after the DELETE records (``streamstore.py``)
         self._log.rotate_if_full()
 
     def maintain(self) -> None:

@@ -17,6 +17,14 @@ Rules:
    handle is dead from then on. Renamed files a stop left behind go when the store opens,
    and so do (:meth:`StreamStore.remove_unopened`) the files of a stream whose definition
    did not come back.
+5. Under a ``DurableStore`` (``hold_deletions``), the ``DeleteFile`` jobs of a deleted stream
+   wait until the store has written the stream's DELETE definition record
+   (:meth:`StreamStore.release`, then :meth:`StreamStore.submit_released` after the write),
+   so no file is removed before the deletion itself can be durable. And a stream whose
+   definition comes back after a power cut (its DELETE record was not synced) gets the
+   files a synced rename had already set aside back under their names: it comes back whole,
+   as a deleted classic queue whose DELETE was lost comes back with its messages, never
+   empty or with holes.
 """
 
 from __future__ import annotations
@@ -37,7 +45,10 @@ class StreamStore:
     """Streams under ``root`` sharing one group commit (rules 1-4)."""
 
     def __init__(self, fs: FileSystem, root: str, writer: GroupCommit,
-                 sequencer: Sequencer) -> None:
+                 sequencer: Sequencer, *, hold_deletions: bool = False,
+                 kept: frozenset[str] = frozenset()) -> None:
+        """``kept``: the directories of the streams whose definitions were recovered
+        (rule 5)."""
         self._fs = fs
         self.root = root
         self._writer = writer
@@ -47,18 +58,40 @@ class StreamStore:
         self._marks: deque[tuple[int, dict[DiskStream, int]]] = deque()
         #: Each stream's durable end: every offset below it is on disk.
         self.durable_end: dict[DiskStream, int] = {}
-        self._remove_deleted()
+        #: Rule 5: the renamed files of deleted streams, until their DELETE is written.
+        self._hold = hold_deletions
+        self._held: dict[tuple[str, str], list[str]] = {}
+        self._released: list[str] = []
+        self._remove_deleted(kept)
 
-    def _remove_deleted(self) -> None:
-        """Rule 4: the files of deleted streams a stop left behind."""
+    def _remove_deleted(self, kept: frozenset[str]) -> None:
+        """Rule 4: the files of deleted streams a stop left behind; rule 5: those of a stream
+        whose definition came back are put back."""
         base = posixpath.join(self.root, "streams")
         if not self._fs.exists(base):
             return
-        for name in self._fs.listdir(base):
+        fs = self._fs
+        for name in fs.listdir(base):
             directory = posixpath.join(base, name)
-            for file in self._fs.listdir(directory):
+            files = fs.listdir(directory)
+            restored = False
+            if directory in kept:
+                newest: dict[str, tuple[int, str]] = {}
+                for file in files:
+                    original, mark = _set_aside(file)
+                    if original is not None and mark >= newest.get(original, (-1, ""))[0]:
+                        newest[original] = (mark, file)
+                for original, (_, file) in newest.items():
+                    if original not in files:
+                        fs.rename(posixpath.join(directory, file),
+                                  posixpath.join(directory, original))
+                        restored = True
+                files = fs.listdir(directory)
+            for file in files:
                 if file.endswith(".deleted"):
-                    self._fs.remove(posixpath.join(directory, file))
+                    fs.remove(posixpath.join(directory, file))
+            if restored:
+                fs.sync_dir(directory)
 
     def remove_unopened(self) -> list[str]:
         """Delete the directories of streams nobody opened since the start (their definition
@@ -96,18 +129,33 @@ class StreamStore:
             return
         stream.close()
         mark = self._sequencer.last
+        doomed: list[str] = []
         for segment in stream.segments:
             segment.removed = True
-            doomed = f"{segment.path}.{mark}.deleted"
-            self._fs.rename(segment.path, doomed)
-            self._writer.submit(DeleteFile(doomed))
+            doomed.append(f"{segment.path}.{mark}.deleted")
+            self._fs.rename(segment.path, doomed[-1])
         offsets = posixpath.join(stream.directory, OFFSETS)
         if self._fs.exists(offsets):
-            doomed = f"{offsets}.{mark}.deleted"
-            self._fs.rename(offsets, doomed)
-            self._writer.submit(DeleteFile(doomed))
+            doomed.append(f"{offsets}.{mark}.deleted")
+            self._fs.rename(offsets, doomed[-1])
         stream.segments = []
         self.durable_end.pop(stream, None)
+        if self._hold:  # rule 5
+            self._held.setdefault((vhost, name), []).extend(doomed)
+        else:
+            for path in doomed:
+                self._writer.submit(DeleteFile(path))
+
+    def release(self, vhost: str, name: str) -> None:
+        """Rule 5: the stream's DELETE record is recorded; its files may go once it is
+        written."""
+        self._released += self._held.pop((vhost, name), ())
+
+    def submit_released(self) -> None:
+        """Rule 5: called once the released streams' DELETE records are written."""
+        for path in self._released:
+            self._writer.submit(DeleteFile(path))
+        self._released = []
 
     def flush(self) -> int:
         """Rule 2; the mark covering what was written, 0 when nothing was."""
@@ -144,3 +192,13 @@ class StreamStore:
     def close(self) -> None:
         for stream in self.streams.values():
             stream.close()
+
+
+def _set_aside(file: str) -> tuple[str | None, int]:
+    """``<name>.<mark>.deleted`` -> (name, mark); (None, 0) for any other file (rule 5)."""
+    if not file.endswith(".deleted"):
+        return None, 0
+    original, _, mark = file[:-len(".deleted")].rpartition(".")
+    if not original or not mark.isdigit():
+        return None, 0
+    return original, int(mark)

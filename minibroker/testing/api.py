@@ -20,7 +20,10 @@ Rules:
    integer, a ``datetime``, an interval like ``"1h"``) without consuming or changing anything;
    ``msg_id`` is then the stream offset.
 7. Users, vhosts and permissions change the live registry (``core/access.py``): open
-   connections see a change at their next operation, and a restart keeps them.
+   connections see a change at their next operation, and a restart keeps them (with a data
+   directory they are written to it at once, as the management API's are).
+8. Inspection takes ``vhost=`` (default ``/``): the same questions of another vhost's core;
+   an unknown vhost is a ``KeyError``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ from minibroker.core.streamargs import parse_offset
 from minibroker.core.tenants import UserLimits, VHostLimits
 from minibroker.message import FieldTable, Message, Properties
 from minibroker.passwords import hash_password
-from minibroker.persistence.definitions import export_json, import_json
+from minibroker.persistence.definitions import export_json, load_document
+from minibroker.storage import definitions_json
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
 from minibroker.testing.controller import Controller
@@ -136,7 +140,7 @@ class BrokerAPI(Conditions):
         """Create the vhost ``name`` (RabbitMQ's ``add_vhost``); ``limits``: its
         ``max-connections`` / ``max-queues``, as ``set_vhost_limits`` takes them."""
         vhost = VHost(name, limits=VHostLimits.from_definition(limits or {}))
-        self._call(lambda: self._controller.server.access.put_vhost(vhost))
+        self._call(lambda: self._stored(lambda: self._controller.server.access.put_vhost(vhost)))
 
     def add_user(
         self, name: str, password: str, *, tags: Iterable[str] = (),
@@ -155,6 +159,7 @@ class BrokerAPI(Conditions):
             access.put_user(user)
             for vhost, (configure, write, read) in wanted.items():
                 access.set_permissions(name, vhost, Permissions(configure, write, read))
+            self._stored()
 
         self._call(add)
         self._controller.passwords[name] = password
@@ -162,11 +167,11 @@ class BrokerAPI(Conditions):
     def delete_vhost(self, name: str) -> None:
         """Delete a vhost with everything in it; its connections are closed with RabbitMQ
         3.10's 320 ``vhost 'X' is down``."""
-        self._call(lambda: self._controller.server.delete_vhost(name))
+        self._call(lambda: self._stored(lambda: self._controller.server.delete_vhost(name)))
 
     def delete_user(self, name: str) -> None:
         """Delete a user; its connections are closed with 320 ``user 'U' is deleted``."""
-        self._call(lambda: self._controller.server.delete_user(name))
+        self._call(lambda: self._stored(lambda: self._controller.server.delete_user(name)))
         self._controller.passwords.pop(name, None)
 
     def set_permissions(self, user: str, vhost: str = "/", configure: str = ".*",
@@ -174,8 +179,8 @@ class BrokerAPI(Conditions):
         """RabbitMQ's ``set_permissions -p VHOST USER CONF WRITE READ``: applies to the next
         operation of open connections too."""
         permissions = Permissions(configure, write, read)
-        self._call(lambda: self._controller.server.access.set_permissions(
-            user, vhost, permissions))
+        self._call(lambda: self._stored(lambda: self._controller.server.access.set_permissions(
+            user, vhost, permissions)))
 
     def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str = ".*",
                               read: str = ".*") -> None:
@@ -183,6 +188,13 @@ class BrokerAPI(Conditions):
         topic = TopicPermissions(exchange, write, read)
         self._call(lambda: self._controller.server.access.set_topic_permissions(
             user, vhost, topic))
+
+    def _stored(self, change: Callable[[], None] = lambda: None) -> None:
+        """Rule 7: make ``change``; with a data directory, the registry is written now."""
+        change()
+        durability = self._controller.server.durability
+        if durability is not None:
+            durability.flush()
 
     def url_in(self, vhost: str, user: str | None = None) -> str:
         """The native URL that logs in as ``user`` (default: the default user) to ``vhost``."""
@@ -203,14 +215,17 @@ class BrokerAPI(Conditions):
 
     # -- inspection -----------------------------------------------------------------------------
 
-    def statistics(self) -> BrokerStatistics:
-        return self._call(lambda: self._controller.broker.statistics())
+    def statistics(self, *, vhost: str = "/") -> BrokerStatistics:
+        return self._call(lambda: self._core(vhost).statistics())
 
     def _core(self, vhost: str) -> Broker:
-        """The core of ``vhost`` (on the broker's loop): ``/`` is the toolkit's own."""
+        """The core of ``vhost`` (on the broker's loop): ``/`` is the toolkit's own (rule 8)."""
         if vhost == "/":
             return self._controller.broker
-        return self._controller.server.vhosts.core(vhost)
+        server = self._controller.server
+        if vhost not in server.access.vhosts:
+            raise KeyError(f"no vhost {vhost!r}")
+        return server.vhosts.core(vhost)
 
     def exchanges(self, *, vhost: str = "/") -> tuple[ExchangeInfo, ...]:
         return self._call(lambda: self._core(vhost).snapshot().exchanges)
@@ -227,22 +242,21 @@ class BrokerAPI(Conditions):
             found = next((queue for queue in self.queues(vhost=vhost) if queue.name == name),
                          None)
         if found is None:
-            raise KeyError(f"no queue {name!r}" + (f" in vhost {vhost!r}" if vhost != "/"
-                                                   else ""))
+            raise KeyError(f"no queue {name!r}" + _in(vhost))
         return found
 
     def has_queue(self, name: str, *, vhost: str = "/") -> bool:
         return self._call(lambda: name in self._core(vhost).topology.queues)
 
-    def exchange(self, name: str) -> ExchangeInfo:
+    def exchange(self, name: str, *, vhost: str = "/") -> ExchangeInfo:
         """One exchange (type, flags, arguments, binding count); ``KeyError`` if none."""
         def find() -> ExchangeInfo | None:
-            broker = self._controller.broker
+            broker = self._core(vhost)
             return broker.exchange_info(name) if name in broker.topology.exchanges else None
 
         found = self._call(find)
         if found is None:
-            raise KeyError(f"no exchange {name!r}")
+            raise KeyError(f"no exchange {name!r}" + _in(vhost))
         return found
 
     def has_exchange(self, name: str, *, vhost: str = "/") -> bool:
@@ -251,27 +265,30 @@ class BrokerAPI(Conditions):
     def bindings(self, *, vhost: str = "/") -> tuple[Binding, ...]:
         return self._call(lambda: self._core(vhost).snapshot().bindings)
 
-    def consumers(self, queue: str | None = None) -> tuple[ConsumerInfo, ...]:
-        every = self._call(lambda: self._controller.broker.snapshot().consumers)
+    def consumers(self, queue: str | None = None, *, vhost: str = "/"
+                  ) -> tuple[ConsumerInfo, ...]:
+        every = self._call(lambda: self._core(vhost).snapshot().consumers)
         return tuple(info for info in every if queue is None or info.queue == queue)
 
-    def connections(self, *, name: str | None = None) -> tuple[ConnectionInfo, ...]:
+    def connections(self, *, name: str | None = None, vhost: str = "/"
+                    ) -> tuple[ConnectionInfo, ...]:
         """Client connections (``name``: only those the client named so, rule 4), with their
         user, peer, ``connection_name``, client properties and channels."""
-        every = self._call(lambda: self._controller.broker.snapshot().connections)
+        every = self._call(lambda: self._core(vhost).snapshot().connections)
         return tuple(info for info in every if name is None or info.connection_name == name)
 
     def messages(
         self, queue: str, *, offset: str | int | datetime.datetime | None = None,
-        max_messages: int | None = None,
+        max_messages: int | None = None, vhost: str = "/",
     ) -> tuple[QueuedMessage, ...]:
         """The ready messages of ``queue``, head first, without consuming them; for a stream,
         the stored messages from ``offset`` on (default ``"first"``: all of them), at most
         ``max_messages`` (rule 6)."""
         found = self._call(
-            lambda: _ready_messages(self._controller, queue, offset, max_messages))
+            lambda: _ready_messages(self._controller, self._core(vhost), queue, offset,
+                                    max_messages))
         if found is None:
-            raise KeyError(f"no queue {queue!r}")
+            raise KeyError(f"no queue {queue!r}" + _in(vhost))
         return found
 
     def history(
@@ -426,8 +443,10 @@ class BrokerAPI(Conditions):
     def load_definitions(self, definitions: str | bytes | os.PathLike[str] | dict[str, Any]
                          ) -> list[str]:
         """Declare what a RabbitMQ definitions document holds (``rabbitmqctl
-        export_definitions``): a path to its JSON file, its text, or the parsed object.
-        Returns a line for each object the broker refused (the others are declared)."""
+        export_definitions``): a path to its JSON file, its text, or the parsed object. Its
+        users, vhosts and permissions come first, then each vhost's exchanges, queues and
+        bindings, in that vhost. Returns a line for each object the broker refused (the
+        others are declared)."""
         if isinstance(definitions, dict):
             text: str | bytes = json.dumps(definitions)
         elif isinstance(definitions, str | bytes) and definitions.lstrip()[:1] in ("{", b"{"):
@@ -438,7 +457,8 @@ class BrokerAPI(Conditions):
 
         def load() -> list[str]:
             server = controller.server
-            problems = import_json(controller.broker, text, now=server.now())
+            problems = load_document(definitions_json.parse(text), server.access,
+                                     server.vhosts.core, now=server.now())
             if server.durability is not None:
                 server.durability.after_input()
             return problems
@@ -452,17 +472,21 @@ class BrokerAPI(Conditions):
         return document
 
 
+def _in(vhost: str) -> str:
+    return f" in vhost {vhost!r}" if vhost != "/" else ""
+
+
 def _ready_messages(
-    controller: Controller, name: str, offset: str | int | datetime.datetime | None,
-    max_messages: int | None,
+    controller: Controller, core: Broker, name: str,
+    offset: str | int | datetime.datetime | None, max_messages: int | None,
 ) -> tuple[QueuedMessage, ...] | None:
-    queue = controller.broker.topology.queues.get(name)
+    queue = core.topology.queues.get(name)
     if queue is None:
         return None
     log = queue.stream
     if log is not None:
         spec = parse_offset(name, "first" if offset is None else offset, True)
-        wall_now = controller.broker.lifecycle.wall_time(controller.server.now())
+        wall_now = core.lifecycle.wall_time(controller.server.now())
         found: list[QueuedMessage] = []
         for position, message in log.read(log.seek(spec, wall_now)):
             if max_messages is not None and len(found) >= max_messages:

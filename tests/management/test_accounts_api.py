@@ -133,7 +133,7 @@ def test_deleting_a_user_closes_its_connections(broker: ThreadBroker) -> None:
 
 def test_only_an_administrator_manages_accounts(broker: ThreadBroker) -> None:
     call(broker, "PUT", "/api/users/dana", {"password": "pw", "tags": ["management"]})
-    refused = (401, {"error": "not_authorized", "reason": "Not administrator user"})
+    refused = (401, {"error": "not_authorised", "reason": "Not administrator user"})
     assert call(broker, "GET", "/api/users", user="dana", password="pw") == refused
     assert call(broker, "PUT", "/api/users/evil", {"password": "x"}, user="dana",
                 password="pw") == refused

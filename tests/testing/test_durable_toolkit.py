@@ -160,3 +160,74 @@ def test_quorum_delivery_counts_and_dead_letter_history_survive_a_crash(tmp_path
         death = properties.headers["x-death"][0]
         assert (death["queue"], death["reason"]) == ("src", "rejected")
         connection.close()
+
+
+def test_another_vhost_is_durable_and_inspected_with_vhost(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        broker.add_vhost("shop")
+        broker.set_permissions("guest", "shop")
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url_in("shop")))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare("sales", "fanout", durable=True)
+        channel.queue_declare("jobs", durable=True)
+        channel.queue_bind("jobs", "sales")
+        for body in (b"a", b"b"):
+            channel.basic_publish("sales", "", body, pika.BasicProperties(delivery_mode=2))
+        assert [c.user for c in broker.connections(vhost="shop")] == ["guest"]
+        assert broker.connections() == ()
+        connection.close()
+        broker.crash()
+        assert broker.has_queue("jobs", vhost="shop") and not broker.has_queue("jobs")
+        messages = broker.messages("jobs", vhost="shop")
+        assert [(m.body, m.redelivered) for m in messages] == [(b"a", True), (b"b", True)]
+        assert broker.queue("jobs", vhost="shop").ready == 2
+        assert broker.exchange("sales", vhost="shop").type == "fanout"
+        assert [b.destination.name for b in broker.bindings(vhost="shop")
+                if b.source == "sales"] == ["jobs"]
+        assert broker.statistics(vhost="shop") != broker.statistics()
+        with pytest.raises(KeyError, match=r"no exchange 'sales'.$"):
+            broker.exchange("sales")
+        with pytest.raises(KeyError, match="no vhost 'nowhere'"):
+            broker.messages("jobs", vhost="nowhere")
+        broker.delete_vhost("shop")
+        broker.crash()
+        with pytest.raises(KeyError, match="no vhost 'shop'"):
+            broker.queues(vhost="shop")
+        broker.add_vhost("shop")  # made again: empty
+        assert not broker.has_queue("jobs", vhost="shop")
+
+
+def test_a_transaction_in_another_vhost_commits_once_on_disk(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        broker.add_vhost("shop")
+        broker.set_permissions("guest", "shop")
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url_in("shop")))
+        channel = connection.channel()
+        channel.queue_declare("jobs", durable=True)
+        channel.tx_select()
+        channel.basic_publish("", "jobs", b"t", pika.BasicProperties(delivery_mode=2))
+        channel.tx_commit()  # answered once its vhost's journal is on disk
+        connection.close()
+        broker.crash()
+        assert [m.body for m in broker.messages("jobs", vhost="shop")] == [b"t"]
+
+
+def test_a_document_loads_its_vhosts_accounts_and_topology_and_they_survive(
+        tmp_path: Path) -> None:
+    document = {
+        "vhosts": [{"name": "shop"}],
+        "users": [{"name": "clerk", "password_hash": "", "tags": "management"}],
+        "permissions": [{"user": "clerk", "vhost": "shop", "configure": ".*", "write": ".*",
+                         "read": ".*"}],
+        "queues": [{"name": "orders", "vhost": "shop", "durable": True, "auto_delete": False,
+                    "arguments": {}},
+                   {"name": "lost", "vhost": "nowhere", "durable": True,
+                    "auto_delete": False, "arguments": {}}],
+    }
+    with broker_in_thread(data_dir=str(tmp_path)) as broker:
+        problems = broker.load_definitions(document)
+        assert problems == ["vhost 'nowhere' does not exist: its exchanges, queues and "
+                            "bindings are not loaded"]
+        broker.crash()
+        assert broker.has_queue("orders", vhost="shop") and not broker.has_queue("orders")
