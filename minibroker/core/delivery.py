@@ -27,7 +27,7 @@ from minibroker.core.channels import BrokerChannel, Settlement, Unacked
 from minibroker.core.consumers import with_delivery_count
 from minibroker.core.effects import Deliver, Effect
 from minibroker.core.queues import Queue
-from minibroker.core.stores import QueueEntry
+from minibroker.core.stores import REDELIVERED, QueueEntry
 from minibroker.errors import PreconditionFailed
 from minibroker.message import Message
 
@@ -76,7 +76,8 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
             consumer.unacked += 1
             channel.consumer_unacked += 1
         effects.append(Deliver(
-            connection.id, channel.number, consumer.consumer_tag, tag, entry.redelivered, message,
+            connection.id, channel.number, consumer.consumer_tag, tag,
+            entry.state & REDELIVERED == REDELIVERED, message,  # redelivered, without a call
         ))
         delivered += 1
     return delivered
@@ -105,8 +106,7 @@ def deliver_now(queue: Queue, message: Message, now: float, effects: list[Effect
     if consumer.no_ack:
         queue.acked += 1  # enqueue, checkout and settle at once: nothing is left unacked
     else:
-        entry = QueueEntry(msg_id, message)
-        entry.delivery_count = 1
+        entry = QueueEntry(msg_id, message, 1)
         queue.unacked += 1
         channel.unacked[tag] = Unacked(queue, entry, consumer, now)
         consumer.unacked += 1
