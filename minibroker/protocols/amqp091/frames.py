@@ -306,7 +306,10 @@ def _generic_encoder(cls: type[Method]) -> Encoder:
 #: routing key pairs again and again: one slice and one lookup replace the decoding, and every
 #: message of one routing key shares its strings, so a queued message no longer keeps its own
 #: copy of the routing key (64 bytes for a 23-character key). Methods are never mutated (rule
-#: 1), so one may be shared. Bounded: cleared when full, like the properties cache.
+#: 1), so one may be shared. Bounded: cleared when full, like the properties cache. Measured
+#: with tracemalloc: 273 -> 201 bytes beyond the body a queued 16-byte message published with
+#: pika-like properties (what native publishes cost); its CPU gain is counted with
+#: ``delivery.deliver_now``.
 _PUBLISHES: dict[bytes, Method] = {}
 _PUBLISH_CACHE_LIMIT = 1024
 
