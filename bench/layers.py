@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, str, str]] = [
     ("write", r"server/session\.py$", r"^(write|flush|schedule_flush|_renew_burst)$"),
     ("write", r"bench/instructions\.py$", r"^write$"),
     ("encode", r"minibroker/protocols/", r"(encode|send|pack|deliver|confirm|_out)"),
+    ("encode", r"amqp091/content\.py$", r"^(?!_?decode)"),  # the content frames we write
     ("encode", r"server/\w+_adapter\.py$", r"(effect|reply|flush|deliver)"),
     ("decode", r"minibroker/protocols/", r"."),
     ("dispatch", r"server/\w+_adapter\.py$", r"."),
