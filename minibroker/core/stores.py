@@ -84,9 +84,11 @@ class QueueEntry:
     expires_at: float | None = None
 
     def __init__(self, msg_id: int, message: Message, delivery_count: int = 0) -> None:
+        """``delivery_count``: 0, or 1 for an entry delivered as it is made; a recovered count
+        goes through the saturating property (a ``min`` here was a builtin call a message)."""
         self.message = message
         #: msg_id, delivery count and redelivered in one int (rule 6).
-        self.state = msg_id << _ID_SHIFT | min(delivery_count, COUNT_MASK >> 1) << 1
+        self.state = msg_id << _ID_SHIFT | delivery_count << 1
 
     @property
     def msg_id(self) -> int:
