@@ -102,7 +102,8 @@ class Acknowledgements:
             return self._settle(channel, [(tag, pop(tag)) for tag in tags], delivery.ACK,
                                 "acked", now)
         # No (tag, delivery) pairs to take apart again: the settlements straight away. With
-        # the check above, bench/instructions.py native (callgrind): see the commit message.
+        # the check above, bench/instructions.py native (callgrind): 101,047 -> 100,678
+        # instructions a message.
         effects: list[Effect] = []
         self.apply(channel, [pop(tag) for tag in tags], delivery.ACK, now, effects, "acked")
         return Outcome(None, effects)
