@@ -215,7 +215,7 @@ def encode_deliver(
 ) -> bytes:
     """basic.deliver + content header + body without building a method object: the broker's
     per-delivery hot path. Its constant parts come from rule 6's caches (bench/instructions.py
-    amqp, callgrind: see the measured gain in docs/benchmarks.md, "Performance round two")."""
+    amqp, callgrind: 141,262 -> 131,865 instructions a message; no-ack 112,769 -> 103,926)."""
     key = (consumer_tag, exchange, routing_key, channel)
     method = _deliver_parts.get(key)
     if method is None:
