@@ -2,6 +2,7 @@
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         python bench/instructions.py native 2000      # then with 4000
+        python bench/instructions.py amqp 2000 --no-ack
 
 The difference of the two totals ("Collected : N") divided by 2000 is the instructions the
 broker and this driver spend per message: publish (confirm mode) → route → deliver → ack.
@@ -18,6 +19,10 @@ Rules:
    ``BATCH`` publishes per read, the consumer acks everything one read brought in one write.
 3. The script checks that every message was delivered and confirmed, so a broken broker cannot
    make a cheap run.
+4. ``--no-ack``: the consumer subscribes with no-ack and sends nothing back.
+5. ``Client.send`` and :func:`settle` are the broker's share of the run (the session, codecs,
+   core and loop callbacks); the rest is the driver's. ``bench/layers.py`` profiles only the
+   broker's share through the two hooks ``BROKER_ENTER`` / ``BROKER_LEAVE``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,16 @@ from minibroker.server.protocol import BrokerProtocol
 BATCH = 50
 PREFETCH = 100
 QUEUE = "q"
+NO_ACK = False
+
+
+def _nothing() -> None:
+    pass
+
+
+#: Rule 5: called around the broker's share of the run (a profiler's enable/disable).
+BROKER_ENTER: Callable[[], None] = _nothing
+BROKER_LEAVE: Callable[[], None] = _nothing
 
 
 class FakeTransport:
@@ -83,7 +98,9 @@ class Client:
         self.inbox.append(data)
 
     def send(self, data: bytes) -> None:
+        BROKER_ENTER()
         self.protocol.data_received(data)
+        BROKER_LEAVE()
 
     def take(self) -> bytes:
         data, self.inbox = b"".join(self.inbox), []
@@ -92,8 +109,10 @@ class Client:
 
 async def settle() -> None:
     """Let the loop run the flushes and continuations the last input scheduled."""
+    BROKER_ENTER()
     for _ in range(4):
         await asyncio.sleep(0)
+    BROKER_LEAVE()
 
 
 async def exchange(count: int, publisher: Client, consumer: Client, one: bytes,
@@ -109,7 +128,7 @@ async def exchange(count: int, publisher: Client, consumer: Client, one: bytes,
         await settle()
         tags = deliveries(consumer.take())
         delivered += len(tags)
-        if tags:
+        if tags and not NO_ACK:
             consumer.send(acks(tags))
         confirmed = max([confirmed, *confirms(publisher.take())])
     assert delivered == count and confirmed == count, (delivered, confirmed)
@@ -131,7 +150,7 @@ async def native(server: BrokerServer, count: int) -> None:
     consumer, ccodec = open_client()
     consumer.send(ccodec.send_many([
         f.QueueDeclare(1, QUEUE, False, False, False, False, {}), f.Qos(1, PREFETCH, False),
-        f.Consume(1, QUEUE, "", False, False, {}),
+        f.Consume(1, QUEUE, "", NO_ACK, False, {}),
     ]))
     publisher.send(pcodec.send(f.ConfirmSelect(1)))
     await settle()
@@ -167,7 +186,7 @@ async def amqp(server: BrokerServer, count: int) -> None:
     consumer, ccodec = open_client()
     consumer.send(ccodec.encode_method(1, m.QueueDeclare(queue=QUEUE))
                   + ccodec.encode_method(1, m.BasicQos(prefetch_count=PREFETCH))
-                  + ccodec.encode_method(1, m.BasicConsume(queue=QUEUE)))
+                  + ccodec.encode_method(1, m.BasicConsume(queue=QUEUE, no_ack=NO_ACK)))
     publisher.send(pcodec.encode_method(1, m.ConfirmSelect()))
     await settle()
     methods(pcodec, publisher.take())
@@ -191,6 +210,8 @@ async def main(protocol: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("native", "amqp"):
-        sys.exit("usage: instructions.py native|amqp COUNT")
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    args = [a for a in sys.argv[1:] if a != "--no-ack"]
+    NO_ACK = len(args) < len(sys.argv) - 1
+    if len(args) != 2 or args[0] not in ("native", "amqp"):
+        sys.exit("usage: instructions.py native|amqp COUNT [--no-ack]")
+    asyncio.run(main(args[0], int(args[1])))

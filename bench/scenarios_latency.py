@@ -2,9 +2,10 @@
 
 Rules:
 
-1. 1,000 messages per second, paced against the clock (not pipelined, no confirms), 16-byte
-   bodies whose first 8 bytes are the send time (``perf_counter``; publisher and consumer are
-   in this one process, so one clock); the consumer (prefetch 100) acks each delivery.
+1. 1,000 and 10,000 messages per second, paced against the clock (not pipelined, no
+   confirms), 16-byte bodies whose first 8 bytes are the send time (``perf_counter``;
+   publisher and consumer are in this one process, so one clock); the consumer (prefetch
+   100) acks each delivery.
 2. Latency = receive time - send time, as seen by the client: it includes both clients' event
    loop and the kernel's loopback, which are the same for every broker.
 3. The first 10% of the messages are a warm-up and not counted.
@@ -60,24 +61,33 @@ async def measure(broker: Broker, protocol: str, *, rate: int, seconds: float) -
 
 
 async def latency(ctx: Context) -> list[Row]:
-    """Scenario 5: p50/p99 at 1,000 msg/s; minibroker native and AMQP, RabbitMQ AMQP."""
+    """Scenario 5: p50/p99 at 1,000 and 10,000 msg/s; minibroker native and AMQP, RabbitMQ
+    AMQP."""
+    rows = []
+    for rate in (1000, 10_000):
+        rows += await _latency_at(ctx, rate)
+    return rows
+
+
+async def _latency_at(ctx: Context, rate: int) -> list[Row]:
     seconds = ctx.n(10, 3)
     results: list[tuple[str, str, float, float]] = []
     broker = start_minibroker("uvloop")
     try:
         for protocol in ("native", "AMQP"):
             results.append(("minibroker", protocol,
-                            *await measure(broker, protocol, rate=1000, seconds=seconds)))
+                            *await measure(broker, protocol, rate=rate, seconds=seconds)))
     finally:
         broker.stop()
     if ctx.rabbit is not None:
         results.append(("RabbitMQ", "AMQP",
-                        *await measure(ctx.rabbit, "AMQP", rate=1000, seconds=seconds)))
+                        *await measure(ctx.rabbit, "AMQP", rate=rate, seconds=seconds)))
     reference = {"p50": results[-1][2], "p99": results[-1][3]} if ctx.rabbit else None
     rows = []
     for name, protocol, p50, p99 in results:
         for label, value in (("p50", p50), ("p99", p99)):
-            row = Row("5 latency @1,000/s", name, f"{label} µs ({protocol})", f"{value:,.0f}")
+            row = Row(f"5 latency @{rate:,}/s", name, f"{label} µs ({protocol})",
+                      f"{value:,.0f}")
             if reference and name == "minibroker":
                 row.goal = f"≤ RabbitMQ ({reference[label]:,.0f})"
                 row.met = value <= reference[label]

@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import scenarios_amqp
 import scenarios_latency
 import scenarios_memory
 import scenarios_routing
@@ -43,6 +44,7 @@ Scenario = Callable[[Context], Awaitable[list[Row]]]
 SCENARIOS: dict[str, Scenario] = {
     "native": scenarios_throughput.native,
     "amqp": scenarios_throughput.amqp,
+    "amqp-vs-rabbitmq": scenarios_amqp.amqp_vs_rabbitmq,
     "fanout": scenarios_routing.fanout,
     "topic": scenarios_routing.topic,
     "latency": scenarios_latency.latency,

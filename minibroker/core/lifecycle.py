@@ -5,10 +5,11 @@ Rules:
 
 1. Every message enters queues through :meth:`QueueLifecycle.enqueue`, whether a client
    published it or a queue dead-lettered it. A queue with a plain store takes it on the hot
-   path: enqueue, and dispatch only into a queue that was empty (a backlog means no consumer
-   had credit at the end of the last dispatch, and everything that gives credit back
-   dispatches itself). A queue with features, or a message that can expire, takes the
-   feature path.
+   path: straight to its consumer when it is empty and its one consumer has credit
+   (``delivery.py`` rule 5), else enqueue, and dispatch only into a queue that was empty (a
+   backlog means no consumer had credit at the end of the last dispatch, and everything that
+   gives credit back dispatches itself). A queue with features, or a message that can
+   expire, takes the feature path.
 2. After any change to a queue with features, :meth:`QueueLifecycle.after_change` sweeps
    expired heads, applies ``drop-head``, dead-letters or drops what the store put in ``dead``
    and re-arms the queue's TTL deadline. A queue declared without features that took a store
@@ -142,6 +143,9 @@ class QueueLifecycle:
             if queue.stream is not None:
                 self.streams.append(queue, message, now, effects)  # rule 6
             elif queue.features is None and ttl is None:
+                if observer is None and delivery.deliver_now(queue, message, now, effects):
+                    state.delivered += 1  # an empty queue's consumer took it (rule 1)
+                    continue
                 queue.enqueue(message)
                 # Under a publisher flood this saves one futile dispatch per publish (the
                 # consumer's window is full; measured: 690,000 dispatches for 360,000

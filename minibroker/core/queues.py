@@ -45,7 +45,14 @@ from minibroker.core.consumers import ConsumerRing
 from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
 from minibroker.core.flow import UNMETERED, ReadyMeter
 from minibroker.core.journal import Journal
-from minibroker.core.stores import BackingStore, FifoStore, QueueEntry, msg_id_of
+from minibroker.core.stores import (
+    COUNT_MASK,
+    DELIVERY,
+    BackingStore,
+    FifoStore,
+    QueueEntry,
+    msg_id_of,
+)
 from minibroker.message import FieldTable, Message
 
 if TYPE_CHECKING:
@@ -154,7 +161,9 @@ class Queue:
         """The head message, out of ``ready``: it is unacked until settled."""
         entry = self.store.take(now)
         if entry is not None:
-            entry.delivery_count += 1
+            state = entry.state
+            if ~state & COUNT_MASK:  # delivery_count + 1 without two property calls; it
+                entry.state = state + DELIVERY  # saturates (``stores.py`` rule 6)
             self.unacked += 1
             self.delivered += 1
         return entry

@@ -349,8 +349,7 @@ class Streams:
             count += len(run)
             for stored in run:
                 message = with_offset(stored, offset)
-                entry = QueueEntry(offset, message)
-                entry.delivery_count = 1
+                entry = QueueEntry(offset, message, 1)
                 unacked[tag] = Unacked(queue, entry, consumer)
                 connection.burst += len(message.body)
                 append(Deliver(connection_id, number, consumer_tag, tag, False, message))

@@ -53,6 +53,18 @@ _RECORD_ENVELOPE = 20
 _READ_OK_FRAME = 64
 
 
+class _Names(dict[str, str]):
+    """Rule 2's cache: ``names[text]`` is the shared ``str``. A hit is a plain dict subscript,
+    done in C; only a miss calls Python (two method calls a message less; bench/instructions.py
+    native, callgrind: 101,073 -> 99,949 instructions a message)."""
+
+    def __missing__(self, text: str) -> str:
+        if len(self) >= _NAME_CACHE_SIZE:
+            self.clear()  # bounded: ever new keys gain nothing and cost nothing
+        self[text] = text
+        return text
+
+
 class NativeAdapter:
     """The native msgpack protocol, for one session."""
 
@@ -74,7 +86,7 @@ class NativeAdapter:
         self.connection.codec.max_message_size = config.max_message_size
         if config.trace:
             self.connection.trace = self._trace
-        self._names: dict[str, str] = {}
+        self._names = _Names()
 
     @property
     def heartbeat(self) -> int:
@@ -114,9 +126,9 @@ class NativeAdapter:
     def batch_command(self, frames: Sequence[Any]) -> c.Command:
         first = frames[0]
         if type(first) is f.Publish:
-            name = self._name
+            names = self._names  # subscripts, not calls (rule 2)
             return c.PublishMany(self.session.id, first.channel, tuple(
-                (Message(name(frame.exchange), name(frame.routing_key), frame.body,
+                (Message(names[frame.exchange], names[frame.routing_key], frame.body,
                          frame.properties), frame.mandatory)
                 for frame in frames
             ))
@@ -126,13 +138,7 @@ class NativeAdapter:
     def _name(self, text: str) -> str:
         """The one ``str`` object this connection uses for an exchange or routing key
         (rule 2)."""
-        names = self._names
-        known = names.get(text)
-        if known is None:
-            if len(names) >= _NAME_CACHE_SIZE:
-                names.clear()  # bounded: ever new keys gain nothing and cost nothing
-            names[text] = known = text
-        return known
+        return self._names[text]
 
     # -- output -----------------------------------------------------------------------------
 

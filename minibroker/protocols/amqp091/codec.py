@@ -158,6 +158,45 @@ def _content_header(content: _Content, data: bytes, start: int, end: int) -> Non
     content.properties = decode_properties(data, start + 12, end)
 
 
+def _whole_content(
+    data: bytes, pos: int, end: int, channel: int, method: Method, limit: int,
+    largest: int | None,
+) -> tuple[Properties, bytes, int] | None:
+    """The content of the method frame that ended at ``pos``, when its header and its one body
+    frame follow complete and regular in ``data``: (properties, body, the position after the
+    body frame). ``None`` for anything else — a frame missing or incomplete, another channel,
+    a body in several frames, an empty or oversized body, any error — and the general path
+    takes the frames one by one, with its checks and its errors.
+
+    A publisher's common case, three frames in one read, then costs one call instead of two
+    more turns of the frame loop, a ``_Content`` and its dict entry (with the connection's
+    inline batch kind, bench/instructions.py amqp, callgrind: 156,556 -> 141,267 instructions
+    a message; no-ack 126,202 -> 112,514)."""
+    if end - pos < 7:
+        return None
+    ftype, frame_channel, size = FRAME_HEAD.unpack_from(data, pos)
+    header_end = pos + 7 + size
+    if (ftype != FRAME_HEADER or frame_channel != channel or size > limit
+            or size < _HEADER_MIN_SIZE or header_end + 7 >= end
+            or data[header_end] != FRAME_END):
+        return None
+    class_id, weight, body_size = _HEADER_FIXED.unpack_from(data, pos + 7)
+    if (class_id != method.CLASS_ID or weight or not body_size
+            or (largest is not None and body_size > largest)):
+        return None
+    body_at = header_end + 1
+    ftype, frame_channel, size = FRAME_HEAD.unpack_from(data, body_at)
+    body_end = body_at + 7 + size
+    if (ftype != FRAME_BODY or frame_channel != channel or size != body_size or size > limit
+            or body_end >= end or data[body_end] != FRAME_END):
+        return None
+    try:
+        properties = decode_properties(data, pos + 7 + 12, header_end)
+    except ProtocolError:
+        return None  # the general path raises it, at the header frame
+    return properties, data[body_at + 7 : body_end], body_end + 1
+
+
 class AMQPCodec:
     """Octets in, :data:`~.frames.Frame` events out, for one AMQP 0-9-1 connection.
 
@@ -328,7 +367,13 @@ class AMQPCodec:
                     except (KeyError, IndexError, struct.error, UnicodeDecodeError):
                         raise method_error(data, start, frame_end) from None
                     if method.SPEC.content and channel:
-                        contents[channel] = _Content(method)
+                        whole = _whole_content(data, pos, end, channel, method, limit,
+                                               self.max_message_size)
+                        if whole is None:
+                            contents[channel] = _Content(method)
+                        else:
+                            properties, body, pos = whole
+                            append(ContentMethod(channel, method, properties, body))
                     else:
                         append(MethodFrame(channel, method))
                 elif ftype == body_type:
