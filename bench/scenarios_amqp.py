@@ -1,5 +1,5 @@
-"""AMQP 0-9-1 against RabbitMQ, every shape the suite compares: 16 B and 1 KiB, ack and no-ack, fanout
-to 10 queues, topic with 10,000 bindings; throughput and broker CPU per message, same run.
+"""AMQP 0-9-1 against RabbitMQ, every shape the suite compares: 16 B and 1 KiB, ack and no-ack,
+fanout to 10 queues, topic with 10,000 bindings; throughput and broker CPU per message, same run.
 
 Rules:
 
