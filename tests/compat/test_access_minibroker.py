@@ -13,13 +13,11 @@ from typing import Any
 
 import pytest
 
-pika = pytest.importorskip("pika")
-
-from minibroker.accounts import load_accounts  # noqa: E402
-from minibroker.storage import definitions_json  # noqa: E402
-from minibroker.testing import broker_in_thread  # noqa: E402
-from tests.compat import access_runner  # noqa: E402
-from tests.compat.access_runner import Names  # noqa: E402
+from minibroker.accounts import load_accounts
+from minibroker.storage import definitions_json
+from minibroker.testing import broker_in_thread
+from tests.compat import access_runner
+from tests.compat.access_runner import Names
 
 SCENARIOS = access_runner.load()
 NAMES = [scenario["name"] for scenario in SCENARIOS]

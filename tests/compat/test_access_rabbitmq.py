@@ -20,13 +20,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pika
 import pytest
 
-pika = pytest.importorskip("pika")
-
-from tests.compat import access_runner  # noqa: E402
-from tests.compat.access_runner import Names  # noqa: E402
-from tests.compat.rabbitmqctl import provisioned, reference_broker  # noqa: E402
+from tests.compat import access_runner
+from tests.compat.access_runner import Names
+from tests.compat.rabbitmqctl import provisioned, reference_broker
 
 SCENARIOS = access_runner.load()
 NAMES = [scenario["name"] for scenario in SCENARIOS]

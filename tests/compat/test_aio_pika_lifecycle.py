@@ -26,13 +26,12 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 
+import aio_pika
 import pytest
 
 from minibroker.testing import broker_in_thread
 from tests.compat.conftest import TIMEOUT
 from tests.compat.rabbitmqctl import rabbitmqctl, reference_broker
-
-aio_pika = pytest.importorskip("aio_pika")
 
 CONNECTION_NAME = "minibroker-lifecycle-test"
 CLOSE_TEXT = "closed by the test"
