@@ -146,6 +146,7 @@ def test_minibroker_releases_channels_and_fails_openings_during_a_forced_close(
         _experience(broker.amqp_url, force_close, captured)
 
 
+@pytest.mark.rabbitmq
 def test_rabbitmq_gives_aio_pika_the_same_experience(captured: _Capture) -> None:
     host, port = reference_broker()
 
