@@ -18,21 +18,34 @@ TIMEOUT = 10
 AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
+class Answers:
+    """The answers on one HTTP socket, read one at a time (each has a Content-Length)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.data = b""
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        assert chunk, self.data
+        self.data += chunk
+
+    def next(self) -> tuple[bytes, bytes]:
+        """(status line and headers, body)."""
+        while b"\r\n\r\n" not in self.data:
+            self._more()
+        head, _, rest = self.data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        self.data = rest
+        while len(self.data) < length:
+            self._more()
+        body, self.data = self.data[:length], self.data[length:]
+        return head, body
+
+
 def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """(status line and headers, body) of one answer with a Content-Length."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk
-        body += chunk
-    return head, body
+    return Answers(sock).next()
 
 
 def test_expect_100_continue_gets_100_before_the_body_is_sent() -> None:
@@ -104,3 +117,22 @@ def test_http_sockets_still_open_are_closed_when_the_broker_stops() -> None:
         assert head.startswith(b"HTTP/1.1 200 ")
     with idle, contextlib.suppress(ConnectionResetError):  # aborted: a reset is closed too
         assert idle.recv(1) == b""
+
+
+def test_a_client_that_does_not_read_its_answers_is_not_read_until_it_does() -> None:
+    queues = 300
+    requests = 30  # each answer lists every queue: far more than the socket buffers hold
+    with broker_in_thread(management=True, heartbeat=0) as broker:
+        for number in range(queues):
+            broker.declare_queue(f"listed-{number:03d}")
+        listener = broker.server.management
+        assert listener is not None
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT) as sock:
+            sock.sendall((b"GET /api/queues HTTP/1.1\r\nHost: x\r\n"
+                          + f"Authorization: {AUTH}\r\n\r\n".encode()) * requests)
+            answers = Answers(sock)
+            for _ in range(requests):  # every answer arrives once the client reads
+                head, answer = answers.next()
+                assert head.startswith(b"HTTP/1.1 200 ")
+                assert len(json.loads(answer)) == queues
+    assert listener.port == 0  # closed: it listens nowhere
