@@ -14,12 +14,13 @@ from minibroker.core.effects import QueuePurgeOk
 from minibroker.message import Message, Properties
 from minibroker.persistence.recovery import CHUNK
 from minibroker.server.server import BrokerServer
+from minibroker.testing import broker_in_thread
 
 COUNT = 2 * CHUNK + 1  # three chunks
 PERSISTENT = Properties(delivery_mode=2)
 
 
-def _store_messages(directory: Path) -> None:
+def _store_messages(directory: Path, count: int = COUNT) -> None:
     async def main() -> None:
         server = BrokerServer(ServerConfig(port=0, data_dir=str(directory)))
         await server.start()
@@ -28,7 +29,7 @@ def _store_messages(directory: Path) -> None:
         server.execute(c.DeclareQueue(900, 1, "big", durable=True))
         server.execute(c.PublishMany(900, 1, tuple(
             (Message("", "big", b"%d" % number, PERSISTENT), False)
-            for number in range(COUNT))))
+            for number in range(count))))
         server.execute(c.CloseConnection(900))
         await server.close()
 
@@ -85,3 +86,41 @@ def test_a_purge_while_loading_empties_the_whole_queue(tmp_path: Path) -> None:
             await server.close()
 
     asyncio.run(main())
+
+
+def test_a_broker_stopped_while_loading_keeps_every_message(tmp_path: Path) -> None:
+    many = 10 * CHUNK  # more chunks than a start takes loop turns
+    _store_messages(tmp_path, many)
+
+    async def stop_while_loading() -> None:
+        server = BrokerServer(ServerConfig(port=0, data_dir=str(tmp_path)))
+        starting = asyncio.ensure_future(server.start())
+        await _one_iteration()
+        await _one_iteration()
+        assert server.durability is not None and server.durability.loader is not None
+        await starting  # a few loop turns: the loader is still at it
+        await server.close()  # (its next turn finds the server closing)
+
+    async def count() -> int:
+        server = BrokerServer(ServerConfig(port=0, data_dir=str(tmp_path)))
+        await server.start()
+        try:
+            assert server.durability is not None
+            while server.durability.loader is not None:
+                await _one_iteration()
+            return server.broker.queue_statistics("big").ready
+        finally:
+            await server.close()
+
+    asyncio.run(stop_while_loading())
+    assert asyncio.run(count()) == many
+
+
+def test_the_toolkit_restart_waits_for_every_recovered_message(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path), heartbeat=0) as broker:
+        broker.declare_queue("kept", durable=True)
+        for body in (b"a", b"b", b"c"):
+            broker.publish("", "kept", body, delivery_mode=2)
+        broker.restart()
+        assert broker.broker.queue_statistics("kept").ready == 3  # no waiting after restart
+        assert [broker.get("kept").body for _ in range(3)] == [b"a", b"b", b"c"]
