@@ -258,6 +258,11 @@ async def _serve(config: ServerConfig) -> int:
     server = BrokerServer(config)
     try:
         await server.start()
+    except ValueError as exc:  # a definitions file that is not RabbitMQ's JSON (named: the
+        # DefinitionsError it raises is a StorageError too, whose line names no file)
+        await server.close()
+        print(f"minibroker: {config.definitions_file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except StorageError as exc:  # the data directory is in use, or of a newer format
         await server.close()
         print(f"minibroker: {exc}", file=sys.stderr)
@@ -272,10 +277,6 @@ async def _serve(config: ServerConfig) -> int:
     except TLSConfigError as exc:  # a certificate or key that cannot be served
         await server.close()
         print(f"minibroker: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:  # a definitions file that is not RabbitMQ's JSON
-        await server.close()
-        print(f"minibroker: {config.definitions_file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for line in server.storage_lines:
         print(f"minibroker: {line}", file=sys.stderr, flush=True)

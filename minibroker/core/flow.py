@@ -15,12 +15,11 @@ Rules:
    own share (``BackingStore.weight``), so a purge, a deletion or a change of store moves it
    exactly, without a walk. Expiry and length limits remove entries inside the store, so they
    are counted too: the meter never needs re-measuring.
-3. Nothing needs re-measuring, so ``featured`` (once the weight of queues with features as of
-   the shell's last sweep) stays 0 and :meth:`ReadyMeter.recount` only attaches queues not yet
-   counted here; both stay for the shell's flow controller, which still calls and reads them.
-4. A queue counts into the meter of the broker that owns it: ``BrokerState`` owns one
-   :class:`ReadyMeter` and the queue lifecycle hands it to every queue it creates. A queue
-   built outside a broker (in a unit test) counts into :data:`UNMETERED`, a sink nobody reads.
+3. A queue counts into the meter of the broker that owns it, from its creation: ``BrokerState``
+   owns one :class:`ReadyMeter` and the queue lifecycle hands it to every queue it creates
+   (the cores of several vhosts share the server's meter). So no queue ever moves to another
+   meter, and nothing is re-measured. A queue built outside a broker (in a unit test) counts
+   into :data:`UNMETERED`, a sink nobody reads.
 """
 
 from __future__ import annotations
@@ -43,13 +42,11 @@ MESSAGE_OVERHEAD = 400
 class ReadyMeter:
     """Broker-wide ready weight, and the queues whose backlog passed ``queue_high_water``."""
 
-    __slots__ = ("featured", "long_queues", "queue_high_water", "weight")
+    __slots__ = ("long_queues", "queue_high_water", "weight")
 
     def __init__(self, queue_high_water: int = sys.maxsize) -> None:
         #: Weight of the ready messages of every queue (rule 2), exact at all times.
         self.weight = 0
-        #: Always 0 (rule 3).
-        self.featured = 0
         #: A queue whose ready count passes this joins ``long_queues`` (on enqueue).
         self.queue_high_water = queue_high_water
         #: Queues that passed ``queue_high_water``; the shell removes them once drained.
@@ -58,27 +55,7 @@ class ReadyMeter:
     @property
     def total(self) -> int:
         """Estimated bytes held in ready messages."""
-        return self.weight + self.featured
-
-    def attach(self, queue: Queue) -> None:
-        """Count ``queue`` here from now on, with what it holds already."""
-        store = queue.store
-        old = store.meter
-        if old is self:
-            return
-        old.weight -= store.weight
-        old.long_queues.discard(queue)
-        self.weight += store.weight
-        store.meter = self
-        if len(queue.ready) > self.queue_high_water:
-            self.long_queues.add(queue)
-
-    def recount(self, queues: Iterable[Queue]) -> None:
-        """Attach every queue not yet counted here (rule 3)."""
-        for queue in queues:
-            if queue.store.meter is not self:
-                self.attach(queue)
-        self.featured = 0
+        return self.weight
 
     def ready_messages(self, queues: Iterable[Queue]) -> int:
         """Ready messages in ``queues`` (for logs; walks them)."""

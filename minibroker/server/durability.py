@@ -334,6 +334,8 @@ class Durability:
         log.critical("storage in %s failed: %s; persistent messages can no longer be "
                      "confirmed, publishers are blocked", self.directory, exc)
         self.server.flow.disk_alarm(f"storage failed: {exc}")
+        if self.server.input_hooks:  # as after an input: a test's waiters see the alarm
+            self.server.run_input_hooks()
 
     def close(self) -> None:
         """Clean stop (rule 5): what the core recorded last, then the marker."""

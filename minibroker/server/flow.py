@@ -17,8 +17,9 @@ Rules:
    (``Session.set_blocked``). Consumers that only ack keep being read: they are what drains the
    backlog. When the alarm clears, every blocked connection is resumed and told.
 3. Checks are cheap comparisons after every input (a read, a lost socket, a drained output
-   buffer); the walk over the queues (``ReadyMeter.recount``) runs on the server's periodic
-   sweep only. The overshoot is therefore at most one read per publisher.
+   buffer) against the core's meter, which is exact at all times (``core/flow.py``); the
+   server's periodic sweep checks again (:meth:`FlowController.recount`). The overshoot is
+   therefore at most one read per publisher.
 4. A blocked connection sends nothing we can read, heartbeats included: like RabbitMQ, we do
    not count its silence against it while its reading is held (``Session.reading_held``), and
    keep sending our own heartbeats so the client does not drop us.
@@ -85,8 +86,8 @@ class FlowController:
         self.alarm: str | None = None
         #: Connections we stopped reading (rule 2), until the alarm clears.
         self.blocked: set[Session] = set()
-        #: Plain-queue weight above which the alarm goes on (the memory high-water mark minus
-        #: what the last recount found in queues with features).
+        #: Ready weight above which the alarm goes on: the memory high-water mark, or -1 while
+        #: the disk alarm is on (every input then takes the slow path).
         self._threshold = self.memory_high
         #: Times the alarm went on (for tests and statistics).
         self.alarms = 0
@@ -139,11 +140,9 @@ class FlowController:
             self._clear()
 
     def recount(self) -> None:
-        """The periodic walk: re-measure queues with features, then check."""
-        meter = self.meter
-        meter.recount(self._queues())
+        """The periodic sweep: forget closed sessions, then check."""
         # A disk alarm makes every input take the slow path (-1: any weight is above it).
-        self._threshold = -1 if self.disk is not None else self.memory_high - meter.featured
+        self._threshold = -1 if self.disk is not None else self.memory_high
         if self.blocked:
             self.blocked = {session for session in self.blocked if not session.closed}
         self.check()

@@ -19,6 +19,7 @@ import pytest
 from minibroker.clock import Clock
 from minibroker.config import ServerConfig
 from minibroker.server.server import BrokerServer
+from tests.conftest import REFERENCE_VERSION
 
 #: Upper bound for any single client call in these tests (seconds).
 TIMEOUT = 10.0
@@ -118,7 +119,7 @@ def newest_broker() -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="module")
-def rabbitmq() -> tuple[str, str]:
+def rabbitmq(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(url, version) of the reference RabbitMQ from ``MINIBROKER_RABBITMQ_URL``, or skip."""
     url = os.environ.get("MINIBROKER_RABBITMQ_URL")
     if not url:
@@ -132,4 +133,5 @@ def rabbitmq() -> tuple[str, str]:
         pytest.skip(f"RabbitMQ at MINIBROKER_RABBITMQ_URL is unreachable: {err!r}")
     version = str(connection._impl.server_properties.get("version", ""))
     connection.close()
+    request.config.stash[REFERENCE_VERSION] = version  # for the summary's differential count
     return url, version

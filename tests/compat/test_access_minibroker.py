@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-pika = pytest.importorskip("pika")
-
-from minibroker.accounts import load_accounts  # noqa: E402
-from minibroker.storage import definitions_json  # noqa: E402
-from minibroker.testing import broker_in_thread  # noqa: E402
-from tests.compat import access_runner  # noqa: E402
-from tests.compat.access_runner import Names  # noqa: E402
+from minibroker.accounts import load_accounts
+from minibroker.storage import definitions_json
+from minibroker.testing import broker_in_thread
+from tests.compat import access_runner
+from tests.compat.access_runner import Names
 
 SCENARIOS = access_runner.load()
 NAMES = [scenario["name"] for scenario in SCENARIOS]
@@ -27,10 +24,8 @@ WORKERS = 4
 GENERATIONS = {"3.10": "3.10", "4.2": "current"}
 
 
-@pytest.fixture(scope="module", params=sorted(GENERATIONS))
-def outcomes(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(generation, scenario name -> outcome) from one broker answering as that version."""
-    version: str = request.param
+def minibroker_outcomes(version: str) -> dict[str, Any]:
+    """Scenario name -> outcome from one minibroker answering as RabbitMQ ``version``."""
     names = Names(uuid.uuid4().hex[:6])
     document = access_runner.definitions(SCENARIOS, names)
     with broker_in_thread(heartbeat=0, rabbitmq=version) as broker:
@@ -43,8 +38,14 @@ def outcomes(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, An
                                               "127.0.0.1", broker.port)
                 for index, scenario in enumerate(SCENARIOS)
             }
-            yield GENERATIONS[version], {name: future.result()
-                                         for name, future in futures.items()}
+            return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module", params=sorted(GENERATIONS))
+def outcomes(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """(generation, scenario name -> outcome) from one broker answering as that version."""
+    version: str = request.param
+    return GENERATIONS[version], minibroker_outcomes(version)
 
 
 @pytest.mark.parametrize("name", NAMES)

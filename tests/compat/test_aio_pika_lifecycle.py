@@ -26,13 +26,12 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 
+import aio_pika
 import pytest
 
 from minibroker.testing import broker_in_thread
 from tests.compat.conftest import TIMEOUT
 from tests.compat.rabbitmqctl import rabbitmqctl, reference_broker
-
-aio_pika = pytest.importorskip("aio_pika")
 
 CONNECTION_NAME = "minibroker-lifecycle-test"
 CLOSE_TEXT = "closed by the test"
@@ -157,6 +156,7 @@ def test_minibroker_releases_channels_and_fails_openings_during_a_forced_close(
         _experience(broker.amqp_url, force_close, captured)
 
 
+@pytest.mark.rabbitmq
 def test_rabbitmq_gives_aio_pika_the_same_experience(captured: _Capture) -> None:
     host, port = reference_broker()
 

@@ -7,7 +7,8 @@ Rules:
    under its RabbitMQ 3.10 profile (``ServerConfig(rabbitmq="3.10")``), is checked against
    them on every run. When ``MINIBROKER_RABBITMQ_URL`` points at a reachable RabbitMQ 3.10,
    every scenario also runs there and must still give the recorded outcome (so the recording
-   cannot go stale); set ``MINIBROKER_RECORD_OUTCOMES=1`` as well to re-record it.
+   cannot go stale); set ``MINIBROKER_RECORD_OUTCOMES=1`` as well to re-record it, which
+   still asserts that minibroker gives each outcome recorded (``recording.py``).
 2. Where the newest RabbitMQ minibroker models (4.2) answers differently (``NEWEST_OUTCOMES``,
    one entry per such scenario, e.g. an unknown exchange type: 503 connection error on 3.10,
    406 channel error since 3.13.3), minibroker under its default, newest profile must give
@@ -20,7 +21,6 @@ Rules:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from tests.compat.differential import (
     run_scenario,
 )
 from tests.compat.differential_features import FEATURE_SCENARIOS
+from tests.compat.recording import assert_minibroker_agrees, recording
 
 RECORDED = Path(__file__).with_name("rabbitmq_outcomes.json")
 NAMES = list(SCENARIOS)
@@ -98,19 +99,26 @@ def expected_of(name: str, version: str) -> Any:
     return recorded().get(name)
 
 
-def record(name: str, outcome: Any, version: str) -> None:
+def record(name: str, outcome: Any, version: str) -> Any:
+    """Write RabbitMQ 3.10's ``outcome`` for ``name``; returns the previous recording."""
     assert is_310(version), f"record against a RabbitMQ 3.10, not {version}"
     data = recorded()
+    previous = data.get(name)
     data[name] = outcome
     RECORDED.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+    return previous
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("name", NAMES)
-def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: tuple[str, str]) -> None:
+def test_rabbitmq_still_gives_recorded_outcome(
+    name: str, rabbitmq: tuple[str, str], module_broker: ServerThread,
+) -> None:
     url, version = rabbitmq
     outcome = normalize(run_scenario(name, url))
-    if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
-        record(name, outcome, version)
+    if recording():
+        previous = record(name, outcome, version)
+        assert_minibroker_agrees(name, previous, outcome,
+                                 lambda: normalize(run_scenario(name, module_broker.url)))
         return
     assert outcome == expected_of(name, version)

@@ -11,7 +11,9 @@ Rules:
    newest profile against ``NEWEST_OUTCOMES`` where the newest RabbitMQ answers differently.
    With ``MINIBROKER_RABBITMQ_URL`` set every scenario also runs against that RabbitMQ and
    must still give the recorded outcome; add ``MINIBROKER_RECORD_OUTCOMES=1`` to re-record
-   these scenarios' entries (only theirs).
+   these scenarios' entries (only theirs), which still asserts that minibroker gives each
+   outcome recorded (``recording.py``). Without a RabbitMQ, minibroker is held to the
+   recording alone: a scenario with no recorded outcome fails.
 2. A scenario whose feature the core does not have yet is ``xfail(strict=True)`` with the
    feature named in the reason (``PENDING``): it fails loudly once the feature lands, so whoever
    lands it removes the mark. Nothing is skipped.
@@ -19,7 +21,6 @@ Rules:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from tests.compat import (  # noqa: F401 - importing registers parts 2 and 3
 from tests.compat.conftest import ServerThread
 from tests.compat.differential import NEWEST_OUTCOMES
 from tests.compat.differential_features import FEATURE_SCENARIOS, run_feature
+from tests.compat.recording import assert_minibroker_agrees, recording
 from tests.compat.test_differential import (
     expected_of,
     normalize,
@@ -70,10 +72,14 @@ def test_minibroker_newest_profile_gives_the_newest_answer(
 
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("name", list(FEATURE_SCENARIOS))
-def test_rabbitmq_still_gives_recorded_outcome(name: str, rabbitmq: tuple[str, str]) -> None:
+def test_rabbitmq_still_gives_recorded_outcome(
+    name: str, rabbitmq: tuple[str, str], module_broker: ServerThread,
+) -> None:
     url, version = rabbitmq
     outcome = normalize(run_feature(name, url))
-    if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
-        record(name, outcome, version)
+    if recording():
+        previous = record(name, outcome, version)
+        assert_minibroker_agrees(name, previous, outcome,
+                                 lambda: normalize(run_feature(name, module_broker.url)))
         return
     assert outcome == expected_of(name, version)

@@ -3,13 +3,13 @@
 Same contract as ``test_differential.py``: RabbitMQ's outcomes are recorded (here in
 ``rabbitmq_wire_outcomes.json``) and minibroker is checked against them on every run; with
 ``MINIBROKER_RABBITMQ_URL`` set each scenario also runs against that RabbitMQ and must still
-give the recorded outcome, and ``MINIBROKER_RECORD_OUTCOMES=1`` re-records them.
+give the recorded outcome, and ``MINIBROKER_RECORD_OUTCOMES=1`` re-records them (and still
+asserts that minibroker gives each outcome recorded: ``recording.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from tests.compat.conftest import ServerThread
 from tests.compat.differential_wire import WIRE_SCENARIOS, run_wire_scenario
+from tests.compat.recording import assert_minibroker_agrees, recording
 
 RECORDED = Path(__file__).with_name("rabbitmq_wire_outcomes.json")
 
@@ -45,12 +46,18 @@ def test_minibroker_answers_raw_frames_like_rabbitmq(name: str, module_broker: S
 
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("name", list(WIRE_SCENARIOS))
-def test_rabbitmq_still_answers_raw_frames_as_recorded(name: str, rabbitmq: tuple[str, str]
-                                                       ) -> None:
-    outcome = normalize(run_wire_scenario(name, rabbitmq[0]))
-    if os.environ.get("MINIBROKER_RECORD_OUTCOMES"):
+def test_rabbitmq_still_answers_raw_frames_as_recorded(
+    name: str, rabbitmq: tuple[str, str], module_broker: ServerThread,
+) -> None:
+    url, version = rabbitmq
+    outcome = normalize(run_wire_scenario(name, url))
+    if recording():
+        assert version.startswith("3.10."), f"record against a RabbitMQ 3.10, not {version}"
         data = recorded()
+        previous = data.get(name)
         data[name] = outcome
         RECORDED.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+        assert_minibroker_agrees(name, previous, outcome,
+                                 lambda: normalize(run_wire_scenario(name, module_broker.url)))
         return
     assert outcome == recorded().get(name)

@@ -23,6 +23,7 @@ from tests.compat.rabbitmqctl import _await_import, rabbitmqctl, reference_broke
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.rabbitmq
 def test_exported_definitions_import_into_rabbitmq(tmp_path: Path) -> None:
     host, port = reference_broker()
     run = uuid.uuid4().hex[:8]
@@ -65,7 +66,8 @@ def test_exported_definitions_import_into_rabbitmq(tmp_path: Path) -> None:
         connection.close()
 
 
-@pytest.mark.parametrize("target", ["minibroker", "rabbitmq"])
+@pytest.mark.parametrize("target", ["minibroker", pytest.param("rabbitmq",
+                                                                marks=pytest.mark.rabbitmq)])
 def test_the_amqp_example_runs_on_both_brokers(target: str) -> None:
     if target == "rabbitmq":
         url = os.environ.get("MINIBROKER_RABBITMQ_URL")

@@ -16,8 +16,6 @@ from pika.exceptions import ProbableAuthenticationError
 from tests.integration.test_cli import TIMEOUT, _command, _environment, _ready_line
 from tests.unit.security.test_tls import Files
 
-trustme = pytest.importorskip("trustme")
-
 TLS_PORT = re.compile(r", TLS on port (\d+) \(minibrokers://, amqps://\)")
 
 

@@ -123,9 +123,11 @@ def test_url_parsing() -> None:
         "example.org", 1234, "bob", "s@cret")
     assert (params.heartbeat, params.client_name, params.connect_timeout) == (7, "app", 2.5)
     assert ConnectionParameters.from_url("minibroker://").port == 5680
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^expected a minibroker:// URL, got 'amqp://localhost': "
+                       r"amqp:// is for AMQP clients .*minibroker://host:5680$"):
         ConnectionParameters.from_url("amqp://localhost")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^unknown connection option 'bogus' in "
+                       r"'minibroker://h/\?bogus=1'$"):
         ConnectionParameters.from_url("minibroker://h/?bogus=1")
 
 
@@ -567,8 +569,12 @@ def test_no_ack_deliveries_cannot_be_acked(url: str) -> None:
             name = await _queue_with(ch, b"x")
             async with ch.consume(name, no_ack=True) as consumer:
                 delivery = await consumer.__anext__()
-                with pytest.raises(ClientError):
+                with pytest.raises(ClientError) as info:
                     await delivery.ack()
+                # refused by the client itself, not a channel the broker closed
+                assert type(info.value) is ClientError
+                assert str(info.value) == (
+                    f"cannot ack delivery {delivery.delivery_tag}: it was consumed with no_ack")
             assert (await ch.declare_queue(name, passive=True)).message_count == 0
 
     run(scenario())

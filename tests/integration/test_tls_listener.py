@@ -8,6 +8,7 @@ import ssl
 from pathlib import Path
 from urllib.parse import quote
 
+import aio_pika
 import pika
 import pytest
 from pika.exceptions import AMQPConnectionError
@@ -17,8 +18,6 @@ from minibroker.errors import ConnectionClosed
 from minibroker.testing import broker_in_thread, running_broker
 from minibroker.tls import TLSSettings
 from tests.unit.security.test_tls import Files
-
-trustme = pytest.importorskip("trustme")
 
 TIMEOUT = 10.0
 
@@ -97,8 +96,6 @@ def test_verify_peer_refuses_a_client_without_a_certificate(files: Files) -> Non
 
 
 def test_aio_pika_over_tls(files: Files) -> None:
-    aio_pika = pytest.importorskip("aio_pika")
-
     async def main() -> None:
         settings = TLSSettings(files.server_cert, files.server_key)
         async with running_broker(heartbeat=0, tls_port=0, tls=settings) as broker:

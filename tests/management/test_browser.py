@@ -1,8 +1,9 @@
 """The web page in a real browser (headless Chromium), served by the real broker.
 
 A person's view: log in, watch a queue appear after a client publishes, publish from the page
-and get the message with a client, purge from the page. Skipped, saying why, without
-``selenium`` or Debian's ``chromium`` and ``chromium-driver``.
+and get the message with a client, purge from the page. ``selenium`` is in the test extra and
+imported plainly; the test skips, saying why, only without the system's ``chromium`` and
+``chromium-driver`` (Debian's packages), which pip cannot install.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from typing import Any
 
 import pika
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from minibroker.testing import ThreadBroker, broker_in_thread
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ready  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

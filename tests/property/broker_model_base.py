@@ -64,6 +64,8 @@ class BrokerModel(RuleBasedStateMachine):
         self.gone: dict[int, str] = {}  # id(copy) -> the rule that removed it
         self.incarnations = itertools.count(1)
         self.homes: dict[int, MQueue] = {}
+        #: The message ids of the PublishMany being applied, in publish order (else empty).
+        self.batch: list[str] = []
         self.exchanges = set(EXCHANGES)
         self.e2e = {(source, destination, key) for source, edges in E2E.items()
                     for destination, key in edges}  # incarnation -> its queue, deleted or not
@@ -273,7 +275,16 @@ class BrokerModel(RuleBasedStateMachine):
         queue.starts[consumer.priority] = 0 if consumer is level[-1] else consumer.number + 1
         queue.counts["delivered"] += 1
         ids = [copy.id for copy in queue.ready]
-        position = 0 if strict_head else ids.index(effect.message.properties.message_id)
+        message_id = effect.message.properties.message_id
+        if strict_head:
+            # A PublishMany is its publishes one by one: a message delivered as it arrives
+            # was the head before the batch's later messages came (on ``qp`` they may now be
+            # ahead of it, by priority).
+            later = set(self.batch[self.batch.index(message_id) + 1:]) if (
+                message_id in self.batch) else set()
+            position = next((i for i, id_ in enumerate(ids) if id_ not in later), 0)
+        else:
+            position = ids.index(message_id)
         assert ids[position] == effect.message.properties.message_id, (
             "delivery did not take the queue head")
         copy = queue.ready.pop(position)

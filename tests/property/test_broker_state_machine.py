@@ -291,7 +291,11 @@ class BrokerMachine(BrokerModel):
                 confirm = tuple(Confirm(*key, first + index, False, taken)
                                 for index, taken in enumerate(accepted))
         self.counters["returned"] += len(returns)
-        self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
+        self.batch = [message.properties.message_id or "" for message, _ in messages]
+        try:
+            self.apply(outcome.effects, returns=tuple(returns), confirm=confirm)
+        finally:
+            self.batch = []
 
     @precondition(lambda self: self.channels)
     @rule(ch=PICK)

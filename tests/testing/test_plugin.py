@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import pytest
+import xdist  # noqa: F401 - the sample suite runs under it: a broken install fails
 
 PLUGIN = "minibroker.testing.pytest_plugin"
 
@@ -95,8 +94,6 @@ def test_async_tests_that_do_not_use_the_broker_are_left_alone(tmp_path: Path) -
 
 
 def test_sample_suite_under_xdist_with_three_workers(tmp_path: Path) -> None:
-    if importlib.util.find_spec("xdist") is None:
-        pytest.skip("pytest-xdist is not installed (it is in the test extra)")
     _write(tmp_path, "test_sample.py", SAMPLE)
     _write(tmp_path, "test_more.py", SAMPLE)  # twice as many tests as workers can share
     result = _run(tmp_path, "-n", "3", "-vv")  # -q is in _run: net verbose

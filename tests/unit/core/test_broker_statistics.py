@@ -12,7 +12,6 @@ from minibroker.core import commands as c
 from minibroker.errors import (
     AccessRefused,
     AMQPError,
-    ChannelError,
     ChannelStateError,
     NotAllowed,
     NotFound,
@@ -242,8 +241,9 @@ def test_a_refused_command_leaves_the_broker_exactly_as_it_was(case: str) -> Non
 def test_after_a_channel_error_the_broker_keeps_working() -> None:
     harness = Harness()
     a, b = _setup(harness)
-    with pytest.raises(ChannelError):
+    with pytest.raises(PreconditionFailed) as info:
         b.ack(99)
+    assert (info.value.reply_code, info.value.text) == (406, "unknown delivery tag 99")
     b.close()  # as the adapter would after sending channel.close
     outcome = a.publish("x", "a.b", b"after")
     # c2's two unacked came back; c1 (prefetch 2) is full, so nothing is delivered.

@@ -341,8 +341,10 @@ def test_frame_max_zero_means_no_body_limit() -> None:
 
 
 def test_frame_max_below_minimum_is_refused() -> None:
-    with pytest.raises(ValueError):
-        AMQPCodec().frame_max = 4095
+    codec = AMQPCodec()
+    with pytest.raises(ValueError, match=r"^frame_max 4095 is below frame-min-size 4096$"):
+        codec.frame_max = 4095
+    assert codec.frame_max == 4096  # unchanged
 
 
 def test_truncated_method_arguments_are_501_cannot_decode() -> None:
@@ -426,13 +428,15 @@ def test_binary_longstr_arguments_stay_bytes() -> None:
 
 
 def test_shortstr_over_255_octets_cannot_be_encoded() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^shortstr longer than 255 octets: 'qqqq"):
         encode_method(1, QueueDeclare(queue="q" * 256))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^consumer_tag, exchange and routing_key must be at "
+                       r"most 255 octets$"):
         encode_deliver(1, "t" * 256, 1, False, "", "", EMPTY_PROPERTIES, b"", 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^property app_id longer than 255 octets$"):
         encode_content(1, BasicPublish(), Properties(app_id="a" * 256), b"", 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^cannot encode basic.qos: 'H' format requires "
+                       r"0 <= number <= 65535$"):
         encode_method(1, BasicQos(prefetch_count=70_000))
 
 
@@ -640,7 +644,7 @@ def test_properties_round_trip_exactly(props: Properties) -> None:
 
 
 def test_content_method_required_for_encode_content() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^basic.ack does not carry content$"):
         encode_content(1, BasicAck(), EMPTY_PROPERTIES, b"", 4096)
 
 
@@ -701,7 +705,7 @@ def test_send_encodes_every_event_type() -> None:
 
 
 def test_role_must_be_server_or_client() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^role must be 'server' or 'client', not 'broker'$"):
         AMQPCodec("broker")  # type: ignore[arg-type]
 
 

@@ -220,23 +220,31 @@ def test_encode_table_and_array_round_trip_all_types() -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
-    [2**63, -(2**63) - 1, decimal.Decimal("NaN"), decimal.Decimal("Infinity"),
-     decimal.Decimal("1E+20"), decimal.Decimal("0.1E-300"), decimal.Decimal(2**31),
-     datetime.datetime(1969, 12, 31, tzinfo=UTC)],
+    ("value", "text"),
+    [(2**63, "integer 9223372036854775808 does not fit a signed 64-bit field"),
+     (-(2**63) - 1, "integer -9223372036854775809 does not fit a signed 64-bit field"),
+     (decimal.Decimal("NaN"), "decimal NaN cannot be encoded"),
+     (decimal.Decimal("Infinity"), "decimal Infinity cannot be encoded"),
+     (decimal.Decimal("1E+20"), "decimal 1E+20 does not fit AMQP's signed long"),
+     (decimal.Decimal("0.1E-300"), "decimal 1E-301 does not fit AMQP's scale octet + signed long"),
+     (decimal.Decimal(2**31),
+      "decimal 2147483648 does not fit AMQP's scale octet + signed long"),
+     (datetime.datetime(1969, 12, 31, tzinfo=UTC),
+      "timestamp before 1970 cannot be encoded: 1969-12-31 00:00:00+00:00")],
 )
-def test_unencodable_values_raise_value_error(value: object) -> None:
-    with pytest.raises(ValueError):
+def test_unencodable_values_raise_value_error(value: object, text: str) -> None:
+    with pytest.raises(ValueError) as info:
         encode_value(value)  # type: ignore[arg-type]
+    assert str(info.value) == text
 
 
 def test_unsupported_type_raises_type_error() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^cannot encode object in an AMQP field table$"):
         encode_value(object())  # type: ignore[arg-type]
 
 
 def test_field_name_longer_than_255_octets_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^field name longer than 255 octets: 'nnnn"):
         encode_table({"n" * 256: 1})
     assert decode_table(encode_table({"n" * 255: 1}), 0)[0] == {"n" * 255: 1}
 

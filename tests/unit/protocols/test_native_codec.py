@@ -139,7 +139,7 @@ def test_lowered_max_frame_size_applies_to_the_next_frame() -> None:
 
 
 def test_max_frame_size_below_the_minimum_is_a_usage_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^max_frame_size must be in 4096\.\.4294967295$"):
         NativeCodec(role="client", max_frame_size=MIN_FRAME_SIZE - 1)
 
 
