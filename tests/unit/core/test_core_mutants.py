@@ -1,0 +1,151 @@
+"""Behaviour of the core that mutation testing found unasserted (docs/testing-the-broker.md,
+"Mutation testing"): each test names what a user would see go wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from minibroker.accounts import build_access
+from minibroker.core import commands as c
+from minibroker.core.access import Permissions, TopicPermissions, User, VHost
+from minibroker.core.arguments import MAX_EXPIRY, parse_expiration
+from minibroker.core.authorize import Gate
+from minibroker.core.broker import Broker
+from minibroker.core.effects import StreamReadOk
+from minibroker.core.principal import Principal
+from minibroker.core.tenants import TenantCounters
+from minibroker.errors import AccessRefused, PreconditionFailed
+from minibroker.message import Message, Properties
+from minibroker.passwords import hash_password
+from tests.unit.core.helpers import Chan, Harness, delivered
+
+STREAM = {"x-queue-type": "stream"}
+
+
+# -- stream reads ---------------------------------------------------------------------------------
+
+
+def _read(ch: Chan, **kwargs: object) -> list[bytes]:
+    arguments = kwargs.pop("arguments")
+    reply = ch.harness.handle(c.ReadStream(ch.connection, ch.channel, "s", arguments,  # type: ignore[arg-type]
+                                           **kwargs)).reply  # type: ignore[arg-type]
+    assert isinstance(reply, StreamReadOk)
+    return [message.body for _, message in reply.messages]
+
+
+def test_a_filtered_read_returns_at_most_max_messages(ch: Chan) -> None:
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    for n in range(5):
+        ch.publish("", "s", f"eu-{n}".encode(),
+                   properties=Properties(headers={"x-stream-filter-value": "eu"}))
+    eu = {"x-stream-offset": "first", "x-stream-filter": "eu"}
+    assert _read(ch, arguments=eu, max_messages=2) == [b"eu-0", b"eu-1"]
+
+
+def test_a_read_budget_counts_the_exchange_name(ch: Chan) -> None:
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    ch.declare_exchange("exch", "fanout")
+    ch.bind("s", "exch")
+    ch.harness.handle(c.PublishMany(ch.connection, ch.channel, tuple(
+        (Message("exch", "s", body), False) for body in (b"aaaa", b"bbbb", b"cccc"))))
+    # each message costs 4 (body) + 4 ("exch") + 1 ("s"): two fit in 18 octets
+    assert _read(ch, arguments={"x-stream-offset": "first"}, reply_bytes=18) == [
+        b"aaaa", b"bbbb"]
+
+
+# -- direct reply-to ------------------------------------------------------------------------------
+
+
+def test_direct_replies_take_the_channels_delivery_tags(harness: Harness, ch: Chan) -> None:
+    server = harness.open(2)
+    server.declare_queue("rpc")
+    ch.declare_queue("work")
+    ch.consume("amq.rabbitmq.reply-to", "replies", no_ack=True)
+    ch.publish("", "rpc", b"request", properties=Properties(reply_to="amq.rabbitmq.reply-to"))
+    address = server.get_ok("rpc", no_ack=True).message.properties.reply_to
+    assert address is not None
+    first = delivered(server.publish("", address, b"one"))
+    ch.publish("", "work", b"job")
+    got = ch.get_ok("work")
+    second = delivered(server.publish("", address, b"two"))
+    # one sequence per channel (AMQP 0-9-1 basic.deliver: "the delivery tag is valid only
+    # within the channel"), shared with basic.get
+    assert [d.delivery_tag for d in first + second] == [1, 3]
+    assert got.delivery_tag == 2
+
+
+# -- the permission registry and the gate ---------------------------------------------------------
+
+
+def test_a_recreated_user_does_not_inherit_topic_permissions() -> None:
+    access = build_access({"app": "pw"})
+    access.set_topic_permissions("app", "/", TopicPermissions("amq.topic", "^a"))
+    access.delete_user("app")
+    access.put_user(User("app", hash_password("secret")))
+    assert access.topic_permissions("app", "/") == {}
+
+
+def test_an_invalid_topic_write_expression_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="invalid topic write regular expression"):
+        TopicPermissions("amq.topic", "(", ".*")
+
+
+def _gate(access: object, user: str = "u") -> tuple[Gate, Broker]:
+    gate = Gate(access, Principal.open(access, user, "/", counters=TenantCounters()),  # type: ignore[arg-type]
+                make_name=lambda prefix: prefix + "generated")
+    return gate, Broker()
+
+
+def test_clearing_permissions_twice_reaches_an_open_connection() -> None:
+    # Every change moves the registry's epoch to a value it never had, so a connection's cached
+    # "may write to x" never outlives the permission (access.py rule 5).
+    access = build_access({"u": "pw", "v": "pw"})
+    access.set_permissions("u", "/", Permissions(".*", ".*", ".*"))
+    access.set_permissions("v", "/", Permissions(".*", ".*", ".*"))
+    gate, broker = _gate(access)
+    publish = c.Publish(1, 1, Message("x", "k", b""))
+    access.clear_permissions("v", "/")
+    gate.check(publish, broker.topology)
+    access.clear_permissions("u", "/")
+    with pytest.raises(AccessRefused, match="write access to exchange 'x'"):
+        gate.check(publish, broker.topology)
+
+
+def test_declaring_with_an_alternate_or_dead_letter_exchange_needs_write_on_it() -> None:
+    access = build_access({"u": "pw"})
+    access.set_permissions("u", "/", Permissions(".*", "^mine$", ".*"))
+    gate, broker = _gate(access)
+    with pytest.raises(AccessRefused, match="write access to exchange 'theirs'"):
+        gate.check(c.DeclareExchange(1, 1, "e", arguments={"alternate-exchange": "theirs"}),
+                   broker.topology)
+    gate.check(c.DeclareExchange(1, 1, "e", arguments={"alternate-exchange": "mine"}),
+               broker.topology)
+    with pytest.raises(AccessRefused, match="write access to exchange 'theirs'"):
+        gate.check(c.DeclareQueue(1, 1, "q", arguments={"x-dead-letter-exchange": "theirs"}),
+                   broker.topology)
+
+
+def test_consuming_needs_read_on_that_queue() -> None:
+    access = build_access({"u": "pw"})
+    access.set_permissions("u", "/", Permissions(".*", ".*", "^mine$"))
+    gate, broker = _gate(access)
+    gate.check(c.Consume(1, 1, "mine"), broker.topology)
+    with pytest.raises(AccessRefused, match="read access to queue 'theirs'"):
+        gate.check(c.Consume(1, 1, "theirs"), broker.topology)
+
+
+def test_a_vhost_of_a_users_name_keeps_its_permissions_when_the_user_goes() -> None:
+    access = build_access({"app": "pw", "guest2": "pw"})
+    access.put_vhost(VHost("app"))
+    access.set_topic_permissions("guest2", "app", TopicPermissions("amq.topic", "^a"))
+    access.delete_user("app")
+    assert list(access.topic_permissions("guest2", "app")) == ["amq.topic"]
+
+
+# -- message arguments ----------------------------------------------------------------------------
+
+
+def test_the_largest_expiration_is_accepted() -> None:
+    assert parse_expiration(str(MAX_EXPIRY)) == MAX_EXPIRY
+    with pytest.raises(PreconditionFailed, match="value_too_large"):
+        parse_expiration(str(MAX_EXPIRY + 1))
