@@ -1,0 +1,49 @@
+"""Codec behaviour that mutation testing found unasserted (docs/testing-the-broker.md,
+"Mutation testing"): boundaries a peer can reach and texts a peer reads."""
+
+from __future__ import annotations
+
+import decimal
+
+import pytest
+
+from minibroker.errors import FrameSyntaxError
+from minibroker.message import Properties, Timestamp
+from minibroker.protocols.amqp091.fields import encode_value
+from minibroker.protocols.native.values import (
+    MAX_DEPTH,
+    check_field_table,
+    decode_properties,
+    encode_properties,
+)
+
+
+def _nested(levels: int) -> dict[str, object]:
+    table: dict[str, object] = {"leaf": 1}
+    for _ in range(levels - 1):
+        table = {"t": table}
+    return table
+
+
+def test_field_tables_nest_exactly_max_depth_levels() -> None:
+    check_field_table(_nested(MAX_DEPTH), "headers")
+    with pytest.raises(FrameSyntaxError, match=f"nest deeper than {MAX_DEPTH} levels"):
+        check_field_table(_nested(MAX_DEPTH + 1), "headers")
+
+
+def test_priority_zero_is_a_priority() -> None:
+    wire = list(encode_properties(Properties(priority=0)))
+    assert decode_properties(wire, "publish").priority == 0
+
+
+def test_a_client_header_decimal_must_fit_a_signed_32_bit_value() -> None:
+    check_field_table({"d": decimal.Decimal(2**31 - 1)}, "headers")
+    check_field_table({"d": decimal.Decimal(-(2**31))}, "headers")
+    with pytest.raises(FrameSyntaxError, match="cannot be carried by AMQP"):
+        check_field_table({"d": decimal.Decimal(2**31)}, "headers")
+
+
+def test_an_amqp_timestamp_fits_64_unsigned_bits() -> None:
+    assert encode_value(Timestamp(2**64 - 1)) == b"T" + b"\xff" * 8
+    with pytest.raises(ValueError, match="does not fit 64 unsigned bits"):
+        encode_value(Timestamp(2**64))
