@@ -7,7 +7,7 @@ import pytest
 
 from minibroker.accounts import build_access
 from minibroker.core import commands as c
-from minibroker.core.access import Permissions, TopicPermissions, User, VHost
+from minibroker.core.access import Permission, Permissions, TopicPermissions, User, VHost
 from minibroker.core.arguments import MAX_EXPIRY, parse_expiration
 from minibroker.core.authorize import Gate
 from minibroker.core.broker import Broker
@@ -149,3 +149,69 @@ def test_the_largest_expiration_is_accepted() -> None:
     assert parse_expiration(str(MAX_EXPIRY)) == MAX_EXPIRY
     with pytest.raises(PreconditionFailed, match="value_too_large"):
         parse_expiration(str(MAX_EXPIRY + 1))
+
+
+# -- routing and streams --------------------------------------------------------------------------
+
+
+def test_a_cc_header_alone_adds_its_routing_keys(ch: Chan) -> None:
+    for name in ("a", "b"):
+        ch.declare_queue(name)
+        ch.bind(name, "amq.direct", name)
+    ch.publish("amq.direct", "a", b"m", properties=Properties(headers={"CC": ["b"]}))
+    assert ch.get_ok("b").message.body == b"m"
+
+
+def test_a_stream_consumer_counts_what_it_publishes_and_delivers(harness: Harness,
+                                                                 ch: Chan) -> None:
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    ch.qos(10)
+    tag = ch.consume("s", arguments={"x-stream-offset": "first"}).reply
+    assert getattr(tag, "consumer_tag", "").startswith("amq.ctag-")
+    for _ in range(3):
+        ch.publish("", "s", b"m")
+    stats = harness.broker.queue_statistics("s")
+    assert (stats.published, stats.delivered) == (3, 3)
+    assert harness.broker.statistics().delivered == 3
+
+
+def test_exchange_info_shows_the_declared_arguments(harness: Harness, ch: Chan) -> None:
+    ch.declare_exchange("e", arguments={"alternate-exchange": "z"})
+    assert harness.broker.exchange_info("e").arguments == {"alternate-exchange": "z"}
+
+
+# -- refusal texts (RabbitMQ's, which clients show) -----------------------------------------------
+
+
+@pytest.mark.parametrize(("declare", "text"), [
+    (lambda ch: ch.delete_exchange("amq.direct"),
+     "deletion of system exchange 'amq.direct' in vhost '/' not allowed"),
+    (lambda ch: ch.declare_exchange(""), "operation not permitted on the default exchange"),
+    (lambda ch: ch.declare_queue("s", durable=False, arguments=STREAM),
+     "inequivalent arg 'durable' for queue 's' in vhost '/': received 'false' but current is "
+     "'true'"),
+    (lambda ch: ch.declare_queue("s", durable=True, auto_delete=True, arguments=STREAM),
+     "inequivalent arg 'auto_delete' for queue 's' in vhost '/': received 'true' but current "
+     "is 'false'"),
+    (lambda ch: ch.declare_queue("q", arguments={"x-queue-type": "weird"}),
+     "invalid arg 'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type "
+     "'weird'\""),
+    (lambda ch: ch.declare_queue("s2", durable=True,
+                                 arguments={**STREAM, "x-initial-cluster-size": 0}),
+     "invalid arg 'x-initial-cluster-size' for queue 's2' in vhost '/': {value_zero,0}"),
+    (lambda ch: ch.declare_queue("s3", arguments=STREAM),
+     "invalid property 'non-durable' for queue 's3' in vhost '/'"),
+])
+def test_refusals_read_as_rabbitmqs(ch: Chan, declare: object, text: str) -> None:
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    with pytest.raises((AccessRefused, PreconditionFailed)) as info:
+        declare(ch)  # type: ignore[operator]
+    assert info.value.text == text
+
+
+def test_a_topic_permission_matches_a_key_that_is_not_utf8() -> None:
+    # AMQP short strings are octets: a key that is not UTF-8 arrives with surrogate escapes
+    # and is matched on its octets, as Erlang's re does.
+    topic = TopicPermissions("amq.topic", "^a", "^a")
+    assert topic.allows(Permission.WRITE, "a\udcff", {})
+    assert not topic.allows(Permission.WRITE, "\udcffa", {})
