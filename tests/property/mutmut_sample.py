@@ -113,6 +113,7 @@ def apply_mutant(name: str, tree: Path) -> None:
     diff = subprocess.run(["mutmut", "show", name], capture_output=True, text=True,
                           check=True, cwd=ROOT).stdout.splitlines()
     source, function = _source_and_function(name)
+    owner = name.split("ǁ")[1] if "ǁ" in name else None
     old: list[str] = []
     new: list[str] = []
     for line in diff[diff.index(next(x for x in diff if x.startswith("@@"))) + 1:]:
@@ -122,7 +123,9 @@ def apply_mutant(name: str, tree: Path) -> None:
             new.append(line[1:])
     path = tree / source
     text = path.read_text()
-    start = text.index(f"def {function}(")
+    # From the start of the line of the function's def (in its class, for a method).
+    start = text.index(f"class {owner}") if owner else 0
+    start = text.rfind("\n", 0, text.index(f"def {function}(", start)) + 1
     before = "\n".join(old)
     # The diff's lines are the function's, dedented to column 0 for a method: find them with
     # the method's indentation.
@@ -155,7 +158,11 @@ def recheck(drawn: dict[str, list[str]]) -> dict[str, int]:
                 if (source.removeprefix("minibroker/"), function) not in at_import:
                     continue
                 pristine = (ROOT / source).read_text()
-                apply_mutant(name, tree)
+                try:
+                    apply_mutant(name, tree)
+                except LookupError as error:
+                    print(error, flush=True)
+                    continue
                 run = subprocess.run(
                     [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                      "--hypothesis-profile=mutation", *RECHECK_TESTS[area]],

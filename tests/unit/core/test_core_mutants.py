@@ -215,3 +215,12 @@ def test_a_topic_permission_matches_a_key_that_is_not_utf8() -> None:
     topic = TopicPermissions("amq.topic", "^a", "^a")
     assert topic.allows(Permission.WRITE, "a\udcff", {})
     assert not topic.allows(Permission.WRITE, "\udcffa", {})
+
+
+def test_a_generated_stream_consumer_tag_steps_over_a_tag_the_client_chose(ch: Chan) -> None:
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    ch.qos(10)
+    ch.consume("s", "amq.ctag-0000000000000000000001")
+    reply = ch.consume("s").reply
+    tag = getattr(reply, "consumer_tag", "")
+    assert tag.startswith("amq.ctag-") and tag != "amq.ctag-0000000000000000000001"
