@@ -224,3 +224,9 @@ def test_a_generated_stream_consumer_tag_steps_over_a_tag_the_client_chose(ch: C
     reply = ch.consume("s").reply
     tag = getattr(reply, "consumer_tag", "")
     assert tag.startswith("amq.ctag-") and tag != "amq.ctag-0000000000000000000001"
+
+
+def test_the_reply_to_pseudo_queue_exists_for_a_passive_declare(ch: Chan) -> None:
+    reply = ch.declare_queue("amq.rabbitmq.reply-to", passive=True)
+    assert (reply.queue, reply.message_count, reply.consumer_count) == (
+        "amq.rabbitmq.reply-to", 0, 0)
