@@ -85,7 +85,7 @@ def exit_codes() -> dict[str, dict[str, int | None]]:
     if rechecked.exists():
         for name, code in json.loads(rechecked.read_text()).items():
             for codes in by_area.values():
-                if name in codes:
+                if name in codes and codes[name] in SURVIVED:  # a kill by either counts
                     codes[name] = code
     return by_area
 

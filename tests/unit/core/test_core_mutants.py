@@ -13,7 +13,7 @@ from minibroker.core.authorize import Gate
 from minibroker.core.broker import Broker
 from minibroker.core.effects import StreamReadOk
 from minibroker.core.principal import Principal
-from minibroker.core.tenants import TenantCounters
+from minibroker.core.tenants import TenantCounters, UserLimits, VHostLimits
 from minibroker.errors import AccessRefused, PreconditionFailed
 from minibroker.message import Message, Properties
 from minibroker.passwords import hash_password
@@ -230,3 +230,10 @@ def test_the_reply_to_pseudo_queue_exists_for_a_passive_declare(ch: Chan) -> Non
     reply = ch.declare_queue("amq.rabbitmq.reply-to", passive=True)
     assert (reply.queue, reply.message_count, reply.consumer_count) == (
         "amq.rabbitmq.reply-to", 0, 0)
+
+
+def test_a_limit_that_is_not_an_integer_is_refused_by_owner_and_name() -> None:
+    with pytest.raises(ValueError, match=r"^vhost limit 'max-connections' must be an integer"):
+        VHostLimits(max_connections="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^user limit 'max-channels' must be an integer"):
+        UserLimits(max_channels=True)
