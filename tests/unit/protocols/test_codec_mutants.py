@@ -25,10 +25,18 @@ def _nested(levels: int) -> dict[str, object]:
     return table
 
 
+def _nested_arrays(levels: int) -> dict[str, object]:
+    inner: object = 1
+    for _ in range(levels - 1):
+        inner = [inner]
+    return {"a": inner}
+
+
 def test_field_tables_nest_exactly_max_depth_levels() -> None:
-    check_field_table(_nested(MAX_DEPTH), "headers")
-    with pytest.raises(FrameSyntaxError, match=f"nest deeper than {MAX_DEPTH} levels"):
-        check_field_table(_nested(MAX_DEPTH + 1), "headers")
+    for nested in (_nested, _nested_arrays):
+        check_field_table(nested(MAX_DEPTH), "headers")
+        with pytest.raises(FrameSyntaxError, match=f"nest deeper than {MAX_DEPTH} levels"):
+            check_field_table(nested(MAX_DEPTH + 1), "headers")
 
 
 def test_priority_zero_is_a_priority() -> None:
