@@ -9,7 +9,9 @@ import pytest
 
 from minibroker.errors import FrameSyntaxError
 from minibroker.message import Properties, Timestamp
+from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.fields import encode_value
+from minibroker.protocols.amqp091.methods import ConnectionTune
 from minibroker.protocols.native.values import (
     MAX_DEPTH,
     check_field_table,
@@ -55,3 +57,13 @@ def test_an_amqp_timestamp_fits_64_unsigned_bits() -> None:
     assert encode_value(Timestamp(2**64 - 1)) == b"T" + b"\xff" * 8
     with pytest.raises(ValueError, match="does not fit 64 unsigned bits"):
         encode_value(Timestamp(2**64))
+
+
+def test_an_amqp_frame_waits_for_its_frame_end_octet() -> None:
+    # AMQP 0-9-1 §4.2.3: a frame is complete only with its frame-end octet (0xCE).
+    frame = AMQPCodec("server").encode_method(0, ConnectionTune(2047, 131072, 60))
+    client = AMQPCodec("client")
+    client.receive_data(frame[:-1])
+    assert client.frames() == []
+    client.receive_data(frame[-1:])
+    assert [type(event).__name__ for event in client.frames()] == ["MethodFrame"]
