@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import decimal
 
 import pytest
@@ -12,6 +13,8 @@ from minibroker.message import Properties, Timestamp
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.fields import encode_value
 from minibroker.protocols.amqp091.methods import ConnectionTune
+from minibroker.protocols.native.codec import NativeCodec
+from minibroker.protocols.native.frames import Publish
 from minibroker.protocols.native.values import (
     MAX_DEPTH,
     check_field_table,
@@ -67,3 +70,14 @@ def test_an_amqp_frame_waits_for_its_frame_end_octet() -> None:
     assert client.frames() == []
     client.receive_data(frame[-1:])
     assert [type(event).__name__ for event in client.frames()] == ["MethodFrame"]
+
+
+def test_a_client_checks_header_decimals_and_timestamps_as_the_server_reads_them() -> None:
+    # NativeCodec.check runs the receiver's checks: the extension types must decode as such.
+    codec = NativeCodec(role="client")
+    headers = {"d": decimal.Decimal("1.5"),
+               "t": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)}
+    codec.check(Publish(1, "x", "k", False, Properties(headers=headers), b"body"))
+    with pytest.raises(FrameSyntaxError, match="cannot be carried by AMQP"):
+        codec.check(Publish(1, "x", "k", False,
+                            Properties(headers={"d": decimal.Decimal(2**31)}), b""))
