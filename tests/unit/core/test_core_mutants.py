@@ -237,3 +237,17 @@ def test_a_limit_that_is_not_an_integer_is_refused_by_owner_and_name() -> None:
         VHostLimits(max_connections="10")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^user limit 'max-channels' must be an integer"):
         UserLimits(max_channels=True)
+
+
+def test_cancelling_the_single_active_consumer_hands_the_ready_messages_over(
+        harness: Harness, ch: Chan) -> None:
+    other = harness.open(2)
+    ch.declare_queue("qs", arguments={"x-single-active-consumer": True})
+    ch.qos(1)
+    other.qos(1)
+    ch.consume("qs", "first")
+    other.consume("qs", "second")
+    ch.publish("", "qs", b"m1")
+    ch.publish("", "qs", b"m2")
+    out = ch.cancel("first")
+    assert [(d.consumer_tag, d.message.body) for d in delivered(out)] == [("second", b"m2")]
