@@ -11,7 +11,7 @@ from minibroker.core.access import Permission, Permissions, TopicPermissions, Us
 from minibroker.core.arguments import MAX_EXPIRY, parse_expiration
 from minibroker.core.authorize import Gate
 from minibroker.core.broker import Broker
-from minibroker.core.effects import StreamReadOk
+from minibroker.core.effects import GetOk, StreamReadOk
 from minibroker.core.principal import Principal
 from minibroker.core.tenants import TenantCounters, UserLimits, VHostLimits
 from minibroker.errors import AccessRefused, PreconditionFailed
@@ -251,3 +251,17 @@ def test_cancelling_the_single_active_consumer_hands_the_ready_messages_over(
     ch.publish("", "qs", b"m2")
     out = ch.cancel("first")
     assert [(d.consumer_tag, d.message.body) for d in delivered(out)] == [("second", b"m2")]
+
+
+def test_a_get_that_expires_messages_delivers_their_dead_letters(harness: Harness,
+                                                                 ch: Chan) -> None:
+    ch.declare_queue("dlq")
+    ch.declare_queue("src", arguments={"x-dead-letter-exchange": "",
+                                       "x-dead-letter-routing-key": "dlq"})
+    ch.consume("dlq", "dead", no_ack=True)
+    ch.publish("", "src", b"old", properties=Properties(expiration="1000"))
+    ch.publish("", "src", b"new")
+    harness.now = 5.0
+    out = ch.get("src")
+    assert isinstance(out.reply, GetOk) and out.reply.message.body == b"new"
+    assert [(d.consumer_tag, d.message.body) for d in delivered(out)] == [("dead", b"old")]
