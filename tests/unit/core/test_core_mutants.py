@@ -265,3 +265,16 @@ def test_a_get_that_expires_messages_delivers_their_dead_letters(harness: Harnes
     out = ch.get("src")
     assert isinstance(out.reply, GetOk) and out.reply.message.body == b"new"
     assert [(d.consumer_tag, d.message.body) for d in delivered(out)] == [("dead", b"old")]
+
+
+def test_deleting_vhosts_reaches_an_open_connections_cached_permissions() -> None:
+    access = build_access({"u": "pw"})
+    access.put_vhost(VHost("other"))
+    access.set_permissions("u", "/", Permissions(".*", ".*", ".*"))
+    gate, broker = _gate(access)
+    publish = c.Publish(1, 1, Message("x", "k", b""))
+    access.delete_vhost("other")
+    gate.check(publish, broker.topology)
+    access.delete_vhost("/")  # its permissions go with it
+    with pytest.raises(AccessRefused, match="write access to exchange 'x'"):
+        gate.check(publish, broker.topology)
