@@ -6,15 +6,17 @@ from __future__ import annotations
 import datetime
 import decimal
 
+import msgpack
 import pytest
 
 from minibroker.errors import FrameSyntaxError
-from minibroker.message import Properties, Timestamp
+from minibroker.message import EMPTY_PROPERTIES, Properties, Timestamp
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.fields import encode_value
 from minibroker.protocols.amqp091.methods import ConnectionTune
-from minibroker.protocols.native.codec import NativeCodec
-from minibroker.protocols.native.frames import Publish
+from minibroker.protocols.native.codec import PREAMBLE, NativeCodec
+from minibroker.protocols.native.frames import Frame, Publish
+from minibroker.protocols.native.streamframes import PublishBatch, StreamReadOk
 from minibroker.protocols.native.values import (
     MAX_DEPTH,
     check_field_table,
@@ -81,3 +83,91 @@ def test_a_client_checks_header_decimals_and_timestamps_as_the_server_reads_them
     with pytest.raises(FrameSyntaxError, match="cannot be carried by AMQP"):
         codec.check(Publish(1, "x", "k", False,
                             Properties(headers={"d": decimal.Decimal(2**31)}), b""))
+
+
+# --- native PublishBatch / StreamReadOk: each malformed message or record is refused ---------
+
+
+def _raw(*values: object) -> bytes:
+    payload: bytes = msgpack.packb(list(values), use_bin_type=True)
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def _server_reads(frame: bytes) -> list[Frame]:
+    codec = NativeCodec(role="server")
+    codec.receive_data(PREAMBLE)
+    assert codec.frames() == []
+    codec.receive_data(frame)
+    return codec.frames()
+
+
+def _client_reads(frame: bytes) -> list[Frame]:
+    codec = NativeCodec(role="client")
+    codec.receive_data(frame)
+    return codec.frames()
+
+
+_HEADERS_WIRE = [None, None, {"n": 7}]
+
+
+def test_a_publish_batch_decodes_each_message() -> None:
+    [batch] = _server_reads(_raw(0x57, 1, "", "s", False,
+                                 [[[], b"a"], [_HEADERS_WIRE, b""], [[None, "text/plain"], b"c"]]))
+    assert isinstance(batch, PublishBatch)
+    assert batch.messages == [(EMPTY_PROPERTIES, b"a"),
+                              (Properties(headers={"n": 7}), b""),
+                              (Properties(content_encoding="text/plain"), b"c")]
+
+
+@pytest.mark.parametrize("message", [
+    "not a list", [[]], [[], b"a", b"b"], [{}, b"a"], [[], "text"], [None, b"a"],
+], ids=["scalar", "one-element", "three-elements", "map-properties", "str-body", "nil-props"])
+def test_a_malformed_publish_batch_message_is_a_syntax_error(message: object) -> None:
+    # The good message first: a check that stops after one element must still see the second.
+    with pytest.raises(FrameSyntaxError,
+                       match=r"PublishBatch\.messages: each message must be \[properties, bin\]"):
+        _server_reads(_raw(0x57, 1, "", "s", False, [[[], b"ok"], message]))
+
+
+def test_a_publish_batch_checks_header_values_as_a_client_sends_them() -> None:
+    with pytest.raises(FrameSyntaxError, match=r"PublishBatch\.messages\.headers: field 'n'"):
+        _server_reads(_raw(0x57, 1, "", "s", False, [[[None, None, {"n": 2**63}], b"b"]]))
+
+
+def test_stream_read_ok_decodes_each_record() -> None:
+    [reply] = _client_reads(_raw(0x71, 1, 9, [
+        [0, "", "s", [], b"a"],
+        [8, "ex", "rk", _HEADERS_WIRE, b""],
+        # a server passes on what AMQP carried: a header integer above 2**63 - 1 is fine
+        [2**64 - 1, "x", "k", [None, None, {"big": 2**64 - 1}], b"c"],
+    ]))
+    assert isinstance(reply, StreamReadOk)
+    assert reply.next_offset == 9
+    assert reply.messages == [(0, "", "s", EMPTY_PROPERTIES, b"a"),
+                              (8, "ex", "rk", Properties(headers={"n": 7}), b""),
+                              (2**64 - 1, "x", "k", Properties(headers={"big": 2**64 - 1}), b"c")]
+
+
+@pytest.mark.parametrize("record", [
+    "not a list",
+    [0, "x", "k", []],
+    [0, "x", "k", [], b"a", b"b"],
+    ["0", "x", "k", [], b"a"],
+    [-1, "x", "k", [], b"a"],
+    [0, b"x", "k", [], b"a"],
+    [0, "x", None, [], b"a"],
+    [0, "x", "k", {}, b"a"],
+    [0, "x", "k", [], "a"],
+    [True, "x", "k", [], b"a"],
+], ids=["scalar", "four-elements", "six-elements", "str-offset", "negative-offset", "bin-exchange",
+        "nil-routing-key", "map-properties", "str-body", "bool-offset"])
+def test_a_malformed_stream_record_is_a_syntax_error(record: object) -> None:
+    with pytest.raises(FrameSyntaxError, match=(
+            r"StreamReadOk\.messages: each record must be "
+            r"\[offset, exchange, routing_key, properties, bin\]")):
+        _client_reads(_raw(0x71, 1, 9, [[1, "x", "k", [], b"ok"], record]))
+
+
+def test_stream_record_properties_are_checked_and_named() -> None:
+    with pytest.raises(FrameSyntaxError, match=r"StreamReadOk\.messages\.headers: field table key b.k. is not"):
+        _client_reads(_raw(0x71, 1, 9, [[1, "x", "k", [None, None, {b"k": 2}], b"ok"]]))
