@@ -169,5 +169,6 @@ def test_a_malformed_stream_record_is_a_syntax_error(record: object) -> None:
 
 
 def test_stream_record_properties_are_checked_and_named() -> None:
-    with pytest.raises(FrameSyntaxError, match=r"StreamReadOk\.messages\.headers: field table key b.k. is not"):
+    with pytest.raises(FrameSyntaxError,
+                       match=r"StreamReadOk\.messages\.headers: field table key b.k. is not"):
         _client_reads(_raw(0x71, 1, 9, [[1, "x", "k", [None, None, {b"k": 2}], b"ok"]]))
