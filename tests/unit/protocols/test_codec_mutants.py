@@ -172,3 +172,20 @@ def test_stream_record_properties_are_checked_and_named() -> None:
     with pytest.raises(FrameSyntaxError,
                        match=r"StreamReadOk\.messages\.headers: field table key b.k. is not"):
         _client_reads(_raw(0x71, 1, 9, [[1, "x", "k", [None, None, {b"k": 2}], b"ok"]]))
+
+
+# --- the slow check names the first bad element, even when a later one is bad too ----------
+
+
+def test_a_bad_table_before_another_bad_element_is_the_one_named() -> None:
+    # StreamRead: [opcode, channel, queue, arguments, max_messages, max_bytes]
+    with pytest.raises(FrameSyntaxError,
+                       match=r"^502 SYNTAX_ERROR - StreamRead\.arguments: field table key b'k'"):
+        _server_reads(_raw(0x70, 1, "s", {b"k": 1}, -1, 0))
+
+
+def test_bad_properties_before_a_bad_body_are_the_ones_named() -> None:
+    # Publish: [opcode, channel, exchange, routing_key, mandatory, properties, body]
+    with pytest.raises(FrameSyntaxError,
+                       match=r"^502 SYNTAX_ERROR - Publish\.headers: field table key b'k'"):
+        _server_reads(_raw(0x50, 1, "", "q", False, [None, None, {b"k": 1}], "not bin"))
