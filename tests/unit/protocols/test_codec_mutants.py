@@ -14,8 +14,8 @@ from minibroker.message import EMPTY_PROPERTIES, Properties, Timestamp
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.fields import encode_value
 from minibroker.protocols.amqp091.methods import ConnectionTune
-from minibroker.protocols.native.codec import PREAMBLE, NativeCodec
-from minibroker.protocols.native.frames import Frame, Publish
+from minibroker.protocols.native.codec import MIN_FRAME_SIZE, PREAMBLE, NativeCodec
+from minibroker.protocols.native.frames import Deliver, Frame, Publish
 from minibroker.protocols.native.streamframes import PublishBatch, StreamReadOk
 from minibroker.protocols.native.values import (
     MAX_DEPTH,
@@ -189,3 +189,34 @@ def test_bad_properties_before_a_bad_body_are_the_ones_named() -> None:
     with pytest.raises(FrameSyntaxError,
                        match=r"^502 SYNTAX_ERROR - Publish\.headers: field table key b'k'"):
         _server_reads(_raw(0x50, 1, "", "q", False, [None, None, {b"k": 1}], "not bin"))
+
+
+# --- native Deliver: the hot path's bytes, at the frame-size boundary and for non-UTF-8 text ---
+
+
+def _deliver(body: bytes, routing_key: str = "rk") -> Deliver:
+    return Deliver(1, "ctag", 7, False, "ex", routing_key, Properties(delivery_mode=2), body)
+
+
+def test_send_deliver_sends_what_send_does_around_the_frame_size_limit() -> None:
+    codec = NativeCodec(role="server")
+    codec.max_frame_size = MIN_FRAME_SIZE
+    one_frame_at_the_limit = False
+    for size in range(MIN_FRAME_SIZE - 64, MIN_FRAME_SIZE + 8):
+        frame = _deliver(b"x" * size)
+        wire = codec.send_deliver(1, "ctag", 7, False, "ex", "rk", Properties(delivery_mode=2),
+                                  b"x" * size)
+        assert wire == codec.send(frame)
+        # a payload of exactly max_frame_size bytes travels as one frame
+        one_frame_at_the_limit |= int.from_bytes(wire[:4], "big") == MIN_FRAME_SIZE
+        assert _client_reads(wire) == [frame]
+    assert one_frame_at_the_limit
+
+
+def test_a_split_deliver_carries_a_routing_key_that_is_not_utf8() -> None:
+    # Text that came from AMQP and is not UTF-8 travels as raw bytes (codec.py rule 7), also in
+    # the head frame of a message too large for one frame.
+    codec = NativeCodec(role="server")
+    codec.max_frame_size = MIN_FRAME_SIZE
+    frame = _deliver(b"y" * (3 * MIN_FRAME_SIZE), routing_key="k\udcff")
+    assert _client_reads(codec.send(frame)) == [frame]
