@@ -9,7 +9,7 @@ import decimal
 import msgpack
 import pytest
 
-from minibroker.errors import FrameSyntaxError
+from minibroker.errors import FrameError, FrameSyntaxError
 from minibroker.message import EMPTY_PROPERTIES, Properties, Timestamp
 from minibroker.protocols.amqp091.codec import AMQPCodec
 from minibroker.protocols.amqp091.fields import encode_value
@@ -220,3 +220,14 @@ def test_a_split_deliver_carries_a_routing_key_that_is_not_utf8() -> None:
     codec.max_frame_size = MIN_FRAME_SIZE
     frame = _deliver(b"y" * (3 * MIN_FRAME_SIZE), routing_key="k\udcff")
     assert _client_reads(codec.send(frame)) == [frame]
+
+
+def test_an_oversized_message_whose_first_part_overflows_names_its_channel() -> None:
+    # The first Body frame of a message larger than max_message_size is still checked.
+    codec = NativeCodec(role="server", max_message_size=10)
+    codec.receive_data(PREAMBLE)
+    assert codec.frames() == []
+    codec.receive_data(_raw(0x56, 3, 20, b"x" * 30))  # Body: [opcode, channel, size, chunk]
+    with pytest.raises(FrameError,
+                       match=r"^501 FRAME_ERROR - Body frames on channel 3 carry more than the 20"):
+        codec.frames()
