@@ -231,3 +231,18 @@ def test_an_oversized_message_whose_first_part_overflows_names_its_channel() -> 
     with pytest.raises(FrameError,
                        match=r"^501 FRAME_ERROR - Body frames on channel 3 carry more than the 20"):
         codec.frames()
+
+
+def test_an_amqp_longstr_running_past_the_arguments_is_cannot_decode() -> None:
+    # connection.start-ok: client-properties (empty table), mechanism, response (a longstr
+    # announcing 1000 octets, 5 present), locale
+    arguments = b"\x00\x00\x00\x00" + b"\x05PLAIN" + (1000).to_bytes(4, "big") + b"\x00gues"
+    payload = b"\x00\x0a\x00\x0b" + arguments
+    codec = AMQPCodec("server")
+    codec.receive_data(b"AMQP\x00\x00\x09\x01")
+    assert [type(event).__name__ for event in codec.frames()] == ["ProtocolHeader"]
+    codec.receive_data(b"\x01\x00\x00" + len(payload).to_bytes(4, "big") + payload + b"\xce")
+    with pytest.raises(FrameError) as info:
+        codec.frames()
+    assert info.value.text == f"cannot decode <<{','.join(map(str, arguments))}>>"
+    assert (info.value.class_id, info.value.method_id) == (10, 11)
