@@ -246,3 +246,20 @@ def test_an_amqp_longstr_running_past_the_arguments_is_cannot_decode() -> None:
         codec.frames()
     assert info.value.text == f"cannot decode <<{','.join(map(str, arguments))}>>"
     assert (info.value.class_id, info.value.method_id) == (10, 11)
+
+
+def test_a_wrong_type_for_an_optional_text_says_nil_is_allowed() -> None:
+    # Hello: [opcode, channel, client_name, username, password, client_properties, vhost]
+    with pytest.raises(FrameSyntaxError, match=(
+            r"^502 SYNTAX_ERROR - Hello\.username: expected str or nil, got int$")):
+        _server_reads(_raw(0x01, 0, "app", 5, None, {}, "/"))
+    with pytest.raises(FrameSyntaxError, match=(
+            r"^502 SYNTAX_ERROR - Hello\.client_name: expected str, got nil$")):
+        _server_reads(_raw(0x01, 0, None, None, None, {}, "/"))
+
+
+def test_a_frame_with_the_wrong_number_of_elements_lists_the_expected_ones() -> None:
+    with pytest.raises(FrameSyntaxError, match=(
+            r"^502 SYNTAX_ERROR - Ack: expected 4 array elements "
+            r"\[opcode, channel, delivery_tag, multiple\], got 3$")):
+        _server_reads(_raw(0x58, 1, 5))
