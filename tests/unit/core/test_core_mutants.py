@@ -283,6 +283,15 @@ def test_deleting_vhosts_reaches_an_open_connections_cached_permissions() -> Non
 
 
 
+
+def test_a_read_from_an_interval_offset_starts_at_the_messages_that_recent(ch: Chan) -> None:
+    # x-stream-offset "10s": from the messages published in the last 10 seconds of wall time.
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    for body in (b"a", b"b"):
+        ch.publish("", "s", body)
+    assert _read(ch, arguments={"x-stream-offset": "10s"}) == [b"a", b"b"]
+
+
 # -- the journal -----------------------------------------------------------------------------------
 
 
