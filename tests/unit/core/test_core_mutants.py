@@ -292,6 +292,15 @@ def test_a_read_from_an_interval_offset_starts_at_the_messages_that_recent(ch: C
     assert _read(ch, arguments={"x-stream-offset": "10s"}) == [b"a", b"b"]
 
 
+
+def test_a_classic_queue_redeclared_with_another_priority_is_refused(ch: Chan) -> None:
+    # x-max-priority is a classic queue's argument (quorum queues have none): it is compared.
+    ch.declare_queue("q", arguments={"x-max-priority": 5})
+    ch.declare_queue("q", arguments={"x-max-priority": 5})
+    with pytest.raises(PreconditionFailed, match="inequivalent arg 'x-max-priority'"):
+        ch.declare_queue("q", arguments={"x-max-priority": 10})
+
+
 # -- the journal -----------------------------------------------------------------------------------
 
 
