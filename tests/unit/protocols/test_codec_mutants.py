@@ -263,3 +263,11 @@ def test_a_frame_with_the_wrong_number_of_elements_lists_the_expected_ones() -> 
             r"^502 SYNTAX_ERROR - Ack: expected 4 array elements "
             r"\[opcode, channel, delivery_tag, multiple\], got 3$")):
         _server_reads(_raw(0x58, 1, 5))
+
+
+def test_a_server_codec_stops_awaiting_the_preamble_once_it_has_it() -> None:
+    codec = NativeCodec(role="server")
+    assert codec.awaiting_preamble is True
+    codec.receive_data(PREAMBLE)
+    assert codec.frames() == []
+    assert codec.awaiting_preamble is False
