@@ -16,6 +16,7 @@ from minibroker.protocols.amqp091.fields import encode_value
 from minibroker.protocols.amqp091.methods import ConnectionTune
 from minibroker.protocols.native.codec import MIN_FRAME_SIZE, PREAMBLE, NativeCodec
 from minibroker.protocols.native.frames import Deliver, Frame, Publish
+from minibroker.protocols.native.schema import SCHEMAS
 from minibroker.protocols.native.streamframes import PublishBatch, StreamReadOk
 from minibroker.protocols.native.values import (
     MAX_DEPTH,
@@ -271,3 +272,26 @@ def test_a_server_codec_stops_awaiting_the_preamble_once_it_has_it() -> None:
     codec.receive_data(PREAMBLE)
     assert codec.frames() == []
     assert codec.awaiting_preamble is False
+
+
+# --- schema.py rule 1: the checked path builds what the fast path builds, for every kind -----
+# (The property test compares them on random frames; under its fixed seeds it may draw no
+# PublishBatch or StreamReadOk.)
+
+
+@pytest.mark.parametrize("frame", [
+    PublishBatch(1, "", "s", False, [(EMPTY_PROPERTIES, b"a"), (Properties(priority=1), b"")]),
+    StreamReadOk(1, 9, [(8, "ex", "rk", Properties(headers={"n": 2**64 - 1}), b"b")]),
+], ids=["PublishBatch", "StreamReadOk"])
+def test_the_checked_path_builds_batches_and_records_as_the_fast_path(frame: Frame) -> None:
+    role = "client" if isinstance(frame, PublishBatch) else "server"
+    values = msgpack.unpackb(NativeCodec(role=role).send(frame)[4:])
+    schema = SCHEMAS[frame.opcode]
+    assert schema.check(list(values)) == schema.decode(list(values)) == frame
+
+
+def test_the_checked_path_names_a_bad_batch_or_record() -> None:
+    with pytest.raises(FrameSyntaxError, match=r"^502 SYNTAX_ERROR - PublishBatch\.messages: "):
+        SCHEMAS[PublishBatch.opcode].check([0x57, 1, "", "s", False, [["bad"]]])
+    with pytest.raises(FrameSyntaxError, match=r"^502 SYNTAX_ERROR - StreamReadOk\.messages: "):
+        SCHEMAS[StreamReadOk.opcode].check([0x71, 1, 9, [["bad"]]])
