@@ -259,6 +259,14 @@ def test_a_wrong_type_for_an_optional_text_says_nil_is_allowed() -> None:
         _server_reads(_raw(0x01, 0, None, None, None, {}, "/"))
 
 
+def test_a_connection_frame_names_its_channel_element() -> None:
+    with pytest.raises(FrameSyntaxError, match=(
+            r"^502 SYNTAX_ERROR - Hello\.channel: expected int, got str$")):
+        _server_reads(_raw(0x01, "0", "app", None, None, {}, "/"))
+    with pytest.raises(FrameSyntaxError, match=r"\[opcode, channel, client_name, username, "):
+        _server_reads(_raw(0x01, 0, "app"))
+
+
 def test_a_frame_with_the_wrong_number_of_elements_lists_the_expected_ones() -> None:
     with pytest.raises(FrameSyntaxError, match=(
             r"^502 SYNTAX_ERROR - Ack: expected 4 array elements "
