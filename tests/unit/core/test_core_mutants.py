@@ -7,11 +7,13 @@ import pytest
 
 from minibroker.accounts import build_access
 from minibroker.core import commands as c
+from minibroker.core import journal as j
 from minibroker.core.access import Permission, Permissions, TopicPermissions, User, VHost
 from minibroker.core.arguments import MAX_EXPIRY, parse_expiration
 from minibroker.core.authorize import Gate
 from minibroker.core.broker import Broker
 from minibroker.core.effects import GetOk, StreamReadOk
+from minibroker.core.journal import Journal
 from minibroker.core.principal import Principal
 from minibroker.core.tenants import TenantCounters, UserLimits, VHostLimits
 from minibroker.errors import AccessRefused, PreconditionFailed
@@ -278,3 +280,45 @@ def test_deleting_vhosts_reaches_an_open_connections_cached_permissions() -> Non
     access.delete_vhost("/")  # its permissions go with it
     with pytest.raises(AccessRefused, match="write access to exchange 'x'"):
         gate.check(publish, broker.topology)
+
+
+
+
+def test_a_read_from_an_interval_offset_starts_at_the_messages_that_recent(ch: Chan) -> None:
+    # x-stream-offset "10s": from the messages published in the last 10 seconds of wall time.
+    ch.declare_queue("s", durable=True, arguments=STREAM)
+    for body in (b"a", b"b"):
+        ch.publish("", "s", body)
+    assert _read(ch, arguments={"x-stream-offset": "10s"}) == [b"a", b"b"]
+
+
+
+def test_a_classic_queue_redeclared_with_another_priority_is_refused(ch: Chan) -> None:
+    # x-max-priority is a classic queue's argument (quorum queues have none): it is compared.
+    ch.declare_queue("q", arguments={"x-max-priority": 5})
+    ch.declare_queue("q", arguments={"x-max-priority": 5})
+    with pytest.raises(PreconditionFailed, match="inequivalent arg 'x-max-priority'"):
+        ch.declare_queue("q", arguments={"x-max-priority": 10})
+
+
+# -- the journal -----------------------------------------------------------------------------------
+
+
+def test_a_publish_refused_by_reject_publish_dlx_settles_nothing_in_the_journal() -> None:
+    # The refused message never entered the queue: the journal must not settle the message
+    # that did (msg_id 1), or a restart would lose it.
+    journal = Journal()
+    ch = Harness(Broker(journal=journal)).open()
+    ch.declare_exchange("dlx", "fanout", durable=True)
+    ch.declare_queue("dead", durable=True)
+    ch.bind("dead", "dlx")
+    ch.declare_queue("d", durable=True, arguments={
+        "x-max-length": 1, "x-overflow": "reject-publish-dlx", "x-dead-letter-exchange": "dlx"})
+    journal.drain()
+    ch.publish("", "d", b"kept", properties=Properties(delivery_mode=2))
+    ch.publish("", "d", b"refused", properties=Properties(delivery_mode=2))
+    recorded = [(intent[0], intent[1]) for intent in journal.drain()]
+    assert (j.PUBLISH, "d") in recorded
+    assert (j.PUBLISH, "dead") in recorded
+    assert (j.SETTLE, "d") not in recorded
+    assert [m.message.body for m in [ch.get_ok("d"), ch.get_ok("dead")]] == [b"kept", b"refused"]
