@@ -51,8 +51,9 @@ from minibroker.core.streamargs import parse_offset
 from minibroker.core.tenants import UserLimits, VHostLimits
 from minibroker.message import FieldTable, Message, Properties
 from minibroker.passwords import hash_password
-from minibroker.persistence.definitions import export_json, load_document
+from minibroker.persistence.definitions import export_definitions, load_document
 from minibroker.storage import definitions_json
+from minibroker.storage.definitions import Definition, Definitions, VHostDefinition
 from minibroker.testing.actions import Actions, GotMessage, default_user
 from minibroker.testing.conditions import Condition, Conditions, find_queue
 from minibroker.testing.controller import Controller
@@ -464,12 +465,22 @@ class BrokerAPI(Conditions):
             return problems
         return self._call(load)
 
-    def export_definitions(self) -> dict[str, Any]:
+    def export_definitions(self, *, vhost: str | None = None) -> dict[str, Any]:
         """The broker's durable exchanges, queues and bindings as a RabbitMQ definitions
-        document (for ``rabbitmqctl import_definitions``)."""
-        text = self._call(lambda: export_json(self._controller.broker))
-        document: dict[str, Any] = json.loads(text)
-        return document
+        document (for ``rabbitmqctl import_definitions``): of every vhost, each vhost other
+        than ``/`` listed under ``vhosts`` so that the document imports on its own; or of
+        ``vhost`` alone (an unknown vhost is a ``KeyError``)."""
+        def document() -> str:
+            server = self._controller.server
+            names = sorted(server.access.vhosts) if vhost is None else [vhost]
+            objects: list[Definition] = [VHostDefinition(name) for name in names
+                                         if name != "/" and vhost is None]
+            for name in names:
+                found = export_definitions(self._core(name), vhost=name)
+                objects += [*found.exchanges, *found.queues, *found.bindings]
+            return definitions_json.render(Definitions.of(objects))
+        exported: dict[str, Any] = json.loads(self._call(document))
+        return exported
 
 
 def _in(vhost: str) -> str:

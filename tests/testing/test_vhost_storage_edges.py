@@ -3,6 +3,7 @@ whose data outlives its naming, and a vhost deleted with a stream in it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pika
@@ -46,3 +47,25 @@ def test_a_vhost_deleted_with_a_stream_loses_the_stream_for_good(tmp_path: Path)
         broker.add_vhost("shop")
         assert not broker.has_queue("log", vhost="shop")
         assert [m.body for m in broker.messages("log")] == [b"a", b"b"]  # / untouched
+
+
+def test_the_definitions_export_holds_every_vhost_and_loads_back(tmp_path: Path) -> None:
+    with broker_in_thread(data_dir=str(tmp_path / "one")) as broker:
+        broker.add_vhost("shop")
+        broker.set_permissions("guest", "shop")
+        _publish(broker.amqp_url_in("shop"), "jobs")
+        _publish(broker.amqp_url, "audit")
+        document = broker.export_definitions()
+        assert [v["name"] for v in document["vhosts"]] == ["shop"]
+        assert sorted((q["vhost"], q["name"]) for q in document["queues"]) == [
+            ("/", "audit"), ("shop", "jobs")]
+        only_shop = broker.export_definitions(vhost="shop")
+        assert [(q["vhost"], q["name"]) for q in only_shop["queues"]] == [("shop", "jobs")]
+        with pytest.raises(KeyError, match="no vhost 'nowhere'"):
+            broker.export_definitions(vhost="nowhere")
+    path = tmp_path / "definitions.json"
+    path.write_text(json.dumps(document))
+    with broker_in_thread(data_dir=str(tmp_path / "two")) as broker:
+        assert broker.load_definitions(path) == []
+        assert broker.has_queue("jobs", vhost="shop") and broker.has_queue("audit")
+        assert not broker.has_queue("jobs")
