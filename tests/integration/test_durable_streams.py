@@ -28,7 +28,7 @@ def _publish(url: str, name: str, bodies: list[bytes], arguments: dict[str, obje
     connection.close()
 
 
-def _consume(url: str, name: str, count: int,
+def consume_stream(url: str, name: str, count: int,
              offset: object = "first") -> list[tuple[int, bytes]]:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
@@ -58,21 +58,21 @@ def test_confirmed_appends_come_back_in_order_with_their_offsets(tmp_path: Path,
         _publish(broker.amqp_url, "events", bodies, STREAM)
         getattr(broker, stop)()
         assert broker.queue("events").ready == 300
-        assert _consume(broker.amqp_url, "events", 300) == list(enumerate(bodies))
+        assert consume_stream(broker.amqp_url, "events", 300) == list(enumerate(bodies))
         # Appends go on after the recovered offsets, and a restart keeps them too.
         _publish(broker.amqp_url, "events", [b"after"], STREAM)
         broker.crash()
         stored = broker.messages("events", offset=299)
         assert [(m.msg_id, m.body) for m in stored] == [(299, b"event 299"), (300, b"after")]
-        assert _consume(broker.amqp_url, "events", 1, offset="last") == [(300, b"after")]
+        assert consume_stream(broker.amqp_url, "events", 1, offset="last") == [(300, b"after")]
 
 
 def test_last_and_an_offset_after_a_restart(tmp_path: Path) -> None:
     with broker_in_thread(data_dir=str(tmp_path)) as broker:
         _publish(broker.amqp_url, "events", [b"a", b"b", b"c"], STREAM)
         broker.crash()
-        assert _consume(broker.amqp_url, "events", 1, offset="last") == [(2, b"c")]
-        assert _consume(broker.amqp_url, "events", 2, offset=1) == [(1, b"b"), (2, b"c")]
+        assert consume_stream(broker.amqp_url, "events", 1, offset="last") == [(2, b"c")]
+        assert consume_stream(broker.amqp_url, "events", 2, offset=1) == [(1, b"b"), (2, b"c")]
 
 
 def test_retention_by_length_removes_whole_segments_after_a_restart(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_a_stream_survives_kill_9_of_the_process(
     first.stop(signal.SIGKILL)
     brokers.append(second := Broker("--data-dir", data))
     url = f"amqp://guest:guest@127.0.0.1:{second.port}/"
-    assert _consume(url, "events", 500) == list(enumerate(bodies))
+    assert consume_stream(url, "events", 500) == list(enumerate(bodies))
 
 
 def test_stored_consumer_offsets_and_pull_reads_survive_a_crash(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_kill_9_with_appends_in_flight_keeps_a_prefix_holding_every_confirmed_on
     probe.close()
     published = confirmed + unconfirmed
     assert 200 <= count <= len(published)
-    assert _consume(url, "events", count) == list(enumerate(published[:count]))
+    assert consume_stream(url, "events", count) == list(enumerate(published[:count]))
 
 
 def test_a_filtered_consumer_reads_the_files_then_what_is_appended(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pika
 import pytest
 
 from tests.integration.test_cli_storage import Broker, brokers  # noqa: F401
+from tests.integration.test_durable_streams import consume_stream
 
 VHOST = "orders"
 _HTTP = re.compile(r" and (http://\S+) \(management\)")
@@ -84,20 +85,8 @@ def _drain(broker: Broker, queue: str, vhost: str = VHOST) -> list[tuple[bytes, 
 
 
 def _stream(broker: Broker, count: int) -> list[tuple[int, bytes]]:
-    connection = _connect(broker)
-    channel = connection.channel()
-    channel.basic_qos(prefetch_count=100)
-    got: list[tuple[int, bytes]] = []
-    for method, properties, body in channel.consume(
-            "log", arguments={"x-stream-offset": "first"}, inactivity_timeout=20):
-        assert method is not None, "the stream stopped delivering"
-        got.append((properties.headers["x-stream-offset"], body))
-        channel.basic_ack(method.delivery_tag)
-        if len(got) == count:
-            break
-    channel.cancel()
-    connection.close()
-    return got
+    """The vhost's stream ``log`` from its first offset: (offset, body) pairs."""
+    return consume_stream(f"amqp://guest:guest@127.0.0.1:{broker.port}/{VHOST}", "log", count)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["clean", "kill-9"])
