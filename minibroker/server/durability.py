@@ -123,7 +123,7 @@ class Durability:
         self.accounts.record(server.access)  # usually nothing to write: the store held it
         problems += self._restore_vhosts()
         lines += problems
-        for directory in self.store.streams.remove_unopened():
+        for directory in self.store.streams.removed:
             lines.append(f"removed the files of a deleted stream: {directory}")
         lines += load_definitions_file(server)
         self.after_input()
@@ -188,6 +188,7 @@ class Durability:
         for binding in store.definitions().bindings:
             if binding.vhost == vhost:
                 store.unbind(binding)
+        store.streams.forget_vhost(vhost)  # streams its dropped journal never declared
         if not self._scheduled:
             self._scheduled = True
             self.server.loop.call_soon(self.flush)

@@ -75,6 +75,10 @@ class FileSystem(Protocol):
 
     def sync_dir(self, path: str) -> None: ...
     def makedirs(self, path: str) -> None: ...
+    def remove_dir(self, path: str) -> None:
+        """Remove the empty directory ``path``."""
+        ...
+
     def lock(self, path: str) -> FileLock: ...
 
 
@@ -183,6 +187,9 @@ class OsFileSystem:
 
     def makedirs(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
+
+    def remove_dir(self, path: str) -> None:
+        os.rmdir(path)
 
     def lock(self, path: str) -> FileLock:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)

@@ -16,7 +16,7 @@ from minibroker.storage.compaction import compact_segment
 from minibroker.storage.files import FileSystem
 from minibroker.storage.segments import Compaction
 
-__all__ = ["CompactSegment", "DeleteFile", "InstallFile", "write_file"]
+__all__ = ["CompactSegment", "DeleteDirectory", "DeleteFile", "InstallFile", "write_file"]
 
 
 def write_file(fs: FileSystem, path: str, data: bytes, *, sync: bool) -> None:
@@ -46,6 +46,27 @@ class DeleteFile:
 
     def run(self, fs: FileSystem, sync: bool) -> None:
         fs.remove(self.path)
+        if sync:
+            fs.sync_dir(posixpath.dirname(self.path))
+
+
+class DeleteDirectory:
+    """Remove a directory and every file in it (a deleted stream's): the files, a sync of the
+    directory, then the directory itself and a sync of its parent."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def run(self, fs: FileSystem, sync: bool) -> None:
+        if not fs.exists(self.path):
+            return
+        for name in fs.listdir(self.path):
+            fs.remove(posixpath.join(self.path, name))
+        if sync:
+            fs.sync_dir(self.path)
+        fs.remove_dir(self.path)
         if sync:
             fs.sync_dir(posixpath.dirname(self.path))
 

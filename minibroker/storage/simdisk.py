@@ -7,7 +7,9 @@ Rules:
 
 1. Each file keeps its bytes and how many of them are *synced* (made durable by
    :meth:`sync`). Each directory keeps two views of its names: the current one and the durable
-   one (as of its last :meth:`SimDisk.sync_dir`).
+   one (as of its last :meth:`SimDisk.sync_dir`). Directories themselves are made and removed
+   at once and durably (a simplification: the store syncs a directory's entries before it
+   removes the directory).
 2. :meth:`SimDisk.power_cut` models a power loss: the durable names come back (a file created
    or renamed since the last directory sync vanishes, one removed reappears), every file is cut
    back to its synced bytes plus the prefix of the unsynced ones that ``keep`` chooses (a torn
@@ -178,6 +180,15 @@ class SimDisk:
             while path not in self.dirs:  # directories are created durable (a simplification)
                 self.dirs.add(path)
                 path = posixpath.dirname(path)
+
+    def remove_dir(self, path: str) -> None:
+        with self.mutex:  # at once and durable, as ``makedirs`` (the same simplification)
+            self._need_dir(path)
+            if any(posixpath.dirname(n) == path for n in (*self.names, *self.dirs)):
+                raise OSError(f"directory not empty: {path}")
+            self.dirs.discard(path)
+            for name in [n for n in self.durable_names if posixpath.dirname(n) == path]:
+                del self.durable_names[name]
 
     def lock(self, path: str) -> FileLock:
         with self.mutex:

@@ -53,7 +53,6 @@ from minibroker.storage.records import KIND_DEFINITIONS, encode_file_header, enc
 from minibroker.storage.recovered import RecoveredState
 from minibroker.storage.segments import Compaction, Segment, SegmentTable
 from minibroker.storage.startup import recover
-from minibroker.storage.streams import stream_directory
 from minibroker.storage.streamstore import StreamStore
 from minibroker.storage.writer import GroupCommit, SyncMode
 from minibroker.valueclass import valueclass
@@ -126,12 +125,14 @@ class DurableStore:
                                self._segments, self._sequencer, segment_size=segment_size)
         #: The streams' logs, on the same writer and sequencer: one mark covers a loop
         #: iteration's messages and every stream's chunks (``streamstore.py``).
-        kept = frozenset(
-            stream_directory(self.directory, d.vhost, d.name)
+        # Each recovered stream's files are those of its definition's incarnation
+        # (``streamstore.py`` rules 4 and 6).
+        generations = {
+            (d.vhost, d.name): definitions.incarnations[(d.vhost, d.name)]
             for d in definitions.objects.values()
-            if isinstance(d, QueueDefinition) and d.type == "stream")
+            if isinstance(d, QueueDefinition) and d.type == "stream"}
         self.streams = StreamStore(fs, self.directory, self._writer, self._sequencer,
-                                   hold_deletions=True, kept=kept)
+                                   hold_deletions=True, generations=generations)
         self._queues: dict[tuple[str, str], QueueLog] = {}
         for (vhost, name), incarnation in definitions.incarnations.items():
             definition = definitions.objects[("queue", vhost, name)]
@@ -149,7 +150,9 @@ class DurableStore:
         """Record a durable exchange, binding, user, vhost or permission (queues:
         :meth:`declare_queue`). Returns the covering seq, or 0 when nothing changed."""
         if isinstance(definition, QueueDefinition):
-            return self.declare_queue(definition).incarnation
+            before = self._sequencer.last
+            self.declare_queue(definition)
+            return self._sequencer.last if self._sequencer.last != before else 0
         if not self._definitions.declare(definition):
             return 0
         return self._write_definition(deflog.DECLARE, deflog.encode_definition(definition))
@@ -163,11 +166,14 @@ class DurableStore:
                 self._write_definition(deflog.DECLARE, deflog.encode_definition(
                     definition, handle.incarnation))
             return handle
-        incarnation = self._sequencer.last + 1  # the seq the DECLARE record will take
+        if definition.type == "stream":  # the generation of its files (``streamstore.py``)
+            incarnation = self.streams.claim(definition.vhost, definition.name)
+        else:
+            incarnation = self._sequencer.last + 1  # the seq the DECLARE record will take
         self._definitions.declare(definition, incarnation)
         seq = self._write_definition(deflog.DECLARE,
                                      deflog.encode_definition(definition, incarnation))
-        assert seq == incarnation
+        assert seq >= incarnation
         handle = self._queues[(definition.vhost, definition.name)] = self._handle(
             definition, incarnation)
         return handle
@@ -259,9 +265,13 @@ class DurableStore:
             raise StorageFailed(f"storage in {self.directory} failed: {exc}") from exc
 
     def _write(self) -> None:
-        self.streams.flush()  # under its own mark, below the one the rest is written under
+        # The streams' chunks, the messages and the definitions go to group commit in one
+        # hand-over (``streamstore.py`` rule 2): a stream's mark is above the records given
+        # seqs before it, which are written only below.
+        _mark, files = self.streams.write()
         _last, file = self._log.flush()
-        files = [file] if file is not None else []
+        if file is not None:
+            files.append(file)
         if self._pending_definitions:
             data = b"".join(self._pending_definitions)
             self._definition_records += len(self._pending_definitions)

@@ -5,8 +5,12 @@ record, the segment with its index and the scan are ``streamsegments.py``'s; rea
 
 Layout (``stream_directory``)::
 
-    streams/<sha256 of vhost and name>/00000000000000000000.seg   the segment starting at 0
-                                       00000000000000004711.seg   ... at offset 4711
+    streams/<sha256 of vhost and name>-<generation>/00000000000000000000.seg   the segment at 0
+                                                    00000000000000004711.seg   ... at 4711
+
+The *generation* tells a stream from another of the same name declared after it was deleted:
+it is the incarnation its definition records (``streamstore.py`` rule 4), so a stream's files
+are never taken for another's, whatever a crash keeps.
 
 A segment is a file of the store's format (``records.py``): the header (kind
 :data:`KIND_STREAM`, number = the offset of its first message), then one ``CHUNK`` record per
@@ -83,15 +87,28 @@ OFFSETS = "offsets"
 __all__ = [
     "CHUNK", "CHUNK_MESSAGES", "INDEX_INTERVAL", "KIND_STREAM", "OFFSETS", "DiskReader",
     "DiskStream",
-    "StreamDamage", "StreamSettings", "bloom_mask", "stream_directory",
+    "StreamDamage", "StreamSettings", "bloom_mask", "parse_directory", "stream_digest",
+    "stream_directory",
 ]
 
 
-def stream_directory(root: str, vhost: str, name: str) -> str:
-    """Where a stream's segments live: names may hold any character, so the directory is a
-    digest of the vhost and the name."""
-    digest = hashlib.sha256(f"{vhost}\0{name}".encode()).hexdigest()
-    return posixpath.join(root, "streams", digest)
+def stream_digest(vhost: str, name: str) -> str:
+    """Names may hold any character, so a stream's directory is named by a digest of the vhost
+    and the name."""
+    return hashlib.sha256(f"{vhost}\0{name}".encode()).hexdigest()
+
+
+def stream_directory(root: str, vhost: str, name: str, generation: int) -> str:
+    """Where the segments of one generation of a stream live."""
+    return posixpath.join(root, "streams", f"{stream_digest(vhost, name)}-{generation}")
+
+
+def parse_directory(name: str) -> tuple[str, int] | None:
+    """A stream directory's name -> (digest, generation); ``None`` for any other name."""
+    digest, dash, generation = name.rpartition("-")
+    if not dash or len(digest) != 64 or not generation.isdigit():
+        return None
+    return digest, int(generation)
 
 
 @dataclass(slots=True)
@@ -356,15 +373,3 @@ class DiskStream:
         self, offset: int, values: tuple[str, ...] | None = None, match_unfiltered: bool = False,
     ) -> DiskReader:
         return DiskReader(self, offset, values, match_unfiltered)
-
-
-def recover_streams(
-    fs: FileSystem, root: str, writer: GroupCommit,
-    settings: Callable[[str], StreamSettings],
-) -> dict[str, DiskStream]:
-    """Every stream directory under ``root/streams``, by directory name."""
-    base = posixpath.join(root, "streams")
-    if not fs.exists(base):
-        return {}
-    return {name: DiskStream(fs, posixpath.join(base, name), writer, settings(name))
-            for name in fs.listdir(base)}

@@ -2,29 +2,42 @@
 
 Rules:
 
-1. Each stream is a :class:`~minibroker.storage.streams.DiskStream` in its own directory
-   (``streams.stream_directory``), opened (and recovered) by :meth:`StreamStore.open`.
+1. Each stream is a :class:`~minibroker.storage.streams.DiskStream` in its own directory,
+   named by its vhost, its name and its *generation* (``streams.stream_directory``), opened
+   (and recovered) by :meth:`StreamStore.open`.
 2. :meth:`StreamStore.flush` (once per loop iteration, next to ``DurableStore.flush``) writes
    every stream's pending chunks and hands the files to group commit under one *mark*, the
    next number of the store's sequencer: one ``fdatasync`` per file written, whatever the
-   number of streams. It remembers how far each stream had written at that mark.
+   number of streams. It remembers how far each stream had written at that mark. A
+   ``DurableStore`` calls :meth:`StreamStore.write` instead and hands the files over with its
+   own in one call: handed over apart, the worker could sync a stream's chunks and report
+   the mark before the definition and message records numbered below it were even written.
 3. When the writer reports ``durable up to seq N`` (``writer.py`` rule 1), :meth:`durable`
    says, for each stream, up to which offset its messages are on disk: publisher confirms
    for stream appends wait for that (the offset of the message, below the durable end).
-4. Deleting a stream renames its files at once (``<segment>.<mark>.deleted``, so a stream
-   declared again under the same name starts empty, and recovery removes what a crash left)
-   and removes them by ``DeleteFile`` jobs, after what was written before is durable; its
-   handle is dead from then on. Renamed files a stop left behind go when the store opens,
-   and so do (:meth:`StreamStore.remove_unopened`) the files of a stream whose definition
-   did not come back.
-5. Under a ``DurableStore`` (``hold_deletions``), the ``DeleteFile`` jobs of a deleted stream
-   wait until the store has written the stream's DELETE definition record
-   (:meth:`StreamStore.release`, then :meth:`StreamStore.submit_released` after the write),
-   so no file is removed before the deletion itself can be durable. And a stream whose
-   definition comes back after a power cut (its DELETE record was not synced) gets the
-   files a synced rename had already set aside back under their names: it comes back whole,
-   as a deleted classic queue whose DELETE was lost comes back with its messages, never
-   empty or with holes.
+4. A stream's generation is the incarnation its definition records (``deflog.py`` rule 3),
+   so the definitions that come back after a crash name exactly their own files. A stream
+   opened before its DECLARE reached the store (the server: the core makes the log, the
+   journal's DECLARE follows at the flush) gets a fresh number of the store's sequencer,
+   and the store's DECLARE of it records that number (:meth:`StreamStore.claim`); the
+   streams of one name opened since the last flush are claimed in order, so a stream deleted
+   and declared again in one loop iteration gets each DECLARE its own generation. A stream
+   declared before it is opened (a recovered definition) is opened at its definition's.
+5. Deleting a stream kills its handle and removes its directory (a ``DeleteDirectory`` job,
+   after what was written before is durable); nothing is renamed: a stream declared again
+   under the name has a directory of its own. Under a ``DurableStore``
+   (``hold_deletions``) the job waits until the store has written the stream's DELETE
+   definition record (:meth:`StreamStore.release`, then :meth:`StreamStore.submit_released`
+   after the write), so no file is removed before the deletion itself can be durable: a
+   stream whose DELETE a power cut lost comes back whole, as a deleted classic queue whose
+   DELETE was lost comes back with its messages.
+6. At open, under a ``DurableStore``, the directories that no recovered definition names —
+   deleted streams whose removal a stop interrupted, new streams whose DECLARE a power cut
+   lost — are removed (:attr:`StreamStore.removed`), and the sequencer is moved past every
+   generation found, so a number is never given to two streams. A directory of the layout
+   before generations (``streams/<digest>``) moves into the directory of the recovered
+   stream of that digest. Alone (tests, benchmarks: no definitions) a stream is opened at the
+   newest generation on disk for its name.
 """
 
 from __future__ import annotations
@@ -33,118 +46,170 @@ import posixpath
 from collections import deque
 
 from minibroker.storage.files import AppendFile, FileSystem
-from minibroker.storage.jobs import DeleteFile
+from minibroker.storage.jobs import DeleteDirectory
 from minibroker.storage.messagelog import Sequencer
-from minibroker.storage.streams import OFFSETS, DiskStream, StreamSettings, stream_directory
+from minibroker.storage.streams import (
+    OFFSETS,
+    DiskStream,
+    StreamSettings,
+    parse_directory,
+    stream_digest,
+    stream_directory,
+)
 from minibroker.storage.writer import GroupCommit
 
 __all__ = ["StreamStore"]
 
+Key = tuple[str, str]
+
 
 class StreamStore:
-    """Streams under ``root`` sharing one group commit (rules 1-4)."""
+    """Streams under ``root`` sharing one group commit (rules 1-6)."""
 
     def __init__(self, fs: FileSystem, root: str, writer: GroupCommit,
                  sequencer: Sequencer, *, hold_deletions: bool = False,
-                 kept: frozenset[str] = frozenset()) -> None:
-        """``kept``: the directories of the streams whose definitions were recovered
-        (rule 5)."""
+                 generations: dict[Key, int] | None = None) -> None:
+        """``generations``: the generation of every stream whose definition was recovered
+        (rules 4 and 6); ``None`` for a store without definitions."""
         self._fs = fs
         self.root = root
+        self._base = posixpath.join(root, "streams")
         self._writer = writer
         self._sequencer = sequencer
-        self.streams: dict[tuple[str, str], DiskStream] = {}
+        self.streams: dict[Key, DiskStream] = {}
         #: (mark, {stream: offset written by then}) not yet durable, oldest first.
         self._marks: deque[tuple[int, dict[DiskStream, int]]] = deque()
         #: Each stream's durable end: every offset below it is on disk.
         self.durable_end: dict[DiskStream, int] = {}
-        #: Rule 5: the renamed files of deleted streams, until their DELETE is written.
+        #: Rule 5: the directories of deleted streams, until their DELETE is written.
         self._hold = hold_deletions
-        self._held: dict[tuple[str, str], list[str]] = {}
+        self._held: dict[Key, list[str]] = {}
         self._released: list[str] = []
-        self._remove_deleted(kept)
+        #: Rule 4: the generation of each stream declared and not opened yet.
+        self._declared: dict[Key, int] = dict(generations or {})
+        #: Rule 4: the generations of streams opened and not yet claimed, oldest first.
+        self._unclaimed: dict[Key, deque[int]] = {}
+        self._alone = generations is None
+        #: Alone (rule 6): each name's newest generation on disk, by digest.
+        self._found: dict[str, int] = {}
+        #: Rule 6: the directories removed at open.
+        self.removed: list[str] = []
+        self._scan()
 
-    def _remove_deleted(self, kept: frozenset[str]) -> None:
-        """Rule 4: the files of deleted streams a stop left behind; rule 5: those of a stream
-        whose definition came back are put back."""
-        base = posixpath.join(self.root, "streams")
-        if not self._fs.exists(base):
-            return
+    # -- open (rule 6) -------------------------------------------------------------------
+
+    def _scan(self) -> None:
         fs = self._fs
-        for name in fs.listdir(base):
-            directory = posixpath.join(base, name)
-            files = fs.listdir(directory)
-            restored = False
-            if directory in kept:
-                newest: dict[str, tuple[int, str]] = {}
-                for file in files:
-                    original, mark = _set_aside(file)
-                    if original is not None and mark >= newest.get(original, (-1, ""))[0]:
-                        newest[original] = (mark, file)
-                for original, (_, file) in newest.items():
-                    if original not in files:
-                        fs.rename(posixpath.join(directory, file),
-                                  posixpath.join(directory, original))
-                        restored = True
-                files = fs.listdir(directory)
-            for file in files:
-                if file.endswith(".deleted"):
-                    fs.remove(posixpath.join(directory, file))
-            if restored:
-                fs.sync_dir(directory)
-
-    def remove_unopened(self) -> list[str]:
-        """Delete the directories of streams nobody opened since the start (their definition
-        is gone: deleted before a crash made that durable); the directories removed."""
-        base = posixpath.join(self.root, "streams")
-        if not self._fs.exists(base):
-            return []
-        kept = {stream.directory for stream in self.streams.values()}
-        removed = []
-        for name in self._fs.listdir(base):
-            directory = posixpath.join(base, name)
-            if directory in kept:
+        if not fs.exists(self._base):
+            return
+        wanted = {stream_digest(*key): generation
+                  for key, generation in self._declared.items()}
+        highest = 0
+        doomed: list[str] = []
+        legacy: list[tuple[str, str]] = []
+        for name in sorted(fs.listdir(self._base)):
+            path = posixpath.join(self._base, name)
+            parsed = parse_directory(name)
+            if parsed is None:
+                if len(name) == 64 and not self._alone:  # the layout before generations
+                    if name in wanted:
+                        legacy.append((path, f"{path}-{wanted[name]}"))
+                    else:
+                        doomed.append(path)
                 continue
-            for file in self._fs.listdir(directory):
-                doomed = posixpath.join(directory, f"{file}.orphan.deleted")
-                self._fs.rename(posixpath.join(directory, file), doomed)
-                self._writer.submit(DeleteFile(doomed))
-            removed.append(directory)
-        return removed
+            digest, generation = parsed
+            highest = max(highest, generation)
+            if self._alone:
+                older = self._found.get(digest)
+                if older is not None:  # a deleted generation whose removal was interrupted
+                    doomed.append(posixpath.join(self._base, f"{digest}-{min(older, generation)}"))
+                self._found[digest] = max(generation, older or 0)
+            elif wanted.get(digest) != generation:
+                doomed.append(path)
+        for old, new in legacy:
+            self._move(old, new)
+        for path in doomed:
+            self._remove_directory(path)
+        if doomed or legacy:
+            fs.sync_dir(self._base)
+        self.removed = doomed
+        self._sequencer.last = max(self._sequencer.last, highest)
+
+    def _move(self, old: str, new: str) -> None:
+        """Rule 6: a directory of the layout before generations into its generation's; what
+        a crash interrupted before goes on (a file already moved is not moved again)."""
+        fs = self._fs
+        fs.makedirs(new)
+        present = set(fs.listdir(new))
+        for name in fs.listdir(old):
+            if (name.endswith(".seg") or name == OFFSETS) and name not in present:
+                fs.rename(posixpath.join(old, name), posixpath.join(new, name))
+        fs.sync_dir(new)
+        self._remove_directory(old)
+
+    def _remove_directory(self, path: str) -> None:
+        fs = self._fs
+        for name in fs.listdir(path):
+            fs.remove(posixpath.join(path, name))
+        fs.sync_dir(path)
+        fs.remove_dir(path)
+
+    # -- streams (rules 1, 4, 5) ---------------------------------------------------------
 
     def open(self, vhost: str, name: str, settings: StreamSettings) -> DiskStream:
-        """The stream's handle, recovering its files on first use (rule 1)."""
-        stream = self.streams.get((vhost, name))
+        """The stream's handle, recovering its files on first use (rules 1, 4)."""
+        key = (vhost, name)
+        stream = self.streams.get(key)
         if stream is None:
-            stream = DiskStream(self._fs, stream_directory(self.root, vhost, name),
-                                self._writer, settings)
-            self.streams[(vhost, name)] = stream
+            generation = self._declared.pop(key, None)
+            if generation is None and self._alone:
+                generation = self._found.pop(stream_digest(vhost, name), None)
+            if generation is None:
+                generation = self._sequencer.next()
+                if not self._alone:
+                    self._unclaimed.setdefault(key, deque()).append(generation)
+            directory = stream_directory(self.root, vhost, name, generation)
+            if not self._fs.exists(directory):
+                # A new directory's name is durable only once its parent is synced (and
+                # the parent's once the data directory is).
+                if not self._fs.exists(self._base):
+                    self._writer.created(self.root)
+                self._writer.created(self._base)
+            stream = DiskStream(self._fs, directory, self._writer, settings)
+            self.streams[key] = stream
             self.durable_end[stream] = stream.written
         return stream
 
+    def claim(self, vhost: str, name: str) -> int:
+        """Rule 4: the generation the store's DECLARE of a new stream records."""
+        key = (vhost, name)
+        opened = self._unclaimed.get(key)
+        if opened:
+            first = opened.popleft()
+            if not opened:
+                del self._unclaimed[key]
+            return first
+        generation = self._declared.get(key)
+        if generation is None:  # declared before it is opened: the open takes this one
+            generation = self._declared[key] = self._sequencer.next()
+        return generation
+
     def delete(self, vhost: str, name: str) -> None:
-        """Rule 4."""
-        stream = self.streams.pop((vhost, name), None)
+        """Rule 5."""
+        key = (vhost, name)
+        self._declared.pop(key, None)  # declared, never opened: a later open is a new stream
+        stream = self.streams.pop(key, None)
         if stream is None:
             return
         stream.close()
-        mark = self._sequencer.last
-        doomed: list[str] = []
         for segment in stream.segments:
             segment.removed = True
-            doomed.append(f"{segment.path}.{mark}.deleted")
-            self._fs.rename(segment.path, doomed[-1])
-        offsets = posixpath.join(stream.directory, OFFSETS)
-        if self._fs.exists(offsets):
-            doomed.append(f"{offsets}.{mark}.deleted")
-            self._fs.rename(offsets, doomed[-1])
         stream.segments = []
         self.durable_end.pop(stream, None)
         if self._hold:  # rule 5
-            self._held.setdefault((vhost, name), []).extend(doomed)
+            self._held.setdefault(key, []).append(stream.directory)
         else:
-            for path in doomed:
-                self._writer.submit(DeleteFile(path))
+            self._writer.submit(DeleteDirectory(stream.directory))
 
     def release(self, vhost: str, name: str) -> None:
         """Rule 5: the stream's DELETE record is recorded; its files may go once it is
@@ -154,11 +219,31 @@ class StreamStore:
     def submit_released(self) -> None:
         """Rule 5: called once the released streams' DELETE records are written."""
         for path in self._released:
-            self._writer.submit(DeleteFile(path))
+            self._writer.submit(DeleteDirectory(path))
         self._released = []
+
+    def forget_vhost(self, vhost: str) -> None:
+        """The vhost is deleted, its journal dropped: no DECLARE will claim its streams'
+        generations (rule 4), and no DELETE will come for the streams it never declared in
+        the store — their files go after the store's next write, with the vhost's DELETEs."""
+        for table in (self._unclaimed, self._declared):
+            for key in [key for key in table if key[0] == vhost]:
+                del table[key]
+        for key in [key for key in self._held if key[0] == vhost]:
+            self.release(*key)
+
+    # -- writing (rules 2, 3) ------------------------------------------------------------
 
     def flush(self) -> int:
         """Rule 2; the mark covering what was written, 0 when nothing was."""
+        mark, files = self.write()
+        if files:
+            self._writer.written(mark, *files)
+        return mark
+
+    def write(self) -> tuple[int, list[AppendFile]]:
+        """Rule 2: write every stream's pending chunks; the mark and the files written, for
+        the caller to hand to group commit ((0, []) when nothing was written)."""
         files: list[AppendFile] = []
         reached: dict[DiskStream, int] = {}
         for stream in self.streams.values():
@@ -167,11 +252,10 @@ class StreamStore:
                 files.append(file)
                 reached[stream] = stream.written
         if not files:
-            return 0
+            return 0, []
         mark = self._sequencer.next()
         self._marks.append((mark, reached))
-        self._writer.written(mark, *files)
-        return mark
+        return mark, files
 
     def durable(self, seq: int) -> dict[DiskStream, int]:
         """Rule 3: the streams whose durable end moved, and where it is now."""
@@ -192,13 +276,3 @@ class StreamStore:
     def close(self) -> None:
         for stream in self.streams.values():
             stream.close()
-
-
-def _set_aside(file: str) -> tuple[str | None, int]:
-    """``<name>.<mark>.deleted`` -> (name, mark); (None, 0) for any other file (rule 5)."""
-    if not file.endswith(".deleted"):
-        return None, 0
-    original, _, mark = file[:-len(".deleted")].rpartition(".")
-    if not original or not mark.isdigit():
-        return None, 0
-    return original, int(mark)
