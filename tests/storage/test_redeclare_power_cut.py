@@ -4,13 +4,15 @@ with what was confirmed — the old definition with its own messages, or the new
 its own messages (every confirmed one among them), or, should the log keep the DELETE and not
 the DECLARE after it, no queue at all; never the old definition over the new messages.
 
-Each case runs over the ways the power cut can land: with the store's worker waking after every
-hand-over of written records (as its thread may) or not at all, and keeping none, all or some of
+Each case runs over the ways the power cut can land: with the store's worker running a round
+after the first hand-over of written records (as its thread may), after every one, or never,
+and keeping none, all or some of
 the unsynced bytes of the stream files and of the definitions log, with or without the stream
 directories synced by some later operation."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -40,24 +42,28 @@ KEEPS: dict[str, Callable[[str, int], int] | None] = {
 
 
 @contextmanager
-def eager_worker(store: DurableStore, eager: bool) -> Iterator[None]:
+def worker_rounds(store: DurableStore, rounds: int) -> Iterator[None]:
     """The worker thread may run a round as soon as it is told that something was written:
-    model that by running one after every hand-over."""
-    if not eager:
-        yield
-        return
+    model that by running one after each of the first ``rounds`` hand-overs (and none after
+    the later ones: the power fails first)."""
     writer = store._writer
     handed_over = writer.written
+    left = [rounds]
 
     def written(seq: int, *files: object) -> None:
         handed_over(seq, *files)  # type: ignore[arg-type]
-        writer.run_round()
+        if left[0] > 0:
+            left[0] -= 1
+            writer.run_round()
 
     writer.written = written  # type: ignore[method-assign]
     try:
         yield
     finally:
         del writer.written
+
+
+ROUNDS = {"lazy worker": 0, "one round": 1, "eager worker": 1000}
 
 
 def _sync_stream_directories(disk: SimDisk) -> None:
@@ -112,14 +118,14 @@ def _check(found: QueueDefinition | None, got: list[bytes], confirmed: bool,
 
 @pytest.mark.parametrize("sync_dirs", [False, True], ids=["", "dirs synced"])
 @pytest.mark.parametrize("keep", list(KEEPS))
-@pytest.mark.parametrize("eager", [False, True], ids=["lazy worker", "eager worker"])
+@pytest.mark.parametrize("worker", list(ROUNDS))
 def test_a_stream_deleted_and_declared_again_comes_back_old_or_new_never_mixed(
-        eager: bool, keep: str, sync_dirs: bool) -> None:
+        worker: str, keep: str, sync_dirs: bool) -> None:
     disk = SimDisk()
     store = open_store(disk)
     _append(_declare_stream(store, A), OLD)
     _settle(store)
-    with eager_worker(store, eager):
+    with worker_rounds(store, ROUNDS[worker]):
         store.streams.delete("/", "s")  # the core deletes the log, the journal the definition
         store.run_worker()
         store.delete_queue("/", "s")
@@ -133,23 +139,27 @@ def test_a_stream_deleted_and_declared_again_comes_back_old_or_new_never_mixed(
     store = open_store(disk)
     try:
         found = next((q for q in store.definitions().queues if q.name == "s"), None)
-        got = _stream_bodies(store.streams.open("/", "s", SETTINGS)) if found else []
+        stream = store.streams.open("/", "s", SETTINGS) if found else None
+        got = _stream_bodies(stream) if stream else []
         _check(found, got, confirmed, OLD, NEW)
+        # Only the directory of the stream that came back is left.
+        left = disk.listdir(f"{DATA}/streams") if disk.exists(f"{DATA}/streams") else []
+        assert left == ([posixpath.basename(stream.directory)] if stream else [])
     finally:
         store.close()
 
 
 @pytest.mark.parametrize("keep", list(KEEPS))
-@pytest.mark.parametrize("eager", [False, True], ids=["lazy worker", "eager worker"])
+@pytest.mark.parametrize("worker", list(ROUNDS))
 def test_a_classic_queue_deleted_and_declared_again_comes_back_old_or_new_never_mixed(
-        eager: bool, keep: str) -> None:
+        worker: str, keep: str) -> None:
     disk = SimDisk()
     store = open_store(disk)
     handle = store.declare_queue(QueueDefinition("q", arguments=A))
     for n, body in enumerate(OLD):
         handle.publish(n + 1, message(body))
     _settle(store)
-    with eager_worker(store, eager):
+    with worker_rounds(store, ROUNDS[worker]):
         store.delete_queue("/", "q")
         handle = store.declare_queue(QueueDefinition("q", arguments=B))
         last = 0
@@ -167,3 +177,44 @@ def test_a_classic_queue_deleted_and_declared_again_comes_back_old_or_new_never_
         _check(found, got, confirmed, OLD, NEW)
     finally:
         store.close()
+
+
+def test_every_prefix_of_the_definitions_log_names_its_own_stream() -> None:
+    """Declared, deleted and declared again in one loop iteration, each declaration with
+    messages: wherever a power cut tears the definitions log (the stream files all kept), the
+    stream that comes back has the arguments and only the messages of the declaration that
+    came back."""
+    def run(cut: int | None) -> int:
+        disk = SimDisk()
+        store = open_store(disk)
+        _settle(store)
+        size = len(disk.read(f"{DATA}/definitions.log"))
+        # The core makes each log as it runs the commands; the journal's records follow.
+        _append(store.streams.open("/", "s", SETTINGS), OLD[:3])
+        store.streams.delete("/", "s")
+        _append(store.streams.open("/", "s", SETTINGS), NEW)
+        store.declare_queue(QueueDefinition("s", arguments={"x-queue-type": "stream", **A},
+                                            type="stream"))
+        store.delete_queue("/", "s")
+        store.declare_queue(QueueDefinition("s", arguments={"x-queue-type": "stream", **B},
+                                            type="stream"))
+        store.flush()
+        written = len(disk.read(f"{DATA}/definitions.log")) - size
+        _sync_stream_directories(disk)  # the stream files' names, and below all their bytes
+        disk.power_cut(lambda path, unsynced: (
+            min(cut, unsynced) if cut is not None and "definitions" in path else unsynced))
+        store = open_store(disk)
+        try:
+            found = next((q for q in store.definitions().queues if q.name == "s"), None)
+            got = _stream_bodies(store.streams.open("/", "s", SETTINGS)) if found else []
+            if found is not None and found.arguments.get("x-max-age") == A["x-max-age"]:
+                assert got == []  # its messages were never written: deleted first
+            elif found is not None:
+                assert got == NEW
+        finally:
+            store.close()
+        return written
+
+    written = run(None)
+    for cut in range(written + 1):
+        run(cut)
