@@ -12,7 +12,9 @@ Rules:
    alike (RabbitMQ removes them too), so the log never needs a record per binding for that.
 3. A durable queue has an *incarnation*: the sequence number of the record that first declared
    it. Its messages are stored under that number (``intents.py``), so the messages of a deleted
-   queue can never appear in a new queue of the same name, whatever survives a crash.
+   queue can never appear in a new queue of the same name, whatever survives a crash. A
+   stream's incarnation is a number of the same sequencer given when its log was opened, just
+   before; it names the stream's directory (``streamstore.py`` rule 4).
 4. Compaction writes the current definitions to ``definitions.next`` followed by a
    ``SNAPSHOT_END`` record, keeps appending there, then (once it is synced) renames it over
    ``definitions.log`` and syncs the directory. On recovery a ``definitions.next`` that holds a

@@ -127,12 +127,12 @@ class DurableStore:
         #: iteration's messages and every stream's chunks (``streamstore.py``).
         # Each recovered stream's files are those of its definition's incarnation
         # (``streamstore.py`` rules 4 and 6).
-        generations = {
+        incarnations = {
             (d.vhost, d.name): definitions.incarnations[(d.vhost, d.name)]
             for d in definitions.objects.values()
             if isinstance(d, QueueDefinition) and d.type == "stream"}
         self.streams = StreamStore(fs, self.directory, self._writer, self._sequencer,
-                                   hold_deletions=True, generations=generations)
+                                   hold_deletions=True, incarnations=incarnations)
         self._queues: dict[tuple[str, str], QueueLog] = {}
         for (vhost, name), incarnation in definitions.incarnations.items():
             definition = definitions.objects[("queue", vhost, name)]
@@ -166,7 +166,7 @@ class DurableStore:
                 self._write_definition(deflog.DECLARE, deflog.encode_definition(
                     definition, handle.incarnation))
             return handle
-        if definition.type == "stream":  # the generation of its files (``streamstore.py``)
+        if definition.type == "stream":  # the incarnation of its files (``streamstore.py``)
             incarnation = self.streams.claim(definition.vhost, definition.name)
         else:
             incarnation = self._sequencer.last + 1  # the seq the DECLARE record will take

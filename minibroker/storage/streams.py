@@ -5,12 +5,12 @@ record, the segment with its index and the scan are ``streamsegments.py``'s; rea
 
 Layout (``stream_directory``)::
 
-    streams/<sha256 of vhost and name>-<generation>/00000000000000000000.seg   the segment at 0
+    streams/<sha256 of vhost and name>-<incarnation>/00000000000000000000.seg   the segment at 0
                                                     00000000000000004711.seg   ... at 4711
 
-The *generation* tells a stream from another of the same name declared after it was deleted:
-it is the incarnation its definition records (``streamstore.py`` rule 4), so a stream's files
-are never taken for another's, whatever a crash keeps.
+The *incarnation*, the number the stream's definition records (``streamstore.py`` rule 4),
+tells a stream from another of the same name declared after it was deleted, so a stream's
+files are never taken for another's, whatever a crash keeps.
 
 A segment is a file of the store's format (``records.py``): the header (kind
 :data:`KIND_STREAM`, number = the offset of its first message), then one ``CHUNK`` record per
@@ -98,17 +98,17 @@ def stream_digest(vhost: str, name: str) -> str:
     return hashlib.sha256(f"{vhost}\0{name}".encode()).hexdigest()
 
 
-def stream_directory(root: str, vhost: str, name: str, generation: int) -> str:
-    """Where the segments of one generation of a stream live."""
-    return posixpath.join(root, "streams", f"{stream_digest(vhost, name)}-{generation}")
+def stream_directory(root: str, vhost: str, name: str, incarnation: int) -> str:
+    """Where the segments of one incarnation of a stream live."""
+    return posixpath.join(root, "streams", f"{stream_digest(vhost, name)}-{incarnation}")
 
 
 def parse_directory(name: str) -> tuple[str, int] | None:
-    """A stream directory's name -> (digest, generation); ``None`` for any other name."""
-    digest, dash, generation = name.rpartition("-")
-    if not dash or len(digest) != 64 or not generation.isdigit():
+    """A stream directory's name -> (digest, incarnation); ``None`` for any other name."""
+    digest, dash, incarnation = name.rpartition("-")
+    if not dash or len(digest) != 64 or not incarnation.isdigit():
         return None
-    return digest, int(generation)
+    return digest, int(incarnation)
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 Rules:
 
 1. Each stream is a :class:`~minibroker.storage.streams.DiskStream` in its own directory,
-   named by its vhost, its name and its *generation* (``streams.stream_directory``), opened
+   named by its vhost, its name and its *incarnation* (``streams.stream_directory``), opened
    (and recovered) by :meth:`StreamStore.open`.
 2. :meth:`StreamStore.flush` (once per loop iteration, next to ``DurableStore.flush``) writes
    every stream's pending chunks and hands the files to group commit under one *mark*, the
@@ -15,13 +15,13 @@ Rules:
 3. When the writer reports ``durable up to seq N`` (``writer.py`` rule 1), :meth:`durable`
    says, for each stream, up to which offset its messages are on disk: publisher confirms
    for stream appends wait for that (the offset of the message, below the durable end).
-4. A stream's generation is the incarnation its definition records (``deflog.py`` rule 3),
-   so the definitions that come back after a crash name exactly their own files. A stream
-   opened before its DECLARE reached the store (the server: the core makes the log, the
-   journal's DECLARE follows at the flush) gets a fresh number of the store's sequencer,
+4. A stream's directory is named by the incarnation its definition records (``deflog.py``
+   rule 3), so the definitions that come back after a crash name exactly their own files.
+   A stream opened before its DECLARE reached the store (the server: the core makes the log,
+   the journal's DECLARE follows at the flush) gets a fresh number of the store's sequencer,
    and the store's DECLARE of it records that number (:meth:`StreamStore.claim`); the
    streams of one name opened since the last flush are claimed in order, so a stream deleted
-   and declared again in one loop iteration gets each DECLARE its own generation. A stream
+   and declared again in one loop iteration gets each DECLARE its own incarnation. A stream
    declared before it is opened (a recovered definition) is opened at its definition's.
 5. Deleting a stream kills its handle and removes its directory (a ``DeleteDirectory`` job,
    after what was written before is durable); nothing is renamed: a stream declared again
@@ -34,10 +34,10 @@ Rules:
 6. At open, under a ``DurableStore``, the directories that no recovered definition names —
    deleted streams whose removal a stop interrupted, new streams whose DECLARE a power cut
    lost — are removed (:attr:`StreamStore.removed`), and the sequencer is moved past every
-   generation found, so a number is never given to two streams. A directory of the layout
-   before generations (``streams/<digest>``) moves into the directory of the recovered
+   incarnation found, so a number is never given to two streams. A directory of the layout
+   before incarnations (``streams/<digest>``) moves into the directory of the recovered
    stream of that digest. Alone (tests, benchmarks: no definitions) a stream is opened at the
-   newest generation on disk for its name.
+   newest incarnation on disk for its name.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class StreamStore:
 
     def __init__(self, fs: FileSystem, root: str, writer: GroupCommit,
                  sequencer: Sequencer, *, hold_deletions: bool = False,
-                 generations: dict[Key, int] | None = None) -> None:
-        """``generations``: the generation of every stream whose definition was recovered
+                 incarnations: dict[Key, int] | None = None) -> None:
+        """``incarnations``: the incarnation of every stream whose definition was recovered
         (rules 4 and 6); ``None`` for a store without definitions."""
         self._fs = fs
         self.root = root
@@ -85,12 +85,12 @@ class StreamStore:
         self._hold = hold_deletions
         self._held: dict[Key, list[str]] = {}
         self._released: list[str] = []
-        #: Rule 4: the generation of each stream declared and not opened yet.
-        self._declared: dict[Key, int] = dict(generations or {})
-        #: Rule 4: the generations of streams opened and not yet claimed, oldest first.
+        #: Rule 4: the incarnation of each stream declared and not opened yet.
+        self._declared: dict[Key, int] = dict(incarnations or {})
+        #: Rule 4: the incarnations of streams opened and not yet claimed, oldest first.
         self._unclaimed: dict[Key, deque[int]] = {}
-        self._alone = generations is None
-        #: Alone (rule 6): each name's newest generation on disk, by digest.
+        self._alone = incarnations is None
+        #: Alone (rule 6): each name's newest incarnation on disk, by digest.
         self._found: dict[str, int] = {}
         #: Rule 6: the directories removed at open.
         self.removed: list[str] = []
@@ -102,8 +102,8 @@ class StreamStore:
         fs = self._fs
         if not fs.exists(self._base):
             return
-        wanted = {stream_digest(*key): generation
-                  for key, generation in self._declared.items()}
+        wanted = {stream_digest(*key): incarnation
+                  for key, incarnation in self._declared.items()}
         highest = 0
         doomed: list[str] = []
         legacy: list[tuple[str, str]] = []
@@ -111,20 +111,20 @@ class StreamStore:
             path = posixpath.join(self._base, name)
             parsed = parse_directory(name)
             if parsed is None:
-                if len(name) == 64 and not self._alone:  # the layout before generations
+                if len(name) == 64 and not self._alone:  # the layout before incarnations
                     if name in wanted:
                         legacy.append((path, f"{path}-{wanted[name]}"))
                     else:
                         doomed.append(path)
                 continue
-            digest, generation = parsed
-            highest = max(highest, generation)
+            digest, incarnation = parsed
+            highest = max(highest, incarnation)
             if self._alone:
                 older = self._found.get(digest)
-                if older is not None:  # a deleted generation whose removal was interrupted
-                    doomed.append(posixpath.join(self._base, f"{digest}-{min(older, generation)}"))
-                self._found[digest] = max(generation, older or 0)
-            elif wanted.get(digest) != generation:
+                if older is not None:  # a deleted incarnation whose removal was interrupted
+                    doomed.append(posixpath.join(self._base, f"{digest}-{min(older, incarnation)}"))
+                self._found[digest] = max(incarnation, older or 0)
+            elif wanted.get(digest) != incarnation:
                 doomed.append(path)
         for old, new in legacy:
             self._move(old, new)
@@ -136,7 +136,7 @@ class StreamStore:
         self._sequencer.last = max(self._sequencer.last, highest)
 
     def _move(self, old: str, new: str) -> None:
-        """Rule 6: a directory of the layout before generations into its generation's; what
+        """Rule 6: a directory of the layout before incarnations into its incarnation's; what
         a crash interrupted before goes on (a file already moved is not moved again)."""
         fs = self._fs
         fs.makedirs(new)
@@ -161,14 +161,14 @@ class StreamStore:
         key = (vhost, name)
         stream = self.streams.get(key)
         if stream is None:
-            generation = self._declared.pop(key, None)
-            if generation is None and self._alone:
-                generation = self._found.pop(stream_digest(vhost, name), None)
-            if generation is None:
-                generation = self._sequencer.next()
+            incarnation = self._declared.pop(key, None)
+            if incarnation is None and self._alone:
+                incarnation = self._found.pop(stream_digest(vhost, name), None)
+            if incarnation is None:
+                incarnation = self._sequencer.next()
                 if not self._alone:
-                    self._unclaimed.setdefault(key, deque()).append(generation)
-            directory = stream_directory(self.root, vhost, name, generation)
+                    self._unclaimed.setdefault(key, deque()).append(incarnation)
+            directory = stream_directory(self.root, vhost, name, incarnation)
             if not self._fs.exists(directory):
                 # A new directory's name is durable only once its parent is synced (and
                 # the parent's once the data directory is).
@@ -181,7 +181,7 @@ class StreamStore:
         return stream
 
     def claim(self, vhost: str, name: str) -> int:
-        """Rule 4: the generation the store's DECLARE of a new stream records."""
+        """Rule 4: the incarnation the store's DECLARE of a new stream records."""
         key = (vhost, name)
         opened = self._unclaimed.get(key)
         if opened:
@@ -189,10 +189,10 @@ class StreamStore:
             if not opened:
                 del self._unclaimed[key]
             return first
-        generation = self._declared.get(key)
-        if generation is None:  # declared before it is opened: the open takes this one
-            generation = self._declared[key] = self._sequencer.next()
-        return generation
+        incarnation = self._declared.get(key)
+        if incarnation is None:  # declared before it is opened: the open takes this one
+            incarnation = self._declared[key] = self._sequencer.next()
+        return incarnation
 
     def delete(self, vhost: str, name: str) -> None:
         """Rule 5."""
@@ -224,7 +224,7 @@ class StreamStore:
 
     def forget_vhost(self, vhost: str) -> None:
         """The vhost is deleted, its journal dropped: no DECLARE will claim its streams'
-        generations (rule 4), and no DELETE will come for the streams it never declared in
+        incarnations (rule 4), and no DELETE will come for the streams it never declared in
         the store — their files go after the store's next write, with the vhost's DELETEs."""
         for table in (self._unclaimed, self._declared):
             for key in [key for key in table if key[0] == vhost]:

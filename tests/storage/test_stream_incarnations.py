@@ -1,6 +1,6 @@
-"""Stream generations (``streamstore.py`` rules 4 and 6): each stream's files live in the
+"""Stream incarnations (``streamstore.py`` rules 4 and 6): each stream's files live in the
 directory of the incarnation its definition records; what no definition names goes at open, a
-generation is never given twice, and a directory of the layout before generations is moved
+incarnation is never given twice, and a directory of the layout before incarnations is moved
 into its stream's."""
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def test_a_new_stream_whose_declaration_was_lost_leaves_nothing_and_its_number_i
     for name in disk.listdir(STREAMS):  # the stream's files reached the disk, not the DECLARE
         disk.sync_dir(f"{STREAMS}/{name}")
     disk.power_cut(lambda path, unsynced: unsynced if "/streams/" in path else 0)
-    generation = int(posixpath.basename(stream.directory).rpartition("-")[2])
+    incarnation = int(posixpath.basename(stream.directory).rpartition("-")[2])
     store = open_store(disk)
     try:
         assert store.definitions().queues == ()
         assert disk.listdir(STREAMS) == []
-        assert store.last_seq >= generation
+        assert store.last_seq >= incarnation
         again = _declare(store)
         assert again.directory != stream.directory and _bodies(store) == []
     finally:
@@ -81,7 +81,7 @@ def test_a_new_stream_whose_declaration_was_lost_leaves_nothing_and_its_number_i
 
 
 def test_a_vhost_deleted_before_its_stream_was_declared_in_the_store() -> None:
-    """The vhost's journal is dropped with the DECLARE of its stream: the stream's generation
+    """The vhost's journal is dropped with the DECLARE of its stream: the stream's incarnation
     is never claimed, and a stream of the name made later gets its own."""
     disk = SimDisk()
     store = open_store(disk)
@@ -103,7 +103,7 @@ def test_a_vhost_deleted_before_its_stream_was_declared_in_the_store() -> None:
         store.close()
 
 
-def test_a_directory_of_the_layout_before_generations_is_moved_into_its_stream_s() -> None:
+def test_a_directory_of_the_layout_before_incarnations_is_moved_into_its_stream_s() -> None:
     disk = SimDisk()
     store = open_store(disk)
     stream = _declare(store)
