@@ -1,5 +1,5 @@
 """Stream incarnations (``streamstore.py`` rules 4 and 6): each stream's files live in the
-directory of the incarnation its definition records; what no definition names goes at open, a
+directory of the incarnation its definition records; what no definition names goes at open, an
 incarnation is never given twice, and a directory of the layout before incarnations is moved
 into its stream's."""
 
