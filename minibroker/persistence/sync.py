@@ -19,8 +19,9 @@ Rules:
 4. Consecutive settles (or requeues) of one queue go to the store as one call: an ``ack
    multiple`` or a purge is one record, written as runs.
 5. A stream's appends (``STREAM_APPEND``) only number them: its log (``streams.py``) gave
-   them to the store's ``StreamStore``, which the store's flush writes under a mark below
-   the flush's, so the journal count of the flush covers them.
+   them to the store's ``StreamStore``, whose chunks the store's flush writes under a mark
+   no higher than the flush's last seq, and hands to group commit with the rest of the flush
+   (``streamstore.py`` rule 2), so the journal count of the flush covers them.
 6. Deadlines: the core's ``expires_at`` is on its monotonic ``now`` scale; the store keeps
    Unix epoch seconds (``wall_time`` converts).
 7. Every vhost's core has a journal of its own (``server/vhosts.py``), and all of them feed
