@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from minibroker.message import Message, Properties
 from minibroker.storage import DurableStore
@@ -218,3 +220,82 @@ def test_every_prefix_of_the_definitions_log_names_its_own_stream() -> None:
     written = run(None)
     for cut in range(written + 1):
         run(cut)
+
+
+SMALL = StreamSettings(max_segment_size=1)  # a segment per flush
+STEPS = st.lists(st.sampled_from(
+    ["declare", "delete", "append", "append", "flush", "flush", "round", "sync dirs"]),
+    max_size=40)
+
+
+FOUND = ["declare", "append", "flush", "append", "flush", "round", "delete", "declare",
+         "append", "flush"]  # two of the histories the first version of the fix got wrong
+
+
+@given(steps=STEPS, keep=st.sampled_from(list(KEEPS)))
+@example(steps=FOUND, keep="everything")
+@example(steps=[*FOUND, "sync dirs"], keep="nothing")
+def test_any_history_of_one_stream_name_comes_back_as_a_state_it_had(
+        steps: list[str], keep: str) -> None:
+    """Declarations (each with arguments of its own), deletions, appends, loop iterations,
+    worker rounds in any order, then a power cut: the stream that comes back (if any) is the
+    one some prefix of the history, at least as long as what was durable, left — with a prefix
+    of its own messages that holds every confirmed one."""
+    disk = SimDisk()
+    store = open_store(disk)
+    _settle(store)
+    history: list[int | None] = []  # each declaration's number, None for a deletion
+    pending: list[int | None] = []  # the journal: what the next flush gives the store
+    messages: list[list[bytes]] = []  # per declaration, what was appended to its stream
+    flushes: list[tuple[int, int, list[int]]] = []  # (last seq, ops, messages per declaration)
+    stream: DiskStream | None = None
+    for step in steps:
+        if step == "declare" and stream is None:
+            stream = store.streams.open("/", "s", SMALL)  # the core makes the log
+            pending.append(len(messages))
+            messages.append([])
+        elif step == "delete" and stream is not None:
+            store.streams.delete("/", "s")
+            stream = None
+            pending.append(None)
+        elif step == "append" and stream is not None:
+            bodies = [b"%d-%d" % (len(messages) - 1, len(messages[-1]) + n) for n in range(3)]
+            _append(stream, bodies)
+            messages[-1] += bodies
+        elif step == "flush":
+            for op in pending:
+                if op is None:
+                    store.delete_queue("/", "s")
+                else:
+                    store.declare_queue(QueueDefinition("s", type="stream", arguments={
+                        "x-queue-type": "stream", "x-declaration": op}))
+            history += pending
+            pending = []
+            store.flush()
+            flushes.append((store.last_seq, len(history), [len(m) for m in messages]))
+        elif step == "round":
+            store.run_worker()
+        elif step == "sync dirs":
+            _sync_stream_directories(disk)
+    durable = [f for f in flushes if f[0] <= store.durable_seq]
+    durable_ops, confirmed = (durable[-1][1], durable[-1][2]) if durable else (0, [])
+    disk.power_cut(KEEPS[keep])
+
+    store = open_store(disk)
+    try:
+        found = next((q for q in store.definitions().queues if q.name == "s"), None)
+        if found is None:  # after a deletion, or before the first declaration
+            assert durable_ops == 0 or None in history[durable_ops - 1:]
+            return
+        declaration = found.arguments["x-declaration"]
+        assert isinstance(declaration, int)
+        # Exactly one prefix of the history ends with that declaration.
+        assert history.index(declaration) + 1 >= durable_ops
+        got = _stream_bodies(store.streams.open("/", "s", SMALL))
+        own = messages[declaration]
+        assert got == own[:len(got)]
+        if declaration < len(confirmed):
+            assert len(got) >= confirmed[declaration]
+        assert len(disk.listdir(f"{DATA}/streams")) == 1
+    finally:
+        store.close()
