@@ -6,6 +6,8 @@ Layout of a data directory::
     clean-shutdown       present only between a clean shutdown and the next start
     definitions.log      the definitions log (``deflog.py``)
     messages/NNN.seg     message segments, oldest first (``messagelog.py``, ``intents.py``)
+    streams/D-I/         the segments of each stream incarnation I of a stream whose vhost and
+                         name digest to D (``streams.py``, ``streamstore.py``)
 
 Threads: every method is called from the broker's event-loop thread, except that
 ``on_durable`` and ``on_error`` are called from the store's worker thread (``writer.py``).
