@@ -124,7 +124,8 @@ class Durability:
         problems += self._restore_vhosts()
         lines += problems
         for directory in self.store.streams.removed:
-            lines.append(f"removed the files of a deleted stream: {directory}")
+            lines.append("removed the files of a stream no definition names (deleted, or its "
+                         f"declaration lost): {directory}")
         lines += load_definitions_file(server)
         self.after_input()
         self.loader = MessageLoader({"/": server.broker, **server.vhosts.cores}, recovered,
