@@ -299,3 +299,29 @@ def test_any_history_of_one_stream_name_comes_back_as_a_state_it_had(
         assert len(disk.listdir(f"{DATA}/streams")) == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("worker", list(ROUNDS))
+def test_a_flush_with_stream_chunks_confirms_its_persistent_messages_only_once_synced(
+        worker: str) -> None:
+    """The streams' chunks and the message records of one flush reach group commit together:
+    the worker never reports the flush's mark before the messages below it are synced."""
+    disk = SimDisk()
+    store = open_store(disk)
+    stream = _declare_stream(store, A)
+    queue = store.declare_queue(QueueDefinition("q"))
+    _settle(store)
+    with worker_rounds(store, ROUNDS[worker]):
+        _append(stream, NEW)
+        seq = queue.publish(1, message(b"confirmed?"))
+        store.flush()
+    confirmed = store.durable_seq >= seq
+    disk.power_cut()
+    store = open_store(disk)
+    try:
+        if confirmed:
+            recovered = [bytes(m.message.body) for m in store.recovered.queues[("/", "q")]]
+            assert recovered == [b"confirmed?"]
+            assert _stream_bodies(store.streams.open("/", "s", SETTINGS)) == NEW
+    finally:
+        store.close()
