@@ -20,13 +20,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from minibroker.client.delivery import MessageFields
 from minibroker.message import FieldTable, FieldValue, Properties
 from minibroker.protocols.building import frozen_builder
 
 __all__ = ["Offset", "StreamBatch", "StreamMessage", "batch_messages", "build_stream_message",
-           "offset_argument", "read_arguments"]
+           "messages_of", "offset_argument", "read_arguments"]
 
 #: What a stream position may be given as (rule 1).
 Offset = str | int | datetime.datetime | datetime.timedelta
@@ -84,6 +85,16 @@ class StreamBatch:
 
 #: ``StreamMessage(...)`` for decoded reads (``protocols/building.py``: a quarter of the cost).
 build_stream_message = frozen_builder(StreamMessage)
+
+
+def messages_of(chunks: list[list[Any]]) -> list[StreamMessage]:
+    """The messages of a ``StreamFetchOk``'s runs, decoded and checked by the codec
+    (``protocols/native/runs.py``): each run's entries at consecutive offsets."""
+    messages: list[StreamMessage] = []
+    for first, entries in chunks:
+        messages += [build_stream_message(offset, *entry)
+                     for offset, entry in enumerate(entries, first)]
+    return messages
 
 
 def batch_messages(

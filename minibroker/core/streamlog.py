@@ -36,6 +36,13 @@ Rules:
    durable streams' logs from a factory the shell injects (``Streams.make_log``), so the core
    never touches a file. A log that is not ``metered`` keeps its messages outside the
    process's memory (on disk): they do not count into the ready meter.
+8. A cursor over messages kept encoded (a durable stream's files) can hand out runs of them
+   still encoded (:meth:`Cursor.take_packed`): ``(first_offset, count, entries)``, where
+   ``entries`` are bytes the core never reads — the native protocol sends them on as they
+   are (``StreamFetch``). It takes at most ``limit`` messages, stops after the one that
+   reaches ``max_bytes`` of bodies, and keeps the runs' encoded size within ``budget``
+   (the first message excepted). The in-memory log keeps ``Message`` objects and answers
+   ``None``.
 """
 
 from __future__ import annotations
@@ -76,6 +83,11 @@ class Cursor(Protocol):
     def take(self) -> tuple[int, Message] | None: ...
 
     def take_run(self, limit: int) -> tuple[int, list[Message]]: ...
+
+    def take_packed(self, limit: int, max_bytes: int,
+                    budget: int) -> list[tuple[int, int, bytes]] | None:
+        """Rule 8: runs ``(first_offset, count, entries)`` in the log's stored encoding, or
+        ``None`` where the log keeps messages (take them with :meth:`take_run`)."""
 
 
 class Log(Protocol):
@@ -445,6 +457,10 @@ class StreamReader:
         run = segment.messages[position:position + limit]
         self.offset = offset + len(run)
         return offset, run
+
+    def take_packed(self, limit: int, max_bytes: int,
+                    budget: int) -> list[tuple[int, int, bytes]] | None:
+        return None  # rule 8: messages in memory, nothing encoded
 
     def _take_filtered(self) -> tuple[int, Message] | None:
         values = self.values

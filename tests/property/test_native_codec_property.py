@@ -67,6 +67,11 @@ KINDS: dict[str, st.SearchStrategy[Any]] = {
     "Batch": st.lists(st.tuples(properties, st.binary(max_size=20)), max_size=4),
     "Records": st.lists(st.tuples(st.integers(0, 2**64 - 1), short_strs, short_strs, properties,
                                   st.binary(max_size=20)), max_size=4),
+    # StreamFetchOk runs, in their decoded form (runs.py rule 2): lists, as msgpack makes them
+    "Chunks": st.lists(st.builds(
+        lambda first, entries: [first, entries], st.integers(0, 2**64 - 1),
+        st.lists(st.builds(lambda *entry: list(entry), short_strs, short_strs, properties,
+                           st.binary(max_size=20)), max_size=3)), max_size=3),
 }
 
 

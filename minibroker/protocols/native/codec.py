@@ -44,9 +44,9 @@ Rules:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import msgpack
 
@@ -63,7 +63,9 @@ from minibroker.protocols.native.frames import (
 )
 from minibroker.protocols.native.greeting import QUOTED, check_greeting
 from minibroker.protocols.native.parts import Assembler, OversizedPublish, split
+from minibroker.protocols.native.runs import fetch_ok_payload
 from minibroker.protocols.native.schema import SCHEMAS, decoders, encoders
+from minibroker.protocols.native.streamframes import StreamFetchOk
 from minibroker.protocols.native.values import (
     encode_properties,
     ext_hook,
@@ -104,6 +106,7 @@ class UnknownOpcode(ProtocolError):
 
 _SCHEMAS = SCHEMAS  # (the name the property tests use)
 _DELIVER = Deliver.opcode
+_FETCH_OK = StreamFetchOk.opcode
 _BY_OPCODE = {cls.opcode: cls for cls in FRAME_TYPES}
 
 
@@ -367,6 +370,26 @@ class NativeCodec:
         if len(payload) > self._max_frame_size:  # rule 9
             return self._split(Deliver(channel, consumer_tag, delivery_tag, redelivered,
                                        exchange, routing_key, properties, body))
+        return _LENGTH.pack(len(payload)) + payload
+
+    def pack_entries(self, entries: list[list[Any]]) -> bytes:
+        """One run's entries (``runs.py`` rule 1) as one msgpack array, for
+        :meth:`send_fetch_ok`."""
+        try:
+            packed: bytes = self._pack(entries)
+        except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
+            packed = self._pack_octets(entries)
+        return packed
+
+    def send_fetch_ok(self, channel: int, next_offset: int,
+                      runs: Sequence[tuple[int, bytes]]) -> bytes:
+        """``send(StreamFetchOk(...))`` from runs whose entries are already encoded (a stored
+        chunk's, or :meth:`pack_entries`'): joined without decoding them (``runs.py``). A
+        frame over ``max_frame_size`` is refused (FrameError) before anything is written."""
+        payload = fetch_ok_payload(_FETCH_OK, channel, next_offset, runs)
+        if len(payload) > self._max_frame_size:
+            raise FrameError(f"StreamFetchOk frame of {len(payload)} bytes does not fit "
+                             f"max_frame_size {self._max_frame_size}")
         return _LENGTH.pack(len(payload)) + payload
 
     def _encode(self, frame: Frame) -> bytes | None:

@@ -100,6 +100,10 @@ COMMANDS: dict[type[f.Frame], _ToCommand] = {
     sf.StreamRead: lambda fr, cid: c.ReadStream(
         cid, fr.channel, fr.queue, fr.arguments or None, fr.max_messages, fr.max_bytes
     ),
+    sf.StreamFetch: lambda fr, cid: c.ReadStream(
+        cid, fr.channel, fr.queue, fr.arguments or None, fr.max_messages, fr.max_bytes,
+        packed=True,
+    ),
     sf.OffsetCommit: lambda fr, cid: c.CommitOffset(cid, fr.channel, fr.queue, fr.name,
                                                    fr.offset),
     sf.OffsetQuery: lambda fr, cid: c.QueryOffset(cid, fr.channel, fr.queue, fr.name),

@@ -30,6 +30,7 @@ from typing import Any
 from minibroker.errors import FrameError, FrameSyntaxError
 from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.frames import FRAME_TYPES, Body, ConnectionFrame, Frame
+from minibroker.protocols.native.runs import decode_chunks, encode_chunks
 from minibroker.protocols.native.values import (
     check_field_table,
     decode_properties,
@@ -45,7 +46,7 @@ _WIRE_TYPES: dict[str, type] = {
     "opcode": int, "Channel0": int, "UInt16": int, "UInt32": int, "UInt64": int,
     "ShortStr": str, "str | None": str,
     "bool": bool, "bytes": bytes, "FieldTable": dict, "Properties": list,
-    "Batch": list, "Records": list,
+    "Batch": list, "Records": list, "Chunks": list,
 }
 
 
@@ -91,6 +92,7 @@ class Schema:
             "decode_properties": self.decode_props, "encode_properties": encode_properties,
             "decode_batch": decode_batch, "encode_batch": encode_batch,
             "decode_records": decode_records, "encode_records": encode_records,
+            "decode_chunks": decode_chunks, "encode_chunks": encode_chunks,
             "EMPTY_PROPERTIES": EMPTY_PROPERTIES, "short_enough": _short_enough,
         }
         exec(self.source, namespace)
@@ -131,6 +133,8 @@ class Schema:
             return decode_batch(value, where)
         if kind == "Records":
             return decode_records(value, where)
+        if kind == "Chunks":
+            return decode_chunks(value, where)
         return value
 
 
@@ -155,6 +159,7 @@ _FAST_TESTS = {
     "Properties": "type({v}) is list",
     "Batch": "type({v}) is list",
     "Records": "type({v}) is list",
+    "Chunks": "type({v}) is list",
 }
 
 
@@ -202,9 +207,8 @@ _CONVERT = {
                    "encode_properties(frame.{field})"),
     "Batch": ("decode_batch({v}, '{name}.{field}')", "encode_batch(frame.{field})"),
     "Records": ("decode_records({v}, '{name}.{field}')", "encode_records(frame.{field})"),
+    "Chunks": ("decode_chunks({v}, '{name}.{field}')", "encode_chunks(frame.{field})"),
 }
-
-
 
 
 def _compile_source(schema: Schema, opcode: int) -> str:

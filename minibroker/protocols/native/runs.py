@@ -1,0 +1,143 @@
+"""Runs of stream messages on the native wire: the ``chunks`` of a ``StreamFetchOk``
+(``streamframes.py`` rules 1-2), decoded, checked and encoded.
+
+Rules:
+
+1. A run is ``[first_offset, entries]``; an entry is ``[exchange, routing_key, properties,
+   body]``, ``properties`` the message's properties array (``values.py`` rule 3) packed on its
+   own into a ``bin`` — the layout of a durable stream's chunk entries, so a stored chunk
+   travels as it is (:func:`fetch_ok_payload` joins encoded runs without decoding them).
+2. :func:`decode_chunks` checks every run and entry and raises :class:`FrameSyntaxError`
+   naming the fault; it returns the runs with each entry's properties ``bin`` turned into
+   :class:`Properties`, decoding each distinct ``bin`` once: a bounded cache
+   of :data:`_CACHE_SIZE` entries, emptied when full. Only a server sends runs, so their
+   properties are read as what the broker checked or took from AMQP (``values.py`` rule 4).
+3. Encoding (:func:`properties_bin`, :func:`entries_of`) is the reverse; the codec packs, so
+   text from AMQP that is not UTF-8 travels as its octets (``codec.py`` rule 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+
+from minibroker.errors import FrameSyntaxError
+from minibroker.message import EMPTY_PROPERTIES, Message, Properties
+from minibroker.protocols.native.values import (
+    decode_properties,
+    encode_properties,
+    ext_hook,
+    pack_default,
+)
+
+__all__ = [
+    "EMPTY_BIN", "decode_chunks", "encode_chunks", "entries_of", "fetch_ok_payload",
+    "properties_bin",
+]
+
+#: The properties ``bin`` of a message without properties (an empty msgpack array).
+EMPTY_BIN = b"\x90"
+#: Distinct properties ``bin`` s kept decoded (rule 2), and encoded.
+_CACHE_SIZE = 1024
+_decoded: dict[bytes, Properties] = {EMPTY_BIN: EMPTY_PROPERTIES}
+_encoded: dict[int, tuple[Properties, bytes]] = {}
+_MSGPACK_ERRORS = (ValueError, TypeError, OverflowError, msgpack.UnpackException)
+_pack_bin = msgpack.Packer(default=pack_default, datetime=True, use_bin_type=True,
+                           unicode_errors="surrogateescape").pack
+_packer = msgpack.Packer(use_bin_type=True)
+_RUN = b"\x92"  # a run: a 2-element array
+_ENTRY_TEXT = "each entry must be [exchange: str, routing_key: str, properties: bin, body: bin]"
+
+
+def _decode_bin(blob: object, where: str) -> Properties:
+    """The properties of one entry's ``bin`` (a cache miss)."""
+    if type(blob) is not bytes:
+        raise FrameSyntaxError(f"{where}: {_ENTRY_TEXT}")
+    try:
+        values = msgpack.unpackb(blob, ext_hook=ext_hook, timestamp=3,
+                                 unicode_errors="surrogateescape")
+    except _MSGPACK_ERRORS as exc:
+        raise FrameSyntaxError(f"{where}: properties are not one msgpack value: {exc}") from None
+    if type(values) is not list:
+        raise FrameSyntaxError(f"{where}: properties must be a msgpack array")
+    properties = decode_properties(values, where, from_client=False)
+    if len(_decoded) >= _CACHE_SIZE:
+        _decoded.clear()
+        _decoded[EMPTY_BIN] = EMPTY_PROPERTIES
+    _decoded[blob] = properties
+    return properties
+
+
+def decode_chunks(values: list[Any], where: str) -> list[list[Any]]:
+    """Rule 2: ``values`` checked, and the runs again with each entry's properties decoded
+    (new lists: what msgpack made is left as it was)."""
+    known = _decoded.get
+    chunks: list[list[Any]] = []
+    for run in values:
+        if (type(run) is not list or len(run) != 2 or type(run[0]) is not int or run[0] < 0
+                or type(run[1]) is not list):
+            raise FrameSyntaxError(f"{where}: each run must be [first_offset, [entry, ...]]")
+        entries: list[list[Any]] = []
+        for entry in run[1]:
+            if (type(entry) is not list or len(entry) != 4 or type(entry[0]) is not str
+                    or type(entry[1]) is not str or type(entry[3]) is not bytes):
+                raise FrameSyntaxError(f"{where}: {_ENTRY_TEXT}")
+            exchange, routing_key, blob, body = entry
+            properties = known(blob) if type(blob) is bytes else None
+            entries.append([exchange, routing_key, properties if properties is not None
+                            else _decode_bin(blob, where), body])
+        chunks.append([run[0], entries])
+    return chunks
+
+
+def properties_bin(properties: Properties) -> bytes:
+    """Rule 1's ``bin`` of ``properties`` (remembered by identity, as ``values.py`` does)."""
+    if properties is EMPTY_PROPERTIES:
+        return EMPTY_BIN
+    entry = _encoded.get(id(properties))
+    if entry is not None and entry[0] is properties:
+        return entry[1]
+    blob: bytes = _pack_bin(encode_properties(properties))
+    if len(_encoded) >= _CACHE_SIZE:
+        _encoded.clear()
+    _encoded[id(properties)] = (properties, blob)  # holds the object: its id stays its own
+    return blob
+
+
+def encode_chunks(chunks: list[list[Any]]) -> list[list[Any]]:
+    """Decoded runs (rule 2's form) -> the wire's."""
+    return [[first, [[exchange, routing_key, properties_bin(properties), body]
+                     for exchange, routing_key, properties, body in entries]]
+            for first, entries in chunks]
+
+
+def entries_of(messages: Sequence[tuple[int, Message]]) -> list[tuple[int, list[list[Any]]]]:
+    """(offset, message) pairs -> runs of wire entries, one run per stretch of consecutive
+    offsets (a filtered read skips some)."""
+    runs: list[tuple[int, list[list[Any]]]] = []
+    entries: list[list[Any]] = []
+    expected = -1
+    for offset, message in messages:
+        if offset != expected:
+            entries = []
+            runs.append((offset, entries))
+        entries.append([message.exchange, message.routing_key,
+                        properties_bin(message.properties), message.body])
+        expected = offset + 1
+    return runs
+
+
+def fetch_ok_payload(opcode: int, channel: int, next_offset: int,
+                     runs: Sequence[tuple[int, bytes]],
+                     pack: Callable[[Any], bytes] = _packer.pack) -> bytes:
+    """A ``StreamFetchOk``'s msgpack from runs whose entries are already encoded (each
+    ``bytes`` one msgpack array of entries): joined, never decoded (rule 1)."""
+    parts = [b"\x94", pack(opcode), pack(channel), pack(next_offset),
+             _packer.pack_array_header(len(runs))]
+    for first, entries in runs:
+        parts.append(_RUN)
+        parts.append(pack(first))
+        parts.append(entries)
+    return b"".join(parts)
