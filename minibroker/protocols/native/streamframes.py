@@ -27,9 +27,8 @@ from minibroker.protocols.native.frames import Frame, ShortStr, UInt16, UInt32, 
 from minibroker.valueclass import valueclass
 
 __all__ = [
-    "Batch", "Chunks", "OffsetCommit", "OffsetCommitOk", "OffsetQuery", "OffsetQueryOk", "PublishBatch",
-    "Records", "StreamFetch", "StreamFetchOk", "StreamRead",
-    "StreamReadOk",
+    "Batch", "Chunks", "OffsetCommit", "OffsetCommitOk", "OffsetQuery", "OffsetQueryOk",
+    "PublishBatch", "Records", "StreamFetch", "StreamFetchOk", "StreamRead", "StreamReadOk",
 ]
 
 #: Messages of a ``PublishBatch``: (properties, body) pairs.
