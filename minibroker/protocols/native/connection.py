@@ -197,8 +197,10 @@ class NativeConnection:
             for confirm in self.confirms.take(channel):
                 self._emit(confirm)
         if self.trace is not None:
-            self.trace("out", sf.StreamFetchOk(channel, next_offset,
-                                               [[first, count] for first, count, _ in runs]))
+            # (each run's first offset and count, not its entries: the trace names runs)
+            self.trace("out", sf.StreamFetchOk(
+                channel, next_offset,
+                [[first, count] for first, count, _ in runs]))  # type: ignore[misc]
         self._write(data)
 
     def send_confirm(self, channel: int, delivery_tag: int, multiple: bool, ack: bool) -> bool:

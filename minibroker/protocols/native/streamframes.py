@@ -14,13 +14,13 @@ Rules:
    message (``docs/benchmarks.md``, "Native stream speed").
 2. Decoding a ``StreamFetchOk`` checks every run and entry (a malformed one is a 502 naming
    what is wrong) and turns each entry's properties into :class:`Properties`, once per
-   distinct ``bin`` (a bounded cache): the decoded ``chunks`` are ``[first_offset,
-   [[exchange, routing_key, Properties, body], ...]]``.
+   distinct ``bin`` (a bounded cache): the decoded ``chunks`` are runs of columns,
+   ``(first_offset, exchanges, routing_keys, properties, bodies)`` (``runs.py`` rule 2).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols.native.frames import Frame, ShortStr, UInt16, UInt32, UInt64
@@ -35,9 +35,10 @@ __all__ = [
 Batch: TypeAlias = "list[tuple[Properties, bytes]]"
 #: Messages of a ``StreamReadOk``: (offset, exchange, routing_key, properties, body).
 Records: TypeAlias = "list[tuple[int, str, str, Properties, bytes]]"
-#: Messages of a ``StreamFetchOk``, decoded (rule 2): ``[first_offset, [[exchange,
-#: routing_key, properties, body], ...]]`` per run.
-Chunks: TypeAlias = "list[list[Any]]"
+#: Messages of a ``StreamFetchOk``, decoded (rule 2): per run ``(first_offset, exchanges,
+#: routing_keys, properties, bodies)``.
+Chunks: TypeAlias = (
+    "list[tuple[int, tuple[str, ...], tuple[str, ...], tuple[Properties, ...], tuple[bytes, ...]]]")
 
 
 @valueclass()
