@@ -60,9 +60,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RUN_ENVELOPE", "DiskReader"]
 
-#: A run's bytes besides its entries' in a reply (rule 5): a 2-array, an offset of up to 9
-#: bytes, an array header of up to 5.
-RUN_ENVELOPE = 15
+#: A run's bytes in a reply besides its entries (rule 5): a 2-array and an offset of up to 9
+#: bytes (the entries' own array header is part of them).
+RUN_ENVELOPE = 10
+_ARRAY_HEADER = 5  # the most an array header takes
 _pack = msgpack.Packer(use_bin_type=True).pack
 _array_header = msgpack.Packer().pack_array_header
 
@@ -355,7 +356,7 @@ class DiskReader:
             if bound + size >= max_bytes:
                 bound = sum(len(entry[3]) for run in runs for entry in msgpack.unpackb(run[2]))
             parts: list[bytes] = []
-            wire += RUN_ENVELOPE
+            wire += RUN_ENVELOPE + _ARRAY_HEADER
             full = False
             for entry in entries[skip:]:
                 encoded = _pack(entry)
