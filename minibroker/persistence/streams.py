@@ -28,7 +28,7 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from minibroker.core.streamargs import OffsetSpec, StreamLimits
 from minibroker.core.streamlog import filter_value
@@ -118,6 +118,25 @@ class DiskLog:
         disk.append(message, self._last_wall, key)
         self.tail.append(message)
         # Segments close at the flush: the first append after one closed says so (rule 3).
+        segments = len(self.disk.segments)
+        closed, self._segments = segments > self._segments, segments
+        return closed
+
+    def append_many(
+        self, messages: Sequence[Message], now: float, wall_time: Callable[[float], float],
+        key: object,
+    ) -> bool:
+        """``append`` of each message (``core/streamlog.py`` rule 9), in one call."""
+        disk = self.disk
+        if disk.written != self.tail_first:
+            self.trim()
+        if key is not self._key:
+            self._key = key
+            wall = wall_time(now)
+            if wall > self._last_wall:
+                self._last_wall = wall
+        disk.append_many(messages, self._last_wall, key)
+        self.tail += messages
         segments = len(self.disk.segments)
         closed, self._segments = segments > self._segments, segments
         return closed

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-from minibroker.message import Message
+from minibroker.message import Message, Properties
 from minibroker.storage.files import ReadFile
 from minibroker.storage.records import FILE_HEADER, RECORD_HEADER, decode_file_header
 
@@ -33,7 +33,7 @@ __all__ = [
     "CHUNK", "CHUNK_MESSAGES", "HEAD", "INDEX_INTERVAL", "KIND_STREAM", "READ_BLOCK",
     "StreamDamage", "StreamSegment", "StreamSettings", "bloom_mask", "chunk_entries", "chunk_head",
     "chunk_wall",
-    "filter_value", "scan_segment",
+    "filter_value", "properties_filter_value", "scan_segment",
 ]
 
 #: The file kind of a stream segment, and its one record type.
@@ -49,7 +49,12 @@ FILTER_HEADER = "x-stream-filter-value"
 
 def filter_value(message: Message) -> str | None:
     """A message's ``x-stream-filter-value`` (as ``core/streamlog.py`` reads it)."""
-    headers = message.properties.headers
+    return properties_filter_value(message.properties)
+
+
+def properties_filter_value(properties: Properties) -> str | None:
+    """The ``x-stream-filter-value`` header of ``properties``, if it is a string."""
+    headers = properties.headers
     value = headers.get(FILTER_HEADER) if headers else None
     if isinstance(value, bytes):
         return value.decode(errors="replace")

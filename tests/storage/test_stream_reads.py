@@ -1,7 +1,8 @@
 """Reading a stream from disk at its edges (``storage/streamreader.py``): a chunk larger than
 one read block, a byte budget that ends a read inside a chunk (the next read goes on from
 there), a filtered read across segments, and a record whose bytes changed on disk, which is
-an error naming the file and the byte instead of a wrong message."""
+an error naming the file and the byte instead of a wrong message; packed reads (runs of the
+stored encoding) against plain ones, and ``append_many`` against ``append``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minibroker.message import Message, Properties
 from minibroker.storage.intents import EMPTY_BLOB
 from minibroker.storage.streamreader import RUN_ENVELOPE
 from minibroker.storage.streamsegments import READ_BLOCK
@@ -133,3 +135,26 @@ def test_packed_reads_take_what_reads_take(
     assert got == everything
     plain.close()
     packed.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.binary(max_size=8), min_size=1, max_size=40),
+                          st.sampled_from([None, "eu", "us"])), min_size=1, max_size=6),
+       st.integers(0, 100))
+def test_append_many_writes_the_bytes_appends_write(
+        inputs: list[tuple[list[bytes], str | None]], segment_size: int) -> None:
+    """``DiskStream.append_many`` (one call an input) leaves the very files that ``append``
+    of each message leaves."""
+    one, many = Rig(max_segment_size=segment_size), Rig(max_segment_size=segment_size)
+    for bodies, value in inputs:
+        properties = Properties(headers=None if value is None else {
+            "x-stream-filter-value": value})
+        messages = [Message("x", "k", body, properties) for body in bodies]
+        key = object()
+        for message in messages:
+            one.stream.append(message, 1.5, key)
+        many.stream.append_many(messages, 1.5, key)
+        one.commit()
+        many.commit()
+    assert [(s.path, one.disk.read(s.path)) for s in one.stream.segments] == [
+        (s.path, many.disk.read(s.path)) for s in many.stream.segments]
