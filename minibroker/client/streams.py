@@ -129,13 +129,19 @@ def messages_of(chunks: Chunks) -> list[StreamMessage]:
 
 
 _new = tuple.__new__
+_BYTES = {bytes}
 
 
 def batch_messages(
     messages: Iterable[bytes | str | tuple[bytes | str, Properties]], properties: Properties,
 ) -> list[tuple[Properties, bytes]]:
     """``publish_batch``'s messages as the frame carries them: a body alone takes the call's
-    ``properties``, a (body, properties) pair its own; a ``str`` body is sent as UTF-8."""
+    ``properties``, a (body, properties) pair its own; a ``str`` body is sent as UTF-8.
+    Bodies alone, all ``bytes`` (the common case), are paired by ``zip``, with no Python step
+    a message."""
+    messages = list(messages)
+    if set(map(type, messages)) == _BYTES:
+        return list(zip(repeat(properties), messages))  # type: ignore[arg-type]
     batch: list[tuple[Properties, bytes]] = []
     for item in messages:
         body, own = item if isinstance(item, tuple) else (item, properties)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from functools import partial
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from minibroker.errors import FrameError, FrameSyntaxError
@@ -166,6 +167,8 @@ _FAST_TESTS = {
 
 _LISTS = {list}
 _PAIRS = {2}
+_first = itemgetter(0)
+_second = itemgetter(1)
 _BINS = {bytes}
 
 
@@ -189,7 +192,14 @@ def decode_batch(values: list[Any], where: str) -> list[tuple[Properties, bytes]
     return messages
 
 
-def encode_batch(messages: list[tuple[Properties, bytes]]) -> list[list[Any]]:
+def encode_batch(messages: list[tuple[Properties, bytes]]) -> list[Any]:
+    """A ``Batch`` for the packer; messages sharing one properties object (``publish_batch``
+    of bodies alone) share one encoding, paired with their bodies by ``zip`` (msgpack packs a
+    tuple as an array), with no Python step a message."""
+    if messages:
+        first = messages[0][0]
+        if len(set(map(id, map(_first, messages)))) == 1:
+            return list(zip(repeat(encode_properties(first)), map(_second, messages)))
     return [[encode_properties(properties), body] for properties, body in messages]
 
 
