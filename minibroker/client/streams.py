@@ -27,8 +27,8 @@ from minibroker.client.delivery import MessageFields
 from minibroker.message import FieldTable, FieldValue, Properties
 from minibroker.protocols.native.streamframes import Chunks
 
-__all__ = ["Offset", "StreamBatch", "StreamMessage", "batch_messages", "messages_of",
-           "offset_argument", "read_arguments"]
+__all__ = ["Offset", "StreamBatch", "StreamMessage", "batch_messages", "build_stream_message",
+           "messages_of", "offset_argument", "read_arguments"]
 
 #: What a stream position may be given as (rule 1).
 Offset = str | int | datetime.datetime | datetime.timedelta
@@ -108,6 +108,10 @@ class StreamBatch:
 
     def __len__(self) -> int:
         return len(self.messages)
+
+
+#: ``StreamMessage(...)``, under the name it had when it was a frozen dataclass.
+build_stream_message = StreamMessage
 
 
 def messages_of(chunks: Chunks) -> list[StreamMessage]:
