@@ -18,7 +18,8 @@ Rules:
    reads ``--replay`` stored messages from ``first``. Ratios minibroker / RabbitMQ are printed
    with the goals of the issue (append >= 1.0x, replay >= 1.5x).
 3. ``native``: the native client against a fresh minibroker: batched publishing (``--batch``
-   messages of 16 B per ``PublishBatch`` frame, confirm mode, 4 batches in flight), then one
+   messages of 16 B per ``PublishBatch`` frame, confirm mode, ``--in-flight`` batches awaiting
+   their confirm, 4 by default), then one
    pull reader (``read``, 5,000 messages per call) replaying everything from ``first``,
    ``--replays`` times (the best counts); goals of the issue: >= 300,000 appends and >= 500,000
    replayed messages per second. The broker's CPU a message (``/proc``) and the client's
@@ -269,7 +270,8 @@ async def bench_amqp(quick: bool, count: int, replay: int, window: int) -> None:
     print()
 
 
-async def native_run(count: int, batch: int, replays: int) -> dict[str, float]:
+async def native_run(count: int, batch: int, replays: int,
+                     in_flight_batches: int = 4) -> dict[str, float]:
     """Rule 3: the append, then ``replays`` replays from ``first`` (the best one counts); the
     broker's CPU from ``/proc`` and the client's (``time.process_time``) per message."""
     import minibroker
@@ -283,7 +285,7 @@ async def native_run(count: int, batch: int, replays: int) -> dict[str, float]:
             await ch.declare_queue("bench", durable=True, arguments=STREAM_ARGS)
             await ch.confirm_select()
             bodies = [b"x" * 16] * batch
-            in_flight = asyncio.Semaphore(4)
+            in_flight = asyncio.Semaphore(in_flight_batches)
 
             async def one() -> None:
                 async with in_flight:
@@ -316,11 +318,11 @@ async def native_run(count: int, batch: int, replays: int) -> dict[str, float]:
         broker.stop()
 
 
-def bench_native(quick: bool, count: int, batch: int, replays: int) -> None:
-    result = asyncio.run(native_run(count, batch, replays))
+def bench_native(quick: bool, count: int, batch: int, replays: int, in_flight: int) -> None:
+    result = asyncio.run(native_run(count, batch, replays, in_flight))
     where = ", on disk" if DATA_DIRS else ", in memory"
-    print(f"## native protocol ({count:,} messages of 16 B, {batch} per PublishBatch{where}; "
-          f"best of {replays} replays)\n")
+    print(f"## native protocol ({count:,} messages of 16 B, {batch} per PublishBatch, "
+          f"{in_flight} in flight{where}; best of {replays} replays)\n")
     print("| run | msg/s | broker CPU µs/msg | client CPU µs/msg | goal |")
     print("|---|---:|---:|---:|---|")
     print(f"| batched append with confirms | {result['append']:,.0f} | "
@@ -343,6 +345,8 @@ def main() -> None:
                         help="minibroker with a data directory (rule 5)")
     parser.add_argument("--native-count", type=int, help="messages of the native run")
     parser.add_argument("--replays", type=int, default=3, help="native replays (best counts)")
+    parser.add_argument("--in-flight", type=int, default=4,
+                        help="native PublishBatch frames awaiting their confirm")
     options = parser.parse_args()
     if options.durable:
         DATA_DIRS.append("")  # a marker: each broker gets its own directory
@@ -355,7 +359,7 @@ def main() -> None:
     if options.only in (None, "native"):
         bench_native(options.quick, options.native_count
                      or (200_000 if options.quick else 1_000_000), options.batch,
-                     options.replays)
+                     options.replays, options.in_flight)
     if options.only in (None, "storage"):
         try:
             from storage_streams import bench_storage  # phase B, next to this file
