@@ -39,7 +39,7 @@ from operator import attrgetter
 from types import MethodType
 from typing import Any, ClassVar, TypeVar, dataclass_transform, get_origin
 
-__all__ = ["frozen_builder", "valueclass"]
+__all__ = ["frozen_builder", "mutable_twin", "valueclass"]
 
 _T = TypeVar("_T")
 
@@ -304,6 +304,24 @@ def _setstate(self: Any, state: list[Any]) -> None:
         object.__setattr__(self, name, value)
 
 
+_TWINS: dict[type, Any] = {}
+
+
+def mutable_twin(cls: type) -> Any:
+    """The mutable twin of the frozen, slotted dataclass ``cls`` (:func:`frozen_builder`):
+    the same slots, plain stores, every field ``None`` by default. A batch decoder may make
+    ``twin()`` objects, store their fields and relabel them ``cls`` itself."""
+    twin = _TWINS.get(cls)
+    if twin is None:
+        layout = {f.name: f.type for f in dataclasses.fields(cls)}
+        # A @valueclass, not dataclasses.make_dataclass: 0.4 ms less at every start (its
+        # ``__init__`` is the same code, compiled by the first call below).
+        twin = _TWINS[cls] = valueclass()(type(
+            f"_Mutable{cls.__name__}", cls.__bases__,
+            {"__annotations__": layout, **dict.fromkeys(layout)}))
+    return twin
+
+
 def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
     """A fast positional constructor for the frozen, slotted dataclass ``cls``, for decoders
     and hot paths whose values are already checked (``protocols/building.py`` rule 2: about
@@ -313,12 +331,7 @@ def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
     plain, then relabels it as ``cls`` (CPython allows ``__class__`` assignment between classes
     of identical layout and refuses it with TypeError otherwise, which the first call below
     would reveal at import). The result is an ordinary, immutable ``cls`` instance."""
-    # (``fields`` accepts any dataclass; mypy cannot tell ``cls`` is one from ``type[_T]``)
-    layout = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    # A @valueclass, not dataclasses.make_dataclass: 0.4 ms less at every start (its
-    # ``__init__`` is the same code, compiled by the first call below).
-    twin: Any = valueclass()(type(f"_Mutable{cls.__name__}", cls.__bases__,
-                                  {"__annotations__": layout, **dict.fromkeys(layout)}))
+    twin = mutable_twin(cls)
 
     def build(*values: Any) -> _T:
         obj = twin(*values)

@@ -45,7 +45,7 @@ from minibroker.client.streams import (
     Offset,
     StreamBatch,
     batch_messages,
-    build_stream_message,
+    messages_of,
     offset_argument,
     read_arguments,
 )
@@ -264,11 +264,10 @@ class Channel:
         """Read a stream without subscribing (Kafka's pull): at most ``max_messages``, and
         stopping after ``max_bytes`` of bodies, from ``offset``; ``next_offset`` of the
         result is where to go on."""
-        ok = await self._call(sf.StreamRead(
+        ok = await self._call(sf.StreamFetch(
             self.number, stream, read_arguments(offset, filter, match_unfiltered), max_messages,
-            max_bytes), (sf.StreamReadOk,))
-        return StreamBatch([build_stream_message(*record) for record in ok.messages],
-                           ok.next_offset)
+            max_bytes), (sf.StreamFetchOk,))
+        return StreamBatch(messages_of(ok.chunks), ok.next_offset)
 
     async def commit_offset(self, stream: str, name: str, offset: int) -> None:
         """Store ``offset`` for the consumer ``name`` in the broker (a restarted consumer

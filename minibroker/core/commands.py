@@ -293,7 +293,8 @@ class ReadStream:
     ``max_messages`` and stopping once ``max_bytes`` of bodies are read. A positive
     ``reply_bytes`` also stops before the reply's estimated size would pass it: each message
     counted as its body, exchange and routing key plus ``record_bytes`` (a protocol's
-    envelope), so that a reply meant for one frame is not read only to be cut."""
+    envelope), so that a reply meant for one frame is not read only to be cut. ``packed``:
+    the reply may carry runs of a durable stream's stored encoding (``streamreads.py``)."""
 
     connection: int
     channel: int
@@ -303,6 +304,7 @@ class ReadStream:
     max_bytes: int = 1 << 20
     reply_bytes: int = 0
     record_bytes: int = 0
+    packed: bool = False
 
 
 @valueclass(frozen=True)

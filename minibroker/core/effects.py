@@ -87,10 +87,14 @@ GET_EMPTY = GetEmpty()
 
 @valueclass(frozen=True)
 class StreamReadOk:
-    """A stream's messages as (offset, message), and the offset to read from next."""
+    """A stream's messages as (offset, message), and the offset to read from next. A packed
+    read's (``ReadStream.packed``) are in ``runs`` instead when its stream stores them
+    encoded: ``(first_offset, count, entries)``, ``entries`` the stored bytes
+    (``streamlog.py`` rule 8)."""
 
     next_offset: int
     messages: tuple[tuple[int, Message], ...]
+    runs: tuple[tuple[int, int, bytes], ...] = ()
 
 
 @valueclass(frozen=True)

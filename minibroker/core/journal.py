@@ -129,11 +129,12 @@ class Journal:
         self.intents.append((op, source, kind, destination, routing_key, dict(arguments)))
         self.count += 1
 
-    def stream_append(self, stream: str) -> None:
+    def stream_append(self, stream: str, count: int = 1) -> None:
+        """``count`` messages appended to ``stream`` (one intent for a run of them)."""
         intents = self.intents
         if not intents or intents[-1][0] != STREAM_APPEND or intents[-1][1] != stream:
             intents.append((STREAM_APPEND, stream))
-        self.count += 1
+        self.count += count
 
     def drain(self) -> list[tuple[Any, ...]]:
         """The intents recorded since the last drain, in order (rule 3)."""

@@ -36,17 +36,29 @@ Rules:
    durable streams' logs from a factory the shell injects (``Streams.make_log``), so the core
    never touches a file. A log that is not ``metered`` keeps its messages outside the
    process's memory (on disk): they do not count into the ready meter.
+8. A cursor over messages kept encoded (a durable stream's files) can hand out runs of them
+   still encoded (:meth:`Cursor.take_packed`): ``(first_offset, count, entries)``, where
+   ``entries`` are bytes the core never reads — the native protocol sends them on as they
+   are (``StreamFetch``). It takes at most ``limit`` messages, stops after the one that
+   reaches ``max_bytes`` of bodies, and keeps the runs' encoded size within ``budget``
+   (the first message excepted). The in-memory log keeps ``Message`` objects and answers
+   ``None``.
+9. :meth:`Log.append_many` appends messages of one input as :meth:`Log.append` of each would
+   (the same chunks, offsets, filters and retention answer), with the work done per chunk,
+   not per message: one list extend, one sum of body sizes, one filter value per distinct
+   properties object.
 """
 
 from __future__ import annotations
 
 import zlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter
 from typing import Protocol
 
 from minibroker.core.streamargs import OffsetSpec, StreamLimits
-from minibroker.message import Message
+from minibroker.message import Message, Properties
 
 __all__ = [
     "CHUNK_MESSAGES", "STORED_OVERHEAD", "Chunk", "Cursor", "Log", "Segment", "StreamLog",
@@ -77,6 +89,11 @@ class Cursor(Protocol):
 
     def take_run(self, limit: int) -> tuple[int, list[Message]]: ...
 
+    def take_packed(self, limit: int, max_bytes: int,
+                    budget: int) -> list[tuple[int, int, bytes]] | None:
+        """Rule 8: runs ``(first_offset, count, entries)`` in the log's stored encoding, or
+        ``None`` where the log keeps messages (take them with :meth:`take_run`)."""
+
 
 class Log(Protocol):
     """What the core asks of a stream's log (rule 7)."""
@@ -99,6 +116,12 @@ class Log(Protocol):
     def append(
         self, message: Message, now: float, wall_time: Callable[[float], float], key: object,
     ) -> bool: ...
+
+    def append_many(
+        self, messages: Sequence[Message], now: float, wall_time: Callable[[float], float],
+        key: object,
+    ) -> bool:
+        """Rule 9: ``append`` of each message, in one call."""
 
     def retain(self, now: float) -> int: ...
 
@@ -124,13 +147,34 @@ class Log(Protocol):
 
 def filter_value(message: Message) -> str | None:
     """A message's ``x-stream-filter-value`` header, if it is a string."""
-    headers = message.properties.headers
+    return properties_filter_value(message.properties)
+
+
+def properties_filter_value(properties: Properties) -> str | None:
+    """The ``x-stream-filter-value`` header of ``properties``, if it is a string."""
+    headers = properties.headers
     if not headers:
         return None
     value = headers.get(FILTER_HEADER)
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value if isinstance(value, str) else None
+
+
+_body = attrgetter("body")
+_properties = attrgetter("properties")
+
+
+def filter_run(chunk: Chunk, messages: Sequence[Message], filter_size: int) -> None:
+    """Add the filter values of ``messages`` to ``chunk`` (rule 2), reading each distinct
+    properties object once: a batch's messages mostly share one."""
+    properties = list(map(_properties, messages))
+    for one in dict(zip(map(id, properties), properties, strict=True)).values():
+        value = properties_filter_value(one)
+        if value is None:
+            chunk.unfiltered = True
+        else:
+            chunk.bloom |= bloom_mask(value, filter_size)
 
 
 def bloom_mask(value: str, size: int) -> int:
@@ -225,12 +269,11 @@ class StreamLog:
 
     # -- appending ------------------------------------------------------------------------
 
-    def append(
-        self, message: Message, now: float, wall_time: Callable[[float], float], key: object,
-    ) -> bool:
-        """Append ``message`` (its offset is ``next_offset`` before the call); True if this
-        closed a segment, so retention should be evaluated (rule 5). ``wall_time(now)`` stamps
-        a new chunk; ``key`` names the input (rule 2)."""
+    def _chunk_for(
+        self, now: float, wall_time: Callable[[float], float], key: object,
+    ) -> tuple[Segment, Chunk, bool]:
+        """The open chunk the next message of input ``key`` joins (a new one, and maybe a
+        new segment, when it cannot: rule 2), and whether a segment was closed."""
         segment = self.segments[-1]
         chunks = segment.chunks
         chunk = chunks[-1] if chunks else None
@@ -249,17 +292,47 @@ class StreamLog:
             self.last_wall = wall
             chunk = Chunk(offset, now, wall, key)
             segment.chunks.append(chunk)
+        return segment, chunk, closed
+
+    def append(
+        self, message: Message, now: float, wall_time: Callable[[float], float], key: object,
+    ) -> bool:
+        """Append ``message`` (its offset is ``next_offset`` before the call); True if this
+        closed a segment, so retention should be evaluated (rule 5). ``wall_time(now)`` stamps
+        a new chunk; ``key`` names the input (rule 2)."""
+        segment, chunk, closed = self._chunk_for(now, wall_time, key)
         size = len(message.body)
         segment.messages.append(message)
         segment.bytes += size
         segment.weight += size + STORED_OVERHEAD
         self.bytes += size
-        self.next_offset = offset + 1
+        self.next_offset += 1
         value = filter_value(message)
         if value is None:
             chunk.unfiltered = True
         else:
             chunk.bloom |= bloom_mask(value, self.filter_size)
+        return closed
+
+    def append_many(
+        self, messages: Sequence[Message], now: float, wall_time: Callable[[float], float],
+        key: object,
+    ) -> bool:
+        """Rule 9."""
+        closed = False
+        done = 0
+        while done < len(messages):
+            segment, chunk, closing = self._chunk_for(now, wall_time, key)
+            closed = closed or closing
+            run = messages[done:done + CHUNK_MESSAGES - (self.next_offset - chunk.first)]
+            size = sum(map(len, map(_body, run)))
+            segment.messages += run
+            segment.bytes += size
+            segment.weight += size + STORED_OVERHEAD * len(run)
+            self.bytes += size
+            self.next_offset += len(run)
+            done += len(run)
+            filter_run(chunk, run, self.filter_size)
         return closed
 
     # -- retention (rule 5) ---------------------------------------------------------------
@@ -445,6 +518,10 @@ class StreamReader:
         run = segment.messages[position:position + limit]
         self.offset = offset + len(run)
         return offset, run
+
+    def take_packed(self, limit: int, max_bytes: int,
+                    budget: int) -> list[tuple[int, int, bytes]] | None:
+        return None  # rule 8: messages in memory, nothing encoded
 
     def _take_filtered(self) -> tuple[int, Message] | None:
         values = self.values

@@ -12,6 +12,10 @@ Rules:
    the offset it was given (or the end, when it was given ``next``). A positive
    ``reply_bytes`` also stops it before the estimated reply (bodies, exchanges, routing keys
    and ``record_bytes`` a message) would pass that budget, the first message excepted.
+   A ``packed`` read of a stream that stores its messages encoded (a durable stream's
+   files, ``streamlog.py`` rule 8) answers with runs of that encoding instead, under the
+   same limits (the runs' encoded size against ``reply_bytes``), and ends where they end:
+   the messages not yet written, if any, are the next read's.
 2. A stream stores at most :data:`MAX_NAMES` consumer offsets (``CommitOffset``); a commit
    replaces the name's offset, whatever it was. ``QueryOffset`` answers ``None`` for a name
    never committed. The offsets live and die with the stream; a durable stream's log keeps
@@ -71,6 +75,13 @@ class StreamReads:
         envelope = command.record_bytes
         wire = 0
         full = False
+        if command.packed and spec.filter is None:
+            runs = reader.take_packed(limit, max_bytes, budget)
+            if runs:  # rule 1: the stored encoding, passed on undecoded
+                count = sum(run[1] for run in runs)
+                queue.delivered += count
+                self.state.delivered += count
+                return Outcome(StreamReadOk(reader.offset, (), tuple(runs)))
         while len(messages) < limit and size < max_bytes and not full:
             if spec.filter is None:  # whole runs of a segment at a time
                 offset, run = reader.take_run(limit - len(messages))

@@ -38,8 +38,9 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from minibroker.core import commands as c
 from minibroker.core.channels import BrokerChannel, BrokerConsumer, Unacked
@@ -68,6 +69,8 @@ from minibroker.core.topology import queue_text
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
 from minibroker.message import FieldTable, FieldValue, Message, Properties
 from minibroker.valueclass import frozen_builder
+
+_body = attrgetter("body")
 
 __all__ = ["StreamConsumer", "StreamQueue", "Streams", "with_offset"]
 
@@ -305,6 +308,25 @@ class Streams:
             journal.stream_append(queue.name)  # its confirm waits for the disk
         if log.metered:
             queue.store._meter_in(len(message.body) + STORED_OVERHEAD)
+        if closed:
+            self.retain(queue, now)
+        if queue.consumers.members:
+            self.state.delivered += self.dispatch(queue, effects)
+
+    def append_many(self, queue: Queue, messages: Sequence[Message], now: float,
+                    effects: list[Effect]) -> None:
+        """:meth:`append` of each of one input's routed messages, in one call to the log
+        (``streamlog.py`` rule 9)."""
+        log = queue.stream
+        assert log is not None
+        closed = log.append_many(messages, now, self.wall_time, effects)
+        queue.published += len(messages)
+        journal = self.state.journal
+        if journal is not None:
+            journal.stream_append(queue.name, len(messages))  # their confirm waits for the disk
+        if log.metered:
+            queue.store._meter_in(sum(map(len, map(_body, messages)))
+                                  + STORED_OVERHEAD * len(messages))
         if closed:
             self.retain(queue, now)
         if queue.consumers.members:

@@ -10,9 +10,11 @@ Rules:
    read the files (``pread`` of the page cache) and the tail is dropped: what a stream holds
    costs the sparse index, not its messages, and is not metered.
 2. A cursor reads the files below ``DiskStream.written`` through a ``DiskReader`` it keeps
-   open while it reads on, and the tail above. The reader is closed when the cursor reaches
-   the tail and when the cursor is freed. Taken one at a time (filters, the toolkit), messages
-   are read :data:`READ_AHEAD` at a time, so a chunk record is not decoded per message.
+   open while it reads on, and the tail above; a packed read (``take_packed``) gets the
+   files' runs as stored (``streamreader.py`` rule 5), the tail as messages. The reader is
+   closed when the cursor reaches the tail and when the cursor is freed. Taken one at a time
+   (filters, the toolkit), messages are read :data:`READ_AHEAD` at a time, so a chunk record
+   is not decoded per message.
 3. Retention: ``Durability`` applies ``DiskStream.retain`` after each flush and on its
    periodic sweep (by wall time); and, as for the in-memory log, the first append after a
    flush closed a segment returns True, so the core applies retention and keeps the
@@ -26,7 +28,7 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from minibroker.core.streamargs import OffsetSpec, StreamLimits
 from minibroker.core.streamlog import filter_value
@@ -116,6 +118,25 @@ class DiskLog:
         disk.append(message, self._last_wall, key)
         self.tail.append(message)
         # Segments close at the flush: the first append after one closed says so (rule 3).
+        segments = len(self.disk.segments)
+        closed, self._segments = segments > self._segments, segments
+        return closed
+
+    def append_many(
+        self, messages: Sequence[Message], now: float, wall_time: Callable[[float], float],
+        key: object,
+    ) -> bool:
+        """``append`` of each message (``core/streamlog.py`` rule 9), in one call."""
+        disk = self.disk
+        if disk.written != self.tail_first:
+            self.trim()
+        if key is not self._key:
+            self._key = key
+            wall = wall_time(now)
+            if wall > self._last_wall:
+                self._last_wall = wall
+        disk.append_many(messages, self._last_wall, key)
+        self.tail += messages
         segments = len(self.disk.segments)
         closed, self._segments = segments > self._segments, segments
         return closed
@@ -250,6 +271,28 @@ class DiskCursor:
             if value in values if value is not None else self.match_unfiltered:
                 return offset, message
         return None
+
+    def take_packed(self, limit: int, max_bytes: int,
+                    budget: int) -> list[tuple[int, int, bytes]] | None:
+        """Runs of the stored encoding from the files (``DiskReader.read_packed``); ``None``
+        once the cursor is in the tail, whose messages are taken one by one."""
+        assert self.values is None
+        if self._ahead:  # not mixed with take() in practice: read them again
+            self.offset = self._ahead[0][0]
+            self._ahead.clear()
+        self._position()
+        offset = self.offset
+        if offset >= self.log.disk.written:
+            return None
+        reader = self._disk
+        if reader is None or reader.offset != offset:
+            self.close()
+            reader = self._disk = self.log.disk.reader(offset, None, self.match_unfiltered)
+        runs = reader.read_packed(limit, max_bytes, budget)
+        self.offset = reader.offset
+        if not runs:
+            self.close()
+        return runs
 
     def take_run(self, limit: int) -> tuple[int, list[Message]]:
         assert self.values is None

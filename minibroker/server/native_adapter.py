@@ -18,6 +18,11 @@ Rules:
    properties are not counted), and a ``StreamReadOk`` that still does not fit the negotiated
    frame size is cut to the messages that fit, ``next_offset`` pointing at the first one left
    out: a read never fails for asking too much.
+5. A ``StreamFetch`` is the same read, asked ``packed``: its ``StreamFetchOk`` is written
+   straight from the core's reply (no frame object), the runs of a durable stream's files
+   as they are stored, and the messages of the reply (an in-memory stream, messages not
+   written yet, a filtered read) packed into runs of the same layout (``runs.py``). A reply
+   that does not fit the frame loses messages by halves, as rule 4's.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.native.runs import entries_of
 from minibroker.protocols.tracing import log_frame
 
 if TYPE_CHECKING:
@@ -143,6 +149,9 @@ class NativeAdapter:
     # -- output -----------------------------------------------------------------------------
 
     def send_reply(self, frame: Any, reply: e.Reply | None) -> None:
+        if type(frame) is sf.StreamFetch and type(reply) is e.StreamReadOk:  # rule 5
+            self._send_fetch_ok(frame.channel, reply)
+            return
         answer = mapping.reply_for(frame, reply)
         if type(answer) is sf.StreamReadOk:
             self._send_fitting(answer)
@@ -162,6 +171,24 @@ class NativeAdapter:
                 keep = len(answer.messages) // 2
                 answer = sf.StreamReadOk(answer.channel, answer.messages[keep][0],
                                         answer.messages[:keep])
+
+    def _send_fetch_ok(self, channel: int, reply: e.StreamReadOk) -> None:
+        """Rule 5."""
+        connection = self.connection
+        pack = connection.codec.pack_entries
+        messages, next_offset = reply.messages, reply.next_offset
+        while True:
+            runs = [*reply.runs, *((first, len(entries), pack(entries))
+                                   for first, entries in entries_of(messages))]
+            try:
+                connection.send_fetch_ok(channel, next_offset, runs)
+                return
+            except ProtocolError:
+                if len(messages) <= 1:
+                    raise
+                keep = len(messages) // 2
+                next_offset = messages[keep][0]
+                messages = messages[:keep]
 
     def send_effect(self, effect: e.Effect) -> None:
         if type(effect) is e.Deliver:  # rule 3

@@ -56,8 +56,9 @@ import hashlib
 import posixpath
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import msgpack
 
@@ -77,9 +78,15 @@ from minibroker.storage.streamsegments import (
     StreamSettings,
     bloom_mask,
     filter_value,
+    properties_filter_value,
     scan_segment,
 )
 from minibroker.storage.writer import GroupCommit
+
+_exchange = attrgetter("exchange")
+_routing_key = attrgetter("routing_key")
+_properties = attrgetter("properties")
+_body = attrgetter("body")
 
 #: The file of the consumers' stored offsets in a stream's directory (rule 6).
 OFFSETS = "offsets"
@@ -118,7 +125,8 @@ class _Chunk:
     key: object
     bloom: int = 0
     unfiltered: bool = False
-    entries: list[list[object]] = field(default_factory=list)
+    #: ``[exchange, routing_key, properties blob, body]`` each (a list or a tuple).
+    entries: list[Sequence[object]] = field(default_factory=list)
 
 
 class DiskStream:
@@ -221,6 +229,36 @@ class DiskStream:
                               properties_blob(message.properties), message.body])
         self.next_offset = offset + 1
         return offset
+
+    def append_many(self, messages: Sequence[Message], wall: float, key: object) -> None:
+        """:meth:`append` of each message, a chunk's worth at a time: the entries made by
+        ``zip`` (tuples, which msgpack packs as it packs lists), one properties blob and one
+        filter value per distinct properties object."""
+        done = 0
+        pending = self._pending
+        size = self.settings.filter_size
+        while done < len(messages):
+            offset = self.next_offset
+            chunk = pending[-1] if pending else None
+            if (chunk is None or chunk.key is not key
+                    or offset - chunk.first >= CHUNK_MESSAGES):
+                chunk = _Chunk(offset, wall, key)
+                pending.append(chunk)
+            run = messages[done:done + CHUNK_MESSAGES - (offset - chunk.first)]
+            properties = list(map(_properties, run))
+            blobs = {}
+            for one in dict(zip(map(id, properties), properties, strict=True)).values():
+                blobs[id(one)] = properties_blob(one)
+                value = properties_filter_value(one)
+                if value is None:
+                    chunk.unfiltered = True
+                else:
+                    chunk.bloom |= bloom_mask(value, size)
+            chunk.entries += zip(map(_exchange, run), map(_routing_key, run),
+                                 map(blobs.__getitem__, map(id, properties)), map(_body, run),
+                                 strict=True)
+            self.next_offset = offset + len(run)
+            done += len(run)
 
     def flush(self) -> AppendFile | None:
         """Write the pending chunks; the file written (for group commit), or ``None``."""

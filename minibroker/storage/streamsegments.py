@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import msgpack
 
-from minibroker.message import Message
+from minibroker.message import Message, Properties
 from minibroker.storage.files import ReadFile
 from minibroker.storage.records import FILE_HEADER, RECORD_HEADER, decode_file_header
 
 __all__ = [
     "CHUNK", "CHUNK_MESSAGES", "HEAD", "INDEX_INTERVAL", "KIND_STREAM", "READ_BLOCK",
-    "StreamDamage", "StreamSegment", "StreamSettings", "bloom_mask", "chunk_head", "chunk_wall",
-    "filter_value", "scan_segment",
+    "StreamDamage", "StreamSegment", "StreamSettings", "bloom_mask", "chunk_entries", "chunk_head",
+    "chunk_wall",
+    "filter_value", "properties_filter_value", "scan_segment",
 ]
 
 #: The file kind of a stream segment, and its one record type.
@@ -48,7 +49,12 @@ FILTER_HEADER = "x-stream-filter-value"
 
 def filter_value(message: Message) -> str | None:
     """A message's ``x-stream-filter-value`` (as ``core/streamlog.py`` reads it)."""
-    headers = message.properties.headers
+    return properties_filter_value(message.properties)
+
+
+def properties_filter_value(properties: Properties) -> str | None:
+    """The ``x-stream-filter-value`` header of ``properties``, if it is a string."""
+    headers = properties.headers
     value = headers.get(FILTER_HEADER) if headers else None
     if isinstance(value, bytes):
         return value.decode(errors="replace")
@@ -97,6 +103,30 @@ def chunk_head(payload: memoryview | bytes) -> tuple[float, int, bool]:
     unpacker.read_array_header()
     wall, bloom, unfiltered = unpacker.unpack(), unpacker.unpack(), unpacker.unpack()
     return float(wall), int.from_bytes(bloom, "big"), bool(unfiltered)
+
+
+def chunk_entries(payload: memoryview | bytes) -> tuple[int, int]:
+    """(where the entries array of a chunk payload starts, how many entries it holds),
+    without decoding them: the head's usual layout (a float64 time, a ``bin8`` Bloom filter,
+    a bool) is read directly, any other through msgpack."""
+    if payload[:2] == b"\x94\xcb" and payload[10] == 0xC4 and payload[12 + payload[11]] in (
+            0xC2, 0xC3):
+        position = 13 + payload[11]
+    else:
+        unpacker = msgpack.Unpacker()
+        unpacker.feed(payload[:320] if len(payload) > 320 else payload)
+        unpacker.read_array_header()
+        for _ in range(3):
+            unpacker.skip()
+        position = unpacker.tell()
+    header = payload[position]
+    if header & 0xF0 == 0x90:
+        return position, header & 0x0F
+    if header == 0xDC:
+        return position, int.from_bytes(payload[position + 1:position + 3], "big")
+    if header == 0xDD:
+        return position, int.from_bytes(payload[position + 1:position + 5], "big")
+    raise ValueError(f"chunk entries are not an array (byte {header:#04x})")
 
 
 def chunk_wall(payload: bytes | memoryview) -> float:

@@ -12,6 +12,8 @@ import pika
 import pytest
 
 from minibroker import blocking
+from minibroker.message import Properties
+from minibroker.protocols.native import streamframes as sf
 from minibroker.testing import ManualClock, broker_in_thread, running_broker
 from tests.integration.test_cli_storage import Broker, brokers  # noqa: F401
 
@@ -259,3 +261,40 @@ def test_reset_empties_durable_streams_and_they_work_afterwards(tmp_path: Path) 
         _publish(broker.amqp_url, "events", [b"c"], STREAM)
         broker.crash()
         assert [(m.msg_id, m.body) for m in broker.messages("events")] == [(0, b"c")]
+
+
+def test_pull_reads_of_the_files_return_every_message_with_its_properties(
+        tmp_path: Path) -> None:
+    """Reads of a durable stream travel as its stored chunks (``StreamFetch``): reads that
+    begin and end inside chunks, a byte limit, a filter, and
+    the older ``StreamRead`` frame all give each message once with its properties."""
+    tagged = Properties(content_type="text/plain", headers={"x-stream-filter-value": "eu"})
+    with broker_in_thread(data_dir=str(tmp_path)) as broker, \
+            blocking.connect(broker.url) as conn:
+        ch = conn.channel()
+        ch.declare_queue("events", durable=True, arguments=STREAM)
+        ch.confirm_select()
+        for batch in range(3):
+            ch.publish_batch("", "events", [
+                (f"m{batch * 1500 + n}".encode(), tagged if n % 3 == 0 else Properties())
+                for n in range(1500)])
+        got = []
+        offset = 0
+        while batch_read := ch.read("events", offset, max_messages=700).messages:
+            got += batch_read
+            offset = got[-1].offset + 1
+        assert [(m.offset, m.body) for m in got] == [
+            (n, f"m{n}".encode()) for n in range(4500)]
+        assert [m.properties for m in got[:3]] == [tagged, Properties(), Properties()]
+        assert got[3].headers == {"x-stream-filter-value": "eu"}
+        assert len(ch.read("events", 10, max_bytes=6).messages) == 2  # m10, m11: 6 bytes
+        eu = ch.read("events", "first", max_messages=5000, filter="eu").messages
+        assert [m.offset for m in eu] == list(range(0, 4500, 3))
+
+        async def read_the_old_way() -> sf.StreamReadOk:
+            return await ch.channel._call(sf.StreamRead(ch.number, "events", {
+                "x-stream-offset": 4498}, 10, 1 << 20), (sf.StreamReadOk,))
+
+        old = ch._run(read_the_old_way())
+        assert [(offset, body) for offset, _, _, _, body in old.messages] == [
+            (4498, b"m4498"), (4499, b"m4499")]

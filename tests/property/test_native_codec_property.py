@@ -67,6 +67,13 @@ KINDS: dict[str, st.SearchStrategy[Any]] = {
     "Batch": st.lists(st.tuples(properties, st.binary(max_size=20)), max_size=4),
     "Records": st.lists(st.tuples(st.integers(0, 2**64 - 1), short_strs, short_strs, properties,
                                   st.binary(max_size=20)), max_size=4),
+    # StreamFetchOk runs, in their decoded form (runs.py rule 2): columns
+    "Chunks": st.lists(st.builds(
+        lambda first, entries: (first, *(tuple(column) for column in zip(*entries, strict=True)))
+        if entries else (first, (), (), (), ()),
+        st.integers(0, 2**64 - 1),
+        st.lists(st.tuples(short_strs, short_strs, properties, st.binary(max_size=20)),
+                 max_size=3)), max_size=3),
 }
 
 

@@ -48,7 +48,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from minibroker import __version__
@@ -57,6 +57,7 @@ from minibroker.errors import AMQPError, ChannelStateError, ProtocolError, Unexp
 from minibroker.message import FieldTable, Properties
 from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
+from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
 from minibroker.protocols.native.handshake import LoginCheck, client_tune, login, server_limits
@@ -183,6 +184,24 @@ class NativeConnection:
         else:
             self.send(f.Deliver(channel, consumer_tag, delivery_tag, redelivered, exchange,
                                 routing_key, properties, body))
+
+    def send_fetch_ok(self, channel: int, next_offset: int,
+                      runs: Sequence[tuple[int, int, bytes]]) -> None:
+        """``send(StreamFetchOk(...))`` from runs of encoded entries ``(first_offset, count,
+        entries)``, joined as they are (``codec.send_fetch_ok``); the trace shows each run's
+        first offset and count."""
+        data = self.codec.send_fetch_ok(channel, next_offset,
+                                        [(first, entries) for first, _, entries in runs])
+        held = self.confirms.pending
+        if held and channel in held:
+            for confirm in self.confirms.take(channel):
+                self._emit(confirm)
+        if self.trace is not None:
+            # (each run's first offset and count, not its entries: the trace names runs)
+            self.trace("out", sf.StreamFetchOk(
+                channel, next_offset,
+                [[first, count] for first, count, _ in runs]))  # type: ignore[misc]
+        self._write(data)
 
     def send_confirm(self, channel: int, delivery_tag: int, multiple: bool, ack: bool) -> bool:
         """A publisher confirm; returns False when it was held back (rule 6): the owner must

@@ -25,11 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 from functools import partial
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from minibroker.errors import FrameError, FrameSyntaxError
 from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.frames import FRAME_TYPES, Body, ConnectionFrame, Frame
+from minibroker.protocols.native.runs import decode_chunks, encode_chunks
 from minibroker.protocols.native.values import (
     check_field_table,
     decode_properties,
@@ -45,7 +48,7 @@ _WIRE_TYPES: dict[str, type] = {
     "opcode": int, "Channel0": int, "UInt16": int, "UInt32": int, "UInt64": int,
     "ShortStr": str, "str | None": str,
     "bool": bool, "bytes": bytes, "FieldTable": dict, "Properties": list,
-    "Batch": list, "Records": list,
+    "Batch": list, "Records": list, "Chunks": list,
 }
 
 
@@ -91,6 +94,7 @@ class Schema:
             "decode_properties": self.decode_props, "encode_properties": encode_properties,
             "decode_batch": decode_batch, "encode_batch": encode_batch,
             "decode_records": decode_records, "encode_records": encode_records,
+            "decode_chunks": decode_chunks, "encode_chunks": encode_chunks,
             "EMPTY_PROPERTIES": EMPTY_PROPERTIES, "short_enough": _short_enough,
         }
         exec(self.source, namespace)
@@ -131,6 +135,8 @@ class Schema:
             return decode_batch(value, where)
         if kind == "Records":
             return decode_records(value, where)
+        if kind == "Chunks":
+            return decode_chunks(value, where)
         return value
 
 
@@ -155,11 +161,27 @@ _FAST_TESTS = {
     "Properties": "type({v}) is list",
     "Batch": "type({v}) is list",
     "Records": "type({v}) is list",
+    "Chunks": "type({v}) is list",
 }
 
 
+_LISTS = {list}
+_PAIRS = {2}
+_first = itemgetter(0)
+_second = itemgetter(1)
+_BINS = {bytes}
+
+
 def decode_batch(values: list[Any], where: str) -> list[tuple[Properties, bytes]]:
-    """A ``Batch``: ``[[properties, body], ...]``, each element checked."""
+    """A ``Batch``: ``[[properties, body], ...]``, each element checked. A batch whose
+    messages all come without properties (``[]``) is checked and built by C loops
+    (``set(map(...))``, ``zip``), with no Python step a message; any other by the loop
+    below, which also names what is wrong."""
+    if (values and set(map(type, values)) == _LISTS and set(map(len, values)) == _PAIRS):
+        wire_properties, bodies = zip(*values, strict=True)
+        if (set(map(type, wire_properties)) == _LISTS and set(map(type, bodies)) == _BINS
+                and not any(wire_properties)):
+            return list(zip(repeat(EMPTY_PROPERTIES), bodies))
     messages = []
     for item in values:
         if type(item) is not list or len(item) != 2 or type(item[0]) is not list or (
@@ -170,7 +192,14 @@ def decode_batch(values: list[Any], where: str) -> list[tuple[Properties, bytes]
     return messages
 
 
-def encode_batch(messages: list[tuple[Properties, bytes]]) -> list[list[Any]]:
+def encode_batch(messages: list[tuple[Properties, bytes]]) -> list[Any]:
+    """A ``Batch`` for the packer; messages sharing one properties object (``publish_batch``
+    of bodies alone) share one encoding, paired with their bodies by ``zip`` (msgpack packs a
+    tuple as an array), with no Python step a message."""
+    if messages:
+        first = messages[0][0]
+        if len(set(map(id, map(_first, messages)))) == 1:
+            return list(zip(repeat(encode_properties(first)), map(_second, messages)))
     return [[encode_properties(properties), body] for properties, body in messages]
 
 
@@ -202,9 +231,8 @@ _CONVERT = {
                    "encode_properties(frame.{field})"),
     "Batch": ("decode_batch({v}, '{name}.{field}')", "encode_batch(frame.{field})"),
     "Records": ("decode_records({v}, '{name}.{field}')", "encode_records(frame.{field})"),
+    "Chunks": ("decode_chunks({v}, '{name}.{field}')", "encode_chunks(frame.{field})"),
 }
-
-
 
 
 def _compile_source(schema: Schema, opcode: int) -> str:

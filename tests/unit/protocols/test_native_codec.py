@@ -355,7 +355,7 @@ def test_data_after_end_of_stream_is_refused() -> None:
 
 def test_opcodes_are_unique_single_byte_fixints() -> None:
     opcodes = [cls.opcode for cls in f.FRAME_TYPES]
-    assert len(set(opcodes)) == len(opcodes) == 59
+    assert len(set(opcodes)) == len(opcodes) == 61
     assert all(0 < op < 0x80 for op in opcodes)
 
 
