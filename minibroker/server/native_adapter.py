@@ -165,7 +165,7 @@ class NativeAdapter:
 
     def send_effect(self, effect: e.Effect) -> None:
         if type(effect) is e.Deliver:  # rule 3
-            message = effect.message
+            message = effect.message if effect.offset is None else effect.wire_message
             self.connection.send_deliver(
                 effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
                 message.exchange, message.routing_key, message.properties, message.body,

@@ -42,7 +42,7 @@ def publish_batch(ch: Chan, *texts: str, queue: str = "s") -> None:
 
 
 def offsets(deliveries: list[Deliver]) -> list[object]:
-    return [(d.message.properties.headers or {}).get("x-stream-offset") for d in deliveries]
+    return [(d.wire_message.properties.headers or {}).get("x-stream-offset") for d in deliveries]
 
 
 def consume(ch: Chan, offset: object = None, *, prefetch: int = 100, tag: str = "",
@@ -196,12 +196,15 @@ def test_deliveries_carry_the_offset_and_keep_the_stored_message(ch: Chan) -> No
     declare(ch)
     publish(ch, "a", headers={"x-stream-offset": 99, "h": 1})
     (deliver,) = consume(ch, "first")
-    assert deliver.message.properties.headers == {"h": 1, "x-stream-offset": 0}
+    assert deliver.wire_message.properties.headers == {"h": 1, "x-stream-offset": 0}
     assert deliver.redelivered is False
     stored = ch.harness.broker.topology.queues["s"].stream
     assert stored is not None
     (item,) = stored.read(0)
     assert item[1].properties.headers == {"x-stream-offset": 99, "h": 1}
+    # The effect names the stored message itself and its offset: nothing is copied.
+    assert deliver.message is item[1]
+    assert deliver.offset == 0
 
 
 def test_the_window_is_fixed_at_consume_and_global_qos_is_ignored_later(ch: Chan) -> None:
