@@ -17,6 +17,7 @@ from minibroker.core.effects import (
     QueueDeleteOk,
     StreamReadOk,
 )
+from minibroker.core.fates import Fate
 from minibroker.core.streamreads import MAX_NAMES
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
 from minibroker.message import FieldTable, Message, Properties
@@ -205,6 +206,32 @@ def test_deliveries_carry_the_offset_and_keep_the_stored_message(ch: Chan) -> No
     # The effect names the stored message itself and its offset: nothing is copied.
     assert deliver.message is item[1]
     assert deliver.offset == 0
+
+
+def test_an_observer_sees_each_message_with_its_offset_and_changes_nothing() -> None:
+    # Without an observer a consumer's deliveries share one record (rule 7); with one, each
+    # has its own, naming its message with the header: the effects and counts are the same.
+    fates: list[Fate] = []
+    runs = []
+    for observer in (None, fates.append):
+        harness = Harness()
+        harness.broker.observer = observer
+        ch = harness.open(1, 1)
+        declare(ch)
+        publish(ch, "a", "b", "c", "d")
+        got = [consume(ch, "first", prefetch=3)]
+        got.append(delivered(ch.ack(2, multiple=True)))
+        got.append(delivered(ch.nack(3)))  # since 3.13: credit back, like an ack
+        ch.close()
+        stats = harness.broker.queue_statistics("s")
+        runs.append((got, stats.unacked, stats.acked))
+    assert runs[0] == runs[1]
+    assert [[d.offset for d in deliveries] for deliveries in runs[0][0]] == [[0, 1, 2], [3], []]
+    assert runs[0][1:] == (0, 2)
+    seen = [(f.kind, f.delivery_tag, (f.message.properties.headers or {}).get("x-stream-offset"))
+            for f in fates if f.kind in ("delivered", "acked")]
+    assert seen == [("delivered", 1, 0), ("delivered", 2, 1), ("delivered", 3, 2),
+                    ("acked", None, 0), ("acked", None, 1), ("delivered", 4, 3)]
 
 
 def test_the_window_is_fixed_at_consume_and_global_qos_is_ignored_later(ch: Chan) -> None:
