@@ -234,6 +234,23 @@ def test_an_observer_sees_each_message_with_its_offset_and_changes_nothing() -> 
                     ("acked", None, 0), ("acked", None, 1), ("delivered", 4, 3)]
 
 
+def test_a_window_goes_out_a_burst_at_a_time(harness: Harness) -> None:
+    # Rule 8: at most 256 small deliveries until the shell reports a flush, so a big window
+    # is written in pieces; a flush (SetWritable) lets the next piece go.
+    ch = harness.open(1, 1)
+    declare(ch)
+    publish_batch(ch, *(str(i) for i in range(600)))
+    first = consume(ch, "first", prefetch=1000)
+    assert offsets(first) == list(range(256))
+    second = delivered(harness.handle(c.SetWritable(1, writable=True)))
+    assert offsets(second) == list(range(256, 512))
+    assert [d.delivery_tag for d in second] == list(range(257, 513))
+    assert offsets(delivered(harness.handle(c.SetWritable(1, writable=True)))) == list(
+        range(512, 600))
+    assert delivered(harness.handle(c.SetWritable(1, writable=True))) == []
+    assert harness.broker.queue_statistics("s").unacked == 600
+
+
 def test_the_window_is_fixed_at_consume_and_global_qos_is_ignored_later(ch: Chan) -> None:
     declare(ch)
     publish(ch, "a", "b", "c", "d")
