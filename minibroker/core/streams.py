@@ -43,9 +43,10 @@ Rules:
    rule 5), each with ``DELIVERY_WEIGHT`` beside its body, and stop at the burst until the
    shell reports a flush (``SetWritable(True)``): a window of small messages goes out in
    writes of 256 deliveries, so the client reads and acks the first while the broker encodes
-   the next. In one write a window of 1,000 was one round trip between the two processes;
-   measured (AMQP replay, 2-core VM under load, alternating): 134,000-158,000 msg/s in one
-   write a window, 250,000-335,000 in writes of 256.
+   the next. In one write a window of 1,000 was one round trip between the two processes.
+   Measured (AMQP replay of 16 B messages, 2-core VM shared with other work, alternating
+   A/B): a gain on the median (485,000 against 366,000 msg/s at load 3.5; 252,000-335,000
+   against 134,000-158,000 at load 6) but not in every run (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
