@@ -295,8 +295,8 @@ async def open_native(broker: Broker) -> Conn:
     return conn
 
 
-async def open_amqp(broker: Broker) -> Conn:
-    _, conn = await asyncio.get_running_loop().create_connection(AMQPConn, broker.host,
+async def open_amqp(broker: Broker, kind: type[AMQPConn] = AMQPConn) -> Conn:
+    _, conn = await asyncio.get_running_loop().create_connection(kind, broker.host,
                                                                  broker.port)
     conn.write(PROTOCOL_HEADER)
     await conn.reply(m.ConnectionStart)

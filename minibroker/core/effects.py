@@ -9,14 +9,19 @@ Rules:
 2. Effects name what the shell must do (``Deliver``, ``Confirm``...) and which connection and
    channel it concerns; they may concern connections other than the one that sent the command.
 3. Everything here is a frozen value; messages inside are shared, never copied.
+4. A delivery from a stream names the message's ``offset`` beside the stored message, which
+   it does not copy: the consumer receives the message with the ``x-stream-offset`` header
+   (:attr:`Deliver.wire_message`), which each protocol adds as it encodes the delivery (the
+   AMQP encoder from a precomputed encoding of the message's properties, ``content.py``
+   rule 7).
 """
 
 from __future__ import annotations
 
 from dataclasses import field
 
-from minibroker.message import Message
-from minibroker.valueclass import valueclass
+from minibroker.message import FieldValue, Message, Properties
+from minibroker.valueclass import frozen_builder, valueclass
 
 __all__ = [
     "GET_EMPTY",
@@ -36,6 +41,7 @@ __all__ = [
     "Reply",
     "Return",
     "StreamReadOk",
+    "with_offset",
 ]
 
 
@@ -114,7 +120,8 @@ Reply = (
 
 @valueclass(frozen=True)
 class Deliver:
-    """Push ``message`` to a consumer (``basic.deliver``)."""
+    """Push ``message`` to a consumer (``basic.deliver``); from a stream, the message at
+    ``offset`` (rule 4)."""
 
     connection: int
     channel: int
@@ -122,6 +129,37 @@ class Deliver:
     delivery_tag: int
     redelivered: bool
     message: Message
+    #: A stream's delivery: the message's offset, sent as its ``x-stream-offset`` header.
+    offset: int | None = None
+
+    @property
+    def wire_message(self) -> Message:
+        """The message as the consumer receives it: with a stream's ``x-stream-offset``."""
+        if self.offset is None:
+            return self.message
+        return with_offset(self.message, self.offset)
+
+
+def with_offset(message: Message, offset: int) -> Message:
+    """``message`` as delivered from a stream: with the ``x-stream-offset`` header (rule 4)."""
+    p = message.properties
+    if p.headers:
+        headers: dict[str, FieldValue] = dict(p.headers)
+        headers["x-stream-offset"] = offset
+    else:
+        headers = {"x-stream-offset": offset}
+    # The builders, not the frozen __init__s: 2.06 -> 0.70 µs a copy (measured).
+    return _build_message(message.exchange, message.routing_key, message.body, _build_properties(
+        p.content_type, p.content_encoding, headers, p.delivery_mode, p.priority,
+        p.correlation_id, p.reply_to, p.expiration, p.message_id, p.timestamp, p.type,
+        p.user_id, p.app_id, p.cluster_id,
+    ))
+
+
+#: ``Message(...)`` and ``Properties(...)`` for :func:`with_offset`, whose values are a stored
+#: message's, already checked.
+_build_message = frozen_builder(Message)
+_build_properties = frozen_builder(Properties)
 
 
 @valueclass(frozen=True)

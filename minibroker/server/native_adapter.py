@@ -12,7 +12,9 @@ Rules:
 2. Exchange names and routing keys of publishes are interned per connection (:meth:`_name`):
    the codec makes a new ``str`` per frame, and a queued message keeps its own for as long as it
    lives, so a backlog of one routing key would otherwise hold one copy per message.
-3. A delivery is encoded straight from the core's effect (no frame object): the hot path.
+3. A delivery is encoded straight from the core's effect (no frame object): the hot path. A
+   stream's delivery is encoded from the copy of its message with ``x-stream-offset``
+   (``Deliver.wire_message``, ``core/effects.py`` rule 4).
 4. A stream read asks the core for at most a frame's worth of bodies and of estimated records
    (``_RECORD_ENVELOPE`` bytes a message besides its body, exchange and routing key; the
    properties are not counted), and a ``StreamReadOk`` that still does not fit the negotiated
@@ -192,7 +194,7 @@ class NativeAdapter:
 
     def send_effect(self, effect: e.Effect) -> None:
         if type(effect) is e.Deliver:  # rule 3
-            message = effect.message
+            message = effect.message if effect.offset is None else effect.wire_message
             self.connection.send_deliver(
                 effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
                 message.exchange, message.routing_key, message.properties, message.body,

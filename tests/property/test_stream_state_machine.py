@@ -66,8 +66,10 @@ class StreamMachine(RuleBasedStateMachine):
         log = self.queue.stream
         for effect in effects:
             if isinstance(effect, Deliver):
-                offset = effect.message.properties.headers["x-stream-offset"]  # type: ignore[index]
-                assert isinstance(offset, int)
+                headers = effect.wire_message.properties.headers
+                assert headers is not None
+                offset = headers["x-stream-offset"]
+                assert isinstance(offset, int) and effect.offset == offset
                 self.seen[(effect.channel, effect.consumer_tag)].append(offset)
                 self.outstanding[effect.channel].append(effect.delivery_tag)
                 stored = dict(log.read(offset))[offset] if offset >= log.first_offset else None

@@ -23,6 +23,12 @@ Rules:
    basic.deliver frame's octets before and after the delivery tag, per (channel, consumer
    tag, exchange, routing key); the content header frame and the body frame's head, per
    (properties, channel, body size) for a body that fits one frame.
+7. A stream's delivery (``Deliver.offset``) carries the ``x-stream-offset`` header as RabbitMQ
+   writes it: a signed 64-bit ``l`` entry that replaces any header of that name, in a table
+   sorted by key octets (3.10's ``rabbit_misc:set_table_value``, 4.x's ``mc_amqpl``: both
+   sort). Its content header is kept, per (properties, channel, body size) like rule 6's,
+   as the octets before and after the offset's 8, so each delivery only packs its offset:
+   the message's properties are not copied and no table is encoded per delivery.
 """
 
 from __future__ import annotations
@@ -31,8 +37,14 @@ import struct
 from typing import Any
 
 from minibroker.errors import FrameError
-from minibroker.message import EMPTY_PROPERTIES, Properties
-from minibroker.protocols.amqp091.fields import decode_table, encode_table, encode_text, text
+from minibroker.message import EMPTY_PROPERTIES, FieldTable, Properties
+from minibroker.protocols.amqp091.fields import (
+    decode_table,
+    encode_table,
+    encode_text,
+    encode_value,
+    text,
+)
 from minibroker.protocols.amqp091.frames import (
     FRAME_HEAD,
     encode_method,
@@ -47,6 +59,8 @@ __all__ = [
     "encode_content",
     "encode_deliver",
     "encode_properties",
+    "encode_stream_deliver",
+    "stream_properties",
 ]
 
 _H = struct.Struct(">H")
@@ -56,6 +70,11 @@ _HEADER_HEAD = struct.Struct(">BHIHHQ")  # type, channel, size, class id, weight
 _HEADER_FIXED = 12  # class id, weight, body size: the header payload before the flags
 _DELIVER_HEAD = struct.Struct(">BHIIB")  # type, channel, size, method key, consumer_tag length
 _TAG_BITS = struct.Struct(">QB")
+_OFFSET = struct.Struct(">q")
+_LONG = struct.Struct(">I")
+_OFFSET_NAME = b"x-stream-offset"
+#: The x-stream-offset entry up to its value: name length, name, type ``l`` (rule 7).
+_OFFSET_ENTRY = bytes((len(_OFFSET_NAME),)) + _OFFSET_NAME + b"l"
 _END = b"\xce"
 _NAMES = tuple(p.name for p in BASIC_PROPERTIES)
 _KINDS = tuple(p.type for p in BASIC_PROPERTIES)
@@ -66,6 +85,7 @@ _decoded: dict[bytes, Properties] = {}
 _encoded: dict[int, tuple[Properties, bytes]] = {}
 _deliver_parts: dict[tuple[str, str, str, int], tuple[bytes, bytes]] = {}  #: rule 6
 _content_heads: dict[tuple[int, int, int], tuple[Properties, bytes]] = {}  #: rule 6
+_stream_heads: dict[tuple[int, int, int], tuple[Properties, bytes, bytes]] = {}  #: rule 7
 
 
 # -- properties --------------------------------------------------------------------------------
@@ -126,9 +146,28 @@ def encode_properties(properties: Properties) -> bytes:
     cached = _encoded.get(id(properties))
     if cached is not None and cached[0] is properties:
         return cached[1]
+    headers = properties.headers
+    parts, _ = _property_parts(properties, None if headers is None else [encode_table(headers)])
+    encoded = b"".join(parts)
+    if len(_encoded) >= _CACHE_LIMIT:
+        _encoded.clear()
+    _encoded[id(properties)] = (properties, encoded)
+    return encoded
+
+
+def _property_parts(properties: Properties, table: list[bytes] | None) -> tuple[list[bytes], int]:
+    """The flags and the property list as parts to join, ``table`` (the encoded headers table,
+    in parts) standing for the headers, ``None`` for none; and where ``table`` begins."""
     flags = 0
     parts = [b""]
+    at = 0
     for i, name in enumerate(_NAMES):
+        if i == 2:  # headers
+            if table is not None:
+                flags |= _HEADERS_FLAG
+                at = len(parts)
+                parts += table
+            continue
         value = getattr(properties, name)
         if value is None:
             continue
@@ -147,14 +186,39 @@ def encode_properties(properties: Properties) -> bytes:
             if not 0 <= value < 2**64:
                 raise ValueError(f"property timestamp={value} does not fit 64 unsigned bits")
             parts.append(_Q.pack(value))
-        else:
-            parts.append(encode_table(value))
     parts[0] = _H.pack(flags)
-    encoded = b"".join(parts)
-    if len(_encoded) >= _CACHE_LIMIT:
-        _encoded.clear()
-    _encoded[id(properties)] = (properties, encoded)
-    return encoded
+    return parts, at
+
+
+def stream_properties(properties: Properties) -> tuple[bytes, bytes]:
+    """Rule 7: the flags and property list of a stream's delivery of a message with
+    ``properties``, as the octets before and after the ``x-stream-offset`` value."""
+    before, after = _stream_table(properties.headers)
+    parts, at = _property_parts(properties, [before, after])
+    return b"".join(parts[:at + 1]), b"".join(parts[at + 1:])
+
+
+def _stream_table(headers: FieldTable | None) -> tuple[bytes, bytes]:
+    """The headers table with ``x-stream-offset`` (rule 7), split where its value goes."""
+    entries: list[tuple[bytes, bytes]] = []
+    for name, value in (headers or {}).items():
+        key = encode_text(name)
+        if key == _OFFSET_NAME:
+            continue  # replaced
+        if len(key) > 255:
+            raise ValueError(f"field name longer than 255 octets: {name[:32]!r}...")
+        entries.append((key, bytes((len(key),)) + key + encode_value(value)))
+    entries.append((_OFFSET_NAME, b""))
+    entries.sort(key=_first)  # octet order, as Erlang compares binaries
+    at = entries.index((_OFFSET_NAME, b""))
+    before = b"".join([entry for _, entry in entries[:at]])
+    after = b"".join([entry for _, entry in entries[at + 1:]])
+    size = len(before) + len(_OFFSET_ENTRY) + _OFFSET.size + len(after)
+    return _LONG.pack(size) + before + _OFFSET_ENTRY, after
+
+
+def _first(entry: tuple[bytes, bytes]) -> bytes:
+    return entry[0]
 
 
 # -- content frames ----------------------------------------------------------------------------
@@ -168,17 +232,24 @@ def _header_and_body(
     parts: list[bytes | memoryview] = [
         _HEADER_HEAD.pack(2, channel, _HEADER_FIXED + len(props), class_id, 0, size), props, _END
     ]
-    if not size:
-        return parts
+    if size:
+        _add_body_frames(parts, channel, body, frame_max)
+    return parts
+
+
+def _add_body_frames(
+    parts: list[bytes | memoryview], channel: int, body: bytes, frame_max: int
+) -> None:
+    """The body frames of a non-empty ``body`` (rule 4), appended to ``parts``."""
+    size = len(body)
     chunk = frame_max - FRAME_OVERHEAD if frame_max else size
     if size <= chunk:
         parts += (FRAME_HEAD.pack(3, channel, size), body, _END)
-        return parts
+        return
     view = memoryview(body)  # slice without copying; join copies each octet once
     for offset in range(0, size, chunk):
         piece = view[offset : offset + chunk]
         parts += (FRAME_HEAD.pack(3, channel, len(piece)), piece, _END)
-    return parts
 
 
 def encode_content(
@@ -266,3 +337,56 @@ def _content_head(properties: Properties, channel: int, size: int) -> tuple[Prop
     _content_heads[(id(properties), channel, size)] = entry
     return entry
 
+
+
+def encode_stream_deliver(
+    channel: int,
+    consumer_tag: str,
+    delivery_tag: int,
+    exchange: str,
+    routing_key: str,
+    properties: Properties,
+    body: bytes,
+    frame_max: int,
+    offset: int,
+) -> bytes:
+    """basic.deliver + content header + body of a stream's message at ``offset``: the stored
+    message's properties with the ``x-stream-offset`` header (rule 7), never redelivered.
+    Instead of a copy of the message with the header made in the core and its table encoded
+    here: 81,273 -> 46,207 instructions a replayed delivery (bench/replay_instructions.sh)."""
+    key = (consumer_tag, exchange, routing_key, channel)
+    method = _deliver_parts.get(key)
+    if method is None:
+        method = _deliver_method_parts(channel, consumer_tag, exchange, routing_key)
+    size = len(body)
+    if not size or not frame_max or size <= frame_max - FRAME_OVERHEAD:
+        content = _stream_heads.get((id(properties), channel, size))
+        if content is None or content[0] is not properties:
+            content = _stream_head(properties, channel, size)
+        return b"".join((method[0], _TAG_BITS.pack(delivery_tag, 0), method[1], content[1],
+                         _OFFSET.pack(offset), content[2], body, _END if size else b""))
+    before, after = stream_properties(properties)
+    props_size = len(before) + _OFFSET.size + len(after)
+    parts: list[bytes | memoryview] = [
+        method[0], _TAG_BITS.pack(delivery_tag, 0), method[1],
+        _HEADER_HEAD.pack(2, channel, _HEADER_FIXED + props_size, 60, 0, size), before,
+        _OFFSET.pack(offset), after, _END,
+    ]
+    _add_body_frames(parts, channel, body, frame_max)
+    return b"".join(parts)
+
+
+def _stream_head(
+    properties: Properties, channel: int, size: int
+) -> tuple[Properties, bytes, bytes]:
+    """Rule 7: a stream delivery's content header frame, and the head of the one body frame
+    that follows (if any), as the octets before and after the offset."""
+    before, after = stream_properties(properties)
+    props_size = len(before) + _OFFSET.size + len(after)
+    head = _HEADER_HEAD.pack(2, channel, _HEADER_FIXED + props_size, 60, 0, size) + before
+    tail = after + _END + (FRAME_HEAD.pack(3, channel, size) if size else b"")
+    if len(_stream_heads) >= _CACHE_LIMIT:
+        _stream_heads.clear()
+    entry = (properties, head, tail)
+    _stream_heads[(id(properties), channel, size)] = entry
+    return entry

@@ -44,7 +44,11 @@ from minibroker.core.effects import ConsumeOk as CoreConsumeOk
 from minibroker.errors import CommandInvalid, NotImplementedFeature
 from minibroker.message import Message
 from minibroker.protocols.amqp091 import methods as m
-from minibroker.protocols.amqp091.content import encode_content, encode_deliver
+from minibroker.protocols.amqp091.content import (
+    encode_content,
+    encode_deliver,
+    encode_stream_deliver,
+)
 from minibroker.protocols.amqp091.frames import (
     ContentMethod,
     MethodFrame,
@@ -246,6 +250,11 @@ def reply_bytes(
 def deliver_bytes(effect: Deliver, frame_max: int) -> bytes:
     """basic.deliver + header + body: the per-delivery hot path."""
     message = effect.message
+    if effect.offset is not None:  # a stream's: with its x-stream-offset (content.py rule 7)
+        return encode_stream_deliver(
+            effect.channel, effect.consumer_tag, effect.delivery_tag, message.exchange,
+            message.routing_key, message.properties, message.body, frame_max, effect.offset,
+        )
     return encode_deliver(
         effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
         message.exchange, message.routing_key, message.properties, message.body, frame_max,

@@ -184,7 +184,7 @@ def reply_for(frame: f.Frame, reply: e.Reply | None) -> f.Frame | None:
 def frame_for_effect(effect: e.Effect) -> f.Frame:
     """The frame that carries out ``effect`` on its connection."""
     if type(effect) is e.Deliver:  # the hot path first
-        message = effect.message
+        message = effect.message if effect.offset is None else effect.wire_message
         return f.Deliver(
             effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
             message.exchange, message.routing_key, message.properties, message.body,

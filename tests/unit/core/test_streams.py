@@ -17,6 +17,7 @@ from minibroker.core.effects import (
     QueueDeleteOk,
     StreamReadOk,
 )
+from minibroker.core.fates import Fate
 from minibroker.core.streamreads import MAX_NAMES
 from minibroker.errors import NotImplementedFeature, PreconditionFailed
 from minibroker.message import FieldTable, Message, Properties
@@ -42,7 +43,7 @@ def publish_batch(ch: Chan, *texts: str, queue: str = "s") -> None:
 
 
 def offsets(deliveries: list[Deliver]) -> list[object]:
-    return [(d.message.properties.headers or {}).get("x-stream-offset") for d in deliveries]
+    return [(d.wire_message.properties.headers or {}).get("x-stream-offset") for d in deliveries]
 
 
 def consume(ch: Chan, offset: object = None, *, prefetch: int = 100, tag: str = "",
@@ -196,12 +197,58 @@ def test_deliveries_carry_the_offset_and_keep_the_stored_message(ch: Chan) -> No
     declare(ch)
     publish(ch, "a", headers={"x-stream-offset": 99, "h": 1})
     (deliver,) = consume(ch, "first")
-    assert deliver.message.properties.headers == {"h": 1, "x-stream-offset": 0}
+    assert deliver.wire_message.properties.headers == {"h": 1, "x-stream-offset": 0}
     assert deliver.redelivered is False
     stored = ch.harness.broker.topology.queues["s"].stream
     assert stored is not None
     (item,) = stored.read(0)
     assert item[1].properties.headers == {"x-stream-offset": 99, "h": 1}
+    # The effect names the stored message itself and its offset: nothing is copied.
+    assert deliver.message is item[1]
+    assert deliver.offset == 0
+
+
+def test_an_observer_sees_each_message_with_its_offset_and_changes_nothing() -> None:
+    # Without an observer a consumer's deliveries share one record (rule 7); with one, each
+    # has its own, naming its message with the header: the effects and counts are the same.
+    fates: list[Fate] = []
+    runs = []
+    for observer in (None, fates.append):
+        harness = Harness()
+        harness.broker.observer = observer
+        ch = harness.open(1, 1)
+        declare(ch)
+        publish(ch, "a", "b", "c", "d")
+        got = [consume(ch, "first", prefetch=3)]
+        got.append(delivered(ch.ack(2, multiple=True)))
+        got.append(delivered(ch.nack(3)))  # since 3.13: credit back, like an ack
+        ch.close()
+        stats = harness.broker.queue_statistics("s")
+        runs.append((got, stats.unacked, stats.acked))
+    assert runs[0] == runs[1]
+    assert [[d.offset for d in deliveries] for deliveries in runs[0][0]] == [[0, 1, 2], [3], []]
+    assert runs[0][1:] == (0, 2)
+    seen = [(f.kind, f.delivery_tag, (f.message.properties.headers or {}).get("x-stream-offset"))
+            for f in fates if f.kind in ("delivered", "acked")]
+    assert seen == [("delivered", 1, 0), ("delivered", 2, 1), ("delivered", 3, 2),
+                    ("acked", None, 0), ("acked", None, 1), ("delivered", 4, 3)]
+
+
+def test_a_window_goes_out_a_burst_at_a_time(harness: Harness) -> None:
+    # Rule 8: at most 256 small deliveries until the shell reports a flush, so a big window
+    # is written in pieces; a flush (SetWritable) lets the next piece go.
+    ch = harness.open(1, 1)
+    declare(ch)
+    publish_batch(ch, *(str(i) for i in range(600)))
+    first = consume(ch, "first", prefetch=1000)
+    assert offsets(first) == list(range(256))
+    second = delivered(harness.handle(c.SetWritable(1, writable=True)))
+    assert offsets(second) == list(range(256, 512))
+    assert [d.delivery_tag for d in second] == list(range(257, 513))
+    assert offsets(delivered(harness.handle(c.SetWritable(1, writable=True)))) == list(
+        range(512, 600))
+    assert delivered(harness.handle(c.SetWritable(1, writable=True))) == []
+    assert harness.broker.queue_statistics("s").unacked == 600
 
 
 def test_the_window_is_fixed_at_consume_and_global_qos_is_ignored_later(ch: Chan) -> None:
