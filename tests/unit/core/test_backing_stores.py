@@ -135,7 +135,7 @@ def test_a_used_queue_lives_a_full_lease_from_its_last_use(harness: Harness, use
 def meter_is_exact(harness: Harness) -> None:
     queues = harness.broker.topology.queues.values()
     weight = sum(len(entry.message.body) + MESSAGE_OVERHEAD
-                 for queue in queues for entry in queue.ready)
+                 for queue in queues for entry in queue.entries())
     assert harness.broker.meter.weight == weight
     assert harness.broker.meter.total == weight
 
@@ -174,7 +174,9 @@ class RecordingStore(FifoStore):
         super().__init__(queue, old.meter, old.ready, old.weight)
         self.intents: list[tuple[str, tuple[int, ...]]] = []
 
-    def append(self, msg_id: int, message: Message, now: float, ttl: float | None) -> QueueEntry:
+    def append(
+        self, msg_id: int, message: Message, now: float, ttl: float | None
+    ) -> QueueEntry | None:
         self.intents.append(("appended", (msg_id,)))
         return super().append(msg_id, message, now, ttl)
 
@@ -189,11 +191,11 @@ class RecordingStore(FifoStore):
         super().requeue(batch)
 
     def purge(self) -> int:
-        self.intents.append(("purged", tuple(entry.msg_id for entry in self.ready)))
+        self.intents.append(("purged", tuple(entry.msg_id for entry in self.entries())))
         return super().purge()
 
     def delete(self) -> int:
-        self.intents.append(("deleted", tuple(entry.msg_id for entry in self.ready)))
+        self.intents.append(("deleted", tuple(entry.msg_id for entry in self.entries())))
         return super().purge()
 
 
