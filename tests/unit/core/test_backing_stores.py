@@ -228,3 +228,22 @@ def test_every_message_enters_and_leaves_through_the_store(harness: Harness, ch:
         ("requeued", (2, 4)), ("deleted", (2, 4, 7)),
     ]
     assert isinstance(store.ready, deque) and not store.ready
+
+
+def test_requeued_messages_go_back_among_the_requeued_ahead_of_the_never_delivered(
+    harness: Harness, ch: Chan
+) -> None:
+    """A requeue lands between earlier requeues, before every message never delivered (which
+    a plain store keeps bare at the tail: ``stores.py`` rule 7)."""
+    ch.declare_queue("q")
+    for body in (b"1", b"2", b"3", b"4", b"5", b"6"):
+        ch.publish("", "q", body)
+    tags = [ch.get_ok("q").delivery_tag for _ in range(3)]  # 1, 2, 3 out; 4-6 never delivered
+    ch.nack(tags[0], requeue=True)
+    ch.nack(tags[2], requeue=True)  # after 1, before 4
+    got = [ch.get_ok("q", no_ack=True) for _ in range(5)]
+    assert [(g.message.body, g.redelivered) for g in got] == [
+        (b"1", True), (b"3", True), (b"4", False), (b"5", False), (b"6", False)]
+    assert [g.message_count for g in got] == [4, 3, 2, 1, 0]
+    ch.ack(tags[1])
+    meter_is_exact(harness)
