@@ -17,8 +17,9 @@ Rules:
    :meth:`~BackingStore.settle` (acknowledged), :meth:`~BackingStore.discard` (rejected without
    requeue), :meth:`~BackingStore.purge`, :meth:`~BackingStore.delete` or — in a store with
    features — its ``dead`` list (expired, dropped by a length limit, over its delivery limit).
-   :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked) and
-   :meth:`~BackingStore.requeue` puts unacked entries back (redelivered). A store therefore
+   :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked; the
+   store counts the delivery in the entry) and :meth:`~BackingStore.requeue` puts unacked
+   entries back (redelivered). A store therefore
    sees every fact a durable copy needs, each with its queue and ``msg_id``.
 3. Stores keep the broker's ready meter (``flow.py``) current: each adds or subtracts an
    entry's weight as it enters or leaves ``ready``, and keeps its own share (``weight``) so a
@@ -39,22 +40,23 @@ Rules:
    come back: in ``msg_id`` order, in chunks, while the broker already serves new ones.
 6. A :class:`QueueEntry` keeps its msg_id, delivery count and redelivered flag in one int,
    ``state`` (``msg_id << 21 | count << 1 | redelivered``), read and written through the
-   properties of the same names; the hot path (``delivery.dispatch``) uses the bits directly.
-   The count saturates at 1,048,575 deliveries; up to a msg_id of 2**39 the int is as small as
-   one msg_id alone.
+   properties of the same names; the hot path (the stores' ``take``, ``delivery.dispatch``)
+   uses the bits directly. The count saturates at 1,048,575 deliveries; up to a msg_id of
+   2**39 the int is as small as one msg_id alone.
 7. *Bare* messages. A message that has never left a plain store's ``ready`` has nothing of its
    own to remember (never delivered, not redelivered), and its msg_id follows from its place:
    such messages are always the tail of ``ready`` (``take`` works at the head, and whatever
    comes back — requeued, restored — is older than every message never taken), and their ids
    are consecutive, ending just below the queue's ``next_msg_id`` (the queue gives an id to no
-   other message while some are bare: ``delivery.deliver_now`` needs an empty queue). So the
-   plain store keeps the :class:`~minibroker.message.Message` itself there and counts them in
-   ``fresh``; :meth:`~BackingStore.take` makes the entry, already counting its delivery. This
-   is what a queued message costs: 48 bytes of entry and 32 of ``state`` saved of ~200
-   (bench/scenarios_memory.py; docs/benchmarks.md, "Memory per queued message"). Readers
-   get entries from :meth:`~BackingStore.entries`; a change to a store that keeps only
-   entries first makes them (:meth:`~BackingStore.number_all`, by ``Queue.use_store``) — one
-   walk of the bare tail, each message at most once.
+   other message while some are bare: ``delivery.deliver_now`` needs an empty queue, and a
+   restore that moves ``next_msg_id`` on makes entries of them first). So the plain store
+   keeps the :class:`~minibroker.message.Message` itself there and counts them in ``fresh``;
+   :meth:`~BackingStore.take` makes the entry, its delivery already counted. A queued message
+   so costs 80 bytes less — the entry's 48 and its ``state`` int's 32
+   (bench/scenarios_memory.py: 202 -> 122 bytes beyond a 16-byte body). Readers get entries
+   from :meth:`~BackingStore.entries`; a change to a store that keeps only entries first
+   makes them in place (:meth:`~BackingStore.number_all`, called by ``Queue.use_store``) —
+   one walk of the bare tail, each message at most once.
 """
 
 from __future__ import annotations
@@ -90,10 +92,12 @@ _ID_SHIFT = _COUNT_BITS + 1
 class QueueEntry:
     """One message's life in one queue.
 
-    Every queued message has one, so it stays small: two slots, ``message`` and ``state``
-    (rule 6). Python rounds objects to 16 bytes, so only two slots fewer save anything: 64 ->
-    48 bytes, 16 bytes a queued message (bench/scenarios_memory.py). An entry that can expire
-    is a :class:`TimedEntry`; for the others ``expires_at`` reads the class default ``None``."""
+    Every message out with a consumer has one, and so has every ready message that was
+    delivered before, recovered, or kept by a store with features (a plain store keeps a
+    never-delivered message without one: rule 7). It stays small: two slots, ``message`` and
+    ``state`` (rule 6). Python rounds objects to 16 bytes, so only two slots fewer save
+    anything: 64 -> 48 bytes. An entry that can expire is a :class:`TimedEntry`; for the
+    others ``expires_at`` reads the class default ``None``."""
 
     __slots__ = ("message", "state")
 
@@ -304,8 +308,9 @@ class FifoStore(BackingStore):
         fresh = self.fresh
         head = ready.popleft()
         if len(ready) < fresh:
-            # A bare message (rule 7): its entry is made now, with the delivery counted (one
-            # int made per message, as before, rather than two).
+            # A bare message (rule 7): its entry is made now, its delivery counted as it is
+            # made (one int a message, not one at append and another at the first delivery:
+            # a core-only backlog drain went 36,106 -> 35,601 instructions a message).
             self.fresh = fresh - 1
             entry = QueueEntry(self.owner.next_msg_id - fresh, head, 1)  # type: ignore[arg-type]
         else:
