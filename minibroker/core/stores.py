@@ -13,14 +13,14 @@ Rules:
    are not all entries: rule 7). The deque lives as long as the queue: a store that replaces
    another (a queue gaining or leaving features) takes it over, so a reference to it stays
    true.
-2. Every entry enters through :meth:`~BackingStore.append` and leaves through exactly one of
-   :meth:`~BackingStore.settle` (acknowledged), :meth:`~BackingStore.discard` (rejected without
-   requeue), :meth:`~BackingStore.purge`, :meth:`~BackingStore.delete` or — in a store with
-   features — its ``dead`` list (expired, dropped by a length limit, over its delivery limit).
-   :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked; the
-   store counts the delivery in the entry) and :meth:`~BackingStore.requeue` puts unacked
-   entries back (redelivered). A store therefore
-   sees every fact a durable copy needs, each with its queue and ``msg_id``.
+2. Every message enters through :meth:`~BackingStore.append` and leaves through exactly one
+   of :meth:`~BackingStore.settle` (acknowledged), :meth:`~BackingStore.discard` (rejected
+   without requeue), :meth:`~BackingStore.purge`, :meth:`~BackingStore.delete` or — in a store
+   with features — its ``dead`` list (expired, dropped by a length limit, over its delivery
+   limit). :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked;
+   the store counts the delivery in its entry) and :meth:`~BackingStore.requeue` puts unacked
+   entries back (redelivered). A store therefore sees every fact a durable copy needs, each
+   with its queue and ``msg_id``.
 3. Stores keep the broker's ready meter (``flow.py``) current: each adds or subtracts an
    entry's weight as it enters or leaves ``ready``, and keeps its own share (``weight``) so a
    purge, a deletion or a change of store moves it exactly, without a walk.
