@@ -7,8 +7,9 @@
 goes through the backing store: ``PublishMany`` batches of 50 into a plain queue without
 consumers (``append``), then a consumer with prefetch 100 that acks each read's deliveries in
 one ``AckMany`` (``take``, settle, dispatch again). ``bench/core_hotpath.py`` and
-``bench/instructions.py`` keep the queue empty, so their messages go straight to
-the consumer and never meet the store.
+``bench/instructions.py`` keep the queue empty, so their messages go straight to the consumer
+(``delivery.deliver_now``): counted, none of 20,000 met the store in ``core_hotpath`` with
+acks, 24 without.
 
 Rules:
 
