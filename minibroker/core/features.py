@@ -25,6 +25,9 @@ Rules:
 6. ``timed`` counts the entries with a deadline the store still answers for, ready or unacked.
    A queue declared without features that took this store for a message with an
    ``expiration`` goes back to the plain store when it reaches 0 (``lifecycle.py`` rule 2).
+7. Every ready item is an entry: this store keeps no bare messages (``stores.py`` rule 7), and
+   ``Queue.use_store`` makes entries of a plain store's before handing its deque over.
+   ``held`` is that same deque, typed as what it holds.
 """
 
 from __future__ import annotations
@@ -36,7 +39,14 @@ from typing import TYPE_CHECKING
 
 from minibroker.core.arguments import QueueLimits
 from minibroker.core.flow import MESSAGE_OVERHEAD, ReadyMeter
-from minibroker.core.stores import BackingStore, QueueEntry, TimedEntry
+from minibroker.core.stores import (
+    COUNT_MASK,
+    DELIVERY,
+    BackingStore,
+    QueueEntry,
+    Ready,
+    TimedEntry,
+)
 from minibroker.message import Message
 
 if TYPE_CHECKING:
@@ -61,13 +71,17 @@ def needs_features(limits: QueueLimits) -> bool:
 class FeatureStore(BackingStore):
     """What a queue with features keeps beyond a plain FIFO."""
 
-    __slots__ = ("dead", "key", "limits", "ready_bytes", "timed", "ttl", "ttl_deadline")
+    __slots__ = (
+        "dead", "held", "key", "limits", "ready_bytes", "timed", "ttl", "ttl_deadline",
+    )
 
     def __init__(
-        self, owner: Queue, meter: ReadyMeter, limits: QueueLimits,
-        ready: deque[QueueEntry] | None = None, weight: int = 0,
+        self, owner: Queue, meter: ReadyMeter, limits: QueueLimits, ready: Ready | None = None,
+        weight: int = 0,
     ) -> None:
         super().__init__(owner, meter, ready, weight)
+        #: ``ready``, holding entries only (rule 7).
+        self.held: deque[QueueEntry] = self.ready  # type: ignore[assignment]
         self.limits = limits
         #: Queue message TTL on the ``now`` scale (seconds).
         self.ttl = None if limits.message_ttl is None else limits.message_ttl / 1000
@@ -89,7 +103,7 @@ class FeatureStore(BackingStore):
         limits = self.limits
         if limits.overflow == "drop-head":
             return True
-        if limits.max_length is not None and len(self.ready) >= limits.max_length:
+        if limits.max_length is not None and len(self.held) >= limits.max_length:
             return False
         return not (limits.max_length_bytes is not None
                     and self.ready_bytes + len(message.body) > limits.max_length_bytes)
@@ -112,7 +126,7 @@ class FeatureStore(BackingStore):
         limits = self.limits
         if limits.overflow != "drop-head":
             return
-        ready = self.ready
+        ready = self.held
         max_length, max_bytes = limits.max_length, limits.max_length_bytes
         while ready and ((max_length is not None and len(ready) > max_length) or
                          (max_bytes is not None and self.ready_bytes > max_bytes)):
@@ -122,19 +136,22 @@ class FeatureStore(BackingStore):
 
     def take(self, now: float) -> QueueEntry | None:
         """The head entry for a delivery or get, skipping expired ones (rule 2)."""
-        ready = self.ready
+        ready = self.held
         while ready:
             entry = self._pop_head()
             expires_at = entry.expires_at
             if expires_at is not None and expires_at < now:
                 self._kill(entry, "expired")
                 continue
+            state = entry.state
+            if ~state & COUNT_MASK:  # delivery_count + 1; it saturates (``stores.py`` rule 6)
+                entry.state = state + DELIVERY
             return entry
         return None
 
     def sweep(self, now: float) -> None:
         """Remove head entries whose deadline has come."""
-        ready = self.ready
+        ready = self.held
         while ready:
             expires_at = ready[0].expires_at
             if expires_at is None or expires_at > now:
@@ -142,7 +159,7 @@ class FeatureStore(BackingStore):
             self._kill(self._pop_head(), "expired")
 
     def head_deadline(self) -> float | None:
-        return self.ready[0].expires_at if self.ready else None
+        return self.held[0].expires_at if self.held else None
 
     def take_dead(self) -> list[tuple[QueueEntry, str]]:
         """What rules removed since the last call (rule 4), for the broker."""
@@ -172,7 +189,7 @@ class FeatureStore(BackingStore):
                 self._insert(entry)
 
     def purge(self) -> int:
-        ready = self.ready
+        ready = self.held
         count = len(ready)
         if self.timed:
             self.timed -= sum(1 for entry in ready if entry.expires_at is not None)
@@ -200,7 +217,7 @@ class FeatureStore(BackingStore):
     # -- internals -------------------------------------------------------------------------------
 
     def _insert(self, entry: QueueEntry) -> None:
-        ready = self.ready
+        ready = self.held
         key = self.key
         if not ready or key(ready[-1]) <= key(entry):
             ready.append(entry)  # the common case: newest, lowest priority so far
@@ -211,7 +228,7 @@ class FeatureStore(BackingStore):
         self._meter_in(body + MESSAGE_OVERHEAD)
 
     def _pop_head(self) -> QueueEntry:
-        entry = self.ready.popleft()
+        entry = self.held.popleft()
         body = len(entry.message.body)
         self.ready_bytes -= body
         self._meter_out(body + MESSAGE_OVERHEAD)

@@ -46,8 +46,7 @@ if TYPE_CHECKING:
     from minibroker.core.channels import BrokerChannel
     from minibroker.core.exchanges import Exchange
     from minibroker.core.queues import Queue
-    from minibroker.core.stores import QueueEntry
-    from minibroker.message import FieldTable
+    from minibroker.message import FieldTable, Message
 
 __all__ = [
     "BIND", "DECLARE_EXCHANGE", "DECLARE_QUEUE", "DELETE_EXCHANGE", "DELETE_QUEUE", "PUBLISH",
@@ -96,8 +95,9 @@ class Journal:
 
     # -- recording (rules 1-2) ------------------------------------------------------------------
 
-    def publish(self, queue: str, entry: QueueEntry) -> None:
-        self.intents.append((PUBLISH, queue, entry.msg_id, entry.message, entry.expires_at))
+    def publish(self, queue: str, msg_id: int, message: Message,
+                expires_at: float | None) -> None:
+        self.intents.append((PUBLISH, queue, msg_id, message, expires_at))
         self.count += 1
 
     def settle(self, queue: str, msg_id: int) -> None:

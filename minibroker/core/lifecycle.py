@@ -301,7 +301,7 @@ class QueueLifecycle:
         """Report every ready message of ``queue`` as ``kind`` (before it is dropped)."""
         observer = self.state.observer
         if observer is not None:
-            for entry in queue.ready:
+            for entry in queue.entries():
                 observer(Fate(kind, entry.message, queue=queue.name))
 
     def _observe_deliveries(self, queue: Queue, effects: list[Effect], start: int) -> None:

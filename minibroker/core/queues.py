@@ -36,8 +36,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from minibroker.core.arguments import QueueLimits
@@ -45,14 +44,7 @@ from minibroker.core.consumers import ConsumerRing
 from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
 from minibroker.core.flow import UNMETERED, ReadyMeter
 from minibroker.core.journal import Journal
-from minibroker.core.stores import (
-    COUNT_MASK,
-    DELIVERY,
-    BackingStore,
-    FifoStore,
-    QueueEntry,
-    msg_id_of,
-)
+from minibroker.core.stores import BackingStore, FifoStore, QueueEntry, Ready, msg_id_of
 from minibroker.message import FieldTable, Message
 
 if TYPE_CHECKING:
@@ -123,13 +115,19 @@ class Queue:
         self.store: BackingStore
         self.features: FeatureStore | None
         self.plain: bool
-        #: The store's ready entries (read them, never change them: ``stores.py`` rule 1).
-        self.ready: deque[QueueEntry]
-        self.use_store(FeatureStore(self, meter, limits) if needs_features(limits)
-                       else FifoStore(self, meter))
+        #: The store's ready messages (count them, never change them; their entries come
+        #: from :meth:`entries`: ``stores.py`` rules 1 and 7).
+        self.ready: Ready
+        self._adopt(FeatureStore(self, meter, limits) if needs_features(limits)
+                    else FifoStore(self, meter))
 
     def use_store(self, store: BackingStore) -> None:
-        """Keep the messages in ``store`` from now on (rule 4)."""
+        """Keep the messages in ``store`` from now on (rule 4). It takes over the ready deque
+        with entries only (``stores.py`` rule 7)."""
+        self.store.number_all()
+        self._adopt(store)
+
+    def _adopt(self, store: BackingStore) -> None:
         self.store = store
         self.features = store if isinstance(store, FeatureStore) else None
         self.plain = type(store) is FifoStore
@@ -144,9 +142,13 @@ class Queue:
         """Ready messages (what ``queue.declare-ok`` reports)."""
         return len(self.ready)
 
+    def entries(self) -> Iterator[QueueEntry]:
+        """The ready entries, in delivery order (``BackingStore.entries``)."""
+        return self.store.entries()
+
     # -- the verbs --------------------------------------------------------------------------
 
-    def enqueue(self, message: Message, now: float = 0.0, ttl: float | None = None) -> QueueEntry:
+    def enqueue(self, message: Message, now: float = 0.0, ttl: float | None = None) -> None:
         """Take a new message (``ttl``: its own TTL in seconds, if any)."""
         msg_id = self.next_msg_id
         self.next_msg_id = msg_id + 1
@@ -154,16 +156,14 @@ class Queue:
         entry = self.store.append(msg_id, message, now, ttl)
         journal = self.journal
         if journal is not None and message.properties.delivery_mode == 2:
-            journal.publish(self.name, entry)
-        return entry
+            journal.publish(self.name, msg_id, message,
+                            None if entry is None else entry.expires_at)
 
     def checkout(self, now: float = 0.0) -> QueueEntry | None:
-        """The head message, out of ``ready``: it is unacked until settled."""
+        """The head message, out of ``ready``: it is unacked until settled (the store counted
+        the delivery in its ``delivery_count``)."""
         entry = self.store.take(now)
         if entry is not None:
-            state = entry.state
-            if ~state & COUNT_MASK:  # delivery_count + 1 without two property calls; it
-                entry.state = state + DELIVERY  # saturates (``stores.py`` rule 6)
             self.unacked += 1
             self.delivered += 1
         return entry
@@ -218,7 +218,7 @@ class Queue:
     def purge(self) -> int:
         journal = self.journal
         if journal is not None:
-            for entry in self.ready:
+            for entry in self.store.entries():
                 if entry.message.properties.delivery_mode == 2:
                     journal.settle(self.name, entry.msg_id)
         return self.store.purge()

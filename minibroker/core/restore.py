@@ -78,7 +78,9 @@ class Restoration:
             queue = self.lifecycle.create_queue(
                 name, durable=durable, exclusive_owner=None, auto_delete=auto_delete,
                 arguments=arguments, limits=limits, now=now)
-        queue.next_msg_id = max(queue.next_msg_id, next_msg_id)
+        if next_msg_id > queue.next_msg_id:
+            queue.store.number_all()  # bare messages' ids follow ``next_msg_id`` (stores.py)
+            queue.next_msg_id = next_msg_id
         return queue
 
     def bind(self, source: str, destination_kind: str, destination: str, routing_key: str,

@@ -7,17 +7,20 @@ store with features (TTL, priorities, length limits, dead-letter reasons) is in 
 
 Rules:
 
-1. ``BackingStore.ready`` holds the entries waiting for consumers, in delivery order. Only the
+1. ``BackingStore.ready`` holds the messages waiting for consumers, in delivery order. Only the
    store changes it; its queue and the readers (introspection, the shell's flow controller)
-   iterate and count it. The deque lives as long as the queue: a store that replaces another
-   (a queue gaining or leaving features) takes it over, so a reference to it stays true.
-2. Every entry enters through :meth:`~BackingStore.append` and leaves through exactly one of
-   :meth:`~BackingStore.settle` (acknowledged), :meth:`~BackingStore.discard` (rejected without
-   requeue), :meth:`~BackingStore.purge`, :meth:`~BackingStore.delete` or — in a store with
-   features — its ``dead`` list (expired, dropped by a length limit, over its delivery limit).
-   :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked) and
-   :meth:`~BackingStore.requeue` puts unacked entries back (redelivered). A store therefore
-   sees every fact a durable copy needs, each with its queue and ``msg_id``.
+   count it and test it, and read its entries through :meth:`~BackingStore.entries` (its items
+   are not all entries: rule 7). The deque lives as long as the queue: a store that replaces
+   another (a queue gaining or leaving features) takes it over, so a reference to it stays
+   true.
+2. Every message enters through :meth:`~BackingStore.append` and leaves through exactly one
+   of :meth:`~BackingStore.settle` (acknowledged), :meth:`~BackingStore.discard` (rejected
+   without requeue), :meth:`~BackingStore.purge`, :meth:`~BackingStore.delete` or — in a store
+   with features — its ``dead`` list (expired, dropped by a length limit, over its delivery
+   limit). :meth:`~BackingStore.take` moves the head out of ``ready`` (delivered, now unacked;
+   the store counts the delivery in its entry) and :meth:`~BackingStore.requeue` puts unacked
+   entries back (redelivered). A store therefore sees every fact a durable copy needs, each
+   with its queue and ``msg_id``.
 3. Stores keep the broker's ready meter (``flow.py``) current: each adds or subtracts an
    entry's weight as it enters or leaves ``ready``, and keeps its own share (``weight``) so a
    purge, a deletion or a change of store moves it exactly, without a walk.
@@ -37,9 +40,23 @@ Rules:
    come back: in ``msg_id`` order, in chunks, while the broker already serves new ones.
 6. A :class:`QueueEntry` keeps its msg_id, delivery count and redelivered flag in one int,
    ``state`` (``msg_id << 21 | count << 1 | redelivered``), read and written through the
-   properties of the same names; the hot path (``Queue.checkout``, ``delivery.dispatch``)
+   properties of the same names; the hot path (the stores' ``take``, ``delivery.dispatch``)
    uses the bits directly. The count saturates at 1,048,575 deliveries; up to a msg_id of
    2**39 the int is as small as one msg_id alone.
+7. *Bare* messages. A message that has never left a plain store's ``ready`` has nothing of its
+   own to remember (never delivered, not redelivered), and its msg_id follows from its place:
+   such messages are always the tail of ``ready`` (``take`` works at the head, and whatever
+   comes back — requeued, restored — is older than every message never taken), and their ids
+   are consecutive, ending just below the queue's ``next_msg_id`` (the queue gives an id to no
+   other message while some are bare: ``delivery.deliver_now`` needs an empty queue, and a
+   restore that moves ``next_msg_id`` on makes entries of them first). So the plain store
+   keeps the :class:`~minibroker.message.Message` itself there and counts them in ``fresh``;
+   :meth:`~BackingStore.take` makes the entry, its delivery already counted. A queued message
+   so costs 80 bytes less — the entry's 48 and its ``state`` int's 32
+   (bench/scenarios_memory.py: 202 -> 122 bytes beyond a 16-byte body). Readers get entries
+   from :meth:`~BackingStore.entries`; a change to a store that keeps only entries first
+   makes them in place (:meth:`~BackingStore.number_all`, called by ``Queue.use_store``) —
+   one walk of the bare tail, each message at most once.
 """
 
 from __future__ import annotations
@@ -47,6 +64,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Iterator
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from minibroker.core.flow import MESSAGE_OVERHEAD, ReadyMeter
@@ -57,7 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNT_MASK", "DELIVERY", "REDELIVERED", "BackingStore", "FifoStore", "QueueEntry",
-    "TimedEntry",
+    "Ready", "TimedEntry",
 ]
 
 
@@ -73,10 +92,12 @@ _ID_SHIFT = _COUNT_BITS + 1
 class QueueEntry:
     """One message's life in one queue.
 
-    Every queued message has one, so it stays small: two slots, ``message`` and ``state``
-    (rule 6). Python rounds objects to 16 bytes, so only two slots fewer save anything: 64 ->
-    48 bytes, 16 bytes a queued message (bench/scenarios_memory.py). An entry that can expire
-    is a :class:`TimedEntry`; for the others ``expires_at`` reads the class default ``None``."""
+    Every message out with a consumer has one, and so has every ready message that was
+    delivered before, recovered, or kept by a store with features (a plain store keeps a
+    never-delivered message without one: rule 7). It stays small: two slots, ``message`` and
+    ``state`` (rule 6). Python rounds objects to 16 bytes, so only two slots fewer save
+    anything: 64 -> 48 bytes. An entry that can expire is a :class:`TimedEntry`; for the
+    others ``expires_at`` reads the class default ``None``."""
 
     __slots__ = ("message", "state")
 
@@ -130,31 +151,39 @@ def msg_id_of(entry: QueueEntry) -> int:
     return entry.msg_id
 
 
+#: What ``BackingStore.ready`` holds: entries, then the bare messages of a plain store (rule 7).
+Ready = deque[QueueEntry | Message]
+
+
 class BackingStore(ABC):
     """The storage of one queue's messages (the contract in rules 1-4)."""
 
-    __slots__ = ("meter", "owner", "ready", "weight")
+    __slots__ = ("fresh", "meter", "owner", "ready", "weight")
 
     def __init__(
-        self, owner: Queue, meter: ReadyMeter, ready: deque[QueueEntry] | None = None,
-        weight: int = 0,
+        self, owner: Queue, meter: ReadyMeter, ready: Ready | None = None, weight: int = 0,
     ) -> None:
         #: The queue whose messages these are (the meter lists long queues by queue).
         self.owner = owner
         self.meter = meter
-        self.ready: deque[QueueEntry] = deque() if ready is None else ready
+        self.ready: Ready = deque() if ready is None else ready
         #: This store's share of the meter: what ``ready`` weighs (rule 3).
         self.weight = weight
+        #: How many items at the tail of ``ready`` are bare messages (rule 7); a store is
+        #: handed a deque without any (``Queue.use_store``).
+        self.fresh = 0
 
     @abstractmethod
     def append(
         self, msg_id: int, message: Message, now: float, ttl: float | None
-    ) -> QueueEntry:
-        """Store a new message (``ttl``: its own TTL in seconds, if any) as ready."""
+    ) -> QueueEntry | None:
+        """Store a new message (``ttl``: its own TTL in seconds, if any) as ready; return its
+        entry, or ``None`` when it is kept bare (rule 7)."""
 
     @abstractmethod
     def take(self, now: float) -> QueueEntry | None:
-        """The head entry, out of ``ready`` (it is unacked now); ``None`` when none is left."""
+        """The head entry, out of ``ready`` (it is unacked now) with its delivery counted
+        (``delivery_count`` + 1, saturating); ``None`` when none is left."""
 
     @abstractmethod
     def settle(self, entry: QueueEntry) -> None:
@@ -177,15 +206,46 @@ class BackingStore(ABC):
         at that moment are settled, discarded or requeued later, and stay gone."""
         return self.purge()
 
+    def entries(self) -> Iterator[QueueEntry]:
+        """The ready entries in delivery order, for readers (rule 1): a bare message (rule 7)
+        comes as a new entry with its msg_id, not kept."""
+        ready = self.ready
+        fresh = self.fresh
+        explicit = len(ready) - fresh
+        for index, item in enumerate(ready):
+            if index < explicit:
+                assert isinstance(item, QueueEntry)
+                yield item
+            else:
+                assert isinstance(item, Message)
+                yield QueueEntry(self._first_fresh_id() + index - explicit, item)
+
+    def number_all(self) -> None:
+        """Make every bare message an entry in its place (rule 7): before the store is changed
+        for one that keeps only entries, or before the queue's ``next_msg_id`` moves on by
+        more than one message."""
+        fresh = self.fresh
+        if not fresh:
+            return
+        first = self._first_fresh_id()
+        ready = self.ready
+        tail = [ready.pop() for _ in range(fresh)]
+        tail.reverse()
+        ready.extend(QueueEntry(first + offset, message)  # type: ignore[arg-type]
+                     for offset, message in enumerate(tail))
+        self.fresh = 0
+
     def restore(self, batch: list[QueueEntry]) -> None:
         """Recovered entries (rule 5) come back as ready: ``batch`` is in ``msg_id`` order,
         newer than every entry restored before and older than every entry appended since
-        recovery began, so it goes in between — the newer entries are few, at the tail, and
-        a rotation moves them aside (no walk of the backlog)."""
+        recovery began, so it goes in between — the newer entries are few, at the tail (the
+        bare messages among them: rule 7), and a rotation moves them aside (no walk of the
+        backlog)."""
         ready = self.ready
         last = batch[-1].msg_id
-        newer = 0
-        for entry in reversed(ready):
+        newer = self.fresh
+        for entry in islice(reversed(ready), newer, None):
+            assert isinstance(entry, QueueEntry)
             if entry.msg_id < last:
                 break
             newer += 1
@@ -200,6 +260,10 @@ class BackingStore(ABC):
             ready.extend(batch)
         self._meter_in(weight)
 
+    def _first_fresh_id(self) -> int:
+        """The msg_id of the first bare message (rule 7)."""
+        return self.owner.next_msg_id - self.fresh
+
     def _meter_in(self, weight: int) -> None:
         self.weight += weight
         meter = self.meter
@@ -213,7 +277,8 @@ class BackingStore(ABC):
 
 
 class FifoStore(BackingStore):
-    """The plain store: ready entries in ``msg_id`` order, no deadlines, nothing to record.
+    """The plain store: ready entries in ``msg_id`` order, then the bare messages (rule 7); no
+    deadlines, nothing to record.
 
     Its verbs are the hot path: one deque operation and one meter add each."""
 
@@ -221,25 +286,38 @@ class FifoStore(BackingStore):
 
     def append(
         self, msg_id: int, message: Message, now: float, ttl: float | None
-    ) -> QueueEntry:
+    ) -> QueueEntry | None:
         # ``ttl`` is always None here: a message that can expire makes its queue take a
-        # store with features first (``lifecycle.py``).
-        entry = QueueEntry(msg_id, message)
+        # store with features first (``lifecycle.py``). ``msg_id`` is the queue's
+        # ``next_msg_id`` - 1, which is how ``take`` finds it again (rule 7).
         ready = self.ready
-        ready.append(entry)
+        ready.append(message)
+        self.fresh += 1
         weight = len(message.body) + MESSAGE_OVERHEAD
         self.weight += weight
         meter = self.meter
         meter.weight += weight
         if len(ready) > meter.queue_high_water:
             meter.long_queues.add(self.owner)
-        return entry
+        return None
 
     def take(self, now: float) -> QueueEntry | None:
         ready = self.ready
         if not ready:
             return None
-        entry = ready.popleft()
+        fresh = self.fresh
+        head = ready.popleft()
+        if len(ready) < fresh:
+            # A bare message (rule 7): its entry is made now, its delivery counted as it is
+            # made (one int a message, not one at append and another at the first delivery:
+            # bench/core_backlog.py, 36,229 -> 35,736 instructions a message).
+            self.fresh = fresh - 1
+            entry = QueueEntry(self.owner.next_msg_id - fresh, head, 1)  # type: ignore[arg-type]
+        else:
+            entry = head  # type: ignore[assignment]  # ahead of the bare tail: an entry
+            state = entry.state
+            if ~state & COUNT_MASK:  # delivery_count + 1 without two property calls; it
+                entry.state = state + DELIVERY  # saturates (rule 6)
         weight = len(entry.message.body) + MESSAGE_OVERHEAD
         self.weight -= weight
         self.meter.weight -= weight
@@ -256,16 +334,21 @@ class FifoStore(BackingStore):
         for entry in batch:
             weight += len(entry.message.body)
         ready = self.ready
-        if not ready or batch[-1].msg_id < ready[0].msg_id:
-            # The common case: everything returned is older than the head.
+        fresh = self.fresh
+        if len(ready) == fresh or batch[-1].msg_id < ready[0].msg_id:  # type: ignore[union-attr]
+            # The common case: everything returned is older than the head (and than every
+            # bare message, always: rule 7).
             ready.extendleft(reversed(batch))
         else:
-            for entry in batch:
-                ready.insert(bisect_left(ready, entry.msg_id, key=msg_id_of), entry)
+            for entry in batch:  # among the entries, ahead of the bare messages
+                at = bisect_left(ready, entry.msg_id, 0, len(ready) - fresh,
+                                 key=msg_id_of)  # type: ignore[arg-type]  # entries only
+                ready.insert(at, entry)
         self._meter_in(weight)
 
     def purge(self) -> int:
         count = len(self.ready)
         self.ready.clear()
+        self.fresh = 0
         self._meter_out(self.weight)
         return count

@@ -510,7 +510,7 @@ def _ready_messages(
     return tuple(
         QueuedMessage(entry.msg_id, entry.message.exchange, entry.message.routing_key,
                       bytes(entry.message.body), entry.message.properties, entry.redelivered)
-        for entry in queue.ready
+        for entry in queue.entries()
     )
 
 

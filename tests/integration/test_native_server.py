@@ -609,7 +609,7 @@ def test_queued_messages_share_their_routing_key_strings(run_broker: RunBroker) 
         client.send(f.Publish(1, "", QUEUE, False, Properties(), b"2"),
                     f.Publish(1, "", QUEUE, False, Properties(), b"3"))
         await client.declare_queue(QUEUE)
-        ready = server.broker.topology.queues[QUEUE].ready
+        ready = server.broker.topology.queues[QUEUE].entries()
         keys = [entry.message.routing_key for entry in ready]
         assert keys == [QUEUE] * 3
         assert keys[0] is keys[1] is keys[2]

@@ -480,7 +480,7 @@ class BrokerModel(RuleBasedStateMachine):
         # The broker holds exactly the model's copies, in the model's order.
         assert set(self.broker.topology.queues) == set(self.queues)
         for name, real in self.broker.topology.queues.items():
-            assert [(e.message.properties.message_id, e.redelivered) for e in real.ready] == [
+            assert [(e.message.properties.message_id, e.redelivered) for e in real.entries()] == [
                 (copy.id, copy.redelivered) for copy in self.queues[name].ready
             ], f"ready messages of {name} differ"
             assert len(real.consumers) == len(self.queues[name].consumers)

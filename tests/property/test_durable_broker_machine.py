@@ -230,7 +230,7 @@ class DurableBroker(RuleBasedStateMachine):
         published = {body for bodies in self.present.values() for body in bodies} | self.acked
         for name in QUEUES:
             queue = self.broker.topology.queues.get(name)
-            found = [] if queue is None else [int(e.message.body) for e in queue.ready]
+            found = [] if queue is None else [int(e.message.body) for e in queue.entries()]
             assert len(found) == len(set(found)), f"duplicates in {name}: {found}"
             assert found == sorted(found), f"{name} out of order: {found}"
             expected = [body for body in self.present.get(name, []) if body in self.confirmed]

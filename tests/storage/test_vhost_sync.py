@@ -53,7 +53,7 @@ def _recover(disk: SimDisk) -> dict[str, list[bytes]]:
         loader.step(0.0, chunk=1)
     store.close()
     return {vhost: [] if "q" not in core.topology.queues else
-            [bytes(e.message.body) for e in core.topology.queues["q"].ready]
+            [bytes(e.message.body) for e in core.topology.queues["q"].entries()]
             for vhost, core in cores.items()}
 
 

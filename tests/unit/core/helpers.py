@@ -218,7 +218,7 @@ def fingerprint(broker: Broker) -> object:
         for ch in conn.channels.values()
     )
     ready = tuple(
-        (name, tuple((e.msg_id, e.message.body, e.redelivered) for e in queue.ready))
+        (name, tuple((e.msg_id, e.message.body, e.redelivered) for e in queue.entries()))
         for name, queue in broker.topology.queues.items()
     )
     return (broker.snapshot(), broker.statistics(), channels, ready)

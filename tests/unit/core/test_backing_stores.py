@@ -135,7 +135,7 @@ def test_a_used_queue_lives_a_full_lease_from_its_last_use(harness: Harness, use
 def meter_is_exact(harness: Harness) -> None:
     queues = harness.broker.topology.queues.values()
     weight = sum(len(entry.message.body) + MESSAGE_OVERHEAD
-                 for queue in queues for entry in queue.ready)
+                 for queue in queues for entry in queue.entries())
     assert harness.broker.meter.weight == weight
     assert harness.broker.meter.total == weight
 
@@ -174,7 +174,9 @@ class RecordingStore(FifoStore):
         super().__init__(queue, old.meter, old.ready, old.weight)
         self.intents: list[tuple[str, tuple[int, ...]]] = []
 
-    def append(self, msg_id: int, message: Message, now: float, ttl: float | None) -> QueueEntry:
+    def append(
+        self, msg_id: int, message: Message, now: float, ttl: float | None
+    ) -> QueueEntry | None:
         self.intents.append(("appended", (msg_id,)))
         return super().append(msg_id, message, now, ttl)
 
@@ -189,11 +191,11 @@ class RecordingStore(FifoStore):
         super().requeue(batch)
 
     def purge(self) -> int:
-        self.intents.append(("purged", tuple(entry.msg_id for entry in self.ready)))
+        self.intents.append(("purged", tuple(entry.msg_id for entry in self.entries())))
         return super().purge()
 
     def delete(self) -> int:
-        self.intents.append(("deleted", tuple(entry.msg_id for entry in self.ready)))
+        self.intents.append(("deleted", tuple(entry.msg_id for entry in self.entries())))
         return super().purge()
 
 
@@ -226,3 +228,22 @@ def test_every_message_enters_and_leaves_through_the_store(harness: Harness, ch:
         ("requeued", (2, 4)), ("deleted", (2, 4, 7)),
     ]
     assert isinstance(store.ready, deque) and not store.ready
+
+
+def test_requeued_messages_go_back_among_the_requeued_ahead_of_the_never_delivered(
+    harness: Harness, ch: Chan
+) -> None:
+    """A requeue lands between earlier requeues, before every message never delivered (which
+    a plain store keeps bare at the tail: ``stores.py`` rule 7)."""
+    ch.declare_queue("q")
+    for body in (b"1", b"2", b"3", b"4", b"5", b"6"):
+        ch.publish("", "q", body)
+    tags = [ch.get_ok("q").delivery_tag for _ in range(3)]  # 1, 2, 3 out; 4-6 never delivered
+    ch.nack(tags[0], requeue=True)
+    ch.nack(tags[2], requeue=True)  # after 1, before 4
+    got = [ch.get_ok("q", no_ack=True) for _ in range(5)]
+    assert [(g.message.body, g.redelivered) for g in got] == [
+        (b"1", True), (b"3", True), (b"4", False), (b"5", False), (b"6", False)]
+    assert [g.message_count for g in got] == [4, 3, 2, 1, 0]
+    ch.ack(tags[1])
+    meter_is_exact(harness)

@@ -8,7 +8,7 @@ from minibroker.core.broker import Broker
 from minibroker.core.effects import ConsumerCancelled, GetEmpty
 from minibroker.core.fates import Fate
 from minibroker.errors import PreconditionFailed
-from minibroker.message import Properties
+from minibroker.message import Message, Properties
 from tests.unit.core.helpers import Chan, Harness, bodies
 
 
@@ -209,7 +209,10 @@ def test_only_entries_that_can_expire_carry_a_deadline() -> None:
     ch.declare_queue("ttl", arguments={"x-message-ttl": 1000})
     ch.publish("", "plain", b"p")
     ch.publish("", "ttl", b"t")
-    plain = harness.broker.topology.queues["plain"].ready[0]
+    plain = harness.broker.topology.queues["plain"]
     timed = harness.broker.topology.queues["ttl"].ready[0]
-    assert type(plain) is QueueEntry and plain.expires_at is None
+    # A plain queue keeps the message bare until it is delivered (``stores.py`` rule 7).
+    assert type(plain.ready[0]) is Message
+    assert [type(entry) for entry in plain.entries()] == [QueueEntry]
+    assert next(plain.entries()).expires_at is None
     assert type(timed) is TimedEntry and timed.expires_at is not None
