@@ -260,6 +260,7 @@ async def _serve(config: ServerConfig) -> int:
     import asyncio
     import signal
 
+    from minibroker.server.collector import tune_collector
     from minibroker.server.server import BrokerServer
 
     server = BrokerServer(config)
@@ -287,6 +288,7 @@ async def _serve(config: ServerConfig) -> int:
         return EXIT_USAGE
     for line in server.storage_lines:
         print(f"minibroker: {line}", file=sys.stderr, flush=True)
+    tune_collector()  # the broker owns this process (collector.py rule 1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
