@@ -14,8 +14,8 @@ Rules:
    length comparison on append for the per-queue mark (``queue_high_water``: the shell sets
    the lower of its queue high-water mark and its per-queue credit, ``server/credit.py``).
    Each store also keeps its own share (``BackingStore.weight``), so a purge, a deletion or a
-   change of store moves it exactly, without a walk. Expiry and length limits remove entries inside the store, so they
-   are counted too: the meter never needs re-measuring.
+   change of store moves it exactly, without a walk. Expiry and length limits remove
+   entries inside the store, so they are counted too: the meter never needs re-measuring.
 3. A queue counts into the meter of the broker that owns it, from its creation: ``BrokerState``
    owns one :class:`ReadyMeter` and the queue lifecycle hands it to every queue it creates
    (the cores of several vhosts share the server's meter). So no queue ever moves to another
