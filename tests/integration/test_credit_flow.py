@@ -227,3 +227,36 @@ def test_an_amqp_publisher_paused_by_credit_is_not_told_blocked(run_broker: RunB
         consumer.abort()
 
     run_broker(scenario, config=CONFIG, timeout=30)
+
+
+def test_dead_letters_from_expiry_are_not_blamed_on_the_next_publisher(
+        run_broker: RunBroker) -> None:
+    """Expiry is an input of its own (a timer): a queue it made lag pauses nobody who did not
+    publish into it."""
+
+    async def scenario(server: BrokerServer) -> None:
+        consumer, _ = await connect(server)
+        await consumer.declare_queue(SLOW)
+        await consumer.declare_queue(OTHER)
+        await consumer.call(f.Qos(1, 10, False), f.QosOk)
+        await consumer.consume(SLOW)  # holds 10 deliveries: SLOW lags once it passes CREDIT
+        expiring = {"x-message-ttl": 20, "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": SLOW}
+        await consumer.call(f.QueueDeclare(1, "expiring", False, False, False, False, expiring),
+                            f.QueueDeclareOk)
+        worker, _ = await connect(server)
+        await worker.consume(OTHER, no_ack=True)
+        other, other_session = await connect(server)
+        publisher, _ = await connect(server)
+        await confirmed_publishes(publisher, "expiring", 2 * CREDIT)  # no consumer: no lag
+        slow = server.broker.topology.queues[SLOW]
+        await wait_until(server, lambda: len(slow.ready) > CREDIT)
+        # The next input after the expiry: a publish into a queue that keeps up.
+        flood(other, OTHER, 10)
+        await receive_in_order(worker, 10, ack=False)
+        assert other_session not in server.flow.credit.paused
+        assert server.flow.credit.pauses == 0
+        for client in (consumer, worker, publisher, other):
+            client.abort()
+
+    run_broker(scenario, config=CONFIG, timeout=30)
