@@ -33,7 +33,9 @@ Rules:
    the shell walk it after an input (:meth:`CreditFlow.watch`), one length and one counter
    comparison per queue. A queue leaves the set once its ready count is at or below the lower
    of the two low marks. Which queues an input fed is read from each queue's ``published``
-   counter, remembered after every watch.
+   counter, remembered after every watch; every input is watched (reads, lost sockets,
+   drained buffers, timers, management requests), so a counter that moved was moved by the
+   input just run.
 """
 
 from __future__ import annotations
