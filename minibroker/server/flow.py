@@ -17,9 +17,10 @@ Rules:
    (``Session.set_blocked``). Consumers that only ack keep being read: they are what drains the
    backlog. When the alarm clears, every blocked connection is resumed and told.
 3. Checks are cheap comparisons after every input (a read, a lost socket, a drained output
-   buffer, the core's timers, a management request) against the core's meter, which is exact at all times (``core/flow.py``); the
-   server's periodic sweep checks again (:meth:`FlowController.recount`). The overshoot is
-   therefore at most one read per publisher.
+   buffer, the core's timers, a management request) against the core's meter, which is exact
+   at all times (``core/flow.py``); the server's periodic sweep checks again
+   (:meth:`FlowController.recount`). The overshoot is therefore at most one read per
+   publisher.
 4. A blocked connection sends nothing we can read, heartbeats included: like RabbitMQ, we do
    not count its silence against it while its reading is held (``Session.reading_held``), and
    keep sending our own heartbeats so the client does not drop us.
