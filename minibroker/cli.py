@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at 80%% of it (default: %(default)s)",
     )
     parser.add_argument(
+        "--queue-credit", type=_non_negative, default=defaults.queue_credit, metavar="N",
+        help="pause a connection that publishes into a queue with consumers and more than N "
+        "ready messages, until the queue is down to N/2; other publishers go on; 0 turns this "
+        "off (default: %(default)s)",
+    )
+    parser.add_argument(
         "--frame-timeout", type=_seconds, default=defaults.frame_timeout, metavar="SECONDS",
         help="close a connection that takes longer than this to complete a frame it began "
         "sending; 0 disables (default: %(default)s)",
@@ -232,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(
         host=args.host, port=args.port, amqp_port=args.amqp_port, heartbeat=args.heartbeat,
         trace=args.trace, memory_high_water=args.memory_high_water,
-        queue_high_water=args.queue_high_water, rabbitmq=args.rabbitmq_version,
+        queue_high_water=args.queue_high_water, queue_credit=args.queue_credit,
+        rabbitmq=args.rabbitmq_version,
         data_dir=data_dir, sync=args.sync, disk_free_limit=args.disk_free_limit,
         definitions_file=args.definitions, frame_timeout=args.frame_timeout,
         consumer_timeout=args.consumer_timeout,
@@ -253,6 +260,7 @@ async def _serve(config: ServerConfig) -> int:
     import asyncio
     import signal
 
+    from minibroker.server.collector import tune_collector
     from minibroker.server.server import BrokerServer
 
     server = BrokerServer(config)
@@ -280,6 +288,7 @@ async def _serve(config: ServerConfig) -> int:
         return EXIT_USAGE
     for line in server.storage_lines:
         print(f"minibroker: {line}", file=sys.stderr, flush=True)
+    tune_collector()  # the broker owns this process (collector.py rule 1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

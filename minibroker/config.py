@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MEMORY_HIGH_WATER",
     "DEFAULT_PORT",
+    "DEFAULT_QUEUE_CREDIT",
     "MAX_MESSAGE_SIZE_LIMIT",
     "LoopKind",
     "ServerConfig",
@@ -48,6 +49,10 @@ DEFAULT_PORT = 5680
 
 #: Ready messages may hold about this many bytes before publishers are blocked (256 MiB).
 DEFAULT_MEMORY_HIGH_WATER = 256 * 1024 * 1024
+
+#: Ready messages a queue with consumers holds before the connections publishing into it are
+#: paused (per-queue credit flow, ``server/credit.py``).
+DEFAULT_QUEUE_CREDIT = 20_000
 
 #: RabbitMQ's default ``max_message_size``: a larger message is refused with 406 on its channel.
 DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
@@ -112,6 +117,10 @@ class ServerConfig:
     #: at or below ``queue_low_water`` (``None``: 80%).
     queue_high_water: int = 1_000_000
     queue_low_water: int | None = None
+    #: Per-queue credit flow: a connection publishing into a queue that has consumers and
+    #: more ready messages than this is paused alone until the queue is down to half of it
+    #: (``server/credit.py``); 0 turns it off.
+    queue_credit: int = DEFAULT_QUEUE_CREDIT
     #: File descriptors wanted (the ``RLIMIT_NOFILE`` soft limit is raised towards the hard
     #: limit at start; a warning names the limit when it stays below this): 10,000 idle
     #: connections plus listeners and spares.
@@ -155,6 +164,8 @@ class ServerConfig:
             raise ValueError(f"management_port must be in 0..65535, not {self.management_port}")
         if not 0 <= self.heartbeat <= 0xFFFF:
             raise ValueError(f"heartbeat must be in 0..65535 seconds, not {self.heartbeat}")
+        if self.queue_credit < 0:
+            raise ValueError(f"queue_credit must be at least 0, not {self.queue_credit}")
         for name in ("frame_timeout", "consumer_timeout"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be at least 0 seconds, not {getattr(self, name)}")

@@ -11,10 +11,11 @@ Rules:
    window bounds them.
 2. Every queue's backing store (``stores.py``, ``features.py``) updates it incrementally as
    entries enter or leave ``ready``: one integer add per operation on the hot path, plus one
-   length comparison on append for the per-queue high-water mark. Each store also keeps its
-   own share (``BackingStore.weight``), so a purge, a deletion or a change of store moves it
-   exactly, without a walk. Expiry and length limits remove entries inside the store, so they
-   are counted too: the meter never needs re-measuring.
+   length comparison on append for the per-queue mark (``queue_high_water``: the shell sets
+   the lower of its queue high-water mark and its per-queue credit, ``server/credit.py``).
+   Each store also keeps its own share (``BackingStore.weight``), so a purge, a deletion or a
+   change of store moves it exactly, without a walk. Expiry and length limits remove
+   entries inside the store, so they are counted too: the meter never needs re-measuring.
 3. A queue counts into the meter of the broker that owns it, from its creation: ``BrokerState``
    owns one :class:`ReadyMeter` and the queue lifecycle hands it to every queue it creates
    (the cores of several vhosts share the server's meter). So no queue ever moves to another
@@ -47,7 +48,8 @@ class ReadyMeter:
     def __init__(self, queue_high_water: int = sys.maxsize) -> None:
         #: Weight of the ready messages of every queue (rule 2), exact at all times.
         self.weight = 0
-        #: A queue whose ready count passes this joins ``long_queues`` (on enqueue).
+        #: A queue whose ready count passes this joins ``long_queues`` (on enqueue); the shell
+        #: sets the lowest per-queue mark it watches.
         self.queue_high_water = queue_high_water
         #: Queues that passed ``queue_high_water``; the shell removes them once drained.
         self.long_queues: set[Queue] = set()

@@ -17,9 +17,10 @@ Rules:
    (``Session.set_blocked``). Consumers that only ack keep being read: they are what drains the
    backlog. When the alarm clears, every blocked connection is resumed and told.
 3. Checks are cheap comparisons after every input (a read, a lost socket, a drained output
-   buffer) against the core's meter, which is exact at all times (``core/flow.py``); the
-   server's periodic sweep checks again (:meth:`FlowController.recount`). The overshoot is
-   therefore at most one read per publisher.
+   buffer, the core's timers, a management request) against the core's meter, which is exact
+   at all times (``core/flow.py``); the server's periodic sweep checks again
+   (:meth:`FlowController.recount`). The overshoot is therefore at most one read per
+   publisher.
 4. A blocked connection sends nothing we can read, heartbeats included: like RabbitMQ, we do
    not count its silence against it while its reading is held (``Session.reading_held``), and
    keep sending our own heartbeats so the client does not drop us.
@@ -38,6 +39,10 @@ Rules:
    raises the same alarm while the free space of its file system is below
    ``--disk-free-limit`` (:meth:`FlowController.disk_alarm`, checked on the periodic sweep).
    It clears when the space is back, if the memory marks allow.
+8. Before any alarm, per-queue credit flow (``credit.py``) pauses only the connections that
+   publish into a queue whose consumers lag, until that queue drains; the checks of rule 3 run
+   it after every input while a queue is past its credit or the queue mark. The alarm's
+   queue mark reads the same list of long queues (the meter lists a queue at the lower mark).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ import asyncio
 import errno
 import logging
 from typing import TYPE_CHECKING, Any
+
+from minibroker.server.credit import CreditFlow
 
 if TYPE_CHECKING:
     from minibroker.core.broker import Broker
@@ -81,7 +88,10 @@ class FlowController:
         self.queue_high = config.queue_high_water
         self.queue_low = low_water(config.queue_high_water, config.queue_low_water)
         self.meter = server.broker.meter
-        self.meter.queue_high_water = self.queue_high
+        #: Per-queue credit flow (rule 8).
+        self.credit = CreditFlow(self.meter, config.queue_credit, self.queue_high,
+                                 self.queue_low, self._consumes)
+        self.meter.queue_high_water = self.credit.mark
         #: The reason of the alarm that is on, else ``None``.
         self.alarm: str | None = None
         #: Connections we stopped reading (rule 2), until the alarm clears.
@@ -99,7 +109,9 @@ class FlowController:
     def replace_broker(self) -> None:
         """The server serves another core: meter it, forget the old alarm."""
         self.meter = self.server.broker.meter
-        self.meter.queue_high_water = self.queue_high
+        self.meter.queue_high_water = self.credit.mark
+        self.credit.release_all()
+        self.credit.meter = self.meter
         self._clear("the broker was replaced")
         self.recount()
 
@@ -114,8 +126,11 @@ class FlowController:
             self.partial += held - session.partial_held
             session.partial_held = held
         meter = self.meter
+        too_long = False
+        if meter.long_queues:  # rule 8
+            too_long = self.credit.watch(session if core.published != published else None)
         if self.alarm is None:
-            if meter.weight + self.partial <= self._threshold and not meter.long_queues:
+            if meter.weight + self.partial <= self._threshold and not too_long:
                 return
             self._raise()
             if self.alarm is None:
@@ -130,11 +145,13 @@ class FlowController:
         """Rule 7: ``session``'s socket is gone, and the bytes it held with it."""
         self.partial -= session.partial_held
         session.partial_held = 0
+        self.credit.forget(session)
 
     def check(self) -> None:
         """After an input that publishes nothing (a lost socket, a drained buffer)."""
+        too_long = self.credit.watch(None) if self.meter.long_queues else False
         if self.alarm is None:
-            if self.meter.weight + self.partial > self._threshold or self.meter.long_queues:
+            if self.meter.weight + self.partial > self._threshold or too_long:
                 self._raise()
         elif self._drained():
             self._clear()
@@ -160,6 +177,18 @@ class FlowController:
         else:
             self.recount()
 
+    def _consumes(self, session: Session) -> bool:
+        """Has ``session`` a consumer that acknowledges? (``credit.py`` rule 4)"""
+        state = self.server.vhosts.for_connection(session.id).connections.get(session.id)
+        return state is not None and any(
+            not consumer.no_ack
+            for channel in state.channels.values() for consumer in channel.consumers.values())
+
+    def _long_queues(self, limit: int) -> list[Queue]:
+        """The listed queues with more than ``limit`` ready messages."""
+        return [queue for queue in self.meter.long_queues
+                if not queue.deleted and len(queue.ready) > limit]
+
     def _queues(self) -> list[Queue]:
         """The queues of every vhost's core: they share one meter (``vhosts.py``)."""
         server = self.server
@@ -172,15 +201,15 @@ class FlowController:
 
     def _raise(self) -> None:
         meter = self.meter
-        self._prune_long_queues(self.queue_high)
+        long_queues = self._long_queues(self.queue_high)
         if self.disk is not None:
             reason = self.disk
         elif meter.total + self.partial > self.memory_high:
             reason = (f"memory: ready messages hold about {meter.total / _MIB:.1f} MiB and "
                       f"messages still arriving {self.partial / _MIB:.1f} MiB, above the "
                       f"high-water mark of {self.memory_high / _MIB:.1f} MiB")
-        elif meter.long_queues:
-            queue = max(meter.long_queues, key=lambda queue: len(queue.ready))
+        elif long_queues:
+            queue = max(long_queues, key=lambda queue: len(queue.ready))
             reason = (f"queue '{queue.name}' has {len(queue.ready)} ready messages, above the "
                       f"high-water mark of {self.queue_high}")
         else:
@@ -195,15 +224,7 @@ class FlowController:
     def _drained(self) -> bool:
         if self.disk is not None or self.meter.total + self.partial >= self.memory_low:
             return False
-        self._prune_long_queues(self.queue_low)
-        return not self.meter.long_queues
-
-    def _prune_long_queues(self, limit: int) -> None:
-        long_queues = self.meter.long_queues
-        if long_queues:
-            for queue in [queue for queue in long_queues
-                          if queue.deleted or len(queue.ready) <= limit]:
-                long_queues.discard(queue)
+        return not self._long_queues(self.queue_low)
 
     def _block(self, session: Session) -> None:
         if session.closed:

@@ -131,7 +131,8 @@ class ServerBackend:
             channel_max=int(getattr(wire, "channel_max", 0) or 0),
             heartbeat=int(session.adapter.heartbeat or 0),
             auth_mechanism=str(getattr(wire, "mechanism", "") or "PLAIN"),
-            state="blocked" if session in self.server.flow.blocked else "running",
+            state=("blocked" if session in self.server.flow.blocked
+                   else "flow" if session in self.server.flow.credit.paused else "running"),
             recv_oct=counts[0], send_oct=counts[1], recv_cnt=counts[2], send_cnt=counts[3],
             send_pend=transport.get_write_buffer_size(),
         )

@@ -452,6 +452,9 @@ class BrokerServer:
         if self.durability is not None:
             self.durability.after_input()
         self.apply_effects(effects)
+        # Expiry and dead-lettering move queues too: the flow controller looks after this
+        # input as after a read (so credit flow never blames the next publisher for them).
+        self.flow.check()
         if sweep:
             self._sweep_sockets(now)
         self._rearm()
