@@ -343,10 +343,13 @@ def dead_letter_exchange_missing_drops(env: Env) -> Outcome:
 def x_expires_deletes_unused_queue(env: Env) -> Outcome:
     # [TTL] "unused": no consumers, no basic.get, no redeclare. The consumed queue is declared
     # first, so once the idle one is gone it has been unused-but-consumed for longer.
-    ch = env.channel()
+    # The consumer's channel is opened first so that only the declare's round trip separates
+    # the declare from the consume: on a loaded machine a channel.open in between took RabbitMQ
+    # past the 100 ms and the consumed queue expired before its consumer came.
+    ch, consumer = env.channel(), env.channel()
     consumed, idle = env.q("consumed"), env.q("idle")
-    ch.queue_declare(consumed, arguments={"x-expires": 100})
-    env.channel().basic_consume(consumed, lambda *args: None)
+    consumer.queue_declare(consumed, arguments={"x-expires": 100})
+    consumer.basic_consume(consumed, lambda *args: None)
     ch.queue_declare(idle, arguments={"x-expires": 100})
     ch.basic_publish("", idle, b"messages do not keep it alive")
     out: Outcome = [wait_for_deletion(env, idle)]
