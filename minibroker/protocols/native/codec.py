@@ -39,6 +39,11 @@ Rules:
    frame is sent as Body frames with its leading parts, then itself with the last part; on
    receipt the parts are joined and the whole message comes out (``parts.py``). Only the codec
    makes Body frames; the parts held count in :attr:`~NativeCodec.partial_bytes`.
+10. Fast lanes (``lanes.py``): a Publish whose bytes up to its body are those of the last
+    Publish decoded, or an Ack whose bytes up to its delivery tag are those of the last Ack, is
+    read without msgpack: what the full decode checked is the same octets, so the frame is the
+    one the full decode would build (a property test compares the two on random and damaged
+    input). Anything the lane does not recognise takes the full decode, which names the fault.
 """
 
 from __future__ import annotations
@@ -56,12 +61,20 @@ from minibroker.message import Properties
 from minibroker.protocols.native.frames import (
     FRAME_TYPES,
     MESSAGE_FRAMES,
+    Ack,
     Body,
     Deliver,
     Frame,
     Publish,
 )
 from minibroker.protocols.native.greeting import QUOTED, check_greeting
+from minibroker.protocols.native.lanes import (
+    PublishLane,
+    learn_ack,
+    learn_publish,
+    read_ack,
+    read_publish,
+)
 from minibroker.protocols.native.parts import Assembler, OversizedPublish, split
 from minibroker.protocols.native.schema import SCHEMAS, decoders, encoders
 from minibroker.protocols.native.values import (
@@ -135,6 +148,9 @@ class NativeCodec:
         self._offset = 0  # bytes of _buffer already consumed
         self._eof = False
         self._awaiting_preamble = role == "server"
+        #: Rule 10's lanes: learned from the last Publish and Ack the full decode read.
+        self._publish_lane: PublishLane | None = None
+        self._ack_lane: tuple[bytes, int] | None = None  # (prefix, channel)
         #: Rule 8: check that the next bytes can begin a native server's first frame.
         self.expect_greeting = False
         self.max_frame_size = max_frame_size
@@ -213,6 +229,8 @@ class NativeCodec:
         decoders, limit, unpackb = self._decoders, self._max_frame_size, msgpack.unpackb
         errors, largest, parts = self._unicode_errors, self.max_message_size, self._parts
         body_opcode, joining = Body.opcode, bool(parts.channels)
+        publish_lane, publish_limit = self._publish_lane, self._publish_limit
+        ack_prefix, ack_channel = self._ack_lane or (None, 0)
         if self.expect_greeting and end - offset >= 4:
             check_greeting(bytes(buffer[offset : offset + QUOTED]), end - offset > QUOTED,
                            preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
@@ -226,6 +244,25 @@ class NativeCodec:
                         raise self._oversized(size, bytes(view[offset : offset + 4]))
                     if stop > end:
                         break
+                    # Rule 10: a publisher's and a consumer's usual frames, without msgpack.
+                    # (bench/instructions.py native, callgrind: ack 99,959 -> 95,179, no-ack
+                    # 71,001 -> 67,953 instructions a message.)
+                    fast: Frame | None = None
+                    if joining:
+                        pass
+                    elif (publish_lane is not None and size <= publish_limit
+                          and buffer.startswith(publish_lane.prefix, offset + 4, stop)):
+                        fast = read_publish(publish_lane, buffer,
+                                            offset + 4 + len(publish_lane.prefix), stop, largest)
+                    elif ack_prefix is not None and buffer.startswith(ack_prefix, offset + 4,
+                                                                      stop):
+                        fast = read_ack(ack_channel, buffer, offset + 4 + len(ack_prefix), stop)
+                    if fast is not None:
+                        found.append(fast)
+                        offset = stop
+                        if many:
+                            continue
+                        break
                     try:
                         values = unpackb(view[offset + 4 : stop], ext_hook=ext_hook, timestamp=3,
                                          unicode_errors=errors)
@@ -236,11 +273,19 @@ class NativeCodec:
                         frame = decode(values) if decode else self._refuse(values)
                     else:
                         self._refuse(values)
-                    if size > self._publish_limit and type(frame) is Publish:
-                        raise FrameError(
-                            f"Publish frame of {size} bytes leaves less than {FRAME_HEADROOM} "
-                            f"bytes of headroom under max_frame_size {limit}"
-                        )
+                    if type(frame) is Publish:
+                        if size > publish_limit:
+                            raise FrameError(
+                                f"Publish frame of {size} bytes leaves less than "
+                                f"{FRAME_HEADROOM} bytes of headroom under max_frame_size "
+                                f"{limit}"
+                            )
+                        if not joining:
+                            publish_lane = self._publish_lane = learn_publish(
+                                frame, view[offset + 4 : stop])
+                    elif type(frame) is Ack and not joining:
+                        self._ack_lane = learn_ack(frame, view[offset + 4 : stop])
+                        ack_prefix, ack_channel = self._ack_lane or (None, 0)
                     if joining or values[0] == body_opcode:  # a message in parts (rule 9)
                         joined = parts.join(frame, largest)
                         joining = bool(parts.channels)
