@@ -30,12 +30,12 @@ from minibroker.accounts import session_login
 from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.errors import AMQPError, ProtocolError
-from minibroker.message import Message
 from minibroker.protocols.events import CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.native.mapping import build_message
 from minibroker.protocols.tracing import log_frame
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class NativeAdapter:
     def command(self, frame: Any) -> c.Command | None:
         if type(frame) is f.Publish:  # the hot path first
             name = self._name
-            return c.Publish(self.session.id, frame.channel, Message(
+            return c.Publish(self.session.id, frame.channel, build_message(
                 name(frame.exchange), name(frame.routing_key), frame.body, frame.properties,
             ), frame.mandatory)
         command = mapping.COMMANDS[type(frame)](frame, self.session.id)
@@ -127,9 +127,12 @@ class NativeAdapter:
         first = frames[0]
         if type(first) is f.Publish:
             names = self._names  # subscripts, not calls (rule 2)
+            # build_message: the frozen Message without its __init__'s checked stores
+            # (protocols/building.py); with core/delivery.py's _deliver, callgrind native ack
+            # 92,377 -> 84,181 instructions a message.
             return c.PublishMany(self.session.id, first.channel, tuple(
-                (Message(names[frame.exchange], names[frame.routing_key], frame.body,
-                         frame.properties), frame.mandatory)
+                (build_message(names[frame.exchange], names[frame.routing_key], frame.body,
+                               frame.properties), frame.mandatory)
                 for frame in frames
             ))
         return c.AckMany(self.session.id, first.channel,
