@@ -72,8 +72,8 @@ from minibroker.protocols.native.lanes import (
     PublishLane,
     learn_ack,
     learn_publish,
-    read_ack,
-    read_publish,
+    read_acks,
+    read_publishes,
 )
 from minibroker.protocols.native.parts import Assembler, OversizedPublish, split
 from minibroker.protocols.native.schema import SCHEMAS, decoders, encoders
@@ -230,7 +230,7 @@ class NativeCodec:
         errors, largest, parts = self._unicode_errors, self.max_message_size, self._parts
         body_opcode, joining = Body.opcode, bool(parts.channels)
         publish_lane, publish_limit = self._publish_lane, self._publish_limit
-        ack_prefix, ack_channel = self._ack_lane or (None, 0)
+        ack_lane = self._ack_lane
         if self.expect_greeting and end - offset >= 4:
             check_greeting(bytes(buffer[offset : offset + QUOTED]), end - offset > QUOTED,
                            preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
@@ -244,22 +244,18 @@ class NativeCodec:
                         raise self._oversized(size, bytes(view[offset : offset + 4]))
                     if stop > end:
                         break
-                    # Rule 10: a publisher's and a consumer's usual frames, without msgpack.
-                    # (bench/instructions.py native, callgrind: ack 99,959 -> 95,179, no-ack
-                    # 71,001 -> 67,953 instructions a message.)
-                    fast: Frame | None = None
-                    if joining:
-                        pass
-                    elif (publish_lane is not None and size <= publish_limit
-                          and buffer.startswith(publish_lane.prefix, offset + 4, stop)):
-                        fast = read_publish(publish_lane, buffer,
-                                            offset + 4 + len(publish_lane.prefix), stop, largest)
-                    elif ack_prefix is not None and buffer.startswith(ack_prefix, offset + 4,
-                                                                      stop):
-                        fast = read_ack(ack_channel, buffer, offset + 4 + len(ack_prefix), stop)
-                    if fast is not None:
-                        found.append(fast)
-                        offset = stop
+                    # Rule 10: a publisher's and a consumer's usual frames, without msgpack,
+                    # a run at a time. (bench/instructions.py native, callgrind: see
+                    # docs/benchmarks.md, "Native CPU".)
+                    read = offset
+                    if not joining:  # (no lane while a message in parts is pending)
+                        if publish_lane is not None:
+                            read = read_publishes(publish_lane, buffer, offset, end,
+                                                  publish_limit, largest, found, many)
+                        if read == offset and ack_lane is not None:
+                            read = read_acks(ack_lane, buffer, offset, end, found, many)
+                    if read != offset:
+                        offset = read
                         if many:
                             continue
                         break
@@ -285,7 +281,7 @@ class NativeCodec:
                                 frame, view[offset + 4 : stop])
                     elif type(frame) is Ack and not joining:
                         self._ack_lane = learn_ack(frame, view[offset + 4 : stop])
-                        ack_prefix, ack_channel = self._ack_lane or (None, 0)
+                        ack_lane = self._ack_lane
                     if joining or values[0] == body_opcode:  # a message in parts (rule 9)
                         joined = parts.join(frame, largest)
                         joining = bool(parts.channels)

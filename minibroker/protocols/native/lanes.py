@@ -20,19 +20,21 @@ Rules:
 3. A Publish lane shares its ``Properties`` between the frames it reads. ``Properties`` is
    frozen, but a ``headers`` table is a dict, so a frame with headers never makes a lane
    (each such message keeps a table of its own, as the full decode gives it).
-4. A lane does not see frame-level rules: the codec uses it only where they cannot apply
-   (no message in parts pending, a Publish frame within the headroom limit) and checks the
-   body against ``max_message_size`` through ``largest``.
+4. A lane reads a run of frames at once and stops, leaving it to the codec's loop, at the
+   first frame that is not its own or where a frame-level rule applies (a frame larger than
+   the Publish headroom line, a body over ``max_message_size``); the codec uses no lane
+   while a message in parts is pending.
 """
 
 from __future__ import annotations
 
 import struct
 
-from minibroker.protocols.native.frames import Ack, Publish
+from minibroker.protocols.native.frames import Ack, Frame, Publish
 
-__all__ = ["PublishLane", "learn_ack", "learn_publish", "read_ack", "read_publish"]
+__all__ = ["PublishLane", "learn_ack", "learn_publish", "read_acks", "read_publishes"]
 
+_LENGTH = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -79,37 +81,55 @@ def learn_publish(frame: Publish, payload: bytes | memoryview) -> PublishLane | 
     return PublishLane(bytes(payload[:cut]), frame)
 
 
-def read_publish(
-    lane: PublishLane, buffer: bytes | bytearray, start: int, stop: int, largest: int | None,
-) -> Publish | None:
-    """The Publish whose body's ``bin`` begins at ``start`` and ends the frame at ``stop``
-    (the prefix matched); None when the rest is not exactly one ``bin`` (rule 2) or the body
-    is larger than ``largest``."""
-    if start >= stop:
-        return None
-    marker = buffer[start]
-    if marker == _BIN8:
-        begin = start + 2
-        if begin > stop:
-            return None
-        length = buffer[start + 1]
-    elif marker == _BIN16:
-        begin = start + 3
-        if begin > stop:
-            return None
-        length = _U16.unpack_from(buffer, start + 1)[0]
-    elif marker == _BIN32:
-        begin = start + 5
-        if begin > stop:
-            return None
-        length = _U32.unpack_from(buffer, start + 1)[0]
-    else:
-        return None
-    if begin + length != stop or (largest is not None and length > largest):
-        return None
-    body = buffer[begin:stop]
-    return Publish(lane.channel, lane.exchange, lane.routing_key, lane.mandatory,
-                   lane.properties, body if type(body) is bytes else bytes(body))
+def read_publishes(
+    lane: PublishLane, buffer: bytes | bytearray, offset: int, end: int, limit: int,
+    largest: int | None, found: list[Frame], many: bool,
+) -> int:
+    """Read the run of the lane's publishes at ``offset`` (only one unless ``many``) into
+    ``found``; return the offset after the last one read. It stops at the first frame that is
+    incomplete, larger than ``limit`` (the codec's headroom line), or not exactly the prefix
+    and one ``bin`` body (rule 2) of at most ``largest`` bytes: the codec's loop takes that one.
+    (One call a run, not one a frame: bench/instructions.py native, callgrind, ack 84,181 ->
+    82,114 instructions a message, no-ack 56,646 -> 55,433.)"""
+    prefix = lane.prefix
+    skip = 4 + len(prefix)
+    channel, exchange, routing_key = lane.channel, lane.exchange, lane.routing_key
+    mandatory, properties = lane.mandatory, lane.properties
+    while end - offset >= 4:
+        size = _LENGTH.unpack_from(buffer, offset)[0]
+        stop = offset + 4 + size
+        if stop > end or size > limit or not buffer.startswith(prefix, offset + 4, stop):
+            break
+        start = offset + skip
+        if start >= stop:
+            break
+        marker = buffer[start]
+        if marker == _BIN8:
+            begin = start + 2
+            if begin > stop:
+                break
+            length = buffer[start + 1]
+        elif marker == _BIN16:
+            begin = start + 3
+            if begin > stop:
+                break
+            length = _U16.unpack_from(buffer, start + 1)[0]
+        elif marker == _BIN32:
+            begin = start + 5
+            if begin > stop:
+                break
+            length = _U32.unpack_from(buffer, start + 1)[0]
+        else:
+            break
+        if begin + length != stop or (largest is not None and length > largest):
+            break
+        body = buffer[begin:stop]
+        found.append(Publish(channel, exchange, routing_key, mandatory, properties,
+                             body if type(body) is bytes else bytes(body)))
+        offset = stop
+        if not many:
+            break
+    return offset
 
 
 def learn_ack(frame: Ack, payload: bytes | memoryview) -> tuple[bytes, int] | None:
@@ -129,29 +149,45 @@ def learn_ack(frame: Ack, payload: bytes | memoryview) -> tuple[bytes, int] | No
     return bytes(payload[:cut]), channel
 
 
-def read_ack(channel: int, buffer: bytes | bytearray, start: int, stop: int) -> Ack | None:
-    """The Ack whose delivery tag begins at ``start`` and whose ``multiple`` flag is the
-    frame's last byte (the prefix matched); None for anything else (rule 2)."""
-    last = stop - 1
-    if last <= start:
-        return None
-    flag = buffer[last]
-    if flag != _TRUE and flag != _FALSE:
-        return None
-    marker = buffer[start]
-    size = last - start
-    if marker <= _FIXINT_MAX:
-        if size != 1:
-            return None
-        tag = marker
-    elif marker == _UINT8 and size == 2:
-        tag = buffer[start + 1]
-    elif marker == _UINT16 and size == 3:
-        tag = _U16.unpack_from(buffer, start + 1)[0]
-    elif marker == _UINT32 and size == 5:
-        tag = _U32.unpack_from(buffer, start + 1)[0]
-    elif marker == _UINT64 and size == 9:
-        tag = _U64.unpack_from(buffer, start + 1)[0]
-    else:
-        return None
-    return Ack(channel, tag, flag == _TRUE)
+def read_acks(
+    lane: tuple[bytes, int], buffer: bytes | bytearray, offset: int, end: int,
+    found: list[Frame], many: bool,
+) -> int:
+    """Read the run of the lane's acks at ``offset`` (only one unless ``many``) into ``found``;
+    return the offset after the last one read. It stops at the first frame that is incomplete
+    or not exactly the prefix, a non-negative msgpack int and a bool (rule 2)."""
+    prefix, channel = lane
+    skip = 4 + len(prefix)
+    while end - offset >= 4:
+        size = _LENGTH.unpack_from(buffer, offset)[0]
+        stop = offset + 4 + size
+        if stop > end or not buffer.startswith(prefix, offset + 4, stop):
+            break
+        start = offset + skip
+        last = stop - 1
+        if last <= start:
+            break
+        flag = buffer[last]
+        if flag != _TRUE and flag != _FALSE:
+            break
+        marker = buffer[start]
+        size = last - start
+        if marker <= _FIXINT_MAX:
+            if size != 1:
+                break
+            tag = marker
+        elif marker == _UINT8 and size == 2:
+            tag = buffer[start + 1]
+        elif marker == _UINT16 and size == 3:
+            tag = _U16.unpack_from(buffer, start + 1)[0]
+        elif marker == _UINT32 and size == 5:
+            tag = _U32.unpack_from(buffer, start + 1)[0]
+        elif marker == _UINT64 and size == 9:
+            tag = _U64.unpack_from(buffer, start + 1)[0]
+        else:
+            break
+        found.append(Ack(channel, tag, flag == _TRUE))
+        offset = stop
+        if not many:
+            break
+    return offset
