@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minibroker.accounts import session_login
@@ -51,6 +52,9 @@ _NAME_CACHE_SIZE = 1024
 _RECORD_ENVELOPE = 20
 #: The frame's own bytes around the records: its header, channel, next offset, array header.
 _READ_OK_FRAME = 64
+
+
+_delivery_tag = attrgetter("delivery_tag")
 
 
 class _Names(dict[str, str]):
@@ -130,13 +134,16 @@ class NativeAdapter:
             # build_message: the frozen Message without its __init__'s checked stores
             # (protocols/building.py); with core/delivery.py's _deliver, callgrind native ack
             # 92,377 -> 84,181 instructions a message.
-            return c.PublishMany(self.session.id, first.channel, tuple(
+            # (A list comprehension, not a generator: no generator frame resumed a message.)
+            return c.PublishMany(self.session.id, first.channel, tuple([
                 (build_message(names[frame.exchange], names[frame.routing_key], frame.body,
                                frame.properties), frame.mandatory)
                 for frame in frames
-            ))
-        return c.AckMany(self.session.id, first.channel,
-                         tuple(frame.delivery_tag for frame in frames))
+            ]))
+        # The tags in C (attrgetter), not a generator resumed per ack. With the list
+        # comprehension above, acks.py's map(pop) and codec.send_deliver's inlined empty
+        # properties: callgrind native ack 82,114 -> 81,278, no-ack 55,433 -> 55,062.
+        return c.AckMany(self.session.id, first.channel, tuple(map(_delivery_tag, frames)))
 
     def _name(self, text: str) -> str:
         """The one ``str`` object this connection uses for an exchange or routing key

@@ -57,7 +57,7 @@ import msgpack
 
 from minibroker.config import DEFAULT_MAX_MESSAGE_SIZE
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
-from minibroker.message import Properties
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.frames import (
     FRAME_TYPES,
     MESSAGE_FRAMES,
@@ -400,7 +400,8 @@ class NativeCodec:
         The fields come from the core, which validated them when the message was published.
         (Measured on the native session path without sockets: 10.7 -> 9.5 us per message.)"""
         values = (_DELIVER, channel, consumer_tag, delivery_tag, redelivered, exchange,
-                  routing_key, encode_properties(properties), body)
+                  routing_key,
+                  () if properties is EMPTY_PROPERTIES else encode_properties(properties), body)
         try:
             payload: bytes = self._pack(values)
         except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
