@@ -17,6 +17,9 @@ Rules:
    ``deliver_or_enqueue`` tries the consumers before the backing queue). The queue counts it
    exactly as enqueue + checkout (+ settle for no-ack) would. This is the no-ack case's whole
    path (a no-ack consumer keeps its queue empty) and every ack consumer's that keeps up.
+6. The hot paths ask ``BrokerConsumer.has_credit()`` only when its commonest yes does not
+   hold: a consumer that acknowledges, below its prefetch, on a channel without a global
+   prefetch, its connection writable (that alone implies credit; a call a delivery less).
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
             consumer = ring.next_turn()
             if consumer is None:
                 break
-        elif not consumer.has_credit():
+        elif not (not consumer.no_ack and consumer.unacked < consumer.prefetch_count  # rule 6
+                  and consumer.channel.connection.writable
+                  and not consumer.channel.global_prefetch) and not consumer.has_credit():
             break  # the common case, one consumer, without the ring's heap
         entry = queue.checkout(now)
         if entry is None:
@@ -99,15 +104,19 @@ def deliver_now(queue: Queue, message: Message, now: float, effects: list[Effect
     together): native ack 106,590 -> 101,073; with the AMQP publish cache (``frames.py``),
     AMQP no-ack 141,982 -> 126,202 and ack 169,008 -> 156,556."""
     consumer = queue.consumers.single
-    if (consumer is None or queue.ready or not queue.plain or queue.journal is not None
-            or not consumer.has_credit()):
+    if consumer is None or queue.ready or not queue.plain or queue.journal is not None:
+        return False
+    channel = consumer.channel
+    connection = channel.connection
+    # Rule 6: has_credit()'s commonest yes without the call.
+    if not (not consumer.no_ack and consumer.unacked < consumer.prefetch_count
+            and connection.writable and not channel.global_prefetch) and (
+            not consumer.has_credit()):
         return False
     msg_id = queue.next_msg_id
     queue.next_msg_id = msg_id + 1
     queue.published += 1
     queue.delivered += 1
-    channel = consumer.channel
-    connection = channel.connection
     connection.burst += len(message.body)
     tag = channel.next_delivery_tag
     channel.next_delivery_tag = tag + 1
@@ -159,6 +168,9 @@ def settle(
         touched = dict.fromkeys(requeue(settled))
     else:
         touched = {}
+        # The verb chosen once, not per delivery (with rule 6 in deliver_now and dispatch:
+        # callgrind native ack 81,278 -> 80,413 instructions a message; no-ack unchanged).
+        finish = Queue.settle if action == ACK else Queue.discard
         for unacked in settled:
             consumer = unacked.consumer
             queue = unacked.queue
@@ -167,12 +179,10 @@ def settle(
                 channel.consumer_unacked -= 1
                 if consumer.turn is None:
                     queue.consumers.wake(consumer)
-            if action == ACK:
-                queue.settle(unacked.entry)
-                acked += 1
-            else:
-                queue.discard(unacked.entry)
+            finish(queue, unacked.entry)
             touched[queue] = None
+        if action == ACK:
+            acked = len(settled)
     if channel.global_prefetch:
         # Channel-wide credit was freed: every queue this channel consumes may go on.
         touched.update(dict.fromkeys(wake_consumers(channel)))
