@@ -20,13 +20,16 @@ Rules:
 6. The hot paths ask ``BrokerConsumer.has_credit()`` only when its commonest yes does not
    hold: a consumer that acknowledges, below its prefetch, on a channel without a global
    prefetch, its connection writable (that alone implies credit; a call a delivery less).
+   :func:`deliver_now` also answers a no-ack consumer as ``has_credit`` does (writable, under
+   its connection's ``DELIVERY_BURST``): the no-ack case's one call a message (callgrind
+   native no-ack 55,058 -> 54,422, AMQP no-ack 95,230 -> 94,626 instructions a message).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from minibroker.core.channels import BrokerChannel, Settlement, Unacked
+from minibroker.core.channels import DELIVERY_BURST, BrokerChannel, Settlement, Unacked
 from minibroker.core.consumers import with_delivery_count
 from minibroker.core.effects import Deliver, Effect
 from minibroker.core.queues import Queue
@@ -108,10 +111,12 @@ def deliver_now(queue: Queue, message: Message, now: float, effects: list[Effect
         return False
     channel = consumer.channel
     connection = channel.connection
-    # Rule 6: has_credit()'s commonest yes without the call.
-    if not (not consumer.no_ack and consumer.unacked < consumer.prefetch_count
-            and connection.writable and not channel.global_prefetch) and (
-            not consumer.has_credit()):
+    # Rule 6: has_credit()'s commonest answers without the call.
+    if consumer.no_ack:
+        if not (connection.writable and connection.burst < DELIVERY_BURST):
+            return False
+    elif not (consumer.unacked < consumer.prefetch_count and connection.writable
+              and not channel.global_prefetch) and not consumer.has_credit():
         return False
     msg_id = queue.next_msg_id
     queue.next_msg_id = msg_id + 1
