@@ -15,8 +15,8 @@ Rules:
    same octets are the same elements, already checked.
 2. The lane reads the rest itself — a Publish's body (``bin 8/16/32`` whose length ends the
    frame exactly), an Ack's delivery tag (a non-negative msgpack int) and ``multiple`` flag —
-   and returns ``None`` for anything else, which then takes the full decode: that one names
-   the fault, so the lanes never change what is an error or what it says.
+   and stops at anything else, which then takes the full decode: that one names the fault,
+   so the lanes never change what is an error or what it says.
 3. A Publish lane shares its ``Properties`` between the frames it reads. ``Properties`` is
    frozen, but a ``headers`` table is a dict, so a frame with headers never makes a lane
    (each such message keeps a table of its own, as the full decode gives it).
