@@ -31,18 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minibroker.accounts import session_login
 from minibroker.core import commands as c
 from minibroker.core import effects as e
 from minibroker.errors import AMQPError, ProtocolError
-from minibroker.message import Message
 from minibroker.protocols.events import CloseSocket, ConnectionClosing
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.native.mapping import build_message
 from minibroker.protocols.native.runs import entries_of
 from minibroker.protocols.tracing import log_frame
 
@@ -59,6 +60,9 @@ _NAME_CACHE_SIZE = 1024
 _RECORD_ENVELOPE = 20
 #: The frame's own bytes around the records: its header, channel, next offset, array header.
 _READ_OK_FRAME = 64
+
+
+_delivery_tag = attrgetter("delivery_tag")
 
 
 class _Names(dict[str, str]):
@@ -119,7 +123,7 @@ class NativeAdapter:
     def command(self, frame: Any) -> c.Command | None:
         if type(frame) is f.Publish:  # the hot path first
             name = self._name
-            return c.Publish(self.session.id, frame.channel, Message(
+            return c.Publish(self.session.id, frame.channel, build_message(
                 name(frame.exchange), name(frame.routing_key), frame.body, frame.properties,
             ), frame.mandatory)
         command = mapping.COMMANDS[type(frame)](frame, self.session.id)
@@ -135,13 +139,19 @@ class NativeAdapter:
         first = frames[0]
         if type(first) is f.Publish:
             names = self._names  # subscripts, not calls (rule 2)
-            return c.PublishMany(self.session.id, first.channel, tuple(
-                (Message(names[frame.exchange], names[frame.routing_key], frame.body,
-                         frame.properties), frame.mandatory)
+            # build_message: the frozen Message without its __init__'s checked stores
+            # (protocols/building.py); with core/delivery.py's _deliver, callgrind native ack
+            # 92,377 -> 84,181 instructions a message.
+            # (A list comprehension, not a generator: no generator frame resumed a message.)
+            return c.PublishMany(self.session.id, first.channel, tuple([
+                (build_message(names[frame.exchange], names[frame.routing_key], frame.body,
+                               frame.properties), frame.mandatory)
                 for frame in frames
-            ))
-        return c.AckMany(self.session.id, first.channel,
-                         tuple(frame.delivery_tag for frame in frames))
+            ]))
+        # The tags in C (attrgetter), not a generator resumed per ack. With the list
+        # comprehension above, acks.py's map(pop) and codec.send_deliver's inlined empty
+        # properties: callgrind native ack 82,114 -> 81,278, no-ack 55,433 -> 55,062.
+        return c.AckMany(self.session.id, first.channel, tuple(map(_delivery_tag, frames)))
 
     def _name(self, text: str) -> str:
         """The one ``str`` object this connection uses for an exchange or routing key

@@ -46,6 +46,11 @@ Rules:
     Decoding such a ``StreamFetchOk`` beside 300,000 live objects: about 1.3 µs a message
     with the collector, 0.6 µs paused; the broker's CPU a batched stream append: 2.10-2.25
     -> 1.75-2.00 µs a message (three runs each, loaded 2-core machine).
+11. Fast lanes (``lanes.py``): a Publish whose bytes up to its body are those of the last
+    Publish decoded, or an Ack whose bytes up to its delivery tag are those of the last Ack, is
+    read without msgpack: what the full decode checked is the same octets, so the frame is the
+    one the full decode would build (a property test compares the two on random and damaged
+    input). Anything the lane does not recognise takes the full decode, which names the fault.
 """
 
 from __future__ import annotations
@@ -60,16 +65,24 @@ import msgpack
 
 from minibroker.config import DEFAULT_MAX_MESSAGE_SIZE
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
-from minibroker.message import Properties
+from minibroker.message import EMPTY_PROPERTIES, Properties
 from minibroker.protocols.native.frames import (
     FRAME_TYPES,
     MESSAGE_FRAMES,
+    Ack,
     Body,
     Deliver,
     Frame,
     Publish,
 )
 from minibroker.protocols.native.greeting import QUOTED, check_greeting
+from minibroker.protocols.native.lanes import (
+    PublishLane,
+    learn_ack,
+    learn_publish,
+    read_acks,
+    read_publishes,
+)
 from minibroker.protocols.native.parts import Assembler, OversizedPublish, split
 from minibroker.protocols.native.runs import fetch_ok_payload
 from minibroker.protocols.native.schema import SCHEMAS, decoders, encoders
@@ -146,6 +159,9 @@ class NativeCodec:
         self._offset = 0  # bytes of _buffer already consumed
         self._eof = False
         self._awaiting_preamble = role == "server"
+        #: Rule 11's lanes: learned from the last Publish and Ack the full decode read.
+        self._publish_lane: PublishLane | None = None
+        self._ack_lane: tuple[bytes, int] | None = None  # (prefix, channel)
         #: Rule 8: check that the next bytes can begin a native server's first frame.
         self.expect_greeting = False
         self.max_frame_size = max_frame_size
@@ -224,6 +240,8 @@ class NativeCodec:
         decoders, limit, unpackb = self._decoders, self._max_frame_size, msgpack.unpackb
         errors, largest, parts = self._unicode_errors, self.max_message_size, self._parts
         body_opcode, joining = Body.opcode, bool(parts.channels)
+        publish_lane, publish_limit = self._publish_lane, self._publish_limit
+        ack_lane = self._ack_lane
         if self.expect_greeting and end - offset >= 4:
             check_greeting(bytes(buffer[offset : offset + QUOTED]), end - offset > QUOTED,
                            preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
@@ -240,6 +258,21 @@ class NativeCodec:
                         raise self._oversized(size, bytes(view[offset : offset + 4]))
                     if stop > end:
                         break
+                    # Rule 10: a publisher's and a consumer's usual frames, without msgpack,
+                    # a run at a time. (bench/instructions.py native, callgrind: see
+                    # docs/benchmarks.md, "Native CPU".)
+                    read = offset
+                    if not joining:  # (no lane while a message in parts is pending)
+                        if publish_lane is not None:
+                            read = read_publishes(publish_lane, buffer, offset, end,
+                                                  publish_limit, largest, found, many)
+                        if read == offset and ack_lane is not None:
+                            read = read_acks(ack_lane, buffer, offset, end, found, many)
+                    if read != offset:
+                        offset = read
+                        if many:
+                            continue
+                        break
                     try:
                         values = unpackb(view[offset + 4 : stop], ext_hook=ext_hook, timestamp=3,
                                          unicode_errors=errors)
@@ -250,11 +283,19 @@ class NativeCodec:
                         frame = decode(values) if decode else self._refuse(values)
                     else:
                         self._refuse(values)
-                    if size > self._publish_limit and type(frame) is Publish:
-                        raise FrameError(
-                            f"Publish frame of {size} bytes leaves less than {FRAME_HEADROOM} "
-                            f"bytes of headroom under max_frame_size {limit}"
-                        )
+                    if type(frame) is Publish:
+                        if size > publish_limit:
+                            raise FrameError(
+                                f"Publish frame of {size} bytes leaves less than "
+                                f"{FRAME_HEADROOM} bytes of headroom under max_frame_size "
+                                f"{limit}"
+                            )
+                        if not joining:
+                            publish_lane = self._publish_lane = learn_publish(
+                                frame, view[offset + 4 : stop])
+                    elif type(frame) is Ack and not joining:
+                        self._ack_lane = learn_ack(frame, view[offset + 4 : stop])
+                        ack_lane = self._ack_lane
                     if joining or values[0] == body_opcode:  # a message in parts (rule 9)
                         joined = parts.join(frame, largest)
                         joining = bool(parts.channels)
@@ -375,7 +416,8 @@ class NativeCodec:
         The fields come from the core, which validated them when the message was published.
         (Measured on the native session path without sockets: 10.7 -> 9.5 us per message.)"""
         values = (_DELIVER, channel, consumer_tag, delivery_tag, redelivered, exchange,
-                  routing_key, encode_properties(properties), body)
+                  routing_key,
+                  () if properties is EMPTY_PROPERTIES else encode_properties(properties), body)
         try:
             payload: bytes = self._pack(values)
         except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)

@@ -2,11 +2,13 @@
 same commands one by one, and refused whole (state unchanged) when any part would fail."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minibroker.core import commands as c
 from minibroker.core.effects import Confirm, Deliver
 from minibroker.errors import NotFound, PreconditionFailed
-from minibroker.message import Message
+from minibroker.message import Message, Properties
 from tests.unit.core.helpers import Harness, fingerprint
 
 
@@ -120,3 +122,44 @@ def test_a_window_less_consumer_gets_one_burst_until_the_shell_reports_a_flush()
     renewed = harness.handle(c.SetWritable(1, True))  # "flushed": the next burst goes
     assert sum(isinstance(effect, Deliver) for effect in renewed.effects) == burst
     assert harness.broker.queue_statistics("q").ready == total - 2 * burst
+
+
+_SHAPES = {  # shared objects, as a native publisher's run of one prefix shares them
+    "plain": Properties(),
+    "typed": Properties(content_type="text/plain"),
+    "cc": Properties(headers={"CC": ["r"]}),
+    "expiring": Properties(expiration="60000"),
+}
+
+
+@given(st.lists(st.tuples(st.sampled_from(["", "amq.direct", "fan"]),
+                          st.sampled_from(["q", "r", "nowhere"]),
+                          st.sampled_from(sorted(_SHAPES)), st.booleans()),
+                min_size=2, max_size=8))
+def test_publish_many_of_shared_objects_has_the_outcome_of_publishes_one_by_one(
+        shapes: list[tuple[str, str, str, bool]]) -> None:
+    """A message of the objects of the one before is neither checked nor routed again
+    (publishing.py rule 6): the same effects and state as each publish on its own."""
+
+    def setup() -> Harness:
+        harness = Harness()
+        ch = harness.open()
+        for queue in ("q", "r"):
+            ch.declare_queue(queue)
+            ch.bind(queue, "amq.direct", queue)
+        ch.declare_exchange("fan", "fanout")
+        ch.bind("q", "fan")
+        ch.confirm_select()
+        ch.consume("q", consumer_tag="c")
+        return harness
+
+    messages = tuple((Message(exchange, key, bytes([n]), _SHAPES[shape]), mandatory)
+                     for n, (exchange, key, shape, mandatory) in enumerate(shapes))
+    batched, single = setup(), setup()
+    outcome = batched.handle(c.PublishMany(1, 1, messages))
+    effects = []
+    for message, mandatory in messages:
+        effects.extend(single.handle(c.Publish(1, 1, message, mandatory)).effects)
+    assert [e for e in outcome.effects if not isinstance(e, Confirm)] == [
+        e for e in effects if not isinstance(e, Confirm)]
+    assert fingerprint(batched.broker) == fingerprint(single.broker)

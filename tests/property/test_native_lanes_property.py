@@ -1,0 +1,134 @@
+"""The native codec's fast lanes (codec rule 10) decode exactly what the full decode does.
+
+Streams of publishes and acks, sound or damaged at one octet, are read by a server codec with
+its lanes and by one whose lanes never learn anything: the same frames come out, in the same
+reads, and the same error (type and text) ends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibroker.errors import ProtocolError
+from minibroker.message import Properties
+from minibroker.protocols.native import codec as codec_module
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import PREAMBLE, NativeCodec
+
+_CLIENT = NativeCodec(role="client")
+
+names = st.sampled_from(["", "amq.direct", "q", "é"]) | st.text(max_size=70)
+plain_properties = st.sampled_from([
+    Properties(), Properties(content_type="text/plain", delivery_mode=2),
+    Properties(headers={"x": 1}), Properties(expiration="100"),
+])
+channels = st.sampled_from([1, 127, 128, 255, 256, 65535])
+bodies = st.sampled_from([b"", b"x" * 16, b"y" * 255, b"z" * 256, b"w" * 70000]) | st.binary(
+    max_size=300)
+tags = st.sampled_from([0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32,
+                        2**64 - 1]) | st.integers(0, 2**64 - 1)
+
+
+@st.composite
+def publishes(draw: st.DrawFn) -> list[f.Frame]:
+    """Mostly runs of one prefix, as a publisher sends them, with the odd stranger."""
+    channel, exchange, key = draw(channels), draw(names), draw(names)
+    mandatory, properties = draw(st.booleans()), draw(plain_properties)
+    frames: list[f.Frame] = []
+    for _ in range(draw(st.integers(1, 6))):
+        if draw(st.integers(0, 4)) == 0:
+            frames.append(f.Publish(draw(channels), draw(names), draw(names), draw(st.booleans()),
+                                    draw(plain_properties), draw(bodies)))
+        else:
+            frames.append(f.Publish(channel, exchange, key, mandatory, properties, draw(bodies)))
+    return frames
+
+
+@st.composite
+def acks(draw: st.DrawFn) -> list[f.Frame]:
+    channel = draw(channels)
+    return [f.Ack(draw(channels) if draw(st.integers(0, 5)) == 0 else channel, draw(tags),
+                  draw(st.booleans()))
+            for _ in range(draw(st.integers(1, 6)))]
+
+
+@contextmanager
+def _no_lanes() -> Iterator[None]:
+    """The full decode only: lanes are never learned."""
+    learn_publish, learn_ack = codec_module.learn_publish, codec_module.learn_ack
+    codec_module.learn_publish = lambda *args: None  # type: ignore[assignment]
+    codec_module.learn_ack = lambda *args: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        codec_module.learn_publish, codec_module.learn_ack = learn_publish, learn_ack
+
+
+def _read(chunks: list[bytes], max_message_size: int | None) -> list[Any]:
+    """Every read's frames, then the error that ended the stream (if any)."""
+    codec = NativeCodec(role="server", max_message_size=max_message_size)
+    codec.receive_data(PREAMBLE)
+    seen: list[Any] = []
+    try:
+        for chunk in chunks:
+            codec.receive_data(chunk)
+            while True:
+                frames = codec.frames()
+                if not frames:
+                    break
+                seen.append(frames)
+        codec.receive_data(b"")
+        seen.append(codec.frames())
+    except ProtocolError as err:
+        seen.append((type(err), str(err)))
+    return seen
+
+
+def _both(chunks: list[bytes], max_message_size: int | None) -> None:
+    with_lanes = _read(chunks, max_message_size)
+    with _no_lanes():
+        without = _read(chunks, max_message_size)
+    assert with_lanes == without
+
+
+@given(st.lists(publishes() | acks(), min_size=1, max_size=4), st.data(),
+       st.sampled_from([None, 100, 70000]))
+def test_lanes_read_what_the_full_decode_reads(
+    groups: list[list[f.Frame]], data: st.DataObject, max_message_size: int | None,
+) -> None:
+    frames = [frame for group in groups for frame in group]
+    encoded = [_CLIENT.send(frame) for frame in frames]
+    stream = b"".join(encoded)
+    # Sound, in one read, and cut at a random point into two.
+    _both([stream], max_message_size)
+    cut = data.draw(st.integers(0, len(stream)))
+    _both([stream[:cut], stream[cut:]], max_message_size)
+    # One octet of a later frame changed (so a lane may have been learned): the lane must not
+    # read it differently, whether the octet is in its prefix, its tail or its length.
+    if len(encoded) > 1:
+        where = len(encoded[0]) + data.draw(st.integers(0, len(stream) - len(encoded[0]) - 1))
+        octet = data.draw(st.integers(0, 255))
+        damaged = stream[:where] + bytes((octet,)) + stream[where + 1:]
+        _both([damaged], max_message_size)
+
+
+@given(st.sampled_from([b"\xc5\x00\x10", b"\xc6\x00\x00\x00\x10", b"\xc4\x11", b"\xc4\x0f",
+                        b"\xc7\x10\x00", b"\xd9\x10"]),
+       st.sampled_from([b"\xcd\x00\x05", b"\xd0\x05", b"\xd0\xfb", b"\xff", b"\xca\x00\x00\x00\x00",
+                        b"\xcc", b"\xcf\x00\x00\x00\x00\x00\x00\x00\x01\x00"]))
+def test_unusual_spellings_take_the_full_decode(body_header: bytes, tag: bytes) -> None:
+    """A body whose ``bin`` header is not the shortest, or not a ``bin``, and tags written as
+    other msgpack types: read (or refused) as the full decode reads them."""
+    publish = _CLIENT.send(f.Publish(1, "", "q", False, Properties(), b"x" * 16))
+    payload = publish[4:-18] + body_header + b"x" * 16
+    odd_publish = len(payload).to_bytes(4, "big") + payload
+    ack = _CLIENT.send(f.Ack(1, 1))
+    payload = ack[4:-2] + tag + b"\xc2"
+    odd_ack = len(payload).to_bytes(4, "big") + payload
+    _both([publish + odd_publish + publish], None)
+    _both([ack + odd_ack + ack], None)

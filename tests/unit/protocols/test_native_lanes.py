@@ -1,0 +1,128 @@
+"""The native codec's fast lanes (codec rule 10): where they read, and where they must not.
+
+That they read what the full decode reads is ``tests/property/test_native_lanes_property.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+
+from minibroker.errors import FrameError
+from minibroker.message import Properties
+from minibroker.protocols.native import codec as codec_module
+from minibroker.protocols.native import frames as f
+from minibroker.protocols.native.codec import (
+    FRAME_HEADROOM,
+    MIN_FRAME_SIZE,
+    PREAMBLE,
+    NativeCodec,
+    OversizedPublish,
+)
+
+_CLIENT = NativeCodec(role="client")
+
+
+class _CountingMsgpack:
+    """``msgpack`` as the codec module sees it, counting full decodes."""
+
+    def __init__(self) -> None:
+        self.decodes = 0
+
+    def unpackb(self, *args: Any, **kwargs: Any) -> Any:
+        self.decodes += 1
+        return msgpack.unpackb(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(msgpack, name)
+
+
+def _server(**options: Any) -> NativeCodec:
+    codec = NativeCodec(role="server", **options)
+    codec.receive_data(PREAMBLE)
+    return codec
+
+
+def _decode_counting(codec: NativeCodec, data: bytes,
+                     monkeypatch: pytest.MonkeyPatch) -> tuple[list[f.Frame], int]:
+    counting = _CountingMsgpack()
+    monkeypatch.setattr(codec_module, "msgpack", counting)
+    codec.receive_data(data)
+    frames = codec.frames()
+    monkeypatch.undo()
+    return frames, counting.decodes
+
+
+def test_a_run_of_publishes_is_decoded_once_then_read_by_its_prefix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = [f.Publish(3, "amq.direct", "key", True, Properties(content_type="text/plain"),
+                      bytes([n]) * size)
+            for n, size in enumerate((16, 0, 255, 256, 70000))]
+    frames, decodes = _decode_counting(_server(), b"".join(map(_CLIENT.send, sent)), monkeypatch)
+    assert frames == sent
+    assert decodes == 1
+    # One Properties, exchange and routing key for the whole run.
+    assert len({id(frame.properties) for frame in frames if type(frame) is f.Publish}) == 1
+
+
+def test_a_run_of_acks_is_decoded_once_then_read_by_its_prefix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = [f.Ack(200, tag, multiple) for tag, multiple in
+            ((1, False), (127, False), (128, True), (65536, False), (2**64 - 1, False))]
+    frames, decodes = _decode_counting(_server(), b"".join(map(_CLIENT.send, sent)), monkeypatch)
+    assert frames == sent
+    assert decodes == 1
+
+
+def test_another_channel_or_routing_key_takes_the_full_decode(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = [f.Publish(1, "", "a", False, Properties(), b"x"),
+            f.Publish(1, "", "b", False, Properties(), b"x"),
+            f.Publish(2, "", "b", False, Properties(), b"x"),
+            f.Ack(1, 1), f.Ack(2, 1), f.Ack(2, 2)]
+    frames, decodes = _decode_counting(_server(), b"".join(map(_CLIENT.send, sent)), monkeypatch)
+    assert frames == sent
+    assert decodes == 5  # each new prefix is learned by a full decode
+
+
+def test_messages_with_headers_keep_a_table_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = [f.Publish(1, "", "q", False, Properties(headers={"n": 1}), b"x")] * 3
+    frames, decodes = _decode_counting(_server(), b"".join(map(_CLIENT.send, sent)), monkeypatch)
+    assert frames == sent
+    assert decodes == 3
+    tables = [frame.properties.headers for frame in frames if type(frame) is f.Publish]
+    assert tables[0] is not tables[1]
+
+
+def test_a_laned_publish_over_the_message_size_limit_is_refused_as_oversized() -> None:
+    codec = _server(max_message_size=100)
+    codec.receive_data(b"".join(_CLIENT.send(f.Publish(1, "", "q", False, Properties(), body))
+                                for body in (b"x" * 100, b"x" * 101)))
+    first, second = codec.frames()
+    assert type(first) is f.Publish
+    assert second == OversizedPublish(1, 101, 100)
+
+
+def test_a_laned_publish_over_the_headroom_line_is_a_frame_error() -> None:
+    codec = _server(max_frame_size=MIN_FRAME_SIZE)
+    big = NativeCodec(role="client")  # a peer that does not split: one frame, too close
+    small = big.send(f.Publish(1, "", "q", False, Properties(), b"x"))
+    too_close = big.send(f.Publish(1, "", "q", False, Properties(),
+                                   b"x" * (MIN_FRAME_SIZE - FRAME_HEADROOM)))
+    codec.receive_data(small + too_close)
+    assert len(codec.frames()) == 1
+    with pytest.raises(FrameError, match="headroom"):
+        codec.frames()
+
+
+def test_no_lane_while_a_message_in_parts_is_pending() -> None:
+    """Body frames interleave with other channels' publishes (codec rule 9): a publish on the
+    channel of a pending message completes it, whatever its prefix."""
+    client = NativeCodec(role="client", max_frame_size=MIN_FRAME_SIZE)
+    codec = _server(max_frame_size=MIN_FRAME_SIZE)
+    small = f.Publish(1, "", "q", False, Properties(), b"s")
+    large = f.Publish(1, "", "q", False, Properties(), b"L" * (3 * MIN_FRAME_SIZE))
+    codec.receive_data(client.send(small) + client.send(large) + client.send(small))
+    assert codec.frames() == [small, large, small]
