@@ -31,9 +31,9 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import short
 from minibroker.protocols.tracing import frame_text
-from minibroker.valueclass import mutable_twin
+from minibroker.valueclass import frozen_builder, mutable_twin
 
-__all__ = ["COMMANDS", "command_for", "describe", "frame_for_effect", "reply_for"]
+__all__ = ["COMMANDS", "build_message", "command_for", "describe", "frame_for_effect", "reply_for"]
 
 # --- frame -> command ----------------------------------------------------------------------
 
@@ -65,6 +65,10 @@ def _publish_batch(frame: sf.PublishBatch, connection: int) -> c.PublishMany:
 
 
 _MESSAGE_TWIN = mutable_twin(Message)
+
+#: ``Message(...)`` without the frozen ``__init__``'s checked stores, for the adapter's
+#: publishes (``valueclass.frozen_builder``).
+build_message = frozen_builder(Message)
 
 
 #: Request frame type -> builder of the core command (the connection id is the session's).
