@@ -169,13 +169,17 @@ class StreamStore:
                 if not self._alone:
                     self._unclaimed.setdefault(key, deque()).append(incarnation)
             directory = stream_directory(self.root, vhost, name, incarnation)
-            if not self._fs.exists(directory):
+            new = not self._fs.exists(directory)
+            new_base = new and not self._fs.exists(self._base)
+            stream = DiskStream(self._fs, directory, self._writer, settings)
+            if new:
                 # A new directory's name is durable only once its parent is synced (and
-                # the parent's once the data directory is).
-                if not self._fs.exists(self._base):
+                # the parent's once the data directory is). Told only now that DiskStream
+                # made them: the worker may be in a round already and would sync a
+                # directory that does not exist yet (ENOENT: the storage failed).
+                if new_base:
                     self._writer.created(self.root)
                 self._writer.created(self._base)
-            stream = DiskStream(self._fs, directory, self._writer, settings)
             self.streams[key] = stream
             self.durable_end[stream] = stream.written
         return stream

@@ -130,3 +130,28 @@ def test_a_directory_of_the_layout_before_incarnations_is_moved_into_its_stream_
         assert disk.listdir(STREAMS) == [posixpath.basename(directory)]
     finally:
         store.close()
+
+
+def test_the_worker_running_while_the_first_stream_is_opened_does_not_fail_the_store() -> None:
+    # The worker thread may take its round at any instant: here right after the store tells it
+    # about a new directory. Told before the directory existed, the worker synced a directory
+    # that was not there yet, the store failed and every publisher stayed blocked (seen on a
+    # loaded machine: a persistent publish in a vhost with a new stream was never confirmed).
+    disk = SimDisk()
+    store = open_store(disk)
+    writer = store._writer
+    told = writer.created
+
+    def created_then_round(directory: str) -> None:
+        told(directory)
+        writer.run_round()
+
+    writer.created = created_then_round  # type: ignore[method-assign]
+    try:
+        stream = _declare(store, vhost="orders")
+        _append(stream, b"a")
+        settle_down(store)
+        assert writer.failure is None
+        assert _bodies(store, vhost="orders") == [b"a"]
+    finally:
+        store.close()
