@@ -75,8 +75,8 @@ class MessageLog:
 
     def _open_segment(self, number: int) -> Segment:
         path = posixpath.join(self.directory, segment_name(number))
-        self._writer.created(self.directory)
         file = self._fs.open_append(path)
+        self._writer.created(self.directory)  # after the name exists (``streamstore.py``)
         header = encode_file_header(KIND_MESSAGES, number)
         file.write(header)
         if self._file is not None:

@@ -242,8 +242,8 @@ class DurableStore:
             following = posixpath.join(self.directory, "definitions.next")
             if self._fs.exists(following):
                 self._fs.remove(following)
-            self._writer.created(self.directory)
             file = self._fs.open_append(following)
+            self._writer.created(self.directory)  # after the name exists
             file.write(image)
             if self._definitions_file is not None:
                 self._writer.retire(self._definitions_file)

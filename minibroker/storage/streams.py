@@ -293,8 +293,8 @@ class DiskStream:
 
     def _open_segment(self, first: int) -> StreamSegment:
         path = posixpath.join(self.directory, f"{first:020d}.seg")
-        self._writer.created(self.directory)
         file = self.fs.open_append(path)
+        self._writer.created(self.directory)  # after the name exists (``streamstore.py``)
         file.write(encode_file_header(KIND_STREAM, first))
         if self._file is not None:
             self._writer.retire(self._file)

@@ -97,7 +97,9 @@ class GroupCommit:
             self._cond.notify()
 
     def created(self, directory: str) -> None:
-        """A file was created in ``directory`` (rule 2); call before writing to it."""
+        """A file was created in ``directory`` (rule 2); call once the file exists (a round
+        may start at any instant: a directory synced before the name was in it leaves the
+        name not durable) and before writing to it."""
         with self._cond:
             self._new_dirs.add(directory)
 

@@ -155,3 +155,28 @@ def test_the_worker_running_while_the_first_stream_is_opened_does_not_fail_the_s
         assert _bodies(store, vhost="orders") == [b"a"]
     finally:
         store.close()
+
+
+def test_a_segment_created_while_the_worker_runs_a_round_keeps_its_name_after_a_power_cut() -> None:
+    # A round that synced the stream's directory between "a file was created there" and the
+    # file's creation left the new segment's name not durable: its confirmed messages were
+    # gone after a power cut.
+    disk = SimDisk()
+    store = open_store(disk)
+    writer = store._writer
+    told = writer.created
+
+    def created_then_round(directory: str) -> None:
+        told(directory)
+        writer.run_round()
+
+    writer.created = created_then_round  # type: ignore[method-assign]
+    stream = _declare(store)
+    _append(stream, b"a", b"b")
+    settle_down(store)
+    disk.power_cut()
+    store = open_store(disk)
+    try:
+        assert _bodies(store) == [b"a", b"b"]
+    finally:
+        store.close()
