@@ -8,9 +8,10 @@ CPU in the collector, a third of it in full collections.
 
 Rules:
 
-1. Only the command line tunes the collector (:func:`tune_collector`, called by the CLI once
-   the server listens): a broker embedded in another program (the test toolkit) leaves that
-   program's collector alone.
+1. Only the command line tunes the collector (:func:`tune_collector`, called by the CLI a
+   second after its ready line, so that no first connection waits for the collection): a
+   broker embedded in another program (the test toolkit) leaves that program's collector
+   alone.
 2. After start-up everything alive is collected once and frozen (``gc.freeze()``): about
    32,000 objects that a full collection then never walks (5.6 ms of CPU each time on our
    2-core VM, a pause every request in flight waits for).
