@@ -134,6 +134,22 @@ class DiskReader:
         self._position = segment.locate(self.offset)
         self._block = b""
 
+    def _next_chunk(self) -> tuple[int, memoryview] | None:
+        """The chunk record at the reader's offset, (seq, payload), after moving to the
+        segment that holds it; None at the end of the stream."""
+        while True:
+            segment = self.segment
+            if (segment is None or segment.removed or self.offset < self.stream.first_offset
+                    or not segment.first <= self.offset < segment.end):
+                if not self._seek():
+                    return None
+                continue
+            record = self._record()
+            if record is not None:
+                return record
+            if not self._next_segment():
+                return None
+
     def _record(self) -> tuple[int, memoryview] | None:
         """The record at the current position: (seq, payload), or None at the segment's
         end."""
@@ -203,17 +219,9 @@ class DiskReader:
         known = self._cache.known.get
         values = self._values
         while len(got) < max_messages and size < max_bytes:
-            segment = self.segment
-            if (segment is None or segment.removed or self.offset < self.stream.first_offset
-                    or not segment.first <= self.offset < segment.end):
-                if not self._seek():
-                    break
-                continue
-            record = self._record()
+            record = self._next_chunk()
             if record is None:
-                if not self._next_segment():
-                    break
-                continue
+                break
             seq, payload = record
             if values is not None:
                 _wall, bloom, unfiltered = chunk_head(payload)
@@ -322,17 +330,9 @@ class DiskReader:
         bound = 0  # the bodies taken are at most this many bytes (rule 5)
         wire = 0
         while taken < max_messages:
-            segment = self.segment
-            if (segment is None or segment.removed or self.offset < self.stream.first_offset
-                    or not segment.first <= self.offset < segment.end):
-                if not self._seek():
-                    break
-                continue
-            record = self._record()
+            record = self._next_chunk()
             if record is None:
-                if not self._next_segment():
-                    break
-                continue
+                break
             seq, payload = record
             start, count = chunk_entries(payload)
             end = seq + count

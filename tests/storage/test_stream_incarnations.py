@@ -12,6 +12,7 @@ from minibroker.storage import DurableStore
 from minibroker.storage.definitions import QueueDefinition
 from minibroker.storage.simdisk import SimDisk
 from minibroker.storage.streams import DiskStream, StreamSettings, stream_digest
+from minibroker.storage.writer import GroupCommit
 from tests.storage.helpers import DATA, open_store, settle_down
 
 SETTINGS = StreamSettings(max_segment_size=200)
@@ -132,13 +133,9 @@ def test_a_directory_of_the_layout_before_incarnations_is_moved_into_its_stream_
         store.close()
 
 
-def test_the_worker_running_while_the_first_stream_is_opened_does_not_fail_the_store() -> None:
-    # The worker thread may take its round at any instant: here right after the store tells it
-    # about a new directory. Told before the directory existed, the worker synced a directory
-    # that was not there yet, the store failed and every publisher stayed blocked (seen on a
-    # loaded machine: a persistent publish in a vhost with a new stream was never confirmed).
-    disk = SimDisk()
-    store = open_store(disk)
+def _round_at_each_new_file(store: DurableStore) -> GroupCommit:
+    """The worker thread may take its round at any instant: here right after each time the
+    store tells it that a file was made in a directory."""
     writer = store._writer
     told = writer.created
 
@@ -147,6 +144,16 @@ def test_the_worker_running_while_the_first_stream_is_opened_does_not_fail_the_s
         writer.run_round()
 
     writer.created = created_then_round  # type: ignore[method-assign]
+    return writer
+
+
+def test_the_worker_running_while_the_first_stream_is_opened_does_not_fail_the_store() -> None:
+    # Told about a new directory before it existed, the worker synced a directory that was not
+    # there yet: the store failed and every publisher stayed blocked (seen on a
+    # loaded machine: a persistent publish in a vhost with a new stream was never confirmed).
+    disk = SimDisk()
+    store = open_store(disk)
+    writer = _round_at_each_new_file(store)
     try:
         stream = _declare(store, vhost="orders")
         _append(stream, b"a")
@@ -163,14 +170,7 @@ def test_a_segment_created_while_the_worker_runs_a_round_keeps_its_name_after_a_
     # gone after a power cut.
     disk = SimDisk()
     store = open_store(disk)
-    writer = store._writer
-    told = writer.created
-
-    def created_then_round(directory: str) -> None:
-        told(directory)
-        writer.run_round()
-
-    writer.created = created_then_round  # type: ignore[method-assign]
+    _round_at_each_new_file(store)
     stream = _declare(store)
     _append(stream, b"a", b"b")
     settle_down(store)
