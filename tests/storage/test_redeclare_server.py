@@ -7,22 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pika
 import pytest
 
 from minibroker.testing import broker_in_thread
-
-STREAM = {"x-queue-type": "stream"}
-
-
-def _publish(url: str, name: str, bodies: list[bytes], arguments: dict[str, object]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    channel.queue_declare(name, durable=True, arguments=arguments)
-    for body in bodies:
-        channel.basic_publish("", name, body)  # pika waits for each confirm
-    connection.close()
+from tests.integration.test_durable_streams import STREAM, _publish
 
 
 @pytest.mark.parametrize("stop", ["crash", "restart"])
