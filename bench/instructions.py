@@ -20,6 +20,10 @@ Rules:
 3. The script checks that every message was delivered and confirmed, so a broken broker cannot
    make a cheap run.
 4. ``--no-ack``: the consumer subscribes with no-ack and sends nothing back.
+   ``--backlog``: the suite's shape instead (``bench/scenarios_throughput.py``): the publisher
+   writes 1,000 publishes per read and keeps up to 4,000 in flight, so the queue holds a
+   backlog and every delivery is dispatched from it when an ack frees credit (the default
+   shape mostly delivers straight to the consumer, ``core/delivery.py`` rule 5).
 5. ``Client.send`` and :func:`settle` are the broker's share of the run (the session, codecs,
    core and loop callbacks); the rest is the driver's. ``bench/layers.py`` profiles only the
    broker's share through the two hooks ``BROKER_ENTER`` / ``BROKER_LEAVE``.
@@ -210,8 +214,10 @@ async def main(protocol: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--no-ack"]
-    NO_ACK = len(args) < len(sys.argv) - 1
+    args = [a for a in sys.argv[1:] if a not in ("--no-ack", "--backlog")]
+    NO_ACK = "--no-ack" in sys.argv[1:]
+    if "--backlog" in sys.argv[1:]:
+        BATCH = 1000
     if len(args) != 2 or args[0] not in ("native", "amqp"):
-        sys.exit("usage: instructions.py native|amqp COUNT [--no-ack]")
+        sys.exit("usage: instructions.py native|amqp COUNT [--no-ack] [--backlog]")
     asyncio.run(main(args[0], int(args[1])))

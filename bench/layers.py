@@ -98,10 +98,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("protocol", choices=("native", "amqp"))
     parser.add_argument("--no-ack", action="store_true")
+    parser.add_argument("--backlog", action="store_true",
+                        help="the suite's shape (instructions.py rule 4)")
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--top", type=int, default=5, help="functions shown per layer")
     args = parser.parse_args()
     instructions.NO_ACK = args.no_ack
+    if args.backlog:
+        instructions.BATCH = 1000
     profiler = cProfile.Profile()
     instructions.BROKER_ENTER, instructions.BROKER_LEAVE = profiler.enable, profiler.disable
     asyncio.run(instructions.main(args.protocol, args.count))
