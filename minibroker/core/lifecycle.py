@@ -29,6 +29,12 @@ Rules:
 6. Stream queues (``streams.py``) take their own path at the two doors: a routed message is
    appended to the stream's log, and dispatching a stream serves each consumer from its own
    cursor. ``streams`` owns them; their age retention fires from the same timer heap.
+7. :meth:`QueueLifecycle.enqueue_run`, the one exception to rule 1: a publisher's run of new
+   messages for one plain queue (``publishing.py`` rule 6), with no observer, no TTL and
+   nothing for a journal, goes into the store with one ``extend`` and is dispatched once,
+   if the queue was empty. That is rule 1's outcome message by message — the deliveries,
+   their order and tags, the counters: a message delivered at once counts as enqueued and
+   taken, as ``deliver_now`` counts it; and into a backlog rule 1 dispatches nothing either.
 """
 
 from __future__ import annotations
@@ -158,6 +164,29 @@ class QueueLifecycle:
             elif not self._enqueue_featured(queue, message, ttl, now, effects):
                 accepted = False
         return accepted
+
+    def enqueue_run(
+        self, queue: Queue, messages: list[Message], now: float, effects: list[Effect],
+    ) -> None:
+        """Rule 7: new ``messages`` into the plain ``queue``, dispatched once. Into an empty
+        queue they first go straight to its consumer while it takes them (rule 1)."""
+        if queue.ready:
+            queue.enqueue_many(messages)  # a backlog: nobody has credit (rule 1)
+            return
+        taken = 0
+        deliver_now = delivery.deliver_now
+        for message in messages:
+            if not deliver_now(queue, message, now, effects):
+                break
+            taken += 1
+        if taken:
+            self.state.delivered += taken
+            if taken == len(messages):
+                return
+            messages = messages[taken:]
+        queue.enqueue_many(messages)
+        if queue.consumers.members:
+            self.state.delivered += delivery.dispatch(queue, now, effects)
 
     def _enqueue_featured(
         self, queue: Queue, message: Message, ttl: float | None, now: float,

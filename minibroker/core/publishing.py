@@ -22,11 +22,14 @@ Rules:
    commits (:meth:`Publishing.route_now`, :meth:`Publishing.commit`), as RabbitMQ does
    (``transactions.py`` rule 2).
 6. A ``PublishMany`` whose messages share one exchange, routing key, properties object and
-   mandatory flag (a native ``PublishBatch``), without CC/BCC, expiration or reply-to, that
-   reaches only streams, is checked and routed once and appended to each stream in one call
-   (``Streams.append_many``), with one confirm: the same outcome as the publishes one by one,
-   without the per-message route and enqueue (the native batched append with confirms,
-   broker CPU a message: see ``docs/benchmarks.md``, "Native stream speed").
+   mandatory flag (a native ``PublishBatch``, or a run of native publishes read by one lane),
+   without CC/BCC, expiration or reply-to, is checked and routed once when it reaches only
+   streams — appended to each in one call (``Streams.append_many``) — or one plain queue
+   that no journal must hear about it (not durable, or the messages not persistent) — put in
+   its store in one call (``QueueLifecycle.enqueue_run``) — with one confirm: the same
+   outcome as the publishes one by one, without the per-message route and enqueue (the
+   native batched append with confirms, broker CPU a message: see ``docs/benchmarks.md``,
+   "Native stream speed"; the run into a plain queue: "Publishes as runs").
 7. In a batch, a message made of the very objects of the one before it — exchange and
    properties, routing key — is neither checked nor routed again: the checks and the route
    would give the same answer (a native publisher's run of one prefix shares them,
@@ -96,7 +99,7 @@ class Publishing:
         """Several publishes on one channel as one input (rules 1, 6 and 7)."""
         channel = self.state.channel(command)
         if channel.tx is None and len(command.messages) > 1:
-            outcome = self._append_run(channel, command.messages, now)
+            outcome = self._publish_run(channel, command.messages, now)
             if outcome is not None:
                 return outcome
         accepted = self._accept_many(channel, command.messages)
@@ -119,7 +122,7 @@ class Publishing:
                 self.confirm(channel, 1, taken, effects, mark=mark)
         return Outcome(None, effects)
 
-    def _append_run(self, channel: BrokerChannel, batch: tuple[tuple[Message, bool], ...],
+    def _publish_run(self, channel: BrokerChannel, batch: tuple[tuple[Message, bool], ...],
                     now: float) -> Outcome | None:
         """Rule 6; ``None`` when ``batch`` is not such a run (nothing changed then). The
         tests of sameness are C loops (``set(map(...))``), not a Python step a message, and
@@ -135,7 +138,17 @@ class Publishing:
             return None
         self.accept(channel, first)  # rule 1: the same checks hold for every message
         queues = self.topology.route(self.exchanges[first.exchange], first.routing_key, headers)
-        if not queues or any(queue.stream is None for queue in queues):
+        if not queues:
+            return None
+        plain: Queue | None = None
+        if len(queues) == 1:
+            (plain,) = queues
+            if plain.stream is not None:
+                plain = None
+            elif plain.features is not None or (
+                    plain.journal is not None and properties.delivery_mode == 2):
+                return None  # (the feature path, or a journal to hear every message)
+        if plain is None and any(queue.stream is None for queue in queues):
             return None
         messages = list(map(_message, batch))
         if (len(set(map(id, map(_properties, messages)))) != 1
@@ -147,9 +160,12 @@ class Publishing:
         journal = self.state.journal
         mark = -1 if journal is None else journal.count
         effects: list[Effect] = []
-        append = self.lifecycle.streams.append_many
-        for queue in queues:
-            append(queue, messages, now, effects)
+        if plain is not None:
+            self.lifecycle.enqueue_run(plain, messages, now, effects)
+        else:
+            append = self.lifecycle.streams.append_many
+            for queue in queues:
+                append(queue, messages, now, effects)
         if channel.confirm:
             self.confirm(channel, len(messages), True, effects, multiple=True, mark=mark)
         return Outcome(None, effects)

@@ -159,6 +159,17 @@ class Queue:
             journal.publish(self.name, msg_id, message,
                             None if entry is None else entry.expires_at)
 
+    def enqueue_many(self, messages: list[Message]) -> None:
+        """:meth:`enqueue` for a run of new messages on the plain store, none of which a
+        journal records (the caller checks: the queue is not durable or the messages are not
+        persistent) and none with a TTL (``lifecycle.py`` rule 7)."""
+        count = len(messages)
+        self.next_msg_id += count
+        self.published += count
+        store = self.store
+        assert isinstance(store, FifoStore)
+        store.append_many(messages)
+
     def checkout(self, now: float = 0.0) -> QueueEntry | None:
         """The head message, out of ``ready``: it is unacked until settled (the store counted
         the delivery in its ``delivery_count``)."""

@@ -9,7 +9,7 @@ from minibroker.core import commands as c
 from minibroker.core.effects import Confirm, Deliver
 from minibroker.errors import NotFound, PreconditionFailed
 from minibroker.message import Message, Properties
-from tests.unit.core.helpers import Harness, fingerprint
+from tests.unit.core.helpers import Harness, delivered, fingerprint
 
 
 def _setup() -> Harness:
@@ -163,3 +163,56 @@ def test_publish_many_of_shared_objects_has_the_outcome_of_publishes_one_by_one(
     assert [e for e in outcome.effects if not isinstance(e, Confirm)] == [
         e for e in effects if not isinstance(e, Confirm)]
     assert fingerprint(batched.broker) == fingerprint(single.broker)
+
+
+_CONSUMERS = ("none", "ack-1", "ack-3", "ack-unlimited", "no-ack", "two-ack-2")
+
+
+@given(consumers=st.sampled_from(_CONSUMERS), backlog=st.integers(0, 3),
+       size=st.integers(2, 12), persistent=st.booleans(), durable=st.booleans(),
+       acks=st.integers(0, 4))
+def test_a_run_into_a_plain_queue_has_the_outcome_of_publishes_one_by_one(
+        consumers: str, backlog: int, size: int, persistent: bool, durable: bool,
+        acks: int) -> None:
+    """A run of one exchange, routing key and properties into one plain queue is put in the
+    store at once (lifecycle.py rule 7): the same deliveries, tags, counters and ready
+    messages as each publish on its own, with a backlog or without, and after acks."""
+    properties = Properties(delivery_mode=2 if persistent else None)
+
+    def setup() -> Harness:
+        harness = Harness()
+        ch = harness.open()
+        ch.declare_queue("q", durable=durable)
+        ch.confirm_select()
+        for n in range(backlog):
+            ch.publish("", "q", bytes([100 + n]), properties=properties)
+        if consumers == "no-ack":
+            ch.consume("q", consumer_tag="c", no_ack=True)
+        elif consumers != "none":
+            prefetch = {"ack-1": 1, "ack-3": 3, "ack-unlimited": 0, "two-ack-2": 2}[consumers]
+            ch.qos(prefetch)
+            ch.consume("q", consumer_tag="c")
+            if consumers == "two-ack-2":
+                other = harness.open(2)
+                other.qos(2)
+                other.consume("q", consumer_tag="d")
+        return harness
+
+    exchange, key = "", "q"  # one object each, as a lane shares them
+    messages = tuple((Message(exchange, key, bytes([n]), properties), False)
+                     for n in range(size))
+    batched, single = setup(), setup()
+    outcome = batched.handle(c.PublishMany(1, 1, messages))
+    effects = []
+    for message, mandatory in messages:
+        effects.extend(single.handle(c.Publish(1, 1, message, mandatory)).effects)
+    assert delivered(outcome) == delivered(effects)
+    assert [e for e in outcome.effects if isinstance(e, Confirm)] == [
+        Confirm(1, 1, backlog + size, multiple=True)]
+    assert fingerprint(batched.broker) == fingerprint(single.broker)
+    if consumers not in ("none", "no-ack"):  # credit back: the backlog moves on alike
+        tags = [d.delivery_tag for d in delivered(effects) if d.connection == 1][:acks]
+        for tag in tags:
+            assert (delivered(batched.handle(c.Ack(1, 1, tag, False)))
+                    == delivered(single.handle(c.Ack(1, 1, tag, False))))
+        assert fingerprint(batched.broker) == fingerprint(single.broker)
