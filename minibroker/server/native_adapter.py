@@ -25,6 +25,9 @@ Rules:
    as they are stored, and the messages of the reply (an in-memory stream, messages not
    written yet, a filtered read) packed into runs of the same layout (``runs.py``). A reply
    that does not fit the frame loses messages by halves, as rule 4's.
+6. A run a codec lane read (``lanes.py`` rule 5) becomes its batch command from the bodies
+   or tags themselves: one exchange name, routing key and properties object for every
+   message of a ``PublishRun``, no frame object a message.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from minibroker.protocols.native import frames as f
 from minibroker.protocols.native import mapping
 from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.connection import NativeConnection
+from minibroker.protocols.native.lanes import AckRun, PublishRun
 from minibroker.protocols.native.mapping import build_message
 from minibroker.protocols.native.runs import entries_of
 from minibroker.protocols.tracing import log_frame
@@ -136,6 +140,19 @@ class NativeAdapter:
         return command
 
     def batch_command(self, frames: Sequence[Any]) -> c.Command:
+        kind = type(frames)
+        if kind is PublishRun:  # rule 6
+            lane = frames.lane  # type: ignore[attr-defined]
+            names = self._names
+            exchange, routing_key = names[lane.exchange], names[lane.routing_key]
+            properties, mandatory = lane.properties, lane.mandatory
+            return c.PublishMany(self.session.id, lane.channel, tuple([
+                (build_message(exchange, routing_key, body, properties), mandatory)
+                for body in frames.bodies  # type: ignore[attr-defined]
+            ]))
+        if kind is AckRun:  # rule 6
+            return c.AckMany(self.session.id, frames.channel,  # type: ignore[attr-defined]
+                             tuple(frames.tags))  # type: ignore[attr-defined]
         first = frames[0]
         if type(first) is f.Publish:
             names = self._names  # subscripts, not calls (rule 2)

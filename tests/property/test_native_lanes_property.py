@@ -2,7 +2,8 @@
 
 Streams of publishes and acks, sound or damaged at one octet, are read by a server codec with
 its lanes and by one whose lanes never learn anything: the same frames come out, in the same
-reads, and the same error (type and text) ends them.
+reads, and the same error (type and text) ends them. Read as the server reads them, with the
+lanes' runs (lanes.py rule 5), the runs stand for those very frames.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from minibroker.message import Properties
 from minibroker.protocols.native import codec as codec_module
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import PREAMBLE, NativeCodec
+from minibroker.protocols.native.lanes import AckRun, PublishRun
 
 _CLIENT = NativeCodec(role="client")
 
@@ -69,7 +71,21 @@ def _no_lanes() -> Iterator[None]:
         codec_module.learn_publish, codec_module.learn_ack = learn_publish, learn_ack
 
 
-def _read(chunks: list[bytes], max_message_size: int | None) -> list[Any]:
+def _flat(items: list[Any]) -> list[Any]:
+    """The frames that runs stand for, each run checked to be one channel's and not empty."""
+    frames: list[Any] = []
+    for item in items:
+        if type(item) in (PublishRun, AckRun):
+            assert len(item) > 0
+            assert {frame.channel for frame in item} == {item.channel}
+            assert all(type(frame) is f.Publish or not frame.multiple for frame in item)
+            frames.extend(item)
+        else:
+            frames.append(item)
+    return frames
+
+
+def _read(chunks: list[bytes], max_message_size: int | None, runs: bool = False) -> list[Any]:
     """Every read's frames, then the error that ended the stream (if any)."""
     codec = NativeCodec(role="server", max_message_size=max_message_size)
     codec.receive_data(PREAMBLE)
@@ -78,7 +94,7 @@ def _read(chunks: list[bytes], max_message_size: int | None) -> list[Any]:
         for chunk in chunks:
             codec.receive_data(chunk)
             while True:
-                frames = codec.frames()
+                frames = _flat(codec.frames_and_runs()) if runs else codec.frames()
                 if not frames:
                     break
                 seen.append(frames)
@@ -91,9 +107,11 @@ def _read(chunks: list[bytes], max_message_size: int | None) -> list[Any]:
 
 def _both(chunks: list[bytes], max_message_size: int | None) -> None:
     with_lanes = _read(chunks, max_message_size)
+    with_runs = _read(chunks, max_message_size, runs=True)
     with _no_lanes():
         without = _read(chunks, max_message_size)
     assert with_lanes == without
+    assert with_runs == without
 
 
 @given(st.lists(publishes() | acks(), min_size=1, max_size=4), st.data(),

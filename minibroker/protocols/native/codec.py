@@ -77,7 +77,9 @@ from minibroker.protocols.native.frames import (
 )
 from minibroker.protocols.native.greeting import QUOTED, check_greeting
 from minibroker.protocols.native.lanes import (
+    AckRun,
     PublishLane,
+    PublishRun,
     learn_ack,
     learn_publish,
     read_acks,
@@ -229,10 +231,15 @@ class NativeCodec:
         return found[0] if found else None
 
     def frames(self) -> list[Frame]:
-        """Every complete frame in the buffer, in order (the server's hot path)."""
+        """Every complete frame in the buffer, in order."""
         return self._parse(many=True)
 
-    def _parse(self, *, many: bool) -> list[Frame]:
+    def frames_and_runs(self) -> list[Frame | PublishRun | AckRun]:
+        """:meth:`frames`, with what a lane reads as runs (``lanes.py`` rule 5): the server's
+        hot path."""
+        return self._parse(many=True, runs=True)  # type: ignore[return-value]
+
+    def _parse(self, *, many: bool, runs: bool = False) -> list[Frame]:
         if self._awaiting_preamble and not self._take_preamble():
             return []
         found: list[Frame] = []
@@ -245,6 +252,7 @@ class NativeCodec:
         if self.expect_greeting and end - offset >= 4:
             check_greeting(bytes(buffer[offset : offset + QUOTED]), end - offset > QUOTED,
                            preamble=PREAMBLE, min_frame_size=MIN_FRAME_SIZE)
+        taught = False  # the frame just decoded taught a lane (runs only)
         view = memoryview(buffer)  # slices of a view share the buffer: no copy per frame
         paused = gc.isenabled()
         if paused:  # rule 10
@@ -265,9 +273,10 @@ class NativeCodec:
                     if not joining:  # (no lane while a message in parts is pending)
                         if publish_lane is not None:
                             read = read_publishes(publish_lane, buffer, offset, end,
-                                                  publish_limit, largest, found, many)
+                                                  publish_limit, largest, found, many, runs)
                         if read == offset and ack_lane is not None:
-                            read = read_acks(ack_lane, buffer, offset, end, found, many)
+                            read = read_acks(ack_lane, buffer, offset, end, found, many,
+                                             runs)
                     if read != offset:
                         offset = read
                         if many:
@@ -293,9 +302,11 @@ class NativeCodec:
                         if not joining:
                             publish_lane = self._publish_lane = learn_publish(
                                 frame, view[offset + 4 : stop])
+                            taught = runs and publish_lane is not None
                     elif type(frame) is Ack and not joining:
                         self._ack_lane = learn_ack(frame, view[offset + 4 : stop])
                         ack_lane = self._ack_lane
+                        taught = runs and ack_lane is not None and not frame.multiple
                     if joining or values[0] == body_opcode:  # a message in parts (rule 9)
                         joined = parts.join(frame, largest)
                         joining = bool(parts.channels)
@@ -306,6 +317,11 @@ class NativeCodec:
                     if (largest is not None and type(frame) is Publish
                             and len(frame.body) > largest):
                         frame = OversizedPublish(frame.channel, len(frame.body), largest)
+                    elif taught:  # the frame that taught a lane begins a run (lanes.py rule 5)
+                        taught = False
+                        frame = (PublishRun(publish_lane, [frame.body])  # type: ignore[assignment, arg-type]
+                                 if type(frame) is Publish
+                                 else AckRun(frame.channel, [frame.delivery_tag]))  # type: ignore[attr-defined]
                 except ProtocolError:
                     if found:  # hand out the good frames first; the next call raises
                         break

@@ -19,7 +19,8 @@ Rules:
    wishes → ``TuneOk`` → :class:`ConnectionOpened`.
 2. Lazy events: :meth:`~NativeConnection.events` handles one frame at a time, so what it writes
    itself (open-ok, close-ok) lands after what the owner wrote for earlier frames. Runs of
-   publishes, or of single acks, of one open channel come as one :class:`HotRun`.
+   publishes, or of single acks, of one open channel come as one :class:`HotRun`; a run a
+   lane read (``lanes.py`` rule 5) is such a run by itself, a sequence of its frames.
 3. Server channel rules: ``ChannelOpen`` needs a number in 1..channel_max that is not open
    (504 otherwise); any other frame on a channel that is not open is 504 CHANNEL_ERROR. After we
    sent ``ChannelClose``, frames on that channel are ignored until the client's
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from minibroker import __version__
 from minibroker.core.access import LoginRefused
@@ -61,6 +62,7 @@ from minibroker.protocols.native import streamframes as sf
 from minibroker.protocols.native.codec import DEFAULT_MAX_FRAME_SIZE, NativeCodec
 from minibroker.protocols.native.confirms import ConfirmCoalescer
 from minibroker.protocols.native.handshake import LoginCheck, client_tune, login, server_limits
+from minibroker.protocols.native.lanes import AckRun, PublishRun
 from minibroker.protocols.native.parts import OversizedPublish
 
 __all__ = ["NativeConnection", "State", "short"]
@@ -68,6 +70,7 @@ __all__ = ["NativeConnection", "State", "short"]
 Event = (f.Frame | ev.HotRun | ev.ConnectionOpened | ev.ChannelOpened | ev.ChannelEnded
          | ev.ConnectionClosing | ev.CloseSocket)
 _SHORTSTR_MAX = 255
+_LANE_RUNS = (PublishRun, AckRun)
 
 
 def short(text: str) -> str:
@@ -263,7 +266,10 @@ class NativeConnection:
         while not self._input_broken and self.state is not State.CLOSED:
             preamble = self.state is State.PREAMBLE and codec.awaiting_preamble
             try:
-                frames = codec.frames()
+                # Rule 2: the lanes' runs come as runs, not a frame a message (lanes.py
+                # rule 5); traced input is traced frame by frame.
+                frames: list[Any] = (codec.frames_and_runs() if server and self.trace is None
+                                     else codec.frames())
             except ProtocolError as err:
                 self._input_broken = True
                 yield from self._bad_input(err, preamble)
@@ -276,6 +282,18 @@ class NativeConnection:
             while index < count:
                 frame = frames[index]
                 index += 1
+                if type(frame) in _LANE_RUNS:
+                    run: PublishRun | AckRun = frame
+                    if (self.state is State.OPEN and self.trace is None
+                            and channels.get(run.channel) is _OPEN):
+                        yield ev.HotRun(run) if len(run) > 1 else run[0]
+                        continue
+                    # Anything else (the channel not open, the connection closing): the
+                    # frames one by one, as they came (rules 3 and 4 name the first).
+                    index -= 1
+                    frames[index:index + 1] = list(run)
+                    count = len(frames)
+                    continue
                 if self.trace is not None:
                     self.trace("in", frame)
                 state = self.state

@@ -24,15 +24,27 @@ Rules:
    first frame that is not its own or where a frame-level rule applies (a frame larger than
    the Publish headroom line, a body over ``max_message_size``); the codec uses no lane
    while a message in parts is pending.
+5. Runs without frame objects (``NativeCodec.frames_and_runs``, the server's input): a run
+   comes out as one :class:`PublishRun` (the lane and the bodies) or :class:`AckRun` (the
+   channel and the tags of acks without ``multiple``), not a frame a message. Each is a
+   sequence of the frames it stands for, made when asked for (indexing, iteration); a slice
+   is a run again. The frame that taught the lane begins the run it is followed by. The
+   server's adapter reads the bodies or tags directly (``server/native_adapter.py``);
+   everything else sees the frames.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
-from minibroker.protocols.native.frames import Ack, Frame, Publish
+from minibroker.protocols.native.frames import Ack, Publish
 
-__all__ = ["PublishLane", "learn_ack", "learn_publish", "read_acks", "read_publishes"]
+__all__ = [
+    "AckRun", "PublishLane", "PublishRun", "learn_ack", "learn_publish", "read_acks",
+    "read_publishes",
+]
 
 _LENGTH = struct.Struct(">I")
 _U16 = struct.Struct(">H")
@@ -56,6 +68,72 @@ class PublishLane:
         self.routing_key = frame.routing_key
         self.mandatory = frame.mandatory
         self.properties = frame.properties
+
+
+class PublishRun(Sequence[Publish]):
+    """Consecutive publishes of one lane, as their bodies (rule 5)."""
+
+    __slots__ = ("bodies", "lane")
+
+    def __init__(self, lane: PublishLane, bodies: list[bytes]) -> None:
+        self.lane = lane
+        self.bodies = bodies
+
+    @property
+    def channel(self) -> int:
+        return self.lane.channel
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    @overload
+    def __getitem__(self, index: int) -> Publish: ...
+    @overload
+    def __getitem__(self, index: slice) -> PublishRun: ...
+    def __getitem__(self, index: int | slice) -> Publish | PublishRun:
+        if isinstance(index, slice):
+            return PublishRun(self.lane, self.bodies[index])
+        return self._frame(self.bodies[index])
+
+    def __iter__(self) -> Iterator[Publish]:
+        return map(self._frame, self.bodies)
+
+    def _frame(self, body: bytes) -> Publish:
+        lane = self.lane
+        return Publish(lane.channel, lane.exchange, lane.routing_key, lane.mandatory,
+                       lane.properties, body)
+
+    def __repr__(self) -> str:
+        return f"PublishRun(channel={self.channel}, {len(self.bodies)} bodies)"
+
+
+class AckRun(Sequence[Ack]):
+    """Consecutive acks without ``multiple`` of one channel, as their tags (rule 5)."""
+
+    __slots__ = ("channel", "tags")
+
+    def __init__(self, channel: int, tags: list[int]) -> None:
+        self.channel = channel
+        self.tags = tags
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    @overload
+    def __getitem__(self, index: int) -> Ack: ...
+    @overload
+    def __getitem__(self, index: slice) -> AckRun: ...
+    def __getitem__(self, index: int | slice) -> Ack | AckRun:
+        if isinstance(index, slice):
+            return AckRun(self.channel, self.tags[index])
+        return Ack(self.channel, self.tags[index], False)
+
+    def __iter__(self) -> Iterator[Ack]:
+        channel = self.channel
+        return (Ack(channel, tag, False) for tag in self.tags)
+
+    def __repr__(self) -> str:
+        return f"AckRun(channel={self.channel}, {len(self.tags)} tags)"
 
 
 def _bin_header(size: int) -> bytes:
@@ -83,18 +161,35 @@ def learn_publish(frame: Publish, payload: bytes | memoryview) -> PublishLane | 
 
 def read_publishes(
     lane: PublishLane, buffer: bytes | bytearray, offset: int, end: int, limit: int,
-    largest: int | None, found: list[Frame], many: bool,
+    largest: int | None, found: list[Any], many: bool, runs: bool = False,
 ) -> int:
     """Read the run of the lane's publishes at ``offset`` (only one unless ``many``) into
-    ``found``; return the offset after the last one read. It stops at the first frame that is
-    incomplete, larger than ``limit`` (the codec's headroom line), or not exactly the prefix
-    and one ``bin`` body (rule 2) of at most ``largest`` bytes: the codec's loop takes that one.
-    (One call a run, not one a frame: bench/instructions.py native, callgrind, ack 84,181 ->
-    82,114 instructions a message, no-ack 56,646 -> 55,433.)"""
+    ``found``, as one :class:`PublishRun` when ``runs`` (rule 5); return the offset after the
+    last one read. It stops at the first frame that is incomplete, larger than ``limit`` (the
+    codec's headroom line), or not exactly the prefix and one ``bin`` body (rule 2) of at most
+    ``largest`` bytes: the codec's loop takes that one. (One call a run, not one a frame:
+    bench/instructions.py native, callgrind, ack 84,181 -> 82,114 instructions a message,
+    no-ack 56,646 -> 55,433.)"""
+    bodies: list[bytes] = []
+    offset = _read_bodies(lane, buffer, offset, end, limit, largest, bodies, many)
+    if bodies:
+        if not (runs and many):
+            found.extend(PublishRun(lane, bodies))
+        elif found and type(last := found[-1]) is PublishRun and last.lane is lane:
+            last.bodies.extend(bodies)  # (the frame that taught the lane began the run)
+        else:
+            found.append(PublishRun(lane, bodies))  # rule 5
+    return offset
+
+
+def _read_bodies(
+    lane: PublishLane, buffer: bytes | bytearray, offset: int, end: int, limit: int,
+    largest: int | None, bodies: list[bytes], many: bool,
+) -> int:
+    """:func:`read_publishes`' loop: the bodies of the run (only one unless ``many``)."""
     prefix = lane.prefix
     skip = 4 + len(prefix)
-    channel, exchange, routing_key = lane.channel, lane.exchange, lane.routing_key
-    mandatory, properties = lane.mandatory, lane.properties
+    append = bodies.append
     while end - offset >= 4:
         size = _LENGTH.unpack_from(buffer, offset)[0]
         stop = offset + 4 + size
@@ -124,8 +219,7 @@ def read_publishes(
         if begin + length != stop or (largest is not None and length > largest):
             break
         body = buffer[begin:stop]
-        found.append(Publish(channel, exchange, routing_key, mandatory, properties,
-                             body if type(body) is bytes else bytes(body)))
+        append(body if type(body) is bytes else bytes(body))
         offset = stop
         if not many:
             break
@@ -151,13 +245,20 @@ def learn_ack(frame: Ack, payload: bytes | memoryview) -> tuple[bytes, int] | No
 
 def read_acks(
     lane: tuple[bytes, int], buffer: bytes | bytearray, offset: int, end: int,
-    found: list[Frame], many: bool,
+    found: list[Any], many: bool, runs: bool = False,
 ) -> int:
     """Read the run of the lane's acks at ``offset`` (only one unless ``many``) into ``found``;
     return the offset after the last one read. It stops at the first frame that is incomplete
-    or not exactly the prefix, a non-negative msgpack int and a bool (rule 2)."""
+    or not exactly the prefix, a non-negative msgpack int and a bool (rule 2). With ``runs``
+    and ``many`` (rule 5), the acks without ``multiple`` gather in :class:`AckRun` s, and one
+    with ``multiple`` ends a run and comes as its frame."""
     prefix, channel = lane
     skip = 4 + len(prefix)
+    runs = runs and many
+    tags: list[int] = []
+    if runs and found and type(last := found[-1]) is AckRun and last.channel == channel:
+        tags = last.tags  # (the frame that taught the lane began the run)
+        found.pop()
     while end - offset >= 4:
         size = _LENGTH.unpack_from(buffer, offset)[0]
         stop = offset + 4 + size
@@ -186,8 +287,18 @@ def read_acks(
             tag = _U64.unpack_from(buffer, start + 1)[0]
         else:
             break
-        found.append(Ack(channel, tag, flag == _TRUE))
         offset = stop
-        if not many:
-            break
+        if not runs:
+            found.append(Ack(channel, tag, flag == _TRUE))
+            if not many:
+                break
+        elif flag == _FALSE:
+            tags.append(tag)
+        else:
+            if tags:
+                found.append(AckRun(channel, tags))  # rule 5
+                tags = []
+            found.append(Ack(channel, tag, True))
+    if tags:
+        found.append(AckRun(channel, tags))  # rule 5
     return offset
