@@ -190,6 +190,16 @@ class Queue:
                 not self.deleted):
             journal.settle(self.name, entry.msg_id)
 
+    def settle_many(self, entries: list[QueueEntry]) -> None:
+        """:meth:`settle` for several entries (``delivery.py`` rule 7)."""
+        count = len(entries)
+        if self.plain and self.journal is None:  # nothing to tell anyone a message
+            self.unacked -= count
+            self.acked += count
+            return
+        for entry in entries:
+            self.settle(entry)
+
     def discard(self, entry: QueueEntry) -> None:
         """``entry`` was rejected without requeue: gone, or dead-lettered (reason ``rejected``)
         when the queue has a dead-letter exchange."""
