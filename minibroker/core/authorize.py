@@ -74,6 +74,8 @@ class Gate:
                 self._renew()
             if kind is c.Publish:
                 self._publish(command.message, topology)  # type: ignore[attr-defined]
+            elif command.uniform:  # type: ignore[attr-defined]  # one exchange, one key
+                self._publish(command.messages[0][0], topology)  # type: ignore[attr-defined]
             else:
                 last = None
                 for message, _ in command.messages:  # type: ignore[attr-defined]

@@ -206,6 +206,10 @@ class PublishMany:
     connection: int
     channel: int
     messages: tuple[tuple[Message, bool], ...]  #: (message, mandatory) pairs
+    #: The adapter made every message of one exchange name, routing key and properties object
+    #: and gave them one mandatory flag (a native lane's run): the core checks, routes and
+    #: authorizes the first alone (``publishing.py`` rule 6).
+    uniform: bool = False
 
 
 @valueclass(frozen=True)

@@ -27,7 +27,8 @@ Rules:
    that does not fit the frame loses messages by halves, as rule 4's.
 6. A run a codec lane read (``lanes.py`` rule 5) becomes its batch command from the bodies
    or tags themselves: one exchange name, routing key and properties object for every
-   message of a ``PublishRun``, no frame object a message.
+   message of a ``PublishRun``, no frame object a message, and the batch says so
+   (``PublishMany.uniform``).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class NativeAdapter:
             return c.PublishMany(self.session.id, lane.channel, tuple([
                 (build_message(exchange, routing_key, body, properties), mandatory)
                 for body in frames.bodies  # type: ignore[attr-defined]
-            ]))
+            ]), uniform=True)
         if kind is AckRun:  # rule 6
             return c.AckMany(self.session.id, frames.channel,  # type: ignore[attr-defined]
                              tuple(frames.tags))  # type: ignore[attr-defined]

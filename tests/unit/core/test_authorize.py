@@ -45,6 +45,25 @@ def test_a_batch_is_refused_at_its_first_forbidden_exchange() -> None:
         gate.check(batch, broker.topology)
 
 
+@pytest.mark.parametrize("exchange, key, refusal", [
+    ("", "q", "exchange 'amq.default'"), ("amq.topic", "b", "topic 'b' in exchange 'amq.topic'"),
+])
+def test_a_uniform_batch_is_checked_by_its_first_message(exchange: str, key: str,
+                                                          refusal: str) -> None:
+    """A native lane's run (every message of one exchange, key and properties) is allowed or
+    refused whole, as its first message is, topic permissions included."""
+    gate, broker = _gate(Permissions("", "^(x|amq.topic)$", ""))
+    gate.principal._access.set_topic_permissions("u", "/", TopicPermissions("amq.topic", "^a"))
+    properties = Properties()
+    allowed = c.PublishMany(1, 1, tuple((Message("amq.topic", "a", b"", properties), False)
+                                        for _ in range(3)), uniform=True)
+    gate.check(allowed, broker.topology)
+    refused = c.PublishMany(1, 1, tuple((Message(exchange, key, b"", properties), False)
+                                        for _ in range(3)), uniform=True)
+    with pytest.raises(AccessRefused, match=refusal):
+        gate.check(refused, broker.topology)
+
+
 def test_topic_permissions_check_routing_keys_and_cc() -> None:
     gate, broker = _gate(Permissions(".*", ".*", ".*"))
     gate.principal._access.set_topic_permissions("u", "/", TopicPermissions("amq.topic", "^a"))

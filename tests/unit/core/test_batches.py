@@ -170,13 +170,14 @@ _CONSUMERS = ("none", "ack-1", "ack-3", "ack-unlimited", "no-ack", "two-ack-2")
 
 @given(consumers=st.sampled_from(_CONSUMERS), backlog=st.integers(0, 3),
        size=st.integers(2, 12), persistent=st.booleans(), durable=st.booleans(),
-       acks=st.integers(0, 4))
+       acks=st.integers(0, 4), uniform=st.booleans())
 def test_a_run_into_a_plain_queue_has_the_outcome_of_publishes_one_by_one(
         consumers: str, backlog: int, size: int, persistent: bool, durable: bool,
-        acks: int) -> None:
+        acks: int, uniform: bool) -> None:
     """A run of one exchange, routing key and properties into one plain queue is put in the
     store at once (lifecycle.py rule 7): the same deliveries, tags, counters and ready
-    messages as each publish on its own, with a backlog or without, and after acks."""
+    messages as each publish on its own, with a backlog or without, and after acks; whether
+    the batch says it is uniform (a native lane's run) or the core finds it out."""
     properties = Properties(delivery_mode=2 if persistent else None)
 
     def setup() -> Harness:
@@ -202,7 +203,7 @@ def test_a_run_into_a_plain_queue_has_the_outcome_of_publishes_one_by_one(
     messages = tuple((Message(exchange, key, bytes([n]), properties), False)
                      for n in range(size))
     batched, single = setup(), setup()
-    outcome = batched.handle(c.PublishMany(1, 1, messages))
+    outcome = batched.handle(c.PublishMany(1, 1, messages, uniform=uniform))
     effects = []
     for message, mandatory in messages:
         effects.extend(single.handle(c.Publish(1, 1, message, mandatory)).effects)
