@@ -31,10 +31,19 @@ Rules:
    is a run again. The frame that taught the lane begins the run it is followed by. The
    server's adapter reads the bodies or tags directly (``server/native_adapter.py``);
    everything else sees the frames.
+6. Blocks: in a run, frames of one size — a publisher's bodies of one length, a consumer's
+   tags of one width — are read in C: ``struct.iter_unpack`` cuts the block into its
+   fields (length, prefix, body header and body; or length, prefix, tag marker, tag and
+   flag) and the block holds as many frames from the first as have the first's length,
+   prefix and header (for acks: the tag's marker and ``false``; a fixint tag at most 0x7f)
+   — exactly what the loop accepts of such frames. The loop reads whatever follows. This
+   is rule 2's reading without a Python step a frame (callgrind native --backlog 69,796 ->
+   60,380 instructions a message, publishes and acks together).
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
@@ -54,6 +63,8 @@ _BIN8, _BIN16, _BIN32 = 0xC4, 0xC5, 0xC6
 _UINT8, _UINT16, _UINT32, _UINT64 = 0xCC, 0xCD, 0xCE, 0xCF
 _FALSE, _TRUE = 0xC2, 0xC3
 _FIXINT_MAX = 0x7F
+#: Rule 6: fewer frames than this are read by the loop.
+_BLOCK = 8
 
 
 class PublishLane:
@@ -182,11 +193,60 @@ def read_publishes(
     return offset
 
 
+def _alike(columns: list[tuple[Any, ...]], expected: tuple[Any, ...]) -> int:
+    """How many rows, from the first, hold the ``expected`` value in every column (rule 6);
+    counted in C."""
+    count = len(columns[0])
+    for column, value in zip(columns, expected, strict=True):
+        if column[:count].count(value) != count:
+            count = list(map(value.__eq__, column[:count])).index(False)
+    return count
+
+
+@functools.cache
+def _layout(text: str) -> struct.Struct:
+    return struct.Struct(text)
+
+
+def _block_of_bodies(
+    lane: PublishLane, buffer: bytes | bytearray, offset: int, end: int, limit: int,
+    largest: int | None, bodies: list[bytes],
+) -> int:
+    """Rule 6 for publishes: frames the size of the first, each the prefix, the first's
+    ``bin`` header and a body; return the offset after them."""
+    size: int = _LENGTH.unpack_from(buffer, offset)[0]
+    stride = 4 + size
+    count = (end - offset) // stride
+    if count < _BLOCK or size > limit:
+        return offset
+    prefix = lane.prefix
+    start = offset + 4 + len(prefix)
+    marker = buffer[start]
+    if marker == _BIN8:
+        head, length = 2, buffer[start + 1]
+    elif marker == _BIN16:
+        head, length = 3, _U16.unpack_from(buffer, start + 1)[0]
+    else:
+        return offset  # (bodies of 64 KiB and more: the loop's turn is cheap beside them)
+    if len(prefix) + head + length != size or (largest is not None and length > largest):
+        return offset
+    layout = _layout(f">I{len(prefix)}s{head}s{length}s")
+    header = bytes(buffer[start : start + head])
+    with memoryview(buffer) as view:
+        columns = list(zip(*layout.iter_unpack(view[offset : offset + count * stride]),
+                           strict=True))
+    count = _alike(columns[:3], (size, prefix, header))
+    bodies.extend(columns[3][:count])
+    return offset + count * stride
+
+
 def _read_bodies(
     lane: PublishLane, buffer: bytes | bytearray, offset: int, end: int, limit: int,
     largest: int | None, bodies: list[bytes], many: bool,
 ) -> int:
     """:func:`read_publishes`' loop: the bodies of the run (only one unless ``many``)."""
+    if many and end - offset >= 4:
+        offset = _block_of_bodies(lane, buffer, offset, end, limit, largest, bodies)
     prefix = lane.prefix
     skip = 4 + len(prefix)
     append = bodies.append
@@ -243,6 +303,47 @@ def learn_ack(frame: Ack, payload: bytes | memoryview) -> tuple[bytes, int] | No
     return bytes(payload[:cut]), channel
 
 
+#: Rule 6: the struct format of a tag by its msgpack marker, and the marker's column.
+_TAG_FORMATS = {_UINT8: "BB", _UINT16: "BH", _UINT32: "BI", _UINT64: "BQ"}
+
+
+def _block_of_tags(
+    lane: tuple[bytes, int], buffer: bytes | bytearray, offset: int, end: int,
+    tags: list[int],
+) -> int:
+    """Rule 6 for acks without ``multiple``: frames the size of the first, each the prefix,
+    a tag written as the first's is and ``false``; return the offset after them."""
+    size: int = _LENGTH.unpack_from(buffer, offset)[0]
+    stride = 4 + size
+    count = (end - offset) // stride
+    prefix = lane[0]
+    if count < _BLOCK or size <= len(prefix):
+        return offset
+    marker = buffer[offset + 4 + len(prefix)]
+    if marker <= _FIXINT_MAX:
+        layout = _layout(f">I{len(prefix)}sBB")
+    elif marker in _TAG_FORMATS:
+        layout = _layout(f">I{len(prefix)}s{_TAG_FORMATS[marker]}B")
+    else:
+        return offset
+    if layout.size != stride:
+        return offset
+    with memoryview(buffer) as view:
+        columns = list(zip(*layout.iter_unpack(view[offset : offset + count * stride]),
+                           strict=True))
+    if marker <= _FIXINT_MAX:
+        count = _alike([columns[0], columns[1], columns[3]], (size, prefix, _FALSE))
+        found = columns[2][:count]
+        if count and max(found) > _FIXINT_MAX:  # another msgpack type of one octet
+            count = list(map(_FIXINT_MAX.__ge__, found)).index(False)
+    else:
+        count = _alike([columns[0], columns[1], columns[2], columns[4]],
+                       (size, prefix, marker, _FALSE))
+        found = columns[3][:count]
+    tags.extend(found[:count])
+    return offset + count * stride
+
+
 def read_acks(
     lane: tuple[bytes, int], buffer: bytes | bytearray, offset: int, end: int,
     found: list[Any], many: bool, runs: bool = False,
@@ -259,6 +360,8 @@ def read_acks(
     if runs and found and type(last := found[-1]) is AckRun and last.channel == channel:
         tags = last.tags  # (the frame that taught the lane began the run)
         found.pop()
+    if runs and end - offset >= 4:
+        offset = _block_of_tags(lane, buffer, offset, end, tags)
     while end - offset >= 4:
         size = _LENGTH.unpack_from(buffer, offset)[0]
         stop = offset + 4 + size

@@ -126,3 +126,36 @@ def test_no_lane_while_a_message_in_parts_is_pending() -> None:
     large = f.Publish(1, "", "q", False, Properties(), b"L" * (3 * MIN_FRAME_SIZE))
     codec.receive_data(client.send(small) + client.send(large) + client.send(small))
     assert codec.frames() == [small, large, small]
+
+
+def _block(frames: list[f.Frame], index: int, at: int, octet: int) -> bytes:
+    """The frames' bytes with octet ``at`` of frame ``index`` (counted from its length
+    prefix) replaced."""
+    encoded = [_CLIENT.send(frame) for frame in frames]
+    one = encoded[index]
+    encoded[index] = one[:at] + bytes((octet,)) + one[at + 1:]
+    return b"".join(encoded)
+
+
+@pytest.mark.parametrize("octet", [0xD9, 0xC5, 0xC7])  # str 8; bin 16 and ext 8 cut short
+def test_a_block_ends_at_a_publish_whose_body_header_differs(octet: int) -> None:
+    """lanes.py rule 6: a frame of the block's size and prefix whose body is written another
+    way is read (or refused) by the full decode, as without lanes."""
+    from tests.property.test_native_lanes_property import _both
+
+    publish = f.Publish(1, "", "q", False, Properties(), b"x" * 16)
+    header_at = len(_CLIENT.send(publish)) - 18
+    _both([_block([publish] * 12, 5, header_at, octet)], None)
+
+
+@pytest.mark.parametrize("octet", [0xE0, 0xC0, 0xC3, 0x90, 0xA0])  # one-octet strangers
+def test_a_block_ends_at_an_ack_whose_tag_is_not_a_fixint(octet: int) -> None:
+    """lanes.py rule 6: a one-octet msgpack value where a fixint tag stood, or ``true`` for
+    the tag, is the full decode's to read or refuse."""
+    from tests.property.test_native_lanes_property import _both
+
+    acks = [f.Ack(1, tag) for tag in range(1, 13)]
+    tag_at = len(_CLIENT.send(acks[0])) - 2
+    _both([_block(acks, 5, tag_at, octet)], None)
+    mixed = [*acks[:5], f.Ack(1, 6, True), *acks[6:]]  # a multiple ack ends the run
+    _both([b"".join(_CLIENT.send(frame) for frame in mixed)], None)
