@@ -282,6 +282,7 @@ class NativeCodec:
                         if many:
                             continue
                         break
+                    taught = False  # (set below by a frame that teaches a lane)
                     try:
                         values = unpackb(view[offset + 4 : stop], ext_hook=ext_hook, timestamp=3,
                                          unicode_errors=errors)
@@ -318,7 +319,6 @@ class NativeCodec:
                             and len(frame.body) > largest):
                         frame = OversizedPublish(frame.channel, len(frame.body), largest)
                     elif taught:  # the frame that taught a lane begins a run (lanes.py rule 5)
-                        taught = False
                         frame = (PublishRun(publish_lane, [frame.body])  # type: ignore[assignment, arg-type]
                                  if type(frame) is Publish
                                  else AckRun(frame.channel, [frame.delivery_tag]))  # type: ignore[attr-defined]

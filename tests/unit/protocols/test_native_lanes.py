@@ -159,3 +159,16 @@ def test_a_block_ends_at_an_ack_whose_tag_is_not_a_fixint(octet: int) -> None:
     _both([_block(acks, 5, tag_at, octet)], None)
     mixed = [*acks[:5], f.Ack(1, 6, True), *acks[6:]]  # a multiple ack ends the run
     _both([b"".join(_CLIENT.send(frame) for frame in mixed)], None)
+
+
+def test_an_oversized_publish_that_teaches_a_lane_begins_no_run() -> None:
+    """A Publish over ``max_message_size`` is handed out as refused (OversizedPublish), not as
+    the start of a run, and the frame after it is read as itself (lanes.py rule 5)."""
+    server = NativeCodec(role="server", max_message_size=10)
+    server.receive_data(PREAMBLE)
+    declare = f.QueueDeclare(1, "q", False, False, False, False, {})
+    server.receive_data(_CLIENT.send(f.Publish(1, "", "q", False, Properties(), b"x" * 20))
+                        + _CLIENT.send(declare) + _CLIENT.send(f.Ack(1, 1)))
+    oversized, frame, run = server.frames_and_runs()
+    assert type(oversized) is OversizedPublish and frame == declare
+    assert list(run) == [f.Ack(1, 1)]  # an ack that teaches its lane begins a run
