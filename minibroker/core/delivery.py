@@ -23,15 +23,28 @@ Rules:
    :func:`deliver_now` also answers a no-ack consumer as ``has_credit`` does (writable, under
    its connection's ``DELIVERY_BURST``): the no-ack case's one call a message (callgrind
    native no-ack 55,058 -> 54,422, AMQP no-ack 95,230 -> 94,626 instructions a message).
+7. A dispatch to a queue's only consumer emits its deliveries as one ``DeliverRun``
+   (``effects.py`` rule 5) when there are several, a ``Deliver`` for one: the same tags, in
+   the same order, as single deliveries would have. With several consumers every delivery
+   stays a single ``Deliver`` (the turns interleave them). A connection whose ``runs`` is
+   False (the broker has a fate observer, ``channels.py`` rule 6) gets single deliveries.
+   The run's tags are counted in a local and stored once: nothing the loop calls reads
+   the channel's next tag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from minibroker.core.channels import DELIVERY_BURST, BrokerChannel, Settlement, Unacked
+from minibroker.core.channels import (
+    DELIVERY_BURST,
+    BrokerChannel,
+    BrokerConsumer,
+    Settlement,
+    Unacked,
+)
 from minibroker.core.consumers import with_delivery_count
-from minibroker.core.effects import Deliver, Effect
+from minibroker.core.effects import Deliver, DeliverRun, Effect
 from minibroker.core.queues import Queue
 from minibroker.core.stores import REDELIVERED, QueueEntry
 from minibroker.errors import PreconditionFailed
@@ -52,6 +65,8 @@ DISCARD: Settlement = "discard"
 #: native adapter's ``build_message``: native ack 92,377 -> 84,181, no-ack 64,845 -> 56,646;
 #: this alone, AMQP ack 128,512 -> 123,289, no-ack 100,703 -> 95,291.
 _deliver = frozen_builder(Deliver)
+#: ``DeliverRun(...)`` likewise: one per run (rule 7).
+_deliver_run = frozen_builder(DeliverRun)
 
 
 def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
@@ -59,7 +74,11 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
 
     The delivery itself — the next delivery tag of the consumer's channel, recorded as unacked
     unless the consumer acknowledges on receipt — is written out in the loop: it runs once per
-    message, and a call per message was measurable (``bench/core_hotpath.py``)."""
+    message, and a call per message was measurable (``bench/core_hotpath.py``). A queue's only
+    consumer gets its deliveries as one run (rule 7)."""
+    consumer = queue.consumers.single
+    if consumer is not None and consumer.channel.connection.runs:
+        return _dispatch_run(queue, consumer, now, effects)
     ring = queue.consumers
     ready = queue.ready
     features = queue.features
@@ -96,6 +115,51 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
         ))
         delivered += 1
     return delivered
+
+
+def _dispatch_run(
+    queue: Queue, consumer: BrokerConsumer, now: float, effects: list[Effect]
+) -> int:
+    """Rule 7: :func:`dispatch` to the queue's only consumer, its deliveries as one run."""
+    ready = queue.ready
+    features = queue.features
+    quorum = features is not None and features.limits.quorum
+    channel = consumer.channel
+    connection = channel.connection
+    unacked = channel.unacked
+    no_ack = consumer.no_ack
+    first = tag = channel.next_delivery_tag
+    messages: list[Message] = []
+    redelivered: list[int] = []
+    while ready:
+        if not (not no_ack and consumer.unacked < consumer.prefetch_count  # rule 6
+                and connection.writable and not channel.global_prefetch
+                ) and not consumer.has_credit():
+            break
+        entry = queue.checkout(now)
+        if entry is None:
+            break  # everything left had expired
+        message = with_delivery_count(entry) if quorum else entry.message
+        connection.burst += len(message.body)
+        if no_ack:
+            queue.settle(entry)
+        else:
+            unacked[tag] = Unacked(queue, entry, consumer, now)
+            consumer.unacked += 1
+            channel.consumer_unacked += 1
+        if entry.state & REDELIVERED == REDELIVERED:
+            redelivered.append(tag)
+        messages.append(message)
+        tag += 1
+    channel.next_delivery_tag = tag
+    count = tag - first
+    if count == 1:
+        effects.append(_deliver(connection.id, channel.number, consumer.consumer_tag, first,
+                                bool(redelivered), messages[0]))
+    elif count:
+        effects.append(_deliver_run(connection.id, channel.number, consumer.consumer_tag,
+                                    first, tuple(messages), tuple(redelivered)))
+    return count
 
 
 def deliver_now(queue: Queue, message: Message, now: float, effects: list[Effect]) -> bool:
