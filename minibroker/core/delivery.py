@@ -30,6 +30,11 @@ Rules:
    False (the broker has a fate observer, ``channels.py`` rule 6) gets single deliveries.
    The run's tags are counted in a local and stored once: nothing the loop calls reads
    the channel's next tag.
+8. In a run to a consumer that acknowledges, with a prefetch window, no global prefetch and
+   a writable connection, the window is the whole credit (``has_credit``'s answer cannot
+   change while the run is dispatched): the run takes at most what the window has left,
+   counted in a local, and the consumer's and channel's unacked counts grow once per run
+   (callgrind native --backlog 77,719 -> 77,062 instructions a message).
 """
 
 from __future__ import annotations
@@ -127,30 +132,44 @@ def _dispatch_run(
     channel = consumer.channel
     connection = channel.connection
     unacked = channel.unacked
-    no_ack = consumer.no_ack
     first = tag = channel.next_delivery_tag
     messages: list[Message] = []
     redelivered: list[int] = []
-    while ready:
-        if not (not no_ack and consumer.unacked < consumer.prefetch_count  # rule 6
-                and connection.writable and not channel.global_prefetch
-                ) and not consumer.has_credit():
-            break
-        entry = queue.checkout(now)
-        if entry is None:
-            break  # everything left had expired
-        message = with_delivery_count(entry) if quorum else entry.message
-        connection.burst += len(message.body)
-        if no_ack:
-            queue.settle(entry)
-        else:
+    if (not consumer.no_ack and consumer.prefetch_count and connection.writable
+            and not channel.global_prefetch):
+        # Rule 8: the consumer's window is its whole credit, counted down in a local.
+        end = first + consumer.prefetch_count - consumer.unacked
+        while ready and tag < end:
+            entry = queue.checkout(now)
+            if entry is None:
+                break  # everything left had expired
+            message = with_delivery_count(entry) if quorum else entry.message
+            connection.burst += len(message.body)
             unacked[tag] = Unacked(queue, entry, consumer, now)
-            consumer.unacked += 1
-            channel.consumer_unacked += 1
-        if entry.state & REDELIVERED == REDELIVERED:
-            redelivered.append(tag)
-        messages.append(message)
-        tag += 1
+            if entry.state & REDELIVERED == REDELIVERED:
+                redelivered.append(tag)
+            messages.append(message)
+            tag += 1
+        consumer.unacked += tag - first
+        channel.consumer_unacked += tag - first
+    else:
+        no_ack = consumer.no_ack
+        while ready and consumer.has_credit():
+            entry = queue.checkout(now)
+            if entry is None:
+                break
+            message = with_delivery_count(entry) if quorum else entry.message
+            connection.burst += len(message.body)
+            if no_ack:
+                queue.settle(entry)
+            else:
+                unacked[tag] = Unacked(queue, entry, consumer, now)
+                consumer.unacked += 1
+                channel.consumer_unacked += 1
+            if entry.state & REDELIVERED == REDELIVERED:
+                redelivered.append(tag)
+            messages.append(message)
+            tag += 1
     channel.next_delivery_tag = tag
     count = tag - first
     if count == 1:
