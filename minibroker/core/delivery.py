@@ -84,11 +84,13 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
     unless the consumer acknowledges on receipt — is written out in the loop: it runs once per
     message, and a call per message was measurable (``bench/core_hotpath.py``). A queue's only
     consumer gets its deliveries as one run (rule 7)."""
+    ready = queue.ready
+    if not ready:
+        return 0  # (most dispatches after an ack of a consumer that keeps up: no call more)
     consumer = queue.consumers.single
     if consumer is not None and consumer.channel.connection.runs:
         return _dispatch_run(queue, consumer, now, effects)
     ring = queue.consumers
-    ready = queue.ready
     features = queue.features
     quorum = features is not None and features.limits.quorum
     delivered = 0
