@@ -154,8 +154,8 @@ class Deliver:
 @valueclass(frozen=True)
 class DeliverRun:
     """Rule 5: push ``messages`` to one consumer, the i-th under delivery tag ``first_tag + i``;
-    redelivered are those whose tags are in ``redelivered`` (empty, the usual case: no test
-    or allocation a delivery for it in the core)."""
+    redelivered are those whose tags are in ``redelivered`` (usually empty: a run without
+    redeliveries carries no flag a message)."""
 
     connection: int
     channel: int
