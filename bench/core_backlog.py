@@ -25,7 +25,7 @@ import sys
 
 from minibroker.core import commands as c
 from minibroker.core.broker import Broker
-from minibroker.core.effects import Deliver, Effect
+from minibroker.core.effects import Deliver, DeliverRun, Effect
 from minibroker.message import Message, Properties
 
 PUBLISHER, CONSUMER = 1, 2
@@ -34,7 +34,13 @@ PREFETCH = 100
 
 
 def _tags(effects: list[Effect]) -> tuple[int, ...]:
-    return tuple(effect.delivery_tag for effect in effects if type(effect) is Deliver)
+    tags: list[int] = []
+    for effect in effects:
+        if type(effect) is Deliver:
+            tags.append(effect.delivery_tag)
+        elif type(effect) is DeliverRun:  # a run's tags (core/effects.py rule 5)
+            tags += range(effect.first_tag, effect.first_tag + len(effect.messages))
+    return tuple(tags)
 
 
 def run(count: int) -> None:

@@ -27,7 +27,7 @@ import time
 from minibroker.core import commands as c
 from minibroker.core.broker import Broker
 from minibroker.core.channels import DELIVERY_BURST
-from minibroker.core.effects import Confirm, Deliver, Effect
+from minibroker.core.effects import Confirm, Deliver, DeliverRun, Effect
 from minibroker.message import Message, Properties
 
 PUBLISHER, CONSUMER = 1, 2
@@ -37,7 +37,13 @@ BODY = b"x" * 16
 
 
 def _deliveries(effects: list[Effect]) -> list[int]:
-    return [effect.delivery_tag for effect in effects if type(effect) is Deliver]
+    tags: list[int] = []
+    for effect in effects:
+        if type(effect) is Deliver:
+            tags.append(effect.delivery_tag)
+        elif type(effect) is DeliverRun:  # a run's tags (core/effects.py rule 5)
+            tags += range(effect.first_tag, effect.first_tag + len(effect.messages))
+    return tags
 
 
 def run(count: int, *, no_ack: bool) -> tuple[int, int]:

@@ -14,10 +14,19 @@ Rules:
    (:attr:`Deliver.wire_message`), which each protocol adds as it encodes the delivery (the
    AMQP encoder from a precomputed encoding of the message's properties, ``content.py``
    rule 7).
+5. A :class:`DeliverRun` is a run of deliveries to one consumer, its delivery tags consecutive
+   (``first_tag + i``): one effect, one shell call and one write for what would be as many
+   :class:`Deliver` effects, for which it stands exactly (:meth:`DeliverRun.deliveries`). The
+   delivery path emits one for a dispatch of more than one message to a queue's only consumer
+   (``delivery.py`` rule 7); every consumer of effects treats it as its deliveries one after
+   another, in order, including a connection that cannot take one of them (what came before it
+   is written, then it fails as the single ``Deliver`` would). Never from a stream: a stream's
+   deliveries carry their ``offset``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import field
 
 from minibroker.message import FieldValue, Message, Properties
@@ -30,6 +39,7 @@ __all__ = [
     "ConsumeOk",
     "ConsumerCancelled",
     "Deliver",
+    "DeliverRun",
     "Effect",
     "GetEmpty",
     "GetOk",
@@ -41,6 +51,7 @@ __all__ = [
     "Reply",
     "Return",
     "StreamReadOk",
+    "singles",
     "with_offset",
 ]
 
@@ -140,6 +151,30 @@ class Deliver:
         return with_offset(self.message, self.offset)
 
 
+@valueclass(frozen=True)
+class DeliverRun:
+    """Rule 5: push ``messages`` to one consumer, the i-th under delivery tag ``first_tag + i``;
+    redelivered are those whose tags are in ``redelivered`` (usually empty: a run without
+    redeliveries carries no flag a message)."""
+
+    connection: int
+    channel: int
+    consumer_tag: str
+    first_tag: int
+    messages: tuple[Message, ...]
+    #: The delivery tags of the messages that are redelivered.
+    redelivered: tuple[int, ...] = ()
+
+    def deliveries(self) -> list[Deliver]:
+        """The single deliveries this run stands for, in order."""
+        connection, channel, consumer_tag, first = (
+            self.connection, self.channel, self.consumer_tag, self.first_tag)
+        redelivered = self.redelivered
+        return [Deliver(connection, channel, consumer_tag, first + i, first + i in redelivered,
+                        message)
+                for i, message in enumerate(self.messages)]
+
+
 def with_offset(message: Message, offset: int) -> Message:
     """``message`` as delivered from a stream: with the ``x-stream-offset`` header (rule 4)."""
     p = message.properties
@@ -194,7 +229,19 @@ class ConsumerCancelled:
     consumer_tag: str
 
 
-Effect = Deliver | Confirm | Return | ConsumerCancelled
+Effect = Deliver | DeliverRun | Confirm | Return | ConsumerCancelled
+
+
+def singles(effects: Iterable[Effect]) -> list[Effect]:
+    """``effects`` with every :class:`DeliverRun` replaced by its single deliveries (rule 5):
+    what a reader that looks at each delivery sees."""
+    out: list[Effect] = []
+    for effect in effects:
+        if type(effect) is DeliverRun:
+            out += effect.deliveries()
+        else:
+            out.append(effect)
+    return out
 
 
 @valueclass()

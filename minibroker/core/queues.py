@@ -191,7 +191,7 @@ class Queue:
             journal.settle(self.name, entry.msg_id)
 
     def settle_many(self, entries: list[QueueEntry]) -> None:
-        """:meth:`settle` for several entries (``delivery.py`` rule 7)."""
+        """:meth:`settle` for several entries (``delivery.py`` rule 9)."""
         count = len(entries)
         if self.plain and self.journal is None:  # nothing to tell anyone a message
             self.unacked -= count

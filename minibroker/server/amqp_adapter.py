@@ -19,6 +19,10 @@ Rules:
 6. Tracing (``--trace``) logs every frame received as the codec decoded it, and every frame
    sent as decoded back from the octets written (``protocols/amqp091/tracing.py``); untraced,
    writes go straight to the session.
+7. A run of deliveries (``DeliverRun``, ``core/effects.py`` rule 5) is encoded at once
+   (``mapping.deliver_run_bytes``) and written with one ``session.write``; a run with a
+   delivery that cannot be encoded writes the ones before it, then fails as that delivery
+   alone would.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from minibroker.accounts import session_login
 from minibroker.core.commands import Ack, AckMany, Command
-from minibroker.core.effects import Deliver, Effect, Reply
+from minibroker.core.effects import Deliver, DeliverRun, Effect, Reply
 from minibroker.errors import AMQPError
 from minibroker.protocols.amqp091.connection import AMQPConnection, State
 from minibroker.protocols.amqp091.frames import ContentMethod, MethodFrame
 from minibroker.protocols.amqp091.mapping import (
     command_for,
     deliver_bytes,
+    deliver_run_bytes,
     effect_bytes,
     publish_command,
     publish_many,
@@ -132,6 +137,18 @@ class AMQPAdapter:
     def send_effect(self, effect: Effect) -> None:
         if type(effect) is Deliver:  # rule 1
             self._write(deliver_bytes(effect, self.connection.frame_max))
+            return
+        if type(effect) is DeliverRun:  # rule 7
+            frame_max = self.connection.frame_max
+            try:
+                data = deliver_run_bytes(effect, frame_max)
+            except Exception:
+                # One delivery cannot be encoded: the ones before it go out, then it fails,
+                # as single deliveries would (encoding is deterministic: it fails again).
+                for single in effect.deliveries():
+                    self._write(deliver_bytes(single, frame_max))
+                raise
+            self._write(data)
             return
         out = effect_bytes(effect, self.connection.frame_max,
                            self.connection.consumer_cancel_notify)

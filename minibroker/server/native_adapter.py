@@ -14,7 +14,9 @@ Rules:
    lives, so a backlog of one routing key would otherwise hold one copy per message.
 3. A delivery is encoded straight from the core's effect (no frame object): the hot path. A
    stream's delivery is encoded from the copy of its message with ``x-stream-offset``
-   (``Deliver.wire_message``, ``core/effects.py`` rule 4).
+   (``Deliver.wire_message``, ``core/effects.py`` rule 4). A run of deliveries
+   (``DeliverRun``, ``core/effects.py`` rule 5) is encoded in one codec call and written once
+   (``NativeConnection.send_deliver_run``).
 4. A stream read asks the core for at most a frame's worth of bodies and of estimated records
    (``_RECORD_ENVELOPE`` bytes a message besides its body, exchange and routing key; the
    properties are not counted), and a ``StreamReadOk`` that still does not fit the negotiated
@@ -227,6 +229,10 @@ class NativeAdapter:
                 effect.channel, effect.consumer_tag, effect.delivery_tag, effect.redelivered,
                 message.exchange, message.routing_key, message.properties, message.body,
             )
+        elif type(effect) is e.DeliverRun:  # rule 3
+            self.connection.send_deliver_run(effect.channel, effect.consumer_tag,
+                                             effect.first_tag, effect.messages,
+                                             effect.redelivered)
         elif isinstance(effect, e.Confirm):
             if not self.connection.send_confirm(effect.channel, effect.delivery_tag,
                                                 effect.multiple, effect.ack):

@@ -661,3 +661,96 @@ def test_a_message_bigger_than_a_consumers_frames_reaches_it_in_parts(
         await consumer.close()
 
     run_broker(scenario)
+
+
+def _record_runs(server: BrokerServer) -> list[int]:
+    """The sizes of the delivery runs the core hands the shell (so a scenario knows it sent
+    a run, ``core/effects.py`` rule 5, not single deliveries)."""
+    from minibroker.core.effects import DeliverRun
+
+    sizes: list[int] = []
+    apply = server.apply_effects
+
+    def recording(effects: list) -> None:  # type: ignore[type-arg]
+        sizes.extend(len(e.messages) for e in effects if type(e) is DeliverRun)
+        apply(effects)
+
+    server.apply_effects = recording  # type: ignore[method-assign]
+    return sizes
+
+
+def test_a_run_of_deliveries_splits_the_one_bigger_than_the_consumers_frames(
+    run_broker: RunBroker,
+) -> None:
+    """A backlog goes to a consumer as one run; the message in it that does not fit the
+    consumer's 4 KiB frames arrives in parts, between the others, every tag in order."""
+
+    async def scenario(server: BrokerServer) -> None:
+        runs = _record_runs(server)
+        publisher = await RawClient.connect(server.port)
+        await publisher.open_channel()
+        await publisher.declare_queue(QUEUE)
+        await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        big = bytes(range(256)) * 40  # 10 KiB: three frames of 4 KiB
+        bodies = [b"first", big, b"last"]
+        for body in bodies:
+            publisher.publish(body, QUEUE)
+        assert confirmed(await _confirms(publisher, 3)) == {1, 2, 3}
+        consumer = await RawClient.connect(server.port, max_frame_size=4096)
+        await consumer.open_channel()
+        await consumer.consume(QUEUE)
+        delivers = [await consumer.expect(f.Deliver) for _ in bodies]
+        assert [(d.delivery_tag, d.body) for d in delivers] == [(1, b"first"), (2, big),
+                                                                (3, b"last")]
+        assert runs == [3]
+        consumer.send(f.Ack(1, 3, True))
+        await consumer.declare_queue(QUEUE)  # a round trip: the ack is handled
+        stats = server.broker.queue_statistics(QUEUE)
+        assert (stats.ready, stats.unacked, stats.acked) == (0, 0, 3)
+        await publisher.close()
+        await consumer.close()
+
+    run_broker(scenario)
+
+
+async def _confirms(client: RawClient, count: int) -> list[f.Frame]:
+    """Confirm frames until ``count`` publishes are confirmed."""
+    frames: list[f.Frame] = []
+    while len(confirmed(frames)) < count:
+        frames.append(await client.expect(f.ConfirmAck))
+    return frames
+
+
+def test_a_consumer_that_cannot_take_a_delivery_of_a_run_gets_the_ones_before_it(
+    run_broker: RunBroker,
+) -> None:
+    """As with single deliveries: the deliveries before the one whose fields alone exceed the
+    consumer's frame size arrive, then the connection is closed (not the publisher's), and
+    everything it had comes back to the queue."""
+
+    async def scenario(server: BrokerServer) -> None:
+        runs = _record_runs(server)
+        publisher = await RawClient.connect(server.port)
+        await publisher.open_channel()
+        await publisher.declare_queue(QUEUE)
+        await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        publisher.publish(b"first", QUEUE)
+        publisher.publish(b"huge", QUEUE, properties=Properties(headers={"h": "x" * 8000}))
+        publisher.publish(b"last", QUEUE)
+        await _confirms(publisher, 3)
+        consumer = await RawClient.connect(server.port, max_frame_size=4096)
+        await consumer.open_channel()
+        await consumer.consume(QUEUE)
+        deliver = await consumer.expect(f.Deliver)
+        assert (deliver.delivery_tag, deliver.body) == (1, b"first")
+        close = await consumer.expect(f.ConnectionClose)
+        assert close.reply_code == 501
+        assert runs == [3]
+        consumer.send(f.ConnectionCloseOk())
+        await consumer.frames_until_eof()
+        await publisher.declare_queue(QUEUE)  # the publisher's connection lives on
+        stats = server.broker.queue_statistics(QUEUE)
+        assert (stats.ready, stats.unacked) == (3, 0)
+        await publisher.close()
+
+    run_broker(scenario)

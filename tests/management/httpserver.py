@@ -124,7 +124,7 @@ def demo_traffic(server: ApiServer, period: float = 0.5) -> None:
     import time
 
     from minibroker.core import commands as c
-    from minibroker.core.effects import Deliver
+    from minibroker.core.effects import Deliver, singles
     from minibroker.message import Message
 
     world = server.world
@@ -141,7 +141,7 @@ def demo_traffic(server: ApiServer, period: float = 0.5) -> None:
 
     def run(command: c.Command) -> None:
         outcome = world.run(command)
-        delivered.extend(effect.delivery_tag for effect in outcome.effects
+        delivered.extend(effect.delivery_tag for effect in singles(outcome.effects)
                          if isinstance(effect, Deliver))
 
     world.run(c.Qos(2, 1, 20))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from minibroker.core import commands as c
+from minibroker.core.effects import singles
 from minibroker.message import Message, Properties
 from tests.management.harness import World, publish
 
@@ -202,5 +203,5 @@ def test_publish_reaches_a_consumer_of_another_connection() -> None:
     world.run(c.DeclareQueue(1, 1, "q"))
     world.run(c.Consume(1, 1, "q", "ctag", no_ack=True))
     publish(world, "amq.default", "q", "to you")
-    delivered = [e for e in world.effects if type(e).__name__ == "Deliver"]
+    delivered = [e for e in singles(world.effects) if type(e).__name__ == "Deliver"]
     assert [(e.connection, e.message.body) for e in delivered] == [(1, b"to you")]  # type: ignore[attr-defined]

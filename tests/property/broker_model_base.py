@@ -21,6 +21,7 @@ from minibroker.core.effects import (
     Effect,
     Outcome,
     Return,
+    singles,
 )
 from minibroker.core.topic import reference_match
 from minibroker.errors import ChannelError, ConnectionLevelError
@@ -245,6 +246,7 @@ class BrokerModel(RuleBasedStateMachine):
         (a return carries the very message published, to the channel that published it)."""
         seen_returns: list[Message] = []
         seen_confirms: list[Confirm] = []
+        effects = singles(effects)  # every delivery of a run, checked as a single one
         for index, effect in enumerate(effects):
             if isinstance(effect, Deliver):
                 self.delivered(effect, strict_head)

@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from minibroker.core import commands as c
 from minibroker.core.broker import Broker
-from minibroker.core.effects import Deliver, Outcome
+from minibroker.core.effects import Deliver, Outcome, singles
 from minibroker.core.streams import StreamConsumer, StreamQueue
 from minibroker.message import Message
 
@@ -64,7 +64,7 @@ class StreamMachine(RuleBasedStateMachine):
 
     def record(self, effects: list) -> None:  # type: ignore[type-arg]
         log = self.queue.stream
-        for effect in effects:
+        for effect in singles(effects):
             if isinstance(effect, Deliver):
                 headers = effect.wire_message.properties.headers
                 assert headers is not None

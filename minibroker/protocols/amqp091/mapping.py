@@ -16,7 +16,8 @@ Rules:
 4. Content leaves as one uninterrupted method + header + body sequence, bodies split at the
    negotiated frame-max (AMQP §4.2.6). Properties are the core's :class:`Properties` object,
    passed through untouched, so a message crosses protocols with every property and header
-   type intact.
+   type intact. A run of deliveries (``DeliverRun``) is the octets of its deliveries one
+   after another (:func:`deliver_run_bytes`).
 5. The hot path (basic.publish, basic.ack, basic.deliver, confirms) builds no intermediate
    dict or method object it can avoid.
 """
@@ -32,6 +33,7 @@ from minibroker.core.effects import (
     Confirm,
     ConsumerCancelled,
     Deliver,
+    DeliverRun,
     Effect,
     GetOk,
     QueueDeclareOk,
@@ -58,7 +60,8 @@ from minibroker.protocols.amqp091.frames import (
 )
 
 __all__ = [
-    "command_for", "effect_bytes", "publish_command", "publish_many", "published", "reply_bytes",
+    "command_for", "deliver_bytes", "deliver_run_bytes", "effect_bytes", "publish_command",
+    "publish_many", "published", "reply_bytes",
 ]
 
 Builder = Callable[[int, int, Any], c.Command]
@@ -261,10 +264,28 @@ def deliver_bytes(effect: Deliver, frame_max: int) -> bytes:
     )
 
 
+def deliver_run_bytes(effect: DeliverRun, frame_max: int) -> bytes:
+    """The octets of :func:`deliver_bytes` for each delivery of the run in turn, joined once
+    (rule 4; never a stream's delivery, ``core/effects.py`` rule 5). Raises as
+    :func:`deliver_bytes` would for the first delivery that cannot be encoded."""
+    channel, consumer_tag, redelivered = effect.channel, effect.consumer_tag, effect.redelivered
+    tag = effect.first_tag
+    out: list[bytes] = []
+    for message in effect.messages:
+        out.append(encode_deliver(
+            channel, consumer_tag, tag, tag in redelivered, message.exchange,
+            message.routing_key, message.properties, message.body, frame_max,
+        ))
+        tag += 1
+    return b"".join(out)
+
+
 def effect_bytes(effect: Effect, frame_max: int, cancel_notify: bool) -> bytes | None:
     """The frames carrying out a core effect; ``None`` when this client should not hear it."""
     if type(effect) is Deliver:
         return deliver_bytes(effect, frame_max)
+    if type(effect) is DeliverRun:
+        return deliver_run_bytes(effect, frame_max)
     if type(effect) is Confirm:
         if effect.ack:
             return encode_basic_ack(effect.channel, effect.delivery_tag, effect.multiple)

@@ -51,13 +51,17 @@ Rules:
     read without msgpack: what the full decode checked is the same octets, so the frame is the
     one the full decode would build (a property test compares the two on random and damaged
     input). Anything the lane does not recognise takes the full decode, which names the fault.
+12. A run of deliveries to one consumer (:meth:`NativeCodec.send_deliver_run`) is the very
+    bytes of its deliveries sent one by one (:meth:`~NativeCodec.send_deliver`), a message too
+    large for a frame split as rule 9 splits it, joined into one ``bytes``; a property test
+    compares the two.
 """
 
 from __future__ import annotations
 
 import gc
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, NoReturn
 
@@ -65,7 +69,7 @@ import msgpack
 
 from minibroker.config import DEFAULT_MAX_MESSAGE_SIZE
 from minibroker.errors import FrameError, FrameSyntaxError, ProtocolError, UnexpectedFrame
-from minibroker.message import EMPTY_PROPERTIES, Properties
+from minibroker.message import EMPTY_PROPERTIES, Message, Properties
 from minibroker.protocols.native.frames import (
     FRAME_TYPES,
     MESSAGE_FRAMES,
@@ -442,6 +446,38 @@ class NativeCodec:
             return self._split(Deliver(channel, consumer_tag, delivery_tag, redelivered,
                                        exchange, routing_key, properties, body))
         return _LENGTH.pack(len(payload)) + payload
+
+    def send_deliver_run(
+        self, channel: int, consumer_tag: str, first_tag: int, messages: Sequence[Message],
+        redelivered: Container[int],
+    ) -> bytes:
+        """The bytes of :meth:`send_deliver` for each of ``messages`` in turn, the i-th under
+        delivery tag ``first_tag + i`` and redelivered when its tag is in ``redelivered``,
+        joined once (a run of deliveries, rule 12). Raises as :meth:`send_deliver` would for
+        the first message that cannot be sent, and then returns nothing."""
+        pack = self._pack
+        limit = self._max_frame_size
+        out: list[bytes] = []
+        tag = first_tag
+        for message in messages:
+            properties = message.properties
+            values = (_DELIVER, channel, consumer_tag, tag, tag in redelivered, message.exchange,
+                      message.routing_key,
+                      () if properties is EMPTY_PROPERTIES else encode_properties(properties),
+                      message.body)
+            try:
+                payload: bytes = pack(values)
+            except UnicodeEncodeError:  # text from AMQP that is not UTF-8 (rule 7)
+                payload = self._pack_octets(values)
+            if len(payload) > limit:  # rule 9
+                out.append(self._split(Deliver(channel, consumer_tag, tag, tag in redelivered,
+                                               message.exchange, message.routing_key,
+                                               properties, message.body)))
+            else:
+                out.append(_LENGTH.pack(len(payload)))
+                out.append(payload)
+            tag += 1
+        return b"".join(out)
 
     def pack_entries(self, entries: list[list[Any]]) -> bytes:
         """One run's entries (``runs.py`` rule 1) as one msgpack array, for

@@ -14,6 +14,9 @@ Rules:
    ``bytes`` object the codec produced: the body is never copied (the hot path).
 3. Every effect maps to one frame (:func:`frame_for_effect`); a ``Confirm`` becomes
    ``ConfirmAck`` or ``ConfirmNack`` (runs of them may leave as one frame: ``confirms.py``).
+   A ``DeliverRun`` is not one frame but the ``Deliver`` frames of its single deliveries
+   (``DeliverRun.deliveries()``), which the connection encodes and writes at once
+   (``NativeConnection.send_deliver_run``).
 4. Texts that travel as ``ShortStr`` are cut to 255 UTF-8 bytes (``connection.short``), never
    refused: an error text must not turn into a second error.
 """

@@ -25,6 +25,7 @@ from minibroker.core.effects import (
     QueueDeclareOk,
     QueueDeleteOk,
     QueuePurgeOk,
+    singles,
 )
 from minibroker.message import FieldTable, Message, Properties
 
@@ -193,9 +194,10 @@ class Chan:
 
 
 def delivered(outcome: Outcome | Iterable[Effect]) -> list[Deliver]:
-    """The ``Deliver`` effects of an outcome, in order."""
+    """The single deliveries of an outcome, in order: its ``Deliver`` effects, a
+    ``DeliverRun`` as the deliveries it stands for."""
     effects = outcome.effects if isinstance(outcome, Outcome) else outcome
-    return [effect for effect in effects if isinstance(effect, Deliver)]
+    return [effect for effect in singles(effects) if isinstance(effect, Deliver)]
 
 
 def bodies(outcome: Outcome | Iterable[Effect]) -> list[bytes]:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from minibroker.accounts import Login, build_access
-from minibroker.message import Properties
+from minibroker.errors import FrameError
+from minibroker.message import Message, Properties
 from minibroker.protocols import events as ev
 from minibroker.protocols.native import frames as f
 from minibroker.protocols.native.codec import NativeCodec
@@ -370,3 +371,55 @@ def test_held_confirms_go_out_before_any_other_frame_of_their_channel() -> None:
     assert not peer.connection.send_confirm(1, 3, False, True)
     peer.connection.flush_held()  # before the owner writes to the socket
     assert peer.written() == [f.ConfirmAck(1, 3, False)]
+
+
+# -- runs of deliveries (rule 8) ----------------------------------------------------------------
+
+_RUN = (Message("", "q", b"a"), Message("x", "k", b"b", Properties(priority=3)),
+        Message("", "q", b"c"))
+
+
+def _run_frames(first: int = 5, redelivered: tuple[int, ...] = ()) -> list[f.Frame]:
+    return [f.Deliver(1, "c", tag, tag in redelivered, m.exchange, m.routing_key, m.properties,
+                      m.body) for tag, m in enumerate(_RUN, first)]
+
+
+def test_a_run_of_deliveries_is_one_write_of_every_delivery() -> None:
+    peer = open_server()
+    peer.feed(f.ChannelOpen(1))
+    peer.written()
+    peer.connection.send_deliver_run(1, "c", 5, _RUN, (6,))
+    assert len(peer.out) == 1
+    assert peer.written() == _run_frames(redelivered=(6,))
+
+
+def test_held_confirms_go_out_before_a_run_of_their_channel() -> None:
+    peer = open_server()
+    peer.feed(f.ChannelOpen(1))
+    peer.written()
+    assert not peer.connection.send_confirm(1, 1, False, True)
+    peer.connection.send_deliver_run(1, "c", 5, _RUN, ())
+    assert peer.written() == [f.ConfirmAck(1, 1, False), *_run_frames()]
+
+
+def test_a_traced_run_traces_each_delivery() -> None:
+    peer = open_server()
+    peer.feed(f.ChannelOpen(1))
+    peer.written()
+    traced: list[tuple[str, f.Frame]] = []
+    peer.connection.trace = lambda direction, frame: traced.append((direction, frame))
+    peer.connection.send_deliver_run(1, "c", 5, _RUN, ())
+    assert traced == [("out", frame) for frame in _run_frames()]
+    assert peer.written() == _run_frames()
+
+
+def test_a_run_with_a_delivery_that_cannot_be_sent_writes_the_ones_before_it() -> None:
+    """As single deliveries: the first goes out, the second (its properties alone exceed the
+    frame size) raises FrameError, the third is not sent."""
+    peer = open_server()
+    peer.feed(f.ChannelOpen(1))
+    peer.written()
+    huge = Message("", "q", b"b", Properties(headers={"h": "x" * 140_000}))
+    with pytest.raises(FrameError, match="max_frame_size"):
+        peer.connection.send_deliver_run(1, "c", 5, (_RUN[0], huge, _RUN[2]), ())
+    assert peer.written() == _run_frames()[:1]

@@ -1,0 +1,115 @@
+"""Deliveries as runs (``core/effects.py`` rule 5, ``core/delivery.py`` rule 7): a dispatch to a
+queue's only consumer is one ``DeliverRun``, exactly the single deliveries it stands for."""
+
+from __future__ import annotations
+
+from minibroker.core import commands as c
+from minibroker.core.effects import Deliver, DeliverRun, singles
+from minibroker.core.fates import Fate
+from minibroker.message import Message
+from tests.unit.core.helpers import Harness, delivered
+
+
+def _backlog(harness: Harness, count: int) -> None:
+    ch = harness.open()
+    ch.declare_queue("q")
+    for number in range(count):
+        ch.publish("", "q", b"m%d" % number)
+
+
+def test_a_dispatch_of_n_messages_to_one_consumer_is_one_run_of_n_deliveries() -> None:
+    harness = Harness()
+    _backlog(harness, 5)
+    consumer = harness.open(2)
+    consumer.qos(4)
+    outcome = consumer.consume("q", consumer_tag="c")
+    [run] = outcome.effects
+    assert type(run) is DeliverRun
+    assert (run.connection, run.channel, run.consumer_tag, run.first_tag) == (2, 1, "c", 1)
+    assert run.redelivered == ()
+    assert run.deliveries() == [
+        Deliver(2, 1, "c", tag, False, Message("", "q", b"m%d" % (tag - 1)))
+        for tag in (1, 2, 3, 4)
+    ]
+    assert singles(outcome.effects) == run.deliveries()
+    # An ack frees one delivery: a run of one is a single Deliver.
+    assert consumer.ack(2).effects == [Deliver(2, 1, "c", 5, False, Message("", "q", b"m4"))]
+    assert harness.broker.queue_statistics("q").unacked == 4
+
+
+def test_a_run_is_what_single_deliveries_would_be_under_an_observer() -> None:
+    """With a fate observer every delivery is a single ``Deliver`` (``channels.py`` rule 6);
+    the deliveries, their tags and the broker's state are the same as the run's."""
+    plain, observed = Harness(), Harness()
+    fates: list[Fate] = []
+    observed.broker.observer = fates.append
+    outcomes = []
+    for harness in (plain, observed):
+        _backlog(harness, 6)
+        consumer = harness.open(2)
+        consumer.qos(3)
+        outcomes.append([
+            consumer.consume("q", consumer_tag="c").effects,
+            consumer.recover().effects,  # every one back, redelivered, and out again
+            consumer.ack(0, multiple=True).effects,  # the rest
+        ])
+    runs, single = outcomes
+    assert [[type(effect) for effect in effects] for effects in runs] == [[DeliverRun]] * 3
+    assert {type(effect) for effects in single for effect in effects} == {Deliver}
+    assert [singles(effects) for effects in runs] == single
+    assert [(fate.delivery_tag, fate.redelivered) for fate in fates
+            if fate.kind == "delivered"] == [
+        (effect.delivery_tag, effect.redelivered) for effects in single
+        for effect in delivered(effects)
+    ]
+    stats = [h.broker.queue_statistics("q") for h in (plain, observed)]
+    assert stats[0] == stats[1]
+    # Without the observer again, the same connection's deliveries run again.
+    observed.broker.observer = None
+    for number in range(2):
+        observed.open(1, 2 + number).publish("", "q", b"late")
+    assert [type(e) for e in observed.handle(c.Ack(2, 1, 0, multiple=True)).effects] == [
+        DeliverRun]
+
+
+def test_redelivered_messages_of_a_run_carry_their_flag() -> None:
+    harness = Harness()
+    _backlog(harness, 2)
+    first = harness.open(2)
+    first.consume("q", consumer_tag="a")  # m0, m1 out, unacked
+    first.cancel("a")
+    ch = harness.open(1, 2)
+    ch.publish("", "q", b"m2")
+    ch.publish("", "q", b"m3")
+    first.close()  # m0, m1 back at the head, redelivered
+    outcome = harness.open(3).consume("q", consumer_tag="b")
+    [run] = outcome.effects
+    assert type(run) is DeliverRun and run.redelivered == (1, 2)
+    assert [(d.delivery_tag, d.redelivered, d.message.body) for d in run.deliveries()] == [
+        (1, True, b"m0"), (2, True, b"m1"), (3, False, b"m2"), (4, False, b"m3"),
+    ]
+
+
+def test_several_consumers_get_single_deliveries_in_their_turns() -> None:
+    harness = Harness()
+    _backlog(harness, 1)
+    first, second = harness.open(2), harness.open(3)
+    for chan, tag in ((first, "a"), (second, "b")):
+        chan.qos(2)
+        chan.consume("q", consumer_tag=tag)
+    effects = harness.handle(c.PublishMany(1, 1, tuple(
+        (Message("", "q", b"n%d" % number), False) for number in range(3)))).effects
+    assert {type(effect) for effect in effects} == {Deliver}
+    assert [(e.consumer_tag, e.message.body) for e in delivered(effects)] == [
+        ("a", b"n0"), ("b", b"n1"), ("b", b"n2"),  # a's window (2) is full after n0
+    ]
+
+
+def test_a_no_ack_consumer_gets_its_backlog_as_one_run_and_nothing_stays_unacked() -> None:
+    harness = Harness()
+    _backlog(harness, 3)
+    outcome = harness.open(2).consume("q", consumer_tag="c", no_ack=True)
+    [run] = outcome.effects
+    assert type(run) is DeliverRun and len(run.messages) == 3
+    stats = harness.broker.queue_statistics("q")
+    assert (stats.ready, stats.unacked) == (0, 0)
