@@ -211,9 +211,6 @@ class Broker:
     @observer.setter
     def observer(self, observer: Observer | None) -> None:
         self.state.observer = observer
-        runs = observer is None  # channels.py rule 6
-        for connection in self.state.connections.values():
-            connection.runs = runs
 
     @property
     def published(self) -> int:
@@ -237,11 +234,10 @@ class Broker:
         connections = self.state.connections
         if command.connection in connections:
             raise InternalError(f"connection id {command.connection} is already in use")
-        connection = connections[command.connection] = ConnectionState(
+        connections[command.connection] = ConnectionState(
             command.connection, command.user, command.peer, command.connection_name,
             command.client_properties,
         )
-        connection.runs = self.state.observer is None  # channels.py rule 6
         return Outcome()
 
     def _close_connection(self, command: c.CloseConnection, now: float) -> Outcome:

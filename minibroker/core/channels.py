@@ -22,10 +22,6 @@ Rules:
    most :data:`DELIVERY_BURST` body bytes to such consumers until the shell reports a flush
    (``SetWritable(True)``): the broker never buffers more than a window, or one burst, beyond
    the socket's high-water mark.
-6. ``ConnectionState.runs`` is False exactly while the broker has a fate observer
-   (``Broker.observer`` keeps it so on every connection): the lifecycle reports a "delivered"
-   fate for each ``Deliver`` effect a dispatch emits, so under an observer a dispatch emits
-   single deliveries, never a ``DeliverRun`` (``delivery.py`` rule 7).
 """
 
 from __future__ import annotations
@@ -210,7 +206,7 @@ class ConnectionState:
     """A connection as the broker keeps it: its channels, exclusive queues and writability."""
 
     __slots__ = ("burst", "channels", "client_properties", "connection_name", "exclusive_queues",
-                 "id", "peer", "runs", "user", "writable")
+                 "id", "peer", "user", "writable")
 
     def __init__(self, connection_id: int, user: str, peer: str, connection_name: str = "",
                  client_properties: FieldTable | None = None) -> None:
@@ -224,6 +220,3 @@ class ConnectionState:
         self.writable = True
         #: Body bytes delivered on this connection since the shell last reported a flush.
         self.burst = 0
-        #: May its deliveries come as runs (``effects.py`` rule 5)? Not while the broker has a
-        #: fate observer, which the lifecycle tells of each single ``Deliver`` (rule 6).
-        self.runs = True

@@ -26,8 +26,8 @@ Rules:
 7. A dispatch to a queue's only consumer emits its deliveries as one ``DeliverRun``
    (``effects.py`` rule 5) when there are several, a ``Deliver`` for one: the same tags, in
    the same order, as single deliveries would have. With several consumers every delivery
-   stays a single ``Deliver`` (the turns interleave them). A connection whose ``runs`` is
-   False (the broker has a fate observer, ``channels.py`` rule 6) gets single deliveries.
+   stays a single ``Deliver`` (the turns interleave them). A fate observer hears of each
+   delivery of a run (the lifecycle's "delivered" fates read ``effects.singles``).
    The run's tags are counted in a local and stored once: nothing the loop calls reads
    the channel's next tag. With the adapters' one codec call and one write a run, callgrind
    native --backlog (the suite's shape: every delivery dispatched from a backlog when acks
@@ -98,7 +98,7 @@ def dispatch(queue: Queue, now: float, effects: list[Effect]) -> int:
         # function (callgrind native default shape 79,996 -> 79,932 instructions a message).
         return 0
     consumer = queue.consumers.single
-    if consumer is not None and consumer.channel.connection.runs:
+    if consumer is not None:
         return _dispatch_run(queue, consumer, now, effects)
     ring = queue.consumers
     features = queue.features

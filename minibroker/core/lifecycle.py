@@ -45,7 +45,7 @@ from collections.abc import Callable, Collection, Iterable
 from minibroker.core import deadletter, delivery
 from minibroker.core.arguments import QueueLimits
 from minibroker.core.channels import BrokerChannel
-from minibroker.core.effects import ConsumerCancelled, Deliver, Effect
+from minibroker.core.effects import ConsumerCancelled, Deliver, Effect, singles
 from minibroker.core.fates import Fate
 from minibroker.core.features import PLAIN_LIMITS, FeatureStore, needs_features
 from minibroker.core.queues import Queue
@@ -337,7 +337,7 @@ class QueueLifecycle:
         observer = self.state.observer
         assert observer is not None
         connections = self.state.connections
-        for effect in effects[start:]:
+        for effect in singles(effects[start:]):  # a run's deliveries one by one
             if isinstance(effect, Deliver):
                 unacked = connections[effect.connection].channels[effect.channel].unacked
                 observer(Fate(
