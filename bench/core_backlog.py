@@ -25,22 +25,12 @@ import sys
 
 from minibroker.core import commands as c
 from minibroker.core.broker import Broker
-from minibroker.core.effects import Deliver, DeliverRun, Effect
+from minibroker.core.effects import delivery_tags
 from minibroker.message import Message, Properties
 
 PUBLISHER, CONSUMER = 1, 2
 BATCH = 50
 PREFETCH = 100
-
-
-def _tags(effects: list[Effect]) -> tuple[int, ...]:
-    tags: list[int] = []
-    for effect in effects:
-        if type(effect) is Deliver:
-            tags.append(effect.delivery_tag)
-        elif type(effect) is DeliverRun:  # a run's tags (core/effects.py rule 5)
-            tags += range(effect.first_tag, effect.first_tag + len(effect.messages))
-    return tuple(tags)
 
 
 def run(count: int) -> None:
@@ -55,10 +45,10 @@ def run(count: int) -> None:
     batch = tuple((Message("", "q", b"x" * 16, Properties()), False) for _ in range(BATCH))
     for _ in range(count // BATCH):
         handle(c.PublishMany(PUBLISHER, 1, batch), now=now)
-    tags = _tags(handle(c.Consume(CONSUMER, 1, "q", "c", False), now=now).effects)
+    tags = tuple(delivery_tags(handle(c.Consume(CONSUMER, 1, "q", "c", False), now=now).effects))
     delivered = len(tags)
     while tags:
-        tags = _tags(handle(c.AckMany(CONSUMER, 1, tags), now=now).effects)
+        tags = tuple(delivery_tags(handle(c.AckMany(CONSUMER, 1, tags), now=now).effects))
         delivered += len(tags)
     left = broker.queue_statistics("q")
     if delivered != count // BATCH * BATCH or left.ready or left.unacked:

@@ -27,23 +27,13 @@ import time
 from minibroker.core import commands as c
 from minibroker.core.broker import Broker
 from minibroker.core.channels import DELIVERY_BURST
-from minibroker.core.effects import Confirm, Deliver, DeliverRun, Effect
+from minibroker.core.effects import Confirm, delivery_tags
 from minibroker.message import Message, Properties
 
 PUBLISHER, CONSUMER = 1, 2
 BATCH = 50  #: publishes per read (the benchmark client's frames per write)
 PREFETCH = 100
 BODY = b"x" * 16
-
-
-def _deliveries(effects: list[Effect]) -> list[int]:
-    tags: list[int] = []
-    for effect in effects:
-        if type(effect) is Deliver:
-            tags.append(effect.delivery_tag)
-        elif type(effect) is DeliverRun:  # a run's tags (core/effects.py rule 5)
-            tags += range(effect.first_tag, effect.first_tag + len(effect.messages))
-    return tags
 
 
 def run(count: int, *, no_ack: bool) -> tuple[int, int]:
@@ -70,19 +60,19 @@ def run(count: int, *, no_ack: bool) -> tuple[int, int]:
         sent += size
         effects = outcome.effects
         confirmed += sum(1 for effect in effects if type(effect) is Confirm)
-        tags = _deliveries(effects)
+        tags = delivery_tags(effects)
         delivered += len(tags)
         if no_ack:
             # The session's flush renews a no-ack consumer's delivery burst (core/channels.py
             # rule 5) when the core paused it at a full burst.
             if broker.connections[CONSUMER].burst >= DELIVERY_BURST:
                 more = handle(c.SetWritable(CONSUMER, writable=True), now=now).effects
-                delivered += len(_deliveries(more))
+                delivered += len(delivery_tags(more))
             continue
         pending.extend(tags)
         while pending:  # the consumer acks what it read; each ack batch may deliver more
             tags, pending = pending, []
-            more = _deliveries(handle(c.AckMany(CONSUMER, 1, tuple(tags)), now=now).effects)
+            more = delivery_tags(handle(c.AckMany(CONSUMER, 1, tuple(tags)), now=now).effects)
             delivered += len(more)
             pending.extend(more)
     if delivered != count:

@@ -51,6 +51,7 @@ __all__ = [
     "Reply",
     "Return",
     "StreamReadOk",
+    "delivery_tags",
     "singles",
     "with_offset",
 ]
@@ -242,6 +243,18 @@ def singles(effects: Iterable[Effect]) -> list[Effect]:
         else:
             out.append(effect)
     return out
+
+
+def delivery_tags(effects: Iterable[Effect]) -> list[int]:
+    """The delivery tags of ``effects``' deliveries, a run's included (rule 5), in order,
+    without making its single deliveries."""
+    tags: list[int] = []
+    for effect in effects:
+        if type(effect) is Deliver:
+            tags.append(effect.delivery_tag)
+        elif type(effect) is DeliverRun:
+            tags += range(effect.first_tag, effect.first_tag + len(effect.messages))
+    return tags
 
 
 @valueclass()

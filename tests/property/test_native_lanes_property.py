@@ -127,20 +127,24 @@ def _both(chunks: list[bytes], max_message_size: int | None) -> None:
 def test_lanes_read_what_the_full_decode_reads(
     groups: list[list[f.Frame]], data: st.DataObject, max_message_size: int | None,
 ) -> None:
-    frames = [frame for group in groups for frame in group]
+    _sound_cut_and_damaged([frame for group in groups for frame in group], data,
+                           max_message_size)
+
+
+def _sound_cut_and_damaged(frames: list[f.Frame], data: st.DataObject,
+                           max_message_size: int | None) -> None:
+    """``_both`` on the frames' stream in one read, cut at a random point into two, and with
+    one octet of a later frame changed (so a lane may have been learned): the lane must not
+    read it differently, whether the octet is in its prefix, its tail or its length."""
     encoded = [_CLIENT.send(frame) for frame in frames]
     stream = b"".join(encoded)
-    # Sound, in one read, and cut at a random point into two.
     _both([stream], max_message_size)
     cut = data.draw(st.integers(0, len(stream)))
     _both([stream[:cut], stream[cut:]], max_message_size)
-    # One octet of a later frame changed (so a lane may have been learned): the lane must not
-    # read it differently, whether the octet is in its prefix, its tail or its length.
     if len(encoded) > 1:
         where = len(encoded[0]) + data.draw(st.integers(0, len(stream) - len(encoded[0]) - 1))
         octet = data.draw(st.integers(0, 255))
-        damaged = stream[:where] + bytes((octet,)) + stream[where + 1:]
-        _both([damaged], max_message_size)
+        _both([stream[:where] + bytes((octet,)) + stream[where + 1:]], max_message_size)
 
 
 @given(st.sampled_from([b"\xc5\x00\x10", b"\xc6\x00\x00\x00\x10", b"\xc4\x11", b"\xc4\x0f",
@@ -196,12 +200,5 @@ def test_blocks_read_what_the_full_decode_reads(
 ) -> None:
     """Rule 6's blocks, sound, cut into two reads, and damaged at one octet: the runs stand
     for exactly the frames the full decode reads, and the same error ends them."""
-    encoded = [_CLIENT.send(frame) for group in groups for frame in group]
-    stream = b"".join(encoded)
-    _both([stream], max_message_size)
-    cut = data.draw(st.integers(0, len(stream)))
-    _both([stream[:cut], stream[cut:]], max_message_size)
-    if len(encoded) > 1:
-        where = len(encoded[0]) + data.draw(st.integers(0, len(stream) - len(encoded[0]) - 1))
-        octet = data.draw(st.integers(0, 255))
-        _both([stream[:where] + bytes((octet,)) + stream[where + 1:]], max_message_size)
+    _sound_cut_and_damaged([frame for group in groups for frame in group], data,
+                           max_message_size)
