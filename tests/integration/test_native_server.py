@@ -653,10 +653,7 @@ def test_a_message_bigger_than_a_consumers_frames_reaches_it_in_parts(
         assert isinstance(await publisher.expect(f.ConfirmAck), f.ConfirmAck)
         deliver = await consumer.expect(f.Deliver)
         assert deliver.body == body
-        consumer.send(f.Ack(1, deliver.delivery_tag))
-        await consumer.declare_queue(QUEUE)  # a round trip: the ack is handled
-        stats = server.broker.queue_statistics(QUEUE)
-        assert (stats.ready, stats.unacked, stats.acked) == (0, 0, 1)
+        await _ack_all(server, consumer, f.Ack(1, deliver.delivery_tag), acked=1)
         await publisher.close()
         await consumer.close()
 
@@ -703,14 +700,20 @@ def test_a_run_of_deliveries_splits_the_one_bigger_than_the_consumers_frames(
         assert [(d.delivery_tag, d.body) for d in delivers] == [(1, b"first"), (2, big),
                                                                 (3, b"last")]
         assert runs == [3]
-        consumer.send(f.Ack(1, 3, True))
-        await consumer.declare_queue(QUEUE)  # a round trip: the ack is handled
-        stats = server.broker.queue_statistics(QUEUE)
-        assert (stats.ready, stats.unacked, stats.acked) == (0, 0, 3)
+        await _ack_all(server, consumer, f.Ack(1, 3, True), acked=3)
         await publisher.close()
         await consumer.close()
 
     run_broker(scenario)
+
+
+async def _ack_all(server: BrokerServer, consumer: RawClient, ack: f.Ack, *, acked: int) -> None:
+    """Send ``ack``; once handled (a round trip), the queue holds nothing and counts
+    ``acked`` acks."""
+    consumer.send(ack)
+    await consumer.declare_queue(QUEUE)
+    stats = server.broker.queue_statistics(QUEUE)
+    assert (stats.ready, stats.unacked, stats.acked) == (0, 0, acked)
 
 
 async def _confirms(client: RawClient, count: int) -> list[f.Frame]:
