@@ -172,3 +172,44 @@ def test_an_oversized_publish_that_teaches_a_lane_begins_no_run() -> None:
     oversized, frame, run = server.frames_and_runs()
     assert type(oversized) is OversizedPublish and frame == declare
     assert list(run) == [f.Ack(1, 1)]  # an ack that teaches its lane begins a run
+
+
+@pytest.mark.parametrize("count", [4, 12])  # the loop's reading, and a block's
+def test_a_tag_of_the_width_but_another_type_is_the_full_decodes(count: int) -> None:
+    """lanes.py rules 2 and 6: a tag written as int16 (0xd1, as wide as the uint16 around it)
+    is not read as a uint16: -1 is refused by the full decode, 300 read as 300."""
+    from tests.property.test_native_lanes_property import _both
+
+    acks = [f.Ack(1, 300 + n) for n in range(count)]
+    marker_at = len(_CLIENT.send(acks[0])) - 4
+    for tag_octets in (b"\xff\xff", b"\x01\x2c"):
+        stream = _block(acks, count // 2, marker_at, 0xD1)
+        one = len(_CLIENT.send(acks[0]))
+        at = count // 2 * one + marker_at + 1
+        _both([stream[:at] + tag_octets + stream[at + 2:]], None)
+
+
+def test_a_block_whose_first_ack_has_multiple_is_read_frame_by_frame() -> None:
+    """lanes.py rule 6: a block holds acks without ``multiple`` from its first frame on, so a
+    first ack with ``multiple`` is its own frame, and the run begins after it."""
+    from tests.property.test_native_lanes_property import _both
+
+    acks = [f.Ack(1, 1), f.Ack(1, 2, True), *(f.Ack(1, tag) for tag in range(3, 15))]
+    stream = b"".join(_CLIENT.send(frame) for frame in acks)  # the first teaches the lane
+    _both([stream], None)
+    server = NativeCodec(role="server")
+    server.receive_data(PREAMBLE + stream)
+    taught, multiple, run = server.frames_and_runs()
+    assert (list(taught), multiple, list(run)) == (acks[:1], acks[1], acks[2:])
+
+
+def test_a_block_checks_each_tags_marker_not_only_its_value() -> None:
+    """lanes.py rule 6: in a block of uint8 tags (0xcc) all 204 — the marker's own value — an
+    int8 tag (0xd0) of the same octet, -52, is the full decode's to refuse, not a uint8 204."""
+    from tests.property.test_native_lanes_property import _both
+
+    acks = [f.Ack(1, 204) for _ in range(12)]
+    one = len(_CLIENT.send(acks[0]))
+    stream = bytearray(b"".join(_CLIENT.send(frame) for frame in acks))
+    stream[6 * one + one - 3: 6 * one + one - 1] = b"\xd0\xcc"
+    _both([bytes(stream)], None)
