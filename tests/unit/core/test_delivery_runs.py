@@ -108,3 +108,24 @@ def test_a_no_ack_consumer_gets_its_backlog_as_one_run_and_nothing_stays_unacked
     assert type(run) is DeliverRun and len(run.messages) == 3
     stats = harness.broker.queue_statistics("q")
     assert (stats.ready, stats.unacked) == (0, 0)
+
+
+def test_a_run_ends_where_the_rest_of_the_queue_has_expired() -> None:
+    """A run takes the live messages ahead of expired ones and stops there: those it took are
+    delivered under their tags, the expired one is dropped, and tags go on after the run."""
+    from minibroker.message import Properties
+
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for body, expiration in ((b"a", "100000"), (b"b", "100000"), (b"c", "1000")):
+        ch.publish("", "q", body, properties=Properties(expiration=expiration))
+    harness.now = 2.0  # c has expired; a and b have not
+    consumer = harness.open(2)
+    consumer.qos(10)
+    assert [(d.delivery_tag, d.message.body) for d in delivered(
+        consumer.consume("q", consumer_tag="c"))] == [(1, b"a"), (2, b"b")]
+    stats = harness.broker.queue_statistics("q")
+    assert (stats.ready, stats.unacked) == (0, 2)
+    assert [(d.delivery_tag, d.message.body) for d in delivered(ch.publish("", "q", b"d"))] == [
+        (3, b"d")]
