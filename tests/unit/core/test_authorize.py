@@ -45,6 +45,13 @@ def test_a_batch_is_refused_at_its_first_forbidden_exchange() -> None:
         gate.check(batch, broker.topology)
 
 
+def test_a_batch_to_the_default_exchange_is_checked_from_its_first_message() -> None:
+    gate, broker = _gate(Permissions("", "^x$", ""))
+    batch = c.PublishMany(1, 1, ((Message("", "q", b""), False), (Message("", "q", b""), False)))
+    with pytest.raises(AccessRefused, match=r"exchange 'amq.default'"):
+        gate.check(batch, broker.topology)
+
+
 @pytest.mark.parametrize("exchange, key, refusal", [
     ("", "q", "exchange 'amq.default'"), ("amq.topic", "b", "topic 'b' in exchange 'amq.topic'"),
 ])

@@ -129,3 +129,26 @@ def test_a_run_ends_where_the_rest_of_the_queue_has_expired() -> None:
     assert (stats.ready, stats.unacked) == (0, 2)
     assert [(d.delivery_tag, d.message.body) for d in delivered(ch.publish("", "q", b"d"))] == [
         (3, b"d")]
+
+
+def test_acks_of_two_queues_in_one_batch_are_counted_in_each() -> None:
+    """Acks that settle deliveries of several queues (one channel consuming two) take the
+    settlement a delivery at a time (delivery.py rule 9 is for one queue and one consumer):
+    each queue counts its acks, each consumer its credit back."""
+    from minibroker.core import commands as c
+
+    harness = Harness()
+    ch = harness.open()
+    for queue in ("q", "r"):
+        ch.declare_queue(queue)
+        ch.publish("", queue, queue.encode())
+    ch.qos(5)
+    tags = [d.delivery_tag for name in ("q", "r")
+            for d in delivered(ch.consume(name, consumer_tag=name))]
+    harness.handle(c.AckMany(1, 1, tuple(tags)))
+    for name in ("q", "r"):
+        stats = harness.broker.queue_statistics(name)
+        assert (stats.unacked, stats.acked) == (0, 1)
+    channel = harness.broker.connections[1].channels[1]
+    assert channel.consumer_unacked == 0
+    assert [consumer.unacked for consumer in channel.consumers.values()] == [0, 0]
