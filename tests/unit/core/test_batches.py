@@ -253,3 +253,18 @@ def test_a_run_into_a_plain_queue_has_the_outcome_of_publishes_one_by_one(
                     == delivered(single.handle(c.Ack(1, 1, tag, False))))
         assert fingerprint(batched.broker) == fingerprint(single.broker)
         _credit_and_weight(batched)
+
+
+def test_a_run_that_passes_the_queue_mark_lists_its_queue_as_long() -> None:
+    """The shell's credit flow watches the queues past the per-queue mark (``flow.py``): a
+    run into a plain queue lists it as one message at a time would, at the mark and not
+    before."""
+    harness = Harness()
+    harness.broker.meter.queue_high_water = 5
+    ch = harness.open()
+    ch.declare_queue("q")
+    queue = harness.broker.topology.queues["q"]
+    harness.handle(c.PublishMany(1, 1, _messages(*[b"m"] * 5), uniform=True))
+    assert queue not in harness.broker.meter.long_queues  # 5: at the mark, not past it
+    harness.handle(c.PublishMany(1, 1, _messages(b"m", b"m"), uniform=True))
+    assert harness.broker.meter.long_queues == {queue}
