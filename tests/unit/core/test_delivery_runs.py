@@ -3,6 +3,8 @@ queue's only consumer is one ``DeliverRun``, exactly the single deliveries it st
 
 from __future__ import annotations
 
+import pytest
+
 from minibroker.core.effects import Deliver, DeliverRun, singles
 from minibroker.core.fates import Fate
 from minibroker.message import Message
@@ -66,7 +68,8 @@ def test_an_observer_hears_of_every_delivery_of_a_run() -> None:
     assert stats[0] == stats[1]
 
 
-def test_redelivered_messages_of_a_run_carry_their_flag() -> None:
+@pytest.mark.parametrize("prefetch", [0, 10])  # the run's two loops (rule 8)
+def test_redelivered_messages_of_a_run_carry_their_flag(prefetch: int) -> None:
     harness = Harness()
     _backlog(harness, 2)
     first = harness.open(2)
@@ -76,8 +79,9 @@ def test_redelivered_messages_of_a_run_carry_their_flag() -> None:
     ch.publish("", "q", b"m2")
     ch.publish("", "q", b"m3")
     first.close()  # m0, m1 back at the head, redelivered
-    outcome = harness.open(3).consume("q", consumer_tag="b")
-    [run] = outcome.effects
+    consumer = harness.open(3)
+    consumer.qos(prefetch)
+    [run] = consumer.consume("q", consumer_tag="b").effects
     assert type(run) is DeliverRun and run.redelivered == (1, 2)
     assert [(d.delivery_tag, d.redelivered, d.message.body) for d in run.deliveries()] == [
         (1, True, b"m0"), (2, True, b"m1"), (3, False, b"m2"), (4, False, b"m3"),
@@ -110,7 +114,8 @@ def test_a_no_ack_consumer_gets_its_backlog_as_one_run_and_nothing_stays_unacked
     assert (stats.ready, stats.unacked) == (0, 0)
 
 
-def test_a_run_ends_where_the_rest_of_the_queue_has_expired() -> None:
+@pytest.mark.parametrize("prefetch", [0, 10])  # the run's two loops (rule 8)
+def test_a_run_ends_where_the_rest_of_the_queue_has_expired(prefetch: int) -> None:
     """A run takes the live messages ahead of expired ones and stops there: those it took are
     delivered under their tags, the expired one is dropped, and tags go on after the run."""
     from minibroker.message import Properties
@@ -122,7 +127,7 @@ def test_a_run_ends_where_the_rest_of_the_queue_has_expired() -> None:
         ch.publish("", "q", body, properties=Properties(expiration=expiration))
     harness.now = 2.0  # c has expired; a and b have not
     consumer = harness.open(2)
-    consumer.qos(10)
+    consumer.qos(prefetch)
     assert [(d.delivery_tag, d.message.body) for d in delivered(
         consumer.consume("q", consumer_tag="c"))] == [(1, b"a"), (2, b"b")]
     stats = harness.broker.queue_statistics("q")
