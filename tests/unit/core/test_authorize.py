@@ -79,6 +79,10 @@ def test_topic_permissions_check_routing_keys_and_cc() -> None:
     assert not gate.passes(publish)
     with pytest.raises(AccessRefused, match=r"topic 'b' in exchange 'amq.topic'"):
         gate.check(publish, broker.topology)
+    batch = c.PublishMany(1, 1, ((Message("amq.topic", "a.b", b""), False),
+                                 (Message("amq.topic", "b", b""), False)))
+    with pytest.raises(AccessRefused, match=r"topic 'b' in exchange 'amq.topic'"):
+        gate.check(batch, broker.topology)  # every message's key, in a batch too
     cc = Message("amq.topic", "a", b"", Properties(headers={"CC": ["b"]}))
     with pytest.raises(AccessRefused, match="topic 'b'"):
         gate.check(c.Publish(1, 1, cc), broker.topology)

@@ -268,3 +268,17 @@ def test_a_run_that_passes_the_queue_mark_lists_its_queue_as_long() -> None:
     assert queue not in harness.broker.meter.long_queues  # 5: at the mark, not past it
     harness.handle(c.PublishMany(1, 1, _messages(b"m", b"m"), uniform=True))
     assert harness.broker.meter.long_queues == {queue}
+
+
+def test_a_purged_run_leaves_the_ready_meter_as_it_found_it() -> None:
+    """The store's own share of the meter grows by a run's weight, so a purge or a deletion
+    takes exactly that back (``stores.py`` rule 3)."""
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    ch.publish("", "q", b"before")
+    before = harness.broker.meter.weight
+    harness.handle(c.PublishMany(1, 1, _messages(b"a", b"bb", b"ccc"), uniform=True))
+    assert harness.broker.meter.weight == before + 6 + 3 * MESSAGE_OVERHEAD
+    assert ch.purge("q") == 4
+    assert harness.broker.meter.weight == 0

@@ -157,3 +157,51 @@ def test_acks_of_two_queues_in_one_batch_are_counted_in_each() -> None:
     channel = harness.broker.connections[1].channels[1]
     assert channel.consumer_unacked == 0
     assert [consumer.unacked for consumer in channel.consumers.values()] == [0, 0]
+
+
+@pytest.mark.parametrize("prefetch", [0, 10])  # the run's two loops (rule 8)
+def test_a_quorum_queues_run_carries_each_redelivery_count(prefetch: int) -> None:
+    """A run from a quorum queue carries ``x-delivery-count`` on the messages delivered
+    before, as single deliveries do (``consumers.with_delivery_count``)."""
+    from minibroker.core.broker import Broker
+
+    harness = Harness(Broker(rabbitmq="4.2"))
+    ch = harness.open()
+    ch.declare_queue("qq", durable=True, arguments={"x-queue-type": "quorum"})
+    for body in (b"a", b"b", b"c"):
+        ch.publish("", "qq", body)
+    got = ch.get_ok("qq")
+    ch.nack(got.delivery_tag, requeue=True)  # a is back at the head, returned once
+    ch.qos(prefetch)
+    [run] = ch.consume("qq", consumer_tag="c").effects
+    assert type(run) is DeliverRun
+    assert [((d.message.properties.headers or {}).get("x-delivery-count"), d.message.body)
+            for d in run.deliveries()] == [(1, b"a"), (None, b"b"), (None, b"c")]
+
+
+@pytest.mark.parametrize("prefetch", [0, 10])  # the run's two loops (rule 8)
+def test_a_runs_deliveries_are_timed_from_when_they_were_made(prefetch: int) -> None:
+    """The consumer timeout counts from each delivery of a run (``timers.py`` rule 4)."""
+    from minibroker.core.timers import overdue_channels
+
+    harness = Harness()
+    _backlog(harness, 3)
+    harness.now = 100.0
+    consumer = harness.open(2)
+    consumer.qos(prefetch)
+    assert type(consumer.consume("q", consumer_tag="c").effects[0]) is DeliverRun
+    connections = harness.broker.connections.values()
+    assert overdue_channels(connections, 129.0, 30.0) == []
+    assert [ch.number for ch in overdue_channels(connections, 131.0, 30.0)] == [1]
+
+
+def test_singles_keeps_every_delivery_of_several_runs_and_the_rest() -> None:
+    from minibroker.core.effects import Confirm
+
+    one = Deliver(1, 1, "c", 1, False, Message("", "q", b"a"))
+    run = DeliverRun(1, 1, "c", 2, (Message("", "q", b"b"), Message("", "q", b"c")), (3,))
+    other = DeliverRun(2, 1, "d", 7, (Message("", "q", b"d"), Message("", "q", b"e")), ())
+    confirm = Confirm(1, 1, 4)
+    assert singles([one, run, confirm, other]) == [
+        one, *run.deliveries(), confirm, *other.deliveries()]
+    assert [d.redelivered for d in run.deliveries()] == [False, True]

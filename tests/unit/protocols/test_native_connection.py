@@ -189,6 +189,9 @@ def test_publishes_and_single_acks_of_one_channel_come_as_runs() -> None:
         f.Ack(1, 7)]
     assert list(events[0].frames[1:]) == [publish] * 2  # a slice is a run again
     assert events[0].frames[-1] == publish
+    acks = events[1].frames
+    assert type(acks[1:]).__name__ == "AckRun" and list(acks[1:]) == [f.Ack(1, 5)]
+    assert acks.channel == acks[:1].channel == 1 and acks[0] == f.Ack(1, 4)
 
 
 def _frames_of(events: list[Any]) -> list[Any]:
