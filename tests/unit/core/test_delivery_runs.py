@@ -205,3 +205,25 @@ def test_singles_keeps_every_delivery_of_several_runs_and_the_rest() -> None:
     assert singles([one, run, confirm, other]) == [
         one, *run.deliveries(), confirm, *other.deliveries()]
     assert [d.redelivered for d in run.deliveries()] == [False, True]
+
+
+@pytest.mark.parametrize("consumers", [1, 2])  # straight to the one; dispatched to the two
+def test_a_publishers_runs_deliveries_are_timed_from_the_publish(consumers: int) -> None:
+    """A native publisher's run into an empty queue goes to its consumers at once
+    (``lifecycle.py`` rule 7); the consumer timeout counts from then."""
+    from minibroker.core import commands as c
+    from minibroker.core.timers import overdue_channels
+
+    harness = Harness()
+    ch = harness.open()
+    ch.declare_queue("q")
+    for number in range(consumers):
+        consumer = harness.open(2, 1 + number)
+        consumer.qos(10)
+        consumer.consume("q", consumer_tag=f"c{number}")
+    harness.now = 100.0
+    messages = tuple((Message("", "q", b"m"), False) for _ in range(4))
+    assert len(delivered(harness.handle(c.PublishMany(1, 1, messages)))) == 4
+    connections = harness.broker.connections.values()
+    assert overdue_channels(connections, 129.0, 30.0) == []
+    assert len(overdue_channels(connections, 131.0, 30.0)) == consumers
