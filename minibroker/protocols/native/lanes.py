@@ -217,9 +217,9 @@ def _block_of_bodies(
     size: int = _LENGTH.unpack_from(buffer, offset)[0]
     stride = 4 + size
     count = (end - offset) // stride
-    if count < _BLOCK or size > limit:
-        return offset
     prefix = lane.prefix
+    if count < _BLOCK or size > limit or size < len(prefix) + 2:  # (2: the shortest header)
+        return offset
     start = offset + 4 + len(prefix)
     marker = buffer[start]
     if marker == _BIN8:

@@ -213,3 +213,13 @@ def test_a_block_checks_each_tags_marker_not_only_its_value() -> None:
     stream = bytearray(b"".join(_CLIENT.send(frame) for frame in acks))
     stream[6 * one + one - 3: 6 * one + one - 1] = b"\xd0\xcc"
     _both([bytes(stream)], None)
+
+
+def test_frames_smaller_than_a_lanes_prefix_are_no_block() -> None:
+    """lanes.py rule 6: after a Publish with a long prefix, a run of frames shorter than that
+    prefix (heartbeats) is read as itself, not looked into past its end (found by hypothesis:
+    an IndexError)."""
+    from tests.property.test_native_lanes_property import _both
+
+    publish = f.Publish(1, "", "k" * 200, False, Properties(), b"")
+    _both([b"".join(_CLIENT.send(frame) for frame in [publish] + [f.Heartbeat()] * 12)], None)
