@@ -64,6 +64,7 @@ def others() -> st.SearchStrategy[list[f.Frame]]:
     return st.sampled_from([
         [f.QueueDeclare(1, "q", False, False, False, False, {})], [f.Qos(1, 10, False)],
         [f.Nack(1, 1, False, True)], [f.Heartbeat()],
+        [f.Heartbeat()] * 10,  # a run of frames shorter than a publish lane's prefix
     ])
 
 
