@@ -684,10 +684,7 @@ def test_a_run_of_deliveries_splits_the_one_bigger_than_the_consumers_frames(
 
     async def scenario(server: BrokerServer) -> None:
         runs = _record_runs(server)
-        publisher = await RawClient.connect(server.port)
-        await publisher.open_channel()
-        await publisher.declare_queue(QUEUE)
-        await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        publisher = await _confirming_publisher(server)
         big = bytes(range(256)) * 40  # 10 KiB: three frames of 4 KiB
         bodies = [b"first", big, b"last"]
         for body in bodies:
@@ -705,6 +702,15 @@ def test_a_run_of_deliveries_splits_the_one_bigger_than_the_consumers_frames(
         await consumer.close()
 
     run_broker(scenario)
+
+
+async def _confirming_publisher(server: BrokerServer) -> RawClient:
+    """A client with channel 1 open in confirm mode, after declaring the queue."""
+    publisher = await RawClient.connect(server.port)
+    await publisher.open_channel()
+    await publisher.declare_queue(QUEUE)
+    await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+    return publisher
 
 
 async def _ack_all(server: BrokerServer, consumer: RawClient, ack: f.Ack, *, acked: int) -> None:
@@ -733,10 +739,7 @@ def test_a_consumer_that_cannot_take_a_delivery_of_a_run_gets_the_ones_before_it
 
     async def scenario(server: BrokerServer) -> None:
         runs = _record_runs(server)
-        publisher = await RawClient.connect(server.port)
-        await publisher.open_channel()
-        await publisher.declare_queue(QUEUE)
-        await publisher.call(f.ConfirmSelect(1), f.ConfirmSelectOk)
+        publisher = await _confirming_publisher(server)
         publisher.publish(b"first", QUEUE)
         publisher.publish(b"huge", QUEUE, properties=Properties(headers={"h": "x" * 8000}))
         publisher.publish(b"last", QUEUE)
