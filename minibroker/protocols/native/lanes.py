@@ -65,6 +65,10 @@ _FALSE, _TRUE = 0xC2, 0xC3
 _FIXINT_MAX = 0x7F
 #: Rule 6: fewer frames than this are read by the loop.
 _BLOCK = 8
+#: Rule 6: a block's first chunk of rows; each next one is twice as long. (Chunks from 8
+#: rows cost 3% of a native acked message in callgrind's default shape, whose reads hold
+#: 50 publishes or 100 acks: 62,021 -> 63,941 instructions; from 64, see docs/benchmarks.md.)
+_FIRST_CHUNK = 64
 
 
 class PublishLane:
@@ -203,9 +207,42 @@ def _alike(columns: list[tuple[Any, ...]], expected: tuple[Any, ...]) -> int:
     return count
 
 
-@functools.cache
+#: Rule 6: the struct layouts of blocks; their sizes are the peer's (prefix and body lengths),
+#: so only the last few are kept.
+@functools.lru_cache(maxsize=64)
 def _layout(text: str) -> struct.Struct:
     return struct.Struct(text)
+
+
+def _block(layout: struct.Struct, buffer: bytes | bytearray, offset: int, available: int,
+           checked: tuple[int, ...], expected: tuple[Any, ...], wanted: int, out: list[Any],
+           fixint: bool = False) -> int:
+    """Rule 6: unpack rows of ``layout`` at ``offset`` (at most ``available``) and keep, from
+    the first, those whose ``checked`` columns hold the ``expected`` values (and, with
+    ``fixint``, whose ``wanted`` column is at most 0x7f); append their ``wanted`` column to
+    ``out`` and return how many were kept. The rows are unpacked in chunks of 64, 128,
+    256... and a chunk with a row that differs ends the block, so a block costs at most about
+    twice what it keeps plus 64 rows (a block is tried at most once per frame that takes the
+    full decode, which costs more): unpacking all that is buffered at once made a stream
+    whose every few frames differ cost time quadratic in the read."""
+    stride = layout.size
+    total, chunk = 0, _FIRST_CHUNK
+    with memoryview(buffer) as view:
+        while total < available:
+            rows = min(chunk, available - total)
+            at = offset + total * stride
+            columns = list(zip(*layout.iter_unpack(view[at : at + rows * stride]), strict=True))
+            kept = _alike([columns[index] for index in checked], expected)
+            values = columns[wanted][:kept]
+            if fixint and kept and max(values) > _FIXINT_MAX:  # another one-octet type
+                kept = list(map(_FIXINT_MAX.__ge__, values)).index(False)
+                values = values[:kept]
+            out.extend(values)
+            total += kept
+            if kept < rows:
+                break
+            chunk *= 2
+    return total
 
 
 def _block_of_bodies(
@@ -232,12 +269,8 @@ def _block_of_bodies(
         return offset
     layout = _layout(f">I{len(prefix)}s{head}s{length}s")
     header = bytes(buffer[start : start + head])
-    with memoryview(buffer) as view:
-        columns = list(zip(*layout.iter_unpack(view[offset : offset + count * stride]),
-                           strict=True))
-    count = _alike(columns[:3], (size, prefix, header))
-    bodies.extend(columns[3][:count])
-    return offset + count * stride
+    return offset + stride * _block(layout, buffer, offset, count, (0, 1, 2),
+                                    (size, prefix, header), 3, bodies)
 
 
 def _read_bodies(
@@ -328,20 +361,13 @@ def _block_of_tags(
         return offset
     if layout.size != stride:
         return offset
-    with memoryview(buffer) as view:
-        columns = list(zip(*layout.iter_unpack(view[offset : offset + count * stride]),
-                           strict=True))
-    if marker <= _FIXINT_MAX:
-        count = _alike([columns[0], columns[1], columns[3]], (size, prefix, _FALSE))
-        found = columns[2][:count]
-        if count and max(found) > _FIXINT_MAX:  # another msgpack type of one octet
-            count = list(map(_FIXINT_MAX.__ge__, found)).index(False)
+    if marker <= _FIXINT_MAX:  # the marker is the tag
+        kept = _block(layout, buffer, offset, count, (0, 1, 3), (size, prefix, _FALSE), 2,
+                      tags, fixint=True)
     else:
-        count = _alike([columns[0], columns[1], columns[2], columns[4]],
-                       (size, prefix, marker, _FALSE))
-        found = columns[3][:count]
-    tags.extend(found[:count])
-    return offset + count * stride
+        kept = _block(layout, buffer, offset, count, (0, 1, 2, 4),
+                      (size, prefix, marker, _FALSE), 3, tags)
+    return offset + stride * kept
 
 
 def read_acks(

@@ -223,3 +223,39 @@ def test_frames_smaller_than_a_lanes_prefix_are_no_block() -> None:
 
     publish = f.Publish(1, "", "k" * 200, False, Properties(), b"")
     _both([b"".join(_CLIENT.send(frame) for frame in [publish] + [f.Heartbeat()] * 12)], None)
+
+
+def test_a_block_unpacks_about_what_it_keeps_whatever_the_stream(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """lanes.py rule 6: a stream in which every third frame is a heartbeat keeps breaking the
+    publishers' blocks; the rows unpacked grow as the stream does, not as its square
+    (unpacking all that was buffered at every block did: 1,117,054 rows for 3,000 frames)."""
+    import struct
+
+    from minibroker.protocols.native import lanes
+
+    unpacked = 0
+
+    class Counting(struct.Struct):
+        def iter_unpack(self, buffer: Any) -> Any:
+            nonlocal unpacked
+            unpacked += len(buffer) // self.size
+            return super().iter_unpack(buffer)
+
+    monkeypatch.setattr(lanes, "_layout", Counting)
+    publish = f.Publish(1, "", "q", False, Properties(), b"x" * 16)
+
+    def rows(count: int) -> int:
+        nonlocal unpacked
+        unpacked = 0
+        frames = [publish if n % 3 else f.Heartbeat() for n in range(count)]
+        server = NativeCodec(role="server")
+        server.receive_data(PREAMBLE + b"".join(_CLIENT.send(frame) for frame in frames))
+        read = [frame for item in server.frames_and_runs() for frame in
+                (item if type(item) is lanes.PublishRun else [item])]
+        assert read == frames
+        return unpacked
+
+    small, large = rows(3000), rows(6000)
+    assert small <= 32 * 3000  # a first chunk of 64 rows a block, a block every 3 frames
+    assert large <= 2.2 * small
