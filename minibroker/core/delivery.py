@@ -81,6 +81,8 @@ DISCARD: Settlement = "discard"
 #: native adapter's ``build_message``: native ack 92,377 -> 84,181, no-ack 64,845 -> 56,646;
 #: this alone, AMQP ack 128,512 -> 123,289, no-ack 100,703 -> 95,291.
 _deliver = frozen_builder(Deliver)
+#: A run's redelivered tags when none is (``DeliverRun.redelivered``), shared.
+_NO_TAGS: frozenset[int] = frozenset()
 #: ``DeliverRun(...)`` likewise: one per run (rule 7).
 _deliver_run = frozen_builder(DeliverRun)
 
@@ -192,7 +194,8 @@ def _dispatch_run(
                                 bool(redelivered), messages[0]))
     elif count:
         effects.append(_deliver_run(connection.id, channel.number, consumer.consumer_tag,
-                                    first, tuple(messages), tuple(redelivered)))
+                                    first, tuple(messages),
+                                    frozenset(redelivered) if redelivered else _NO_TAGS))
     return count
 
 

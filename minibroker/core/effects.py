@@ -156,7 +156,8 @@ class Deliver:
 class DeliverRun:
     """Rule 5: push ``messages`` to one consumer, the i-th under delivery tag ``first_tag + i``;
     redelivered are those whose tags are in ``redelivered`` (usually empty: a run without
-    redeliveries carries no flag a message)."""
+    redeliveries carries no flag a message). A set, so that spelling a run out costs one
+    lookup a delivery however many of them are redelivered."""
 
     connection: int
     channel: int
@@ -164,7 +165,7 @@ class DeliverRun:
     first_tag: int
     messages: tuple[Message, ...]
     #: The delivery tags of the messages that are redelivered.
-    redelivered: tuple[int, ...] = ()
+    redelivered: frozenset[int] = frozenset()
 
     def deliveries(self) -> list[Deliver]:
         """The single deliveries this run stands for, in order."""

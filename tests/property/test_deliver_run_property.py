@@ -36,7 +36,7 @@ def runs(draw: st.DrawFn) -> DeliverRun:
     tags = range(first, first + len(messages))
     redelivered = draw(st.lists(st.sampled_from(tags), unique=True).map(sorted))
     return DeliverRun(7, draw(st.integers(1, 2047)), draw(st.sampled_from(["c", "amq.ctag-x"])),
-                      first, tuple(messages), tuple(redelivered))
+                      first, tuple(messages), frozenset(redelivered))
 
 
 @given(runs(), st.sampled_from([MIN_FRAME_SIZE, 8192, 131072]))
@@ -70,5 +70,5 @@ def test_an_amqp_run_is_the_octets_of_its_deliveries(run: DeliverRun, frame_max:
 
 def test_deliveries_are_the_run_spelled_out() -> None:
     m1, m2 = Message("", "q", b"1"), Message("x", "k", b"2", Properties(priority=1))
-    run = DeliverRun(3, 4, "c", 10, (m1, m2), (11,))
+    run = DeliverRun(3, 4, "c", 10, (m1, m2), frozenset({11}))
     assert run.deliveries() == [Deliver(3, 4, "c", 10, False, m1), Deliver(3, 4, "c", 11, True, m2)]

@@ -27,7 +27,7 @@ def test_a_dispatch_of_n_messages_to_one_consumer_is_one_run_of_n_deliveries() -
     [run] = outcome.effects
     assert type(run) is DeliverRun
     assert (run.connection, run.channel, run.consumer_tag, run.first_tag) == (2, 1, "c", 1)
-    assert run.redelivered == ()
+    assert run.redelivered == frozenset()
     assert run.deliveries() == [
         Deliver(2, 1, "c", tag, False, Message("", "q", b"m%d" % (tag - 1)))
         for tag in (1, 2, 3, 4)
@@ -82,7 +82,7 @@ def test_redelivered_messages_of_a_run_carry_their_flag(prefetch: int) -> None:
     consumer = harness.open(3)
     consumer.qos(prefetch)
     [run] = consumer.consume("q", consumer_tag="b").effects
-    assert type(run) is DeliverRun and run.redelivered == (1, 2)
+    assert type(run) is DeliverRun and run.redelivered == {1, 2}
     assert [(d.delivery_tag, d.redelivered, d.message.body) for d in run.deliveries()] == [
         (1, True, b"m0"), (2, True, b"m1"), (3, False, b"m2"), (4, False, b"m3"),
     ]
@@ -199,8 +199,9 @@ def test_singles_keeps_every_delivery_of_several_runs_and_the_rest() -> None:
     from minibroker.core.effects import Confirm
 
     one = Deliver(1, 1, "c", 1, False, Message("", "q", b"a"))
-    run = DeliverRun(1, 1, "c", 2, (Message("", "q", b"b"), Message("", "q", b"c")), (3,))
-    other = DeliverRun(2, 1, "d", 7, (Message("", "q", b"d"), Message("", "q", b"e")), ())
+    run = DeliverRun(1, 1, "c", 2, (Message("", "q", b"b"), Message("", "q", b"c")),
+                     frozenset({3}))
+    other = DeliverRun(2, 1, "d", 7, (Message("", "q", b"d"), Message("", "q", b"e")))
     confirm = Confirm(1, 1, 4)
     assert singles([one, run, confirm, other]) == [
         one, *run.deliveries(), confirm, *other.deliveries()]
